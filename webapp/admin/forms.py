@@ -1,0 +1,35 @@
+"""Admin forms."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+
+from webapp.models.users import Role
+
+
+def role_choices(include_super: bool) -> list[tuple[str, str]]:
+    """Roles an admin may give (only a super admin may make super admins)."""
+    return [(r.value, r.label) for r in Role if include_super or r is not Role.SUPER_ADMIN]
+
+
+class UserForm(FlaskForm):
+    """Create or edit a user."""
+
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=255)])
+    name = StringField("Name", validators=[Optional(), Length(max=120)])
+    role = SelectField("Role", choices=role_choices(True))
+    password = PasswordField(
+        "Password", validators=[Optional(), Length(min=10, message="Use at least 10 characters.")],
+        description="Leave empty to generate one (shown once).",
+    )
+    active = BooleanField("Active", default=True)
+
+
+class SettingsForm(FlaskForm):
+    """Account settings."""
+
+    retention_days = IntegerField(
+        "Keep result files for (days)", validators=[DataRequired(), NumberRange(min=1, max=3650)]
+    )

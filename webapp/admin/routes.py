@@ -1,0 +1,103 @@
+"""Users page, account settings and the audit log."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from webapp.admin.forms import SettingsForm, UserForm, role_choices
+from webapp.extensions import db
+from webapp.models.audit import AuditEntry
+from webapp.models.settings import AccountSettings
+from webapp.models.users import Role, User
+from webapp.permissions import admin_required, super_admin_required
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.route("/users")
+@admin_required
+def users():
+    """Every user with role and status."""
+    rows = db.session.execute(select(User).order_by(User.email)).scalars().all()
+    return render_template("admin/users.html", users=rows)
+
+
+def _editable(user: User) -> bool:
+    """Admins manage users and admins; only a super admin manages super admins."""
+    return current_user.is_super_admin or user.role is not Role.SUPER_ADMIN
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@admin_required
+def edit_user(user_id: int | None = None):
+    """Create a user, or change one's name, role, password or active flag."""
+    user = db.session.get(User, user_id) if user_id else None
+    if user_id and (user is None or not _editable(user)):
+        abort(404)
+    form = UserForm(obj=user)
+    form.role.choices = role_choices(current_user.is_super_admin)
+    if form.validate_on_submit():
+        email = form.email.data.strip().lower()
+        clash = db.session.execute(
+            select(User).where(func.lower(User.email) == email)
+        ).scalar_one_or_none()
+        if clash is not None and clash is not user:
+            form.email.errors.append("Another user has this email.")
+        elif user is not None and user.id == current_user.id and (
+                not form.active.data or form.role.data != user.role.value):
+            form.role.errors.append("You cannot change your own role or deactivate yourself.")
+        else:
+            generated = None
+            if user is None:
+                user = User(email=email)
+                db.session.add(user)
+                generated = form.password.data or secrets.token_urlsafe(12)
+                user.set_password(generated)
+            elif form.password.data:
+                user.set_password(form.password.data)
+            user.email, user.name = email, (form.name.data or "").strip()
+            user.role, user.active = Role(form.role.data), form.active.data
+            db.session.commit()
+            if generated and not form.password.data:
+                flash(f"User {email} created. Their password (shown once): {generated}", "success")
+            else:
+                flash(f"User {email} saved.", "success")
+            return redirect(url_for("admin.users"))
+    return render_template("admin/user_form.html", form=form, user=user)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@admin_required
+def settings():
+    """Account settings: result retention (the time zone is set at installation)."""
+    account = AccountSettings.get()
+    form = SettingsForm(obj=account)
+    if form.validate_on_submit():
+        account.retention_days = form.retention_days.data
+        db.session.commit()
+        flash("Settings saved.", "success")
+        return redirect(url_for("admin.settings"))
+    return render_template("admin/settings.html", form=form,
+                           timezone=current_app.config["TIMEZONE"])
+
+
+@bp.route("/audit")
+@super_admin_required
+def audit():
+    """Downloads and other actions taken on behalf of other users."""
+    before = request.args.get("before", "")
+    per_page = current_app.config["PAGE_SIZE"]
+    query = (select(AuditEntry).options(selectinload(AuditEntry.actor),
+                                        selectinload(AuditEntry.owner))
+             .order_by(AuditEntry.id.desc()).limit(per_page + 1))
+    if before.isdigit():
+        query = query.where(AuditEntry.id < int(before))
+    rows = db.session.execute(query).scalars().all()
+    return render_template("admin/audit.html", entries=rows[:per_page],
+                           has_more=len(rows) > per_page)

@@ -1,0 +1,68 @@
+"""Configuration: defaults in code, environment overrides (CONVEYOR_*), tests pass a mapping."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Turn '50MB', '512k' or '1048576' into a number of bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"not a size: {text!r} (use e.g. 200MB)")
+    number, unit = int(match.group(1)), match.group(2).lower()
+    return number * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+
+
+def _secret_key(var_dir: Path) -> str:
+    """Read the secret key kept under var/, creating it on first use."""
+    path = var_dir / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the app config from defaults, the environment and an optional mapping."""
+    env = os.environ
+    overrides = dict(test_config or {})
+    var_dir = Path(overrides.get("VAR_DIR") or env.get("CONVEYOR_VAR_DIR") or "var").resolve()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {
+        "VAR_DIR": str(var_dir),
+        "SQLALCHEMY_DATABASE_URI": env.get("CONVEYOR_DATABASE_URL")
+        or f"sqlite:///{var_dir / 'conveyor.db'}",
+        "REDIS_URL": env.get("CONVEYOR_REDIS_URL") or None,
+        "TIMEZONE": env.get("CONVEYOR_TIMEZONE", "America/New_York"),
+        "MAX_CONTENT_LENGTH": parse_size(env.get("CONVEYOR_UPLOAD_LIMIT", "512MB")),
+        "SMTP_URL": env.get("CONVEYOR_SMTP_URL") or None,
+        "BASE_URL": env.get("CONVEYOR_BASE_URL", "http://127.0.0.1:5000"),
+        "QUEUE_NAME": env.get("CONVEYOR_QUEUE", "conveyor"),
+        "IMPORT_BATCH_SIZE": int(env.get("CONVEYOR_IMPORT_BATCH_SIZE", "5000")),
+        "EXPORT_BATCH_SIZE": int(env.get("CONVEYOR_EXPORT_BATCH_SIZE", "5000")),
+        "KILL_AFTER_SECONDS": int(env.get("CONVEYOR_KILL_AFTER_SECONDS", "30")),
+        "HEARTBEAT_SECONDS": float(env.get("CONVEYOR_HEARTBEAT_SECONDS", "5")),
+        "DEAD_AFTER_SECONDS": float(env.get("CONVEYOR_DEAD_AFTER_SECONDS", "30")),
+        "RECONCILE_EVERY_SECONDS": float(env.get("CONVEYOR_RECONCILE_EVERY_SECONDS", "10")),
+        "PAGE_SIZE": 50,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_HTTPONLY": True,
+    }
+    config.update(overrides)
+    config["VAR_DIR"] = str(var_dir)
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = env.get("CONVEYOR_SECRET_KEY") or _secret_key(var_dir)
+    for sub in ("results", "uploads", "outbox"):
+        key = f"{sub.upper()}_DIR"
+        config.setdefault(key, str(var_dir / sub))
+        Path(config[key]).mkdir(parents=True, exist_ok=True)
+    return config

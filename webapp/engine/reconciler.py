@@ -1,0 +1,70 @@
+"""Reconciles runs with their workers: a run whose worker died is failed with a plain reason,
+and a queued run that lost its RQ job is dispatched again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from rq.job import JobStatus
+from sqlalchemy import select
+
+from webapp.engine import queueing
+from webapp.engine.runs import dispatch_next
+from webapp.engine.states import RunState
+from webapp.engine.transitions import move
+from webapp.extensions import db
+from webapp.jobtypes import REGISTRY
+from webapp.models.base import utcnow
+from webapp.models.runs import Run
+from webapp.timefmt import format_local
+
+LOST = {None, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
+
+
+def worker_died_reason(run: Run, tz_name: str) -> str:
+    """'the worker running this job stopped at 2:02 PM EST; 41,200 of 100,000 rows were imported'."""
+    at = format_local(run.heartbeat_at or run.started_at, tz_name, with_date=False)
+    job_type = REGISTRY.get(run.job_type)
+    verb = job_type.noun_past if job_type else "processed"
+    of_total = f" of {run.progress_total:,}" if run.progress_total is not None else ""
+    return (f"the worker running this job stopped at {at}; "
+            f"{run.progress_done:,}{of_total} rows were {verb}. Retry continues from there.")
+
+
+def reconcile() -> dict[str, int]:
+    """One pass: fail runs whose heartbeat stopped, re-dispatch queued runs that lost their job."""
+    now = utcnow()
+    dead_after = timedelta(seconds=current_app.config["DEAD_AFTER_SECONDS"])
+    tz_name = current_app.config["TIMEZONE"]
+    failed = redispatched = 0
+    running = db.session.execute(
+        select(Run).where(Run.state.in_([RunState.INITIALIZING, RunState.PROCESSING]))
+    ).scalars().all()
+    for run in running:
+        last_sign = run.heartbeat_at or run.started_at or run.created_at
+        if now - last_sign < dead_after:
+            continue
+        run.error = worker_died_reason(run, tz_name)
+        move(run, RunState.FAILED, note=f"Failed: {run.error}")
+        run.control = None
+        db.session.commit()
+        failed += 1
+        dispatch_next(run.job_id)
+    waiting = db.session.execute(
+        select(Run).where(Run.state == RunState.QUEUED, Run.rq_job_id.is_not(None))
+    ).scalars().all()
+    for run in waiting:
+        if queueing.rq_status(run.rq_job_id) in LOST:
+            db.session.refresh(run)
+            if run.state is RunState.QUEUED:
+                run.rq_job_id = None
+                db.session.commit()
+                redispatched += 1
+    job_ids = db.session.execute(
+        select(Run.job_id).where(Run.state == RunState.QUEUED, Run.rq_job_id.is_(None))
+        .distinct()
+    ).scalars().all()
+    for job_id in job_ids:
+        dispatch_next(job_id)
+    return {"failed": failed, "redispatched": redispatched}

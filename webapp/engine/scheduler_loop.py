@@ -1,0 +1,46 @@
+"""The scheduler process's loop: rq-scheduler's due jobs, the reconciler and the retention sweep."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import current_app
+from rq_scheduler import Scheduler
+
+from webapp.engine import queueing
+from webapp.engine.reconciler import reconcile
+from webapp.engine.retention import sweep_results
+from webapp.extensions import db
+
+log = logging.getLogger("conveyor.scheduler")
+SWEEP_EVERY = 3600.0
+
+
+def loop(*, once: bool = False) -> None:
+    """Run until stopped: every second move due timed jobs; reconcile and sweep periodically."""
+    scheduler = Scheduler(queue=queueing.run_queue(), connection=queueing.redis_connection())
+    every = current_app.config["RECONCILE_EVERY_SECONDS"]
+    next_reconcile = next_sweep = 0.0
+    while True:
+        now = time.monotonic()
+        try:
+            scheduler.enqueue_jobs()
+            if now >= next_reconcile:
+                outcome = reconcile()
+                if any(outcome.values()):
+                    log.warning("reconciled runs: %s", outcome)
+                next_reconcile = now + every
+            if now >= next_sweep:
+                deleted = sweep_results()
+                if deleted:
+                    log.info("deleted %d expired result files", deleted)
+                next_sweep = now + SWEEP_EVERY
+        except Exception:
+            db.session.rollback()
+            log.exception("scheduler pass failed; trying again")
+        finally:
+            db.session.remove()
+        if once:
+            return
+        time.sleep(1.0)

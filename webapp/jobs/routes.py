@@ -1,0 +1,165 @@
+"""Jobs: the list, creating imports (upload → map) and exports, a job's page, Run now."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from webapp.csvfiles import DELIMITER_NAMES, CsvProblem
+from webapp.engine import runs as engine
+from webapp.extensions import db
+from webapp.jobs.forms import ConfirmForm, mapping_form
+from webapp.jobs.uploads import forget_upload, load_upload, save_upload
+from webapp.jobtypes import REGISTRY, get_job_type
+from webapp.jobtypes.user_data_export import ExportForm
+from webapp.jobtypes.user_data_import import ImportUploadForm, guess_field, mapping_problems
+from webapp.models.jobs import Job
+from webapp.models.runs import Run
+from webapp.permissions import job_or_404
+from webapp.web import upload_limit_text
+
+bp = Blueprint("jobs", __name__, url_prefix="/jobs")
+
+
+@bp.route("/")
+@login_required
+def index():
+    """The user's jobs (every user's for a super admin)."""
+    query = select(Job).where(Job.active.is_(True)).options(selectinload(Job.owner))
+    if not current_user.is_super_admin:
+        query = query.where(Job.owner_id == current_user.id)
+    jobs = db.session.execute(query.order_by(Job.name)).scalars().all()
+    return render_template("jobs/index.html", jobs=jobs, form=ConfirmForm())
+
+
+@bp.route("/new")
+@login_required
+def new():
+    """Choose the kind of job to create."""
+    return render_template("jobs/new.html")
+
+
+@bp.route("/new/import", methods=["GET", "POST"])
+@login_required
+def new_import():
+    """Import step 1: upload the CSV (checked end to end before anything is kept)."""
+    form = ImportUploadForm()
+    if form.validate_on_submit():
+        try:
+            upload = save_upload(form.file.data, current_user.id, form.name.data.strip(),
+                                 form.encoding.data)
+        except CsvProblem as problem:
+            form.file.errors.append(str(problem))
+        else:
+            return redirect(url_for("jobs.map_import", token=upload.token))
+    return render_template("jobs/import_upload.html", form=form)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def upload_too_large(_exc):
+    """An upload over the limit: the form again with a clear message; nothing was kept."""
+    form = ImportUploadForm(formdata=None)
+    form.file.errors = [f"The file is larger than the upload limit of {upload_limit_text()}. "
+                        "Nothing was saved."]
+    return render_template("jobs/import_upload.html", form=form), 413
+
+
+@bp.route("/new/import/<token>", methods=["GET", "POST"])
+@login_required
+def map_import(token: str):
+    """Import step 2: map columns to supporter fields with a preview, then save (and run)."""
+    upload = load_upload(token, current_user.id)
+    if upload is None:
+        abort(404)
+    guesses = [guess_field(column) for column in upload.header]
+    form = mapping_form(upload.header, guesses,
+                        formdata=request.form if request.method == "POST" else None)
+    if request.method == "GET":
+        form.name.data = upload.name
+    problems: list[str] = []
+    if form.validate_on_submit():
+        mapping = [form[f"col_{i}"].data for i in range(len(upload.header))]
+        problems = mapping_problems(mapping)
+        if not problems:
+            job = Job(owner_id=current_user.id, job_type="user_data_import",
+                      name=form.name.data.strip(), params=upload.params(mapping))
+            db.session.add(job)
+            db.session.commit()
+            forget_upload(upload)
+            return _saved(job)
+    unknown = [c for c, g in zip(upload.header, guesses) if not g]
+    return render_template("jobs/import_map.html", form=form, upload=upload,
+                           problems=problems, unknown=unknown,
+                           delimiter_name=DELIMITER_NAMES[upload.delimiter])
+
+
+@bp.route("/new/export", methods=["GET", "POST"])
+@login_required
+def new_export():
+    """Create a User Data Export: fields and a filter."""
+    form = ExportForm()
+    if form.validate_on_submit():
+        job = Job(owner_id=current_user.id, job_type="user_data_export",
+                  name=form.name.data.strip(), params=form.params())
+        db.session.add(job)
+        db.session.commit()
+        return _saved(job)
+    return render_template("jobs/export_form.html", form=form)
+
+
+def _saved(job: Job):
+    """After saving a job: run it now if asked, else show it."""
+    if request.form.get("action") == "save_run":
+        run = engine.start_run(job, current_user)
+        flash(f"“{job.name}” was saved and run #{run.number} started.", "success")
+        return redirect(url_for("runs.detail", run_id=run.id))
+    flash(f"“{job.name}” was saved.", "success")
+    return redirect(url_for("jobs.detail", job_id=job.id))
+
+
+@bp.route("/<int:job_id>")
+@login_required
+def detail(job_id: int):
+    """A job: its parameters and its recent runs."""
+    job = job_or_404(job_id)
+    runs = db.session.execute(
+        select(Run).where(Run.job_id == job.id).order_by(Run.id.desc()).limit(25)
+    ).scalars().all()
+    job_type = REGISTRY.get(job.job_type)
+    return render_template("jobs/detail.html", job=job, runs=runs, form=ConfirmForm(),
+                           described=job_type.describe(job.params) if job_type else [])
+
+
+@bp.route("/<int:job_id>/run", methods=["POST"])
+@login_required
+def run_now(job_id: int):
+    """Start a run of the job now (it waits if another run of it is busy)."""
+    job = job_or_404(job_id)
+    if not job.active or not ConfirmForm().validate_on_submit():
+        abort(400)
+    get_job_type(job.job_type)
+    run = engine.start_run(job, current_user)
+    if run.state.value == "queued" and not run.rq_job_id:
+        place, blocking = engine.queue_position(run)
+        waits = f" It waits for run #{blocking.number}." if blocking else ""
+        flash(f"Run #{run.number} is queued, #{place} in line.{waits}", "info")
+    else:
+        flash(f"Run #{run.number} started.", "success")
+    return redirect(url_for("runs.detail", run_id=run.id))
+
+
+@bp.route("/<int:job_id>/delete", methods=["POST"])
+@login_required
+def delete(job_id: int):
+    """Delete a job definition; its runs stay in History."""
+    job = job_or_404(job_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    job.active = False
+    db.session.commit()
+    current_app.logger.info("job %s deleted by %s", job.id, current_user.email)
+    flash(f"“{job.name}” was deleted. Its runs stay in History.", "success")
+    return redirect(url_for("jobs.index"))

@@ -1,0 +1,84 @@
+"""Uploaded import files waiting for their column mapping, kept per user under var/uploads/."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from flask import current_app
+from werkzeug.datastructures import FileStorage
+
+from webapp.csvfiles import inspect_csv
+
+
+@dataclass
+class Upload:
+    """A saved upload and what its inspection found."""
+
+    token: str
+    owner_id: int
+    name: str
+    filename: str
+    encoding: str
+    delimiter: str = ","
+    header: list[str] = field(default_factory=list)
+    preview: list[list[str]] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return _path(self.token, "csv")
+
+    def params(self, mapping: list[str]) -> dict[str, Any]:
+        """The import job's parameters once the columns are mapped."""
+        return {"path": self.path, "filename": self.filename, "encoding": self.encoding,
+                "delimiter": self.delimiter, "columns": self.header, "mapping": mapping}
+
+
+def _path(token: str, ext: str) -> str:
+    return os.path.join(current_app.config["UPLOADS_DIR"], f"{token}.{ext}")
+
+
+def save_upload(file: FileStorage, owner_id: int, name: str, encoding: str) -> Upload:
+    """Store the file, check it end to end, and remember it; refused files leave nothing behind."""
+    token = secrets.token_urlsafe(16)
+    upload = Upload(token=token, owner_id=owner_id, name=name,
+                    filename=os.path.basename(file.filename or "upload.csv"), encoding=encoding)
+    partial = upload.path + ".part"
+    try:
+        file.save(partial)
+        info = inspect_csv(partial, encoding)
+    except BaseException:
+        _remove(partial)
+        raise
+    os.replace(partial, upload.path)
+    upload.delimiter, upload.header, upload.preview = info.delimiter, info.header, info.preview
+    with open(_path(token, "json"), "w", encoding="utf-8") as meta:
+        json.dump(asdict(upload), meta)
+    return upload
+
+
+def load_upload(token: str, owner_id: int) -> Upload | None:
+    """The user's pending upload, or None (another user's token is treated as unknown)."""
+    if not token.replace("-", "").replace("_", "").isalnum():
+        return None
+    try:
+        with open(_path(token, "json"), encoding="utf-8") as meta:
+            upload = Upload(**json.load(meta))
+    except (OSError, ValueError, TypeError):
+        return None
+    return upload if upload.owner_id == owner_id else None
+
+
+def forget_upload(upload: Upload) -> None:
+    """Drop the pending-upload record once a job owns the file."""
+    _remove(_path(upload.token, "json"))
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,27 @@
+"""The job-type registry: one module per type."""
+
+from __future__ import annotations
+
+from webapp.jobtypes.base import JobType
+from webapp.jobtypes.user_data_export import UserDataExport
+from webapp.jobtypes.user_data_import import UserDataImport
+
+REGISTRY: dict[str, JobType] = {t.key: t() for t in (UserDataImport, UserDataExport)}
+
+
+class UnknownJobType(KeyError):
+    """A run names a job type this installation does not have."""
+
+
+def get_job_type(key: str) -> JobType:
+    """The registered job type called `key`."""
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        raise UnknownJobType(f"no job type {key!r}") from None
+
+
+def type_label(key: str) -> str:
+    """The monitor's Type column for a job type key."""
+    job_type = REGISTRY.get(key)
+    return job_type.label if job_type else key.replace("_", " ").title()

@@ -1,0 +1,35 @@
+"""The contract every job type fulfils."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from webapp.engine.states import RunState
+
+if TYPE_CHECKING:
+    from webapp.engine.context import RunContext
+    from webapp.models.runs import Run
+
+
+class JobType:
+    """A kind of job: its name in the monitor, its parameters and a `run` that works in batches."""
+
+    key: ClassVar[str]
+    label: ClassVar[str]  # the monitor's Type column
+    description: ClassVar[str] = ""
+    noun_past: ClassVar[str] = "processed"  # "41,200 of 100,000 records were imported"
+    final_state: ClassVar[RunState] = RunState.COMPLETED
+    can_stop: ClassVar[bool] = True
+
+    def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
+        """Label/value pairs that summarise a job's parameters on its page."""
+        return []
+
+    def run(self, ctx: RunContext) -> None:
+        """Do the work in batches through `ctx` (commit_batch checks for stop between batches)."""
+        raise NotImplementedError
+
+    def summary(self, run: Run) -> str:
+        """The closing log line with the counts."""
+        counts = ", ".join(f"{value:,} {name}" for name, value in run.counts.items())
+        return f"Completed: {counts}."

@@ -1,0 +1,101 @@
+"""Per-field validation for imports: each value converted or refused with a plain reason."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from webapp.models.people import FIELDS_BY_NAME
+
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
+_STATE = re.compile(r"^[A-Za-z]{2}$")
+_PHONE = re.compile(r"^[\d\s()+.\-]{7,25}$")
+_TRUE = {"1", "y", "yes", "true", "t", "opted in", "x"}
+_FALSE = {"0", "n", "no", "false", "f", "opted out", ""}
+_MAX_TEXT = {"first_name": 120, "last_name": 120, "address1": 255, "city": 120}
+CENT = Decimal("0.01")
+
+
+class Invalid(ValueError):
+    """A value that cannot be stored in its field."""
+
+
+def _email(name: str, value: str) -> str:
+    if not _EMAIL.match(value):
+        raise Invalid(f"'{value}' is not a valid email address")
+    return value.lower()
+
+
+def _text(name: str, value: str) -> str:
+    limit = _MAX_TEXT.get(name, 255)
+    if len(value) > limit:
+        raise Invalid(f"{name} is longer than {limit} characters")
+    return value
+
+
+def _zip(name: str, value: str) -> str:
+    if not _ZIP.match(value):
+        raise Invalid(f"{name} must be 5 digits")
+    return value
+
+
+def _state(name: str, value: str) -> str:
+    if not _STATE.match(value):
+        raise Invalid(f"{name} must be a 2-letter code")
+    return value.upper()
+
+
+def _phone(name: str, value: str) -> str:
+    if not _PHONE.match(value) or sum(c.isdigit() for c in value) < 7:
+        raise Invalid(f"'{value}' is not a phone number")
+    return value
+
+
+def _number(name: str, value: str) -> str:
+    try:
+        number = Decimal(value.replace(",", "").lstrip("$"))
+    except InvalidOperation:
+        raise Invalid(f"'{value}' is not a number for {name}") from None
+    if not number.is_finite() or abs(number) >= Decimal("1e10"):
+        raise Invalid(f"'{value}' is not a number for {name}")
+    return str(number.quantize(CENT))
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise Invalid(f"'{value}' is not yes/no for {name}")
+
+
+CONVERTERS: dict[str, Callable[[str, str], Any]] = {
+    "email": _email,
+    "text": _text,
+    "zip": _zip,
+    "state": _state,
+    "phone": _phone,
+    "number": _number,
+    "bool": _bool,
+}
+
+
+def converter_for(field_name: str) -> Callable[[str, str], Any]:
+    """The converter for a supporter field."""
+    return CONVERTERS[FIELDS_BY_NAME[field_name].kind]
+
+
+def normalise_stored(field_name: str, value: Any) -> Any:
+    """A stored value in the form a converter produces, to tell unchanged rows apart."""
+    if value is None:
+        return None
+    kind = FIELDS_BY_NAME[field_name].kind
+    if kind == "number":
+        return str(Decimal(str(value)).quantize(CENT))
+    if kind == "bool":
+        return bool(value)
+    return value

@@ -1,0 +1,21 @@
+"""SQLAlchemy models, one module per area."""
+
+from webapp.models.audit import AuditEntry
+from webapp.models.jobs import Job
+from webapp.models.people import SUPPORTER_FIELDS, Supporter
+from webapp.models.runs import Run, RunLogLine, RunRejection
+from webapp.models.settings import AccountSettings
+from webapp.models.users import Role, User
+
+__all__ = [
+    "AccountSettings",
+    "AuditEntry",
+    "Job",
+    "Role",
+    "Run",
+    "RunLogLine",
+    "RunRejection",
+    "SUPPORTER_FIELDS",
+    "Supporter",
+    "User",
+]

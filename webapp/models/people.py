@@ -1,0 +1,56 @@
+"""Supporters: the people data the jobs act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.extensions import db
+from webapp.models.base import utcnow
+
+
+@dataclass(frozen=True)
+class SupporterField:
+    """A supporter column as imports and exports see it."""
+
+    name: str
+    label: str
+    kind: str  # email, text, zip, phone, state, number, bool
+
+
+SUPPORTER_FIELDS: tuple[SupporterField, ...] = (
+    SupporterField("email", "Email", "email"),
+    SupporterField("first_name", "First name", "text"),
+    SupporterField("last_name", "Last name", "text"),
+    SupporterField("address1", "Address", "text"),
+    SupporterField("city", "City", "text"),
+    SupporterField("state", "State", "state"),
+    SupporterField("zip", "Zip", "zip"),
+    SupporterField("phone", "Phone", "phone"),
+    SupporterField("opted_in", "Opted in", "bool"),
+    SupporterField("donation_total", "Donation total", "number"),
+)
+FIELDS_BY_NAME = {field.name: field for field in SUPPORTER_FIELDS}
+
+
+class Supporter(db.Model):
+    """One supporter; the email (stored lower-case) is unique."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(120))
+    last_name: Mapped[str | None] = mapped_column(String(120))
+    address1: Mapped[str | None] = mapped_column(String(255))
+    city: Mapped[str | None] = mapped_column(String(120))
+    state: Mapped[str | None] = mapped_column(String(2))
+    zip: Mapped[str | None] = mapped_column(String(10))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    opted_in: Mapped[bool] = mapped_column(default=False, index=True)
+    donation_total: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    last_run_id: Mapped[int | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

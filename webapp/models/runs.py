@@ -1,0 +1,109 @@
+"""Runs: one execution of a job; the source of truth for its state (Redis only queues it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.engine.states import RunState
+from webapp.extensions import db
+from webapp.models.base import utcnow
+
+COUNT_NAMES = ("checked", "created", "updated", "unchanged", "skipped", "rejected")
+
+
+class Run(db.Model):
+    """One execution of a job, with its progress, counts, result file and log."""
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "number", name="uq_run_job_number"),
+        Index("ix_run_owner_monitor", "owner_id", "in_monitor"),
+        Index("ix_run_owner_id", "owner_id", "id"),
+        Index("ix_run_type_id", "job_type", "id"),
+        Index("ix_run_state_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    job_type: Mapped[str] = mapped_column(String(60))
+    job_name: Mapped[str] = mapped_column(String(200))
+    number: Mapped[int] = mapped_column()
+    state: Mapped[RunState] = mapped_column(
+        Enum(RunState, native_enum=False, length=20,
+             values_callable=lambda e: [m.value for m in e]),
+        default=RunState.QUEUED,
+    )
+    trigger: Mapped[str] = mapped_column(String(20), default="manual")
+    request_id: Mapped[str | None] = mapped_column(String(40), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    progress_done: Mapped[int] = mapped_column(default=0)
+    progress_total: Mapped[int | None] = mapped_column()
+    checked: Mapped[int] = mapped_column(default=0)
+    created: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0)
+    checkpoint: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result_path: Mapped[str | None] = mapped_column(String(500))
+    result_name: Mapped[str | None] = mapped_column(String(200))
+    downloaded_at: Mapped[datetime | None] = mapped_column()
+    result_deleted_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+    control: Mapped[str | None] = mapped_column(String(20))  # "stop" or "pause" requested
+    control_at: Mapped[datetime | None] = mapped_column()
+    rq_job_id: Mapped[str | None] = mapped_column(String(60))
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    in_monitor: Mapped[bool] = mapped_column(default=True, index=True)
+
+    job = relationship("Job")
+    owner = relationship("User", foreign_keys=[owner_id])
+    started_by = relationship("User", foreign_keys=[started_by_id])
+
+    @property
+    def percent(self) -> int:
+        """Whole percent done, 0 when the total is not known yet."""
+        if not self.progress_total:
+            return 100 if self.state is RunState.COMPLETED else 0
+        return min(100, int(self.progress_done * 100 / self.progress_total))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COUNT_NAMES}
+
+    @property
+    def has_result(self) -> bool:
+        """A result file exists and may be downloaded."""
+        return bool(self.result_path) and self.result_deleted_at is None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if not self.started_at:
+            return None
+        return ((self.finished_at or utcnow()) - self.started_at).total_seconds()
+
+
+class RunLogLine(db.Model):
+    """One line of a run's log."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    level: Mapped[str] = mapped_column(String(10), default="info")
+    message: Mapped[str] = mapped_column(Text)
+
+
+class RunRejection(db.Model):
+    """A record a run rejected, with its line number and reason."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    line: Mapped[int] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(500))

@@ -1,0 +1,24 @@
+"""Account-wide settings (one row)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.extensions import db
+
+
+class AccountSettings(db.Model):
+    """Settings an admin changes on the Settings page."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    retention_days: Mapped[int] = mapped_column(default=30)
+
+    @classmethod
+    def get(cls) -> AccountSettings:
+        """The account's settings row, created with defaults on first use."""
+        settings = db.session.get(cls, 1)
+        if settings is None:
+            settings = cls(id=1)
+            db.session.add(settings)
+            db.session.flush()
+        return settings

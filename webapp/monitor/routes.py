@@ -1,0 +1,79 @@
+"""Monitor page, its polled refresh, and History."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from webapp.engine.states import RunState
+from webapp.extensions import db
+from webapp.jobtypes import REGISTRY
+from webapp.models.users import User
+from webapp.monitor.queries import (
+    POLLED,
+    HistoryFilter,
+    history_page,
+    monitor_page,
+    new_monitor_runs,
+    runs_by_id,
+)
+
+bp = Blueprint("monitor", __name__)
+
+
+def _int_arg(name: str, default: int | None = None) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() else default
+
+
+@bp.route("/")
+@login_required
+def index():
+    """The job monitor: active, pending and not-yet-downloaded runs."""
+    page = max(_int_arg("page", 1) or 1, 1)
+    per_page = current_app.config["PAGE_SIZE"]
+    runs, total = monitor_page(current_user, page, per_page)
+    return render_template(
+        "monitor/index.html", runs=runs, total=total, page=page, per_page=per_page,
+        poll_ids=[r.id for r in runs if r.state in POLLED],
+        after=max((r.id for r in runs), default=0),
+    )
+
+
+@bp.route("/monitor/updates")
+@login_required
+def updates():
+    """The rows still running, re-rendered out of band, plus runs that joined since."""
+    ids = [int(i) for i in request.args.get("ids", "").split(",") if i.isdigit()][:500]
+    after = _int_arg("after", 0) or 0
+    changed = runs_by_id(current_user, ids)
+    fresh = new_monitor_runs(current_user, after)
+    still = [r.id for r in changed if r.state in POLLED]
+    still += [r.id for r in fresh if r.state in POLLED and r.id not in still]
+    return render_template(
+        "monitor/partials/_updates.html", changed=changed, fresh=fresh, poll_ids=still,
+        after=max([after, *(r.id for r in fresh)]),
+    )
+
+
+@bp.route("/history")
+@login_required
+def history():
+    """Every run, newest first, filterable, a page at a time."""
+    filters = HistoryFilter(
+        job_type=request.args.get("type", "") if request.args.get("type") in REGISTRY else "",
+        state=request.args.get("state", "") if request.args.get("state") in
+        {s.value for s in RunState} else "",
+        user_id=_int_arg("user") if current_user.is_super_admin else None,
+    )
+    runs, has_newer, has_older = history_page(
+        current_user, filters, before=_int_arg("before"), after=_int_arg("after"),
+        per_page=current_app.config["PAGE_SIZE"],
+    )
+    users = (db.session.execute(select(User).order_by(User.email)).scalars().all()
+             if current_user.is_super_admin else [])
+    return render_template(
+        "monitor/history.html", runs=runs, filters=filters, has_newer=has_newer,
+        has_older=has_older, users=users,
+    )

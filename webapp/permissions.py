@@ -1,0 +1,64 @@
+"""Who may see what: every route goes through these, so a guessed id answers 404."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import abort
+from flask_login import current_user, login_required
+from sqlalchemy import Select, select
+
+from webapp.extensions import db
+from webapp.models.jobs import Job
+from webapp.models.runs import Run
+from webapp.models.users import User
+
+
+def visible_runs(user: User, query: Select | None = None) -> Select:
+    """Runs the user may see: their own, or every user's for a super admin."""
+    query = query if query is not None else select(Run)
+    return query if user.is_super_admin else query.where(Run.owner_id == user.id)
+
+
+def run_or_404(run_id: int) -> Run:
+    """The run if the current user may see it; 404 otherwise (never 403: ids are not confirmed)."""
+    run = db.session.get(Run, run_id)
+    if run is None or not (current_user.is_super_admin or run.owner_id == current_user.id):
+        abort(404)
+    return run
+
+
+def job_or_404(job_id: int) -> Job:
+    """The job if the current user may see it; 404 otherwise."""
+    job = db.session.get(Job, job_id)
+    if job is None or not (current_user.is_super_admin or job.owner_id == current_user.id):
+        abort(404)
+    return job
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Only admins and super admins (others get 403)."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def super_admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Only super admins (others get 404: the page does not exist for them)."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_super_admin:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped

@@ -1,0 +1,177 @@
+"""Run page, its polled status, log and result downloads, and run actions."""
+
+from __future__ import annotations
+
+import os
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from webapp.engine import runs as engine
+from webapp.extensions import db
+from webapp.models.audit import AuditEntry
+from webapp.models.runs import RunLogLine, RunRejection
+from webapp.monitor.queries import POLLED
+from webapp.permissions import run_or_404
+from webapp.timefmt import format_local
+from webapp.web import is_htmx
+
+bp = Blueprint("runs", __name__, url_prefix="/runs")
+LOG_TAIL = 200
+REJECTIONS_SHOWN = 100
+
+
+@bp.route("/<int:run_id>")
+@login_required
+def detail(run_id: int):
+    """A run: state, request id, counts, rejected lines and log."""
+    run = run_or_404(run_id)
+    rejections = db.session.execute(
+        select(RunRejection).where(RunRejection.run_id == run.id)
+        .order_by(RunRejection.line).limit(REJECTIONS_SHOWN)
+    ).scalars().all()
+    return render_template("runs/detail.html", run=run, rejections=rejections,
+                           log_lines=_log_tail(run.id), polled=POLLED)
+
+
+@bp.route("/<int:run_id>/status")
+@login_required
+def status(run_id: int):
+    """The run page's live region (polled while the run is active)."""
+    run = run_or_404(run_id)
+    return render_template("runs/partials/_status.html", run=run, log_lines=_log_tail(run.id),
+                           polled=POLLED)
+
+
+def _log_tail(run_id: int) -> list[RunLogLine]:
+    lines = db.session.execute(
+        select(RunLogLine).where(RunLogLine.run_id == run_id, RunLogLine.level != "debug")
+        .order_by(RunLogLine.id.desc()).limit(LOG_TAIL)
+    ).scalars().all()
+    return list(reversed(lines))
+
+
+@bp.route("/<int:run_id>/log.txt")
+@login_required
+def log_text(run_id: int):
+    """The whole log as a text file."""
+    run = run_or_404(run_id)
+    zone = current_app.config["TIMEZONE"]
+
+    def lines():
+        yield f"{run.job_name} — run #{run.number} (Job # {run.id}), {run.state.value}\n"
+        query = (select(RunLogLine).where(RunLogLine.run_id == run.id)
+                 .order_by(RunLogLine.id).execution_options(yield_per=1000))
+        for line in db.session.execute(query).scalars():
+            yield f"{format_local(line.at, zone)}  {line.level.upper():5}  {line.message}\n"
+
+    filename = f"run-{run.id}-log.txt"
+    return Response(stream_with_context(lines()), mimetype="text/plain; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.route("/<int:run_id>/result")
+@login_required
+def result(run_id: int):
+    """Download the result file; the run leaves the monitor; on-behalf downloads are audited."""
+    run = run_or_404(run_id)
+    if not run.result_path:
+        abort(404)
+    if run.result_deleted_at or not os.path.exists(run.result_path):
+        flash("This result file was deleted after the retention period.", "warning")
+        return redirect(url_for("runs.detail", run_id=run.id))
+    if run.owner_id != current_user.id:
+        db.session.add(AuditEntry(
+            actor_id=current_user.id, owner_id=run.owner_id, run_id=run.id,
+            action="download_result",
+            detail=f"Downloaded {run.result_name} (Job # {run.id}) on behalf of {run.owner.email}",
+        ))
+    engine.mark_downloaded(run)
+    return send_file(run.result_path, as_attachment=True, download_name=run.result_name,
+                     mimetype="text/csv")
+
+
+def _after_action(run, message: str, category: str = "info"):
+    """Re-render the monitor row for htmx, else go back to the run page with a message."""
+    if is_htmx() and request.args.get("from") == "monitor":
+        return render_template("monitor/partials/_row.html", run=run, message=message)
+    flash(message, category)
+    return redirect(request.form.get("next") or url_for("runs.detail", run_id=run.id))
+
+
+def _action(run_id: int, action):
+    run = run_or_404(run_id)
+    try:
+        message = action(run)
+    except engine.RunActionError as problem:
+        db.session.rollback()
+        db.session.refresh(run)
+        return _after_action(run, str(problem), "error")
+    db.session.refresh(run)
+    return _after_action(run, message)
+
+
+@bp.route("/<int:run_id>/stop", methods=["POST"])
+@login_required
+def stop(run_id: int):
+    """Stop a run (cancel if it has not started, else stop at the next batch)."""
+    return _action(run_id, lambda run: engine.request_stop(run, current_user))
+
+
+@bp.route("/<int:run_id>/kill", methods=["POST"])
+@login_required
+def kill(run_id: int):
+    """Hard-stop a run that did not stop after Stop (admins)."""
+    return _action(run_id, lambda run: engine.kill_run(run, current_user))
+
+
+@bp.route("/<int:run_id>/retry", methods=["POST"])
+@login_required
+def retry(run_id: int):
+    """Retry a failed run from its checkpoint."""
+    return _action(run_id, lambda run: engine.retry_run(run, current_user))
+
+
+@bp.route("/<int:run_id>/dismiss", methods=["POST"])
+@login_required
+def dismiss(run_id: int):
+    """Remove a finished run from the monitor."""
+    def act(run):
+        engine.dismiss(run)
+        return "Removed from the monitor; it stays in History."
+    return _action(run_id, act)
+
+
+@bp.route("/<int:run_id>/rejections.csv")
+@login_required
+def rejections(run_id: int):
+    """Every rejected line of a run as CSV."""
+    run = run_or_404(run_id)
+    count = db.session.execute(
+        select(func.count()).where(RunRejection.run_id == run.id)
+    ).scalar_one()
+
+    def rows():
+        yield "line,reason\n"
+        query = (select(RunRejection.line, RunRejection.reason)
+                 .where(RunRejection.run_id == run.id).order_by(RunRejection.line)
+                 .execution_options(yield_per=2000))
+        for line, reason in db.session.execute(query):
+            yield f'{line},"{reason.replace(chr(34), chr(34) * 2)}"\n'
+
+    return Response(stream_with_context(rows()), mimetype="text/csv",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="run-{run.id}-rejected-{count}.csv"'})

@@ -1,0 +1,5 @@
+"""Browsing supporters."""
+
+from webapp.supporters.routes import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,114 @@
+"""What every screen area shares: template filters, error pages and the HTMX check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, jsonify, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from webapp.engine.runs import can_kill, queue_position
+from webapp.engine.states import RunState
+from webapp.jobtypes import REGISTRY, type_label
+from webapp.timefmt import format_duration, format_local
+
+
+def is_htmx() -> bool:
+    """Whether this request was made by htmx."""
+    return request.headers.get("HX-Request") == "true"
+
+
+def wants_json() -> bool:
+    """API clients get JSON errors; browsers get pages."""
+    return request.path.startswith("/api/") or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def localtime(moment: Any, with_date: bool = True) -> str:
+    """Jinja filter: a stored UTC time in the account time zone with its abbreviation."""
+    return format_local(moment, current_app.config["TIMEZONE"], with_date=with_date)
+
+
+def upload_limit_text() -> str:
+    """The upload size limit in words."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if limit >= size:
+            return f"{limit / size:g} {unit}"
+    return f"{limit} bytes"
+
+
+def queue_place(run: Any) -> str:
+    """'#2 in line, waiting for run #12' for a queued run."""
+    place, blocking = queue_position(run)
+    if run.rq_job_id and place == 1:
+        return "waiting for a worker"
+    waits = f", waiting for run #{blocking.number}" if blocking else ""
+    return f"#{place} in line{waits}"
+
+
+def stop_question(run: Any) -> str:
+    """The confirmation asked before Stop, saying what was already done."""
+    if run.state.is_pending:
+        return f"Cancel run #{run.number} of “{run.job_name}” before it starts?"
+    job_type = REGISTRY.get(run.job_type)
+    noun = job_type.noun_past if job_type else "processed"
+    if run.progress_total:
+        done = (f"{run.percent}% ({run.progress_done:,} of {run.progress_total:,}) "
+                f"are already {noun} and stay so")
+    else:
+        done = "nothing has been processed yet"
+    return f"Stop “{run.job_name}” at the next batch? {done}."
+
+
+def _error(status: int, title: str, message: str):
+    if wants_json():
+        return jsonify(error=message, status=status), status
+    template = "errors/_error.html" if is_htmx() else "errors/error.html"
+    return render_template(template, status=status, title=title, message=message), status
+
+
+def register_web_helpers(app: Flask) -> None:
+    """Filters, globals and error handlers used by every blueprint."""
+    app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["duration"] = format_duration
+    app.jinja_env.filters["num"] = lambda n: "" if n is None else f"{n:,}"
+    app.jinja_env.globals.update(
+        type_label=type_label, RunState=RunState, job_types=REGISTRY,
+        upload_limit_text=upload_limit_text, queue_place=queue_place, can_kill=can_kill,
+        stop_question=stop_question,
+    )
+
+    @app.context_processor
+    def _account() -> dict[str, Any]:
+        return {"current_user": current_user, "is_htmx": is_htmx()}
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_exc: Exception):
+        return _error(413, "File too large",
+                      f"The file is larger than the upload limit of {upload_limit_text()}. "
+                      "Nothing was saved; split the file or ask an admin to raise the limit.")
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc: CSRFError):
+        return _error(400, "Form expired",
+                      "The form expired or was sent from elsewhere. Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        messages = {404: "There is nothing here, or you do not have access to it.",
+                    403: "You do not have permission to do that."}
+        return _error(exc.code or 500, exc.name, messages.get(exc.code, exc.description))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        app.logger.exception("unexpected error")
+        from webapp.extensions import db
+
+        db.session.rollback()
+        return _error(500, "Something went wrong",
+                      "Conveyor hit an unexpected error. Nothing you saved was lost; "
+                      "try again, and tell an admin if it keeps happening.")
