@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+)
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
+from webapp.formutil import choices
 from webapp.models.users import Role
 
 
-def role_choices(include_super: bool) -> list[tuple[str, str]]:
+def role_choices(include_super: bool) -> list[SelectChoice]:
     """Roles an admin may give (only a super admin may make super admins)."""
-    return [(r.value, r.label) for r in Role if include_super or r is not Role.SUPER_ADMIN]
+    return choices((r.value, r.label) for r in Role if include_super or r is not Role.SUPER_ADMIN)
 
 
 class UserForm(FlaskForm):

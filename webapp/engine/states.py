@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 
-class RunState(str, enum.Enum):
+class RunState(enum.StrEnum):
     """Where a run is in its life."""
 
     SCHEDULED = "scheduled"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from webapp.engine.states import RunState, check_transition
+from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.runs import Run, RunLogLine
-from webapp.extensions import db
 
 
 def move(run: Run, target: RunState, *, note: str | None = None) -> None:

@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
+from webapp.formutil import choices
 from webapp.models.people import SUPPORTER_FIELDS
 
 FIELD_CHOICES = [("", "Ignore this column")] + [(f.name, f.label) for f in SUPPORTER_FIELDS]
@@ -26,7 +27,7 @@ def mapping_form(columns: list[str], guesses: list[str], formdata=None) -> Mappi
     for index, column in enumerate(columns):
         label = column or f"Column {index + 1}"
         setattr(_Form, f"col_{index}", SelectField(
-            f"Field for column “{label}”", choices=FIELD_CHOICES, default=guesses[index]))
+            f"Field for column “{label}”", choices=choices(FIELD_CHOICES), default=guesses[index]))
     return _Form(formdata=formdata) if formdata is not None else _Form()
 
 

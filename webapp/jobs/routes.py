@@ -90,7 +90,7 @@ def map_import(token: str):
             db.session.commit()
             forget_upload(upload)
             return _saved(job)
-    unknown = [c for c, g in zip(upload.header, guesses) if not g]
+    unknown = [c for c, g in zip(upload.header, guesses, strict=False) if not g]
     return render_template("jobs/import_map.html", form=form, upload=upload,
                            problems=problems, unknown=unknown,
                            delimiter_name=DELIMITER_NAMES[upload.delimiter])

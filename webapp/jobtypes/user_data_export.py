@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from webapp.csvfiles import neutralise
 from webapp.extensions import db
+from webapp.formutil import choices
 from webapp.jobtypes.base import JobType
 from webapp.models.people import FIELDS_BY_NAME, SUPPORTER_FIELDS, Supporter
 from webapp.timefmt import local_midnight_utc
@@ -31,12 +32,12 @@ class ExportForm(FlaskForm):
     name = StringField("Job name", validators=[DataRequired(), Length(max=200)])
     fields = SelectMultipleField(
         "Fields",
-        choices=[(f.name, f.label) for f in SUPPORTER_FIELDS],
+        choices=choices((f.name, f.label) for f in SUPPORTER_FIELDS),
         default=[f.name for f in SUPPORTER_FIELDS],
         widget=widgets.ListWidget(prefix_label=False),
         option_widget=widgets.CheckboxInput(),
     )
-    filter = RadioField("Which supporters", choices=list(FILTERS.items()), default="all")
+    filter = RadioField("Which supporters", choices=choices(FILTERS.items()), default="all")
     since = DateField("Created since", validators=[Optional()])
 
     def validate_fields(self, field: SelectMultipleField) -> None:

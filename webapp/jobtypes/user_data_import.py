@@ -10,8 +10,9 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
-from webapp.extensions import db
 from webapp.csvfiles import DELIMITER_NAMES, iter_records
+from webapp.extensions import db
+from webapp.formutil import choices
 from webapp.jobtypes import fields
 from webapp.jobtypes.base import JobType
 from webapp.jobtypes.bulk import executemany, fetchall, placeholders, timestamp
@@ -39,7 +40,8 @@ class ImportUploadForm(FlaskForm):
     file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to upload.")])
     encoding = SelectField(
         "Encoding",
-        choices=[("utf-8", "UTF-8 (with or without BOM)"), ("latin-1", "Latin-1 (older Excel)")],
+        choices=choices([("utf-8", "UTF-8 (with or without BOM)"),
+                         ("latin-1", "Latin-1 (older Excel)")]),
         default="utf-8",
     )
 
@@ -77,7 +79,7 @@ class UserDataImport(JobType):
         mapping = params.get("mapping", [])
         columns = params.get("columns", [])
         mapped = ", ".join(
-            f"{col} → {FIELDS_BY_NAME[f].label}" for col, f in zip(columns, mapping) if f
+            f"{col} → {FIELDS_BY_NAME[f].label}" for col, f in zip(columns, mapping, strict=False) if f
         )
         return [
             ("File", params.get("filename", "")),
@@ -205,8 +207,8 @@ class _Importer:
             if stored[2] == self.run_id:
                 self.note_duplicate(f"line {line}: {email} appeared earlier in the file; "
                                     "this later row wins")
-            current = [fields.normalise_stored(n, v) for n, v in zip(self.names, stored[3:])]
-            merged = [new if new is not None else old for new, old in zip(parsed, current)]
+            current = [fields.normalise_stored(n, v) for n, v in zip(self.names, stored[3:], strict=False)]
+            merged = [new if new is not None else old for new, old in zip(parsed, current, strict=False)]
             if merged == current:
                 touched.append(stored[0])
             else:

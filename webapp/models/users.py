@@ -14,7 +14,7 @@ from webapp.extensions import db
 from webapp.models.base import utcnow
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """What a user may do (DESIGN.md "Who uses it")."""
 
     USER = "user"

@@ -5,9 +5,8 @@ Revises:
 Create Date: 2026-11-23 15:52:12.896599
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '2ceabdea7156'
