@@ -41,6 +41,7 @@ def app(tmp_path, redis_server):
         "IMPORT_BATCH_SIZE": 3,
         "EXPORT_BATCH_SIZE": 3,
         "HEARTBEAT_SECONDS": 0.2,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast hashing for tests only
     })
     with app.app_context():
         db.create_all()

@@ -63,11 +63,9 @@ def execute_run(run_id: int) -> str:
     heartbeat.start()
     try:
         job_type.run(RunContext(run))
-        db.session.refresh(run)
         move(run, job_type.final_state)
         run.progress_done = run.progress_total or run.progress_done
-        move_note = job_type.summary(run)
-        RunContext(run).log(move_note)
+        RunContext(run).log(job_type.summary(run))
         db.session.commit()
         return run.state.value
     except RunStopped:

@@ -44,9 +44,13 @@ class ExportForm(FlaskForm):
         if not field.data:
             raise ValidationError("Choose at least one field to export.")
 
-    def validate_since(self, field: DateField) -> None:
-        if self.filter.data == "created_since" and not field.data:
-            raise ValidationError("Choose the date supporters must have been created since.")
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.filter.data == "created_since" and not self.since.data and not self.since.errors:
+            self.since.errors = [*self.since.errors,
+                                 "Choose the date supporters must have been created since."]
+            valid = False
+        return valid
 
     def params(self) -> dict[str, Any]:
         """The job parameters this form describes."""

@@ -1,0 +1,132 @@
+"""Every route × every role × own/other's object: a guessed id answers 404, never the data."""
+
+import pytest
+
+from webapp.engine.runs import start_run
+from webapp.extensions import db
+from webapp.models import AuditEntry, Run
+
+from tests.conftest import export_job, fresh, work
+
+RUN_ROUTES = [
+    ("GET", "/runs/{run}"),
+    ("GET", "/runs/{run}/status"),
+    ("GET", "/runs/{run}/log.txt"),
+    ("GET", "/runs/{run}/result"),
+    ("GET", "/runs/{run}/rejections.csv"),
+    ("POST", "/runs/{run}/stop"),
+    ("POST", "/runs/{run}/kill"),
+    ("POST", "/runs/{run}/retry"),
+    ("POST", "/runs/{run}/dismiss"),
+    ("GET", "/jobs/{job}"),
+    ("POST", "/jobs/{job}/run"),
+    ("POST", "/jobs/{job}/delete"),
+]
+ROLES = ["user", "admin", "super_admin"]
+PAGES = ["/", "/history", "/jobs/", "/jobs/new", "/jobs/new/import", "/jobs/new/export",
+         "/supporters/", "/monitor/updates?ids=1&after=0"]
+ADMIN_PAGES = ["/admin/users", "/admin/users/new", "/admin/settings"]
+SUPER_PAGES = ["/admin/audit"]
+
+
+@pytest.fixture
+def objects(app, users):
+    """A finished export (with a result file) owned by each user."""
+    made = {}
+    for key, user in users.items():
+        job = export_job(user, name=f"Secret list of {key}")
+        run = start_run(job, user)
+        made[key] = (job, run)
+    work(app)
+    return {key: (job.id, fresh(run).id) for key, (job, run) in made.items()}
+
+
+@pytest.mark.parametrize("method,route", RUN_ROUTES)
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("whose", ["own", "other"])
+def test_run_and_job_routes(client, auth, users, objects, role, whose, method, route):
+    owner = role if whose == "own" else "other"
+    job_id, run_id = objects[owner]
+    auth.login(users[role].email)
+    url = route.format(run=run_id, job=job_id)
+    response = client.open(url, method=method)
+    allowed = whose == "own" or role == "super_admin"
+    if allowed:
+        assert response.status_code != 404, url
+        assert response.status_code < 500
+    else:
+        assert response.status_code == 404, url
+        assert f"Secret list of {owner}" not in response.get_data(as_text=True)
+
+
+def test_forbidden_post_changes_nothing(client, auth, users, objects):
+    _, run_id = objects["other"]
+    auth.login(users["admin"].email)
+    client.post(f"/runs/{run_id}/dismiss")
+    client.post(f"/runs/{run_id}/stop")
+    assert db.session.get(Run, run_id).in_monitor
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_pages_by_role(client, auth, users, role):
+    auth.login(users[role].email)
+    for page in PAGES:
+        assert client.get(page).status_code == 200, page
+    for page in ADMIN_PAGES:
+        assert client.get(page).status_code == (200 if role != "user" else 403), page
+    for page in SUPER_PAGES:
+        assert client.get(page).status_code == (200 if role == "super_admin" else 404), page
+
+
+@pytest.mark.parametrize("page", PAGES + ADMIN_PAGES + SUPER_PAGES + ["/runs/1", "/jobs/1"])
+def test_anonymous_is_sent_to_login(client, page):
+    response = client.get(page)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_monitor_and_history_show_only_own_runs_except_for_super_admin(
+        client, auth, users, objects):
+    auth.login(users["user"].email)
+    for page in ("/", "/history"):
+        html = client.get(page).get_data(as_text=True)
+        assert "Secret list of user" in html
+        assert "Secret list of other" not in html
+        assert "<th scope=\"col\">User</th>" not in html
+    auth.logout()
+    auth.login(users["super_admin"].email)
+    for page in ("/", "/history"):
+        html = client.get(page).get_data(as_text=True)
+        assert "Secret list of user" in html and "Secret list of other" in html
+        assert "<th scope=\"col\">User</th>" in html
+        assert "other@example.org" in html
+
+
+def test_updates_fragment_never_renders_other_users_runs(client, auth, users, objects):
+    auth.login(users["user"].email)
+    ids = ",".join(str(run_id) for _, run_id in objects.values())
+    html = client.get(f"/monitor/updates?ids={ids}&after=0",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Secret list of user" in html
+    assert "Secret list of other" not in html and "Secret list of admin" not in html
+
+
+def test_super_admin_download_on_behalf_is_audited_own_download_is_not(
+        client, auth, users, objects):
+    auth.login(users["super_admin"].email)
+    _, other_run = objects["other"]
+    _, own_run = objects["super_admin"]
+    assert client.get(f"/runs/{other_run}/result").status_code == 200
+    assert client.get(f"/runs/{own_run}/result").status_code == 200
+    entries = AuditEntry.query.all()
+    assert len(entries) == 1
+    assert (entries[0].owner_id, entries[0].run_id) == (users["other"].id, other_run)
+    assert "on behalf of other@example.org" in client.get("/admin/audit").get_data(as_text=True)
+
+
+def test_admin_cannot_edit_a_super_admin(client, auth, users):
+    auth.login(users["admin"].email)
+    assert client.get(f"/admin/users/{users['super_admin'].id}").status_code == 404
+    response = client.post("/admin/users/new", data={
+        "email": "boss@example.org", "role": "super_admin", "active": "y"})
+    assert "Not a valid choice" in response.get_data(as_text=True)

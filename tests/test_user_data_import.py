@@ -1,0 +1,142 @@
+"""The User Data Import job type, run on a real Redis through RQ's SimpleWorker."""
+
+from decimal import Decimal
+
+import pytest
+
+from webapp.engine.runs import start_run
+from webapp.engine.states import RunState
+from webapp.models import RunLogLine, RunRejection, Supporter
+
+from tests.conftest import fresh, import_job, work
+
+
+def run_import(app, user, tmp_path, text, mapping, *, encoding="utf-8", delimiter=",",
+               raw: bytes | None = None):
+    path = tmp_path / "people.csv"
+    path.write_bytes(raw if raw is not None else text.encode("utf-8"))
+    job = import_job(user, path, mapping, encoding=encoding, delimiter=delimiter)
+    run = start_run(job, user)
+    work(app)
+    return fresh(run), job
+
+
+def supporter(email):
+    return Supporter.query.filter_by(email=email).one()
+
+
+def test_valid_rows_are_created_and_bad_rows_rejected_with_line_and_reason(app, users, tmp_path):
+    text = ("email,first_name,zip,donation_total,opted_in\n"
+            "ann@example.org,Ann,02134,12.5,yes\n"
+            "bob@example.org,Bob,1234,3,no\n"          # line 3: bad zip
+            "cy@example.org,Cy,10001,abc,no\n"          # line 4: not a number
+            "not-an-email,Dee,10001,1,no\n"             # line 5: bad email
+            ",Eve,10001,1,no\n"                         # line 6: missing email
+            "fay@example.org,Fay,10001,1,maybe\n"       # line 7: not yes/no
+            "gus@example.org,Gus,10001,\"1,200.00\",y\n")
+    run, _ = run_import(app, users["user"], tmp_path, text,
+                        ["email", "first_name", "zip", "donation_total", "opted_in"])
+    assert run.state is RunState.COMPLETED
+    assert run.counts == {"checked": 7, "created": 2, "updated": 0, "unchanged": 0,
+                          "skipped": 0, "rejected": 5}
+    reasons = [r.reason for r in RunRejection.query.order_by(RunRejection.line)]
+    assert reasons == [
+        "line 3: zip must be 5 digits",
+        "line 4: 'abc' is not a number for donation_total",
+        "line 5: 'not-an-email' is not a valid email address",
+        "line 6: email is missing",
+        "line 7: 'maybe' is not yes/no for opted_in",
+    ]
+    ann = supporter("ann@example.org")
+    assert (ann.zip, ann.donation_total, ann.opted_in) == ("02134", Decimal("12.50"), True)
+    assert supporter("gus@example.org").donation_total == Decimal("1200.00")
+    assert run.request_id and run.request_id.startswith("REQ-")
+    assert run.progress_done == run.progress_total == 7
+
+
+def test_upsert_by_email_is_case_insensitive_and_counts_updates_and_unchanged(
+        app, users, tmp_path):
+    first = "email,first_name,city\nAnn@Example.org,Ann,Boston\nbob@example.org,Bob,Austin\n"
+    run_import(app, users["user"], tmp_path, first, ["email", "first_name", "city"])
+    second = "email,first_name,city\nann@example.ORG,Ann,Denver\nBOB@example.org,Bob,Austin\n"
+    run, _ = run_import(app, users["user"], tmp_path, second, ["email", "first_name", "city"])
+    assert (run.created, run.updated, run.unchanged) == (0, 1, 1)
+    assert Supporter.query.count() == 2
+    assert supporter("ann@example.org").city == "Denver"
+
+
+def test_blank_cells_leave_stored_values_alone(app, users, tmp_path):
+    run_import(app, users["user"], tmp_path, "email,city\nann@example.org,Boston\n",
+               ["email", "city"])
+    run, _ = run_import(app, users["user"], tmp_path, "email,city\nann@example.org,\n",
+                        ["email", "city"])
+    assert run.unchanged == 1
+    assert supporter("ann@example.org").city == "Boston"
+
+
+def test_duplicate_emails_last_one_wins_and_are_counted(app, users, tmp_path):
+    # batch size is 3 in tests: one duplicate inside a batch, one across batches
+    text = ("email,first_name\n"
+            "ann@example.org,First\n"   # line 2, superseded by line 3 in the same batch
+            "ANN@example.org,Second\n"  # line 3
+            "bob@example.org,Bob\n"     # line 4
+            "cy@example.org,Cy\n"       # line 5 (second batch)
+            "ann@example.org,Last\n")   # line 6: duplicate across batches
+    run, _ = run_import(app, users["user"], tmp_path, text, ["email", "first_name"])
+    assert supporter("ann@example.org").first_name == "Last"
+    assert Supporter.query.count() == 3
+    assert run.counts == {"checked": 5, "created": 3, "updated": 1, "unchanged": 0,
+                          "skipped": 1, "rejected": 0}
+    log = [line.message for line in RunLogLine.query.filter_by(run_id=run.id)]
+    assert any("line 2: skipped, ann@example.org appears again on line 3" in m for m in log)
+    assert any("line 6: ann@example.org appeared earlier in the file" in m for m in log)
+
+
+def test_quoted_fields_with_commas_and_newlines_keep_line_numbers(app, users, tmp_path):
+    text = ('email,address1,zip\n'
+            'ann@example.org,"12 Main St, Apt 4",02134\n'
+            'bob@example.org,"line one\nline two",02134\n'
+            'cy@example.org,x,999\n')  # physical line 5
+    run, _ = run_import(app, users["user"], tmp_path, text, ["email", "address1", "zip"])
+    assert supporter("ann@example.org").address1 == "12 Main St, Apt 4"
+    assert supporter("bob@example.org").address1 == "line one\nline two"
+    assert [r.reason for r in RunRejection.query] == ["line 5: zip must be 5 digits"]
+
+
+@pytest.mark.parametrize("raw,encoding,delimiter", [
+    ("\ufeffemail;first_name\nzoe@example.org;Zoë\n".encode(), "utf-8", ";"),
+    ("email\tfirst_name\nzoe@example.org\tZoë\n".encode(), "utf-8", "\t"),
+    ("email,first_name\nzoe@example.org,Zoë\n".encode("latin-1"), "latin-1", ","),
+])
+def test_encodings_and_delimiters(app, users, tmp_path, raw, encoding, delimiter):
+    run, _ = run_import(app, users["user"], tmp_path, "", ["email", "first_name"], raw=raw,
+                        encoding=encoding, delimiter=delimiter)
+    assert run.created == 1
+    assert supporter("zoe@example.org").first_name == "Zoë"
+
+
+def test_row_with_too_many_fields_is_rejected_not_fatal(app, users, tmp_path):
+    text = "email,first_name\nann@example.org,Ann,extra\nbob@example.org,Bob\n"
+    run, _ = run_import(app, users["user"], tmp_path, text, ["email", "first_name"])
+    assert run.state is RunState.COMPLETED
+    assert run.created == 1
+    assert [r.reason for r in RunRejection.query] == [
+        "line 2: has 3 fields but the header has 2"]
+
+
+def test_import_result_is_a_report_of_rejected_lines(app, users, tmp_path):
+    text = "email,zip\nann@example.org,1\nbob@example.org,02134\n"
+    run, _ = run_import(app, users["user"], tmp_path, text, ["email", "zip"])
+    with open(run.result_path, encoding="utf-8") as report:
+        assert report.read().splitlines() == ["line,reason", "2,line 2: zip must be 5 digits"]
+    assert run.in_monitor  # stays until the report is downloaded
+
+
+def test_missing_file_fails_the_run_with_the_reason(app, users, tmp_path):
+    job = import_job(users["user"], tmp_path / "gone.csv", ["email"])
+    run = start_run(job, users["user"])
+    work(app)
+    run = fresh(run)
+    assert run.state is RunState.FAILED
+    assert "No such file" in run.error
+    assert run.in_monitor
