@@ -2,11 +2,10 @@
 
 import pytest
 
+from tests.conftest import export_job, fresh, work
 from webapp.engine.runs import start_run
 from webapp.extensions import db
 from webapp.models import AuditEntry, Run
-
-from tests.conftest import export_job, fresh, work
 
 RUN_ROUTES = [
     ("GET", "/runs/{run}"),

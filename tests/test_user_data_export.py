@@ -3,12 +3,11 @@
 import csv
 from datetime import datetime
 
+from tests.conftest import export_job, fresh, work
 from webapp.engine.runs import start_run
 from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models import Supporter
-
-from tests.conftest import export_job, fresh, work
 
 
 def add(email, **values):

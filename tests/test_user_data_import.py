@@ -4,11 +4,10 @@ from decimal import Decimal
 
 import pytest
 
+from tests.conftest import fresh, import_job, work
 from webapp.engine.runs import start_run
 from webapp.engine.states import RunState
 from webapp.models import RunLogLine, RunRejection, Supporter
-
-from tests.conftest import fresh, import_job, work
 
 
 def run_import(app, user, tmp_path, text, mapping, *, encoding="utf-8", delimiter=",",

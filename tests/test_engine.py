@@ -1,0 +1,261 @@
+"""The run engine: sequential runs per job, stop at a batch boundary, retry from the checkpoint,
+re-dispatch of lost queue entries, retention."""
+
+import os
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from rq import Queue
+
+from tests.conftest import export_job, fresh, import_job, work
+from webapp.engine import queueing
+from webapp.engine.reconciler import reconcile
+from webapp.engine.retention import sweep_results
+from webapp.engine.runs import (
+    RunActionError,
+    dismiss,
+    queue_position,
+    request_stop,
+    retry_run,
+    start_run,
+)
+from webapp.engine.states import RunState
+from webapp.extensions import db
+from webapp.jobtypes import user_data_import
+from webapp.models import Run, RunLogLine, Supporter, User
+from webapp.models.base import utcnow
+
+
+def people_csv(path, count, start=0):
+    with open(path, "w") as out:
+        out.write("email,first_name\n")
+        for i in range(start, start + count):
+            out.write(f"person{i}@example.org,P{i}\n")
+    return path
+
+
+def log_of(run):
+    return [line.message for line in
+            RunLogLine.query.filter_by(run_id=run.id).order_by(RunLogLine.id)]
+
+
+def test_second_run_of_the_same_job_waits_queued_and_runs_after(app, users, tmp_path):
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 10), ["email", "first_name"])
+    first = start_run(job, users["user"])
+    second = start_run(job, users["user"])
+    assert first.rq_job_id and not second.rq_job_id
+    place, blocking = queue_position(second)
+    assert (place, blocking.id) == (2, first.id)
+    assert (first.number, second.number) == (1, 2)
+    work(app)
+    first, second = fresh(first), fresh(second)
+    assert first.state is second.state is RunState.COMPLETED
+    assert second.started_at >= first.finished_at
+    assert (first.created, second.unchanged) == (10, 10)
+
+
+def test_other_jobs_do_not_wait(app, users, tmp_path):
+    a = import_job(users["user"], people_csv(tmp_path / "a.csv", 3), ["email", "first_name"])
+    b = export_job(users["user"])
+    run_a, run_b = start_run(a, users["user"]), start_run(b, users["user"])
+    assert run_a.rq_job_id and run_b.rq_job_id
+
+
+def test_stop_before_start_cancels_and_nothing_runs(app, users, tmp_path):
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 5), ["email", "first_name"])
+    run = start_run(job, users["user"])
+    assert "cancelled before it started" in request_stop(run, users["user"])
+    work(app)
+    run = fresh(run)
+    assert run.state is RunState.CANCELLED
+    assert Supporter.query.count() == 0
+    assert not run.in_monitor
+
+
+def _in_thread(app, action):
+    """Run `action` in another thread with its own app context (RQ workers need the main one)."""
+    errors = []
+
+    def target():
+        with app.app_context():
+            try:
+                action()
+            except BaseException as exc:  # surfaced by the test
+                errors.append(exc)
+            finally:
+                db.session.remove()
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, errors
+
+
+def _wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+def test_stop_while_processing_stops_at_a_batch_boundary_and_keeps_what_was_done(
+        app, users, tmp_path):
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 3000), ["email", "first_name"])
+    run = start_run(job, users["user"])
+    run_id, user_id = run.id, users["user"].id
+
+    def stop_when_under_way():
+        _wait_for(lambda: db.session.get(Run, run_id).progress_done >= 30)
+        request_stop(db.session.get(Run, run_id), db.session.get(User, user_id))
+
+    thread, errors = _in_thread(app, stop_when_under_way)
+    work(app)
+    thread.join(30)
+    assert not errors
+    run = fresh(run)
+    assert run.state is RunState.CANCELLED
+    assert 0 < run.created < 3000
+    assert run.created % 3 == 0  # whole batches only
+    assert Supporter.query.count() == run.created == run.progress_done
+    assert (f"Stopped at a batch boundary: {run.created:,} of 3,000 records were imported "
+            "and stay so.") in log_of(run)
+    assert not run.in_monitor
+
+
+def test_failed_run_retries_from_its_checkpoint_without_duplicates(
+        app, users, tmp_path, monkeypatch):
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 20), ["email", "first_name"])
+    run = start_run(job, users["user"])
+    original = user_data_import._Importer.write_batch
+    calls = {"n": 0}
+
+    def flaky(self, batch, done):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk went away")
+        return original(self, batch, done)
+
+    monkeypatch.setattr(user_data_import._Importer, "write_batch", flaky)
+    with pytest.raises(OSError):
+        from webapp.engine.runner import execute_run
+        # run it as the worker would, but see the error propagate
+        queueing.run_queue().empty()
+        execute_run(run.id)
+    run = fresh(run)
+    assert run.state is RunState.FAILED
+    assert "disk went away" in run.error
+    assert run.checkpoint == {"records": 6} and Supporter.query.count() == 6
+    monkeypatch.setattr(user_data_import._Importer, "write_batch", original)
+    retry_run(run, users["user"])
+    work(app)
+    run = fresh(run)
+    assert run.state is RunState.COMPLETED
+    assert Supporter.query.count() == 20
+    assert run.created == 20 and run.checked == 20
+    assert "Resuming after record 6: the records before it were already imported." in log_of(run)
+
+
+def test_retry_refuses_runs_that_did_not_fail(app, users, tmp_path):
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 2), ["email", "first_name"])
+    run = start_run(job, users["user"])
+    work(app)
+    with pytest.raises(RunActionError, match="Only a failed run can be retried"):
+        retry_run(fresh(run), users["user"])
+
+
+def test_reconciler_redispatches_a_queued_run_whose_queue_entry_was_lost(app, users, tmp_path):
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 4), ["email", "first_name"])
+    run = start_run(job, users["user"])
+    lost = run.rq_job_id
+    Queue(app.config["QUEUE_NAME"], connection=queueing.redis_connection()).empty()
+    outcome = reconcile()
+    run = fresh(run)
+    assert outcome["redispatched"] == 1
+    assert run.rq_job_id and run.rq_job_id != lost
+    work(app)
+    assert fresh(run).state is RunState.COMPLETED
+
+
+def test_reconciler_fails_a_run_whose_heartbeat_stopped_with_a_plain_reason(app, users, tmp_path):
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 4), ["email", "first_name"])
+    run = start_run(job, users["user"])
+    run.state, run.progress_done, run.progress_total = RunState.PROCESSING, 41200, 100000
+    run.started_at = utcnow() - timedelta(minutes=5)
+    run.heartbeat_at = utcnow() - timedelta(minutes=2)
+    db.session.commit()
+    assert reconcile()["failed"] == 1
+    run = fresh(run)
+    assert run.state is RunState.FAILED
+    assert run.error.startswith("the worker running this job stopped at ")
+    assert "41,200 of 100,000 rows were imported" in run.error
+    assert run.error.split(" stopped at ")[1].split(";")[0].endswith(("EST", "EDT"))
+
+
+def test_reconciler_leaves_live_runs_alone(app, users, tmp_path):
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 4), ["email", "first_name"])
+    run = start_run(job, users["user"])
+    run.state, run.heartbeat_at = RunState.PROCESSING, utcnow()
+    db.session.commit()
+    assert reconcile()["failed"] == 0
+    assert fresh(run).state is RunState.PROCESSING
+
+
+def test_retention_sweep_deletes_old_result_files_and_history_says_so(
+        app, client, auth, users):
+    job = export_job(users["user"])
+    run = start_run(job, users["user"])
+    work(app)
+    run = fresh(run)
+    path = run.result_path
+    assert os.path.exists(path)
+    assert sweep_results() == 0  # still inside the 30 days
+    run.finished_at = utcnow() - timedelta(days=31)
+    db.session.commit()
+    assert sweep_results() == 1
+    run = fresh(run)
+    assert not os.path.exists(path) and run.result_deleted_at and not run.in_monitor
+    auth.login("user@example.org")
+    html = client.get("/history").get_data(as_text=True)
+    assert "File deleted" in html and "retention period over" in html
+    response = client.get(f"/runs/{run.id}/result")
+    assert response.status_code == 302  # back to the run page with a message
+
+
+def test_download_removes_run_from_monitor_but_history_keeps_it(app, client, auth, users):
+    job = export_job(users["user"], name="Year end list")
+    run = start_run(job, users["user"])
+    work(app)
+    auth.login("user@example.org")
+    assert "Year end list" in client.get("/").get_data(as_text=True)
+    response = client.get(f"/runs/{run.id}/result")
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    assert response.get_data(as_text=True).startswith("Email,First name,Last name")
+    assert "Year end list" not in client.get("/").get_data(as_text=True)
+    assert "Year end list" in client.get("/history").get_data(as_text=True)
+    assert client.get(f"/runs/{run.id}/result").status_code == 200  # again, from History
+
+
+def test_dismiss_only_finished_runs(app, users, tmp_path):
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 2), ["email", "first_name"])
+    run = start_run(job, users["user"])
+    with pytest.raises(RunActionError):
+        dismiss(run)
+    work(app)
+    dismiss(fresh(run))
+    assert not fresh(run).in_monitor
+
+
+def test_cancelled_run_is_not_executed_if_its_job_is_still_on_the_queue(app, users, tmp_path):
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 2), ["email", "first_name"])
+    run = start_run(job, users["user"])
+    run.state = RunState.CANCELLED  # e.g. cancelled by another process after enqueueing
+    db.session.commit()
+    from webapp.engine.runner import execute_run
+
+    assert execute_run(run.id) == "not queued"
+    assert Supporter.query.count() == 0
+    assert db.session.get(Run, run.id).state is RunState.CANCELLED

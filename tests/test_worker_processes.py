@@ -1,0 +1,144 @@
+"""Real forking RQ workers (worker.py) in their own processes: a worker killed with SIGKILL
+mid-run, and a run stuck on I/O hard-stopped with Kill."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import fresh, import_job, work
+from webapp.engine.reconciler import reconcile
+from webapp.engine.runs import can_kill, kill_run, request_stop, retry_run, start_run
+from webapp.engine.states import RunState
+from webapp.extensions import db
+from webapp.models import Supporter
+from webapp.models.runs import RunLogLine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_worker(app, tmp_path, *extra):
+    env = {**os.environ,
+           "CONVEYOR_VAR_DIR": app.config["VAR_DIR"],
+           "CONVEYOR_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "CONVEYOR_REDIS_URL": app.config["REDIS_URL"],
+           "CONVEYOR_QUEUE": app.config["QUEUE_NAME"],
+           "CONVEYOR_SECRET_KEY": "test",
+           "CONVEYOR_IMPORT_BATCH_SIZE": "100",
+           "CONVEYOR_HEARTBEAT_SECONDS": "0.3"}
+    log = open(tmp_path / "worker.log", "ab")
+    return subprocess.Popen([sys.executable, "worker.py", *extra], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant (RQ's work horse has its own process group)."""
+    try:
+        parent = psutil.Process(pid)
+        family = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for proc in family:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=10)
+
+
+def stop_group(proc):
+    kill_tree(proc.pid)
+    proc.wait(10)
+
+
+def test_worker_killed_mid_import_is_detected_and_retry_creates_no_supporter_twice(
+        app, users, tmp_path):
+    rows = 30000
+    path = tmp_path / "big.csv"
+    with open(path, "w") as out:
+        out.write("email,first_name\n")
+        out.writelines(f"person{i}@example.org,P{i}\n" for i in range(rows))
+    job = import_job(users["user"], path, ["email", "first_name"])
+    run = start_run(job, users["user"])
+    worker = start_worker(app, tmp_path)
+    try:
+        wait_for(lambda: fresh(run).progress_done >= 3000)
+        kill_tree(worker.pid)  # the worker and its work horse die at once, as with a lost machine
+        worker.wait(10)
+    finally:
+        stop_group(worker)
+    run = fresh(run)
+    assert run.state is RunState.PROCESSING
+    assert 0 < run.progress_done < rows, "the import finished before the worker was killed"
+    committed = Supporter.query.count()
+    assert committed == run.created == run.progress_done
+
+    app.config["DEAD_AFTER_SECONDS"] = 1.0
+    time.sleep(1.2)
+    assert reconcile()["failed"] == 1
+    run = fresh(run)
+    assert run.state is RunState.FAILED
+    assert run.error.startswith("the worker running this job stopped at ")
+    assert f"{committed:,} of {rows:,} rows were imported" in run.error
+
+    retry_run(run, users["user"])
+    work(app)
+    run = fresh(run)
+    assert run.state is RunState.COMPLETED, run.error
+    assert Supporter.query.count() == rows
+    assert run.created == rows and run.checked == rows
+    assert db.session.query(Supporter.email).distinct().count() == rows
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a named pipe")
+def test_kill_hard_stops_a_run_stuck_on_io(app, users, tmp_path):
+    fifo = tmp_path / "stuck.csv"
+    os.mkfifo(fifo)  # reading it blocks forever: a batch stuck on I/O
+    job = import_job(users["user"], fifo, ["email"])
+    run = start_run(job, users["user"])
+    app.config["KILL_AFTER_SECONDS"] = 1
+    worker = start_worker(app, tmp_path)
+    try:
+        wait_for(lambda: fresh(run).state is RunState.INITIALIZING)
+        request_stop(fresh(run), users["user"])
+        assert not can_kill(fresh(run))  # not before the wait is over
+        time.sleep(1.1)
+        run = fresh(run)
+        assert run.state is RunState.INITIALIZING and can_kill(run)  # it did not stop
+        with pytest.raises(Exception, match="Only an admin"):
+            kill_run(run, users["user"])
+        kill_run(run, users["admin"])
+        run = fresh(run)
+        assert run.state is RunState.CANCELLED
+        assert "Killed by Admin" in run.error
+        # the work horse is gone, the worker survives and takes the next run of the job
+        wait_for(lambda: worker.poll() is None and _horse_gone(worker.pid), timeout=10)
+        fifo.unlink()
+        fifo.write_text("email\nann@example.org\n")
+        second = start_run(job, users["user"])
+        wait_for(lambda: fresh(second).state is RunState.COMPLETED, timeout=20)
+        assert Supporter.query.count() == 1
+    finally:
+        stop_group(worker)
+    messages = [m.message for m in RunLogLine.query.filter_by(run_id=run.id)]
+    assert any(m.startswith("Killed by Admin") for m in messages)
+
+
+def _horse_gone(worker_pid: int) -> bool:
+    children = Path(f"/proc/{worker_pid}/task/{worker_pid}/children")
+    return not children.exists() or children.read_text().strip() == ""
