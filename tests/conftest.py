@@ -4,6 +4,8 @@ helper that runs queued jobs in-process with RQ's SimpleWorker."""
 from __future__ import annotations
 
 import io
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -143,3 +145,30 @@ def fresh(run: Run) -> Run:
     """Re-read a run after a worker or a request changed it."""
     db.session.expire_all()
     return db.session.get(Run, run.id)
+
+
+def in_thread(app, action):
+    """Run `action` in another thread with its own app context (RQ workers need the main one)."""
+    errors = []
+
+    def target():
+        with app.app_context():
+            try:
+                action()
+            except BaseException as exc:  # surfaced by the test
+                errors.append(exc)
+            finally:
+                db.session.remove()
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, errors
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached")

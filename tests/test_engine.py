@@ -2,14 +2,12 @@
 re-dispatch of lost queue entries, retention."""
 
 import os
-import threading
-import time
 from datetime import timedelta
 
 import pytest
 from rq import Queue
 
-from tests.conftest import export_job, fresh, import_job, work
+from tests.conftest import export_job, fresh, import_job, in_thread, wait_for, work
 from webapp.engine import queueing
 from webapp.engine.reconciler import reconcile
 from webapp.engine.retention import sweep_results
@@ -74,33 +72,6 @@ def test_stop_before_start_cancels_and_nothing_runs(app, users, tmp_path):
     assert not run.in_monitor
 
 
-def _in_thread(app, action):
-    """Run `action` in another thread with its own app context (RQ workers need the main one)."""
-    errors = []
-
-    def target():
-        with app.app_context():
-            try:
-                action()
-            except BaseException as exc:  # surfaced by the test
-                errors.append(exc)
-            finally:
-                db.session.remove()
-    thread = threading.Thread(target=target)
-    thread.start()
-    return thread, errors
-
-
-def _wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.expire_all()
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
-
-
 def test_stop_while_processing_stops_at_a_batch_boundary_and_keeps_what_was_done(
         app, users, tmp_path):
     job = import_job(users["user"], people_csv(tmp_path / "p.csv", 3000), ["email", "first_name"])
@@ -108,10 +79,10 @@ def test_stop_while_processing_stops_at_a_batch_boundary_and_keeps_what_was_done
     run_id, user_id = run.id, users["user"].id
 
     def stop_when_under_way():
-        _wait_for(lambda: db.session.get(Run, run_id).progress_done >= 30)
+        wait_for(lambda: db.session.get(Run, run_id).progress_done >= 30)
         request_stop(db.session.get(Run, run_id), db.session.get(User, user_id))
 
-    thread, errors = _in_thread(app, stop_when_under_way)
+    thread, errors = in_thread(app, stop_when_under_way)
     work(app)
     thread.join(30)
     assert not errors

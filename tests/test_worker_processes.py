@@ -96,6 +96,7 @@ def test_worker_killed_mid_import_is_detected_and_retry_creates_no_supporter_twi
     assert run.error.startswith("the worker running this job stopped at ")
     assert f"{committed:,} of {rows:,} rows were imported" in run.error
 
+    app.config["IMPORT_BATCH_SIZE"] = 1000
     retry_run(run, users["user"])
     work(app)
     run = fresh(run)

@@ -13,6 +13,7 @@ from wtforms import DateField, RadioField, SelectMultipleField, StringField, wid
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from webapp.csvfiles import neutralise
+from webapp.engine.context import RunStopped
 from webapp.extensions import db
 from webapp.formutil import choices
 from webapp.jobtypes.base import JobType
@@ -106,6 +107,19 @@ class UserDataExport(JobType):
         point = ctx.checkpoint
         last_id, done = point.get("last_id", 0), point.get("rows", 0)
         mode = "r+" if done and os.path.exists(partial) else "w"
+        try:
+            self._write(ctx, partial, mode, names, columns, conditions, last_id, done)
+        except RunStopped:
+            os.remove(partial)  # a stopped export leaves no half file behind
+            ctx.log("The partial export file was discarded.")
+            raise
+        os.replace(partial, final)
+        ctx.set_result(final, f"{ctx.run.job_name} - export #{ctx.run.number}.csv")
+
+    def _write(self, ctx: RunContext, partial: str, mode: str, names: list[str],
+               columns: list[Any], conditions: list[Any], last_id: int, done: int) -> None:
+        """Stream supporters into the partial file in keyset batches, committing progress."""
+        point = ctx.checkpoint
         with open(partial, mode, newline="", encoding="utf-8") as out:
             if mode == "r+":
                 out.seek(point["bytes"])
@@ -130,5 +144,3 @@ class UserDataExport(JobType):
                 ctx.commit_batch(done=done, checked=len(rows), created=len(rows),
                                  checkpoint={"last_id": last_id, "rows": done,
                                              "bytes": out.tell()})
-        os.replace(partial, final)
-        ctx.set_result(final, f"{ctx.run.job_name} - export #{ctx.run.number}.csv")
