@@ -44,6 +44,9 @@ def app(tmp_path, redis_server):
         "EXPORT_BATCH_SIZE": 3,
         "HEARTBEAT_SECONDS": 0.2,
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast hashing for tests only
+        "EMAIL_BATCH_SIZE": 10,
+        "EMAIL_RETRY_BACKOFF": 0.01,
+        "BASE_URL": "http://conveyor.test",
     })
     with app.app_context():
         db.create_all()
@@ -172,3 +175,64 @@ def wait_for(predicate, timeout=20.0):
             return
         time.sleep(0.02)
     raise AssertionError("condition not reached")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SmtpSink:
+    """What a real SMTP server (aiosmtpd on 127.0.0.1) received, with scripted failures."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+        self.data_replies: dict[str, list[str]] = {}  # recipient -> replies to give first
+        self.drop_before_reply: set[str] = set()  # recipients whose first RCPT drops the link
+        self.delay = 0.0
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.lock:
+            if address in self.drop_before_reply:
+                self.drop_before_reply.discard(address)
+                server.transport.close()  # connection reset mid-conversation: nothing accepted
+                return "451 dropped"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        rcpt = envelope.rcpt_tos[0]
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self.lock:
+            scripted = self.data_replies.get(rcpt)
+            if scripted:
+                return scripted.pop(0)
+            self.messages.append(envelope)
+        return "250 OK"
+
+    def recipients(self) -> list[str]:
+        with self.lock:
+            return [m.rcpt_tos[0] for m in self.messages]
+
+
+@pytest.fixture
+def smtp_sink(app):
+    """A real SMTP server on 127.0.0.1; the app is configured to send through it."""
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{port}"
+    sink.url = app.config["SMTP_URL"]
+    yield sink
+    controller.stop()

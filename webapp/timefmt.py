@@ -42,3 +42,13 @@ def format_duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes} min {secs:02d} s"
     return f"{secs} s"
+
+
+def local_to_utc(local: datetime, tz_name: str) -> datetime:
+    """A naive wall-clock time in the account time zone as a naive UTC instant."""
+    return local.replace(tzinfo=ZoneInfo(tz_name)).astimezone(UTC).replace(tzinfo=None)
+
+
+def utc_to_local_naive(moment: datetime, tz_name: str) -> datetime:
+    """A stored UTC instant as a naive wall-clock time in the account time zone (for forms)."""
+    return to_local(moment, tz_name).replace(tzinfo=None)

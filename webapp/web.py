@@ -56,6 +56,12 @@ def stop_question(run: Any) -> str:
         return f"Cancel run #{run.number} of “{run.job_name}” before it starts?"
     job_type = REGISTRY.get(run.job_type)
     noun = job_type.noun_past if job_type else "processed"
+    if run.job_type == "email_campaign":
+        if run.state.value == "initializing":
+            return (f"Cancel the launch of “{run.job_name}” while its audience is extracted? "
+                    "Nobody has been contacted yet.")
+        return (f"Stop “{run.job_name}”? {run.percent}% of {run.progress_total or 0:,} have "
+                "already been sent and cannot be recalled; the rest will not be sent.")
     if run.progress_total:
         done = (f"{run.percent}% ({run.progress_done:,} of {run.progress_total:,}) "
                 f"are already {noun} and stay so")

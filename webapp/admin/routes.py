@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import email.policy
+import os
 import secrets
+from email.parser import BytesParser
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -101,3 +104,41 @@ def audit():
     rows = db.session.execute(query).scalars().all()
     return render_template("admin/audit.html", entries=rows[:per_page],
                            has_more=len(rows) > per_page)
+
+
+def _outbox_files() -> list[str]:
+    folder = current_app.config["OUTBOX_DIR"]
+    return sorted((name for name in os.listdir(folder) if name.endswith(".eml")), reverse=True)
+
+
+@bp.route("/outbox")
+@admin_required
+def outbox():
+    """Messages written to the local outbox (campaigns and notifications), newest first."""
+    names = _outbox_files()
+    page = max(int(request.args.get("page", "1") or 1), 1) if request.args.get(
+        "page", "1").isdigit() else 1
+    per_page = current_app.config["PAGE_SIZE"]
+    shown = names[(page - 1) * per_page: page * per_page]
+    folder = current_app.config["OUTBOX_DIR"]
+    rows = []
+    for name in shown:
+        with open(os.path.join(folder, name), "rb") as raw:
+            headers = BytesParser(policy=email.policy.default).parse(raw, headersonly=True)
+        rows.append({"name": name, "to": headers["To"], "subject": headers["Subject"],
+                     "date": headers["Date"]})
+    return render_template("admin/outbox.html", rows=rows, page=page, total=len(names),
+                           per_page=per_page, smtp=bool(current_app.config["SMTP_URL"]))
+
+
+@bp.route("/outbox/<name>")
+@admin_required
+def outbox_message(name: str):
+    """One outbox message: headers and its plain-text and HTML parts."""
+    if name not in _outbox_files():
+        abort(404)
+    with open(os.path.join(current_app.config["OUTBOX_DIR"], name), "rb") as raw:
+        message = BytesParser(policy=email.policy.default).parse(raw)
+    parts = {part.get_content_type(): part.get_content() for part in message.walk()
+             if part.get_content_type() in ("text/plain", "text/html")}
+    return render_template("admin/outbox_message.html", message=message, parts=parts, name=name)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
@@ -14,6 +16,7 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus
 
 RUN_FUNCTION = "webapp.engine.runner.execute_run"
+PROMOTE_FUNCTION = "webapp.engine.runner.promote_scheduled"
 JOB_TIMEOUT = 7 * 24 * 3600  # runs stop themselves; RQ's timeout is only a last resort
 
 
@@ -58,6 +61,28 @@ def enqueue_run(run_id: int, rq_job_id: str) -> None:
         failure_ttl=7 * 24 * 3600,
         description=f"Conveyor run {run_id}",
     )
+
+
+def scheduler():
+    """rq-scheduler on the run queue (timed enqueues; its loop runs in the scheduler process)."""
+    from rq_scheduler import Scheduler
+
+    return Scheduler(queue=run_queue(), connection=redis_connection())
+
+
+def schedule_promotion(run_id: int, when_utc: datetime) -> str:
+    """At `when_utc` (naive UTC), move scheduled run `run_id` onto its job's queue."""
+    job = scheduler().enqueue_at(when_utc.replace(tzinfo=UTC), PROMOTE_FUNCTION, run_id,
+                                 job_id=f"promote-{run_id}-{uuid.uuid4().hex[:8]}",
+                                 timeout=600)
+    return job.id
+
+
+def cancel_scheduled(rq_job_id: str | None) -> None:
+    """Forget a timed enqueue (nothing happens if it already fired or is gone)."""
+    if rq_job_id:
+        scheduler().cancel(rq_job_id)
+        cancel_rq_job(rq_job_id)
 
 
 def rq_status(rq_job_id: str) -> JobStatus | None:

@@ -55,9 +55,8 @@ def execute_run(run_id: int) -> str:
     if run is None or run.state is not RunState.QUEUED:
         return "not queued"  # cancelled or taken over while it waited on the queue
     job_type = get_job_type(run.job_type)
-    move(run, RunState.INITIALIZING)
+    move(run, RunState.PROCESSING if run.request_id else RunState.INITIALIZING)
     run.heartbeat_at = utcnow()
-    run.control = None
     db.session.commit()
     heartbeat = Heartbeat(db.engine, run.id, current_app.config["HEARTBEAT_SECONDS"])
     heartbeat.start()
@@ -70,7 +69,8 @@ def execute_run(run_id: int) -> str:
         return run.state.value
     except RunStopped:
         db.session.rollback()
-        _stopped(run, job_type.noun_past)
+        phase = _stopped(run, job_type.noun_past)
+        job_type.after_cancel(run, phase)
         return run.state.value
     except RunPaused:
         db.session.rollback()
@@ -91,13 +91,15 @@ def execute_run(run_id: int) -> str:
         dispatch_next(run.job_id)
 
 
-def _stopped(run: Run, noun_past: str) -> None:
+def _stopped(run: Run, noun_past: str) -> str:
     """Record a stop at a batch boundary: what was committed stays, and the log says how much."""
     db.session.refresh(run)
     done = run.progress_done
     total = run.progress_total
+    phase = "processing"
     if run.state is RunState.INITIALIZING:
-        note = "Stopped during extraction: nothing was processed."
+        note = "Cancelled during extraction: nothing was processed and nobody was contacted."
+        phase = "extraction"
     else:
         move(run, RunState.PAUSED)
         of_total = f" of {total:,}" if total else ""
@@ -105,3 +107,17 @@ def _stopped(run: Run, noun_past: str) -> None:
     move(run, RunState.CANCELLED, note=note)
     run.control = None
     db.session.commit()
+    return phase
+
+
+def promote_scheduled(run_id: int) -> str:
+    """rq-scheduler calls this at a scheduled run's time: it joins its job's queue."""
+    _fresh_connections_after_fork()
+    run = db.session.get(Run, run_id)
+    if run is None or run.state is not RunState.SCHEDULED:
+        return "not scheduled"
+    move(run, RunState.QUEUED, note="Scheduled time reached; queued.")
+    run.rq_job_id = None
+    db.session.commit()
+    dispatch_next(run.job_id)
+    return "queued"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import exists, select, update
@@ -12,6 +12,7 @@ from webapp.engine import queueing
 from webapp.engine.states import RunState
 from webapp.engine.transitions import log, move
 from webapp.extensions import db
+from webapp.jobtypes import REGISTRY
 from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
@@ -105,17 +106,47 @@ def queue_position(run: Run) -> tuple[int, Run | None]:
     return len(ahead) + 1, blocking
 
 
+def schedule_run(job: Job, user: User | None, when: datetime, *,
+                 trigger: str = "manual") -> Run:
+    """Create a run that waits, scheduled, until `when` (naive UTC), then joins the queue."""
+    locked = db.session.execute(
+        select(Job).where(Job.id == job.id).with_for_update()
+    ).scalar_one()
+    locked.last_run_number += 1
+    run = Run(job_id=job.id, owner_id=job.owner_id, started_by_id=user.id if user else None,
+              job_type=job.job_type, job_name=job.name, number=locked.last_run_number,
+              state=RunState.SCHEDULED, trigger=trigger, checkpoint={}, scheduled_for=when)
+    db.session.add(run)
+    db.session.flush()
+    log(run, f"Run #{run.number} scheduled by {user.display_name if user else 'the scheduler'}.")
+    db.session.commit()
+    run.rq_job_id = queueing.schedule_promotion(run.id, when)
+    db.session.commit()
+    return run
+
+
+def _after_cancel(run: Run, phase: str) -> None:
+    job_type = REGISTRY.get(run.job_type)
+    if job_type is not None:
+        job_type.after_cancel(run, phase)
+
+
 def request_stop(run: Run, user: User) -> str:
     """Stop a run: cancel it if it has not started, else ask it to stop at the next batch."""
     if run.state in (RunState.SCHEDULED, RunState.QUEUED):
-        queueing.cancel_rq_job(run.rq_job_id)
+        if run.state is RunState.SCHEDULED:
+            queueing.cancel_scheduled(run.rq_job_id)
+        else:
+            queueing.cancel_rq_job(run.rq_job_id)
         move(run, RunState.CANCELLED, note=f"Cancelled by {user.display_name} before it started.")
         db.session.commit()
+        _after_cancel(run, "before_start")
         dispatch_next(run.job_id)
         return "The run was cancelled before it started."
     if run.state is RunState.PAUSED:
         move(run, RunState.CANCELLED, note=f"Cancelled by {user.display_name} while paused.")
         db.session.commit()
+        _after_cancel(run, "processing")
         dispatch_next(run.job_id)
         return "The paused run was cancelled."
     if run.state.is_running:
@@ -125,6 +156,38 @@ def request_stop(run: Run, user: User) -> str:
             db.session.commit()
         return "Stopping at the next batch boundary; what was already saved stays."
     raise RunActionError(f"A {run.state.value} run cannot be stopped.")
+
+
+def request_pause(run: Run, user: User) -> str:
+    """Pause a processing run: the batch in flight finishes, then it waits, paused."""
+    job_type = REGISTRY.get(run.job_type)
+    if job_type is None or not job_type.can_pause:
+        raise RunActionError("This kind of run cannot be paused.")
+    if run.state is not RunState.PROCESSING:
+        raise RunActionError(f"Only a processing run can be paused (this one is {run.state.value}).")
+    if run.control is None:
+        run.control, run.control_at = "pause", utcnow()
+        log(run, f"Pause requested by {user.display_name}; pausing after the batch in flight.")
+        db.session.commit()
+    return "Pausing after the batch in flight."
+
+
+def resume_run(run: Run, user: User) -> str:
+    """Resume a paused run with the records not processed yet."""
+    if run.state is not RunState.PAUSED:
+        raise RunActionError("Only a paused run can be resumed.")
+    move(run, RunState.QUEUED, note=f"Resumed by {user.display_name}.")
+    run.rq_job_id, run.control = None, None
+    db.session.commit()
+    dispatch_next(run.job_id)
+    return "Resumed: it continues with the records not processed yet."
+
+
+def cancel_paused(run: Run, user: User) -> str:
+    """Cancel a paused run (a processing run must be paused first)."""
+    if run.state is not RunState.PAUSED:
+        raise RunActionError("Pause the run first: only a paused run can be cancelled.")
+    return request_stop(run, user)
 
 
 def can_kill(run: Run) -> bool:
@@ -147,12 +210,14 @@ def kill_run(run: Run, user: User) -> str:
         f"Killed by {user.display_name}: it had not stopped "
         f"{current_app.config['KILL_AFTER_SECONDS']} seconds after Stop."
     )
+    phase = "extraction" if run.state is RunState.INITIALIZING else "processing"
     if run.state is RunState.PROCESSING:
         move(run, RunState.PAUSED)
     run.error = reason
     move(run, RunState.CANCELLED, note=reason + f" {run.progress_done:,} records were done.")
     run.control = None
     db.session.commit()
+    _after_cancel(run, phase)
     dispatch_next(run.job_id)
     return "The run was killed."
 

@@ -6,9 +6,9 @@ import logging
 import time
 
 from flask import current_app
-from rq_scheduler import Scheduler
 
 from webapp.engine import queueing
+from webapp.engine.collecting import finish_collecting, promote_overdue
 from webapp.engine.reconciler import reconcile
 from webapp.engine.retention import sweep_results
 from webapp.extensions import db
@@ -19,14 +19,16 @@ SWEEP_EVERY = 3600.0
 
 def loop(*, once: bool = False) -> None:
     """Run until stopped: every second move due timed jobs; reconcile and sweep periodically."""
-    scheduler = Scheduler(queue=queueing.run_queue(), connection=queueing.redis_connection())
+    scheduler = queueing.scheduler()
     every = current_app.config["RECONCILE_EVERY_SECONDS"]
     next_reconcile = next_sweep = 0.0
     while True:
         now = time.monotonic()
         try:
             scheduler.enqueue_jobs()
+            finish_collecting()
             if now >= next_reconcile:
+                promote_overdue()
                 outcome = reconcile()
                 if any(outcome.values()):
                     log.warning("reconciled runs: %s", outcome)

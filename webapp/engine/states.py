@@ -51,7 +51,8 @@ ACTIVE = frozenset(set(RunState) - FINISHED)
 S = RunState
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     S.SCHEDULED: frozenset({S.QUEUED, S.CANCELLED, S.SKIPPED}),
-    S.QUEUED: frozenset({S.INITIALIZING, S.CANCELLED, S.FAILED, S.SKIPPED}),
+    # a run whose extraction is done (resumed or retried) goes straight back to processing
+    S.QUEUED: frozenset({S.INITIALIZING, S.PROCESSING, S.CANCELLED, S.FAILED, S.SKIPPED}),
     # cancel while initializing is an extraction cancel: nothing was processed yet
     S.INITIALIZING: frozenset({S.PROCESSING, S.CANCELLED, S.FAILED}),
     # once processing, a run is paused before it is cancelled (MessageGears rule)

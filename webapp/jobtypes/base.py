@@ -20,6 +20,7 @@ class JobType:
     noun_past: ClassVar[str] = "processed"  # "41,200 of 100,000 records were imported"
     final_state: ClassVar[RunState] = RunState.COMPLETED
     can_stop: ClassVar[bool] = True
+    can_pause: ClassVar[bool] = False
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         """Label/value pairs that summarise a job's parameters on its page."""
@@ -28,6 +29,9 @@ class JobType:
     def run(self, ctx: RunContext) -> None:
         """Do the work in batches through `ctx` (commit_batch checks for stop between batches)."""
         raise NotImplementedError
+
+    def after_cancel(self, run: Run, phase: str) -> None:
+        """Called once a run is cancelled: phase is before_start, extraction or processing."""
 
     def summary(self, run: Run) -> str:
         """The closing log line with the counts."""

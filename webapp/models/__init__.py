@@ -1,6 +1,14 @@
 """SQLAlchemy models, one module per area."""
 
 from webapp.models.audit import AuditEntry
+from webapp.models.campaigns import (
+    Campaign,
+    CampaignStatus,
+    Recipient,
+    RecipientStatus,
+    SavedFilter,
+    Suppression,
+)
 from webapp.models.jobs import Job
 from webapp.models.people import SUPPORTER_FIELDS, Supporter
 from webapp.models.runs import Run, RunLogLine, RunRejection
@@ -10,6 +18,12 @@ from webapp.models.users import Role, User
 __all__ = [
     "AccountSettings",
     "AuditEntry",
+    "Campaign",
+    "CampaignStatus",
+    "Recipient",
+    "RecipientStatus",
+    "SavedFilter",
+    "Suppression",
     "Job",
     "Role",
     "Run",

@@ -61,6 +61,8 @@ class Run(db.Model):
     control_at: Mapped[datetime | None] = mapped_column()
     rq_job_id: Mapped[str | None] = mapped_column(String(60))
     heartbeat_at: Mapped[datetime | None] = mapped_column()
+    scheduled_for: Mapped[datetime | None] = mapped_column()
+    collect_until: Mapped[datetime | None] = mapped_column()
     in_monitor: Mapped[bool] = mapped_column(default=True, index=True)
 
     job = relationship("Job")

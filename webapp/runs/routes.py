@@ -21,8 +21,11 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from webapp.engine import runs as engine
+from webapp.engine.states import RunState
 from webapp.extensions import db
+from webapp.mailing.stats import contact_stats
 from webapp.models.audit import AuditEntry
+from webapp.models.campaigns import Campaign
 from webapp.models.runs import RunLogLine, RunRejection
 from webapp.monitor.queries import POLLED
 from webapp.permissions import run_or_404
@@ -31,6 +34,7 @@ from webapp.web import is_htmx
 
 bp = Blueprint("runs", __name__, url_prefix="/runs")
 LOG_TAIL = 200
+RUN_PAGE_POLLED = (*POLLED, RunState.COLLECTING)
 REJECTIONS_SHOWN = 100
 
 
@@ -44,7 +48,8 @@ def detail(run_id: int):
         .order_by(RunRejection.line).limit(REJECTIONS_SHOWN)
     ).scalars().all()
     return render_template("runs/detail.html", run=run, rejections=rejections,
-                           log_lines=_log_tail(run.id), polled=POLLED)
+                           log_lines=_log_tail(run.id), polled=RUN_PAGE_POLLED,
+                           **_email_context(run))
 
 
 @bp.route("/<int:run_id>/status")
@@ -53,7 +58,17 @@ def status(run_id: int):
     """The run page's live region (polled while the run is active)."""
     run = run_or_404(run_id)
     return render_template("runs/partials/_status.html", run=run, log_lines=_log_tail(run.id),
-                           polled=POLLED)
+                           polled=RUN_PAGE_POLLED, **_email_context(run))
+
+
+def _email_context(run) -> dict:
+    """The campaign and its contact results, for an Email Campaign run."""
+    if run.job_type != "email_campaign":
+        return {}
+    campaign = None
+    if run.job is not None:
+        campaign = db.session.get(Campaign, run.job.params.get("campaign_id"))
+    return {"campaign": campaign, "stats": contact_stats(run)}
 
 
 def _log_tail(run_id: int) -> list[RunLogLine]:
@@ -107,7 +122,8 @@ def result(run_id: int):
 def _after_action(run, message: str, category: str = "info"):
     """Re-render the monitor row for htmx, else go back to the run page with a message."""
     if is_htmx() and request.args.get("from") == "monitor":
-        return render_template("monitor/partials/_row.html", run=run, message=message)
+        return render_template("monitor/partials/_row.html", run=run, message=message,
+                               **_email_context(run))
     flash(message, category)
     return redirect(request.form.get("next") or url_for("runs.detail", run_id=run.id))
 
@@ -129,6 +145,27 @@ def _action(run_id: int, action):
 def stop(run_id: int):
     """Stop a run (cancel if it has not started, else stop at the next batch)."""
     return _action(run_id, lambda run: engine.request_stop(run, current_user))
+
+
+@bp.route("/<int:run_id>/pause", methods=["POST"])
+@login_required
+def pause(run_id: int):
+    """Pause a processing run after the batch in flight."""
+    return _action(run_id, lambda run: engine.request_pause(run, current_user))
+
+
+@bp.route("/<int:run_id>/resume", methods=["POST"])
+@login_required
+def resume(run_id: int):
+    """Resume a paused run."""
+    return _action(run_id, lambda run: engine.resume_run(run, current_user))
+
+
+@bp.route("/<int:run_id>/cancel", methods=["POST"])
+@login_required
+def cancel(run_id: int):
+    """Cancel a paused run."""
+    return _action(run_id, lambda run: engine.cancel_paused(run, current_user))
 
 
 @bp.route("/<int:run_id>/kill", methods=["POST"])

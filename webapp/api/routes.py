@@ -1,0 +1,53 @@
+"""JSON API: errors are JSON with a 4xx status, never a page."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+
+from flask import Blueprint, current_app, jsonify, request
+
+from webapp.extensions import csrf
+from webapp.mailing.events import record_bounce
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def bounce_token() -> str:
+    """The bounce webhook's bearer token (configured, or kept under var/ like the secret key)."""
+    configured = current_app.config.get("BOUNCE_TOKEN")
+    if configured:
+        return configured
+    path = os.path.join(current_app.config["VAR_DIR"], "bounce_token")
+    if not os.path.exists(path):
+        with open(path, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+        os.chmod(path, 0o600)
+    with open(path) as token_file:
+        return token_file.read().strip()
+
+
+def _error(status: int, message: str):
+    return jsonify(error=message, status=status), status
+
+
+@bp.route("/bounces", methods=["POST"])
+@csrf.exempt
+def bounces():
+    """Record a bounce: {"email": ..., "request_id": ..., "type": "hard" | "soft"}."""
+    auth = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(auth, f"Bearer {bounce_token()}"):
+        return _error(401, "missing or wrong bearer token")
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict) or not isinstance(payload.get("email"), str):
+        return _error(400, 'send JSON like {"email": "a@b.org", "type": "hard"}')
+    kind = payload.get("type", "hard")
+    if kind not in ("hard", "soft"):
+        return _error(400, 'type must be "hard" or "soft"')
+    request_id = payload.get("request_id")
+    if request_id is not None and not isinstance(request_id, str):
+        return _error(400, "request_id must be a string")
+    if not record_bounce(payload["email"], request_id, kind == "hard"):
+        return _error(404, "no campaign recipient with that email (and request id)")
+    return jsonify(recorded=True, email=payload["email"].strip().lower(), type=kind)

@@ -1,0 +1,5 @@
+"""Email campaigns and saved audience filters."""
+
+from webapp.campaigns.routes import bp
+
+__all__ = ["bp"]

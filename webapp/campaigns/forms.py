@@ -1,0 +1,84 @@
+"""Campaign and saved-filter forms."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateTimeLocalField,
+    EmailField,
+    FieldList,
+    FormField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Email, Length, Optional
+
+from webapp.formutil import choices
+from webapp.mailing.audience import OPERATORS
+from webapp.mailing.render import MERGE_FIELDS, template_problems
+from webapp.models.people import SUPPORTER_FIELDS
+
+AUDIENCES = {"opted_in": "All opted-in supporters", "filter": "A saved filter"}
+
+
+class CampaignForm(FlaskForm):
+    """Everything a campaign needs to be launched."""
+
+    name = StringField("Campaign name", validators=[DataRequired(), Length(max=200)])
+    from_address = StringField("From address", validators=[DataRequired(), Length(max=255)],
+                               description='e.g. "Friends of the Park <news@park.org>"')
+    subject = StringField("Subject", validators=[DataRequired(), Length(max=300)])
+    html_body = TextAreaField("HTML body", render_kw={"rows": 10})
+    text_body = TextAreaField("Plain-text body", validators=[DataRequired()],
+                              render_kw={"rows": 8})
+    audience = RadioField("Audience", choices=choices(AUDIENCES.items()), default="opted_in")
+    filter_id = SelectField("Saved filter", coerce=int, validate_choice=False)
+    notify_email = EmailField("Notification email address",
+                              validators=[Optional(), Email(), Length(max=255)])
+    launch_at = DateTimeLocalField("Launch automatically at", validators=[Optional()],
+                                   format="%Y-%m-%dT%H:%M")
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        problems = template_problems(self.subject.data or "", self.html_body.data or "",
+                                     self.text_body.data or "")
+        for part, message in problems.items():
+            getattr(self, part).errors = [*getattr(self, part).errors, message]
+            valid = False
+        if self.audience.data == "filter" and not self.filter_id.data:
+            self.filter_id.errors = [*self.filter_id.errors, "Choose a saved filter."]
+            valid = False
+        return valid
+
+
+def merge_field_help() -> str:
+    """The merge fields a campaign may use, for the form's help text."""
+    names = [*MERGE_FIELDS, "unsubscribe_url"]
+    return "Merge fields: " + ", ".join("{{ " + name + " }}" for name in names)
+
+
+class ConditionForm(FlaskForm):
+    """One condition of a saved filter."""
+
+    class Meta:
+        csrf = False
+
+    field = SelectField("Field", choices=choices([("", "—")] + [(f.name, f.label)
+                                                                for f in SUPPORTER_FIELDS]))
+    op = SelectField("Comparison", choices=choices(OPERATORS.items()))
+    value = StringField("Value", validators=[Length(max=200)])
+
+
+class FilterForm(FlaskForm):
+    """A named audience rule of up to five conditions (all must match)."""
+
+    name = StringField("Filter name", validators=[DataRequired(), Length(max=200)])
+    conditions = FieldList(FormField(ConditionForm), min_entries=3, max_entries=5)
+
+    def rule(self) -> dict:
+        return {"conditions": [
+            {"field": c.field.data, "op": c.op.data, "value": c.value.data.strip()}
+            for c in self.conditions if c.field.data]}
+

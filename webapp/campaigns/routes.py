@@ -1,0 +1,204 @@
+"""Campaigns: list, create, edit, preview, launch (with confirmation); saved filters."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from webapp.campaigns.forms import AUDIENCES, CampaignForm, FilterForm, merge_field_help
+from webapp.engine import runs as engine
+from webapp.extensions import db
+from webapp.jobs.forms import ConfirmForm
+from webapp.mailing.audience import AudienceError, audience_sizes, describe_rule, rule_conditions
+from webapp.mailing.render import CompiledCampaign, RenderError
+from webapp.models.base import utcnow
+from webapp.models.campaigns import Campaign, CampaignStatus, SavedFilter
+from webapp.models.jobs import Job
+from webapp.models.people import Supporter
+from webapp.models.runs import Run
+from webapp.timefmt import local_to_utc, utc_to_local_naive
+
+bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
+
+
+def _owned(model, object_id: int):
+    """The object if the current user owns it (or is a super admin); 404 otherwise."""
+    obj = db.session.get(model, object_id)
+    if obj is None or not (current_user.is_super_admin or obj.owner_id == current_user.id):
+        abort(404)
+    return obj
+
+
+def _filters() -> list[SavedFilter]:
+    return list(db.session.execute(
+        select(SavedFilter).where(SavedFilter.owner_id == current_user.id)
+        .order_by(SavedFilter.name)).scalars())
+
+
+@bp.route("/")
+@login_required
+def index():
+    """The user's campaigns (every user's for a super admin)."""
+    query = select(Campaign).order_by(Campaign.id.desc())
+    if not current_user.is_super_admin:
+        query = query.where(Campaign.owner_id == current_user.id)
+    return render_template("campaigns/index.html", campaigns=db.session.execute(query).scalars())
+
+
+def _form(campaign: Campaign | None) -> CampaignForm:
+    form = CampaignForm(obj=campaign)
+    form.filter_id.choices = [(0, "— choose —")] + [(f.id, f.name) for f in _filters()]
+    if request.method == "GET" and campaign is not None and campaign.launch_at:
+        form.launch_at.data = utc_to_local_naive(campaign.launch_at,
+                                                 current_app.config["TIMEZONE"])
+    return form
+
+
+def _save(form: CampaignForm, campaign: Campaign | None) -> Campaign | None:
+    """Apply a valid form; None (with the field error set) when the launch time is past."""
+    launch_at = None
+    if form.launch_at.data:
+        launch_at = local_to_utc(form.launch_at.data, current_app.config["TIMEZONE"])
+        if launch_at <= utcnow():
+            form.launch_at.errors = ["The launch time is in the past."]
+            return None
+    if campaign is None:
+        job = Job(owner_id=current_user.id, job_type="email_campaign", name=form.name.data,
+                  params={})
+        campaign = Campaign(owner_id=current_user.id, job=job)
+        db.session.add_all([job, campaign])
+    form.populate_obj(campaign)
+    campaign.filter_id = form.filter_id.data or None if form.audience.data == "filter" else None
+    campaign.launch_at = launch_at
+    campaign.notify_email = form.notify_email.data or ""
+    db.session.flush()
+    campaign.job.name = campaign.name
+    campaign.job.params = {"campaign_id": campaign.id}
+    db.session.commit()
+    return campaign
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new():
+    """Create a campaign (a draft)."""
+    form = _form(None)
+    if form.validate_on_submit() and (campaign := _save(form, None)) is not None:
+        flash(f"Campaign “{campaign.name}” saved as a draft.", "success")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+    return render_template("campaigns/form.html", form=form, campaign=None,
+                           merge_help=merge_field_help())
+
+
+@bp.route("/<int:campaign_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(campaign_id: int):
+    """Edit a draft campaign."""
+    campaign = _owned(Campaign, campaign_id)
+    if campaign.status is not CampaignStatus.DRAFT:
+        flash("Only a draft can be edited. Cancel its scheduled run first.", "warning")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+    form = _form(campaign)
+    if form.validate_on_submit() and _save(form, campaign) is not None:
+        flash("Campaign saved.", "success")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+    return render_template("campaigns/form.html", form=form, campaign=campaign,
+                           merge_help=merge_field_help())
+
+
+@bp.route("/<int:campaign_id>")
+@login_required
+def detail(campaign_id: int):
+    """A campaign: its content, audience, preview and runs."""
+    campaign = _owned(Campaign, campaign_id)
+    runs = db.session.execute(
+        select(Run).where(Run.job_id == campaign.job_id).order_by(Run.id.desc()).limit(20)
+    ).scalars().all() if campaign.job_id else []
+    return render_template("campaigns/detail.html", campaign=campaign, runs=runs,
+                           audiences=AUDIENCES, form=ConfirmForm(),
+                           rule=describe_rule(campaign.saved_filter.rule)
+                           if campaign.saved_filter else "")
+
+
+@bp.route("/<int:campaign_id>/preview")
+@login_required
+def preview(campaign_id: int):
+    """The email rendered for a chosen supporter (by email), or for the first in the audience."""
+    campaign = _owned(Campaign, campaign_id)
+    email = request.args.get("email", "").strip().lower()
+    query = select(Supporter)
+    query = query.where(Supporter.email == email) if email else query.order_by(Supporter.id)
+    supporter = db.session.execute(query.limit(1)).scalar()
+    problem = message = None
+    if email and supporter is None:
+        problem = f"No supporter has the email {email}."
+    else:
+        data = {name: getattr(supporter, name) for name in ("email", "first_name", "last_name",
+                "address1", "city", "state", "zip", "phone", "donation_total")} if supporter \
+            else {"email": "someone@example.org", "first_name": "Alex"}
+        try:
+            message = CompiledCampaign(
+                from_address=campaign.from_address, subject=campaign.subject,
+                html_body=campaign.html_body, text_body=campaign.text_body).render(data)
+        except RenderError as exc:
+            problem = str(exc)
+    parts = {}
+    if message is not None:
+        for part in message.walk():
+            if part.get_content_type() in ("text/plain", "text/html"):
+                parts[part.get_content_type()] = part.get_content()
+    return render_template("campaigns/preview.html", campaign=campaign, supporter=supporter,
+                           message=message, parts=parts, problem=problem, email=email)
+
+
+@bp.route("/<int:campaign_id>/launch", methods=["GET", "POST"])
+@login_required
+def launch(campaign_id: int):
+    """Confirm with the audience size, then launch (or schedule) the campaign."""
+    campaign = _owned(Campaign, campaign_id)
+    if campaign.status is not CampaignStatus.DRAFT:
+        flash("This campaign was already launched or scheduled.", "warning")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+    try:
+        total, suppressed = audience_sizes(campaign)
+    except AudienceError as exc:
+        flash(f"The audience rule is invalid: {exc}.", "error")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        if campaign.launch_at and campaign.launch_at > utcnow():
+            run = engine.schedule_run(campaign.job, current_user, campaign.launch_at)
+            campaign.status = CampaignStatus.SCHEDULED
+            db.session.commit()
+            flash(f"“{campaign.name}” is scheduled; it launches on its own at its launch time.",
+                  "success")
+            return redirect(url_for("runs.detail", run_id=run.id))
+        campaign.status = CampaignStatus.LAUNCHED
+        db.session.commit()
+        run = engine.start_run(campaign.job, current_user)
+        flash(f"“{campaign.name}” launched.", "success")
+        return redirect(url_for("runs.detail", run_id=run.id))
+    return render_template("campaigns/launch.html", campaign=campaign, total=total,
+                           suppressed=suppressed, form=form)
+
+
+@bp.route("/filters", methods=["GET", "POST"])
+@login_required
+def filters():
+    """Saved filters: the list and a form for a new one."""
+    form = FilterForm()
+    if form.validate_on_submit():
+        rule = form.rule()
+        try:
+            rule_conditions(rule)
+        except AudienceError as exc:
+            form.name.errors = [*form.name.errors, f"This filter is invalid: {exc}."]
+        else:
+            db.session.add(SavedFilter(owner_id=current_user.id, name=form.name.data.strip(),
+                                       rule=rule))
+            db.session.commit()
+            flash("Filter saved.", "success")
+            return redirect(url_for("campaigns.filters"))
+    return render_template("campaigns/filters.html", form=form, filters=_filters(),
+                           describe=describe_rule)

@@ -1,0 +1,35 @@
+"""System notifications (plain emails to owners and notification addresses)."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from flask import current_app
+
+from webapp.mailing.transport import TransportError, connection_for
+
+SENDER = "Conveyor <conveyor@localhost>"
+
+
+def notify(to: str, subject: str, body: str) -> bool:
+    """Send one notification through the configured transport; False if it could not be sent."""
+    if not to:
+        return False
+    message = EmailMessage()
+    message["From"] = current_app.config.get("NOTIFY_FROM", SENDER)
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain="conveyor.local")
+    message.set_content(body)
+    connection = connection_for(current_app.config["SMTP_URL"], current_app.config["OUTBOX_DIR"])
+    try:
+        connection.open()
+        result = connection.send(message)
+    except TransportError:
+        current_app.logger.exception("notification to %s not sent", to)
+        return False
+    finally:
+        connection.close()
+    return result.outcome.value == "sent"

@@ -1,0 +1,243 @@
+"""Email Campaign: extract the audience into a recipient snapshot, then send it over SMTP in
+batches on parallel connections, recording each recipient as it is sent."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app, url_for
+from sqlalchemy import Engine, and_, func, insert, select, update
+
+from webapp.engine.states import RunState
+from webapp.extensions import db
+from webapp.jobtypes.base import JobType
+from webapp.mailing import tracking
+from webapp.mailing.audience import AudienceError, audience
+from webapp.mailing.render import MERGE_FIELDS, CompiledCampaign, Links
+from webapp.mailing.transport import Connection, Outcome, connection_for
+from webapp.models.base import utcnow
+from webapp.models.campaigns import Campaign, CampaignStatus, Recipient, RecipientStatus
+from webapp.models.people import Supporter
+from webapp.timefmt import format_local
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    from webapp.engine.context import RunContext
+    from webapp.models.runs import Run
+
+EXTRACT_BATCH = 5000
+MAX_ATTEMPTS = 5
+
+
+class EmailCampaign(JobType):
+    """Send a campaign to its audience; then collect opens, clicks, bounces and unsubscribes."""
+
+    key = "email_campaign"
+    label = "Email Campaign"
+    description = "Send an email campaign to an audience of supporters."
+    noun_past = "sent"
+    final_state = RunState.COLLECTING
+    can_pause = True
+
+    def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
+        return [("Campaign", f"#{params.get('campaign_id')}")]
+
+    def run(self, ctx: RunContext) -> None:
+        campaign = db.session.get(Campaign, ctx.params["campaign_id"])
+        if campaign is None:
+            raise ValueError("the campaign was deleted")
+        compiled = CompiledCampaign(from_address=campaign.from_address, subject=campaign.subject,
+                                    html_body=campaign.html_body, text_body=campaign.text_body)
+        if not ctx.run.request_id:
+            self._extract(ctx, campaign)
+        _Sender(ctx, compiled).run()
+        days = ctx.config["COLLECT_DAYS"]
+        ctx.run.collect_until = utcnow() + timedelta(days=days)
+
+    def _extract(self, ctx: RunContext, campaign: Campaign) -> None:
+        """Initializing: copy the audience into this run's recipient list (a snapshot)."""
+        try:
+            conditions, suppressed = audience(campaign)
+        except AudienceError as exc:
+            raise AudienceError(f"the audience rule is invalid: {exc}") from None
+        columns = [getattr(Supporter, name) for name in MERGE_FIELDS]
+        point = ctx.checkpoint
+        last_id = point.get("extract_last_id", 0)
+        matched, blocked = point.get("matched", 0), point.get("suppressed", 0)
+        while True:
+            rows = db.session.execute(
+                select(Supporter.id, suppressed.label("blocked"), *columns)
+                .where(Supporter.id > last_id, and_(*conditions))
+                .order_by(Supporter.id).limit(EXTRACT_BATCH)
+            ).all()
+            if not rows:
+                break
+            fresh = []
+            for row in rows:
+                if row.blocked:
+                    blocked += 1
+                    continue
+                data = {name: _plain(getattr(row, name)) for name in MERGE_FIELDS}
+                fresh.append({"run_id": ctx.run.id, "supporter_id": row.id, "email": row.email,
+                              "data": data, "status": RecipientStatus.PENDING, "attempts": 0})
+            if fresh:
+                db.session.execute(insert(Recipient), fresh)
+            matched += len(rows)
+            last_id = rows[-1].id
+            ctx.run.checkpoint = {"extract_last_id": last_id, "matched": matched,
+                                  "suppressed": blocked}
+            db.session.commit()
+            ctx.check_control()  # a cancel here is an extraction cancel
+        ctx.run.checked, ctx.run.skipped = matched, blocked
+        total = matched - blocked
+        ctx.log(f"Audience extracted: {matched:,} supporters, {blocked:,} suppressed "
+                f"(not opted in or on the suppression list), {total:,} to contact.")
+        ctx.begin_processing(total)
+
+    def summary(self, run: Run) -> str:
+        until = format_local(run.collect_until, current_app.config["TIMEZONE"])
+        return (f"Sending finished: {run.created:,} sent, {run.rejected:,} refused by the server, "
+                f"{run.skipped:,} suppressed. Collecting results until {until}.")
+
+    def after_cancel(self, run: Run, phase: str) -> None:
+        campaign = db.session.get(Campaign, run.job.params["campaign_id"]) if run.job else None
+        if campaign is None:
+            return
+        if phase in ("before_start", "extraction"):
+            campaign.status = CampaignStatus.DRAFT
+            db.session.commit()
+        if phase == "extraction" and campaign.notify_email:
+            from webapp.engine.notifications import notify
+
+            notify(campaign.notify_email,
+                   f"Extraction cancelled: {campaign.name}",
+                   f"The launch of the campaign “{campaign.name}” was cancelled while its "
+                   f"audience was being extracted (run #{run.number}, Job # {run.id}).\n\n"
+                   "Nobody was contacted. The campaign is back in draft; you can edit it and "
+                   "launch it again.\n")
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)
+
+
+class _Sender:
+    """Processing: send the pending recipients in batches over parallel connections."""
+
+    def __init__(self, ctx: RunContext, compiled: CompiledCampaign) -> None:
+        self.ctx, self.compiled = ctx, compiled
+        config = ctx.config
+        self.run_id = ctx.run.id
+        self.batch_size = config["EMAIL_BATCH_SIZE"]
+        smtp_url = config["SMTP_URL"]
+        self.parallel = max(1, config["SMTP_CONNECTIONS"]) if smtp_url else 1
+        self.backoff = config["EMAIL_RETRY_BACKOFF"]
+        self.engine: Engine = db.engine
+        self.secret = config["SECRET_KEY"]
+        self.local = threading.local()
+        self.connections: list[Connection] = []
+        self.db_connections: list[Any] = []
+        self.lock = threading.Lock()
+        self.make_connection = lambda: connection_for(smtp_url, config["OUTBOX_DIR"])
+        base = config["BASE_URL"]
+        with current_app.test_request_context(base_url=base):
+            self.open_tpl = url_for("tracking.opened", token="TOKEN", _external=True)
+            self.click_tpl = url_for("tracking.clicked", token="TOKEN", _external=True)
+            self.unsub_tpl = url_for("tracking.unsubscribe", token="TOKEN", _external=True)
+
+    def run(self) -> None:
+        ctx = self.ctx
+        self._recount()
+        db.session.commit()
+        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="smtp") as pool:
+            try:
+                while True:
+                    batch = db.session.execute(
+                        select(Recipient.id, Recipient.email, Recipient.data, Recipient.attempts)
+                        .where(Recipient.run_id == self.run_id,
+                               Recipient.status == RecipientStatus.PENDING)
+                        .order_by(Recipient.attempts, Recipient.id).limit(self.batch_size)
+                    ).all()
+                    if not batch:
+                        break
+                    if batch[0].attempts:
+                        time.sleep(min(self.backoff * 2 ** (batch[0].attempts - 1), 60))
+                    messages = [(r.id, r.attempts, self._message(r)) for r in batch]
+                    chunks = [messages[i::self.parallel] for i in range(self.parallel)]
+                    results = list(pool.map(self._send_chunk, [c for c in chunks if c]))
+                    sent = sum(r[0] for r in results)
+                    failed = sum(r[1] for r in results)
+                    db.session.expire(ctx.run)
+                    ctx.commit_batch(done=ctx.run.progress_done + sent + failed,
+                                     created=sent, rejected=failed)
+            finally:
+                for connection in self.connections:
+                    connection.close()
+                for conn in self.db_connections:
+                    conn.close()
+
+    def _recount(self) -> None:
+        """Counts from the recipient list itself (exact after a crash between batches)."""
+        rows = dict(db.session.execute(
+            select(Recipient.status, func.count()).where(Recipient.run_id == self.run_id)
+            .group_by(Recipient.status)).all())
+        run = self.ctx.run
+        run.created = rows.get(RecipientStatus.SENT, 0)
+        run.rejected = rows.get(RecipientStatus.FAILED, 0)
+        run.progress_done = run.created + run.rejected
+        if run.progress_total is None:
+            run.progress_total = sum(rows.values())
+
+    def _message(self, row: Any) -> EmailMessage:
+        token = tracking.recipient_token(self.secret, self.run_id, row.id)
+        links = Links(
+            open_url=self.open_tpl.replace("TOKEN", token),
+            click_base=self.click_tpl.replace("TOKEN", token),
+            unsubscribe_url=self.unsub_tpl.replace("TOKEN", token),
+            sign=lambda url, token=token: tracking.link_signature(self.secret, token, url),
+        )
+        return self.compiled.render(row.data, links)
+
+    def _thread_state(self) -> tuple[Connection, Any]:
+        state = getattr(self.local, "state", None)
+        if state is None:
+            connection = self.make_connection()
+            connection.open()
+            with self.lock:
+                self.connections.append(connection)
+                conn = self.engine.connect()
+                self.db_connections.append(conn)
+            state = self.local.state = (connection, conn)
+        return state
+
+    def _send_chunk(self, chunk: list[tuple[int, int, EmailMessage]]) -> tuple[int, int]:
+        """Send messages on this thread's connection; each recipient is marked sent before the
+        final dot of its message, in its own committed transaction."""
+        connection, conn = self._thread_state()
+        sent = failed = 0
+        table = Recipient.__table__
+        for recipient_id, attempts, message in chunk:
+            def record_sent(recipient_id: int = recipient_id) -> None:
+                conn.execute(update(table).where(table.c.id == recipient_id)
+                             .values(status=RecipientStatus.SENT.value, sent_at=utcnow()))
+                conn.commit()
+
+            result = connection.send(message, record_sent)
+            if result.outcome is Outcome.SENT:
+                sent += 1
+                continue
+            # not delivered: undo the mark if it was made, and retry later or give up
+            give_up = result.outcome is Outcome.FAILED or attempts + 1 >= MAX_ATTEMPTS
+            conn.execute(update(table).where(table.c.id == recipient_id).values(
+                status=(RecipientStatus.FAILED if give_up else RecipientStatus.PENDING).value,
+                sent_at=None, attempts=attempts + 1, error=result.detail[:500]))
+            conn.commit()
+            failed += int(give_up)
+        return sent, failed

@@ -1,0 +1,1 @@
+"""Email: transports (outbox or SMTP), safe rendering of campaigns, signed tracking links."""

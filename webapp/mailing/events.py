@@ -1,0 +1,61 @@
+"""Recording what recipients do: opens, clicks, unsubscribes and bounces."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.models.base import utcnow
+from webapp.models.campaigns import Recipient, Suppression
+from webapp.models.people import Supporter
+from webapp.models.runs import Run
+
+
+def record_open(recipient: Recipient) -> None:
+    """The first open counts."""
+    if recipient.opened_at is None:
+        recipient.opened_at = utcnow()
+        db.session.commit()
+
+
+def record_click(recipient: Recipient) -> None:
+    """A click also proves an open."""
+    now = utcnow()
+    recipient.clicked_at = recipient.clicked_at or now
+    recipient.opened_at = recipient.opened_at or now
+    db.session.commit()
+
+
+def suppress(email: str, reason: str, run_id: int | None) -> None:
+    """Put an address on the suppression list (once)."""
+    email = email.strip().lower()
+    exists = db.session.execute(select(Suppression.id).where(Suppression.email == email)).scalar()
+    if exists is None:
+        db.session.add(Suppression(email=email, reason=reason, run_id=run_id))
+
+
+def record_unsubscribe(recipient: Recipient) -> None:
+    """Unsubscribe: opted out, suppressed, and counted as attrition for the run."""
+    if recipient.unsubscribed_at is None:
+        recipient.unsubscribed_at = utcnow()
+    supporter = db.session.get(Supporter, recipient.supporter_id)
+    if supporter is not None:
+        supporter.opted_in = False
+    suppress(recipient.email, "unsubscribe", recipient.run_id)
+    db.session.commit()
+
+
+def record_bounce(email: str, request_id: str | None, hard: bool) -> bool:
+    """A bounce for an address (in a run, when its request id is given); hard ones suppress."""
+    email = email.strip().lower()
+    query = select(Recipient).where(Recipient.email == email)
+    if request_id:
+        query = query.join(Run, Run.id == Recipient.run_id).where(Run.request_id == request_id)
+    recipient = db.session.execute(query.order_by(Recipient.id.desc()).limit(1)).scalar()
+    if recipient is None:
+        return False
+    recipient.bounced_at = recipient.bounced_at or utcnow()
+    if hard:
+        suppress(email, "hard_bounce", recipient.run_id)
+    db.session.commit()
+    return True

@@ -1,0 +1,198 @@
+"""Mail transports: the local outbox (embedded default) or an SMTP relay set by one URL.
+
+A campaign send is two-phase: the message goes to the server up to, but not including, the final
+dot; the caller records the recipient as sent; then the dot is written. A crash before the record
+leaves an incomplete message the server discards (sent again on retry); after it, the server has
+the message. So no supporter is sent the same campaign twice.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import enum
+import os
+import re
+import smtplib
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import parseaddr
+from urllib.parse import parse_qs, unquote, urlsplit
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+_POLICY = email.policy.SMTP
+
+
+class Outcome(enum.Enum):
+    """What happened to one message."""
+
+    SENT = "sent"
+    RETRY = "retry"  # a temporary failure: nothing was delivered, try again later
+    FAILED = "failed"  # refused for good (5xx)
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    detail: str = ""
+
+
+class TransportError(Exception):
+    """The transport cannot be used at all (bad URL, login refused, server unreachable)."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """What CONVEYOR_SMTP_URL says: smtp://user:pass@host:port?starttls=1, smtps://... for SSL."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    ssl: bool
+    starttls: bool
+    timeout: float
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpSettings:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise TransportError(f"not an SMTP URL: {url!r} (use smtp://host:port or smtps://...)")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        secure = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (465 if secure else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            ssl=secure,
+            starttls=query.get("starttls", "").lower() in ("1", "true", "yes"),
+            timeout=float(query.get("timeout", "30")),
+        )
+
+
+class SmtpConnection:
+    """One reusable SMTP connection."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self.client: smtplib.SMTP | None = None
+
+    def open(self) -> None:
+        s = self.settings
+        try:
+            if s.ssl:
+                client = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
+                                          context=ssl.create_default_context())
+            else:
+                client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            client.ehlo()
+            if s.starttls:
+                client.starttls(context=ssl.create_default_context())
+                client.ehlo()
+            if s.username:
+                client.login(s.username, s.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TransportError(
+                f"the SMTP server refused the login: {exc.smtp_code} "
+                f"{exc.smtp_error.decode(errors='replace')}") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransportError(f"cannot connect to the SMTP server {s.host}:{s.port}: {exc}") \
+                from None
+        self.client = client
+
+    def close(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.quit()
+            except (OSError, smtplib.SMTPException):
+                self.client.close()
+            self.client = None
+
+    def send(self, message: EmailMessage, record_sent: Callable[[], None] | None = None) -> Result:
+        """Send one message; `record_sent` runs after the data and before the final dot."""
+        if self.client is None:
+            self.open()
+        client = self.client
+        sender = parseaddr(str(message["From"]))[1]
+        rcpt = parseaddr(str(message["To"]))[1]
+        committed = False
+        try:
+            code, reply = client.mail(sender)
+            if code != 250:
+                return self._refused(code, reply)
+            code, reply = client.rcpt(rcpt)
+            if code not in (250, 251):
+                return self._refused(code, reply)
+            client.putcmd("data")
+            code, reply = client.getreply()
+            if code != 354:
+                return self._refused(code, reply)
+            data = _LEADING_DOT.sub(b"..", message.as_bytes(policy=_POLICY))
+            if not data.endswith(b"\r\n"):
+                data += b"\r\n"
+            client.send(data)
+            if record_sent is not None:
+                record_sent()
+            committed = True
+            client.send(b".\r\n")
+            code, reply = client.getreply()
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            self.client = None
+            if committed:
+                # the server has the whole message; only its answer was lost
+                return Result(Outcome.SENT, f"sent, but the server's answer was lost ({exc})")
+            return Result(Outcome.RETRY, f"connection lost: {exc}")
+        if code == 250:
+            return Result(Outcome.SENT)
+        return Result(Outcome.RETRY if 400 <= code < 500 else Outcome.FAILED,
+                      f"{code} {reply.decode(errors='replace')}")
+
+    def _refused(self, code: int, reply: bytes) -> Result:
+        try:
+            self.client.rset()
+        except (OSError, smtplib.SMTPException):
+            self.client = None
+        text = f"{code} {reply.decode(errors='replace')}"
+        return Result(Outcome.RETRY if 400 <= code < 500 or code == -1 else Outcome.FAILED, text)
+
+
+class OutboxConnection:
+    """Writes each message as one .eml file under the outbox folder (the embedded default)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def open(self) -> None:
+        os.makedirs(self.folder, exist_ok=True)
+
+    def close(self) -> None:
+        pass
+
+    def send(self, message: EmailMessage, record_sent: Callable[[], None] | None = None) -> Result:
+        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
+        final = os.path.join(self.folder, name)
+        partial = final + ".part"
+        with open(partial, "wb") as out:
+            out.write(message.as_bytes(policy=_POLICY))
+        if record_sent is not None:
+            try:
+                record_sent()
+            except BaseException:
+                os.remove(partial)
+                raise
+        os.replace(partial, final)
+        return Result(Outcome.SENT)
+
+
+Connection = SmtpConnection | OutboxConnection
+
+
+def connection_for(smtp_url: str | None, outbox_dir: str) -> Connection:
+    """A new, not yet opened connection for the configured transport."""
+    if smtp_url:
+        return SmtpConnection(SmtpSettings.from_url(smtp_url))
+    return OutboxConnection(outbox_dir)

@@ -1,0 +1,107 @@
+"""Email campaigns, saved audience filters, the suppression list and per-run recipients."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.extensions import db
+from webapp.models.base import utcnow
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class CampaignStatus(enum.StrEnum):
+    """Where a campaign is: editable draft, waiting for its launch time, or launched."""
+
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    LAUNCHED = "launched"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+class SavedFilter(db.Model):
+    """A named audience rule: supporters matching every condition."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    rule: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Campaign(db.Model):
+    """An email: sender, subject, bodies with merge fields, audience, notification address."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    from_address: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(300))
+    html_body: Mapped[str] = mapped_column(Text, default="")
+    text_body: Mapped[str] = mapped_column(Text, default="")
+    audience: Mapped[str] = mapped_column(String(20), default="opted_in")  # or "filter"
+    filter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("saved_filter.id", ondelete="SET NULL"))
+    notify_email: Mapped[str] = mapped_column(String(255), default="")
+    launch_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus),
+                                                   default=CampaignStatus.DRAFT)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    owner = relationship("User")
+    job = relationship("Job")
+    saved_filter = relationship("SavedFilter")
+
+
+class Suppression(db.Model):
+    """An address never to email again (hard bounce, unsubscribe)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecipientStatus(enum.StrEnum):
+    """A recipient of one run: not yet sent, sent (accepted by the server), or failed."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Recipient(db.Model):
+    """One supporter in a run's extracted audience (a snapshot), and what happened to them."""
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "supporter_id", name="uq_recipient_run_supporter"),
+        Index("ix_recipient_run_status", "run_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    supporter_id: Mapped[int] = mapped_column()
+    email: Mapped[str] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[RecipientStatus] = mapped_column(_enum(RecipientStatus),
+                                                    default=RecipientStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(String(500))
+    opened_at: Mapped[datetime | None] = mapped_column()
+    clicked_at: Mapped[datetime | None] = mapped_column()
+    bounced_at: Mapped[datetime | None] = mapped_column()
+    unsubscribed_at: Mapped[datetime | None] = mapped_column()
