@@ -121,6 +121,9 @@ def test_super_admin_download_on_behalf_is_audited_own_download_is_not(
     assert len(entries) == 1
     assert (entries[0].owner_id, entries[0].run_id) == (users["other"].id, other_run)
     assert "on behalf of other@example.org" in client.get("/admin/audit").get_data(as_text=True)
+    # the owner still finds the result waiting in their monitor; the super admin's own left it
+    assert db.session.get(Run, other_run).in_monitor
+    assert not db.session.get(Run, own_run).in_monitor
 
 
 def test_admin_cannot_edit_a_super_admin(client, auth, users):

@@ -103,8 +103,10 @@ class UserDataImport(JobType):
 
     def summary(self, run) -> str:
         base = super().summary(run)
-        return base + (f" {run.rejected:,} rows were rejected: see the rejected lines."
-                       if run.rejected else "")
+        if not run.rejected:
+            return base
+        rows = "row was" if run.rejected == 1 else "rows were"
+        return f"{base} {run.rejected:,} {rows} rejected: see the rejected lines."
 
 
 class _Importer:

@@ -43,22 +43,24 @@ REJECTIONS_SHOWN = 100
 def detail(run_id: int):
     """A run: state, request id, counts, rejected lines and log."""
     run = run_or_404(run_id)
-    rejections = db.session.execute(
-        select(RunRejection).where(RunRejection.run_id == run.id)
-        .order_by(RunRejection.line).limit(REJECTIONS_SHOWN)
-    ).scalars().all()
-    return render_template("runs/detail.html", run=run, rejections=rejections,
-                           log_lines=_log_tail(run.id), polled=RUN_PAGE_POLLED,
-                           **_email_context(run))
+    return render_template("runs/detail.html", **_status_context(run))
 
 
 @bp.route("/<int:run_id>/status")
 @login_required
 def status(run_id: int):
     """The run page's live region (polled while the run is active)."""
-    run = run_or_404(run_id)
-    return render_template("runs/partials/_status.html", run=run, log_lines=_log_tail(run.id),
-                           polled=RUN_PAGE_POLLED, **_email_context(run))
+    return render_template("runs/partials/_status.html", **_status_context(run_or_404(run_id)))
+
+
+def _status_context(run) -> dict:
+    """What the run page's live region shows: state, counts, rejected lines, log."""
+    rejections = db.session.execute(
+        select(RunRejection).where(RunRejection.run_id == run.id)
+        .order_by(RunRejection.line).limit(REJECTIONS_SHOWN)
+    ).scalars().all() if run.rejected else []
+    return {"run": run, "rejections": rejections, "log_lines": _log_tail(run.id),
+            "polled": RUN_PAGE_POLLED, **_email_context(run)}
 
 
 def _email_context(run) -> dict:
@@ -114,7 +116,9 @@ def result(run_id: int):
             action="download_result",
             detail=f"Downloaded {run.result_name} (Job # {run.id}) on behalf of {run.owner.email}",
         ))
-    engine.mark_downloaded(run)
+        db.session.commit()  # on behalf: the owner still sees it waiting in their monitor
+    else:
+        engine.mark_downloaded(run)
     return send_file(run.result_path, as_attachment=True, download_name=run.result_name,
                      mimetype="text/csv")
 
