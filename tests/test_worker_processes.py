@@ -22,8 +22,8 @@ from webapp.models.runs import RunLogLine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_worker(app, tmp_path, *extra):
-    env = {**os.environ,
+def start_worker(app, tmp_path, *extra, env: dict | None = None):
+    env = {**os.environ, **(env or {}),
            "CONVEYOR_VAR_DIR": app.config["VAR_DIR"],
            "CONVEYOR_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
            "CONVEYOR_REDIS_URL": app.config["REDIS_URL"],
@@ -143,3 +143,43 @@ def test_kill_hard_stops_a_run_stuck_on_io(app, users, tmp_path):
 def _horse_gone(worker_pid: int) -> bool:
     children = Path(f"/proc/{worker_pid}/task/{worker_pid}/children")
     return not children.exists() or children.read_text().strip() == ""
+
+
+def test_worker_killed_mid_send_then_restarted_sends_no_duplicate_and_misses_nobody(
+        app, users, tmp_path, smtp_sink):
+    from tests.test_email_campaign import campaign_for, launch, supporters
+
+    count = 400
+    supporters(count)
+    smtp_sink.delay = 0.01  # the server takes its time to accept each message
+    run = launch(campaign_for(users["user"]), users["user"])
+    env_extra = {"CONVEYOR_SMTP_URL": smtp_sink.url, "CONVEYOR_EMAIL_BATCH_SIZE": "20",
+                 "CONVEYOR_SMTP_CONNECTIONS": "2"}
+    worker = start_worker(app, tmp_path, env=env_extra)
+    try:
+        wait_for(lambda: len(smtp_sink.recipients()) >= 60)
+        kill_tree(worker.pid)
+        worker.wait(10)
+    finally:
+        stop_group(worker)
+    time.sleep(0.3)  # let the server finish the message it was accepting
+    before = smtp_sink.recipients()
+    assert 60 <= len(before) < count, "the send finished before the worker was killed"
+    app.config["DEAD_AFTER_SECONDS"] = 1.0
+    time.sleep(1.1)
+    assert reconcile()["failed"] == 1
+    run = fresh(run)
+    assert run.state is RunState.FAILED and "the worker running this job stopped" in run.error
+    retry_run(run, users["user"])
+    smtp_sink.delay = 0
+    worker = start_worker(app, tmp_path, "--burst", env=env_extra)
+    try:
+        worker.wait(60)
+    finally:
+        stop_group(worker)
+    run = fresh(run)
+    assert run.state is RunState.COLLECTING, run.error
+    received = smtp_sink.recipients()
+    assert len(received) == len(set(received)), "a supporter got the campaign twice"
+    assert sorted(received) == sorted(f"s{i}@example.org" for i in range(count))
+    assert run.created == count

@@ -140,7 +140,7 @@ def preview(campaign_id: int):
         try:
             message = CompiledCampaign(
                 from_address=campaign.from_address, subject=campaign.subject,
-                html_body=campaign.html_body, text_body=campaign.text_body).render(data)
+                html_body=campaign.html_body, text_body=campaign.text_body).render(data).as_email()
         except RenderError as exc:
             problem = str(exc)
     parts = {}

@@ -7,7 +7,7 @@ from email.utils import formatdate, make_msgid
 
 from flask import current_app
 
-from webapp.mailing.transport import TransportError, connection_for
+from webapp.mailing.transport import Outgoing, TransportError, connection_for
 
 SENDER = "Conveyor <conveyor@localhost>"
 
@@ -26,7 +26,7 @@ def notify(to: str, subject: str, body: str) -> bool:
     connection = connection_for(current_app.config["SMTP_URL"], current_app.config["OUTBOX_DIR"])
     try:
         connection.open()
-        result = connection.send(message)
+        result = connection.send(Outgoing.from_email(message))
     except TransportError:
         current_app.logger.exception("notification to %s not sent", to)
         return False

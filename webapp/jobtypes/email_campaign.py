@@ -18,15 +18,13 @@ from webapp.jobtypes.base import JobType
 from webapp.mailing import tracking
 from webapp.mailing.audience import AudienceError, audience
 from webapp.mailing.render import MERGE_FIELDS, CompiledCampaign, Links
-from webapp.mailing.transport import Connection, Outcome, connection_for
+from webapp.mailing.transport import Connection, Outcome, Outgoing, connection_for
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign, CampaignStatus, Recipient, RecipientStatus
 from webapp.models.people import Supporter
 from webapp.timefmt import format_local
 
 if TYPE_CHECKING:
-    from email.message import EmailMessage
-
     from webapp.engine.context import RunContext
     from webapp.models.runs import Run
 
@@ -195,7 +193,7 @@ class _Sender:
         if run.progress_total is None:
             run.progress_total = sum(rows.values())
 
-    def _message(self, row: Any) -> EmailMessage:
+    def _message(self, row: Any) -> Outgoing:
         token = tracking.recipient_token(self.secret, self.run_id, row.id)
         links = Links(
             open_url=self.open_tpl.replace("TOKEN", token),
@@ -217,7 +215,7 @@ class _Sender:
             state = self.local.state = (connection, conn)
         return state
 
-    def _send_chunk(self, chunk: list[tuple[int, int, EmailMessage]]) -> tuple[int, int]:
+    def _send_chunk(self, chunk: list[tuple[int, int, Outgoing]]) -> tuple[int, int]:
         """Send messages on this thread's connection; each recipient is marked sent before the
         final dot of its message, in its own committed transaction."""
         connection, conn = self._thread_state()

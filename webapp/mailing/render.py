@@ -3,17 +3,21 @@ passed as data (so a supporter's data can never inject markup or template code),
 
 from __future__ import annotations
 
+import binascii
 import html
 import re
+import uuid
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.header import Header
+from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
+
+from webapp.mailing.transport import Outgoing
 
 MERGE_FIELDS = ("email", "first_name", "last_name", "address1", "city", "state", "zip", "phone",
                 "donation_total")
@@ -56,6 +60,40 @@ class Links:
     sign: Any  # callable(url) -> signature
 
 
+def _header(name: str, value: str) -> str:
+    """One header line; CR/LF can never get in, non-ASCII is RFC 2047 encoded."""
+    value = " ".join(value.split())
+    if not value.isascii():
+        value = Header(value, "utf-8").encode(linesep="\r\n")
+    return f"{name}: {value}\r\n"
+
+
+def _qp_part(content_type: str, body: str) -> bytes:
+    encoded = binascii.b2a_qp(body.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    encoded = encoded.replace(b"\n", b"\r\n")
+    return (f"Content-Type: {content_type}; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + encoded
+
+
+def build_message(*, from_address: str, to: str, subject: str, text: str, html_body: str | None,
+                  headers: dict[str, str] | None = None, domain: str = "conveyor.local") -> bytes:
+    """A MIME message (text, or text + HTML alternative) as CRLF bytes, built directly: fast
+    enough for tens of thousands of recipients, safe against header injection."""
+    head = [_header("From", from_address), _header("To", to), _header("Subject", subject),
+            _header("Date", formatdate(localtime=False)),
+            _header("Message-ID", make_msgid(domain=domain)), "MIME-Version: 1.0\r\n"]
+    head += [_header(name, value) for name, value in (headers or {}).items()]
+    if html_body is None:
+        return "".join(head).encode() + _qp_part("text/plain", text) + b"\r\n"
+    boundary = f"=_conveyor_{uuid.uuid4().hex}"
+    head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n')
+    sep = f"--{boundary}\r\n".encode()
+    return b"".join([
+        "".join(head).encode(), sep, _qp_part("text/plain", text), b"\r\n", sep,
+        _qp_part("text/html", html_body), b"\r\n", f"--{boundary}--\r\n".encode(),
+    ])
+
+
 class CompiledCampaign:
     """A campaign's templates compiled once per run."""
 
@@ -65,12 +103,13 @@ class CompiledCampaign:
             part, message = next(iter(problems.items()))
             raise RenderError(f"the template cannot be rendered ({part}: {message})")
         self.from_address = from_address
+        self.sender = parseaddr(from_address)[1] or from_address
         self.subject = _text_env.from_string(subject)
         self.html = _html_env.from_string(html_body) if html_body.strip() else None
         self.text = _text_env.from_string(text_body)
 
     def render(self, data: dict[str, Any], links: Links | None = None,
-               message_id_domain: str = "conveyor.local") -> EmailMessage:
+               message_id_domain: str = "conveyor.local") -> Outgoing:
         """The message for one recipient (with tracking when `links` is given)."""
         values = {name: "" if data.get(name) is None else data.get(name) for name in MERGE_FIELDS}
         values["unsubscribe_url"] = links.unsubscribe_url if links else "#"
@@ -90,19 +129,15 @@ class CompiledCampaign:
                                   f'{escape(links.unsubscribe_url)}">Unsubscribe</a></p>')
                 body_html += (f'<img src="{escape(links.open_url)}" width="1" height="1" '
                               'alt="" style="display:none">')
-        message = EmailMessage()
-        message["From"] = self.from_address
-        message["To"] = values["email"]
-        message["Subject"] = subject
-        message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = make_msgid(domain=message_id_domain)
+        headers = {}
         if links is not None:
-            message["List-Unsubscribe"] = f"<{links.unsubscribe_url}>"
-            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message.set_content(text)
-        if body_html is not None:
-            message.add_alternative(body_html, subtype="html")
-        return message
+            headers = {"List-Unsubscribe": f"<{links.unsubscribe_url}>",
+                       "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+        recipient = str(values["email"])
+        data_bytes = build_message(from_address=self.from_address, to=recipient,
+                                   subject=subject, text=text, html_body=body_html,
+                                   headers=headers, domain=message_id_domain)
+        return Outgoing(sender=self.sender, recipient=recipient, data=data_bytes)
 
 
 def _track_links(body: str, links: Links) -> str:

@@ -13,12 +13,14 @@ import enum
 import os
 import re
 import smtplib
+import socket
 import ssl
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -89,6 +91,9 @@ class SmtpConnection:
                                           context=ssl.create_default_context())
             else:
                 client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            # the data and its final dot go out as separate writes: without this, Nagle's
+            # algorithm holds the dot back until the server acknowledges (about 40 ms each)
+            client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client.ehlo()
             if s.starttls:
                 client.starttls(context=ssl.create_default_context())
@@ -112,13 +117,12 @@ class SmtpConnection:
                 self.client.close()
             self.client = None
 
-    def send(self, message: EmailMessage, record_sent: Callable[[], None] | None = None) -> Result:
+    def send(self, message: Outgoing, record_sent: Callable[[], None] | None = None) -> Result:
         """Send one message; `record_sent` runs after the data and before the final dot."""
         if self.client is None:
             self.open()
         client = self.client
-        sender = parseaddr(str(message["From"]))[1]
-        rcpt = parseaddr(str(message["To"]))[1]
+        sender, rcpt = message.sender, message.recipient
         committed = False
         try:
             code, reply = client.mail(sender)
@@ -131,7 +135,7 @@ class SmtpConnection:
             code, reply = client.getreply()
             if code != 354:
                 return self._refused(code, reply)
-            data = _LEADING_DOT.sub(b"..", message.as_bytes(policy=_POLICY))
+            data = _LEADING_DOT.sub(b"..", message.data)
             if not data.endswith(b"\r\n"):
                 data += b"\r\n"
             client.send(data)
@@ -172,12 +176,12 @@ class OutboxConnection:
     def close(self) -> None:
         pass
 
-    def send(self, message: EmailMessage, record_sent: Callable[[], None] | None = None) -> Result:
+    def send(self, message: Outgoing, record_sent: Callable[[], None] | None = None) -> Result:
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
         final = os.path.join(self.folder, name)
         partial = final + ".part"
         with open(partial, "wb") as out:
-            out.write(message.as_bytes(policy=_POLICY))
+            out.write(message.data)
         if record_sent is not None:
             try:
                 record_sent()
@@ -189,6 +193,26 @@ class OutboxConnection:
 
 
 Connection = SmtpConnection | OutboxConnection
+
+
+@dataclass
+class Outgoing:
+    """A message ready for the wire: envelope sender and recipient, and its bytes (CRLF)."""
+
+    sender: str
+    recipient: str
+    data: bytes
+
+    @classmethod
+    def from_email(cls, message: EmailMessage) -> Outgoing:
+        """An EmailMessage (notifications) as wire bytes."""
+        return cls(sender=parseaddr(str(message["From"]))[1],
+                   recipient=parseaddr(str(message["To"]))[1],
+                   data=message.as_bytes(policy=_POLICY))
+
+    def as_email(self) -> EmailMessage:
+        """The message parsed back (previews, tests)."""
+        return BytesParser(policy=email.policy.default).parsebytes(self.data)
 
 
 def connection_for(smtp_url: str | None, outbox_dir: str) -> Connection:
