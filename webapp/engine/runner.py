@@ -98,7 +98,8 @@ def _stopped(run: Run, noun_past: str) -> str:
     total = run.progress_total
     phase = "processing"
     if run.state is RunState.INITIALIZING:
-        note = "Cancelled during extraction: nothing was processed and nobody was contacted."
+        note = "Cancelled during extraction: nothing was processed"
+        note += " and nobody was contacted." if noun_past == "sent" else "."
         phase = "extraction"
     else:
         move(run, RunState.PAUSED)
