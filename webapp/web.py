@@ -50,6 +50,16 @@ def queue_place(run: Any) -> str:
     return f"#{place} in line{waits}"
 
 
+def campaign_of(run: Any) -> Any:
+    """The campaign behind a cancelled Email Campaign run (for its "Edit campaign" link)."""
+    if run.job_type != "email_campaign" or run.state is not RunState.CANCELLED or not run.job:
+        return None
+    from webapp.extensions import db
+    from webapp.models.campaigns import Campaign
+
+    return db.session.get(Campaign, run.job.params.get("campaign_id"))
+
+
 def stop_question(run: Any) -> str:
     """The confirmation asked before Stop, saying what was already done."""
     if run.state.is_pending:
@@ -85,7 +95,7 @@ def register_web_helpers(app: Flask) -> None:
     app.jinja_env.globals.update(
         type_label=type_label, RunState=RunState, job_types=REGISTRY,
         upload_limit_text=upload_limit_text, queue_place=queue_place, can_kill=can_kill,
-        stop_question=stop_question,
+        stop_question=stop_question, campaign_of=campaign_of,
     )
 
     @app.context_processor

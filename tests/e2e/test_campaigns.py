@@ -393,7 +393,7 @@ def test_extraction_cancel_notifies_and_job_cancel_does_not(page: Page, plain_us
             page.reload()
         questions = accept_next_dialog(page)
         run_status(page).get_by_role("button", name="Stop").click()
-        expect(flash(page, "Stopping at the next batch boundary; what was already saved stays.")
+        expect(flash(page, "Cancelling during extraction: nothing has been processed yet.")
                ).to_be_visible()
         assert questions == [f"Cancel the launch of “{name}” while its audience is extracted? "
                              "Nobody has been contacted yet."]

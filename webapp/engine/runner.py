@@ -10,11 +10,12 @@ from flask import current_app
 from sqlalchemy import Engine, update
 
 from webapp.engine.context import RunContext, RunPaused, RunStopped
+from webapp.engine.planner import missed_decision, overlap_decision
 from webapp.engine.runs import dispatch_next
 from webapp.engine.states import RunState
 from webapp.engine.transitions import move
 from webapp.extensions import db
-from webapp.jobtypes import get_job_type
+from webapp.jobtypes import JobType, get_job_type
 from webapp.models.base import utcnow
 from webapp.models.runs import Run
 
@@ -69,8 +70,7 @@ def execute_run(run_id: int) -> str:
         return run.state.value
     except RunStopped:
         db.session.rollback()
-        phase = _stopped(run, job_type.noun_past)
-        job_type.after_cancel(run, phase)
+        _stopped(run, job_type)
         return run.state.value
     except RunPaused:
         db.session.rollback()
@@ -91,9 +91,10 @@ def execute_run(run_id: int) -> str:
         dispatch_next(run.job_id)
 
 
-def _stopped(run: Run, noun_past: str) -> str:
+def _stopped(run: Run, job_type: JobType) -> None:
     """Record a stop at a batch boundary: what was committed stays, and the log says how much."""
     db.session.refresh(run)
+    noun_past = job_type.noun_past
     done = run.progress_done
     total = run.progress_total
     phase = "processing"
@@ -107,8 +108,8 @@ def _stopped(run: Run, noun_past: str) -> str:
         note = f"Stopped at a batch boundary: {done:,}{of_total} records were {noun_past} and stay so."
     move(run, RunState.CANCELLED, note=note)
     run.control = None
+    job_type.after_cancel(run, phase)
     db.session.commit()
-    return phase
 
 
 def promote_scheduled(run_id: int) -> str:
@@ -117,6 +118,13 @@ def promote_scheduled(run_id: int) -> str:
     run = db.session.get(Run, run_id)
     if run is None or run.state is not RunState.SCHEDULED:
         return "not scheduled"
+    if run.trigger == "schedule":
+        reason = missed_decision(run) or overlap_decision(run)
+        if reason:
+            move(run, RunState.SKIPPED, note=reason)
+            run.error = reason
+            db.session.commit()
+            return "skipped"
     move(run, RunState.QUEUED, note="Scheduled time reached; queued.")
     run.rq_job_id = None
     db.session.commit()

@@ -107,7 +107,7 @@ def queue_position(run: Run) -> tuple[int, Run | None]:
 
 
 def schedule_run(job: Job, user: User | None, when: datetime, *,
-                 trigger: str = "manual") -> Run:
+                 trigger: str = "manual", planned_for: datetime | None = None) -> Run:
     """Create a run that waits, scheduled, until `when` (naive UTC), then joins the queue."""
     locked = db.session.execute(
         select(Job).where(Job.id == job.id).with_for_update()
@@ -115,7 +115,8 @@ def schedule_run(job: Job, user: User | None, when: datetime, *,
     locked.last_run_number += 1
     run = Run(job_id=job.id, owner_id=job.owner_id, started_by_id=user.id if user else None,
               job_type=job.job_type, job_name=job.name, number=locked.last_run_number,
-              state=RunState.SCHEDULED, trigger=trigger, checkpoint={}, scheduled_for=when)
+              state=RunState.SCHEDULED, trigger=trigger, checkpoint={}, scheduled_for=when,
+              planned_for=planned_for)
     db.session.add(run)
     db.session.flush()
     log(run, f"Run #{run.number} scheduled by {user.display_name if user else 'the scheduler'}.")
@@ -139,14 +140,14 @@ def request_stop(run: Run, user: User) -> str:
         else:
             queueing.cancel_rq_job(run.rq_job_id)
         move(run, RunState.CANCELLED, note=f"Cancelled by {user.display_name} before it started.")
-        db.session.commit()
         _after_cancel(run, "before_start")
+        db.session.commit()
         dispatch_next(run.job_id)
         return "The run was cancelled before it started."
     if run.state is RunState.PAUSED:
         move(run, RunState.CANCELLED, note=f"Cancelled by {user.display_name} while paused.")
-        db.session.commit()
         _after_cancel(run, "processing")
+        db.session.commit()
         dispatch_next(run.job_id)
         return "The paused run was cancelled."
     if run.state.is_running:
@@ -154,6 +155,8 @@ def request_stop(run: Run, user: User) -> str:
             run.control, run.control_at = "stop", utcnow()
             log(run, f"Stop requested by {user.display_name}; stopping at the next batch.")
             db.session.commit()
+        if run.state is RunState.INITIALIZING:
+            return "Cancelling during extraction: nothing has been processed yet."
         return "Stopping at the next batch boundary; what was already saved stays."
     raise RunActionError(f"A {run.state.value} run cannot be stopped.")
 
@@ -216,8 +219,8 @@ def kill_run(run: Run, user: User) -> str:
     run.error = reason
     move(run, RunState.CANCELLED, note=reason + f" {run.progress_done:,} records were done.")
     run.control = None
-    db.session.commit()
     _after_cancel(run, phase)
+    db.session.commit()
     dispatch_next(run.job_id)
     return "The run was killed."
 

@@ -9,6 +9,7 @@ from flask import current_app
 
 from webapp.engine import queueing
 from webapp.engine.collecting import finish_collecting, promote_overdue
+from webapp.engine.planner import plan_due
 from webapp.engine.reconciler import reconcile
 from webapp.engine.retention import sweep_results
 from webapp.extensions import db
@@ -27,6 +28,7 @@ def loop(*, once: bool = False) -> None:
         try:
             scheduler.enqueue_jobs()
             finish_collecting()
+            plan_due()
             if now >= next_reconcile:
                 promote_overdue()
                 outcome = reconcile()

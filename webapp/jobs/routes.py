@@ -12,6 +12,7 @@ from webapp.csvfiles import DELIMITER_NAMES, CsvProblem
 from webapp.engine import runs as engine
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm, mapping_form
+from webapp.jobs.schedule_forms import describe_schedule
 from webapp.jobs.uploads import forget_upload, load_upload, save_upload
 from webapp.jobtypes import REGISTRY, get_job_type
 from webapp.jobtypes.user_data_export import ExportForm
@@ -130,7 +131,8 @@ def detail(job_id: int):
     ).scalars().all()
     job_type = REGISTRY.get(job.job_type)
     return render_template("jobs/detail.html", job=job, runs=runs, form=ConfirmForm(),
-                           described=job_type.describe(job.params) if job_type else [])
+                           described=job_type.describe(job.params) if job_type else [],
+                           schedule_text=describe_schedule(job.schedule))
 
 
 @bp.route("/<int:job_id>/run", methods=["POST"])

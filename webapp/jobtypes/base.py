@@ -31,7 +31,8 @@ class JobType:
         raise NotImplementedError
 
     def after_cancel(self, run: Run, phase: str) -> None:
-        """Called once a run is cancelled: phase is before_start, extraction or processing."""
+        """Called as a run is cancelled (phase: before_start, extraction or processing); what it
+        changes is committed together with the cancel."""
 
     def summary(self, run: Run) -> str:
         """The closing log line with the counts."""

@@ -107,8 +107,7 @@ class EmailCampaign(JobType):
         if campaign is None:
             return
         if phase in ("before_start", "extraction"):
-            campaign.status = CampaignStatus.DRAFT
-            db.session.commit()
+            campaign.status = CampaignStatus.DRAFT  # committed with the cancel itself
         if phase == "extraction" and campaign.notify_email:
             from webapp.engine.notifications import notify
 

@@ -12,6 +12,7 @@ from webapp.models.campaigns import (
 from webapp.models.jobs import Job
 from webapp.models.people import SUPPORTER_FIELDS, Supporter
 from webapp.models.runs import Run, RunLogLine, RunRejection
+from webapp.models.schedules import JobSchedule
 from webapp.models.settings import AccountSettings
 from webapp.models.users import Role, User
 
@@ -25,6 +26,7 @@ __all__ = [
     "SavedFilter",
     "Suppression",
     "Job",
+    "JobSchedule",
     "Role",
     "Run",
     "RunLogLine",

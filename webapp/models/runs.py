@@ -20,6 +20,8 @@ class Run(db.Model):
 
     __table_args__ = (
         UniqueConstraint("job_id", "number", name="uq_run_job_number"),
+        # one run per planned occurrence, whatever number of schedulers are running
+        UniqueConstraint("job_id", "planned_for", name="uq_run_job_planned_for"),
         Index("ix_run_owner_monitor", "owner_id", "in_monitor"),
         Index("ix_run_owner_id", "owner_id", "id"),
         Index("ix_run_type_id", "job_type", "id"),
@@ -62,6 +64,7 @@ class Run(db.Model):
     rq_job_id: Mapped[str | None] = mapped_column(String(60))
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     scheduled_for: Mapped[datetime | None] = mapped_column()
+    planned_for: Mapped[datetime | None] = mapped_column()  # the schedule occurrence it is
     collect_until: Mapped[datetime | None] = mapped_column()
     in_monitor: Mapped[bool] = mapped_column(default=True, index=True)
 

@@ -1,0 +1,180 @@
+"""Schedules on jobs: the form, planning one run per occurrence, overlap and missed runs."""
+
+import re
+from datetime import date, time, timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from tests.conftest import export_job, fresh
+from webapp.engine.planner import plan, plan_due
+from webapp.engine.runner import promote_scheduled
+from webapp.engine.runs import start_run
+from webapp.engine.states import RunState
+from webapp.extensions import db
+from webapp.models import JobSchedule, Run
+from webapp.models.base import utcnow
+from webapp.timefmt import to_local
+
+
+def tomorrow_local(app):
+    return (to_local(utcnow(), app.config["TIMEZONE"]) + timedelta(days=1)).date()
+
+
+@pytest.fixture
+def job(users):
+    return export_job(users["user"], name="Nightly export")
+
+
+@pytest.fixture
+def logged_in(auth, users):
+    auth.login("user@example.org")
+
+
+def save(client, job, **fields):
+    data = {"enabled": "y", "kind": "days_of_week", "start_date": date.today().isoformat(),
+            "time": "01:30", "overlap_policy": "skip", **fields}
+    return client.post(f"/jobs/{job.id}/schedule", data=data)
+
+
+def test_days_of_week_schedule_plans_its_next_run(app, client, logged_in, job):
+    response = save(client, job, weekdays=["0", "4"])
+    assert response.status_code == 302
+    schedule = db.session.execute(db.select(JobSchedule)).scalar_one()
+    assert schedule.weekdays == [0, 4] and schedule.time == time(1, 30)
+    run = Run.query.filter_by(job_id=job.id).one()
+    assert run.state is RunState.SCHEDULED and run.trigger == "schedule"
+    assert run.planned_for == schedule.next_run_at == run.scheduled_for
+    local = to_local(run.planned_for, app.config["TIMEZONE"])
+    assert local.weekday() in (0, 4) and (local.hour, local.minute) == (1, 30)
+    page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert "<strong>Next</strong>" in page and "every Monday and Friday at 1:30 AM" in page
+
+
+def test_editing_withdraws_the_planned_run_and_plans_again(app, client, logged_in, job):
+    save(client, job, weekdays=["0"])
+    first_planned = Run.query.filter_by(job_id=job.id).one().planned_for
+    save(client, job, weekdays=["2"], time="07:00")
+    runs = Run.query.filter_by(job_id=job.id).all()
+    assert len(runs) == 1 and runs[0].planned_for != first_planned
+    assert to_local(runs[0].planned_for, app.config["TIMEZONE"]).weekday() == 2
+    assert runs[0].number == 1  # the withdrawn run never ran: its number is reused
+
+
+def test_switching_off_plans_nothing(app, client, logged_in, job):
+    save(client, job, weekdays=["0"])
+    save(client, job, weekdays=["0"], enabled="")
+    assert Run.query.filter_by(job_id=job.id).count() == 0
+    assert db.session.execute(db.select(JobSchedule)).scalar_one().next_run_at is None
+
+
+def test_times_per_day_switched_on_starts_the_first_run_now(app, client, logged_in, job):
+    save(client, job, kind="times_per_day", times_per_day="4", time="00:00")
+    runs = Run.query.filter_by(job_id=job.id).order_by(Run.id).all()
+    assert [r.trigger for r in runs] == ["schedule", "schedule"]
+    assert {r.state for r in runs} == {RunState.QUEUED, RunState.SCHEDULED}
+
+
+def test_hourly_slot_in_the_past_is_refused(app, client, logged_in, job):
+    now_local = to_local(utcnow(), app.config["TIMEZONE"])
+    response = save(client, job, kind="hourly_slot", hour=str(now_local.hour),
+                    slot=str(now_local.minute // 15), start_date=now_local.date().isoformat())
+    assert "The time selected occurs in the past" in response.get_data(as_text=True)
+    assert db.session.execute(db.select(JobSchedule)).scalar() is None
+
+
+def test_hourly_slot_picks_and_shows_a_random_minute_inside_the_slot(app, client, logged_in,
+                                                                      job):
+    response = save(client, job, kind="hourly_slot", hour="14", slot="2",
+                    start_date=tomorrow_local(app).isoformat())
+    assert response.status_code == 302
+    schedule = db.session.execute(db.select(JobSchedule)).scalar_one()
+    assert 30 <= schedule.minute <= 44
+    page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert f"daily at 14:{schedule.minute:02d}" in page
+
+
+def test_one_run_per_occurrence_even_with_two_planners(app, users, job):
+    schedule = JobSchedule(job_id=job.id, kind="days_of_week", start_date=date.today(),
+                           time=time(3, 0), weekdays=[0, 1, 2, 3, 4, 5, 6], enabled=True)
+    db.session.add(schedule)
+    db.session.commit()
+    first = plan(schedule)
+    assert plan(schedule).id == first.id
+    assert plan_due() == 0  # already planned
+    duplicate = Run(job_id=job.id, owner_id=job.owner_id, job_type=job.job_type, job_name="x",
+                    number=99, planned_for=first.planned_for, checkpoint={})
+    db.session.add(duplicate)
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+
+
+@pytest.mark.parametrize("policy,expected", [("skip", RunState.SKIPPED),
+                                             ("queue", RunState.QUEUED)])
+def test_overlap_policy_when_the_previous_run_is_still_going(app, users, job, policy, expected):
+    running = start_run(job, users["user"])
+    running.state = RunState.PROCESSING
+    schedule = JobSchedule(job_id=job.id, kind="days_of_week", start_date=date.today(),
+                           time=time(3, 0), weekdays=list(range(7)), enabled=True,
+                           overlap_policy=policy)
+    db.session.add(schedule)
+    db.session.commit()
+    planned = plan(schedule)
+    promote_scheduled(planned.id)
+    planned = fresh(planned)
+    assert planned.state is expected
+    if expected is RunState.SKIPPED:
+        assert f"run #{running.number} was still processing" in planned.error
+
+
+def test_missed_occurrence_more_than_an_hour_late_is_recorded_not_run(app, users, job):
+    schedule = JobSchedule(job_id=job.id, kind="days_of_week", start_date=date.today(),
+                           time=time(3, 0), weekdays=list(range(7)), enabled=True)
+    db.session.add(schedule)
+    db.session.commit()
+    planned = plan(schedule)
+    planned.scheduled_for = utcnow() - timedelta(hours=3)
+    db.session.commit()
+    promote_scheduled(planned.id)
+    planned = fresh(planned)
+    assert planned.state is RunState.SKIPPED and planned.error.startswith("Missed:")
+
+
+def test_preview_lists_the_next_ten_runs_and_marks_dst_moves(app, client, logged_in, job):
+    args = {"kind": "days_of_week", "start_date": "2027-03-13", "time": "02:30",
+            "weekdays": ["6"], "enabled": "y"}
+    html = client.get(f"/jobs/{job.id}/schedule/preview", query_string=args).get_data(
+        as_text=True)
+    assert html.count("<li>") == 10
+    assert "Mar 14, 2027 3:00 AM EDT" in html and "moved by DST" in html
+    assert "Mar 21, 2027 2:30 AM EDT" in html
+
+
+def test_kind_change_swaps_in_that_kinds_fields(app, client, logged_in, job):
+    html = client.get(f"/jobs/{job.id}/schedule/fields", query_string={
+        "kind": "weekday_of_month", "start_date": "2027-01-01"},
+        headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Which" in html and "Weekday" in html and "Days" not in html
+    assert 'hx-swap-oob="true"' in html  # the preview is refreshed with it
+
+
+def test_schedule_warns_when_runs_come_faster_than_the_job_takes(app, client, logged_in, users,
+                                                                 job):
+    done = start_run(job, users["user"])
+    done.state, done.started_at = RunState.COMPLETED, utcnow() - timedelta(hours=5)
+    done.finished_at = utcnow()
+    db.session.commit()
+    html = client.get(f"/jobs/{job.id}/schedule/preview", query_string={
+        "kind": "times_per_day", "times_per_day": "24", "time": "00:00",
+        "start_date": "2027-01-01"}).get_data(as_text=True)
+    assert re.search(r"Runs are planned 60 minutes apart, but this job usually takes 300 min",
+                     html)
+
+
+def test_other_users_schedules_are_404(client, auth, users):
+    job = export_job(users["other"])
+    auth.login("user@example.org")
+    assert client.get(f"/jobs/{job.id}/schedule").status_code == 404
+    assert client.get(f"/jobs/{job.id}/schedule/preview").status_code == 404
+    assert save(client, job, weekdays=["0"]).status_code == 404

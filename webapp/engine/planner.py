@@ -1,0 +1,107 @@
+"""Turns schedules into runs: each next occurrence gets its own scheduled Run (unique per job and
+planned instant, so two schedulers never plan it twice) and its own timed RQ enqueue."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from webapp.engine import queueing
+from webapp.engine.runs import schedule_run
+from webapp.engine.schedules import ScheduleError, next_run
+from webapp.engine.states import RunState
+from webapp.extensions import db
+from webapp.models.base import utcnow
+from webapp.models.jobs import Job
+from webapp.models.runs import Run
+from webapp.models.schedules import JobSchedule
+from webapp.timefmt import format_local
+
+MISFIRE_GRACE = timedelta(hours=1)
+
+
+def plan(schedule: JobSchedule) -> Run | None:
+    """Make sure the schedule's next occurrence has its scheduled run; return it."""
+    job = schedule.job
+    if not schedule.enabled or job is None or not job.active:
+        schedule.next_run_at = None
+        db.session.commit()
+        return None
+    try:
+        occurrence = next_run(schedule.as_schedule(current_app.config["TIMEZONE"]), utcnow())
+    except ScheduleError:
+        current_app.logger.exception("schedule %s cannot be computed", schedule.id)
+        return None
+    schedule.next_run_at = occurrence
+    db.session.commit()
+    if occurrence is None:
+        return None
+    existing = db.session.execute(
+        select(Run).where(Run.job_id == job.id, Run.planned_for == occurrence)).scalar()
+    if existing is not None:
+        return existing
+    try:
+        return schedule_run(job, None, occurrence, trigger="schedule", planned_for=occurrence)
+    except IntegrityError:  # another scheduler planned it first
+        db.session.rollback()
+        return None
+
+
+def unplan(job: Job) -> int:
+    """Withdraw a job's planned (not started) scheduled runs, e.g. when its schedule changes."""
+    planned = db.session.execute(
+        select(Run).where(Run.job_id == job.id, Run.state == RunState.SCHEDULED,
+                          Run.trigger == "schedule")).scalars().all()
+    for run in planned:
+        queueing.cancel_scheduled(run.rq_job_id)
+        if job.last_run_number == run.number:
+            job.last_run_number -= 1  # it never ran: its number is given to the next run
+        db.session.delete(run)
+    db.session.commit()
+    return len(planned)
+
+
+def plan_due() -> int:
+    """Plan every enabled schedule whose next occurrence is not planned yet (scheduler loop)."""
+    now = utcnow()
+    due = db.session.execute(
+        select(JobSchedule).where(JobSchedule.enabled.is_(True),
+                                  or_(JobSchedule.next_run_at.is_(None),
+                                      JobSchedule.next_run_at <= now))
+    ).scalars().all()
+    planned = 0
+    for schedule in due:
+        if plan(schedule) is not None:
+            planned += 1
+    return planned
+
+
+def overlap_decision(run: Run) -> str | None:
+    """For a scheduled occurrence at its time: None to queue it, or why it is skipped."""
+    schedule = db.session.execute(
+        select(JobSchedule).where(JobSchedule.job_id == run.job_id)).scalar()
+    busy = db.session.execute(
+        select(Run).where(Run.job_id == run.job_id, Run.id != run.id,
+                          Run.state.in_([RunState.QUEUED, RunState.INITIALIZING,
+                                         RunState.PROCESSING, RunState.PAUSED]))
+        .order_by(Run.id)).scalars().all()
+    if not busy:
+        return None
+    policy = schedule.overlap_policy if schedule else "skip"
+    waiting = [r for r in busy if r.state is RunState.QUEUED]
+    if policy == "queue" and not waiting:
+        return None
+    return (f"Skipped: run #{busy[0].number} was still {busy[0].state.value} "
+            f"(overlap policy: {'skip' if policy == 'skip' else 'at most one waiting'}).")
+
+
+def missed_decision(run: Run) -> str | None:
+    """For an occurrence promoted late (the scheduler was down): None to run it once now, or
+    why it is recorded as missed."""
+    if run.scheduled_for is None or utcnow() - run.scheduled_for <= MISFIRE_GRACE:
+        return None
+    at = format_local(run.scheduled_for, current_app.config["TIMEZONE"])
+    return f"Missed: the scheduler was not running at {at}; skipped (more than an hour late)."

@@ -1,0 +1,102 @@
+"""The schedule form: one form, the fields of the chosen kind shown (HTMX swaps them in)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    TimeField,
+    widgets,
+)
+from wtforms.validators import DataRequired, NumberRange, Optional
+
+from webapp.engine.schedules import TIMES_PER_DAY_CHOICES, ScheduleKind
+from webapp.formutil import choices
+
+KIND_LABELS = {
+    ScheduleKind.TIMES_PER_DAY: "Times per day",
+    ScheduleKind.DAYS_OF_WEEK: "Days of week",
+    ScheduleKind.DAY_OF_MONTH: "Day of month",
+    ScheduleKind.WEEKDAY_OF_MONTH: "Weekday of month",
+    ScheduleKind.HOURLY_SLOT: "Hourly slot",
+    ScheduleKind.ONCE: "Once",
+}
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+WEEKS = {"1": "First", "2": "Second", "3": "Third", "4": "Fourth", "-1": "Last"}
+SLOTS = {"0": "0–14", "1": "15–29", "2": "30–44", "3": "45–59"}
+USES_TIME = {ScheduleKind.TIMES_PER_DAY, ScheduleKind.DAYS_OF_WEEK, ScheduleKind.DAY_OF_MONTH,
+             ScheduleKind.WEEKDAY_OF_MONTH}
+
+
+class ScheduleForm(FlaskForm):
+    """When a job runs by itself."""
+
+    enabled = BooleanField("Schedule on")
+    kind = SelectField("Repeat", choices=choices((k.value, v) for k, v in KIND_LABELS.items()),
+                       default=ScheduleKind.DAYS_OF_WEEK.value)
+    start_date = DateField("Start date", validators=[DataRequired()])
+    time = TimeField("Time", validators=[Optional()])
+    times_per_day = SelectField("Runs per day", coerce=int, default=1,
+                                choices=choices((str(n), f"{n} a day") for n in
+                                                TIMES_PER_DAY_CHOICES))
+    weekdays = SelectMultipleField(
+        "Days", coerce=int, choices=choices((str(i), d) for i, d in enumerate(WEEKDAYS)),
+        widget=widgets.ListWidget(prefix_label=False), option_widget=widgets.CheckboxInput())
+    day_of_month = IntegerField("Day of the month", validators=[Optional(), NumberRange(1, 31)])
+    week_of_month = SelectField("Which", coerce=int, choices=choices(WEEKS.items()), default=1)
+    weekday = SelectField("Weekday", coerce=int, default=0,
+                          choices=choices((str(i), d) for i, d in enumerate(WEEKDAYS)))
+    hour = SelectField("Hour", coerce=int,
+                       choices=choices((str(h), f"{h:02d}:00") for h in range(24)), default=9)
+    slot = SelectField("Minutes", coerce=int, choices=choices(SLOTS.items()), default=0)
+    once_at = DateTimeLocalField("Date and time", validators=[Optional()],
+                                 format="%Y-%m-%dT%H:%M")
+    overlap_policy = RadioField(
+        "If the previous run is still going",
+        choices=choices([("skip", "Skip this run (recorded as skipped)"),
+                         ("queue", "Queue it behind (at most one waiting)")]),
+        default="skip")
+
+    def kind_problems(self) -> None:
+        """Require the fields the chosen kind needs."""
+        kind = ScheduleKind(self.kind.data)
+        need = {"time": kind in USES_TIME, "weekdays": kind is ScheduleKind.DAYS_OF_WEEK,
+                "day_of_month": kind is ScheduleKind.DAY_OF_MONTH,
+                "once_at": kind is ScheduleKind.ONCE}
+        for name, required in need.items():
+            field = getattr(self, name)
+            if required and not field.data:
+                field.errors = [*field.errors, "Required for this kind of schedule."]
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.kind.data in {k.value for k in ScheduleKind}:
+            self.kind_problems()
+        return valid and not any(f.errors for f in self)
+
+
+def describe_schedule(schedule) -> str:
+    """'Every Monday and Friday at 1:30 AM', in words, for the job page."""
+    if schedule is None:
+        return ""
+    at = schedule.time.strftime("%I:%M %p").lstrip("0") if schedule.time else ""
+    kind = schedule.kind
+    if kind == ScheduleKind.TIMES_PER_DAY:
+        return f"{schedule.times_per_day} times a day from {at}"
+    if kind == ScheduleKind.DAYS_OF_WEEK:
+        days = [WEEKDAYS[d] for d in sorted(schedule.weekdays or [])]
+        return f"every {' and '.join(days)} at {at}"
+    if kind == ScheduleKind.DAY_OF_MONTH:
+        return f"day {schedule.day_of_month} of each month at {at}"
+    if kind == ScheduleKind.WEEKDAY_OF_MONTH:
+        return (f"the {WEEKS[str(schedule.week_of_month)].lower()} "
+                f"{WEEKDAYS[schedule.weekday]} of each month at {at}")
+    if kind == ScheduleKind.HOURLY_SLOT:
+        return f"daily at {schedule.hour:02d}:{schedule.minute:02d} (slot {SLOTS[str(schedule.slot)]})"
+    return "once"

@@ -1,0 +1,181 @@
+"""A job's schedule: the form (kind fields swapped in with HTMX), the live preview of the next
+runs, and saving it (which re-plans the next occurrence)."""
+
+from __future__ import annotations
+
+import statistics
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from webapp.engine import runs as engine
+from webapp.engine.planner import plan, unplan
+from webapp.engine.schedules import (
+    PAST_SLOT_MESSAGE,
+    Schedule,
+    ScheduleError,
+    ScheduleKind,
+    moved_by_dst,
+    next_runs,
+    pick_slot_minute,
+    slot_in_past,
+)
+from webapp.extensions import db
+from webapp.jobs.routes import bp
+from webapp.jobs.schedule_forms import KIND_LABELS, USES_TIME, ScheduleForm
+from webapp.models.base import utcnow
+from webapp.models.runs import Run
+from webapp.models.schedules import JobSchedule
+from webapp.permissions import job_or_404
+from webapp.timefmt import to_local
+
+PREVIEW_COUNT = 10
+
+
+def _tz() -> str:
+    return current_app.config["TIMEZONE"]
+
+
+def _pure(form: ScheduleForm, minute: int | None) -> Schedule:
+    """The schedule the form describes (raises ScheduleError when it makes no sense)."""
+    kind = ScheduleKind(form.kind.data)
+    return Schedule(
+        kind=kind, tz=_tz(), start_date=form.start_date.data,
+        time=form.time.data.replace(second=0, microsecond=0) if form.time.data else None,
+        times_per_day=form.times_per_day.data, weekdays=frozenset(form.weekdays.data or ()),
+        day_of_month=form.day_of_month.data, week_of_month=form.week_of_month.data,
+        weekday=form.weekday.data, hour=form.hour.data, slot=form.slot.data, minute=minute,
+        once_at=form.once_at.data,
+    )
+
+
+def _slot_minute(form: ScheduleForm, existing: JobSchedule | None) -> int | None:
+    """Keep the random minute already chosen for the same hour and slot; else pick one."""
+    if form.kind.data != ScheduleKind.HOURLY_SLOT:
+        return None
+    if existing and existing.kind == ScheduleKind.HOURLY_SLOT and existing.hour == \
+            form.hour.data and existing.slot == form.slot.data and existing.minute is not None:
+        return existing.minute
+    return pick_slot_minute(form.slot.data)
+
+
+def _past_slot(form: ScheduleForm) -> bool:
+    if form.kind.data != ScheduleKind.HOURLY_SLOT or form.start_date.data is None:
+        return False
+    now_local = to_local(utcnow(), _tz()).replace(tzinfo=None)
+    return form.start_date.data <= now_local.date() and slot_in_past(
+        form.hour.data, form.slot.data, now_local)
+
+
+def _typical_seconds(job_id: int) -> float | None:
+    """The median run time of the job's recent completed runs."""
+    rows = db.session.execute(
+        select(Run.started_at, Run.finished_at).where(
+            Run.job_id == job_id, Run.state == "completed", Run.started_at.is_not(None))
+        .order_by(Run.id.desc()).limit(15)).all()
+    times = [(f - s).total_seconds() for s, f in rows if f]
+    return statistics.median(times) if times else None
+
+
+def _preview(form: ScheduleForm, job_id: int, minute: int | None) -> dict:
+    """The next runs (local times, DST-moved ones marked), or why there are none, plus a
+    warning when runs come faster than the job usually takes."""
+    if form.start_date.data is None:
+        return {"problem": "Choose a start date."}
+    if _past_slot(form):
+        return {"problem": PAST_SLOT_MESSAGE}
+    try:
+        schedule = _pure(form, minute if minute is not None else 0)
+        upcoming = next_runs(schedule, utcnow(), PREVIEW_COUNT)
+    except (ScheduleError, ValueError) as exc:
+        return {"problem": str(exc)}
+    runs = [{"at": at, "moved": moved_by_dst(schedule, at)} for at in upcoming]
+    warning = None
+    typical = _typical_seconds(job_id)
+    gaps = [(b - a).total_seconds() for a, b in zip(upcoming, upcoming[1:], strict=False)]
+    if typical and gaps and min(gaps) < typical:
+        warning = (f"Runs are planned {int(min(gaps) // 60)} minutes apart, but this job "
+                   f"usually takes {int(typical // 60)} min {int(typical % 60)} s: "
+                   "runs would be skipped or queued.")
+    return {"runs": runs, "warning": warning}
+
+
+def _form_for(job_schedule: JobSchedule | None, formdata=None) -> ScheduleForm:
+    form = ScheduleForm(formdata=formdata, obj=job_schedule,
+                        meta={"csrf": False} if formdata is request.args else {})
+    if formdata is None:
+        if job_schedule is None:
+            form.start_date.data = to_local(utcnow(), _tz()).date()
+    return form
+
+
+@bp.route("/<int:job_id>/schedule", methods=["GET", "POST"])
+@login_required
+def schedule(job_id: int):
+    """Edit the job's schedule; saving re-plans its next run."""
+    job = job_or_404(job_id)
+    existing = job.schedule
+    form = _form_for(existing, request.form if request.method == "POST" else None)
+    minute = existing.minute if existing else None
+    if form.validate_on_submit():
+        minute = _slot_minute(form, existing)
+        if _past_slot(form):
+            form.hour.errors = [PAST_SLOT_MESSAGE]
+        else:
+            try:
+                _pure(form, minute)
+            except ScheduleError as exc:
+                form.kind.errors = [str(exc)]
+            else:
+                return _save(job, existing, form, minute)
+    return render_template("jobs/schedule.html", job=job, form=form, labels=KIND_LABELS,
+                           uses_time=USES_TIME, minute=minute,
+                           **_preview(form, job.id, minute))
+
+
+def _save(job, existing: JobSchedule | None, form: ScheduleForm, minute: int | None):
+    was_on = bool(existing and existing.enabled)
+    target = existing or JobSchedule(job_id=job.id)
+    form.populate_obj(target)
+    target.weekdays = list(form.weekdays.data or []) or None
+    target.minute = minute
+    target.time = form.time.data.replace(second=0, microsecond=0) if form.time.data else None
+    target.once_at = form.once_at.data  # wall-clock time in the account time zone
+    target.next_run_at = None
+    db.session.add(target)
+    db.session.commit()
+    unplan(job)
+    plan(target)
+    message = "Schedule saved."
+    if target.enabled and not was_on and target.kind == ScheduleKind.TIMES_PER_DAY:
+        run = engine.start_run(job, current_user, trigger="schedule")
+        message += f" Run #{run.number} started now, as the schedule was switched on."
+    elif not target.enabled:
+        message += " It is off: nothing runs by itself."
+    if target.kind == ScheduleKind.HOURLY_SLOT:
+        message += f" The slot's minute is :{minute:02d}."
+    flash(message, "success")
+    return redirect(url_for("jobs.detail", job_id=job.id))
+
+
+@bp.route("/<int:job_id>/schedule/fields")
+@login_required
+def schedule_fields(job_id: int):
+    """The fields of the chosen kind and the preview (HTMX, when the kind changes)."""
+    job = job_or_404(job_id)
+    form = _form_for(job.schedule, request.args)
+    minute = job.schedule.minute if job.schedule else None
+    return render_template("jobs/partials/_schedule_fields.html", job=job, form=form,
+                           uses_time=USES_TIME, **_preview(form, job.id, minute))
+
+
+@bp.route("/<int:job_id>/schedule/preview")
+@login_required
+def schedule_preview(job_id: int):
+    """The next runs for the form as it is now (HTMX, as the form changes)."""
+    job = job_or_404(job_id)
+    form = _form_for(job.schedule, request.args)
+    minute = job.schedule.minute if job.schedule else None
+    return render_template("jobs/partials/_schedule_preview.html",
+                           **_preview(form, job.id, minute))
