@@ -214,6 +214,7 @@ def main() -> int:
     if args.child:
         return child(args)
 
+    load_at_start = round(os.getloadavg()[0], 2)  # the box may be shared: say how busy it was
     tmp = tempfile.mkdtemp(prefix="conveyor-import-bench-")
     try:
         csv_path = os.path.join(tmp, "supporters.csv")
@@ -242,7 +243,8 @@ def main() -> int:
         again = run_child(csv_path, var_dir, args.batch_size, prof("reimport"))
         check(again, args.rows, "unchanged")
 
-        result = {"rows": args.rows, "baseline_rows_per_s": round(base["rows_per_s"]),
+        result = {"rows": args.rows, "loadavg_1m_at_start": load_at_start,
+                  "baseline_rows_per_s": round(base["rows_per_s"]),
                   "baseline_seconds": round(base["seconds"], 2),
                   "baseline_cpu_seconds": round(base["cpu_seconds"], 2)}
         for name, run in (("import", first), ("reimport", again)):

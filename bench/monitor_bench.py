@@ -325,6 +325,21 @@ def load(clients: list[Client], path: str, requests: int, headers: dict[str, str
     return latencies, wall
 
 
+def server_cpu_seconds(master_pid: int) -> float | None:
+    """CPU seconds used so far by gunicorn's workers (Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{master_pid}/task/{master_pid}/children") as fh:
+            pids = fh.read().split()
+        total = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -358,6 +373,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp var dir")
     args = parser.parse_args()
 
+    load_at_start = round(os.getloadavg()[0], 2)  # the box may be shared: say how busy it was
     tmp = tempfile.mkdtemp(prefix="conveyor-monitor-bench-")
     var_dir = os.path.join(tmp, "var")
     proc = None
@@ -403,26 +419,31 @@ def main() -> int:
                         "requests_per_client": args.requests,
                         "gunicorn": f"{args.workers}x{args.threads}", "cpus": os.cpu_count(),
                         "failed_in_monitor": args.failed_in_monitor,
+                        "loadavg_1m_at_start": load_at_start,
                         "fill_seconds": round(filled["fill_seconds"], 1)}
         all_under = True
         print(f"{'page':<14}{'solo p50':>9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'req/s':>9}"
-              f"{'client cpu':>11}")
+              f"{'server cpu ms/req':>18}{'client cores':>13}")
         for name, (path, headers, expect) in pages.items():
             if args.warmup:
                 load(clients, path, args.warmup, headers, expect)
             solo = float("nan")
             if args.solo_requests:
                 solo = percentile(load(clients[:1], path, args.solo_requests, headers, expect)[0], 50)
-            cpu0 = time.process_time()
+            cpu0, server0 = time.process_time(), server_cpu_seconds(proc.pid)
             latencies, wall = load(clients, path, args.requests, headers, expect)
             client_cpu = (time.process_time() - cpu0) / wall  # cores the load generator used
+            server1 = server_cpu_seconds(proc.pid)
+            server_ms = (float("nan") if server0 is None or server1 is None
+                         else (server1 - server0) * 1000 / len(latencies))
             p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
             print(f"{name:<14}{solo:>9.1f}{p50:>9.1f}{p95:>9.1f}{max(latencies):>9.1f}"
-                  f"{len(latencies) / wall:>9.0f}{client_cpu:>11.2f}", flush=True)
+                  f"{len(latencies) / wall:>9.0f}{server_ms:>18.1f}{client_cpu:>13.2f}", flush=True)
             result[f"{name}_solo_p50_ms"] = round(solo, 1)
             result[f"{name}_p50_ms"] = round(p50, 1)
             result[f"{name}_p95_ms"] = round(p95, 1)
             result[f"{name}_rps"] = round(len(latencies) / wall, 1)
+            result[f"{name}_server_cpu_ms_per_request"] = round(server_ms, 1)
             result[f"{name}_client_cpu_cores"] = round(client_cpu, 2)
             all_under = all_under and p95 < TARGET_P95_MS
         for client in clients:
