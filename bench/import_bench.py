@@ -96,6 +96,53 @@ def baseline(csv_path: str, db_path: str) -> dict:
             "cpu_seconds": time.process_time() - cpu0}
 
 
+def sql_floor(csv_path: str, db_path: str, batch_size: int) -> dict:
+    """For reference: the job's SQL alone. The same rows, no validation, into the product's real
+    supporter table (unique email and its indexes) in the app's SQLite mode (WAL, synchronous
+    NORMAL), committed every `batch_size` rows as the job commits its batches."""
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from webapp.models.people import Supporter
+
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db_path + suffix):
+            os.remove(db_path + suffix)
+    table = Supporter.__table__
+    dialect = sqlite_dialect.dialect()
+    truthy = {"1", "y", "yes", "true", "t", "opted in", "x"}
+    now = time.strftime("%Y-%m-%d %H:%M:%S.000000", time.gmtime())
+    insert = (f"INSERT INTO supporter ({', '.join(HEADER)}, last_run_id, created_at, updated_at) "
+              f"VALUES ({', '.join('?' * (len(HEADER) + 3))})")
+    cpu0 = time.process_time()
+    started = time.perf_counter()
+    con = sqlite3.connect(db_path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute(str(CreateTable(table).compile(dialect=dialect)))
+    for index in table.indexes:
+        con.execute(str(CreateIndex(index).compile(dialect=dialect)))
+    with open(csv_path, newline="", encoding="utf-8") as text:
+        reader = csv.reader(text)
+        next(reader)
+        batch = []
+        for r in reader:
+            batch.append((r[0].lower(), *r[1:7], r[7].lower() in truthy, r[8], 1, now, now))
+            if len(batch) >= batch_size:
+                con.execute("BEGIN")
+                con.executemany(insert, batch)
+                con.execute("COMMIT")
+                batch = []
+        con.execute("BEGIN")
+        con.executemany(insert, batch)
+        con.execute("COMMIT")
+    count = con.execute("SELECT count(*) FROM supporter").fetchone()[0]
+    con.close()
+    seconds = time.perf_counter() - started
+    return {"rows": count, "seconds": seconds, "rows_per_s": count / seconds,
+            "cpu_seconds": time.process_time() - cpu0}
+
+
 # --------------------------------------------------------------------------- child process
 
 
@@ -204,6 +251,8 @@ def main() -> int:
                         help="IMPORT_BATCH_SIZE (default: the app's default)")
     parser.add_argument("--baseline-runs", type=int, default=3,
                         help="baseline repetitions (the median counts)")
+    parser.add_argument("--no-sql-floor", action="store_true",
+                        help="skip the reference run of the job's SQL alone")
     parser.add_argument("--profile", metavar="DIR", default=None,
                         help="write cProfile stats of each import to DIR (slows it down)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory")
@@ -233,6 +282,16 @@ def main() -> int:
               f"cpu {base['cpu_seconds']:.1f}s; median of "
               f"{', '.join(format(b['rows_per_s'], ',.0f') for b in bases)})", flush=True)
 
+        floor = None
+        if not args.no_sql_floor:
+            floor = sql_floor(csv_path, os.path.join(tmp, "floor.db"),
+                              args.batch_size or int(os.environ.get("CONVEYOR_IMPORT_BATCH_SIZE",
+                                                                    "5000")))
+            print(f"sql floor {floor['rows_per_s']:>10,.0f} rows/s  ({floor['seconds']:.1f}s, "
+                  f"cpu {floor['cpu_seconds']:.1f}s)  ratio {floor['rows_per_s'] / base['rows_per_s']:.3f}"
+                  "  (the job's inserts alone: real supporter table, batch commits, no validation)",
+                  flush=True)
+
         var_dir = os.path.join(tmp, "var")
         prof = (lambda name: os.path.join(os.path.abspath(args.profile), f"import-{name}.prof")
                 ) if args.profile else (lambda name: None)
@@ -247,6 +306,9 @@ def main() -> int:
                   "baseline_rows_per_s": round(base["rows_per_s"]),
                   "baseline_seconds": round(base["seconds"], 2),
                   "baseline_cpu_seconds": round(base["cpu_seconds"], 2)}
+        if floor is not None:
+            result.update({"sql_floor_rows_per_s": round(floor["rows_per_s"]),
+                           "sql_floor_ratio": round(floor["rows_per_s"] / base["rows_per_s"], 3)})
         for name, run in (("import", first), ("reimport", again)):
             rate = args.rows / run["seconds"]
             ratio = rate / base["rows_per_s"]
