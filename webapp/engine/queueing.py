@@ -85,6 +85,12 @@ def cancel_scheduled(rq_job_id: str | None) -> None:
         cancel_rq_job(rq_job_id)
 
 
+def enqueue_followup(function: str, *args: Any) -> None:
+    """A small follow-up job (a notification), run by a worker rather than inside a callback."""
+    run_queue().enqueue(function, *args, job_timeout=300, result_ttl=600,
+                        failure_ttl=7 * 24 * 3600)
+
+
 def rq_status(rq_job_id: str) -> JobStatus | None:
     """RQ's status for a job, or None when Redis no longer knows it."""
     try:

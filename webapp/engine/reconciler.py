@@ -10,6 +10,7 @@ from rq.job import JobStatus
 from sqlalchemy import select
 
 from webapp.engine import queueing
+from webapp.engine.followups import after_run_ended
 from webapp.engine.runs import dispatch_next
 from webapp.engine.states import RunState
 from webapp.engine.transitions import move
@@ -51,6 +52,7 @@ def reconcile() -> dict[str, int]:
         db.session.commit()
         failed += 1
         dispatch_next(run.job_id)
+        after_run_ended(run)
     waiting = db.session.execute(
         select(Run).where(Run.state == RunState.QUEUED, Run.rq_job_id.is_not(None))
     ).scalars().all()

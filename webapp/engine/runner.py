@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import Engine, update
 
 from webapp.engine.context import RunContext, RunPaused, RunStopped
+from webapp.engine.followups import after_run_ended
 from webapp.engine.planner import missed_decision, overlap_decision
 from webapp.engine.runs import dispatch_next
 from webapp.engine.states import RunState
@@ -89,6 +90,8 @@ def execute_run(run_id: int) -> str:
     finally:
         heartbeat.stopped.set()
         dispatch_next(run.job_id)
+        if run.state.is_finished or run.state is RunState.COLLECTING:
+            after_run_ended(run)
 
 
 def _stopped(run: Run, job_type: JobType) -> None:
@@ -124,6 +127,7 @@ def promote_scheduled(run_id: int) -> str:
             move(run, RunState.SKIPPED, note=reason)
             run.error = reason
             db.session.commit()
+            after_run_ended(run, "missed" if reason.startswith("Missed") else "ended")
             return "skipped"
     move(run, RunState.QUEUED, note="Scheduled time reached; queued.")
     run.rq_job_id = None

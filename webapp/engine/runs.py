@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import exists, select, update
 
 from webapp.engine import queueing
+from webapp.engine.followups import after_run_ended
 from webapp.engine.states import RunState
 from webapp.engine.transitions import log, move
 from webapp.extensions import db
@@ -143,12 +144,14 @@ def request_stop(run: Run, user: User) -> str:
         _after_cancel(run, "before_start")
         db.session.commit()
         dispatch_next(run.job_id)
+        after_run_ended(run)
         return "The run was cancelled before it started."
     if run.state is RunState.PAUSED:
         move(run, RunState.CANCELLED, note=f"Cancelled by {user.display_name} while paused.")
         _after_cancel(run, "processing")
         db.session.commit()
         dispatch_next(run.job_id)
+        after_run_ended(run)
         return "The paused run was cancelled."
     if run.state.is_running:
         if run.control != "stop":
@@ -222,6 +225,7 @@ def kill_run(run: Run, user: User) -> str:
     _after_cancel(run, phase)
     db.session.commit()
     dispatch_next(run.job_id)
+    after_run_ended(run)
     return "The run was killed."
 
 

@@ -9,6 +9,7 @@ from flask import current_app
 
 from webapp.engine import queueing
 from webapp.engine.collecting import finish_collecting, promote_overdue
+from webapp.engine.followups import notice_long_runs
 from webapp.engine.planner import plan_due
 from webapp.engine.reconciler import reconcile
 from webapp.engine.retention import sweep_results
@@ -31,6 +32,7 @@ def loop(*, once: bool = False) -> None:
             plan_due()
             if now >= next_reconcile:
                 promote_overdue()
+                notice_long_runs()
                 outcome = reconcile()
                 if any(outcome.values()):
                     log.warning("reconciled runs: %s", outcome)

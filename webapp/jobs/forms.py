@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField
+from wtforms import BooleanField, RadioField, SelectField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 
 from webapp.formutil import choices
 from webapp.models.people import SUPPORTER_FIELDS
 
+_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 FIELD_CHOICES = [("", "Ignore this column")] + [(f.name, f.label) for f in SUPPORTER_FIELDS]
 
 
@@ -33,3 +36,22 @@ def mapping_form(columns: list[str], guesses: list[str], formdata=None) -> Mappi
 
 class ConfirmForm(FlaskForm):
     """A button-only form (CSRF protected)."""
+
+
+class NotificationsForm(FlaskForm):
+    """Who hears about a job's runs, and when."""
+
+    notify_emails = StringField("Email addresses", validators=[Length(max=500)],
+                                description="Comma separated.")
+    notify_on = RadioField("Send an email", default="never", choices=choices([
+        ("every", "After every run"), ("failure", "Only when a run fails"),
+        ("never", "Never")]))
+    notify_missed = BooleanField("Also when a run is missed")
+    notify_long = BooleanField("Also when a run takes over twice as long as usual")
+
+    def validate_notify_emails(self, field: StringField) -> None:
+        for address in [a.strip() for a in (field.data or "").split(",") if a.strip()]:
+            if not _EMAIL.match(address):
+                raise ValidationError(f"'{address}' is not an email address.")
+        if self.notify_on.data != "never" and not (field.data or "").strip():
+            raise ValidationError("Add at least one address, or choose Never.")

@@ -11,7 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from webapp.csvfiles import DELIMITER_NAMES, CsvProblem
 from webapp.engine import runs as engine
 from webapp.extensions import db
-from webapp.jobs.forms import ConfirmForm, mapping_form
+from webapp.jobs.forms import ConfirmForm, NotificationsForm, mapping_form
 from webapp.jobs.schedule_forms import describe_schedule
 from webapp.jobs.uploads import forget_upload, load_upload, save_upload
 from webapp.jobtypes import REGISTRY, get_job_type
@@ -132,7 +132,31 @@ def detail(job_id: int):
     job_type = REGISTRY.get(job.job_type)
     return render_template("jobs/detail.html", job=job, runs=runs, form=ConfirmForm(),
                            described=job_type.describe(job.params) if job_type else [],
-                           schedule_text=describe_schedule(job.schedule))
+                           schedule_text=describe_schedule(job.schedule),
+                           notifications=NotificationsForm(obj=job))
+
+
+@bp.route("/<int:job_id>/notifications", methods=["POST"])
+@login_required
+def notifications(job_id: int):
+    """Save who is emailed about the job's runs."""
+    job = job_or_404(job_id)
+    form = NotificationsForm()
+    if form.validate_on_submit():
+        form.populate_obj(job)
+        job.notify_emails = ", ".join(a.strip() for a in form.notify_emails.data.split(",")
+                                      if a.strip())
+        db.session.commit()
+        flash("Notification settings saved.", "success")
+        return redirect(url_for("jobs.detail", job_id=job.id))
+    runs = db.session.execute(
+        select(Run).where(Run.job_id == job.id).order_by(Run.id.desc()).limit(25)
+    ).scalars().all()
+    job_type = REGISTRY.get(job.job_type)
+    return render_template("jobs/detail.html", job=job, runs=runs, form=ConfirmForm(),
+                           described=job_type.describe(job.params) if job_type else [],
+                           schedule_text=describe_schedule(job.schedule),
+                           notifications=form), 400
 
 
 @bp.route("/<int:job_id>/run", methods=["POST"])

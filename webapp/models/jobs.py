@@ -22,7 +22,16 @@ class Job(db.Model):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(default=True)
     last_run_number: Mapped[int] = mapped_column(default=0)
+    notify_emails: Mapped[str] = mapped_column(String(500), default="")  # comma separated
+    notify_on: Mapped[str] = mapped_column(String(20), default="never")  # every, failure, never
+    notify_missed: Mapped[bool] = mapped_column(default=False)
+    notify_long: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     owner = relationship("User")
+
+    @property
+    def notify_list(self) -> list[str]:
+        """The notification addresses."""
+        return [a.strip() for a in (self.notify_emails or "").split(",") if a.strip()]

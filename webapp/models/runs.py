@@ -67,6 +67,7 @@ class Run(db.Model):
     planned_for: Mapped[datetime | None] = mapped_column()  # the schedule occurrence it is
     collect_until: Mapped[datetime | None] = mapped_column()
     in_monitor: Mapped[bool] = mapped_column(default=True, index=True)
+    long_notified: Mapped[bool] = mapped_column(default=False)
 
     job = relationship("Job")
     owner = relationship("User", foreign_keys=[owner_id])

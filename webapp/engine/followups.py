@@ -1,0 +1,98 @@
+"""What happens after a run ends: the job's notification emails, sent by a small follow-up job."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import timedelta
+
+from flask import current_app, url_for
+from sqlalchemy import select
+
+from webapp.engine import queueing
+from webapp.engine.notifications import notify
+from webapp.engine.states import RunState
+from webapp.extensions import db
+from webapp.jobtypes import type_label
+from webapp.models.base import utcnow
+from webapp.models.runs import Run
+from webapp.timefmt import format_duration, format_local
+
+NOTIFY_FUNCTION = "webapp.engine.followups.send_run_notification"
+
+
+def wants_notification(run: Run, reason: str) -> bool:
+    """Whether the run's job asked to be told about this (ended, failed, missed, long)."""
+    job = run.job
+    if job is None or not job.notify_list:
+        return False
+    if reason == "missed":
+        return job.notify_missed
+    if reason == "long":
+        return job.notify_long
+    if job.notify_on == "every":
+        return True
+    return job.notify_on == "failure" and run.state is RunState.FAILED
+
+
+def after_run_ended(run: Run, reason: str = "ended") -> None:
+    """Queue the notification follow-up when the job wants one (never raises)."""
+    try:
+        if wants_notification(run, reason):
+            queueing.enqueue_followup(NOTIFY_FUNCTION, run.id, reason)
+    except Exception:
+        current_app.logger.exception("could not queue the notification for run %s", run.id)
+
+
+def send_run_notification(run_id: int, reason: str = "ended") -> int:
+    """The follow-up job: email the job's addresses about run `run_id`."""
+    run = db.session.get(Run, run_id)
+    if run is None or run.job is None:
+        return 0
+    tz = current_app.config["TIMEZONE"]
+    with current_app.test_request_context(base_url=current_app.config["BASE_URL"]):
+        link = url_for("runs.detail", run_id=run.id, _external=True)
+    what = {"missed": "was missed", "long": "is running much longer than usual"}.get(
+        reason, f"ended: {run.state.value}")
+    counts = ", ".join(f"{value:,} {name}" for name, value in run.counts.items())
+    lines = [
+        f"{type_label(run.job_type)} “{run.job_name}”, run #{run.number} {what}.",
+        "",
+        f"State: {run.state.value}",
+        f"Started: {format_local(run.started_at, tz) or '—'}",
+        f"Finished: {format_local(run.finished_at, tz) or '—'}",
+        f"Run time: {format_duration(run.duration_seconds) or '—'}",
+        f"Counts: {counts}",
+    ]
+    if run.error:
+        lines.append(f"Reason: {run.error}")
+    lines += ["", f"Details: {link}"]
+    subject = f"[Conveyor] {run.job_name} #{run.number} {what}"
+    sent = 0
+    for address in run.job.notify_list:
+        sent += int(notify(address, subject, "\n".join(lines) + "\n"))
+    return sent
+
+
+def notice_long_runs() -> int:
+    """Runs going over twice their job's median run time: notify once (scheduler loop)."""
+    running = db.session.execute(
+        select(Run).where(Run.state.in_([RunState.INITIALIZING, RunState.PROCESSING]),
+                          Run.long_notified.is_(False), Run.started_at.is_not(None))
+    ).scalars().all()
+    noticed = 0
+    for run in running:
+        if run.job is None or not run.job.notify_long:
+            continue
+        rows = db.session.execute(
+            select(Run.started_at, Run.finished_at).where(
+                Run.job_id == run.job_id, Run.state == RunState.COMPLETED,
+                Run.started_at.is_not(None)).order_by(Run.id.desc()).limit(15)).all()
+        times = [(f - s).total_seconds() for s, f in rows if f]
+        if not times:
+            continue
+        if utcnow() - run.started_at > timedelta(seconds=2 * statistics.median(times)):
+            run.long_notified = True
+            db.session.commit()
+            after_run_ended(run, "long")
+            noticed += 1
+    return noticed
