@@ -178,3 +178,81 @@ def test_other_users_schedules_are_404(client, auth, users):
     assert client.get(f"/jobs/{job.id}/schedule").status_code == 404
     assert client.get(f"/jobs/{job.id}/schedule/preview").status_code == 404
     assert save(client, job, weekdays=["0"]).status_code == 404
+
+
+def daily(job, **extra):
+    schedule = JobSchedule(job_id=job.id, kind="days_of_week", start_date=date.today(),
+                           time=time(3, 0), weekdays=list(range(7)), enabled=True, **extra)
+    db.session.add(schedule)
+    db.session.commit()
+    return schedule
+
+
+def test_pausing_withdraws_the_planned_run_and_shows_who_and_why(app, client, logged_in, users,
+                                                                  job):
+    schedule = daily(job)
+    plan(schedule)
+    response = client.post(f"/jobs/{job.id}/schedule/pause",
+                           data={"reason": "Data cleanup this week", "resume_on": "2030-01-06"})
+    assert response.status_code == 302
+    assert Run.query.filter_by(job_id=job.id).count() == 0
+    assert plan_due() == 0  # a paused schedule plans nothing
+    page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert "Schedule paused by User" in page and "Data cleanup this week" in page
+    assert "resumes by itself on 2030-01-06" in page
+    assert "Data cleanup this week" in client.get("/").get_data(as_text=True)
+    client.post(f"/jobs/{job.id}/schedule/resume")
+    assert Run.query.filter_by(job_id=job.id, state=RunState.SCHEDULED).count() == 1
+
+
+def test_pause_needs_a_reason(app, client, logged_in, job):
+    daily(job)
+    client.post(f"/jobs/{job.id}/schedule/pause", data={"reason": ""})
+    assert db.session.execute(db.select(JobSchedule)).scalar_one().paused_at is None
+
+
+def test_pause_ends_by_itself_on_its_resume_date(app, users, job):
+    from webapp.engine.planner import pause_schedule
+
+    schedule = daily(job)
+    pause_schedule(schedule, users["user"].id, "holiday", date(2020, 1, 1))
+    plan_due()  # the resume date is past: resumed and planned again
+    assert db.session.get(JobSchedule, schedule.id).paused_at is None
+    assert Run.query.filter_by(job_id=job.id, state=RunState.SCHEDULED).count() == 1
+
+
+@pytest.mark.parametrize("scope", ["account", "job"])
+def test_occurrences_in_a_blackout_are_skipped_and_say_so(app, client, auth, users, job, scope):
+    schedule = daily(job)
+    planned = plan(schedule)
+    day = to_local(planned.planned_for, app.config["TIMEZONE"]).date()
+    auth.login("admin@example.org" if scope == "account" else "user@example.org")
+    url = "/admin/blackouts" if scope == "account" else f"/jobs/{job.id}/blackouts"
+    response = client.post(url, data={"start_date": day.isoformat(),
+                                      "end_date": day.isoformat(), "reason": "Giving Tuesday"})
+    assert response.status_code == 302
+    promote_scheduled(planned.id)
+    planned = fresh(planned)
+    assert planned.state is RunState.SKIPPED
+    label = "account" if scope == "account" else "schedule"
+    assert planned.error == f"Skipped for the blackout: Giving Tuesday ({label} blackout)."
+
+
+def test_blackout_dates_must_be_in_order(app, client, logged_in, job):
+    client.post(f"/jobs/{job.id}/blackouts", data={"start_date": "2030-05-02",
+                                                   "end_date": "2030-05-01", "reason": "x"})
+    from webapp.models import Blackout
+
+    assert Blackout.query.count() == 0
+
+
+def test_preview_marks_runs_that_fall_in_a_blackout(app, client, logged_in, job):
+    from webapp.models import Blackout
+
+    db.session.add(Blackout(job_id=None, start_date=date(2030, 12, 3),
+                            end_date=date(2030, 12, 3), reason="Giving Tuesday"))
+    db.session.commit()
+    html = client.get(f"/jobs/{job.id}/schedule/preview", query_string={
+        "kind": "days_of_week", "start_date": "2030-12-01", "time": "09:00",
+        "weekdays": ["0", "1", "2"]}).get_data(as_text=True)
+    assert "skipped: blackout (Giving Tuesday)" in html

@@ -14,7 +14,10 @@ from sqlalchemy.orm import selectinload
 
 from webapp.admin.forms import SettingsForm, UserForm, role_choices
 from webapp.extensions import db
+from webapp.jobs.forms import ConfirmForm
+from webapp.jobs.schedule_forms import BlackoutForm
 from webapp.models.audit import AuditEntry
+from webapp.models.schedules import Blackout
 from webapp.models.settings import AccountSettings
 from webapp.models.users import Role, User
 from webapp.permissions import admin_required, super_admin_required
@@ -86,8 +89,40 @@ def settings():
         db.session.commit()
         flash("Settings saved.", "success")
         return redirect(url_for("admin.settings"))
-    return render_template("admin/settings.html", form=form,
+    blackouts = db.session.execute(
+        select(Blackout).where(Blackout.job_id.is_(None)).order_by(Blackout.start_date)
+    ).scalars().all()
+    return render_template("admin/settings.html", form=form, blackouts=blackouts,
+                           blackout_form=BlackoutForm(), confirm=ConfirmForm(),
                            timezone=current_app.config["TIMEZONE"])
+
+
+@bp.route("/blackouts", methods=["POST"])
+@admin_required
+def add_blackout():
+    """Account-wide blackout dates: no scheduled run of any job happens on them."""
+    form = BlackoutForm()
+    if form.validate_on_submit():
+        db.session.add(Blackout(job_id=None, start_date=form.start_date.data,
+                                end_date=form.end_date.data, reason=form.reason.data.strip()))
+        db.session.commit()
+        flash("Account-wide blackout dates added.", "success")
+    else:
+        flash(" ".join(e for f in form for e in f.errors) or "Check the dates.", "error")
+    return redirect(url_for("admin.settings"))
+
+
+@bp.route("/blackouts/<int:blackout_id>/delete", methods=["POST"])
+@admin_required
+def delete_blackout(blackout_id: int):
+    """Remove account-wide blackout dates."""
+    blackout = db.session.get(Blackout, blackout_id)
+    if blackout is None or blackout.job_id is not None or not ConfirmForm().validate_on_submit():
+        abort(404)
+    db.session.delete(blackout)
+    db.session.commit()
+    flash("Blackout dates removed.", "success")
+    return redirect(url_for("admin.settings"))
 
 
 @bp.route("/audit")

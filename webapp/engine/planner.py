@@ -3,7 +3,7 @@ planned instant, so two schedulers never plan it twice) and its own timed RQ enq
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import or_, select
@@ -17,8 +17,8 @@ from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
-from webapp.models.schedules import JobSchedule
-from webapp.timefmt import format_local
+from webapp.models.schedules import Blackout, JobSchedule
+from webapp.timefmt import format_local, to_local
 
 MISFIRE_GRACE = timedelta(hours=1)
 
@@ -26,7 +26,7 @@ MISFIRE_GRACE = timedelta(hours=1)
 def plan(schedule: JobSchedule) -> Run | None:
     """Make sure the schedule's next occurrence has its scheduled run; return it."""
     job = schedule.job
-    if not schedule.enabled or job is None or not job.active:
+    if not schedule.enabled or schedule.paused or job is None or not job.active:
         schedule.next_run_at = None
         db.session.commit()
         return None
@@ -67,8 +67,9 @@ def unplan(job: Job) -> int:
 def plan_due() -> int:
     """Plan every enabled schedule whose next occurrence is not planned yet (scheduler loop)."""
     now = utcnow()
+    resume_paused(now)
     due = db.session.execute(
-        select(JobSchedule).where(JobSchedule.enabled.is_(True),
+        select(JobSchedule).where(JobSchedule.enabled.is_(True), JobSchedule.paused_at.is_(None),
                                   or_(JobSchedule.next_run_at.is_(None),
                                       JobSchedule.next_run_at <= now))
     ).scalars().all()
@@ -77,6 +78,54 @@ def plan_due() -> int:
         if plan(schedule) is not None:
             planned += 1
     return planned
+
+
+def pause_schedule(schedule: JobSchedule, user_id: int, reason: str,
+                   resume_on: date | None) -> None:
+    """Pause a schedule (its planned run is withdrawn) until resumed, or until `resume_on`."""
+    schedule.paused_reason, schedule.paused_by_id = reason, user_id
+    schedule.paused_at, schedule.resume_on = utcnow(), resume_on
+    schedule.next_run_at = None
+    db.session.commit()
+    unplan(schedule.job)
+
+
+def resume_schedule(schedule: JobSchedule) -> Run | None:
+    """End a pause and plan the next run again."""
+    schedule.paused_reason = schedule.paused_by_id = None
+    schedule.paused_at = schedule.resume_on = None
+    db.session.commit()
+    return plan(schedule)
+
+
+def resume_paused(now: datetime) -> int:
+    """Pauses whose automatic resume date has come end by themselves."""
+    today = to_local(now, current_app.config["TIMEZONE"]).date()
+    due = db.session.execute(
+        select(JobSchedule).where(JobSchedule.paused_at.is_not(None),
+                                  JobSchedule.resume_on.is_not(None),
+                                  JobSchedule.resume_on <= today)).scalars().all()
+    for schedule in due:
+        resume_schedule(schedule)
+    return len(due)
+
+
+def blackout_for(job_id: int | None, moment: datetime) -> Blackout | None:
+    """The blackout (account-wide or the job's own) covering a UTC instant's local date."""
+    day = to_local(moment, current_app.config["TIMEZONE"]).date()
+    return db.session.execute(
+        select(Blackout).where(or_(Blackout.job_id.is_(None), Blackout.job_id == job_id),
+                               Blackout.start_date <= day, Blackout.end_date >= day)
+        .order_by(Blackout.job_id.is_(None), Blackout.id).limit(1)).scalar()
+
+
+def blackout_decision(run: Run) -> str | None:
+    """For an occurrence at its time: why it is skipped for a blackout, or None."""
+    blackout = blackout_for(run.job_id, run.planned_for or run.scheduled_for or utcnow())
+    if blackout is None:
+        return None
+    scope = "account" if blackout.job_id is None else "schedule"
+    return f"Skipped for the blackout: {blackout.reason} ({scope} blackout)."
 
 
 def overlap_decision(run: Run) -> str | None:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, update
 
 from webapp.engine.context import RunContext, RunPaused, RunStopped
 from webapp.engine.followups import after_run_ended
-from webapp.engine.planner import missed_decision, overlap_decision
+from webapp.engine.planner import blackout_decision, missed_decision, overlap_decision
 from webapp.engine.runs import dispatch_next
 from webapp.engine.states import RunState
 from webapp.engine.transitions import move
@@ -122,7 +122,7 @@ def promote_scheduled(run_id: int) -> str:
     if run is None or run.state is not RunState.SCHEDULED:
         return "not scheduled"
     if run.trigger == "schedule":
-        reason = missed_decision(run) or overlap_decision(run)
+        reason = missed_decision(run) or blackout_decision(run) or overlap_decision(run)
         if reason:
             move(run, RunState.SKIPPED, note=reason)
             run.error = reason

@@ -12,7 +12,7 @@ from webapp.csvfiles import DELIMITER_NAMES, CsvProblem
 from webapp.engine import runs as engine
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm, NotificationsForm, mapping_form
-from webapp.jobs.schedule_forms import describe_schedule
+from webapp.jobs.schedule_forms import PauseForm, describe_schedule
 from webapp.jobs.uploads import forget_upload, load_upload, save_upload
 from webapp.jobtypes import REGISTRY, get_job_type
 from webapp.jobtypes.user_data_export import ExportForm
@@ -133,7 +133,7 @@ def detail(job_id: int):
     return render_template("jobs/detail.html", job=job, runs=runs, form=ConfirmForm(),
                            described=job_type.describe(job.params) if job_type else [],
                            schedule_text=describe_schedule(job.schedule),
-                           notifications=NotificationsForm(obj=job))
+                           notifications=NotificationsForm(obj=job), pause_form=PauseForm())
 
 
 @bp.route("/<int:job_id>/notifications", methods=["POST"])
@@ -156,7 +156,7 @@ def notifications(job_id: int):
     return render_template("jobs/detail.html", job=job, runs=runs, form=ConfirmForm(),
                            described=job_type.describe(job.params) if job_type else [],
                            schedule_text=describe_schedule(job.schedule),
-                           notifications=form), 400
+                           notifications=form, pause_form=PauseForm()), 400
 
 
 @bp.route("/<int:job_id>/run", methods=["POST"])

@@ -11,10 +11,12 @@ from wtforms import (
     RadioField,
     SelectField,
     SelectMultipleField,
+    StringField,
     TimeField,
+    ValidationError,
     widgets,
 )
-from wtforms.validators import DataRequired, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from webapp.engine.schedules import TIMES_PER_DAY_CHOICES, ScheduleKind
 from webapp.formutil import choices
@@ -100,3 +102,23 @@ def describe_schedule(schedule) -> str:
     if kind == ScheduleKind.HOURLY_SLOT:
         return f"daily at {schedule.hour:02d}:{schedule.minute:02d} (slot {SLOTS[str(schedule.slot)]})"
     return "once"
+
+
+class PauseForm(FlaskForm):
+    """Pause a schedule, saying why, optionally until a date."""
+
+    reason = StringField("Reason", validators=[DataRequired(), Length(max=300)])
+    resume_on = DateField("Resume automatically on", validators=[Optional()])
+
+
+class BlackoutForm(FlaskForm):
+    """Dates on which scheduled runs are skipped."""
+
+    start_date = DateField("From", validators=[DataRequired()])
+    end_date = DateField("To", validators=[DataRequired()])
+    reason = StringField("Reason", validators=[DataRequired(), Length(max=200)],
+                         description="e.g. Giving Tuesday, office closed")
+
+    def validate_end_date(self, field: DateField) -> None:
+        if self.start_date.data and field.data and field.data < self.start_date.data:
+            raise ValidationError("The end date is before the start date.")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import statistics
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from webapp.engine import planner
 from webapp.engine import runs as engine
-from webapp.engine.planner import plan, unplan
+from webapp.engine.planner import blackout_for, plan, unplan
 from webapp.engine.schedules import (
     PAST_SLOT_MESSAGE,
     Schedule,
@@ -22,11 +23,18 @@ from webapp.engine.schedules import (
     slot_in_past,
 )
 from webapp.extensions import db
+from webapp.jobs.forms import ConfirmForm
 from webapp.jobs.routes import bp
-from webapp.jobs.schedule_forms import KIND_LABELS, USES_TIME, ScheduleForm
+from webapp.jobs.schedule_forms import (
+    KIND_LABELS,
+    USES_TIME,
+    BlackoutForm,
+    PauseForm,
+    ScheduleForm,
+)
 from webapp.models.base import utcnow
 from webapp.models.runs import Run
-from webapp.models.schedules import JobSchedule
+from webapp.models.schedules import Blackout, JobSchedule
 from webapp.permissions import job_or_404
 from webapp.timefmt import to_local
 
@@ -90,7 +98,8 @@ def _preview(form: ScheduleForm, job_id: int, minute: int | None) -> dict:
         upcoming = next_runs(schedule, utcnow(), PREVIEW_COUNT)
     except (ScheduleError, ValueError) as exc:
         return {"problem": str(exc)}
-    runs = [{"at": at, "moved": moved_by_dst(schedule, at)} for at in upcoming]
+    runs = [{"at": at, "moved": moved_by_dst(schedule, at),
+             "blackout": blackout_for(job_id, at)} for at in upcoming]
     warning = None
     typical = _typical_seconds(job_id)
     gaps = [(b - a).total_seconds() for a, b in zip(upcoming, upcoming[1:], strict=False)]
@@ -129,8 +138,12 @@ def schedule(job_id: int):
                 form.kind.errors = [str(exc)]
             else:
                 return _save(job, existing, form, minute)
+    blackouts = db.session.execute(
+        select(Blackout).where(Blackout.job_id == job.id).order_by(Blackout.start_date)
+    ).scalars().all()
     return render_template("jobs/schedule.html", job=job, form=form, labels=KIND_LABELS,
-                           uses_time=USES_TIME, minute=minute,
+                           uses_time=USES_TIME, minute=minute, blackouts=blackouts,
+                           blackout_form=BlackoutForm(), confirm=ConfirmForm(),
                            **_preview(form, job.id, minute))
 
 
@@ -179,3 +192,61 @@ def schedule_preview(job_id: int):
     minute = job.schedule.minute if job.schedule else None
     return render_template("jobs/partials/_schedule_preview.html",
                            **_preview(form, job.id, minute))
+
+
+@bp.route("/<int:job_id>/schedule/pause", methods=["POST"])
+@login_required
+def pause_schedule(job_id: int):
+    """Pause the job's schedule with a reason (and maybe a date it resumes by itself)."""
+    job = job_or_404(job_id)
+    form = PauseForm()
+    if job.schedule is None:
+        flash("This job has no schedule to pause.", "warning")
+    elif form.validate_on_submit():
+        planner.pause_schedule(job.schedule, current_user.id, form.reason.data.strip(),
+                               form.resume_on.data)
+        flash("Schedule paused: nothing runs by itself until it is resumed.", "success")
+    else:
+        flash("Give a reason to pause the schedule.", "error")
+    return redirect(url_for("jobs.detail", job_id=job.id))
+
+
+@bp.route("/<int:job_id>/schedule/resume", methods=["POST"])
+@login_required
+def resume_schedule(job_id: int):
+    """Resume a paused schedule."""
+    job = job_or_404(job_id)
+    if job.schedule is not None and job.schedule.paused and ConfirmForm().validate_on_submit():
+        planner.resume_schedule(job.schedule)
+        flash("Schedule resumed.", "success")
+    return redirect(url_for("jobs.detail", job_id=job.id))
+
+
+@bp.route("/<int:job_id>/blackouts", methods=["POST"])
+@login_required
+def add_blackout(job_id: int):
+    """Add blackout dates to this job's schedule."""
+    job = job_or_404(job_id)
+    form = BlackoutForm()
+    if form.validate_on_submit():
+        db.session.add(Blackout(job_id=job.id, start_date=form.start_date.data,
+                                end_date=form.end_date.data, reason=form.reason.data.strip()))
+        db.session.commit()
+        flash("Blackout dates added.", "success")
+    else:
+        flash(" ".join(e for f in form for e in f.errors) or "Check the dates.", "error")
+    return redirect(url_for("jobs.schedule", job_id=job.id))
+
+
+@bp.route("/<int:job_id>/blackouts/<int:blackout_id>/delete", methods=["POST"])
+@login_required
+def delete_blackout(job_id: int, blackout_id: int):
+    """Remove blackout dates from this job's schedule."""
+    job = job_or_404(job_id)
+    blackout = db.session.get(Blackout, blackout_id)
+    if blackout is None or blackout.job_id != job.id or not ConfirmForm().validate_on_submit():
+        abort(404)
+    db.session.delete(blackout)
+    db.session.commit()
+    flash("Blackout dates removed.", "success")
+    return redirect(url_for("jobs.schedule", job_id=job.id))

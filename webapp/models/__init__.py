@@ -12,13 +12,14 @@ from webapp.models.campaigns import (
 from webapp.models.jobs import Job
 from webapp.models.people import SUPPORTER_FIELDS, Supporter
 from webapp.models.runs import Run, RunLogLine, RunRejection
-from webapp.models.schedules import JobSchedule
+from webapp.models.schedules import Blackout, JobSchedule
 from webapp.models.settings import AccountSettings
 from webapp.models.users import Role, User
 
 __all__ = [
     "AccountSettings",
     "AuditEntry",
+    "Blackout",
     "Campaign",
     "CampaignStatus",
     "Recipient",

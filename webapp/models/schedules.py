@@ -33,9 +33,18 @@ class JobSchedule(db.Model):
     enabled: Mapped[bool] = mapped_column(default=False)
     overlap_policy: Mapped[str] = mapped_column(String(20), default="skip")  # or "queue"
     next_run_at: Mapped[datetime | None] = mapped_column()
+    paused_reason: Mapped[str | None] = mapped_column(String(300))
+    paused_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    paused_at: Mapped[datetime | None] = mapped_column()
+    resume_on: Mapped[date | None] = mapped_column()  # local date the pause ends by itself
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     job = relationship("Job", backref=db.backref("schedule", uselist=False))
+    paused_by = relationship("User")
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
 
     def as_schedule(self, tz: str) -> Schedule:
         """The pure schedule the next-run maths works on."""
@@ -47,3 +56,15 @@ class JobSchedule(db.Model):
             weekday=self.weekday, hour=self.hour, slot=self.slot, minute=self.minute,
             once_at=self.once_at,
         )
+
+
+class Blackout(db.Model):
+    """Dates on which scheduled runs do not happen: account-wide (no job) or for one job."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"),
+                                               index=True)
+    start_date: Mapped[date] = mapped_column()
+    end_date: Mapped[date] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
 from webapp.engine.states import RunState
 from webapp.extensions import db
+from webapp.models.jobs import Job
 from webapp.models.runs import Run
+from webapp.models.schedules import JobSchedule
 from webapp.models.users import User
 from webapp.permissions import visible_runs
 
@@ -85,3 +87,13 @@ def history_page(user: User, filters: HistoryFilter, *, before: int | None, afte
         query = query.where(Run.id < before)
     rows = db.session.execute(query).scalars().all()
     return list(rows[:per_page]), before is not None, len(rows) > per_page
+
+
+def paused_schedules(user: User) -> list[JobSchedule]:
+    """Paused schedules of the jobs the user may see (shown above the monitor)."""
+    query = (select(JobSchedule).join(Job, Job.id == JobSchedule.job_id)
+             .where(JobSchedule.paused_at.is_not(None), Job.active.is_(True))
+             .options(selectinload(JobSchedule.job), selectinload(JobSchedule.paused_by)))
+    if not user.is_super_admin:
+        query = query.where(Job.owner_id == user.id)
+    return list(db.session.execute(query.limit(20)).scalars())

@@ -16,6 +16,7 @@ from webapp.monitor.queries import (
     history_page,
     monitor_page,
     new_monitor_runs,
+    paused_schedules,
     runs_by_id,
 )
 
@@ -36,6 +37,7 @@ def index():
     runs, total = monitor_page(current_user, page, per_page)
     return render_template(
         "monitor/index.html", runs=runs, total=total, page=page, per_page=per_page,
+        paused=paused_schedules(current_user),
         poll_ids=[r.id for r in runs if r.state in POLLED],
         after=max((r.id for r in runs), default=0),
     )
