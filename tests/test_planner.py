@@ -256,3 +256,15 @@ def test_preview_marks_runs_that_fall_in_a_blackout(app, client, logged_in, job)
         "kind": "days_of_week", "start_date": "2030-12-01", "time": "09:00",
         "weekdays": ["0", "1", "2"]}).get_data(as_text=True)
     assert "skipped: blackout (Giving Tuesday)" in html
+
+
+def test_pages_have_plain_titles(app, client, auth, users, job):
+    daily(job)
+    auth.login("admin@example.org")
+    job.owner_id = users["admin"].id
+    db.session.commit()
+    for url in (f"/jobs/{job.id}", f"/jobs/{job.id}/schedule", "/admin/settings", "/",
+                "/history", "/campaigns/", "/jobs/", "/admin/users", "/admin/outbox"):
+        html = client.get(url).get_data(as_text=True)
+        title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+        assert "<" not in title and len(title) < 120, (url, title)
