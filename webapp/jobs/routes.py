@@ -126,6 +126,11 @@ def _saved(job: Job):
 def detail(job_id: int):
     """A job: its parameters and its recent runs."""
     job = job_or_404(job_id)
+    return _detail_page(job, NotificationsForm(obj=job))
+
+
+def _detail_page(job: Job, notifications: NotificationsForm, status: int = 200):
+    """The job page, with the notifications form as given (fresh, or with its errors)."""
     runs = db.session.execute(
         select(Run).where(Run.job_id == job.id).order_by(Run.id.desc()).limit(25)
     ).scalars().all()
@@ -133,7 +138,7 @@ def detail(job_id: int):
     return render_template("jobs/detail.html", job=job, runs=runs, form=ConfirmForm(),
                            described=job_type.describe(job.params) if job_type else [],
                            schedule_text=describe_schedule(job.schedule),
-                           notifications=NotificationsForm(obj=job), pause_form=PauseForm())
+                           notifications=notifications, pause_form=PauseForm()), status
 
 
 @bp.route("/<int:job_id>/notifications", methods=["POST"])
@@ -149,14 +154,7 @@ def notifications(job_id: int):
         db.session.commit()
         flash("Notification settings saved.", "success")
         return redirect(url_for("jobs.detail", job_id=job.id))
-    runs = db.session.execute(
-        select(Run).where(Run.job_id == job.id).order_by(Run.id.desc()).limit(25)
-    ).scalars().all()
-    job_type = REGISTRY.get(job.job_type)
-    return render_template("jobs/detail.html", job=job, runs=runs, form=ConfirmForm(),
-                           described=job_type.describe(job.params) if job_type else [],
-                           schedule_text=describe_schedule(job.schedule),
-                           notifications=form, pause_form=PauseForm()), 400
+    return _detail_page(job, form, 400)
 
 
 @bp.route("/<int:job_id>/run", methods=["POST"])
