@@ -452,6 +452,12 @@ def main() -> int:
         result["all_under_target"] = all_under
         print(json.dumps(result))
         return 0
+    except BaseException:
+        log_path = os.path.join(tmp, "gunicorn.log")
+        if os.path.exists(log_path):  # the server's side of a failure
+            with open(log_path, errors="replace") as fh:
+                sys.stderr.write("--- gunicorn log (tail) ---\n" + fh.read()[-6000:])
+        raise
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
