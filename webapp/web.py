@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from webapp.engine.runs import can_kill, queue_position
@@ -39,6 +40,26 @@ def upload_limit_text() -> str:
         if limit >= size:
             return f"{limit / size:g} {unit}"
     return f"{limit} bytes"
+
+
+_SENTINEL = 987654321
+
+
+def run_url(endpoint: str, run_id: int, **args: str) -> str:
+    """url_for(endpoint, run_id=...) for table rows: built once per request and endpoint, then
+    only the id changes (a monitor page has 50 rows with several links each)."""
+    cache = g.setdefault("_run_urls", {})
+    key = (endpoint, tuple(sorted(args.items())))
+    if key not in cache:
+        cache[key] = url_for(endpoint, run_id=_SENTINEL, **args).split(str(_SENTINEL))
+    head, tail = cache[key]
+    return f"{head}{run_id}{tail}"
+
+
+def state_badge(run: Any) -> Markup:
+    """The coloured state label of a run."""
+    state = run.state  # enum values and labels: fixed, safe text
+    return Markup(f'<span class="badge state-{state.value}">{state.label}</span>')
 
 
 def queue_place(run: Any) -> str:
@@ -95,8 +116,13 @@ def register_web_helpers(app: Flask) -> None:
     app.jinja_env.globals.update(
         type_label=type_label, RunState=RunState, job_types=REGISTRY,
         upload_limit_text=upload_limit_text, queue_place=queue_place, can_kill=can_kill,
-        stop_question=stop_question, campaign_of=campaign_of,
+        stop_question=stop_question, campaign_of=campaign_of, run_url=run_url,
+        state_badge=state_badge, _state_badge=state_badge,
     )
+
+    from webapp.monitor.rows import monitor_row
+
+    app.jinja_env.globals["monitor_row"] = monitor_row
 
     @app.context_processor
     def _account() -> dict[str, Any]:

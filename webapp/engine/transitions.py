@@ -12,8 +12,8 @@ def move(run: Run, target: RunState, *, note: str | None = None) -> None:
     """Move `run` to `target` (refusing illegal moves) and keep its times and monitor flag."""
     check_transition(run.state, target)
     now = utcnow()
-    if target is RunState.INITIALIZING and run.started_at is None:
-        run.started_at = now
+    if target in (RunState.INITIALIZING, RunState.PROCESSING) and run.started_at is None:
+        run.started_at = run.sort_at = now
     if target.is_finished:
         run.finished_at = now
     if target is RunState.QUEUED:

@@ -22,7 +22,9 @@ class Run(db.Model):
         UniqueConstraint("job_id", "number", name="uq_run_job_number"),
         # one run per planned occurrence, whatever number of schedulers are running
         UniqueConstraint("job_id", "planned_for", name="uq_run_job_planned_for"),
-        Index("ix_run_owner_monitor", "owner_id", "in_monitor"),
+        # the monitor: its rows by start time (queued ones by when they were asked for)
+        Index("ix_run_monitor_order", "in_monitor", "sort_at", "id"),
+        Index("ix_run_owner_monitor_order", "owner_id", "in_monitor", "sort_at", "id"),
         Index("ix_run_owner_id", "owner_id", "id"),
         Index("ix_run_type_id", "job_type", "id"),
         Index("ix_run_state_id", "state", "id"),
@@ -66,7 +68,8 @@ class Run(db.Model):
     scheduled_for: Mapped[datetime | None] = mapped_column()
     planned_for: Mapped[datetime | None] = mapped_column()  # the schedule occurrence it is
     collect_until: Mapped[datetime | None] = mapped_column()
-    in_monitor: Mapped[bool] = mapped_column(default=True, index=True)
+    in_monitor: Mapped[bool] = mapped_column(default=True)
+    sort_at: Mapped[datetime] = mapped_column(default=utcnow)  # started, else created
     long_notified: Mapped[bool] = mapped_column(default=False)
 
     job = relationship("Job")

@@ -26,7 +26,7 @@ def monitor_page(user: User, page: int, per_page: int) -> tuple[list[Run], int]:
     ).scalar_one()
     runs = db.session.execute(
         base.options(selectinload(Run.owner))
-        .order_by(func.coalesce(Run.started_at, Run.created_at).desc(), Run.id.desc())
+        .order_by(Run.sort_at.desc(), Run.id.desc())
         .offset((page - 1) * per_page)
         .limit(per_page)
     ).scalars().all()
