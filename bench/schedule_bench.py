@@ -232,11 +232,31 @@ def log_counts(db_path: str, run_ids: list[int]) -> dict[str, Counter]:
             "promoted_at": {r: parse_ts(at) for r, at in lines if r in wanted}}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc)."""
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU of a process so far, or of its reaped children (Linux /proc)."""
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    first = 13 if children else 11  # cutime, cstime  /  utime, stime
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
+
+
+def box_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all processes, all cores)."""
+    with open("/proc/stat") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(children: Children) -> dict[str, float] | None:
+    try:
+        snap = {"box": box_busy_seconds()}
+        for name, proc in children.procs.items():
+            snap[name] = cpu_seconds(proc.pid)
+            snap[name + "/horses"] = cpu_seconds(proc.pid, children=True)
+        return snap
+    except (OSError, IndexError, ValueError):  # no /proc
+        return None
 
 
 def rq_jobs(redis, ids: list[str]) -> dict[str, object]:
@@ -332,6 +352,7 @@ def main() -> int:
         while (left := (target - datetime.now(UTC).replace(tzinfo=None)).total_seconds()) > 0:
             children.check_alive()
             time.sleep(min(left, 1.0))
+        cpu_at_t, bench_cpu_at_t = cpu_snapshot(children), time.process_time()
         deadline = time.monotonic() + args.timeout
         timed_out = False
         max_queue = 0
@@ -346,6 +367,7 @@ def main() -> int:
                 break
             time.sleep(0.5)
         all_done_s = (datetime.now(UTC).replace(tzinfo=None) - target).total_seconds()
+        cpu_at_end, bench_cpu = cpu_snapshot(children), time.process_time() - bench_cpu_at_t
 
         # 3. read back the RQ job records before they expire
         exec_ids = [r["rq_job_id"] for r in runs if r["rq_job_id"]]
@@ -439,6 +461,17 @@ def main() -> int:
               f"RQ jobs executed {jobs_done} over {len(per_worker)} workers, busy "
               f"{busy_total:.1f}s in total ({busy_total / max(jobs_done, 1) * 1000:.0f} ms/job), "
               f"gaps {sum(gaps):.1f}s ({percentile(gaps, 50) * 1000:.0f} ms median)")
+        cpu = {}
+        if cpu_at_t and cpu_at_end:
+            cpu = {k: cpu_at_end[k] - cpu_at_t[k] for k in cpu_at_t}
+            workers_own = sum(v for k, v in cpu.items() if k.startswith("worker") and "/" not in k)
+            horses = sum(v for k, v in cpu.items() if k.startswith("worker") and "/" in k)
+            ours = workers_own + horses + cpu["scheduler"] + cpu["scheduler/horses"] + bench_cpu
+            print(f"CPU from T until all finished ({all_done_s:.1f}s wall, {os.cpu_count()} cpus): "
+                  f"work horses {horses:.1f}s ({horses / max(jobs_done, 1) * 1000:.0f} ms/RQ job), "
+                  f"worker parents {workers_own:.1f}s, scheduler {cpu['scheduler']:.1f}s, "
+                  f"bench {bench_cpu:.1f}s, rest of the machine "
+                  f"{max(0.0, cpu['box'] - ours):.1f}s")
         if next_planned is not None:
             print(f"next occurrence planned for {next_planned}/{args.runs} jobs")
         if idle_cpu is not None:
@@ -455,6 +488,11 @@ def main() -> int:
             "worker_gap_p50_ms": round(percentile(gaps, 50) * 1000),
             "rq_job_busy_p50_ms": round(percentile(busy, 50) * 1000),
             "scheduler_idle_cpu": round(idle_cpu, 2) if idle_cpu is not None else None,
+            "horse_cpu_ms_per_rq_job": round(
+                sum(v for k, v in cpu.items() if k.startswith("worker") and "/" in k)
+                / max(jobs_done, 1) * 1000) if cpu else None,
+            "scheduler_cpu_s": round(cpu["scheduler"], 1) if cpu else None,
+            "other_cpu_s": round(max(0.0, cpu["box"] - ours), 1) if cpu else None,
             "cpus": os.cpu_count(), "loadavg_1m_at_start": load_at_start,
             "target_p95_s": TARGET_P95_S,
             "meets_target": bool(lateness) and p95 <= TARGET_P95_S and lost == 0

@@ -86,6 +86,15 @@ def _typical_seconds(job_id: int) -> float | None:
     return statistics.median(times) if times else None
 
 
+def _preview_minute(form: ScheduleForm, saved: int | None) -> int:
+    """The minute an hourly-slot preview shows: the saved one when it lies in the chosen slot,
+    else the slot's first minute (the random one is picked on save)."""
+    slot = form.slot.data or 0
+    if saved is not None and slot * 15 <= saved < slot * 15 + 15:
+        return saved
+    return slot * 15
+
+
 def _preview(form: ScheduleForm, job_id: int, minute: int | None) -> dict:
     """The next runs (local times, DST-moved ones marked), or why there are none, plus a
     warning when runs come faster than the job usually takes."""
@@ -94,7 +103,7 @@ def _preview(form: ScheduleForm, job_id: int, minute: int | None) -> dict:
     if _past_slot(form):
         return {"problem": PAST_SLOT_MESSAGE}
     try:
-        schedule = _pure(form, minute if minute is not None else 0)
+        schedule = _pure(form, _preview_minute(form, minute))
         upcoming = next_runs(schedule, utcnow(), PREVIEW_COUNT)
     except (ScheduleError, ValueError) as exc:
         return {"problem": str(exc)}
