@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import fresh, in_thread, wait_for, work
-from webapp.engine.runner import promote_scheduled
+from webapp.engine.firing import fire
 from webapp.engine.runs import (
     RunActionError,
     cancel_paused,
@@ -212,7 +212,7 @@ def test_scheduled_run_waits_and_cancelling_it_returns_the_campaign_to_draft(
     response = client.post(f"/campaigns/{campaign.id}/launch")
     run = Run.query.filter_by(job_id=campaign.job_id).one()
     assert response.headers["Location"] == f"/runs/{run.id}"
-    assert run.state is RunState.SCHEDULED and run.rq_job_id.startswith("promote-")
+    assert run.state is RunState.SCHEDULED and run.rq_job_id.startswith(f"run-{run.id}-")
     assert db.session.get(Campaign, campaign.id).status is CampaignStatus.SCHEDULED
     monitor = client.get("/").get_data(as_text=True)
     assert "Scheduled" in monitor
@@ -230,7 +230,8 @@ def test_scheduled_run_is_promoted_at_its_time(app, users, smtp_sink):
     supporters(4)
     campaign = campaign_for(users["user"])
     run = schedule_run(campaign.job, users["user"], utcnow() + timedelta(minutes=5))
-    assert promote_scheduled(run.id) == "queued"
+    fire({run.id: None})
+    assert fresh(run).state is RunState.QUEUED
     work(app)
     assert fresh(run).state is RunState.COLLECTING
     assert len(smtp_sink.recipients()) == 4

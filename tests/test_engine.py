@@ -54,11 +54,40 @@ def test_second_run_of_the_same_job_waits_queued_and_runs_after(app, users, tmp_
     assert (first.created, second.unchanged) == (10, 10)
 
 
-def test_other_jobs_do_not_wait(app, users, tmp_path):
+def test_with_the_default_concurrency_of_one_other_jobs_wait_in_line(app, users, tmp_path):
+    a = import_job(users["user"], people_csv(tmp_path / "a.csv", 3), ["email", "first_name"])
+    b, c = export_job(users["user"]), export_job(users["user"])
+    run_a, run_b, run_c = (start_run(job, users["user"]) for job in (a, b, c))
+    assert run_a.rq_job_id and not run_b.rq_job_id and not run_c.rq_job_id
+    assert queue_position(run_b) == (2, run_a) and queue_position(run_c) == (3, run_a)
+    work(app)
+    run_a, run_b, run_c = fresh(run_a), fresh(run_b), fresh(run_c)
+    assert run_a.state is run_b.state is run_c.state is RunState.COMPLETED
+    assert run_a.finished_at <= run_b.started_at and run_b.finished_at <= run_c.started_at
+
+
+def test_a_higher_concurrency_runs_other_jobs_side_by_side(app, users, tmp_path):
+    app.config["CONCURRENCY"] = 2
+    a = import_job(users["user"], people_csv(tmp_path / "a.csv", 3), ["email", "first_name"])
+    b, c = export_job(users["user"]), export_job(users["user"])
+    run_a, run_b, run_c = (start_run(job, users["user"]) for job in (a, b, c))
+    second_of_a = start_run(a, users["user"])
+    assert run_a.rq_job_id and run_b.rq_job_id
+    assert not run_c.rq_job_id and not second_of_a.rq_job_id  # both slots are taken
+    work(app)
+    assert all(fresh(run).state is RunState.COMPLETED
+               for run in (run_a, run_b, run_c, second_of_a))
+
+
+def test_a_paused_run_frees_its_slot_but_holds_its_job(app, users, tmp_path):
     a = import_job(users["user"], people_csv(tmp_path / "a.csv", 3), ["email", "first_name"])
     b = export_job(users["user"])
-    run_a, run_b = start_run(a, users["user"]), start_run(b, users["user"])
-    assert run_a.rq_job_id and run_b.rq_job_id
+    paused = start_run(a, users["user"])
+    paused.state, paused.rq_job_id = RunState.PAUSED, None
+    db.session.commit()
+    same_job, other_job = start_run(a, users["user"]), start_run(b, users["user"])
+    assert not same_job.rq_job_id and other_job.rq_job_id
+    assert queue_position(same_job)[1] == paused
 
 
 def test_stop_before_start_cancels_and_nothing_runs(app, users, tmp_path):

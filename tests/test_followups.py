@@ -8,9 +8,9 @@ from datetime import date, time, timedelta
 import pytest
 
 from tests.conftest import export_job, fresh, import_job, work
+from webapp.engine.firing import fire
 from webapp.engine.followups import notice_long_runs
 from webapp.engine.planner import plan
-from webapp.engine.runner import promote_scheduled
 from webapp.engine.runs import start_run
 from webapp.engine.states import RunState
 from webapp.extensions import db
@@ -79,7 +79,7 @@ def test_missed_run_notifies_when_asked(app, users):
     planned = plan(schedule)
     planned.scheduled_for = utcnow() - timedelta(hours=2)
     db.session.commit()
-    promote_scheduled(planned.id)
+    fire({planned.id: None})
     work(app)
     messages = outbox(app)
     assert len(messages) == 2 and "was missed" in str(messages[0]["Subject"])

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import export_job, fresh
+from webapp.engine.firing import fire
 from webapp.engine.planner import plan, plan_due
-from webapp.engine.runner import promote_scheduled
 from webapp.engine.runs import start_run
 from webapp.engine.states import RunState
 from webapp.extensions import db
@@ -121,7 +121,7 @@ def test_overlap_policy_when_the_previous_run_is_still_going(app, users, job, po
     db.session.add(schedule)
     db.session.commit()
     planned = plan(schedule)
-    promote_scheduled(planned.id)
+    fire({planned.id: None})
     planned = fresh(planned)
     assert planned.state is expected
     if expected is RunState.SKIPPED:
@@ -136,7 +136,7 @@ def test_missed_occurrence_more_than_an_hour_late_is_recorded_not_run(app, users
     planned = plan(schedule)
     planned.scheduled_for = utcnow() - timedelta(hours=3)
     db.session.commit()
-    promote_scheduled(planned.id)
+    fire({planned.id: None})
     planned = fresh(planned)
     assert planned.state is RunState.SKIPPED and planned.error.startswith("Missed:")
 
@@ -231,7 +231,7 @@ def test_occurrences_in_a_blackout_are_skipped_and_say_so(app, client, auth, use
     response = client.post(url, data={"start_date": day.isoformat(),
                                       "end_date": day.isoformat(), "reason": "Giving Tuesday"})
     assert response.status_code == 302
-    promote_scheduled(planned.id)
+    fire({planned.id: None})
     planned = fresh(planned)
     assert planned.state is RunState.SKIPPED
     label = "account" if scope == "account" else "schedule"

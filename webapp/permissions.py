@@ -22,10 +22,15 @@ def visible_runs(user: User, query: Select | None = None) -> Select:
     return query if user.is_super_admin else query.where(Run.owner_id == user.id)
 
 
+def can_see(user: User, owned: Run | Job) -> bool:
+    """A user sees their own runs and jobs; a super admin sees everyone's."""
+    return user.is_super_admin or owned.owner_id == user.id
+
+
 def run_or_404(run_id: int) -> Run:
     """The run if the current user may see it; 404 otherwise (never 403: ids are not confirmed)."""
     run = db.session.get(Run, run_id)
-    if run is None or not (current_user.is_super_admin or run.owner_id == current_user.id):
+    if run is None or not can_see(current_user, run):
         abort(404)
     return run
 
@@ -33,7 +38,7 @@ def run_or_404(run_id: int) -> Run:
 def job_or_404(job_id: int) -> Job:
     """The job if the current user may see it; 404 otherwise."""
     job = db.session.get(Job, job_id)
-    if job is None or not (current_user.is_super_admin or job.owner_id == current_user.id):
+    if job is None or not can_see(current_user, job):
         abort(404)
     return job
 

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from webapp.engine.runs import can_kill, queue_position
 from webapp.engine.states import RunState
 from webapp.jobtypes import REGISTRY, type_label
+from webapp.permissions import can_see
 from webapp.timefmt import format_duration, format_local
 
 
@@ -63,11 +64,19 @@ def state_badge(run: Any) -> Markup:
 
 
 def queue_place(run: Any) -> str:
-    """'#2 in line, waiting for run #12' for a queued run."""
+    """'#2 in line, waiting for run #12' for a queued run (another job's run is named only to
+    those who may see it)."""
     place, blocking = queue_position(run)
     if run.rq_job_id and place == 1:
         return "waiting for a worker"
-    waits = f", waiting for run #{blocking.number}" if blocking else ""
+    if blocking is None:
+        waits = ""
+    elif blocking.job_id == run.job_id:
+        waits = f", waiting for run #{blocking.number}"
+    elif can_see(current_user, blocking):
+        waits = f", waiting for {blocking.job_name} run #{blocking.number}"
+    else:
+        waits = ", waiting for another user's run"
     return f"#{place} in line{waits}"
 
 

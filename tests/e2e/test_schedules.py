@@ -399,7 +399,7 @@ def test_run_now_while_a_run_is_busy_queues_it_with_its_place(page: Page, schedu
 
         expect(page.get_by_role("heading", name=f"{name} run #2")).to_be_visible()
         expect(flash(page, "is queued")).to_have_text(
-            "Run #2 is queued, #2 in line. It waits for run #1.")
+            "Run #2 is queued, #2 in line, waiting for run #1.")
         expect(page.get_by_role("region", name="Run status")).to_contain_text(
             "Queued: #2 in line, waiting for run #1.")
 

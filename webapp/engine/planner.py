@@ -3,7 +3,7 @@ planned instant, so two schedulers never plan it twice) and its own timed RQ enq
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from flask import current_app
 from sqlalchemy import or_, select
@@ -18,9 +18,7 @@ from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.schedules import Blackout, JobSchedule
-from webapp.timefmt import format_local, to_local
-
-MISFIRE_GRACE = timedelta(hours=1)
+from webapp.timefmt import to_local
 
 
 def plan(schedule: JobSchedule) -> Run | None:
@@ -110,47 +108,17 @@ def resume_paused(now: datetime) -> int:
     return len(due)
 
 
+def covering(blackouts: list[Blackout], job_id: int | None, day: date) -> Blackout | None:
+    """The blackout of `blackouts` that covers a local date for a job (its own one first)."""
+    found = [b for b in blackouts if b.job_id in (None, job_id) and b.start_date <= day <= b.end_date]
+    return min(found, key=lambda b: (b.job_id is None, b.id), default=None)
+
+
 def blackout_for(job_id: int | None, moment: datetime) -> Blackout | None:
     """The blackout (account-wide or the job's own) covering a UTC instant's local date."""
     day = to_local(moment, current_app.config["TIMEZONE"]).date()
-    return db.session.execute(
+    candidates = db.session.execute(
         select(Blackout).where(or_(Blackout.job_id.is_(None), Blackout.job_id == job_id),
                                Blackout.start_date <= day, Blackout.end_date >= day)
-        .order_by(Blackout.job_id.is_(None), Blackout.id).limit(1)).scalar()
-
-
-def blackout_decision(run: Run) -> str | None:
-    """For an occurrence at its time: why it is skipped for a blackout, or None."""
-    blackout = blackout_for(run.job_id, run.planned_for or run.scheduled_for or utcnow())
-    if blackout is None:
-        return None
-    scope = "account" if blackout.job_id is None else "schedule"
-    return f"Skipped for the blackout: {blackout.reason} ({scope} blackout)."
-
-
-def overlap_decision(run: Run) -> str | None:
-    """For a scheduled occurrence at its time: None to queue it, or why it is skipped."""
-    schedule = db.session.execute(
-        select(JobSchedule).where(JobSchedule.job_id == run.job_id)).scalar()
-    busy = db.session.execute(
-        select(Run).where(Run.job_id == run.job_id, Run.id != run.id,
-                          Run.state.in_([RunState.QUEUED, RunState.INITIALIZING,
-                                         RunState.PROCESSING, RunState.PAUSED]))
-        .order_by(Run.id)).scalars().all()
-    if not busy:
-        return None
-    policy = schedule.overlap_policy if schedule else "skip"
-    waiting = [r for r in busy if r.state is RunState.QUEUED]
-    if policy == "queue" and not waiting:
-        return None
-    return (f"Skipped: run #{busy[0].number} was still {busy[0].state.value} "
-            f"(overlap policy: {'skip' if policy == 'skip' else 'at most one waiting'}).")
-
-
-def missed_decision(run: Run) -> str | None:
-    """For an occurrence promoted late (the scheduler was down): None to run it once now, or
-    why it is recorded as missed."""
-    if run.scheduled_for is None or utcnow() - run.scheduled_for <= MISFIRE_GRACE:
-        return None
-    at = format_local(run.scheduled_for, current_app.config["TIMEZONE"])
-    return f"Missed: the scheduler was not running at {at}; skipped (more than an hour late)."
+    ).scalars().all()
+    return covering(list(candidates), job_id, day)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,6 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus
 
 RUN_FUNCTION = "webapp.engine.runner.execute_run"
-PROMOTE_FUNCTION = "webapp.engine.runner.promote_scheduled"
 JOB_TIMEOUT = 7 * 24 * 3600  # runs stop themselves; RQ's timeout is only a last resort
 
 
@@ -52,29 +52,49 @@ def run_queue() -> Queue:
 
 def enqueue_run(run_id: int, rq_job_id: str) -> None:
     """Put a run on the queue under a fresh RQ job id."""
-    run_queue().enqueue(
-        RUN_FUNCTION,
-        run_id,
-        job_id=rq_job_id,
-        job_timeout=JOB_TIMEOUT,
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        description=f"Conveyor run {run_id}",
-    )
+    run_queue().enqueue(RUN_FUNCTION, run_id, job_id=rq_job_id, job_timeout=JOB_TIMEOUT,
+                        result_ttl=3600, failure_ttl=7 * 24 * 3600,
+                        description=f"Conveyor run {run_id}")
 
 
-def scheduler():
-    """rq-scheduler on the run queue (timed enqueues; its loop runs in the scheduler process)."""
+def new_run_job_id(run_id: int) -> str:
+    """A unique RQ job id for one execution of a run."""
+    return f"run-{run_id}-{uuid.uuid4().hex[:8]}"
+
+
+# Given the runs whose timed job came due ({run id: RQ job id}), decides what happens to them
+# and returns the RQ job ids that go onto the queue now.
+FireHook = Callable[[Mapping[int, str]], set[str]]
+
+
+def scheduler(fire: FireHook | None = None):
+    """rq-scheduler on the run queue. Each scheduled run has its own timed job (its execution);
+    in the scheduler process `fire` decides, for all runs due together, which of those timed jobs
+    go onto the queue: the others are skipped, missed, or wait for a free slot."""
     from rq_scheduler import Scheduler
 
-    return Scheduler(queue=run_queue(), connection=redis_connection())
+    class FiringScheduler(Scheduler):
+        def enqueue_jobs(self):
+            jobs = list(self.get_jobs_to_queue())
+            timed = {job.args[0]: job.id for job in jobs if job.func_name == RUN_FUNCTION}
+            going = fire(timed) if fire and timed else set(timed.values())
+            for job in jobs:
+                if job.func_name != RUN_FUNCTION or job.id in going:
+                    self.enqueue_job(job)
+                else:  # the run was decided otherwise: its timed job is done with
+                    self.connection.zrem(self.scheduled_jobs_key, job.id)
+                    job.delete()
+            return jobs
+
+    return FiringScheduler(queue=run_queue(), connection=redis_connection())
 
 
-def schedule_promotion(run_id: int, when_utc: datetime) -> str:
-    """At `when_utc` (naive UTC), move scheduled run `run_id` onto its job's queue."""
-    job = scheduler().enqueue_at(when_utc.replace(tzinfo=UTC), PROMOTE_FUNCTION, run_id,
-                                 job_id=f"promote-{run_id}-{uuid.uuid4().hex[:8]}",
-                                 timeout=600)
+def schedule_run_job(run_id: int, when_utc: datetime) -> str:
+    """At `when_utc` (naive UTC), scheduled run `run_id` comes due: its own timed job."""
+    job = scheduler().enqueue_at(when_utc.replace(tzinfo=UTC), RUN_FUNCTION, run_id,
+                                 job_id=new_run_job_id(run_id), timeout=JOB_TIMEOUT,
+                                 job_result_ttl=3600,
+                                 job_description=f"Conveyor run {run_id} (scheduled)")
     return job.id
 
 
@@ -89,6 +109,14 @@ def enqueue_followup(function: str, *args: Any) -> None:
     """A small follow-up job (a notification), run by a worker rather than inside a callback."""
     run_queue().enqueue(function, *args, job_timeout=300, result_ttl=600,
                         failure_ttl=7 * 24 * 3600)
+
+
+def current_job_id() -> str | None:
+    """The id of the RQ job this work horse executes (None outside a worker)."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    return job.id if job else None
 
 
 def rq_status(rq_job_id: str) -> JobStatus | None:

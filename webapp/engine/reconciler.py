@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
-from webapp.engine.runs import dispatch_next
+from webapp.engine.runs import dispatch
 from webapp.engine.states import RunState
 from webapp.engine.transitions import move
 from webapp.extensions import db
@@ -51,7 +51,7 @@ def reconcile() -> dict[str, int]:
         run.control = None
         db.session.commit()
         failed += 1
-        dispatch_next(run.job_id)
+        dispatch()
         after_run_ended(run)
     waiting = db.session.execute(
         select(Run).where(Run.state == RunState.QUEUED, Run.rq_job_id.is_not(None))
@@ -63,10 +63,5 @@ def reconcile() -> dict[str, int]:
                 run.rq_job_id = None
                 db.session.commit()
                 redispatched += 1
-    job_ids = db.session.execute(
-        select(Run.job_id).where(Run.state == RunState.QUEUED, Run.rq_job_id.is_(None))
-        .distinct()
-    ).scalars().all()
-    for job_id in job_ids:
-        dispatch_next(job_id)
+    dispatch()
     return {"failed": failed, "redispatched": redispatched}

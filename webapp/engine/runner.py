@@ -9,10 +9,10 @@ import traceback
 from flask import current_app
 from sqlalchemy import Engine, update
 
+from webapp.engine import queueing
 from webapp.engine.context import RunContext, RunPaused, RunStopped
 from webapp.engine.followups import after_run_ended
-from webapp.engine.planner import blackout_decision, missed_decision, overlap_decision
-from webapp.engine.runs import dispatch_next
+from webapp.engine.runs import dispatch
 from webapp.engine.states import RunState
 from webapp.engine.transitions import move
 from webapp.extensions import db
@@ -56,6 +56,8 @@ def execute_run(run_id: int) -> str:
     run = db.session.get(Run, run_id)
     if run is None or run.state is not RunState.QUEUED:
         return "not queued"  # cancelled or taken over while it waited on the queue
+    if run.rq_job_id != (queueing.current_job_id() or run.rq_job_id):
+        return "not this run's job"  # a stale job: the run was handed out under another id
     job_type = get_job_type(run.job_type)
     move(run, RunState.PROCESSING if run.request_id else RunState.INITIALIZING)
     run.heartbeat_at = utcnow()
@@ -89,7 +91,7 @@ def execute_run(run_id: int) -> str:
         raise
     finally:
         heartbeat.stopped.set()
-        dispatch_next(run.job_id)
+        dispatch()
         if run.state.is_finished or run.state is RunState.COLLECTING:
             after_run_ended(run)
 
@@ -113,24 +115,3 @@ def _stopped(run: Run, job_type: JobType) -> None:
     run.control = None
     job_type.after_cancel(run, phase)
     db.session.commit()
-
-
-def promote_scheduled(run_id: int) -> str:
-    """rq-scheduler calls this at a scheduled run's time: it joins its job's queue."""
-    _fresh_connections_after_fork()
-    run = db.session.get(Run, run_id)
-    if run is None or run.state is not RunState.SCHEDULED:
-        return "not scheduled"
-    if run.trigger == "schedule":
-        reason = missed_decision(run) or blackout_decision(run) or overlap_decision(run)
-        if reason:
-            move(run, RunState.SKIPPED, note=reason)
-            run.error = reason
-            db.session.commit()
-            after_run_ended(run, "missed" if reason.startswith("Missed") else "ended")
-            return "skipped"
-    move(run, RunState.QUEUED, note="Scheduled time reached; queued.")
-    run.rq_job_id = None
-    db.session.commit()
-    dispatch_next(run.job_id)
-    return "queued"

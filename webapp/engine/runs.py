@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, text, update
 
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
@@ -20,109 +20,146 @@ from webapp.models.runs import Run
 from webapp.models.users import User
 
 HOLDING = [s for s in RunState if s.holds_job]
+DISPATCH_LOCK = 7_406_101  # the PostgreSQL advisory lock dispatchers take turns on
 
 
 class RunActionError(ValueError):
     """An action that does not apply to the run as it is now (shown to the user)."""
 
 
-def start_run(job: Job, user: User | None, *, trigger: str = "manual") -> Run:
-    """Create a queued run of `job` and hand it to a worker when the job is free."""
-    locked = db.session.execute(
-        select(Job).where(Job.id == job.id).with_for_update()
-    ).scalar_one()
-    locked.last_run_number += 1
-    run = Run(
-        job_id=job.id,
-        owner_id=job.owner_id,
-        started_by_id=user.id if user else None,
-        job_type=job.job_type,
-        job_name=job.name,
-        number=locked.last_run_number,
-        state=RunState.QUEUED,
-        trigger=trigger,
-        checkpoint={},
-    )
-    db.session.add(run)
-    db.session.flush()
-    who = user.display_name if user else "the scheduler"
-    log(run, f"Run #{run.number} requested by {who} ({trigger}).")
-    db.session.commit()
-    dispatch_next(job.id)
-    return run
-
-
-def dispatch_next(job_id: int | None) -> Run | None:
-    """Enqueue the oldest waiting run of a job unless another run of it is busy."""
-    if job_id is None:
-        return None
-    db.session.execute(select(Job.id).where(Job.id == job_id).with_for_update())
-    candidate = db.session.execute(
-        select(Run.id)
-        .where(Run.job_id == job_id, Run.state == RunState.QUEUED, Run.rq_job_id.is_(None))
-        .order_by(Run.id)
-        .limit(1)
-    ).scalar()
-    if candidate is None:
-        db.session.commit()
-        return None
-    other = Run.__table__.alias("other")
-    busy = exists().where(
-        other.c.job_id == job_id,
-        (other.c.state.in_([s.value for s in HOLDING]))
-        | ((other.c.state == RunState.QUEUED.value) & other.c.rq_job_id.is_not(None)),
-    )
-    rq_job_id = f"run-{candidate}-{uuid.uuid4().hex[:8]}"
-    claimed = db.session.execute(
-        update(Run)
-        .where(Run.id == candidate, Run.rq_job_id.is_(None), ~busy)
-        .values(rq_job_id=rq_job_id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    if not claimed:
-        return None
-    try:
-        queueing.enqueue_run(candidate, rq_job_id)
-    except Exception:
-        # Redis is unreachable: leave the run waiting; the reconciler dispatches it later.
-        db.session.execute(update(Run).where(Run.id == candidate).values(rq_job_id=None))
-        db.session.commit()
-        current_app.logger.exception("could not enqueue run %s", candidate)
-        return None
-    run = db.session.get(Run, candidate)
-    db.session.refresh(run)
-    return run
-
-
-def queue_position(run: Run) -> tuple[int, Run | None]:
-    """(place in the job's waiting line, the run it waits for) for a queued run."""
-    ahead = db.session.execute(
-        select(Run)
-        .where(Run.job_id == run.job_id, Run.id < run.id,
-               Run.state.in_([RunState.QUEUED, *HOLDING]))
-        .order_by(Run.id)
-    ).scalars().all()
-    blocking = next((r for r in ahead if r.state.holds_job), ahead[0] if ahead else None)
-    return len(ahead) + 1, blocking
-
-
-def schedule_run(job: Job, user: User | None, when: datetime, *,
-                 trigger: str = "manual", planned_for: datetime | None = None) -> Run:
-    """Create a run that waits, scheduled, until `when` (naive UTC), then joins the queue."""
+def new_run(job: Job, user: User | None, state: RunState, *, trigger: str, **fields) -> Run:
+    """A new Run row of `job` with the job's next number (flushed, not committed)."""
     locked = db.session.execute(
         select(Job).where(Job.id == job.id).with_for_update()
     ).scalar_one()
     locked.last_run_number += 1
     run = Run(job_id=job.id, owner_id=job.owner_id, started_by_id=user.id if user else None,
               job_type=job.job_type, job_name=job.name, number=locked.last_run_number,
-              state=RunState.SCHEDULED, trigger=trigger, checkpoint={}, scheduled_for=when,
-              planned_for=planned_for)
+              state=state, trigger=trigger, checkpoint={}, **fields)
     db.session.add(run)
     db.session.flush()
+    return run
+
+
+def start_run(job: Job, user: User | None, *, trigger: str = "manual") -> Run:
+    """Create a queued run of `job` and hand it to a worker when a slot and the job are free."""
+    run = new_run(job, user, RunState.QUEUED, trigger=trigger)
+    who = user.display_name if user else "the scheduler"
+    log(run, f"Run #{run.number} requested by {who} ({trigger}).")
+    db.session.commit()
+    dispatch()
+    return run
+
+
+def _taking_a_slot(run_table):
+    """Runs that use one of the CONVEYOR_CONCURRENCY slots: executing, or handed to a worker."""
+    return run_table.c.state.in_([RunState.INITIALIZING.value, RunState.PROCESSING.value]) | (
+        (run_table.c.state == RunState.QUEUED.value) & run_table.c.rq_job_id.is_not(None))
+
+
+def _job_busy(run_table, job_id_column):
+    """Another run of the same job holds it (running or paused) or was handed to a worker."""
+    return exists().where(
+        run_table.c.job_id == job_id_column,
+        run_table.c.state.in_([s.value for s in HOLDING])
+        | ((run_table.c.state == RunState.QUEUED.value) & run_table.c.rq_job_id.is_not(None)))
+
+
+def _lock_dispatching() -> None:
+    """Dispatchers in other processes wait here (PostgreSQL); SQLite serialises writers and
+    every claim below is one conditional UPDATE."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DISPATCH_LOCK})
+
+
+def dispatch(timed: Mapping[int, str] | None = None) -> set[str]:
+    """Hand waiting runs to workers, oldest first, while fewer than CONVEYOR_CONCURRENCY runs
+    hold a slot and never two runs of one job at once.
+
+    `timed` maps runs whose timed RQ job just came due to that job's id: such a run goes out
+    under its own job id, which is returned for rq-scheduler to put on the queue; any other run
+    is enqueued here under a fresh id."""
+    timed = timed or {}
+    limit = current_app.config["CONCURRENCY"]
+    other = Run.__table__.alias("other")
+    in_use = select(func.count()).select_from(other).where(_taking_a_slot(other))
+    waiting = Run.__table__.alias("waiting")
+    going: set[str] = set()
+    for _attempt in range(limit + 10):  # a lost race is retried; nothing loops forever
+        _lock_dispatching()
+        if db.session.execute(in_use).scalar() >= limit:
+            break
+        candidate = db.session.execute(
+            select(waiting.c.id)
+            .where(waiting.c.state == RunState.QUEUED.value, waiting.c.rq_job_id.is_(None),
+                   ~_job_busy(other, waiting.c.job_id))
+            .order_by(waiting.c.id).limit(1)).scalar()
+        if candidate is None:
+            break
+        rq_job_id = timed.get(candidate) or queueing.new_run_job_id(candidate)
+        claimed = db.session.execute(
+            update(Run)
+            .where(Run.id == candidate, Run.rq_job_id.is_(None), ~_job_busy(other, Run.job_id),
+                   in_use.scalar_subquery() < limit)
+            .values(rq_job_id=rq_job_id)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
+        if not claimed:
+            continue
+        if candidate in timed:
+            going.add(rq_job_id)
+        elif not _enqueue(candidate, rq_job_id):
+            break
+    db.session.commit()
+    return going
+
+
+def _enqueue(run_id: int, rq_job_id: str) -> bool:
+    try:
+        queueing.enqueue_run(run_id, rq_job_id)
+        return True
+    except Exception:
+        # Redis is unreachable: leave the run waiting; the reconciler dispatches it later.
+        db.session.execute(update(Run).where(Run.id == run_id).values(rq_job_id=None))
+        db.session.commit()
+        current_app.logger.exception("could not enqueue run %s", run_id)
+        return False
+
+
+def queue_position(run: Run) -> tuple[int, Run | None]:
+    """(place in line, the run it waits for) for a queued run. The line is the runs holding a
+    slot, its own job's paused run, and every job's runs that were queued before it; it waits
+    for a run of its own job, or else for the slot holder that started first."""
+    line = Run.__table__.alias("line")
+    ahead = db.session.execute(
+        select(func.count()).select_from(line).where(
+            line.c.id != run.id,
+            ((line.c.state == RunState.QUEUED.value) & (line.c.id < run.id))
+            | _taking_a_slot(line)
+            | ((line.c.job_id == run.job_id) & line.c.state.in_([s.value for s in HOLDING])))
+    ).scalar()
+    blocking = db.session.execute(
+        select(Run).where(Run.job_id == run.job_id, Run.id != run.id,
+                          Run.state.in_(HOLDING) | ((Run.state == RunState.QUEUED)
+                                                    & (Run.id < run.id)))
+        .order_by(Run.id).limit(1)).scalar()
+    if blocking is None:
+        blocking = db.session.execute(
+            select(Run).where(Run.id.in_(select(line.c.id).where(_taking_a_slot(line))),
+                              Run.id != run.id)
+            .order_by(Run.started_at.is_(None), Run.started_at, Run.id).limit(1)).scalar()
+    return ahead + 1, blocking
+
+
+def schedule_run(job: Job, user: User | None, when: datetime, *,
+                 trigger: str = "manual", planned_for: datetime | None = None) -> Run:
+    """Create a run that waits, scheduled, until `when` (naive UTC): its own timed RQ job."""
+    run = new_run(job, user, RunState.SCHEDULED, trigger=trigger, scheduled_for=when,
+                  planned_for=planned_for)
     log(run, f"Run #{run.number} scheduled by {user.display_name if user else 'the scheduler'}.")
     db.session.commit()
-    run.rq_job_id = queueing.schedule_promotion(run.id, when)
+    run.rq_job_id = queueing.schedule_run_job(run.id, when)
     db.session.commit()
     return run
 
@@ -143,14 +180,14 @@ def request_stop(run: Run, user: User) -> str:
         move(run, RunState.CANCELLED, note=f"Cancelled by {user.display_name} before it started.")
         _after_cancel(run, "before_start")
         db.session.commit()
-        dispatch_next(run.job_id)
+        dispatch()
         after_run_ended(run)
         return "The run was cancelled before it started."
     if run.state is RunState.PAUSED:
         move(run, RunState.CANCELLED, note=f"Cancelled by {user.display_name} while paused.")
         _after_cancel(run, "processing")
         db.session.commit()
-        dispatch_next(run.job_id)
+        dispatch()
         after_run_ended(run)
         return "The paused run was cancelled."
     if run.state.is_running:
@@ -185,7 +222,7 @@ def resume_run(run: Run, user: User) -> str:
     move(run, RunState.QUEUED, note=f"Resumed by {user.display_name}.")
     run.rq_job_id, run.control = None, None
     db.session.commit()
-    dispatch_next(run.job_id)
+    dispatch()
     return "Resumed: it continues with the records not processed yet."
 
 
@@ -224,7 +261,7 @@ def kill_run(run: Run, user: User) -> str:
     run.control = None
     _after_cancel(run, phase)
     db.session.commit()
-    dispatch_next(run.job_id)
+    dispatch()
     after_run_ended(run)
     return "The run was killed."
 
@@ -239,7 +276,7 @@ def retry_run(run: Run, user: User) -> str:
     run.error = None
     run.heartbeat_at = None
     db.session.commit()
-    dispatch_next(run.job_id)
+    dispatch()
     return "The run was queued again and will continue from where it stopped."
 
 

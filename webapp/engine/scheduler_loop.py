@@ -8,7 +8,8 @@ import time
 from flask import current_app
 
 from webapp.engine import queueing
-from webapp.engine.collecting import finish_collecting, promote_overdue
+from webapp.engine.collecting import finish_collecting
+from webapp.engine.firing import fire, fire_overdue
 from webapp.engine.followups import notice_long_runs
 from webapp.engine.planner import plan_due
 from webapp.engine.reconciler import reconcile
@@ -21,17 +22,21 @@ SWEEP_EVERY = 3600.0
 
 def loop(*, once: bool = False) -> None:
     """Run until stopped: every second move due timed jobs; reconcile and sweep periodically."""
-    scheduler = queueing.scheduler()
+    scheduler = queueing.scheduler(fire)
     every = current_app.config["RECONCILE_EVERY_SECONDS"]
     next_reconcile = next_sweep = 0.0
     while True:
         now = time.monotonic()
         try:
-            scheduler.enqueue_jobs()
+            if scheduler.acquire_lock():  # one scheduler process fires at a time
+                try:
+                    scheduler.enqueue_jobs()
+                finally:
+                    scheduler.remove_lock()
             finish_collecting()
             plan_due()
             if now >= next_reconcile:
-                promote_overdue()
+                fire_overdue()
                 notice_long_runs()
                 outcome = reconcile()
                 if any(outcome.values()):

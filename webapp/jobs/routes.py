@@ -20,7 +20,7 @@ from webapp.jobtypes.user_data_import import ImportUploadForm, guess_field, mapp
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.permissions import job_or_404
-from webapp.web import upload_limit_text
+from webapp.web import queue_place, upload_limit_text
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -167,9 +167,7 @@ def run_now(job_id: int):
     get_job_type(job.job_type)
     run = engine.start_run(job, current_user)
     if run.state.value == "queued" and not run.rq_job_id:
-        place, blocking = engine.queue_position(run)
-        waits = f" It waits for run #{blocking.number}." if blocking else ""
-        flash(f"Run #{run.number} is queued, #{place} in line.{waits}", "info")
+        flash(f"Run #{run.number} is queued, {queue_place(run)}.", "info")
     else:
         flash(f"Run #{run.number} started.", "success")
     return redirect(url_for("runs.detail", run_id=run.id))

@@ -64,6 +64,16 @@ class ScheduleForm(FlaskForm):
         choices=choices([("skip", "Skip this run (recorded as skipped)"),
                          ("queue", "Queue it behind (at most one waiting)")]),
         default="skip")
+    misfire_policy = RadioField(
+        "If Conveyor was not running at a planned time",
+        choices=choices([("run_once", "Run it once when Conveyor is back, if not later than "
+                                      "the grace period (every missed time is recorded)"),
+                         ("skip", "Skip it (recorded as missed)")]),
+        default="run_once")
+    misfire_grace_minutes = IntegerField(
+        "Grace period", default=60, render_kw={"min": 1, "max": 24 * 60},
+        description="How many minutes late a missed time may still run.",
+        validators=[DataRequired(), NumberRange(1, 24 * 60, "Between 1 and 1440 minutes.")])
 
     def kind_problems(self) -> None:
         """Require the fields the chosen kind needs."""

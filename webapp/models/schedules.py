@@ -32,6 +32,10 @@ class JobSchedule(db.Model):
     once_at: Mapped[datetime | None] = mapped_column()  # local wall-clock time
     enabled: Mapped[bool] = mapped_column(default=False)
     overlap_policy: Mapped[str] = mapped_column(String(20), default="skip")  # or "queue"
+    # an occurrence the scheduler was down for: "run_once" (if under the grace) or "skip"
+    misfire_policy: Mapped[str] = mapped_column(String(20), default="run_once",
+                                                server_default="run_once")
+    misfire_grace_minutes: Mapped[int] = mapped_column(default=60, server_default="60")
     next_run_at: Mapped[datetime | None] = mapped_column()
     paused_reason: Mapped[str | None] = mapped_column(String(300))
     paused_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))

@@ -1,0 +1,181 @@
+"""What happens when scheduled runs come due, decided in one pass for all the runs due together:
+each is queued, skipped (a blackout, the overlap policy) or recorded as missed when the scheduler
+was down at its time. The scheduler process calls `fire` from rq-scheduler's loop."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from webapp.engine import queueing
+from webapp.engine.followups import after_run_ended
+from webapp.engine.planner import covering
+from webapp.engine.runs import dispatch, new_run
+from webapp.engine.schedules import ScheduleError, next_run
+from webapp.engine.states import RunState
+from webapp.engine.transitions import move
+from webapp.extensions import db
+from webapp.models.base import utcnow
+from webapp.models.runs import Run
+from webapp.models.schedules import Blackout, JobSchedule
+from webapp.timefmt import format_duration, format_local, to_local
+
+ON_TIME = timedelta(seconds=60)  # later than this, the scheduler was not running at the time
+MAX_MISSED_ROWS = 100  # occurrences recorded as missed after one outage, at most
+LOST_AFTER = timedelta(minutes=2)
+BUSY = (RunState.QUEUED, RunState.INITIALIZING, RunState.PROCESSING, RunState.PAUSED)
+
+
+@dataclass
+class _Pass:
+    """What one firing pass looks up once for all its runs."""
+
+    now: datetime
+    tz: str
+    schedules: dict[int, JobSchedule]
+    blackouts: list[Blackout]
+    busy: dict[int, list[Run]]
+    missed: list[Run] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, runs: list[Run]) -> _Pass:
+        job_ids = {run.job_id for run in runs}
+        schedules = db.session.execute(
+            select(JobSchedule).where(JobSchedule.job_id.in_(job_ids))).scalars()
+        busy: dict[int, list[Run]] = defaultdict(list)
+        for run in db.session.execute(
+                select(Run).where(Run.job_id.in_(job_ids), Run.state.in_(BUSY))
+                .order_by(Run.id)).scalars():
+            busy[run.job_id].append(run)
+        return cls(now=utcnow(), tz=current_app.config["TIMEZONE"],
+                   schedules={s.job_id: s for s in schedules},
+                   blackouts=list(db.session.execute(select(Blackout)).scalars()), busy=busy)
+
+
+def fire(timed: Mapping[int, str | None]) -> set[str]:
+    """Decide the scheduled runs that came due ({run id: its timed RQ job id, or None when that
+    job was lost}). Returns the timed job ids that go onto the queue now; runs that must wait
+    for a free slot, or whose timed job was lost, are dispatched later under a fresh job id."""
+    runs = db.session.execute(
+        select(Run).where(Run.id.in_(list(timed)), Run.state == RunState.SCHEDULED)
+        .order_by(Run.scheduled_for, Run.id)).scalars().all()
+    if not runs:
+        return set()
+    now_pass = _Pass.load(list(runs))
+    ended: list[tuple[Run, str]] = []
+    for run in runs:
+        reason = _decide(run, now_pass)
+        if reason is None:
+            move(run, RunState.QUEUED, note=_queued_note(run, now_pass))
+            run.rq_job_id = None
+            now_pass.busy[run.job_id].append(run)
+        else:
+            move(run, RunState.SKIPPED, note=reason)
+            run.error, run.rq_job_id = reason, None
+            ended.append((run, "missed" if reason.startswith("Missed") else "ended"))
+    db.session.commit()
+    for run, why in ended:
+        after_run_ended(run, why)
+    return dispatch({run_id: job_id for run_id, job_id in timed.items() if job_id})
+
+
+def fire_overdue() -> int:
+    """Scheduled runs well past their time whose timed job was lost (Redis forgot it) fire now."""
+    overdue = db.session.execute(
+        select(Run).where(Run.state == RunState.SCHEDULED,
+                          Run.scheduled_for <= utcnow() - LOST_AFTER)).scalars().all()
+    for run in overdue:
+        queueing.cancel_scheduled(run.rq_job_id)
+    fire({run.id: None for run in overdue})
+    return len(overdue)
+
+
+def _queued_note(run: Run, now_pass: _Pass) -> str:
+    late = now_pass.now - (run.scheduled_for or now_pass.now)
+    if late <= ON_TIME:
+        return "Scheduled time reached; queued."
+    at = format_local(run.scheduled_for, now_pass.tz)
+    return (f"Queued {format_duration(late.total_seconds())} late: the scheduler was not "
+            f"running at {at} (misfire policy: run once now).")
+
+
+def _decide(run: Run, now_pass: _Pass) -> str | None:
+    """None to queue the run, or why it is skipped (a schedule's occurrences only)."""
+    if run.trigger != "schedule":
+        return None
+    schedule = now_pass.schedules.get(run.job_id)
+    return (_missed(run, schedule, now_pass) or _blackout(run, now_pass)
+            or _overlap(run, schedule, now_pass))
+
+
+def _missed(run: Run, schedule: JobSchedule | None, now_pass: _Pass) -> str | None:
+    """When the scheduler was down at the run's time: every occurrence since is recorded as
+    missed, and the latest one runs once now if the misfire policy allows (never a burst)."""
+    planned = run.scheduled_for or run.planned_for
+    if planned is None or now_pass.now - planned <= ON_TIME:
+        return None
+    later = _occurrences_since(schedule, planned, now_pass) if schedule else []
+    grace = timedelta(minutes=schedule.misfire_grace_minutes if schedule else 60)
+    policy = schedule.misfire_policy if schedule else "run_once"
+    runs_now = policy == "run_once" and now_pass.now - (later[-1] if later else planned) <= grace
+    if runs_now and later:  # the latest missed occurrence runs instead of this one
+        latest = later.pop()
+        caught_up = new_run(run.job, None, RunState.SCHEDULED, trigger="schedule",
+                            scheduled_for=latest, planned_for=latest)
+        move(caught_up, RunState.QUEUED, note=_queued_note(caught_up, now_pass))
+        now_pass.busy[run.job_id].append(caught_up)
+    for occurrence in later:
+        missed = new_run(run.job, None, RunState.SCHEDULED, trigger="schedule",
+                         scheduled_for=occurrence, planned_for=occurrence)
+        reason = _missed_reason(missed, policy, now_pass)
+        move(missed, RunState.SKIPPED, note=reason)
+        missed.error = reason
+    if runs_now and not later:
+        return None
+    return _missed_reason(run, policy, now_pass)
+
+
+def _missed_reason(run: Run, policy: str, now_pass: _Pass) -> str:
+    at = format_local(run.scheduled_for, now_pass.tz)
+    why = "misfire policy: skip" if policy == "skip" else "too late to run it once now"
+    return f"Missed: the scheduler was not running at {at}; skipped ({why})."
+
+
+def _occurrences_since(schedule: JobSchedule, planned: datetime, now_pass: _Pass) -> list[datetime]:
+    """The schedule's occurrences after `planned` up to now (those an outage swallowed)."""
+    found: list[datetime] = []
+    try:
+        pure = schedule.as_schedule(now_pass.tz)
+        at = next_run(pure, planned)
+        while at is not None and at <= now_pass.now and len(found) < MAX_MISSED_ROWS:
+            found.append(at)
+            at = next_run(pure, at)
+    except ScheduleError:
+        return []
+    return found
+
+
+def _blackout(run: Run, now_pass: _Pass) -> str | None:
+    day = to_local(run.planned_for or run.scheduled_for or now_pass.now, now_pass.tz).date()
+    blackout = covering(now_pass.blackouts, run.job_id, day)
+    if blackout is None:
+        return None
+    scope = "account" if blackout.job_id is None else "schedule"
+    return f"Skipped for the blackout: {blackout.reason} ({scope} blackout)."
+
+
+def _overlap(run: Run, schedule: JobSchedule | None, now_pass: _Pass) -> str | None:
+    """None to queue the occurrence, or why the overlap policy skips it."""
+    busy = [r for r in now_pass.busy.get(run.job_id, []) if r.id != run.id]
+    if not busy:
+        return None
+    policy = schedule.overlap_policy if schedule else "skip"
+    if policy == "queue" and not any(r.state is RunState.QUEUED for r in busy):
+        return None
+    return (f"Skipped: run #{busy[0].number} was still {busy[0].state.value} "
+            f"(overlap policy: {'skip' if policy == 'skip' else 'at most one waiting'}).")
