@@ -35,7 +35,16 @@ def wants_notification(run: Run, reason: str) -> bool:
 
 
 def after_run_ended(run: Run, reason: str = "ended") -> None:
-    """Queue the notification follow-up when the job wants one (never raises)."""
+    """Continue the chain of a group step; queue the notification follow-up when the job wants
+    one (never raises)."""
+    if run.parent_run_id and reason == "ended":
+        from webapp.engine.chains import step_ended  # chains builds on the run engine
+
+        try:
+            step_ended(run)
+        except Exception:
+            db.session.rollback()
+            current_app.logger.exception("the chain after step run %s could not continue", run.id)
     try:
         if wants_notification(run, reason):
             queueing.enqueue_followup(NOTIFY_FUNCTION, run.id, reason)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
-from webapp.engine.runs import dispatch
+from webapp.engine.runs import GROUP, dispatch
 from webapp.engine.states import RunState
 from webapp.engine.transitions import move
 from webapp.extensions import db
@@ -40,7 +40,8 @@ def reconcile() -> dict[str, int]:
     tz_name = current_app.config["TIMEZONE"]
     failed = redispatched = 0
     running = db.session.execute(
-        select(Run).where(Run.state.in_([RunState.INITIALIZING, RunState.PROCESSING]))
+        select(Run).where(Run.state.in_([RunState.INITIALIZING, RunState.PROCESSING]),
+                          Run.job_type != GROUP)  # a group run has no worker: its steps do
     ).scalars().all()
     for run in running:
         last_sign = run.heartbeat_at or run.started_at or run.created_at

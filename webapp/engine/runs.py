@@ -20,6 +20,7 @@ from webapp.models.runs import Run
 from webapp.models.users import User
 
 HOLDING = [s for s in RunState if s.holds_job]
+GROUP = "job_group"  # a group run holds its group but no slot: its steps take the slots
 DISPATCH_LOCK = 7_406_101  # the PostgreSQL advisory lock dispatchers take turns on
 
 
@@ -53,8 +54,9 @@ def start_run(job: Job, user: User | None, *, trigger: str = "manual") -> Run:
 
 def _taking_a_slot(run_table):
     """Runs that use one of the CONVEYOR_CONCURRENCY slots: executing, or handed to a worker."""
-    return run_table.c.state.in_([RunState.INITIALIZING.value, RunState.PROCESSING.value]) | (
-        (run_table.c.state == RunState.QUEUED.value) & run_table.c.rq_job_id.is_not(None))
+    return (run_table.c.job_type != GROUP) & (
+        run_table.c.state.in_([RunState.INITIALIZING.value, RunState.PROCESSING.value])
+        | ((run_table.c.state == RunState.QUEUED.value) & run_table.c.rq_job_id.is_not(None)))
 
 
 def _job_busy(run_table, job_id_column):
@@ -82,6 +84,7 @@ def dispatch(timed: Mapping[int, str] | None = None) -> set[str]:
     timed = timed or {}
     limit = current_app.config["CONCURRENCY"]
     other = Run.__table__.alias("other")
+    _start_waiting_groups(other)
     in_use = select(func.count()).select_from(other).where(_taking_a_slot(other))
     waiting = Run.__table__.alias("waiting")
     going: set[str] = set()
@@ -92,7 +95,7 @@ def dispatch(timed: Mapping[int, str] | None = None) -> set[str]:
         candidate = db.session.execute(
             select(waiting.c.id)
             .where(waiting.c.state == RunState.QUEUED.value, waiting.c.rq_job_id.is_(None),
-                   ~_job_busy(other, waiting.c.job_id))
+                   waiting.c.job_type != GROUP, ~_job_busy(other, waiting.c.job_id))
             .order_by(waiting.c.id).limit(1)).scalar()
         if candidate is None:
             break
@@ -113,6 +116,27 @@ def dispatch(timed: Mapping[int, str] | None = None) -> set[str]:
             break
     db.session.commit()
     return going
+
+
+def _start_waiting_groups(other) -> None:
+    """Group runs whose group is free start their chain here: they need no worker."""
+    from webapp.engine import chains  # chains builds on this module
+
+    waiting = db.session.execute(
+        select(Run.id).where(Run.state == RunState.QUEUED, Run.job_type == GROUP,
+                             Run.rq_job_id.is_(None), ~_job_busy(other, Run.job_id))
+        .order_by(Run.id)).scalars().all()
+    for run_id in waiting:
+        claimed = db.session.execute(
+            update(Run).where(Run.id == run_id, Run.rq_job_id.is_(None),
+                              ~_job_busy(other, Run.job_id))
+            .values(rq_job_id=f"group-{run_id}")
+            .execution_options(synchronize_session=False)).rowcount
+        db.session.commit()
+        if claimed:
+            run = db.session.get(Run, run_id)
+            db.session.refresh(run)
+            chains.start(run)
 
 
 def _enqueue(run_id: int, rq_job_id: str) -> bool:
@@ -164,6 +188,13 @@ def schedule_run(job: Job, user: User | None, when: datetime, *,
     return run
 
 
+def _chains():
+    """The group-run chain module (it builds on this one, so it is imported when needed)."""
+    from webapp.engine import chains
+
+    return chains
+
+
 def _after_cancel(run: Run, phase: str) -> None:
     job_type = REGISTRY.get(run.job_type)
     if job_type is not None:
@@ -172,6 +203,8 @@ def _after_cancel(run: Run, phase: str) -> None:
 
 def request_stop(run: Run, user: User) -> str:
     """Stop a run: cancel it if it has not started, else ask it to stop at the next batch."""
+    if run.job_type == GROUP and not run.state.is_pending:
+        return _chains().stop(run, user)
     if run.state in (RunState.SCHEDULED, RunState.QUEUED):
         if run.state is RunState.SCHEDULED:
             queueing.cancel_scheduled(run.rq_job_id)
@@ -203,6 +236,8 @@ def request_stop(run: Run, user: User) -> str:
 
 def request_pause(run: Run, user: User) -> str:
     """Pause a processing run: the batch in flight finishes, then it waits, paused."""
+    if run.job_type == GROUP:
+        return _chains().pause(run, user)
     job_type = REGISTRY.get(run.job_type)
     if job_type is None or not job_type.can_pause:
         raise RunActionError("This kind of run cannot be paused.")
@@ -217,6 +252,8 @@ def request_pause(run: Run, user: User) -> str:
 
 def resume_run(run: Run, user: User) -> str:
     """Resume a paused run with the records not processed yet."""
+    if run.job_type == GROUP:
+        return _chains().resume(run, user)
     if run.state is not RunState.PAUSED:
         raise RunActionError("Only a paused run can be resumed.")
     move(run, RunState.QUEUED, note=f"Resumed by {user.display_name}.")
@@ -267,7 +304,10 @@ def kill_run(run: Run, user: User) -> str:
 
 
 def retry_run(run: Run, user: User) -> str:
-    """Queue a failed run again; it continues from its checkpoint."""
+    """Queue a failed run again; it continues from its checkpoint (a group run: from its failed
+    step)."""
+    if run.job_type == GROUP:
+        return _chains().retry(run, user)
     if run.state is not RunState.FAILED:
         raise RunActionError("Only a failed run can be retried.")
     move(run, RunState.QUEUED, note=f"Retry requested by {user.display_name}.")
@@ -276,6 +316,8 @@ def retry_run(run: Run, user: User) -> str:
     run.error = None
     run.heartbeat_at = None
     db.session.commit()
+    if run.parent_run_id:
+        _chains().step_retried(run)
     dispatch()
     return "The run was queued again and will continue from where it stopped."
 

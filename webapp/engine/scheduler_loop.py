@@ -1,4 +1,5 @@
-"""The scheduler process's loop: rq-scheduler's due jobs, the reconciler and the retention sweep."""
+"""The scheduler process's loop: rq-scheduler's due jobs, the reconciler, the retention sweep and
+group expiry."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from flask import current_app
 
 from webapp.engine import queueing
+from webapp.engine.chains import sweep_expired_groups
 from webapp.engine.collecting import finish_collecting
 from webapp.engine.firing import fire, fire_overdue
 from webapp.engine.followups import notice_long_runs
@@ -46,6 +48,9 @@ def loop(*, once: bool = False) -> None:
                 deleted = sweep_results()
                 if deleted:
                     log.info("deleted %d expired result files", deleted)
+                expired = sweep_expired_groups()
+                if any(expired.values()):
+                    log.info("group expiry: %s", expired)
                 next_sweep = now + SWEEP_EVERY
         except Exception:
             db.session.rollback()

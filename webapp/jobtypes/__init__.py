@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from webapp.jobtypes.base import JobType
 from webapp.jobtypes.email_campaign import EmailCampaign
+from webapp.jobtypes.job_group import JobGroup
 from webapp.jobtypes.user_data_export import UserDataExport
 from webapp.jobtypes.user_data_import import UserDataImport
 
 REGISTRY: dict[str, JobType] = {
-    t.key: t() for t in (UserDataImport, UserDataExport, EmailCampaign)
+    t.key: t() for t in (UserDataImport, UserDataExport, EmailCampaign, JobGroup)
 }
 
 

@@ -71,8 +71,13 @@ class Run(db.Model):
     in_monitor: Mapped[bool] = mapped_column(default=True)
     sort_at: Mapped[datetime] = mapped_column(default=utcnow)  # started, else created
     long_notified: Mapped[bool] = mapped_column(default=False)
+    # a step of a group run: the group's run and the step's place in the chain (1, 2, ...)
+    parent_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("run.id", ondelete="SET NULL"), index=True)
+    step: Mapped[int | None] = mapped_column()
 
     job = relationship("Job")
+    parent = relationship("Run", remote_side=[id], foreign_keys=[parent_run_id])
     owner = relationship("User", foreign_keys=[owner_id])
     started_by = relationship("User", foreign_keys=[started_by_id])
 

@@ -1,0 +1,343 @@
+"""Group runs: Conveyor drives the chain itself. A group run starts its first step; each step's
+end starts the next one or, after a failure or a stop, records the rest as skipped; after the
+last step the chosen campaigns launch and the group's notification goes out, once, from a small
+follow-up job. Pause holds the chain between steps; retry continues from the failed step."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app, url_for
+from sqlalchemy import delete, select, update
+
+from webapp.engine import queueing
+from webapp.engine.notifications import notify
+from webapp.engine.runs import (
+    GROUP,
+    RunActionError,
+    dispatch,
+    new_run,
+    request_stop,
+    retry_run,
+    start_run,
+)
+from webapp.engine.states import RunState
+from webapp.engine.transitions import log, move
+from webapp.extensions import db
+from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
+from webapp.models.base import utcnow
+from webapp.models.jobs import Job
+from webapp.models.runs import Run
+from webapp.models.schedules import Blackout, JobSchedule
+from webapp.models.users import User
+from webapp.timefmt import format_duration, format_local, to_local
+
+FOLLOWUP_FUNCTION = "webapp.engine.chains.after_group_run"
+STEP_DONE = (RunState.COMPLETED, RunState.COLLECTING)  # an email step is done once sent
+STEP_BROKEN = (RunState.FAILED, RunState.CANCELLED, RunState.SKIPPED)
+EXPIRY_WARNING = timedelta(days=7)
+
+
+class GroupError(ValueError):
+    """A group that cannot run or be saved as it is (shown to the user)."""
+
+
+def steps_of(group_run: Run) -> dict[int, Run]:
+    """The latest run of each step of a group run, by step number."""
+    runs = db.session.execute(
+        select(Run).where(Run.parent_run_id == group_run.id).order_by(Run.id)).scalars()
+    return {run.step: run for run in runs}
+
+
+def step_jobs(group_job: Job) -> list[Job | None]:
+    """The group's step jobs in order (None where a job was deleted since)."""
+    steps = GroupDefinition.of(group_job).steps
+    jobs = {job.id: job for job in db.session.execute(
+        select(Job).where(Job.id.in_(steps))).scalars()}
+    return [jobs.get(job_id) if jobs.get(job_id) and jobs[job_id].active else None
+            for job_id in steps]
+
+
+def start(group_run: Run) -> None:
+    """A waiting group run's turn came (dispatch): it starts its first step."""
+    jobs = step_jobs(group_run.job) if group_run.job else []
+    move(group_run, RunState.PROCESSING, note=f"Group run started: {len(jobs)} steps.")
+    group_run.progress_total, group_run.progress_done = len(jobs), 0
+    db.session.commit()
+    if len(jobs) < MIN_STEPS:
+        _fail(group_run, 0, f"a group needs at least {MIN_STEPS} jobs")
+        return
+    _start_step(group_run, 1)
+
+
+def _start_step(group_run: Run, number: int) -> None:
+    job = step_jobs(group_run.job)[number - 1] if group_run.job else None
+    if job is None:
+        _fail(group_run, number, f"step {number}'s job was deleted")
+        return
+    step = new_run(job, group_run.started_by, RunState.QUEUED, trigger="group",
+                   parent_run_id=group_run.id, step=number)
+    log(step, f"Run #{step.number} requested by group “{group_run.job_name}” run "
+              f"#{group_run.number} (step {number} of {group_run.progress_total}).")
+    log(group_run, f"Step {number}: “{job.name}” run #{step.number} queued.")
+    db.session.commit()
+    dispatch()
+
+
+def step_ended(step: Run) -> None:
+    """A step run ended (completed, failed, cancelled): continue, hold or stop the chain."""
+    group_run = db.session.get(Run, step.parent_run_id)
+    if group_run is None or group_run.state is not RunState.PROCESSING:
+        return
+    db.session.refresh(group_run)
+    if step.state in STEP_DONE:
+        group_run.progress_done = step.step
+        if step.step >= (group_run.progress_total or 0):
+            _complete(group_run)
+        elif group_run.control == "stop":
+            _cancel(group_run, step.step + 1, "the group run was stopped")
+        elif group_run.control == "pause":
+            group_run.control = None
+            move(group_run, RunState.PAUSED,
+                 note=f"Paused after step {step.step}; Resume continues with step {step.step + 1}.")
+            db.session.commit()
+        else:
+            db.session.commit()
+            _start_step(group_run, step.step + 1)
+    elif step.state in STEP_BROKEN:
+        if group_run.control == "stop":
+            _cancel(group_run, step.step + 1, "the group run was stopped")
+        else:
+            verb = "was cancelled" if step.state is RunState.CANCELLED else "failed"
+            reason = f"step {step.step} “{step.job_name}” run #{step.number} {verb}"
+            if step.error:
+                reason += f": {step.error}"
+            _fail(group_run, step.step, reason)
+
+
+def _skip_from(group_run: Run, first: int, why: str) -> None:
+    """Record the steps from `first` on as skipped: they never run."""
+    jobs = step_jobs(group_run.job) if group_run.job else []
+    for number, job in enumerate(jobs[first - 1:], start=first):
+        if job is None:
+            continue
+        skipped = new_run(job, group_run.started_by, RunState.QUEUED, trigger="group",
+                          parent_run_id=group_run.id, step=number)
+        move(skipped, RunState.SKIPPED, note=f"Skipped: {why}.")
+        skipped.error = f"Skipped: {why}."
+
+
+def _fail(group_run: Run, failed_step: int, reason: str) -> None:
+    _skip_from(group_run, failed_step + 1, "previous step failed")
+    group_run.error = reason[0].upper() + reason[1:]
+    move(group_run, RunState.FAILED, note=f"Failed: {group_run.error}.")
+    group_run.control = None
+    db.session.commit()
+    _ended(group_run)
+
+
+def _cancel(group_run: Run, first_skipped: int, why: str) -> None:
+    _skip_from(group_run, first_skipped, why)
+    if group_run.state is RunState.PROCESSING:
+        move(group_run, RunState.PAUSED)
+    move(group_run, RunState.CANCELLED, note=f"Cancelled: {why}; the remaining steps were skipped.")
+    group_run.control = None
+    db.session.commit()
+    _ended(group_run)
+
+
+def _complete(group_run: Run) -> None:
+    group_run.control = None
+    move(group_run, RunState.COMPLETED, note=f"Completed: all {group_run.progress_total} steps.")
+    db.session.commit()
+    _ended(group_run)
+
+
+def _ended(group_run: Run) -> None:
+    """The group is free again: its next waiting run may start; the follow-up job launches the
+    campaigns and notifies."""
+    queueing.enqueue_followup(FOLLOWUP_FUNCTION, group_run.id)
+    dispatch()
+
+
+# ------------------------------------------------------------------ what people ask of a group run
+
+
+def current_step(group_run: Run) -> Run | None:
+    """The step run that is queued or running now, if any."""
+    return next((run for run in steps_of(group_run).values() if not run.state.is_finished
+                 and run.state is not RunState.COLLECTING), None)
+
+
+def stop(group_run: Run, user: User) -> str:
+    """Stop the current step and skip the rest."""
+    if group_run.state is RunState.QUEUED:
+        return request_stop(group_run, user)
+    if group_run.state is RunState.PAUSED:
+        _cancel(group_run, group_run.progress_done + 1, f"stopped by {user.display_name}")
+        return "The group run was cancelled; its remaining steps were skipped."
+    if group_run.state is not RunState.PROCESSING:
+        raise RunActionError(f"A {group_run.state.value} group run cannot be stopped.")
+    group_run.control, group_run.control_at = "stop", utcnow()
+    log(group_run, f"Stop requested by {user.display_name}.")
+    db.session.commit()
+    step = current_step(group_run)
+    if step is not None:
+        request_stop(step, user)
+    return "Stopping the current step; the remaining steps will be skipped."
+
+
+def pause(group_run: Run, user: User) -> str:
+    """Let the current step finish, then hold the chain."""
+    if group_run.state is not RunState.PROCESSING:
+        raise RunActionError("Only a running group run can be paused.")
+    group_run.control, group_run.control_at = "pause", utcnow()
+    log(group_run, f"Pause requested by {user.display_name}; the chain holds after this step.")
+    db.session.commit()
+    return "The current step finishes, then the chain holds until you resume it."
+
+
+def resume(group_run: Run, user: User) -> str:
+    """Continue a held chain with its next step (or cancel a pause not reached yet)."""
+    if group_run.state is RunState.PROCESSING and group_run.control == "pause":
+        group_run.control = None
+        log(group_run, f"Pause withdrawn by {user.display_name}.")
+        db.session.commit()
+        return "The chain continues."
+    if group_run.state is not RunState.PAUSED:
+        raise RunActionError("Only a paused group run can be resumed.")
+    move(group_run, RunState.PROCESSING, note=f"Resumed by {user.display_name}.")
+    db.session.commit()
+    _start_step(group_run, group_run.progress_done + 1)
+    return "Resumed: the chain continues with the next step."
+
+
+def retry(group_run: Run, user: User) -> str:
+    """Re-run the failed step and continue the chain; completed steps are not run again."""
+    if group_run.state is not RunState.FAILED:
+        raise RunActionError("Only a failed group run can be retried.")
+    failed = steps_of(group_run).get(group_run.progress_done + 1)
+    _reopen(group_run, f"Retry from step {group_run.progress_done + 1} requested by "
+                       f"{user.display_name}.")
+    if failed is not None and failed.state is RunState.FAILED:
+        retry_run(failed, user)  # continues from its checkpoint
+    else:
+        _start_step(group_run, group_run.progress_done + 1)
+    return f"Retrying from step {group_run.progress_done + 1}; completed steps are not run again."
+
+
+def _reopen(group_run: Run, note: str) -> None:
+    move(group_run, RunState.QUEUED)
+    move(group_run, RunState.PROCESSING, note=note)
+    group_run.error = None
+    db.session.commit()
+
+
+def step_retried(step: Run) -> None:
+    """A failed step was retried by itself (e.g. after its worker died): the chain reopens."""
+    group_run = db.session.get(Run, step.parent_run_id)
+    if group_run is not None and group_run.state is RunState.FAILED \
+            and group_run.progress_done + 1 == step.step:
+        _reopen(group_run, f"Step {step.step} is retried; the chain continues after it.")
+
+
+# --------------------------------------------------------------------------- after a group run
+
+
+def after_group_run(group_run_id: int) -> int:
+    """The follow-up job: launch the chosen campaigns after a success, then notify once."""
+    group_run = db.session.get(Run, group_run_id)
+    if group_run is None:
+        return 0
+    definition = GroupDefinition.of(group_run.job) if group_run.job else GroupDefinition()
+    launched = []
+    if group_run.state is RunState.COMPLETED and definition.launch_campaigns:
+        launched = _launch_campaigns(group_run, definition.campaign_ids)
+    addresses = (definition.notify_success if group_run.state is RunState.COMPLETED
+                 else definition.notify_failure)
+    if not addresses:
+        return 0
+    subject, body = _group_message(group_run, launched)
+    return sum(int(notify(address, subject, body)) for address in addresses)
+
+
+def _launch_campaigns(group_run: Run, campaign_ids: list[int]) -> list[Run]:
+    from webapp.models.campaigns import Campaign, CampaignStatus
+
+    launched = []
+    for campaign in db.session.execute(
+            select(Campaign).where(Campaign.id.in_(campaign_ids),
+                                   Campaign.owner_id == group_run.owner_id)).scalars():
+        if campaign.job is None:
+            continue
+        if campaign.status is CampaignStatus.DRAFT:
+            campaign.status = CampaignStatus.LAUNCHED
+        run = start_run(campaign.job, group_run.started_by, trigger="group")
+        log(group_run, f"Launched campaign “{campaign.name}”: run #{run.number}.")
+        db.session.commit()
+        launched.append(run)
+    return launched
+
+
+def _group_message(group_run: Run, launched: list[Run]) -> tuple[str, str]:
+    tz = current_app.config["TIMEZONE"]
+    with current_app.test_request_context(base_url=current_app.config["BASE_URL"]):
+        link = url_for("runs.detail", run_id=group_run.id, _external=True)
+    outcome = {RunState.COMPLETED: "completed", RunState.CANCELLED: "was cancelled"}.get(
+        group_run.state, "failed")
+    lines = [f"Group “{group_run.job_name}”, run #{group_run.number} {outcome}.", ""]
+    for number, step in sorted(steps_of(group_run).items()):
+        took = format_duration(step.duration_seconds) if step.started_at else ""
+        lines.append(f"  {number}. {step.job_name} run #{step.number}: {step.state.value}"
+                     + (f" ({took})" if took else ""))
+    if group_run.error:
+        lines += ["", f"Reason: {group_run.error}"]
+    if launched:
+        lines += ["", "Campaigns launched: " + ", ".join(r.job_name for r in launched)]
+    lines += ["", f"Started: {format_local(group_run.started_at, tz) or '—'}",
+              f"Finished: {format_local(group_run.finished_at, tz) or '—'}", "",
+              f"Details: {link}"]
+    return f"[Conveyor] Group {group_run.job_name} #{group_run.number} {outcome}", \
+        "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------- expiry
+
+
+def sweep_expired_groups() -> dict[str, int]:
+    """Warn owners a week before a group expires; delete the definitions whose day has come
+    (their runs stay, with the group's name). The scheduler process calls this."""
+    today = to_local(utcnow(), current_app.config["TIMEZONE"]).date()
+    deleted = warned = 0
+    groups = db.session.execute(
+        select(Job).where(Job.job_type == GROUP, Job.active.is_(True))).scalars().all()
+    for group in groups:
+        definition = GroupDefinition.of(group)
+        expires = definition.expiry_date
+        if definition.never_expires or expires is None:
+            continue
+        if expires <= today:
+            delete_group(group)
+            deleted += 1
+        elif expires - today <= EXPIRY_WARNING and not definition.expiry_warned:
+            definition.expiry_warned = True
+            definition.save_to(group)
+            db.session.commit()
+            notify(group.owner.email, f"[Conveyor] Group {group.name} expires on {expires}",
+                   f"Your group “{group.name}” expires on {expires:%A, %B %d, %Y}. On that day "
+                   "its definition is deleted and cannot be recovered (its run history stays).\n"
+                   "To keep it, edit the group and change its expiration.\n")
+            warned += 1
+    return {"deleted": deleted, "warned": warned}
+
+
+def delete_group(group: Job) -> None:
+    """Delete a group definition for good: its schedule and planned runs go, its runs stay."""
+    from webapp.engine.planner import unplan
+
+    unplan(group)
+    db.session.execute(update(Run).where(Run.job_id == group.id).values(job_id=None))
+    db.session.execute(delete(JobSchedule).where(JobSchedule.job_id == group.id))
+    db.session.execute(delete(Blackout).where(Blackout.job_id == group.id))
+    db.session.delete(group)
+    db.session.commit()
