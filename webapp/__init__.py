@@ -35,9 +35,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def load_user(user_id: str) -> User | None:
         return db.session.get(User, int(user_id))
 
-    from webapp import admin, api, auth, campaigns, jobs, monitor, runs, supporters, tracking
+    from webapp import (
+        admin,
+        api,
+        auth,
+        campaigns,
+        groups,
+        jobs,
+        monitor,
+        runs,
+        supporters,
+        tracking,
+    )
 
-    for area in (auth, monitor, runs, jobs, campaigns, supporters, admin, tracking, api):
+    for area in (auth, monitor, runs, jobs, groups, campaigns, supporters, admin, tracking, api):
         app.register_blueprint(area.bp)
 
     from webapp.web import register_web_helpers

@@ -29,7 +29,8 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 @login_required
 def index():
     """The user's jobs (every user's for a super admin)."""
-    query = select(Job).where(Job.active.is_(True)).options(selectinload(Job.owner))
+    query = (select(Job).where(Job.active.is_(True), Job.job_type != "job_group")
+             .options(selectinload(Job.owner)))
     if not current_user.is_super_admin:
         query = query.where(Job.owner_id == current_user.id)
     jobs = db.session.execute(query.order_by(Job.name)).scalars().all()
@@ -124,8 +125,10 @@ def _saved(job: Job):
 @bp.route("/<int:job_id>")
 @login_required
 def detail(job_id: int):
-    """A job: its parameters and its recent runs."""
+    """A job: its parameters and its recent runs (a group has its own page)."""
     job = job_or_404(job_id)
+    if job.job_type == "job_group":
+        return redirect(url_for("groups.detail", group_id=job.id))
     return _detail_page(job, NotificationsForm(obj=job))
 
 

@@ -178,6 +178,8 @@ def _save(job, existing: JobSchedule | None, form: ScheduleForm, minute: int | N
     if target.kind == ScheduleKind.HOURLY_SLOT:
         message += f" The slot's minute is :{minute:02d}."
     flash(message, "success")
+    if job.job_type == "job_group":  # back to the group wizard's schedule step
+        return redirect(url_for("groups.wizard", group_id=job.id, step=4))
     return redirect(url_for("jobs.detail", job_id=job.id))
 
 
