@@ -7,6 +7,8 @@ import pytest
 from tests.conftest import fresh, import_job, work
 from webapp.engine.runs import start_run
 from webapp.engine.states import RunState
+from webapp.extensions import db
+from webapp.jobtypes import user_data_import
 from webapp.models import RunLogLine, RunRejection, Supporter
 
 
@@ -139,3 +141,71 @@ def test_missing_file_fails_the_run_with_the_reason(app, users, tmp_path):
     assert run.state is RunState.FAILED
     assert "No such file" in run.error
     assert run.in_monitor
+
+
+def test_a_row_count_saved_at_upload_is_the_runs_total(app, users, tmp_path):
+    path = tmp_path / "people.csv"
+    path.write_text("email\nann@example.org\nbob@example.org\n", encoding="utf-8")
+    job = import_job(users["user"], path, ["email"])
+    job.params = {**job.params, "total_rows": 2}
+    db.session.commit()
+    run = start_run(job, users["user"])
+    work(app)
+    run = fresh(run)
+    assert (run.progress_total, run.progress_done, run.created) == (2, 2, 2)
+
+
+def test_without_a_saved_row_count_the_run_counts_records_skipping_blank_lines(
+        app, users, tmp_path):
+    run, job = run_import(app, users["user"], tmp_path,
+                          "email\nann@example.org\n\nbob@example.org\n", ["email"])
+    assert "total_rows" not in job.params
+    assert (run.progress_total, run.created) == (2, 2)
+
+
+@pytest.mark.parametrize("phone,valid", [
+    ("(555) 555-1234", True), ("+1 555.555.1234", True), ("1234567", True),
+    ("123456", False), ("12 34 56", False), ("555-CALL-NOW", False), ("1" * 25, True),
+    ("1" * 26, False), ("-- () --", False),
+])
+def test_phone_needs_seven_digits_and_only_phone_characters(app, users, tmp_path, phone, valid):
+    run, _ = run_import(app, users["user"], tmp_path, f"email,phone\nann@example.org,{phone}\n",
+                        ["email", "phone"])
+    assert run.created == int(valid)
+    reasons = [r.reason for r in RunRejection.query]
+    assert reasons == ([] if valid else [f"line 2: '{phone}' is not a phone number"])
+
+
+@pytest.mark.parametrize("raw,stored", [
+    ("12.50", Decimal("12.50")), ("0012.30", Decimal("12.30")), ("$7", Decimal("7.00")),
+    ("-3.25", Decimal("-3.25")), ("9999999999.99", Decimal("9999999999.99")),
+])
+def test_amounts_are_stored_to_the_cent(app, users, tmp_path, raw, stored):
+    run_import(app, users["user"], tmp_path, f"email,donation_total\nann@example.org,{raw}\n",
+               ["email", "donation_total"])
+    assert supporter("ann@example.org").donation_total == stored
+
+
+def test_reimport_in_several_lookup_slices_counts_every_row_unchanged(
+        app, users, tmp_path, monkeypatch):
+    monkeypatch.setattr(user_data_import, "LOOKUP_SLICE", 2)
+    app.config["IMPORT_BATCH_SIZE"] = 5
+    text = "email,city,opted_in,donation_total\n" + "".join(
+        f"p{i}@example.org,Boston,{'yes' if i % 2 else 'no'},{i}.5\n" for i in range(7))
+    mapping = ["email", "city", "opted_in", "donation_total"]
+    first, _ = run_import(app, users["user"], tmp_path, text, mapping)
+    again, _ = run_import(app, users["user"], tmp_path, text, mapping)
+    assert first.created == 7
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 7)
+    assert {s.last_run_id for s in Supporter.query} == {again.id}
+
+
+def test_the_sqlite_page_cache_is_put_back_after_the_run(app, users, tmp_path):
+    def cache_size():
+        return db.session.connection().exec_driver_sql("PRAGMA cache_size").scalar()
+
+    before = cache_size()
+    db.session.commit()
+    run, _ = run_import(app, users["user"], tmp_path, "email\nann@example.org\n", ["email"])
+    assert run.created == 1
+    assert cache_size() == before

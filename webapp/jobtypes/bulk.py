@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +17,11 @@ def _sql(statement: str) -> str:
     return statement if style == "qmark" else statement.replace("?", "%s")
 
 
+def execute(statement: str, params: Sequence[Any]) -> None:
+    """Run one statement with positional parameters in the current transaction."""
+    db.session.connection().exec_driver_sql(_sql(statement), tuple(params))
+
+
 def executemany(statement: str, rows: Sequence[Sequence[Any]]) -> None:
     """Run one statement for many parameter rows in the current transaction."""
     if rows:
@@ -22,9 +29,42 @@ def executemany(statement: str, rows: Sequence[Sequence[Any]]) -> None:
 
 
 def fetchall(statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Run a query with positional parameters and return its rows."""
-    result = db.session.connection().exec_driver_sql(_sql(statement), tuple(params))
-    return [tuple(row) for row in result]
+    """Run a query with positional parameters and return its rows as the driver's tuples."""
+    cursor = db.session.connection().connection.cursor()
+    try:
+        cursor.execute(_sql(statement), tuple(params))
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+@contextmanager
+def rare_collections(threshold: int = 50_000) -> Iterator[None]:
+    """Run the cyclic garbage collector rarely while the block allocates rows by the million:
+    a batch of rows outlives many default collections and each one would scan it again."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(threshold, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+@contextmanager
+def sqlite_page_cache(kib: int) -> Iterator[None]:
+    """On SQLite, give this session's connection a page cache of `kib` KiB while the block runs
+    (the default 2 MB holds too little of a large index); elsewhere do nothing."""
+    if db.session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    connection = db.session.connection()
+    previous = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size = {-kib}")
+    try:
+        yield
+    finally:
+        if db.session.is_active:  # after a database error the runner rolls back first
+            db.session.connection().exec_driver_sql(f"PRAGMA cache_size = {previous}")
 
 
 def placeholders(count: int) -> str:

@@ -12,11 +12,13 @@ from webapp.models.people import FIELDS_BY_NAME
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 _STATE = re.compile(r"^[A-Za-z]{2}$")
-_PHONE = re.compile(r"^[\d\s()+.\-]{7,25}$")
+_PHONE = re.compile(r"[\s()+.\-]*(?:\d[\s()+.\-]*){7,}")  # at least 7 digits, and only these
+_AMOUNT = re.compile(r"-?(?:0|[1-9]\d{0,9})\.\d\d")  # already as _number stores it
 _TRUE = {"1", "y", "yes", "true", "t", "opted in", "x"}
 _FALSE = {"0", "n", "no", "false", "f", "opted out", ""}
 _MAX_TEXT = {"first_name": 120, "last_name": 120, "address1": 255, "city": 120}
 CENT = Decimal("0.01")
+TOO_LARGE = Decimal("1e10")
 
 
 class Invalid(ValueError):
@@ -49,17 +51,19 @@ def _state(name: str, value: str) -> str:
 
 
 def _phone(name: str, value: str) -> str:
-    if not _PHONE.match(value) or sum(c.isdigit() for c in value) < 7:
+    if not (7 <= len(value) <= 25 and _PHONE.fullmatch(value)):
         raise Invalid(f"'{value}' is not a phone number")
     return value
 
 
 def _number(name: str, value: str) -> str:
+    if _AMOUNT.fullmatch(value):
+        return value
     try:
         number = Decimal(value.replace(",", "").lstrip("$"))
     except InvalidOperation:
         raise Invalid(f"'{value}' is not a number for {name}") from None
-    if not number.is_finite() or abs(number) >= Decimal("1e10"):
+    if not number.is_finite() or abs(number) >= TOO_LARGE:
         raise Invalid(f"'{value}' is not a number for {name}")
     return str(number.quantize(CENT))
 
@@ -89,13 +93,27 @@ def converter_for(field_name: str) -> Callable[[str, str], Any]:
     return CONVERTERS[FIELDS_BY_NAME[field_name].kind]
 
 
+def _stored_number(value: Any) -> str | None:
+    return None if value is None else str(Decimal(str(value)).quantize(CENT))
+
+
+def _stored_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+STORED_NORMALISERS: dict[str, Callable[[Any], Any]] = {
+    "number": _stored_number,
+    "bool": _stored_bool,
+}
+
+
+def stored_normaliser(field_name: str) -> Callable[[Any], Any] | None:
+    """What puts a stored value of this field in the form its converter produces (to tell
+    unchanged rows apart), or None when the driver already returns it in that form."""
+    return STORED_NORMALISERS.get(FIELDS_BY_NAME[field_name].kind)
+
+
 def normalise_stored(field_name: str, value: Any) -> Any:
     """A stored value in the form a converter produces, to tell unchanged rows apart."""
-    if value is None:
-        return None
-    kind = FIELDS_BY_NAME[field_name].kind
-    if kind == "number":
-        return str(Decimal(str(value)).quantize(CENT))
-    if kind == "bool":
-        return bool(value)
-    return value
+    normalise = stored_normaliser(field_name)
+    return value if normalise is None else normalise(value)

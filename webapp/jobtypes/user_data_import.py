@@ -15,7 +15,15 @@ from webapp.extensions import db
 from webapp.formutil import choices
 from webapp.jobtypes import fields
 from webapp.jobtypes.base import JobType
-from webapp.jobtypes.bulk import executemany, fetchall, placeholders, timestamp
+from webapp.jobtypes.bulk import (
+    execute,
+    executemany,
+    fetchall,
+    placeholders,
+    rare_collections,
+    sqlite_page_cache,
+    timestamp,
+)
 from webapp.models.base import utcnow
 from webapp.models.people import FIELDS_BY_NAME, SUPPORTER_FIELDS
 from webapp.models.runs import RunRejection
@@ -24,6 +32,8 @@ if TYPE_CHECKING:
     from webapp.engine.context import RunContext
 
 DUPLICATE_LOG_LIMIT = 100
+LOOKUP_SLICE = 10_000  # bound values per IN (...) query: SQLite allows at most 32,766
+PAGE_CACHE_KIB = 48 * 1024  # on SQLite: enough to keep the email index of ~1M supporters cached
 HEADER_ALIASES = {
     "e-mail": "email", "email address": "email", "first": "first_name", "firstname": "first_name",
     "last": "last_name", "lastname": "last_name", "surname": "last_name", "address": "address1",
@@ -90,13 +100,9 @@ class UserDataImport(JobType):
 
     def run(self, ctx: RunContext) -> None:
         params = ctx.params
-        path, encoding, delimiter = params["path"], params["encoding"], params["delimiter"]
-        total = 0
-        for _ in iter_records(path, encoding, delimiter):
-            total += 1
-            if total % 100_000 == 0:
-                ctx.check_control()
-        total = max(total - 1, 0)  # the header is not a supporter
+        total = params.get("total_rows")
+        if total is None:  # a job saved before uploads were counted
+            total = count_data_records(ctx, params)
         ctx.begin_processing(total)
         _Importer(ctx, params, total).run()
         write_report(ctx)
@@ -107,6 +113,16 @@ class UserDataImport(JobType):
             return base
         rows = "row was" if run.rejected == 1 else "rows were"
         return f"{base} {run.rejected:,} {rows} rejected: see the rejected lines."
+
+
+def count_data_records(ctx: RunContext, params: dict[str, Any]) -> int:
+    """Count the file's records, header excepted, honouring Stop every 100,000 records."""
+    records = 0
+    for records, _record in enumerate(
+            iter_records(params["path"], params["encoding"], params["delimiter"]), start=1):
+        if records % 100_000 == 0:
+            ctx.check_control()
+    return max(records - 1, 0)
 
 
 class _Importer:
@@ -120,6 +136,8 @@ class _Importer:
                         if name and name != "email"]
         self.email_index = mapping.index("email")
         self.names = [name for _, name, _ in self.columns]
+        self.normalisers = [(i, normalise) for i, name in enumerate(self.names)
+                            if (normalise := fields.stored_normaliser(name)) is not None]
         self.width = len(mapping)
         self.batch_size = ctx.config["IMPORT_BATCH_SIZE"]
         self.duplicates_logged = 0
@@ -143,22 +161,23 @@ class _Importer:
         next(records, None)  # header
         for _ in range(done):
             next(records, None)
-        batch: list[tuple[int, list[str]]] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) >= self.batch_size:
+        with sqlite_page_cache(PAGE_CACHE_KIB), rare_collections():
+            batch: list[tuple[int, list[str]]] = []
+            for record in records:
+                batch.append(record)
+                if len(batch) >= self.batch_size:
+                    done += len(batch)
+                    self.write_batch(batch, done)
+                    batch = []
+            if batch:
                 done += len(batch)
                 self.write_batch(batch, done)
-                batch = []
-        if batch:
-            done += len(batch)
-            self.write_batch(batch, done)
 
-    def parse(self, line: int, values: list[str]) -> tuple[str, list[Any]]:
+    def parse(self, values: list[str]) -> tuple[str, list[Any]]:
         """Validate one record into (email, values per mapped field; None = leave as stored)."""
-        if len(values) > self.width:
-            raise fields.Invalid(f"has {len(values)} fields but the header has {self.width}")
-        if len(values) < self.width:
+        if len(values) != self.width:
+            if len(values) > self.width:
+                raise fields.Invalid(f"has {len(values)} fields but the header has {self.width}")
             values = values + [""] * (self.width - len(values))
         email = values[self.email_index].strip()
         if not email:
@@ -176,7 +195,7 @@ class _Importer:
         rejected = skipped = 0
         for line, values in batch:
             try:
-                email, parsed = self.parse(line, values)
+                email, parsed = self.parse(values)
             except fields.Invalid as problem:
                 ctx.reject(line, f"line {line}: {problem}")
                 rejected += 1
@@ -195,9 +214,7 @@ class _Importer:
         """Insert new supporters, update changed ones, touch unchanged ones; return the counts."""
         if not rows:
             return 0, 0, 0
-        emails = list(rows)
-        existing = {row[1]: row for row in
-                    fetchall(self.lookup_sql + f"({placeholders(len(emails))})", emails)}
+        existing = self.stored(list(rows))
         now = timestamp(utcnow())
         inserts, updates, touched = [], [], []
         default_opt_in = [] if "opted_in" in self.names else [False]
@@ -209,18 +226,30 @@ class _Importer:
             if stored[2] == self.run_id:
                 self.note_duplicate(f"line {line}: {email} appeared earlier in the file; "
                                     "this later row wins")
-            current = [fields.normalise_stored(n, v) for n, v in zip(self.names, stored[3:], strict=False)]
-            merged = [new if new is not None else old for new, old in zip(parsed, current, strict=False)]
+            current = list(stored[3:])
+            for index, normalise in self.normalisers:
+                current[index] = normalise(current[index])
+            merged = [new if new is not None else old for new, old in zip(parsed, current, strict=True)]
             if merged == current:
                 touched.append(stored[0])
             else:
                 updates.append((*merged, self.run_id, now, stored[0]))
         executemany(self.insert_sql, inserts)
         executemany(self.update_sql, updates)
-        if touched:
-            executemany("UPDATE supporter SET last_run_id = ? WHERE id = ?",
-                        [(self.run_id, sid) for sid in touched])
+        for start in range(0, len(touched), LOOKUP_SLICE):
+            ids = touched[start:start + LOOKUP_SLICE]
+            execute(f"UPDATE supporter SET last_run_id = ? WHERE id IN ({placeholders(len(ids))})",
+                    [self.run_id, *ids])
         return len(inserts), len(updates), len(touched)
+
+    def stored(self, emails: list[str]) -> dict[str, tuple[Any, ...]]:
+        """The stored supporters among `emails`, by email (looked up in slices of bound values)."""
+        found = {}
+        for start in range(0, len(emails), LOOKUP_SLICE):
+            chunk = emails[start:start + LOOKUP_SLICE]
+            for row in fetchall(self.lookup_sql + f"({placeholders(len(chunk))})", chunk):
+                found[row[1]] = row
+        return found
 
     def note_duplicate(self, message: str) -> None:
         """Log a duplicate email (the first hundred; then only a count)."""
