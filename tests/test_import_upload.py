@@ -109,6 +109,14 @@ def test_saving_the_mapping_creates_the_job(client, logged_in):
     assert os.path.exists(job.params["path"])
 
 
+def test_the_upload_counts_its_records_into_the_jobs_params(client, logged_in):
+    text = 'email,address1\nann@example.org,"1 Main St\nApt 2"\n\nbob@example.org,x\n'
+    response = upload_csv(client, text)
+    client.post(response.headers["Location"], data={
+        "name": "Gala list", "col_0": "email", "col_1": "address1", "action": "save"})
+    assert Job.query.one().params["total_rows"] == 2  # the quoted newline and blank line aside
+
+
 def test_another_users_upload_token_is_unknown(client, auth, users, logged_in):
     response = upload_csv(client, "email\nann@example.org\n")
     url = response.headers["Location"]

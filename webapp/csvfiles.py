@@ -27,6 +27,7 @@ class CsvInfo:
     delimiter: str
     header: list[str]
     preview: list[list[str]] = field(default_factory=list)
+    rows: int = 0  # data records (not the header)
 
     @property
     def delimiter_name(self) -> str:
@@ -34,7 +35,7 @@ class CsvInfo:
 
 
 def inspect_csv(path: str, encoding: str, preview_rows: int = 5) -> CsvInfo:
-    """Check an uploaded file end to end and return its header and first rows."""
+    """Check an uploaded file end to end and return its header, first rows and record count."""
     if os.path.getsize(path) == 0:
         raise CsvProblem("The file is empty.")
     with open(path, "rb") as raw:
@@ -54,13 +55,14 @@ def inspect_csv(path: str, encoding: str, preview_rows: int = 5) -> CsvInfo:
         raise CsvProblem("The file is empty.")
     header = [name.strip() for name in header_record[1]]
     preview = []
+    rows = 0
     for _line, values in records:
-        preview.append(values)
-        if len(preview) >= preview_rows:
-            break
+        rows += 1
+        if rows <= preview_rows:
+            preview.append(values)
     if not preview:
         raise CsvProblem("The file has a header row but no data rows.")
-    return CsvInfo(delimiter=delimiter, header=header, preview=preview)
+    return CsvInfo(delimiter=delimiter, header=header, preview=preview, rows=rows)
 
 
 def check_encoding(path: str, encoding: str) -> None:

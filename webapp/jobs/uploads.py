@@ -26,6 +26,7 @@ class Upload:
     delimiter: str = ","
     header: list[str] = field(default_factory=list)
     preview: list[list[str]] = field(default_factory=list)
+    rows: int | None = None  # data records; None for an upload saved before they were counted
 
     @property
     def path(self) -> str:
@@ -33,8 +34,11 @@ class Upload:
 
     def params(self, mapping: list[str]) -> dict[str, Any]:
         """The import job's parameters once the columns are mapped."""
-        return {"path": self.path, "filename": self.filename, "encoding": self.encoding,
-                "delimiter": self.delimiter, "columns": self.header, "mapping": mapping}
+        params = {"path": self.path, "filename": self.filename, "encoding": self.encoding,
+                  "delimiter": self.delimiter, "columns": self.header, "mapping": mapping}
+        if self.rows is not None:
+            params["total_rows"] = self.rows  # counted at upload: the run need not count again
+        return params
 
 
 def _path(token: str, ext: str) -> str:
@@ -55,6 +59,7 @@ def save_upload(file: FileStorage, owner_id: int, name: str, encoding: str) -> U
         raise
     os.replace(partial, upload.path)
     upload.delimiter, upload.header, upload.preview = info.delimiter, info.header, info.preview
+    upload.rows = info.rows
     with open(_path(token, "json"), "w", encoding="utf-8") as meta:
         json.dump(asdict(upload), meta)
     return upload
