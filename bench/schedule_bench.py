@@ -12,27 +12,47 @@ at least --lead seconds ahead):
 
 Then starts the real processes the way webapp/launcher.py does: --workers RQ workers
 (`python worker.py`) and the scheduler process (`flask --app app scheduler`), with
-CONVEYOR_VAR_DIR and CONVEYOR_REDIS_URL=unix://<socket>. The scheduler's own plan_due plans the
-runs (the bench waits until all --runs scheduled runs exist, and fails if that is not done before
-T); rq-scheduler moves the promote_scheduled jobs onto the queue at T, a worker promotes each run
-to queued and dispatches it, and a worker executes it.
+CONVEYOR_VAR_DIR, CONVEYOR_REDIS_URL=unix://<socket> and CONVEYOR_CONCURRENCY=--concurrency
+(default 1, the embedded default: one run executes at a time). The scheduler's own plan_due
+plans the runs, each with its own timed RQ job (rq-scheduler's enqueue_at, id `run-<id>-<hex>`,
+function execute_run: the run's execution job); the bench waits until all --runs scheduled runs
+exist, and fails if that is not done before T.
 
-Per run, lateness = Run.started_at - Run.planned_for (both naive UTC). Reported: p50/p95/max,
-runs completed, lost (no run of the occurrence started), duplicates (more than one run of a job
-for the minute, or a run promoted/started more than once), and a breakdown of where the time
-went, from the RQ job records (read back from Redis before they expire):
+At T the scheduler loop (rq-scheduler's enqueue_jobs, every second) finds the timed jobs due and
+fires them together (webapp/engine/firing.py): in one transaction each run leaves "scheduled"
+for "queued", taking its place in line, with the log line "Scheduled time reached; queued." (or
+"Queued ... late: the scheduler was not running ..." past 60 s); then dispatch() hands runs to
+workers while fewer than CONVEYOR_CONCURRENCY runs hold a slot. A run that gets a slot goes onto
+the RQ queue under its timed job's id; the others wait, queued, and are enqueued under a fresh
+id when a run ends and frees its slot. With concurrency N the runs execute N at a time, by design.
 
-  planned -> on queue      rq-scheduler's enqueue_jobs moved the promote job onto the queue
-  on queue -> promoting    the promote job waited for a worker
-  promote job              promote_scheduled itself (work horse)
-  promoted -> run started  the execute_run job waited for a worker, then the run started
-  worker gap               per worker, from one job's end to the next job's start (dequeue +
-                           fork of the work horse + RQ bookkeeping)
+Lateness is what the scheduler controls: planned -> fired, the `at` of the run's fire log line
+minus Run.planned_for (both naive UTC). Target: p95 <= 2 s, no run lost or run twice. Planned ->
+execution started (Run.started_at) is reported too, but it is the wait in line under
+concurrency N: it grows with the runs ahead, as does the time for all of them to finish.
 
-The last line is one JSON object. Child processes are stopped at the end, also on failure.
+Breakdown, from the database and the RQ job records read back from Redis before they expire:
+
+  planned -> fired          the scheduler loop saw the timed jobs due and committed the fire pass
+  fired -> started          waiting in line for a slot and a worker (dispatch, enqueue, dequeue)
+  run                       started -> finished
+  RQ busy per execute job   execute_run in the work horse
+  worker gap                per worker, from one job's end (or the next job's enqueue, if
+                            later) to the next job's start: dequeue + fork of the work
+                            horse + RQ bookkeeping
+
+Lost: a job whose run of the minute never started. Duplicates: more than one run of a job for
+the minute, a run fired more than once (more than one fire log line), a run executed by more
+than one RQ job (not counting stale jobs the runner turns away), an RQ job executed more than
+once (more than one RQ result).
+
+The last line is one JSON object: lateness_p50_s/p95_s/max_s are planned -> fired,
+start_lateness_* planned -> started; meets_target = fired p95 <= 2 s, lost == 0 and
+duplicates == 0. Child processes are stopped at the end, also on failure.
 
     .venv/bin/python bench/schedule_bench.py                   # full size: 500 runs, 2 workers
     .venv/bin/python bench/schedule_bench.py --runs 50 --lead 20     # smoke check
+    .venv/bin/python bench/schedule_bench.py --workers 2 --concurrency 2
     .venv/bin/python bench/schedule_bench.py --workers 4 --kind once
 """
 
@@ -41,6 +61,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -57,6 +78,9 @@ sys.path.insert(0, str(ROOT))
 
 TARGET_P95_S = 2.0
 FINISHED = ("completed", "failed", "cancelled", "skipped")
+FIRED_ON_TIME = "Scheduled time reached; queued."
+FIRED_LATE = ("Queued ", " late: the scheduler was not running")  # starts with, contains
+TURNED_AWAY = ("not queued", "not this run's job")  # execute_run's answers to a stale job
 TS_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
 
 
@@ -169,12 +193,15 @@ class Children:
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
 
-    def tail(self, name: str, lines: int = 30) -> str:
+    def output(self, name: str) -> str:
         try:
             with open(os.path.join(self.log_dir, f"{name}.log")) as fh:
-                return "".join(fh.readlines()[-lines:])
+                return fh.read()
         except OSError:
             return ""
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        return "".join(self.output(name).splitlines(keepends=True)[-lines:])
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
@@ -196,40 +223,47 @@ class Children:
 # --------------------------------------------------------------------------- observing
 
 
-def query_runs(db_path: str, target: datetime) -> list[dict]:
-    """Every scheduled-trigger run, with the times the bench needs."""
+def read_rows(db_path: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """The rows of one query, read-only beside the processes writing the database."""
     con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
     try:
         con.execute("PRAGMA busy_timeout=30000")
-        rows = con.execute(
-            "SELECT id, job_id, state, planned_for, scheduled_for, started_at, finished_at, "
-            "rq_job_id, created_at FROM run WHERE trigger = 'schedule'").fetchall()
+        return con.execute(sql, params).fetchall()
     finally:
         con.close()
+
+
+def query_runs(db_path: str, target: datetime) -> list[dict]:
+    """Every scheduled-trigger run, with the times the bench needs."""
+    rows = read_rows(db_path, "SELECT id, job_id, state, planned_for, started_at, finished_at, "
+                              "rq_job_id, created_at FROM run WHERE trigger = 'schedule'")
     out = []
-    for (rid, job_id, state, planned, scheduled, started, finished, rq_id, created) in rows:
+    for rid, job_id, state, planned, started, finished, rq_id, created in rows:
         planned_dt = parse_ts(planned)
         out.append({"id": rid, "job_id": job_id, "state": state, "planned_for": planned_dt,
-                    "scheduled_for": parse_ts(scheduled), "started_at": parse_ts(started),
-                    "finished_at": parse_ts(finished), "rq_job_id": rq_id,
-                    "created_at": parse_ts(created), "this_minute": planned_dt == target})
+                    "started_at": parse_ts(started), "finished_at": parse_ts(finished),
+                    "rq_job_id": rq_id, "created_at": parse_ts(created),
+                    "this_minute": planned_dt == target})
     return out
 
 
-def log_counts(db_path: str, run_ids: list[int]) -> dict[str, Counter]:
-    """Per run: how often it was queued by the scheduled time and how often it started."""
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
-    try:
-        con.execute("PRAGMA busy_timeout=30000")
-        promoted = Counter(r for (r,) in con.execute(
-            "SELECT run_id FROM run_log_line WHERE message = 'Scheduled time reached; queued.'"))
-        lines = con.execute("SELECT run_id, at FROM run_log_line WHERE message = "
-                            "'Scheduled time reached; queued.'").fetchall()
-    finally:
-        con.close()
-    wanted = set(run_ids)
-    return {"promoted": Counter({k: v for k, v in promoted.items() if k in wanted}),
-            "promoted_at": {r: parse_ts(at) for r, at in lines if r in wanted}}
+def fire_lines(db_path: str, run_ids: set[int]) -> dict[int, list[tuple[datetime, bool]]]:
+    """Per run, its fire log lines: (when, whether it was queued late), oldest first."""
+    rows = read_rows(db_path, "SELECT run_id, at, message FROM run_log_line "
+                              "WHERE message = ? OR message LIKE 'Queued %' ORDER BY id",
+                     (FIRED_ON_TIME,))
+    fired: dict[int, list[tuple[datetime, bool]]] = defaultdict(list)
+    for run_id, at, message in rows:
+        late = message.startswith(FIRED_LATE[0]) and FIRED_LATE[1] in message
+        if run_id in run_ids and (message == FIRED_ON_TIME or late):
+            fired[run_id].append((parse_ts(at), late))
+    return fired
+
+
+def redispatched(scheduler_log: str) -> int:
+    """Queued runs the reconciler found without their RQ job and dispatched again."""
+    return sum(int(n) for n in re.findall(r"reconciled runs: .*'redispatched': (\d+)",
+                                          scheduler_log))
 
 
 def cpu_seconds(pid: int, *, children: bool = False) -> float:
@@ -259,16 +293,86 @@ def cpu_snapshot(children: Children) -> dict[str, float] | None:
         return None
 
 
-def rq_jobs(redis, ids: list[str]) -> dict[str, object]:
+def execute_jobs(redis, run_ids: set[int]) -> dict[int, list]:
+    """The execute_run RQ jobs Redis holds for the runs, by run id: timed jobs that went onto
+    the queue and jobs dispatch() enqueued later (the timed job of a run that had to wait for a
+    slot is deleted when it fires)."""
     from rq.job import Job as RQJob
 
-    found = {}
+    from webapp.engine.queueing import RUN_FUNCTION
+
+    prefix = RQJob.redis_job_namespace_prefix
+    ids = [key.decode()[len(prefix):] for key in redis.scan_iter(match=f"{prefix}run-*",
+                                                                 count=1000)]
+    ids = [job_id for job_id in ids if ":" not in job_id]  # not a job's sub-keys
+    by_run: dict[int, list] = defaultdict(list)
     for start in range(0, len(ids), 200):
         chunk = ids[start:start + 200]
-        for job_id, job in zip(chunk, RQJob.fetch_many(chunk, connection=redis), strict=True):
-            if job is not None:
-                found[job_id] = job
-    return found
+        for job in RQJob.fetch_many(chunk, connection=redis):
+            if job is not None and job.func_name == RUN_FUNCTION and job.args[0] in run_ids:
+                by_run[job.args[0]].append(job)
+    return by_run
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def secs(a: datetime | None, b: datetime | None) -> float | None:
+    """b - a in seconds (either may be aware), or None when one is missing."""
+    a, b = naive_utc(a), naive_utc(b)
+    return None if a is None or b is None else (b - a).total_seconds()
+
+
+def measure(runs: list[dict], fired: dict[int, list[tuple[datetime, bool]]],
+            jobs_by_run: dict[int, list], job_ids: set[int]) -> dict:
+    """Lateness, the breakdown, and the lost and duplicate counts of the minute's runs."""
+    first_fired = {run_id: lines[0][0] for run_id, lines in fired.items()}
+    started = [r for r in runs if r["started_at"] is not None]
+    per_job = Counter(r["job_id"] for r in runs)
+    executions: Counter[int] = Counter()
+    rq_twice = turned_away = 0
+    per_worker: dict[str, list] = defaultdict(list)
+    for run_id, jobs in jobs_by_run.items():
+        for job in jobs:
+            results = job.results()
+            rq_twice += len(results) > 1
+            executions[run_id] += sum(res.return_value not in TURNED_AWAY for res in results)
+            turned_away += sum(res.return_value in TURNED_AWAY for res in results)
+            if job.worker_name and job.enqueued_at and job.started_at and job.ended_at:
+                per_worker[job.worker_name].append(
+                    (naive_utc(job.started_at), naive_utc(job.ended_at),
+                     naive_utc(job.enqueued_at)))
+    gaps, busy = [], []
+    for spans in per_worker.values():
+        spans.sort()
+        busy += [(end - start).total_seconds() for start, end, _ in spans]
+        # from the later of the worker's previous job ending and this job's enqueue: waiting
+        # for work to exist (or for another worker's run to free the slot) is not overhead
+        gaps += [(b[0] - max(a[1], b[2])).total_seconds()
+                 for a, b in zip(spans, spans[1:], strict=False)]
+    dup = {"extra runs": sum(n - 1 for n in per_job.values() if n > 1),
+           "fired twice": sum(len(lines) > 1 for lines in fired.values()),
+           "run by two RQ jobs": sum(n > 1 for n in executions.values()),
+           "RQ job executed twice": rq_twice}
+    fired_s = [secs(r["planned_for"], first_fired[r["id"]]) for r in runs
+               if r["id"] in first_fired]
+    return {
+        "lateness": fired_s,
+        "start_lateness": [secs(r["planned_for"], r["started_at"]) for r in started],
+        "fired_to_started": [secs(first_fired[r["id"]], r["started_at"]) for r in started
+                             if r["id"] in first_fired],
+        "durations": [secs(r["started_at"], r["finished_at"]) for r in started
+                      if r["finished_at"]],
+        "busy": busy, "gaps": gaps, "workers_used": len(per_worker), "dup": dup,
+        "duplicates": sum(dup.values()), "turned_away": turned_away,
+        "lost": len(job_ids - {r["job_id"] for r in started}),
+        "not_fired": len(runs) - len(first_fired),
+        "fired_late": sum(lines[0][1] for lines in fired.values()),
+    }
+
+
+def rounded(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None or value != value else round(value, digits)  # NaN -> None
 
 
 # --------------------------------------------------------------------------- main
@@ -278,6 +382,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=500, help="jobs, one run each at T")
     parser.add_argument("--workers", type=int, default=2, help="RQ worker processes")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="CONVEYOR_CONCURRENCY of the child processes (default 1, the "
+                             "embedded default)")
     parser.add_argument("--kind", choices=("daily", "once"), default="daily")
     parser.add_argument("--lead", type=float, default=60.0,
                         help="T is the first whole minute at least this many seconds away")
@@ -298,6 +405,7 @@ def main() -> int:
     redis.ping()
     os.environ["CONVEYOR_VAR_DIR"] = var_dir
     os.environ["CONVEYOR_REDIS_URL"] = f"unix://{redis.socket_file}"
+    os.environ["CONVEYOR_CONCURRENCY"] = str(args.concurrency)
     children = Children(tmp, dict(os.environ))
     db_path = os.path.join(var_dir, "conveyor.db")
     try:
@@ -306,7 +414,8 @@ def main() -> int:
         job_ids = set(facts["job_ids"])
         print(f"{args.runs} {args.kind} schedules due at {target:%Y-%m-%d %H:%M:%S} UTC "
               f"({facts['local']} {facts['tz']}); setup {time.monotonic() - t0:.1f}s; "
-              f"{args.workers} workers, {os.cpu_count()} cpus, load {load_at_start}", flush=True)
+              f"{args.workers} workers, concurrency {args.concurrency}, {os.cpu_count()} cpus, "
+              f"load {load_at_start}", flush=True)
 
         bin_dir = os.path.dirname(sys.executable)
         for i in range(args.workers):
@@ -316,37 +425,36 @@ def main() -> int:
         children.start("scheduler", [os.path.join(bin_dir, "flask"), "--app", "app",
                                      "scheduler"])
 
-        # 1. the scheduler process plans every run
-        promote_ids: dict[int, str] = {}
+        # 1. the scheduler process plans every run, each with its timed RQ job
+        timed_ids: dict[int, str] = {}
         while True:
             children.check_alive()
             runs = [r for r in query_runs(db_path, target) if r["this_minute"]]
             for r in runs:
                 if r["state"] == "scheduled" and r["rq_job_id"]:
-                    promote_ids[r["id"]] = r["rq_job_id"]
-            if len(promote_ids) >= args.runs:
+                    timed_ids[r["id"]] = r["rq_job_id"]
+            if len(timed_ids) >= args.runs:
                 break
             if datetime.now(UTC).replace(tzinfo=None) >= target:
-                raise RuntimeError(f"only {len(promote_ids)} of {args.runs} runs were planned "
+                raise RuntimeError(f"only {len(timed_ids)} of {args.runs} runs were planned "
                                    f"before T; raise --lead")
             time.sleep(0.25)
         planning_s = time.monotonic() - t_sched
         created = [r["created_at"] for r in runs]
         plan_span = (max(created) - min(created)).total_seconds()
         until_t = (target - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
-        print(f"planned {len(promote_ids)} runs {planning_s:.1f}s after the scheduler started "
+        print(f"planned {len(timed_ids)} runs {planning_s:.1f}s after the scheduler started "
               f"(first to last run created: {plan_span:.1f}s); T in {until_t:.0f}s", flush=True)
 
         from rq import Queue, Worker
 
         queue = Queue(facts["queue"], connection=redis)
-        if Worker.count(queue=queue) < args.workers:
-            deadline = time.monotonic() + 30
-            while Worker.count(queue=queue) < args.workers:
-                children.check_alive()
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the workers did not register")
-                time.sleep(0.2)
+        deadline = time.monotonic() + 30
+        while Worker.count(queue=queue) < args.workers:
+            children.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the workers did not register")
+            time.sleep(0.2)
 
         # 2. wait for T, then for every run of the minute to finish
         while (left := (target - datetime.now(UTC).replace(tzinfo=None)).total_seconds()) > 0:
@@ -369,11 +477,10 @@ def main() -> int:
         all_done_s = (datetime.now(UTC).replace(tzinfo=None) - target).total_seconds()
         cpu_at_end, bench_cpu = cpu_snapshot(children), time.process_time() - bench_cpu_at_t
 
-        # 3. read back the RQ job records before they expire
-        exec_ids = [r["rq_job_id"] for r in runs if r["rq_job_id"]]
-        rq_promote = rq_jobs(redis, list(promote_ids.values()))
-        rq_exec = rq_jobs(redis, exec_ids)
-        logs = log_counts(db_path, [r["id"] for r in runs])
+        # 3. read back the RQ job records before they expire, and the fire log lines
+        run_ids = {r["id"] for r in runs}
+        jobs_by_run = execute_jobs(redis, run_ids)
+        fired = fire_lines(db_path, run_ids)
 
         # the next occurrence (daily): planned by the scheduler after T
         if args.kind == "daily":
@@ -398,105 +505,78 @@ def main() -> int:
             pass
 
         # 4. figures
-        per_job = Counter(r["job_id"] for r in runs)
-        dup_runs = sum(n - 1 for n in per_job.values() if n > 1)
-        dup_promoted = sum(1 for n in logs["promoted"].values() if n > 1)
-        started = [r for r in runs if r["started_at"] is not None]
-        completed = [r for r in runs if r["state"] == "completed"]
+        m = measure(runs, fired, jobs_by_run, job_ids)
+        reconciled = redispatched(children.output("scheduler"))
         states = Counter(r["state"] for r in runs)
-        jobs_started = {r["job_id"] for r in started}
-        lost = len(job_ids - jobs_started)
-        duplicates = dup_runs + dup_promoted
-        lateness = [(r["started_at"] - r["planned_for"]).total_seconds() for r in started]
-        durations = [(r["finished_at"] - r["started_at"]).total_seconds()
-                     for r in started if r["finished_at"]]
-
-        def secs(a: datetime | None, b: datetime | None) -> float | None:
-            a, b = naive_utc(a), naive_utc(b)
-            return None if a is None or b is None else (b - a).total_seconds()
-
-        to_queue, queue_wait, promote_run, promoted_to_start = [], [], [], []
-        for r in runs:
-            pj = rq_promote.get(promote_ids.get(r["id"], ""))
-            if pj is not None:
-                for bucket, value in ((to_queue, secs(target, pj.enqueued_at)),
-                                      (queue_wait, secs(pj.enqueued_at, pj.started_at)),
-                                      (promote_run, secs(pj.started_at, pj.ended_at))):
-                    if value is not None:
-                        bucket.append(value)
-            promoted_at = logs["promoted_at"].get(r["id"])
-            if promoted_at and r["started_at"]:
-                promoted_to_start.append((r["started_at"] - promoted_at).total_seconds())
-        per_worker: dict[str, list] = defaultdict(list)
-        for job in [*rq_promote.values(), *rq_exec.values()]:
-            if job.worker_name and job.started_at and job.ended_at:
-                per_worker[job.worker_name].append((naive_utc(job.started_at),
-                                                    naive_utc(job.ended_at)))
-        gaps, busy = [], []
-        for spans in per_worker.values():
-            spans.sort()
-            busy += [(e - s).total_seconds() for s, e in spans]
-            gaps += [(b[0] - a[1]).total_seconds() for a, b in zip(spans, spans[1:], strict=False)
-                     if (b[0] - a[1]).total_seconds() < 5]  # idle waits are not overhead
-        exec_busy = [secs(j.started_at, j.ended_at) for j in rq_exec.values()
-                     if j.started_at and j.ended_at]
-
+        completed = states.get("completed", 0)
+        under_timed = sum(1 for r in runs if r["rq_job_id"] == timed_ids.get(r["id"]))
+        fired_after_t = [secs(target, lines[0][0]) for lines in fired.values()]
         print()
-        print(f"{'seconds':<34}{'p50':>9}{'p95':>9}{'max':>9}{'min':>9}")
-        print(f"{'lateness (planned -> started)':<34}{spread(lateness)}")
-        print(f"{'  planned -> on queue (rq-sched)':<34}{spread(to_queue)}")
-        print(f"{'  on queue -> promote job starts':<34}{spread(queue_wait)}")
-        print(f"{'  promote job (promote_scheduled)':<34}{spread(promote_run)}")
-        print(f"{'  promoted -> run started':<34}{spread(promoted_to_start)}")
-        print(f"{'run (started -> finished)':<34}{spread(durations)}")
-        print(f"{'execute_run job (RQ busy)':<34}{spread(exec_busy)}")
-        print(f"{'worker gap between jobs':<34}{spread(gaps)}")
-        jobs_done = len(busy)
-        busy_total = sum(busy)
+        print(f"{'seconds':<46}{'p50':>9}{'p95':>9}{'max':>9}{'min':>9}")
+        print(f"{'lateness: planned -> fired':<46}{spread(m['lateness'])}")
+        print(f"{'  fired -> started (waiting for slot/worker)':<46}"
+              f"{spread(m['fired_to_started'])}")
+        print(f"{f'planned -> started (queue, concurrency {args.concurrency})':<46}"
+              f"{spread(m['start_lateness'])}")
+        print(f"{'run (started -> finished)':<46}{spread(m['durations'])}")
+        print(f"{'RQ busy per execute job':<46}{spread(m['busy'])}")
+        print(f"{'worker gap between jobs':<46}{spread(m['gaps'])}")
         print()
-        print(f"runs of the minute: {len(runs)} {dict(states)}; completed {len(completed)}, "
-              f"lost {lost}, duplicates {duplicates} (extra runs {dup_runs}, promoted twice "
-              f"{dup_promoted}){'; TIMED OUT' if timed_out else ''}")
+        dup_detail = ", ".join(f"{k} {v}" for k, v in m["dup"].items())
+        print(f"runs of the minute: {len(runs)} {dict(states)}; completed {completed}, "
+              f"lost {m['lost']}, duplicates {m['duplicates']} ({dup_detail})"
+              f"{'; TIMED OUT' if timed_out else ''}")
+        if fired_after_t:
+            print(f"fired: {len(fired)} runs, {min(fired_after_t):.3f}s to "
+                  f"{max(fired_after_t):.3f}s after T ({m['fired_late']} queued late, "
+                  f"{m['not_fired']} never fired); on the queue under "
+                  f"their timed job {under_timed}, under a fresh id {len(runs) - under_timed}; "
+                  f"stale RQ jobs turned away {m['turned_away']} (the reconciler dispatched "
+                  f"{reconciled} runs again)")
+        jobs_done, busy_total = len(m["busy"]), sum(m["busy"])
         print(f"all finished {all_done_s:.1f}s after T; longest queue {max_queue}; "
-              f"RQ jobs executed {jobs_done} over {len(per_worker)} workers, busy "
+              f"RQ jobs executed {jobs_done} over {m['workers_used']} workers, busy "
               f"{busy_total:.1f}s in total ({busy_total / max(jobs_done, 1) * 1000:.0f} ms/job), "
-              f"gaps {sum(gaps):.1f}s ({percentile(gaps, 50) * 1000:.0f} ms median)")
-        cpu = {}
+              f"gaps {sum(m['gaps']):.1f}s ({percentile(m['gaps'], 50) * 1000:.0f} ms median)")
+        cpu: dict[str, float] = {}
+        horses = other = 0.0
         if cpu_at_t and cpu_at_end:
             cpu = {k: cpu_at_end[k] - cpu_at_t[k] for k in cpu_at_t}
             workers_own = sum(v for k, v in cpu.items() if k.startswith("worker") and "/" not in k)
             horses = sum(v for k, v in cpu.items() if k.startswith("worker") and "/" in k)
             ours = workers_own + horses + cpu["scheduler"] + cpu["scheduler/horses"] + bench_cpu
+            other = max(0.0, cpu["box"] - ours)
             print(f"CPU from T until all finished ({all_done_s:.1f}s wall, {os.cpu_count()} cpus): "
                   f"work horses {horses:.1f}s ({horses / max(jobs_done, 1) * 1000:.0f} ms/RQ job), "
                   f"worker parents {workers_own:.1f}s, scheduler {cpu['scheduler']:.1f}s, "
-                  f"bench {bench_cpu:.1f}s, rest of the machine "
-                  f"{max(0.0, cpu['box'] - ours):.1f}s")
+                  f"bench {bench_cpu:.1f}s, rest of the machine {other:.1f}s")
         if next_planned is not None:
             print(f"next occurrence planned for {next_planned}/{args.runs} jobs")
         if idle_cpu is not None:
             print(f"scheduler process CPU with nothing due: {idle_cpu * 100:.0f}% of a core")
-        p95 = percentile(lateness, 95)
+        p95 = percentile(m["lateness"], 95)
         result = {
-            "runs": args.runs, "workers": args.workers, "kind": args.kind,
-            "lateness_p50_s": round(percentile(lateness, 50), 3),
-            "lateness_p95_s": round(p95, 3),
-            "lateness_max_s": round(max(lateness), 3) if lateness else None,
-            "completed": len(completed), "lost": lost, "duplicates": duplicates,
+            "runs": args.runs, "workers": args.workers, "concurrency": args.concurrency,
+            "kind": args.kind,
+            "lateness_p50_s": rounded(percentile(m["lateness"], 50)),
+            "lateness_p95_s": rounded(p95),
+            "lateness_max_s": rounded(max(m["lateness"], default=None)),
+            "start_lateness_p50_s": rounded(percentile(m["start_lateness"], 50)),
+            "start_lateness_p95_s": rounded(percentile(m["start_lateness"], 95)),
+            "start_lateness_max_s": rounded(max(m["start_lateness"], default=None)),
+            "completed": completed, "lost": m["lost"], "duplicates": m["duplicates"],
+            "stale_rq_jobs": m["turned_away"], "reconciler_redispatched": reconciled,
             "planning_s": round(planning_s, 1), "all_finished_after_t_s": round(all_done_s, 1),
-            "to_queue_max_s": round(max(to_queue), 3) if to_queue else None,
-            "worker_gap_p50_ms": round(percentile(gaps, 50) * 1000),
-            "rq_job_busy_p50_ms": round(percentile(busy, 50) * 1000),
-            "scheduler_idle_cpu": round(idle_cpu, 2) if idle_cpu is not None else None,
-            "horse_cpu_ms_per_rq_job": round(
-                sum(v for k, v in cpu.items() if k.startswith("worker") and "/" in k)
-                / max(jobs_done, 1) * 1000) if cpu else None,
+            "worker_gap_p50_ms": rounded(percentile(m["gaps"], 50) * 1000, 0),
+            "rq_job_busy_p50_ms": rounded(percentile(m["busy"], 50) * 1000, 0),
+            "scheduler_idle_cpu": rounded(idle_cpu, 2),
+            "horse_cpu_ms_per_rq_job": round(horses / max(jobs_done, 1) * 1000) if cpu else None,
             "scheduler_cpu_s": round(cpu["scheduler"], 1) if cpu else None,
-            "other_cpu_s": round(max(0.0, cpu["box"] - ours), 1) if cpu else None,
+            "other_cpu_s": round(other, 1) if cpu else None,
             "cpus": os.cpu_count(), "loadavg_1m_at_start": load_at_start,
             "target_p95_s": TARGET_P95_S,
-            "meets_target": bool(lateness) and p95 <= TARGET_P95_S and lost == 0
-            and duplicates == 0,
+            "meets_target": bool(m["lateness"]) and p95 <= TARGET_P95_S and m["lost"] == 0
+            and m["duplicates"] == 0,
         }
         print(json.dumps(result))
         return 0 if result["meets_target"] else 1
