@@ -3,11 +3,12 @@ and a queued run that lost its RQ job is dispatched again."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from flask import current_app
 from rq.job import JobStatus
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
@@ -20,6 +21,7 @@ from webapp.models.base import utcnow
 from webapp.models.runs import Run
 from webapp.timefmt import format_local
 
+LOOK_AGAIN_AFTER = 0.5  # seconds
 LOST = {None, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
 
 
@@ -57,12 +59,17 @@ def reconcile() -> dict[str, int]:
     waiting = db.session.execute(
         select(Run).where(Run.state == RunState.QUEUED, Run.rq_job_id.is_not(None))
     ).scalars().all()
-    for run in waiting:
-        if queueing.rq_status(run.rq_job_id) in LOST:
-            db.session.refresh(run)
-            if run.state is RunState.QUEUED:
-                run.rq_job_id = None
-                db.session.commit()
-                redispatched += 1
+    db.session.commit()
+    lost = [(run.id, run.rq_job_id) for run in waiting if queueing.rq_status(run.rq_job_id) in LOST]
+    if lost:
+        time.sleep(LOOK_AGAIN_AFTER)  # a dispatcher may be between its claim and its enqueue
+    for run_id, rq_job_id in lost:
+        if queueing.rq_status(rq_job_id) not in LOST:
+            continue
+        redispatched += db.session.execute(
+            update(Run).where(Run.id == run_id, Run.state == RunState.QUEUED,
+                              Run.rq_job_id == rq_job_id).values(rq_job_id=None)
+            .execution_options(synchronize_session=False)).rowcount
+        db.session.commit()
     dispatch()
     return {"failed": failed, "redispatched": redispatched}
