@@ -8,10 +8,12 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from tests.conftest import export_job
+from tests.conftest import export_job, import_job, work
+from webapp.engine.runs import start_run
 from webapp.extensions import db
 from webapp.jobtypes.job_group import GroupDefinition
-from webapp.models import Job
+from webapp.models import Job, Run
+from webapp.models.campaigns import Campaign
 from webapp.models.schedules import JobSchedule
 
 
@@ -188,3 +190,292 @@ def test_step_one_fewer_than_two_jobs_is_refused_but_saved(client, auth, users, 
     assert response.status_code == 400
     assert "A group needs at least 2 jobs." in response.get_data(as_text=True)
     assert _definition(group.id).steps == [jobs["a"].id]
+
+
+# ------------------------------------------------------------------------- steps 2 and 3
+
+
+def test_step_two_warns_about_a_campaign_with_its_own_launch_time(client, auth, users):
+    group = _group(users["user"])
+    plain = Campaign(owner_id=users["user"].id, name="Thank-you mail", from_address="a@b.org",
+                     subject="Thanks")
+    timed = Campaign(owner_id=users["user"].id, name="Spring appeal", from_address="a@b.org",
+                     subject="Spring", launch_at=datetime(2031, 3, 2, 15, 0))
+    theirs = Campaign(owner_id=users["other"].id, name="Their appeal", from_address="a@b.org",
+                      subject="x")
+    db.session.add_all([plain, timed, theirs])
+    db.session.commit()
+    auth.login(users["user"].email)
+    url = f"/groups/{group.id}/edit/2"
+    page = client.get(url).get_data(as_text=True)
+    assert "Thank-you mail" in page and "Spring appeal" in page and "Their appeal" not in page
+    assert "also has its own launch time" not in page
+    response = client.post(url, data={"launch_campaigns": "y", "nav": "save"})
+    assert response.status_code == 400
+    assert "Select at least one campaign" in response.get_data(as_text=True)
+    response = client.post(url, data={"launch_campaigns": "y", "campaign_ids": [theirs.id],
+                                      "nav": "save"})
+    assert response.status_code == 400 and _definition(group.id).campaign_ids == []
+    response = client.post(url, data={"launch_campaigns": "y",
+                                      "campaign_ids": [plain.id, timed.id], "nav": "save"})
+    assert response.status_code == 302
+    definition = _definition(group.id)
+    assert definition.launch_campaigns and definition.campaign_ids == [plain.id, timed.id]
+    page = client.get(url).get_data(as_text=True)
+    assert ("“Spring appeal” also has its own launch time (Mar 2, 2031 10:00 AM EST): it will "
+            "launch on its own schedule whether or not the group run has finished.") in page
+    assert "“Thank-you mail” also has" not in page
+
+
+def test_step_three_validates_every_address_and_keeps_the_input(client, auth, users):
+    group = _group(users["user"])
+    auth.login(users["user"].email)
+    url = f"/groups/{group.id}/edit/3"
+    assert "sent once, after all jobs in the group" in client.get(url).get_data(as_text=True)
+    response = client.post(url, data={"notify_success": "ops@example.org, nope\nbad@",
+                                      "notify_failure": "", "nav": "next"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "“nope” is not an email address." in page
+    assert "“bad@” is not an email address." in page
+    assert "ops@example.org, nope" in page  # what was typed stays
+    assert _definition(group.id).notify_success == []
+    response = client.post(url, data={"notify_success": "ops@example.org\nlead@example.org",
+                                      "notify_failure": "oncall@example.org", "nav": "next"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/edit/4")
+    definition = _definition(group.id)
+    assert definition.notify_success == ["ops@example.org", "lead@example.org"]
+    assert definition.notify_failure == ["oncall@example.org"]
+
+
+# ---------------------------------------------------------------- step 4: save and activate
+
+
+@pytest.mark.parametrize("nav", ["save", "activate"])
+def test_save_and_activate_need_an_expiration(client, auth, users, jobs, nav):
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
+    auth.login(users["user"].email)
+    url = f"/groups/{group.id}/edit/4"
+    response = client.post(url, data={"nav": nav})
+    assert response.status_code == 400
+    assert ("Set an expiration date or choose Never expires before saving."
+            in response.get_data(as_text=True))
+    past = (date.today() - timedelta(days=2)).isoformat()
+    response = client.post(url, data={"nav": nav, "expires_on": past})
+    assert response.status_code == 400
+    assert "in the past" in response.get_data(as_text=True)
+    response = client.post(url, data={"nav": nav, "expires_on": "not a date"})
+    assert response.status_code == 400
+    definition = _definition(group.id)
+    assert definition.expires_on is None and not definition.never_expires
+    assert definition.activated is False
+
+
+@pytest.mark.parametrize("nav", ["save", "activate"])
+def test_save_and_activate_need_two_jobs(client, auth, users, jobs, nav):
+    group = _group(users["user"], steps=[jobs["a"].id])
+    auth.login(users["user"].email)
+    response = client.post(f"/groups/{group.id}/edit/4",
+                           data={"nav": nav, "never_expires": "y"})
+    assert response.status_code == 400
+    assert "A group needs at least 2 jobs." in response.get_data(as_text=True)
+    assert not _definition(group.id).never_expires and not _definition(group.id).activated
+
+
+def _with_schedule(group: Job) -> JobSchedule:
+    schedule = JobSchedule(job_id=group.id, kind="days_of_week", start_date=date.today(),
+                           time=time(3, 0), weekdays=list(range(7)), enabled=False)
+    db.session.add(schedule)
+    db.session.commit()
+    return schedule
+
+
+def _planned(group_id: int) -> list[Run]:
+    db.session.expire_all()
+    return list(db.session.execute(db.select(Run).where(
+        Run.job_id == group_id, Run.state == "scheduled")).scalars())
+
+
+def test_activate_plans_the_next_run_and_save_withdraws_it(client, auth, users, jobs):
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
+    _with_schedule(group)
+    auth.login(users["user"].email)
+    url = f"/groups/{group.id}/edit/4"
+    expires = (date.today() + timedelta(days=30)).isoformat()
+    response = client.post(url, data={"nav": "activate", "expires_on": expires})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/groups/{group.id}")
+    definition = _definition(group.id)
+    assert definition.activated and definition.expires_on == expires
+    planned = _planned(group.id)
+    assert len(planned) == 1
+    schedule = db.session.get(Job, group.id).schedule
+    assert schedule.enabled and schedule.next_run_at == planned[0].planned_for
+    page = client.get(f"/groups/{group.id}").get_data(as_text=True)
+    assert "is active. Next run:" in page and ">Active<" in page
+
+    response = client.post(url, data={"nav": "save", "never_expires": "y"})
+    assert response.status_code == 302
+    definition = _definition(group.id)
+    assert not definition.activated and definition.never_expires
+    assert definition.expires_on is None
+    assert _planned(group.id) == []
+    assert not db.session.get(Job, group.id).schedule.enabled
+    listing = client.get("/groups/").get_data(as_text=True)
+    row = listing.split(">Nightly chain</a>", 1)[1].split("</tr>", 1)[0]
+    assert ">Draft<" in row and "—" in row
+
+
+def test_activate_without_schedule_runs_on_demand_only(client, auth, users, jobs):
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
+    auth.login(users["user"].email)
+    response = client.post(f"/groups/{group.id}/edit/4",
+                           data={"nav": "activate", "never_expires": "y"},
+                           follow_redirects=True)
+    assert "It has no schedule: it runs on demand only." in response.get_data(as_text=True)
+    assert _definition(group.id).activated
+
+
+def test_deactivate_turns_the_schedule_off(client, auth, users, jobs):
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id], activated=True,
+                   never_expires=True)
+    schedule = _with_schedule(group)
+    schedule.enabled = True
+    db.session.commit()
+    from webapp.engine.planner import plan
+    plan(schedule)
+    assert len(_planned(group.id)) == 1
+    auth.login(users["user"].email)
+    client.post(f"/groups/{group.id}/deactivate")
+    assert _planned(group.id) == [] and not _definition(group.id).activated
+
+
+def test_schedule_page_saves_back_to_the_wizard(client, auth, users, jobs):
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
+    auth.login(users["user"].email)
+    page = client.get(f"/groups/{group.id}/edit/4").get_data(as_text=True)
+    assert f'href="/jobs/{group.id}/schedule"' in page and "Set schedule" in page
+    response = client.post(f"/jobs/{group.id}/schedule", data={
+        "kind": "days_of_week", "start_date": date.today().isoformat(), "time": "03:00",
+        "weekdays": ["0", "1"], "overlap_policy": "skip", "misfire_policy": "run_once",
+        "misfire_grace_minutes": "60"})
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    assert response.headers["Location"].endswith(f"/groups/{group.id}/edit/4")
+    page = client.get(f"/groups/{group.id}/edit/4").get_data(as_text=True)
+    assert "every Monday and Tuesday at 3:00 AM" in page
+
+
+# ------------------------------------------------------------------ runs and their steps
+
+
+def test_group_page_shows_each_run_with_its_step_timeline(app, client, auth, users, jobs):
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id], never_expires=True)
+    run = start_run(group, users["user"])
+    work(app)
+    db.session.expire_all()
+    run = db.session.get(Run, run.id)
+    assert run.state.value == "completed"
+    auth.login(users["user"].email)
+    page = client.get(f"/groups/{group.id}").get_data(as_text=True)
+    assert f'href="/runs/{run.id}"' in page and 'aria-label="Group run #1"' in page
+    timeline = page.split('aria-label="Steps of run #1"', 1)[1].split("</ol>", 1)[0]
+    items = re.findall(r"<li class=\"timeline-step[^\"]*\">(.*?)</li>", timeline, re.S)
+    assert len(items) == 2
+    for item, name in zip(items, ["Alpha export", "Beta export"], strict=True):
+        assert name in item and ">Completed<" in item
+        assert re.search(r'<span class="small muted">\d+ s</span>', item)  # its duration
+    run_page = client.get(f"/runs/{run.id}").get_data(as_text=True)
+    assert 'aria-label="Steps of run #1"' in run_page
+    step = db.session.execute(db.select(Run).where(Run.parent_run_id == run.id,
+                                                   Run.step == 2)).scalar_one()
+    step_page = client.get(f"/runs/{step.id}").get_data(as_text=True)
+    assert "Step 2 of group “Nightly chain” run #1" in step_page
+    assert f'href="/runs/{run.id}"' in step_page
+
+
+def test_steps_never_started_show_not_started(app, client, auth, users, jobs):
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
+    run = start_run(group, users["user"])  # not worked: step 1 queued, step 2 not started
+    auth.login(users["user"].email)
+    page = client.get(f"/groups/{group.id}").get_data(as_text=True)
+    timeline = page.split(f'aria-label="Steps of run #{run.number}"', 1)[1].split("</ol>")[0]
+    assert "Alpha export" in timeline and "Beta export" in timeline
+    assert "not started" in timeline.split("Beta export", 1)[1]
+
+
+def test_monitor_names_the_group_of_a_step_run(app, client, auth, users, jobs):
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
+    start_run(group, users["user"])
+    work(app)
+    auth.login(users["user"].email)
+    page = client.get("/").get_data(as_text=True)
+    rows = re.findall(r'<tr id="run-\d+".*?</tr>', page, re.S)
+    step_rows = [r for r in rows if "Alpha export" in r or "Beta export" in r]
+    assert len(step_rows) == 2
+    assert all("in group “Nightly chain”" in r for r in step_rows)
+    assert not any("in group" in r for r in rows if r not in step_rows)
+
+
+# ---------------------------------------------------------------------------- permissions
+
+GROUP_ROUTES = [
+    ("GET", "/groups/{id}"), ("GET", "/groups/{id}/edit/1"), ("POST", "/groups/{id}/edit/1"),
+    ("GET", "/groups/{id}/edit/2"), ("POST", "/groups/{id}/edit/2"),
+    ("GET", "/groups/{id}/edit/3"), ("POST", "/groups/{id}/edit/3"),
+    ("GET", "/groups/{id}/edit/4"), ("POST", "/groups/{id}/edit/4"),
+    ("POST", "/groups/{id}/run"), ("POST", "/groups/{id}/deactivate"),
+    ("POST", "/groups/{id}/delete"),
+]
+
+
+@pytest.mark.parametrize("method,route", GROUP_ROUTES)
+def test_another_users_group_is_404(client, auth, users, jobs, method, route):
+    group = _group(users["other"], "Their secret chain", activated=True, never_expires=True)
+    auth.login(users["user"].email)
+    response = client.open(route.format(id=group.id), method=method, data={"nav": "save"})
+    assert response.status_code == 404
+    assert "Their secret chain" not in response.get_data(as_text=True)
+    assert db.session.get(Job, group.id) is not None and _definition(group.id).activated
+
+
+@pytest.mark.parametrize("method,route", GROUP_ROUTES)
+def test_super_admin_may_act_on_any_group(client, auth, users, method, route):
+    group = _group(users["other"], "Their chain", never_expires=True)
+    auth.login(users["super_admin"].email)
+    response = client.open(route.format(id=group.id), method=method, data={"nav": "save"})
+    assert response.status_code != 404 and response.status_code < 500
+
+
+def test_a_plain_job_is_not_a_group(client, auth, users, jobs):
+    auth.login(users["user"].email)
+    assert client.get(f"/groups/{jobs['a'].id}").status_code == 404
+    assert client.get(f"/groups/{jobs['a'].id}/edit/9").status_code == 404
+
+
+def test_group_run_page_offers_the_actions_of_its_state(app, client, auth, users, jobs,
+                                                       tmp_path):
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
+    run = start_run(group, users["user"])
+    auth.login(users["user"].email)
+    page = client.get(f"/runs/{run.id}").get_data(as_text=True)
+    assert ">Pause</button>" in page and ">Stop</button>" in page and "Retry" not in page
+    client.post(f"/runs/{run.id}/pause")
+    work(app)
+    db.session.expire_all()
+    assert db.session.get(Run, run.id).state.value == "paused"
+    page = client.get(f"/runs/{run.id}").get_data(as_text=True)
+    assert ">Resume</button>" in page and ">Stop</button>" in page
+    assert ">Pause</button>" not in page and "Cancel run" not in page
+    steps = page.split('aria-label="Steps of run #1"', 1)[1].split("</ol>", 1)[0]
+    assert ">Completed<" in steps.split("Beta export")[0] and "not started" in steps
+
+    broken = import_job(users["user"], tmp_path / "missing.csv", ["email"], name="Broken")
+    failing = _group(users["user"], "Failing chain", steps=[broken.id, jobs["c"].id])
+    failed_run = start_run(failing, users["user"])
+    work(app)
+    db.session.expire_all()
+    assert db.session.get(Run, failed_run.id).state.value == "failed"
+    page = client.get(f"/runs/{failed_run.id}").get_data(as_text=True)
+    assert ">Retry from the failed step</button>" in page
+    steps = page.split('aria-label="Steps of run #1"', 1)[1].split("</ol>", 1)[0]
+    assert ">Failed<" in steps.split("Gamma export")[0] and ">Skipped<" in steps

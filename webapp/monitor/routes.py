@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from webapp.engine.states import RunState
 from webapp.extensions import db
+from webapp.groups.queries import group_names_for
 from webapp.jobtypes import REGISTRY
 from webapp.models.users import User
 from webapp.monitor.queries import (
@@ -37,7 +38,7 @@ def index():
     runs, total = monitor_page(current_user, page, per_page)
     return render_template(
         "monitor/index.html", runs=runs, total=total, page=page, per_page=per_page,
-        paused=paused_schedules(current_user),
+        paused=paused_schedules(current_user), group_names=group_names_for(runs),
         poll_ids=[r.id for r in runs if r.state in POLLED],
         after=max((r.id for r in runs), default=0),
     )
@@ -55,6 +56,7 @@ def updates():
     still += [r.id for r in fresh if r.state in POLLED and r.id not in still]
     return render_template(
         "monitor/partials/_updates.html", changed=changed, fresh=fresh, poll_ids=still,
+        group_names=group_names_for([*changed, *fresh]),
         after=max([after, *(r.id for r in fresh)]),
     )
 

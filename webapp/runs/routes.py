@@ -20,9 +20,11 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from webapp.engine import chains
 from webapp.engine import runs as engine
 from webapp.engine.states import RunState
 from webapp.extensions import db
+from webapp.groups.queries import GROUP, group_names_for, step_names, timeline
 from webapp.mailing.stats import contact_stats
 from webapp.models.audit import AuditEntry
 from webapp.models.campaigns import Campaign
@@ -60,7 +62,16 @@ def _status_context(run) -> dict:
         .order_by(RunRejection.line).limit(REJECTIONS_SHOWN)
     ).scalars().all() if run.rejected else []
     return {"run": run, "rejections": rejections, "log_lines": _log_tail(run.id),
-            "polled": RUN_PAGE_POLLED, **_email_context(run)}
+            "polled": RUN_PAGE_POLLED, **_email_context(run), **_group_context(run)}
+
+
+def _group_context(run) -> dict:
+    """A group run's steps timeline; a step run's group run."""
+    if run.job_type == GROUP:
+        return {"group_steps": timeline(run, chains.steps_of(run), step_names(run.job))}
+    if run.parent_run_id:
+        return {"parent_run": run.parent}
+    return {}
 
 
 def _email_context(run) -> dict:
@@ -127,7 +138,7 @@ def _after_action(run, message: str, category: str = "info"):
     """Re-render the monitor row for htmx, else go back to the run page with a message."""
     if is_htmx() and request.args.get("from") == "monitor":
         return render_template("monitor/partials/_row.html", run=run, message=message,
-                               **_email_context(run))
+                               group_names=group_names_for([run]), **_email_context(run))
     flash(message, category)
     return redirect(request.form.get("next") or url_for("runs.detail", run_id=run.id))
 
