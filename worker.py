@@ -9,6 +9,7 @@ from rq import Worker
 
 from webapp import create_app
 from webapp.engine import queueing
+from webapp.engine.runner import warm_up
 
 
 def main() -> None:
@@ -20,6 +21,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     app = create_app()
     with app.app_context():
+        warm_up()
         worker = Worker([queueing.run_queue()], connection=queueing.redis_connection(),
                         name=args.name)
         worker.work(burst=args.burst, with_scheduler=False)

@@ -58,6 +58,12 @@ def step_jobs(group_job: Job) -> list[Job | None]:
             for job_id in steps]
 
 
+def _step_job(group_job: Job, number: int) -> Job | None:
+    steps = GroupDefinition.of(group_job).steps
+    job = db.session.get(Job, steps[number - 1]) if 0 < number <= len(steps) else None
+    return job if job is not None and job.active else None
+
+
 def start(group_run: Run) -> None:
     """A waiting group run's turn came (dispatch): it starts its first step."""
     jobs = step_jobs(group_run.job) if group_run.job else []
@@ -71,7 +77,8 @@ def start(group_run: Run) -> None:
 
 
 def _start_step(group_run: Run, number: int) -> None:
-    job = step_jobs(group_run.job)[number - 1] if group_run.job else None
+    """Queue step `number` (whoever ended the previous step dispatches it)."""
+    job = _step_job(group_run.job, number) if group_run.job else None
     if job is None:
         _fail(group_run, number, f"step {number}'s job was deleted")
         return
@@ -81,15 +88,13 @@ def _start_step(group_run: Run, number: int) -> None:
               f"#{group_run.number} (step {number} of {group_run.progress_total}).")
     log(group_run, f"Step {number}: “{job.name}” run #{step.number} queued.")
     db.session.commit()
-    dispatch()
 
 
 def step_ended(step: Run) -> None:
     """A step run ended (completed, failed, cancelled): continue, hold or stop the chain."""
-    group_run = db.session.get(Run, step.parent_run_id)
+    group_run = db.session.get(Run, step.parent_run_id, populate_existing=True)
     if group_run is None or group_run.state is not RunState.PROCESSING:
         return
-    db.session.refresh(group_run)
     if step.state in STEP_DONE:
         group_run.progress_done = step.step
         if step.step >= (group_run.progress_total or 0):
@@ -209,6 +214,7 @@ def resume(group_run: Run, user: User) -> str:
     move(group_run, RunState.PROCESSING, note=f"Resumed by {user.display_name}.")
     db.session.commit()
     _start_step(group_run, group_run.progress_done + 1)
+    dispatch()
     return "Resumed: the chain continues with the next step."
 
 
@@ -223,6 +229,7 @@ def retry(group_run: Run, user: User) -> str:
         retry_run(failed, user)  # continues from its checkpoint
     else:
         _start_step(group_run, group_run.progress_done + 1)
+        dispatch()
     return f"Retrying from step {group_run.progress_done + 1}; completed steps are not run again."
 
 

@@ -54,8 +54,8 @@ def reconcile() -> dict[str, int]:
         run.control = None
         db.session.commit()
         failed += 1
-        dispatch()
         after_run_ended(run)
+        dispatch()
     waiting = db.session.execute(
         select(Run).where(Run.state == RunState.QUEUED, Run.rq_job_id.is_not(None))
     ).scalars().all()

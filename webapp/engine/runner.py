@@ -8,6 +8,7 @@ import traceback
 
 from flask import current_app
 from sqlalchemy import Engine, update
+from sqlalchemy.orm import configure_mappers
 
 from webapp.engine import queueing
 from webapp.engine.context import RunContext, RunPaused, RunStopped
@@ -18,6 +19,7 @@ from webapp.engine.transitions import move
 from webapp.extensions import db
 from webapp.jobtypes import JobType, get_job_type
 from webapp.models.base import utcnow
+from webapp.models.jobs import Job
 from webapp.models.runs import Run
 
 _engine_pid: int | None = None
@@ -29,6 +31,16 @@ def _fresh_connections_after_fork() -> None:
     if _engine_pid is not None and _engine_pid != os.getpid():
         db.engine.dispose(close=False)
     _engine_pid = os.getpid()
+
+
+def warm_up() -> None:
+    """Before a worker forks its first work horse: configure the ORM mappers and compile the
+    engine's common statements once, so each horse inherits them instead of redoing them."""
+    configure_mappers()
+    db.session.get(Run, 0)
+    db.session.get(Job, 0)
+    dispatch()  # also hands out any run that waited for a worker
+    db.session.remove()
 
 
 class Heartbeat(threading.Thread):
@@ -91,9 +103,9 @@ def execute_run(run_id: int) -> str:
         raise
     finally:
         heartbeat.stopped.set()
-        dispatch()
         if run.state.is_finished or run.state is RunState.COLLECTING:
-            after_run_ended(run)
+            after_run_ended(run)  # a group step's end starts the next step first
+        dispatch()
 
 
 def _stopped(run: Run, job_type: JobType) -> None:
