@@ -479,3 +479,16 @@ def test_group_run_page_offers_the_actions_of_its_state(app, client, auth, users
     assert ">Retry from the failed step</button>" in page
     steps = page.split('aria-label="Steps of run #1"', 1)[1].split("</ol>", 1)[0]
     assert ">Failed<" in steps.split("Gamma export")[0] and ">Skipped<" in steps
+
+
+@pytest.mark.parametrize("step,data", [
+    (1, {"steps": ["abc", "-1"], "op": "up:zz"}), (1, {"op": "nonsense"}),
+    (2, {"campaign_ids": ["abc"], "nav": "save"}), (3, {"notify_success": "@@,,;", "nav": "x"}),
+    (4, {"expires_on": "2020-99-99", "nav": "activate"}), (4, {"nav": "???"}),
+])
+def test_bad_input_never_fails(client, auth, users, step, data):
+    group = _group(users["user"])
+    auth.login(users["user"].email)
+    response = client.post(f"/groups/{group.id}/edit/{step}", data=data)
+    assert response.status_code in (200, 302, 400)
+    assert _definition(group.id).activated is False
