@@ -240,3 +240,23 @@ def test_a_step_whose_job_was_deleted_stops_the_chain(app, users, tmp_path):
     assert group_run.state is RunState.FAILED
     assert group_run.error == "Step 2's job was deleted"
     assert steps(group_run) == {1: ("Import donors", RunState.COMPLETED)}
+
+
+def test_a_draft_group_is_not_planned_by_its_schedule_until_activated(app, users):
+    from datetime import date, time
+
+    from webapp.engine.planner import plan
+    from webapp.models import JobSchedule
+
+    group = group_of(users["user"], [export_job(users["user"]), export_job(users["user"])])
+    schedule = JobSchedule(job_id=group.id, kind="days_of_week", start_date=date.today(),
+                           time=time(3, 0), weekdays=list(range(7)), enabled=True)
+    db.session.add(schedule)
+    db.session.commit()
+    assert plan(schedule) is None and schedule.next_run_at is None
+    definition = GroupDefinition.of(group)
+    definition.activated = True
+    definition.save_to(group)
+    db.session.commit()
+    planned = plan(schedule)
+    assert planned is not None and planned.state is RunState.SCHEDULED

@@ -14,6 +14,7 @@ from webapp.engine.runs import schedule_run
 from webapp.engine.schedules import ScheduleError, next_run
 from webapp.engine.states import RunState
 from webapp.extensions import db
+from webapp.jobtypes.job_group import GroupDefinition
 from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
@@ -24,7 +25,8 @@ from webapp.timefmt import to_local
 def plan(schedule: JobSchedule) -> Run | None:
     """Make sure the schedule's next occurrence has its scheduled run; return it."""
     job = schedule.job
-    if not schedule.enabled or schedule.paused or job is None or not job.active:
+    if not schedule.enabled or schedule.paused or job is None or not job.active \
+            or not _may_run_by_itself(job):
         schedule.next_run_at = None
         db.session.commit()
         return None
@@ -46,6 +48,11 @@ def plan(schedule: JobSchedule) -> Run | None:
     except IntegrityError:  # another scheduler planned it first
         db.session.rollback()
         return None
+
+
+def _may_run_by_itself(job: Job) -> bool:
+    """A group runs by its schedule only once activated (a saved draft waits)."""
+    return job.job_type != "job_group" or GroupDefinition.of(job).activated
 
 
 def unplan(job: Job) -> int:
