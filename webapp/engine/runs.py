@@ -90,7 +90,8 @@ def dispatch(timed: Mapping[int, str] | None = None) -> set[str]:
     going: set[str] = set()
     for _attempt in range(limit + 10):  # a lost race is retried; nothing loops forever
         _lock_dispatching()
-        if db.session.execute(in_use).scalar() >= limit:
+        used = db.session.execute(in_use).scalar()
+        if used >= limit:
             break
         candidate = db.session.execute(
             select(waiting.c.id)
@@ -114,6 +115,8 @@ def dispatch(timed: Mapping[int, str] | None = None) -> set[str]:
             going.add(rq_job_id)
         elif not _enqueue(candidate, rq_job_id):
             break
+        if used + 1 >= limit:
+            break  # that was the last free slot
     db.session.commit()
     return going
 
