@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 DUPLICATE_LOG_LIMIT = 100
 LOOKUP_SLICE = 10_000  # bound values per IN (...) query: SQLite allows at most 32,766
-PAGE_CACHE_KIB = 48 * 1024  # on SQLite: enough to keep the email index of ~1M supporters cached
+PAGE_CACHE_KIB = 24 * 1024  # on SQLite: the default 2 MB cache misses most of a large email index
 HEADER_ALIASES = {
     "e-mail": "email", "email address": "email", "first": "first_name", "firstname": "first_name",
     "last": "last_name", "lastname": "last_name", "surname": "last_name", "address": "address1",
@@ -229,7 +229,8 @@ class _Importer:
             current = list(stored[3:])
             for index, normalise in self.normalisers:
                 current[index] = normalise(current[index])
-            merged = [new if new is not None else old for new, old in zip(parsed, current, strict=True)]
+            merged = parsed if None not in parsed else [
+                new if new is not None else old for new, old in zip(parsed, current, strict=True)]
             if merged == current:
                 touched.append(stored[0])
             else:
