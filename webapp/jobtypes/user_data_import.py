@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from flask_wtf import FlaskForm
@@ -142,7 +143,9 @@ class _Importer:
         self.batch_size = ctx.config["IMPORT_BATCH_SIZE"]
         self.duplicates_logged = 0
         select_cols = ", ".join(["id", "email", "last_run_id", *self.names])
-        self.lookup_sql = f"SELECT {select_cols} FROM supporter WHERE email IN "
+        # ids from the email index first, then the rows by id: fewer scattered reads of the table
+        self.lookup_sql = (f"SELECT {select_cols} FROM supporter WHERE id IN "
+                           "(SELECT id FROM supporter WHERE email IN ({}))")
         insert_cols = ["email", *self.names, "last_run_id", "created_at", "updated_at"]
         if "opted_in" not in self.names:
             insert_cols.append("opted_in")
@@ -162,14 +165,7 @@ class _Importer:
         for _ in range(done):
             next(records, None)
         with sqlite_page_cache(PAGE_CACHE_KIB), rare_collections():
-            batch: list[tuple[int, list[str]]] = []
-            for record in records:
-                batch.append(record)
-                if len(batch) >= self.batch_size:
-                    done += len(batch)
-                    self.write_batch(batch, done)
-                    batch = []
-            if batch:
+            while batch := list(islice(records, self.batch_size)):
                 done += len(batch)
                 self.write_batch(batch, done)
 
@@ -248,7 +244,7 @@ class _Importer:
         found = {}
         for start in range(0, len(emails), LOOKUP_SLICE):
             chunk = emails[start:start + LOOKUP_SLICE]
-            for row in fetchall(self.lookup_sql + f"({placeholders(len(chunk))})", chunk):
+            for row in fetchall(self.lookup_sql.format(placeholders(len(chunk))), chunk):
                 found[row[1]] = row
         return found
 
