@@ -82,12 +82,46 @@ def _start_step(group_run: Run, number: int) -> None:
     if job is None:
         _fail(group_run, number, f"step {number}'s job was deleted")
         return
+    _queue_step(group_run, number, job)
+    db.session.commit()
+
+
+def _queue_step(group_run: Run, number: int, job: Job) -> Run:
     step = new_run(job, group_run.started_by, RunState.QUEUED, trigger="group",
                    parent_run_id=group_run.id, step=number)
     log(step, f"Run #{step.number} requested by group “{group_run.job_name}” run "
               f"#{group_run.number} (step {number} of {group_run.progress_total}).")
     log(group_run, f"Step {number}: “{job.name}” run #{step.number} queued.")
-    db.session.commit()
+    return step
+
+
+def hand_over(step: Run) -> Run | None:
+    """Called as a step completes, inside the transaction that records it: when the chain just
+    goes on, the next step's run is created holding the slot this step gives up, so the worker
+    can enqueue it right after that one commit (no dispatch round). Anything else (the last
+    step, a pause or stop asked for, the next job busy or deleted) is left to `step_ended`."""
+    if not step.parent_run_id or step.state not in STEP_DONE:
+        return None
+    group_run = db.session.get(Run, step.parent_run_id, populate_existing=True)
+    if group_run is None or group_run.state is not RunState.PROCESSING or group_run.control \
+            or step.step >= (group_run.progress_total or 0) or group_run.job is None:
+        return None
+    job = _step_job(group_run.job, step.step + 1)
+    if job is None or _busy_elsewhere(job, step):
+        return None
+    group_run.progress_done = step.step
+    next_step = _queue_step(group_run, step.step + 1, job)
+    next_step.rq_job_id = queueing.new_run_job_id(next_step.id)  # this step's slot
+    return next_step
+
+
+def _busy_elsewhere(job: Job, step: Run) -> bool:
+    """Another run of `job` than `step` holds it or was handed to a worker."""
+    return db.session.execute(
+        select(Run.id).where(Run.job_id == job.id, Run.id != step.id,
+                             Run.state.in_([s for s in RunState if s.holds_job])
+                             | ((Run.state == RunState.QUEUED) & Run.rq_job_id.is_not(None)))
+        .limit(1)).scalar() is not None
 
 
 def step_ended(step: Run) -> None:
@@ -96,6 +130,8 @@ def step_ended(step: Run) -> None:
     if group_run is None or group_run.state is not RunState.PROCESSING:
         return
     if step.state in STEP_DONE:
+        if _handed_over(group_run, step):
+            return  # the next step is already on its way
         group_run.progress_done = step.step
         if step.step >= (group_run.progress_total or 0):
             _complete(group_run)
@@ -118,6 +154,12 @@ def step_ended(step: Run) -> None:
             if step.error:
                 reason += f": {step.error}"
             _fail(group_run, step.step, reason)
+
+
+def _handed_over(group_run: Run, step: Run) -> bool:
+    return db.session.execute(
+        select(Run.id).where(Run.parent_run_id == group_run.id, Run.step == step.step + 1,
+                             Run.id > step.id).limit(1)).scalar() is not None
 
 
 def _skip_from(group_run: Run, first: int, why: str) -> None:

@@ -11,9 +11,10 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import configure_mappers
 
 from webapp.engine import queueing
+from webapp.engine.chains import hand_over
 from webapp.engine.context import RunContext, RunPaused, RunStopped
 from webapp.engine.followups import after_run_ended
-from webapp.engine.runs import dispatch
+from webapp.engine.runs import dispatch, enqueue_or_release
 from webapp.engine.states import RunState
 from webapp.engine.transitions import move
 from webapp.extensions import db
@@ -76,12 +77,16 @@ def execute_run(run_id: int) -> str:
     db.session.commit()
     heartbeat = Heartbeat(db.engine, run.id, current_app.config["HEARTBEAT_SECONDS"])
     heartbeat.start()
+    next_step = None
     try:
         job_type.run(RunContext(run))
         move(run, job_type.final_state)
         run.progress_done = run.progress_total or run.progress_done
         RunContext(run).log(job_type.summary(run))
+        next_step = hand_over(run)
         db.session.commit()
+        if next_step is not None:
+            enqueue_or_release(next_step.id, next_step.rq_job_id)
         return run.state.value
     except RunStopped:
         db.session.rollback()
@@ -105,7 +110,8 @@ def execute_run(run_id: int) -> str:
         heartbeat.stopped.set()
         if run.state.is_finished or run.state is RunState.COLLECTING:
             after_run_ended(run)  # a group step's end starts the next step first
-        dispatch()
+        if next_step is None:  # a handed-over step passed its slot on: nothing was freed
+            dispatch()
 
 
 def _stopped(run: Run, job_type: JobType) -> None:

@@ -113,7 +113,7 @@ def dispatch(timed: Mapping[int, str] | None = None) -> set[str]:
             continue
         if candidate in timed:
             going.add(rq_job_id)
-        elif not _enqueue(candidate, rq_job_id):
+        elif not enqueue_or_release(candidate, rq_job_id):
             break
         if used + 1 >= limit:
             break  # that was the last free slot
@@ -142,7 +142,8 @@ def _start_waiting_groups(other) -> None:
             chains.start(run)
 
 
-def _enqueue(run_id: int, rq_job_id: str) -> bool:
+def enqueue_or_release(run_id: int, rq_job_id: str) -> bool:
+    """Put a run that holds a slot on the queue; if Redis is unreachable it waits again."""
     try:
         queueing.enqueue_run(run_id, rq_job_id)
         return True
