@@ -100,8 +100,8 @@ def fill(db_path: str, *, runs: int, running: int, users: int, jobs_per_user: in
             "request_id, created_at, started_at, finished_at, progress_done, progress_total, "
             "checked, created, updated, unchanged, skipped, rejected, checkpoint, result_path, "
             "result_name, downloaded_at, result_deleted_at, error, control, control_at, rq_job_id, "
-            "heartbeat_at, in_monitor")
-    insert = f"INSERT INTO run ({cols}) VALUES ({', '.join('?' * 32)})"
+            "heartbeat_at, in_monitor, sort_at")
+    insert = f"INSERT INTO run ({cols}) VALUES ({', '.join('?' * 33)})"
     span = (now - year_ago).total_seconds() - 3600
     leftovers = set(rng.sample(range(max(1, runs - 20 * monitor_leftovers), runs + 1),
                                min(monitor_leftovers, runs))) if runs else set()
@@ -153,7 +153,7 @@ def fill(db_path: str, *, runs: int, running: int, users: int, jobs_per_user: in
                 c_done, total, c_done, c_done // 2, c_done // 4, c_done // 5, 0, c_done // 100,
                 f'{{"records": {c_done}}}', result_path, result_name, downloaded, deleted,
                 error, None, None, f"run-{run_id}-{run_id * 2654435761 & 0xffffffff:08x}",
-                finished_s, in_monitor,
+                finished_s, in_monitor, started_s,
             ))
         return rows
 
@@ -201,7 +201,7 @@ def fill(db_path: str, *, runs: int, running: int, users: int, jobs_per_user: in
             "manual", f"REQ-{started:%Y%m%d}-{run_id:010X}", started.strftime(TS),
             started.strftime(TS), None, done, total, done, done // 2, done // 4, done // 5, 0, 0,
             json.dumps({"records": done}), None, None, None, None, None, None, None,
-            f"run-{run_id}-{run_id:08x}", now.strftime(TS), 1,
+            f"run-{run_id}-{run_id:08x}", now.strftime(TS), 1, started.strftime(TS),
         ))
     for _name, sql in indexes:
         con.execute(sql)
