@@ -69,6 +69,7 @@ def test_three_steps_in_order_then_the_campaign_launches_and_one_notification(
                      campaign_ids=[campaign.id])
     group_run = start_run(group, user)
     assert fresh(group_run).state is RunState.PROCESSING
+    assert fresh(group_run).request_id.startswith("REQ-")
     assert steps(group_run) == {1: ("Import donors", RunState.QUEUED)}  # only step 1 so far
     work(app)
     group_run = fresh(group_run)

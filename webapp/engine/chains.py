@@ -11,6 +11,7 @@ from flask import current_app, url_for
 from sqlalchemy import delete, select, update
 
 from webapp.engine import queueing
+from webapp.engine.context import new_request_id
 from webapp.engine.notifications import notify
 from webapp.engine.runs import (
     GROUP,
@@ -67,7 +68,10 @@ def _step_job(group_job: Job, number: int) -> Job | None:
 def start(group_run: Run) -> None:
     """A waiting group run's turn came (dispatch): it starts its first step."""
     jobs = step_jobs(group_run.job) if group_run.job else []
-    move(group_run, RunState.PROCESSING, note=f"Group run started: {len(jobs)} steps.")
+    if not group_run.request_id:  # a group extracts nothing: its id is given as it starts
+        group_run.request_id = new_request_id()
+    move(group_run, RunState.PROCESSING,
+         note=f"Group run started: {len(jobs)} steps. Request id {group_run.request_id}.")
     group_run.progress_total, group_run.progress_done = len(jobs), 0
     db.session.commit()
     if len(jobs) < MIN_STEPS:
