@@ -132,3 +132,64 @@ def test_admin_cannot_edit_a_super_admin(client, auth, users):
     response = client.post("/admin/users/new", data={
         "email": "boss@example.org", "role": "super_admin", "active": "y"})
     assert "Not a valid choice" in response.get_data(as_text=True)
+
+
+SKIPPED_ENDPOINTS = {"static"}  # no owned object behind these ids:
+SKIPPED_PREFIXES = ("admin.", "tracking.")  # role-gated (tested above) / signed tokens
+
+
+@pytest.fixture
+def others_objects(app, users):
+    """One of everything owned by the "other" user, by URL parameter name."""
+    from datetime import date
+
+    from tests.test_email_campaign import campaign_for
+    from webapp.jobtypes.job_group import GroupDefinition
+    from webapp.models import Blackout, Job
+
+    other = users["other"]
+    job = export_job(other, name="Secret list of other")
+    run = start_run(job, other)
+    work(app)
+    campaign = campaign_for(other, name="Secret campaign of other")
+    group = Job(owner_id=other.id, job_type="job_group", name="Secret group of other", params={})
+    GroupDefinition(steps=[job.id, job.id], never_expires=True).save_to(group)
+    blackout = Blackout(job_id=job.id, start_date=date(2030, 1, 1), end_date=date(2030, 1, 2),
+                        reason="Secret closure")
+    db.session.add_all([group, blackout])
+    db.session.commit()
+    return {"run_id": run.id, "job_id": job.id, "campaign_id": campaign.id,
+            "group_id": group.id, "blackout_id": blackout.id, "step": 1}
+
+
+def owned_object_routes(app):
+    """Every route that takes an object id, with each of its methods (deletions last, so that a
+    super admin's requests find every object)."""
+    rules = sorted(app.url_map.iter_rules(),
+                   key=lambda r: (r.endpoint.endswith(("delete", "deactivate")), r.rule))
+    for rule in rules:
+        if not rule.arguments or rule.endpoint in SKIPPED_ENDPOINTS \
+                or rule.endpoint.startswith(SKIPPED_PREFIXES) \
+                or not any(a.endswith("_id") for a in rule.arguments):
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield method, rule
+
+
+@pytest.mark.parametrize("role,expect_404", [("user", True), ("admin", True),
+                                             ("super_admin", False)])
+def test_every_route_with_an_object_id_hides_another_users_object(
+        app, client, auth, users, others_objects, role, expect_404):
+    auth.login(users[role].email)
+    checked = 0
+    for method, rule in owned_object_routes(app):
+        url = rule.build({name: others_objects[name] for name in rule.arguments})[1]
+        response = client.open(url, method=method)
+        if expect_404:
+            assert response.status_code == 404, f"{method} {url} answered {response.status_code}"
+            assert "Secret" not in response.get_data(as_text=True), url
+        else:
+            assert response.status_code < 500, f"{method} {url} answered {response.status_code}"
+            assert response.status_code != 404, f"{method} {url}"
+        checked += 1
+    assert checked >= 35  # runs, jobs, schedules, blackouts, campaigns, groups

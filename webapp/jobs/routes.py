@@ -152,8 +152,8 @@ def notifications(job_id: int):
     form = NotificationsForm()
     if form.validate_on_submit():
         form.populate_obj(job)
-        job.notify_emails = ", ".join(a.strip() for a in form.notify_emails.data.split(",")
-                                      if a.strip())
+        job.notify_emails = ", ".join(a.strip() for a in (form.notify_emails.data or "")
+                                      .split(",") if a.strip())
         db.session.commit()
         flash("Notification settings saved.", "success")
         return redirect(url_for("jobs.detail", job_id=job.id))
