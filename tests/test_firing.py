@@ -133,3 +133,14 @@ def test_a_scheduled_run_whose_timed_job_was_lost_fires_anyway(app, users, job):
     assert run.state is RunState.QUEUED and run.rq_job_id
     work(app)
     assert fresh(run).state is RunState.COMPLETED
+
+
+def test_times_that_already_have_a_run_are_not_recorded_twice(app, users, job):
+    schedule = hourly(job)
+    run = planned_hours_ago(schedule, 3)
+    already = schedule_run(job, None, run.planned_for + timedelta(hours=1), trigger="schedule",
+                           planned_for=run.planned_for + timedelta(hours=1))
+    fire({run.id: None})
+    runs = runs_of(job)
+    assert len(runs) == 4 and len({r.planned_for for r in runs}) == 4
+    assert fresh(already).state is RunState.SCHEDULED  # left to fire at its own time

@@ -147,7 +147,8 @@ def _missed_reason(run: Run, policy: str, now_pass: _Pass) -> str:
 
 
 def _occurrences_since(schedule: JobSchedule, planned: datetime, now_pass: _Pass) -> list[datetime]:
-    """The schedule's occurrences after `planned` up to now (those an outage swallowed)."""
+    """The schedule's occurrences after `planned` up to now (those an outage swallowed) that
+    have no run yet."""
     found: list[datetime] = []
     try:
         pure = schedule.as_schedule(now_pass.tz)
@@ -157,6 +158,11 @@ def _occurrences_since(schedule: JobSchedule, planned: datetime, now_pass: _Pass
             at = next_run(pure, at)
     except ScheduleError:
         return []
+    if found:
+        recorded = set(db.session.execute(
+            select(Run.planned_for).where(Run.job_id == schedule.job_id,
+                                          Run.planned_for.between(found[0], found[-1]))).scalars())
+        found = [at for at in found if at not in recorded]
     return found
 
 
