@@ -276,7 +276,8 @@ def cancel_paused(run: Run, user: User) -> str:
 
 def can_kill(run: Run) -> bool:
     """A stop was asked for long enough ago and the run is still executing."""
-    if run.control != "stop" or not run.state.is_running or run.control_at is None:
+    if run.control != "stop" or not run.state.is_running or run.control_at is None \
+            or run.job_type == GROUP:  # a group run has no work horse: its step can be killed
         return False
     waited = utcnow() - run.control_at
     return waited >= timedelta(seconds=current_app.config["KILL_AFTER_SECONDS"])
