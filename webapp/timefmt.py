@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
@@ -13,6 +14,7 @@ def to_local(moment: datetime, tz_name: str) -> datetime:
     return moment.astimezone(ZoneInfo(tz_name))
 
 
+@lru_cache(maxsize=16384)  # pages show the same stored times again and again
 def format_local(moment: datetime | None, tz_name: str, *, with_date: bool = True) -> str:
     """'Nov 23, 2026 10:41 AM EST' (or just '10:41 AM EST'); '' for no time."""
     if moment is None:

@@ -129,9 +129,9 @@ def register_web_helpers(app: Flask) -> None:
         state_badge=state_badge, _state_badge=state_badge,
     )
 
-    from webapp.monitor.rows import monitor_row
+    from webapp.monitor.rows import row_html
 
-    app.jinja_env.globals["monitor_row"] = monitor_row
+    app.jinja_env.globals["row_html"] = row_html
 
     @app.context_processor
     def _account() -> dict[str, Any]:

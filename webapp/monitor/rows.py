@@ -1,11 +1,14 @@
-"""One monitor row's values, worked out in Python once per row (a page has up to 50 rows and
-is refreshed every 2 s, so the template only places them)."""
+"""One monitor row: its values worked out in Python, then its HTML. A page has up to 50 rows and
+is refreshed every 2 s by every open monitor, and a row's HTML depends on nothing but those
+values, so the HTML of recent rows is kept and served again while the values stay the same."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
-from flask import url_for
+from flask import current_app, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -16,11 +19,16 @@ from webapp.models.runs import Run
 from webapp.web import campaign_of, localtime, queue_place, run_url, state_badge, stop_question
 
 
-@dataclass
+@dataclass(frozen=True)
 class MonitorRow:
-    """What the monitor shows for a run."""
+    """What the monitor shows for a run (plain values: two equal rows render the same HTML)."""
 
-    run: Run
+    run_id: int
+    number: int
+    job_name: str
+    state: str
+    owner_email: str | None  # shown to super admins only
+    group_line: str | None  # "step 2 in group “Nightly chain”"
     type: str
     started: str
     completed: str
@@ -36,7 +44,15 @@ class MonitorRow:
     edit_campaign_url: str | None
 
 
-def monitor_row(run: Run) -> MonitorRow:
+def _sees_owners() -> bool:
+    """Whether the viewer sees the User column (asked once per request, not once per row)."""
+    environ = request.environ
+    if "conveyor.sees_owners" not in environ:
+        environ["conveyor.sees_owners"] = current_user.is_super_admin
+    return environ["conveyor.sees_owners"]
+
+
+def monitor_row(run: Run, group_name: str | None = None) -> MonitorRow:
     """The values of one monitor row."""
     state = run.state
     progress, note = "state", ""
@@ -67,7 +83,10 @@ def monitor_row(run: Run) -> MonitorRow:
         action_url = run_url("runs.dismiss", run.id, **{"from": "monitor"})
     campaign = campaign_of(run)
     return MonitorRow(
-        run=run, type=type_label(run.job_type), started=localtime(run.started_at),
+        run_id=run.id, number=run.number, job_name=run.job_name, state=state.value,
+        owner_email=run.owner.email if _sees_owners() else None,
+        group_line=f"step {run.step} in group “{group_name}”" if group_name else None,
+        type=type_label(run.job_type), started=localtime(run.started_at),
         completed=localtime(run.finished_at), detail_url=run_url("runs.detail", run.id),
         progress=progress, percent=run.percent, badge=state_badge(run), note=note,
         result_url=run_url("runs.result", run.id) if run.has_result else None,
@@ -75,3 +94,22 @@ def monitor_row(run: Run) -> MonitorRow:
         edit_campaign_url=url_for("campaigns.edit", campaign_id=campaign.id)
         if campaign is not None and campaign.status.value == "draft" else None,
     )
+
+
+def row_html(run: Run, group_names: Mapping[int, str] | None = None, *, oob: bool = False,
+             message: str | None = None) -> Markup:
+    """The monitor row of a run (`message`: what an action just did, shown in the row)."""
+    row = monitor_row(run, (group_names or {}).get(run.id))
+    if message:
+        return _render(row, oob, message)
+    return _render_kept(row, oob)
+
+
+def _render(row: MonitorRow, oob: bool, message: str | None) -> Markup:
+    template = current_app.jinja_env.get_template("monitor/partials/_row.html")
+    return Markup(template.render(r=row, oob=oob, message=message))
+
+
+@lru_cache(maxsize=4096)
+def _render_kept(row: MonitorRow, oob: bool) -> Markup:
+    return _render(row, oob, None)

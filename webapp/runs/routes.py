@@ -30,6 +30,7 @@ from webapp.models.audit import AuditEntry
 from webapp.models.campaigns import Campaign
 from webapp.models.runs import RunLogLine, RunRejection
 from webapp.monitor.queries import POLLED
+from webapp.monitor.rows import row_html
 from webapp.permissions import run_or_404
 from webapp.timefmt import format_local
 from webapp.web import is_htmx
@@ -137,8 +138,7 @@ def result(run_id: int):
 def _after_action(run, message: str, category: str = "info"):
     """Re-render the monitor row for htmx, else go back to the run page with a message."""
     if is_htmx() and request.args.get("from") == "monitor":
-        return render_template("monitor/partials/_row.html", run=run, message=message,
-                               group_names=group_names_for([run]), **_email_context(run))
+        return row_html(run, group_names_for([run]), message=message)
     flash(message, category)
     return redirect(request.form.get("next") or url_for("runs.detail", run_id=run.id))
 
