@@ -1,8 +1,8 @@
 """Monitor and History latency under load, with a million historical runs.
 
 Fills an embedded-default (SQLite) database under a temporary var dir with --runs historical
-runs over --users users plus --running runs in progress, starts the real web server (gunicorn,
-2 workers x 4 threads), logs in as a super admin through the real login form, and has --clients
+runs over --users users plus --running runs in progress, starts the real web server (gunicorn
+configured as `make run` does: one single-threaded worker per CPU), logs in as a super admin through the real login form, and has --clients
 concurrent clients (threads, each with its own keep-alive connection and session cookie) make
 --requests requests each to every page measured:
 
@@ -334,8 +334,10 @@ def main() -> int:
     parser.add_argument("--solo-requests", type=int, default=20,
                         help="requests per page from one client alone first (unloaded latency)")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured requests per client per page")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2),
+                        help="gunicorn workers (default: as `make run`, one per CPU)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="gunicorn threads per worker (default: as `make run`)")
     parser.add_argument("--keep", action="store_true", help="keep the temp var dir")
     args = parser.parse_args()
 

@@ -32,8 +32,10 @@ def main() -> int:
     bin_dir = os.path.dirname(sys.executable)
     commands = {
         "web": [os.path.join(bin_dir, "gunicorn"), "--bind", f"{host}:{port}",
-                "--workers", os.environ.get("CONVEYOR_WEB_WORKERS", "3"),
-                "--threads", "4", "--access-logfile", "-", "app:app"],
+                # one thread per process: CPU-bound Python pages do not then queue on one GIL
+                "--workers", os.environ.get("CONVEYOR_WEB_WORKERS", str(max(2, os.cpu_count() or 2))),
+                "--threads", os.environ.get("CONVEYOR_WEB_THREADS", "1"),
+                "--access-logfile", "-", "app:app"],
         "worker": [sys.executable, "worker.py"],
         "scheduler": [os.path.join(bin_dir, "flask"), "--app", "app", "scheduler"],
     }

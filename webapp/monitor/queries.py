@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import defer, selectinload
 
 from webapp.engine.states import RunState
 from webapp.extensions import db
@@ -16,6 +16,8 @@ from webapp.models.users import User
 from webapp.permissions import visible_runs
 
 POLLED = (RunState.QUEUED, RunState.INITIALIZING, RunState.PROCESSING)
+# what a monitor row needs of a run: its owner (for super admins), not its checkpoint or error
+ROW_LOAD = (selectinload(Run.owner), defer(Run.checkpoint), defer(Run.error))
 
 
 def monitor_page(user: User, page: int, per_page: int) -> tuple[list[Run], int]:
@@ -25,7 +27,7 @@ def monitor_page(user: User, page: int, per_page: int) -> tuple[list[Run], int]:
         base.with_only_columns(func.count()).order_by(None)
     ).scalar_one()
     runs = db.session.execute(
-        base.options(selectinload(Run.owner))
+        base.options(*ROW_LOAD)
         .order_by(Run.sort_at.desc(), Run.id.desc())
         .offset((page - 1) * per_page)
         .limit(per_page)
@@ -38,7 +40,7 @@ def runs_by_id(user: User, ids: list[int]) -> list[Run]:
     if not ids:
         return []
     return list(db.session.execute(
-        visible_runs(user).where(Run.id.in_(ids)).options(selectinload(Run.owner))
+        visible_runs(user).where(Run.id.in_(ids)).options(*ROW_LOAD)
     ).scalars())
 
 
@@ -47,7 +49,7 @@ def new_monitor_runs(user: User, after: int) -> list[Run]:
     return list(db.session.execute(
         visible_runs(user)
         .where(Run.in_monitor.is_(True), Run.id > after)
-        .options(selectinload(Run.owner))
+        .options(*ROW_LOAD)
         .order_by(Run.id.desc())
         .limit(50)
     ).scalars())
@@ -74,7 +76,7 @@ class HistoryFilter:
 def history_page(user: User, filters: HistoryFilter, *, before: int | None, after: int | None,
                  per_page: int) -> tuple[list[Run], bool, bool]:
     """One page of History by keyset (no slow counts): (runs, has_newer, has_older)."""
-    base = filters.apply(visible_runs(user)).options(selectinload(Run.owner))
+    base = filters.apply(visible_runs(user)).options(defer(Run.checkpoint), defer(Run.error))
     if after is not None:
         rows = db.session.execute(
             base.where(Run.id > after).order_by(Run.id.asc()).limit(per_page + 1)

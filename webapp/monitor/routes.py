@@ -79,5 +79,5 @@ def history():
              if current_user.is_super_admin else [])
     return render_template(
         "monitor/history.html", runs=runs, filters=filters, has_newer=has_newer,
-        has_older=has_older, users=users,
+        has_older=has_older, users=users, owner_emails={u.id: u.email for u in users},
     )
