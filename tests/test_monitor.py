@@ -144,3 +144,18 @@ def test_history_filters_and_keyset_pages(app, client, auth, users):
     assert failed.count("run #") == 3
     assert client.get("/history?type=user_data_import").get_data(as_text=True).count(
         "run #") == 0
+
+
+def test_a_kept_row_changes_as_soon_as_its_run_does(client, auth, users, running):
+    auth.login("user@example.org")
+    first = client.get("/").get_data(as_text=True)
+    assert "40%" in first and "40%" in client.get("/").get_data(as_text=True)  # kept
+    running.progress_done, running.job_name = 700, "Renamed appeal list"
+    db.session.commit()
+    page = client.get("/").get_data(as_text=True)
+    assert "70%" in page and "Renamed appeal list" in page and "40%" not in page
+    running.state, running.finished_at = RunState.COMPLETED, utcnow()
+    running.result_path = "/tmp/result.csv"
+    db.session.commit()
+    page = client.get("/").get_data(as_text=True)
+    assert "Completed" in page and "Download" in page and "70%" not in page

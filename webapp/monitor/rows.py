@@ -99,10 +99,36 @@ def monitor_row(run: Run, group_name: str | None = None) -> MonitorRow:
 def row_html(run: Run, group_names: Mapping[int, str] | None = None, *, oob: bool = False,
              message: str | None = None) -> Markup:
     """The monitor row of a run (`message`: what an action just did, shown in the row)."""
-    row = monitor_row(run, (group_names or {}).get(run.id))
+    group_name = (group_names or {}).get(run.id)
     if message:
-        return _render(row, oob, message)
-    return _render_kept(row, oob)
+        return _render(monitor_row(run, group_name), oob, message)
+    key = _settled_key(run, group_name, oob)
+    if key is None:
+        return _render_kept(monitor_row(run, group_name), oob)
+    html = _SETTLED.get(key)
+    if html is None:
+        if len(_SETTLED) >= SETTLED_ROWS:
+            _SETTLED.clear()
+        html = _SETTLED[key] = _render_kept(monitor_row(run, group_name), oob)
+    return html
+
+
+SETTLED_ROWS = 8192
+_SETTLED: dict[tuple, Markup] = {}  # row HTML by the run values it is made of
+
+
+def _settled_key(run: Run, group_name: str | None, oob: bool) -> tuple | None:
+    """Every run value a row is made of, for the rows made of nothing else: not a queued run
+    (its place moves), a run being stopped (Kill comes with time) or a cancelled email run (its
+    campaign's state shows)."""
+    state = run.state
+    if state is RunState.QUEUED or (run.control == "stop" and state.is_running) or (
+            state is RunState.CANCELLED and run.job_type == "email_campaign"):
+        return None
+    return (run.id, run.number, run.job_name, run.job_type, state, run.progress_done,
+            run.progress_total, run.control, run.started_at, run.finished_at, run.scheduled_for,
+            run.has_result, run.step, group_name, _sees_owners() and run.owner.email,
+            current_app.config["TIMEZONE"], oob)
 
 
 def _render(row: MonitorRow, oob: bool, message: str | None) -> Markup:
