@@ -17,6 +17,7 @@ from webapp.engine.runs import (
     GROUP,
     RunActionError,
     dispatch,
+    job_busy,
     new_run,
     request_stop,
     retry_run,
@@ -111,21 +112,12 @@ def hand_over(step: Run) -> Run | None:
             or step.step >= (group_run.progress_total or 0) or group_run.job is None:
         return None
     job = _step_job(group_run.job, step.step + 1)
-    if job is None or _busy_elsewhere(job, step):
+    if job is None or job_busy(job.id, besides=step.id):
         return None
     group_run.progress_done = step.step
     next_step = _queue_step(group_run, step.step + 1, job)
     next_step.rq_job_id = queueing.new_run_job_id(next_step.id)  # this step's slot
     return next_step
-
-
-def _busy_elsewhere(job: Job, step: Run) -> bool:
-    """Another run of `job` than `step` holds it or was handed to a worker."""
-    return db.session.execute(
-        select(Run.id).where(Run.job_id == job.id, Run.id != step.id,
-                             Run.state.in_([s for s in RunState if s.holds_job])
-                             | ((Run.state == RunState.QUEUED) & Run.rq_job_id.is_not(None)))
-        .limit(1)).scalar() is not None
 
 
 def step_ended(step: Run) -> None:

@@ -15,6 +15,7 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
+from rq_scheduler import Scheduler
 
 RUN_FUNCTION = "webapp.engine.runner.execute_run"
 JOB_TIMEOUT = 7 * 24 * 3600  # runs stop themselves; RQ's timeout is only a last resort
@@ -67,26 +68,31 @@ def new_run_job_id(run_id: int) -> str:
 FireHook = Callable[[Mapping[int, str]], set[str]]
 
 
-def scheduler(fire: FireHook | None = None):
+class FiringScheduler(Scheduler):
     """rq-scheduler on the run queue. Each scheduled run has its own timed job (its execution);
     in the scheduler process `fire` decides, for all runs due together, which of those timed jobs
     go onto the queue: the others are skipped, missed, or wait for a free slot."""
-    from rq_scheduler import Scheduler
 
-    class FiringScheduler(Scheduler):
-        def enqueue_jobs(self):
-            jobs = list(self.get_jobs_to_queue())
-            timed = {job.args[0]: job.id for job in jobs if job.func_name == RUN_FUNCTION}
-            going = fire(timed) if fire and timed else set(timed.values())
-            for job in jobs:
-                if job.func_name != RUN_FUNCTION or job.id in going:
-                    self.enqueue_job(job)
-                else:  # the run was decided otherwise: its timed job is done with
-                    self.connection.zrem(self.scheduled_jobs_key, job.id)
-                    job.delete()
-            return jobs
+    def __init__(self, *args: Any, fire: FireHook | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fire = fire
 
-    return FiringScheduler(queue=run_queue(), connection=redis_connection())
+    def enqueue_jobs(self):
+        jobs = list(self.get_jobs_to_queue())
+        timed = {job.args[0]: job.id for job in jobs if job.func_name == RUN_FUNCTION}
+        going = self.fire(timed) if self.fire and timed else set(timed.values())
+        for job in jobs:
+            if job.func_name != RUN_FUNCTION or job.id in going:
+                self.enqueue_job(job)
+            else:  # the run was decided otherwise: its timed job is done with
+                self.connection.zrem(self.scheduled_jobs_key, job.id)
+                job.delete()
+        return jobs
+
+
+def scheduler(fire: FireHook | None = None) -> FiringScheduler:
+    """The run queue's rq-scheduler (with `fire`, the one the scheduler process loops on)."""
+    return FiringScheduler(queue=run_queue(), connection=redis_connection(), fire=fire)
 
 
 def schedule_run_job(run_id: int, when_utc: datetime) -> str:

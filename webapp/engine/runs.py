@@ -67,6 +67,13 @@ def _job_busy(run_table, job_id_column):
         | ((run_table.c.state == RunState.QUEUED.value) & run_table.c.rq_job_id.is_not(None)))
 
 
+def job_busy(job_id: int, *, besides: int) -> bool:
+    """Whether a run of the job other than run `besides` holds it or was handed to a worker."""
+    other = Run.__table__.alias("other")
+    return bool(db.session.execute(
+        select(_job_busy(other, job_id).where(other.c.id != besides))).scalar())
+
+
 def _lock_dispatching() -> None:
     """Dispatchers in other processes wait here (PostgreSQL); SQLite serialises writers and
     every claim below is one conditional UPDATE."""

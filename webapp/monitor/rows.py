@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
 from flask import current_app, request, url_for
 from flask_login import current_user
@@ -21,7 +20,7 @@ from webapp.web import campaign_of, localtime, queue_place, run_url, state_badge
 
 @dataclass(frozen=True)
 class MonitorRow:
-    """What the monitor shows for a run (plain values: two equal rows render the same HTML)."""
+    """What the monitor shows for a run, as plain values."""
 
     run_id: int
     number: int
@@ -100,16 +99,14 @@ def row_html(run: Run, group_names: Mapping[int, str] | None = None, *, oob: boo
              message: str | None = None) -> Markup:
     """The monitor row of a run (`message`: what an action just did, shown in the row)."""
     group_name = (group_names or {}).get(run.id)
-    if message:
-        return _render(monitor_row(run, group_name), oob, message)
-    key = _settled_key(run, group_name, oob)
+    key = None if message else _settled_key(run, group_name, oob)
     if key is None:
-        return _render_kept(monitor_row(run, group_name), oob)
+        return _render(monitor_row(run, group_name), oob, message)
     html = _SETTLED.get(key)
     if html is None:
         if len(_SETTLED) >= SETTLED_ROWS:
             _SETTLED.clear()
-        html = _SETTLED[key] = _render_kept(monitor_row(run, group_name), oob)
+        html = _SETTLED[key] = _render(monitor_row(run, group_name), oob, None)
     return html
 
 
@@ -134,8 +131,3 @@ def _settled_key(run: Run, group_name: str | None, oob: bool) -> tuple | None:
 def _render(row: MonitorRow, oob: bool, message: str | None) -> Markup:
     template = current_app.jinja_env.get_template("monitor/partials/_row.html")
     return Markup(template.render(r=row, oob=oob, message=message))
-
-
-@lru_cache(maxsize=4096)
-def _render_kept(row: MonitorRow, oob: bool) -> Markup:
-    return _render(row, oob, None)
