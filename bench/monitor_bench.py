@@ -2,9 +2,9 @@
 
 Fills an embedded-default (SQLite) database under a temporary var dir with --runs historical
 runs over --users users plus --running runs in progress, starts the real web server (gunicorn
-configured as `make run` does: one single-threaded worker per CPU), logs in as a super admin through the real login form, and has --clients
-concurrent clients (threads, each with its own keep-alive connection and session cookie) make
---requests requests each to every page measured:
+configured as `make run` does: one single-threaded worker per CPU), logs in as a super admin
+through the real login form, and has --clients concurrent clients (threads, each with its own
+keep-alive connection and session cookie) make --requests requests each to every page measured:
 
   monitor       GET /                                    the job monitor
   updates       GET /monitor/updates?ids=...&after=...   its HTMX refresh (HX-Request: true)

@@ -18,17 +18,15 @@ import time
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
-from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Dialog, Locator, Page, expect
 
 from tests.e2e.conftest import EMAIL_BATCH_SIZE, Account, Server, log_in
+from tests.e2e.pages import RUN_TIMEOUT, ZONE, main_nav, run_status
 
 pytestmark = pytest.mark.e2e
 
-RUN_TIMEOUT = 30_000  # ms: a run reaching a state on the real worker
-ZONE = ZoneInfo("America/New_York")  # the server's CONVEYOR_TIMEZONE (its default)
 FROM = "Park Friends <news@park.example>"
 SUBJECT = "Hello {{ first_name }}"
 TEXT_BODY = "Dear {{ first_name }},\nThank you for standing up for the park.\n"
@@ -50,16 +48,8 @@ BULK_DOMAIN = "bulk.example"
 # --------------------------------------------------------------------------- helpers
 
 
-def main_nav(page: Page) -> Locator:
-    return page.get_by_role("navigation", name="Main")
-
-
 def flash(page: Page, text: str) -> Locator:
     return page.get_by_role("status").filter(has_text=text)
-
-
-def run_status(page: Page) -> Locator:
-    return page.get_by_role("region", name="Run status")
 
 
 def expect_state(page: Page, state: str, timeout: int = RUN_TIMEOUT) -> None:

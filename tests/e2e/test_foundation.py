@@ -15,10 +15,17 @@ import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.e2e.conftest import Account, log_in
+from tests.e2e.pages import (
+    LARGE_ROWS,
+    RUN_TIMEOUT,
+    large_import_csv,
+    main_nav,
+    open_new_job,
+    run_status,
+)
 
 pytestmark = pytest.mark.e2e
 
-RUN_TIMEOUT = 30_000  # ms: a run finishing on the real worker
 MONITOR_HEADINGS = ["Type", "Job #", "Job Name", "Started", "Completed", "Progress", "Results",
                     "Stop"]
 LOCAL_TIME = re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{4} \d{1,2}:\d{2} [AP]M E[SD]T$")
@@ -26,10 +33,6 @@ EXPORT_HEADER = ["Email", "First name", "Last name", "Address", "City", "State",
                  "Opted in", "Donation total"]
 IMPORT_NAME = "Spring supporters"
 EXPORT_NAME = "Everyone for the newsletter"
-# Large imports: this product imports ~70,000 short rows a second on the real worker, so a
-# 30,000-row file is done in under a second. 400,000 one-column rows (about 4 MB, under the
-# 5 MB upload limit the server runs with) keep a run busy for a few seconds.
-LARGE_ROWS = 400_000
 
 
 # --------------------------------------------------------------------------- helpers
@@ -47,39 +50,6 @@ def small_import_csv() -> tuple[bytes, list[str]]:
             good.append(email)
     assert len(good) == 20 and len(lines) == 22
     return ("\n".join(lines) + "\n").encode(), good
-
-
-def _base36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    text = ""
-    while True:
-        number, rest = divmod(number, 36)
-        text = digits[rest] + text
-        if not number:
-            return text
-
-
-def large_import_csv(directory: Path, prefix: str, rows: int = LARGE_ROWS) -> Path:
-    """A one-column CSV of `rows` distinct, short, valid emails."""
-    path = directory / f"{prefix}-{rows}.csv"
-    with path.open("w", newline="") as out:
-        out.write("Email\n")
-        out.writelines(f"{prefix}{_base36(i)}@x.io\n" for i in range(rows))
-    assert path.stat().st_size < 5 * 1024 * 1024
-    return path
-
-
-def main_nav(page: Page) -> Locator:
-    return page.get_by_role("navigation", name="Main")
-
-
-def open_new_job(page: Page, kind: str) -> None:
-    """Jobs → New job → New import / New export."""
-    main_nav(page).get_by_role("link", name="Jobs", exact=True).click()
-    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
-    page.get_by_role("button", name="New job").click()
-    expect(page.get_by_role("heading", name="New job")).to_be_visible()
-    page.get_by_role("button", name=f"New {kind}").click()
 
 
 def upload_import(page: Page, name: str, csv_file) -> None:
@@ -107,10 +77,6 @@ def create_export(page: Page, name: str) -> int:
     expect(page.get_by_role("heading", name="New User Data Export")).to_be_visible()
     page.get_by_label("Job name").fill(name)
     return save_and_run(page, name)
-
-
-def run_status(page: Page) -> Locator:
-    return page.get_by_role("region", name="Run status")
 
 
 def expect_state(page: Page, state: str, timeout: int = RUN_TIMEOUT) -> None:

@@ -14,16 +14,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Account, Server, _create_user, log_in
+from tests.e2e.pages import RUN_TIMEOUT, ZONE, main_nav, open_new_job
 from tests.e2e.test_schedules import (
     PAST_SLOT,
     SLOT_LABELS,
-    ZONE,
     create_export_job,
     flash,
     local_text,
-    main_nav,
     now_local,
-    open_new_job,
     preview,
     preview_answer,
     settle_inside_a_slot,
@@ -103,8 +101,6 @@ def test_build_activate_and_run_a_group(context, chainer: Account):
 
 
 # ------------------------------------------------------------------ helpers for the tests below
-
-RUN_TIMEOUT = 30_000  # ms: a group run reaching a state on the real worker
 
 
 def build_group(page: Page, name: str, jobs: list[str]) -> None:

@@ -19,26 +19,20 @@ import re
 import time
 from datetime import datetime, timedelta
 from datetime import time as dtime
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
-from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import Account, Server, _create_user, log_in
+from tests.e2e.pages import LARGE_ROWS, ZONE, large_import_csv, main_nav, open_new_job
 
 pytestmark = pytest.mark.e2e
 
-ZONE = ZoneInfo("America/New_York")  # the server's CONVEYOR_TIMEZONE (its default)
-RUN_TIMEOUT = 30_000  # ms: a run reaching a state on the real worker
 PAST_SLOT = "The time selected occurs in the past"
 SLOT_LABELS = {0: "0–14", 1: "15–29", 2: "30–44", 3: "45–59"}
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 LOCAL_TIME = re.compile(r"^([A-Z][a-z]{2} \d{1,2}, \d{4} \d{1,2}:\d{2} [AP]M) (E[SD]T)$")
-# 400,000 one-column rows (about 4 MB, under the server's 5 MB upload limit) keep an import
-# busy for several seconds on the real worker (~70,000 rows a second).
-LARGE_ROWS = 400_000
 
 
 # --------------------------------------------------------------------------- helpers
@@ -48,10 +42,6 @@ LARGE_ROWS = 400_000
 def scheduler(server: Server) -> Account:
     """This module's own plain user: its monitor and jobs hold only what these tests made."""
     return _create_user(server, "sched@example.org", "sched-secret-password-3")
-
-
-def main_nav(page: Page) -> Locator:
-    return page.get_by_role("navigation", name="Main")
 
 
 def flash(page: Page, text: str | re.Pattern) -> Locator:
@@ -73,15 +63,6 @@ def parse_local(text: str) -> datetime:
     match = LOCAL_TIME.match(text.strip())
     assert match, f"not a local time: {text!r}"
     return datetime.strptime(match.group(1), "%b %d, %Y %I:%M %p")
-
-
-def open_new_job(page: Page, kind: str) -> None:
-    """Jobs → New job → New import / New export."""
-    main_nav(page).get_by_role("link", name="Jobs", exact=True).click()
-    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
-    page.get_by_role("button", name="New job").click()
-    expect(page.get_by_role("heading", name="New job")).to_be_visible()
-    page.get_by_role("button", name=f"New {kind}").click()
 
 
 def create_export_job(page: Page, name: str) -> None:
@@ -330,26 +311,6 @@ def test_the_preview_of_a_later_hourly_slot_lists_its_runs(page: Page, scheduler
 
 
 # ------------------------------------------------------------- Run now while a run is busy
-
-
-def _base36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    text = ""
-    while True:
-        number, rest = divmod(number, 36)
-        text = digits[rest] + text
-        if not number:
-            return text
-
-
-def large_import_csv(directory: Path, prefix: str, rows: int = LARGE_ROWS) -> Path:
-    """A one-column CSV of `rows` distinct, short, valid emails."""
-    path = directory / f"{prefix}-{rows}.csv"
-    with path.open("w", newline="") as out:
-        out.write("Email\n")
-        out.writelines(f"{prefix}{_base36(i)}@x.io\n" for i in range(rows))
-    assert path.stat().st_size < 5 * 1024 * 1024
-    return path
 
 
 def run_row(page: Page, name: str, number: int) -> Locator:
