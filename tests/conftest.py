@@ -167,6 +167,22 @@ def in_thread(app, action):
     return thread, errors
 
 
+def act_midway(app, run: Run, user: User, action, *, after: int) -> Run:
+    """Work the queue while another thread asks `action(run, user)` (Stop, Pause) once `run` has
+    done `after` records; return the run as it ended up."""
+    run_id, user_id = run.id, user.id
+
+    def act():
+        wait_for(lambda: db.session.get(Run, run_id).progress_done >= after)
+        action(db.session.get(Run, run_id), db.session.get(User, user_id))
+
+    thread, errors = in_thread(app, act)
+    work(app)
+    thread.join(30)
+    assert not errors
+    return fresh(run)
+
+
 def wait_for(predicate, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

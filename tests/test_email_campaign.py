@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import fresh, in_thread, wait_for, work
+from tests.conftest import act_midway, fresh, work
 from webapp.engine.firing import fire
 from webapp.engine.runs import (
     RunActionError,
@@ -30,7 +30,6 @@ from webapp.models import (
     SavedFilter,
     Supporter,
     Suppression,
-    User,
 )
 from webapp.models.base import utcnow
 
@@ -113,18 +112,8 @@ def test_pause_then_resume_sends_the_rest_exactly_once(app, users, smtp_sink):
     supporters(120)
     campaign = campaign_for(users["user"])
     run = launch(campaign, users["user"])
-    run_id, user_id = run.id, users["user"].id
     smtp_sink.delay = 0.005
-
-    def pause_when_under_way():
-        wait_for(lambda: db.session.get(Run, run_id).progress_done >= 20)
-        request_pause(db.session.get(Run, run_id), db.session.get(User, user_id))
-
-    thread, errors = in_thread(app, pause_when_under_way)
-    work(app)
-    thread.join(30)
-    assert not errors
-    run = fresh(run)
+    run = act_midway(app, run, users["user"], request_pause, after=20)
     assert run.state is RunState.PAUSED
     sent_while = len(smtp_sink.recipients())
     assert 20 <= sent_while < 120 and run.created == sent_while
@@ -160,18 +149,8 @@ def test_stop_on_a_processing_run_pauses_then_cancels_and_keeps_what_was_sent(
         app, users, smtp_sink):
     supporters(120)
     run = launch(campaign_for(users["user"]), users["user"])
-    run_id, user_id = run.id, users["user"].id
     smtp_sink.delay = 0.005
-
-    def stop_when_under_way():
-        wait_for(lambda: db.session.get(Run, run_id).progress_done >= 20)
-        request_stop(db.session.get(Run, run_id), db.session.get(User, user_id))
-
-    thread, errors = in_thread(app, stop_when_under_way)
-    work(app)
-    thread.join(30)
-    assert not errors
-    run = fresh(run)
+    run = act_midway(app, run, users["user"], request_stop, after=20)
     assert run.state is RunState.CANCELLED
     assert 20 <= run.created < 120 == run.progress_total
     assert len(smtp_sink.recipients()) == run.created

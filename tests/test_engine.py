@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from rq import Queue
 
-from tests.conftest import export_job, fresh, import_job, in_thread, wait_for, work
+from tests.conftest import act_midway, export_job, fresh, import_job, work
 from webapp.engine import queueing
 from webapp.engine.reconciler import reconcile
 from webapp.engine.retention import sweep_results
@@ -22,7 +22,7 @@ from webapp.engine.runs import (
 from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.jobtypes import user_data_import
-from webapp.models import Run, RunLogLine, Supporter, User
+from webapp.models import Run, RunLogLine, Supporter
 from webapp.models.base import utcnow
 
 
@@ -105,17 +105,7 @@ def test_stop_while_processing_stops_at_a_batch_boundary_and_keeps_what_was_done
         app, users, tmp_path):
     job = import_job(users["user"], people_csv(tmp_path / "p.csv", 3000), ["email", "first_name"])
     run = start_run(job, users["user"])
-    run_id, user_id = run.id, users["user"].id
-
-    def stop_when_under_way():
-        wait_for(lambda: db.session.get(Run, run_id).progress_done >= 30)
-        request_stop(db.session.get(Run, run_id), db.session.get(User, user_id))
-
-    thread, errors = in_thread(app, stop_when_under_way)
-    work(app)
-    thread.join(30)
-    assert not errors
-    run = fresh(run)
+    run = act_midway(app, run, users["user"], request_stop, after=30)
     assert run.state is RunState.CANCELLED
     assert 0 < run.created < 3000
     assert run.created % 3 == 0  # whole batches only

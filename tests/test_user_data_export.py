@@ -4,7 +4,7 @@ import csv
 import os
 from datetime import datetime
 
-from tests.conftest import export_job, fresh, work
+from tests.conftest import act_midway, export_job, fresh, work
 from webapp.engine.runs import start_run
 from webapp.engine.states import RunState
 from webapp.extensions import db
@@ -85,24 +85,12 @@ def test_export_form_validates_and_saves_a_job(client, auth, users):
 
 
 def test_stopped_export_leaves_no_partial_file(app, users):
-    from tests.conftest import in_thread, wait_for
     from webapp.engine.runs import request_stop
-    from webapp.models import Run, User
 
     db.session.execute(db.insert(Supporter), [{"email": f"p{i}@example.org"} for i in range(3000)])
     db.session.commit()
     job = export_job(users["user"])
     run = start_run(job, users["user"])
-    run_id, user_id = run.id, users["user"].id
-
-    def stop_when_under_way():
-        wait_for(lambda: db.session.get(Run, run_id).progress_done >= 30)
-        request_stop(db.session.get(Run, run_id), db.session.get(User, user_id))
-
-    thread, errors = in_thread(app, stop_when_under_way)
-    work(app)
-    thread.join(30)
-    assert not errors
-    run = fresh(run)
+    run = act_midway(app, run, users["user"], request_stop, after=30)
     assert run.state is RunState.CANCELLED and run.result_path is None
     assert os.listdir(app.config["RESULTS_DIR"]) == []
