@@ -200,12 +200,32 @@ def test_reimport_in_several_lookup_slices_counts_every_row_unchanged(
     assert {s.last_run_id for s in Supporter.query} == {again.id}
 
 
-def test_the_sqlite_page_cache_is_put_back_after_the_run(app, users, tmp_path):
-    def cache_size():
-        return db.session.connection().exec_driver_sql("PRAGMA cache_size").scalar()
+def test_the_sqlite_bulk_write_settings_are_put_back_after_the_run(app, users, tmp_path):
+    def pragmas():
+        connection = db.session.connection()
+        return [connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("cache_size", "wal_autocheckpoint")]
 
-    before = cache_size()
+    before = pragmas()
     db.session.commit()
     run, _ = run_import(app, users["user"], tmp_path, "email\nann@example.org\n", ["email"])
     assert run.created == 1
-    assert cache_size() == before
+    assert pragmas() == before
+
+
+def test_a_bad_value_in_a_batch_rejects_only_its_row(app, users, tmp_path):
+    app.config["IMPORT_BATCH_SIZE"] = 4
+    text = ("email,state,zip,phone,opted_in\n"
+            "a@example.org,ma,02134,(617) 555-0101,yes\n"
+            "b@example.org,MA,2134,(617) 555-0102,no\n"        # bad zip
+            "c@example.org,M,02134,(617) 555-0103,\n"          # bad state
+            "d@example.org,ny,,555-01,y\n"                     # bad phone
+            "e@example.org,NY,10001-1234,617.555.0105,sure\n"  # bad yes/no
+            "f@example.org,,10001,,N\n")
+    run, _ = run_import(app, users["user"], tmp_path, text,
+                        ["email", "state", "zip", "phone", "opted_in"])
+    assert (run.created, run.rejected) == (2, 4)
+    assert [r.line for r in RunRejection.query.order_by(RunRejection.line)] == [3, 4, 5, 6]
+    a, f = supporter("a@example.org"), supporter("f@example.org")
+    assert (a.state, a.zip, a.phone, a.opted_in) == ("MA", "02134", "(617) 555-0101", True)
+    assert (f.state, f.zip, f.phone, f.opted_in) == (None, "10001", None, False)

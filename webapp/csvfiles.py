@@ -7,6 +7,8 @@ import csv
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice, repeat
+from operator import attrgetter
 
 ENCODINGS = {"utf-8": "utf-8-sig", "latin-1": "latin-1"}  # utf-8-sig accepts a BOM or none
 DELIMITERS = (",", ";", "\t")
@@ -110,14 +112,41 @@ def open_text(path: str, encoding: str):
 
 def iter_records(path: str, encoding: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """Yield (first line number, values) per non-blank record, streaming the file."""
+    for batch in iter_record_batches(path, encoding, delimiter, 10_000):
+        yield from batch
+
+
+def iter_record_batches(path: str, encoding: str, delimiter: str, size: int, skip: int = 0
+                        ) -> Iterator[list[tuple[int, list[str]]]]:
+    """Yield the non-blank records after the first `skip` in lists of up to `size`, each as
+    (first line number, values), streaming the file. The records and the line number after
+    each come from C-level loops; only a batch holding a record over several lines numbers its
+    records one by one."""
     with open_text(path, encoding) as text:
         reader = csv.reader(text, delimiter=delimiter)
+        numbered = zip(reader, map(attrgetter("line_num"), repeat(reader)), strict=False)
         line_end = 0
-        for values in reader:
-            start, line_end = line_end + 1, reader.line_num
-            if not values or (len(values) == 1 and not values[0].strip()):
-                continue
-            yield start, values
+        while skip > 0 and (record := next(numbered, None)) is not None:
+            values, line_end = record
+            skip -= not _blank(values)
+        while chunk := list(islice(numbered, size)):
+            records = [values for values, _ in chunk]
+            if chunk[-1][1] - line_end == len(chunk):  # one line each
+                starts = range(line_end + 1, line_end + len(chunk) + 1)
+            else:
+                starts = [line_end + 1, *(end + 1 for _, end in chunk[:-1])]
+            batch = list(zip(starts, records, strict=True))
+            line_end = chunk[-1][1]
+            if min(map(len, records)) <= 1:
+                batch = [(line, values) for line, values in batch if not _blank(values)]
+            del chunk, records  # before the next chunk is read: its memory is reused
+            if batch:
+                yield batch
+                del batch
+
+
+def _blank(values: list[str]) -> bool:
+    return not values or (len(values) == 1 and not values[0].strip())
 
 
 def neutralise(cell: str) -> str:

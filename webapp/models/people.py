@@ -38,7 +38,11 @@ FIELDS_BY_NAME = {field.name: field for field in SUPPORTER_FIELDS}
 
 
 class Supporter(db.Model):
-    """One supporter; the email (stored lower-case) is unique."""
+    """One supporter; the email (stored lower-case) is unique.
+
+    Email is the only index besides the key: supporters are read in id order (exports,
+    campaign audiences) with opted_in / created_at as filters on the way, and each further
+    index would be written for every row an import creates."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(255), unique=True)
@@ -49,8 +53,8 @@ class Supporter(db.Model):
     state: Mapped[str | None] = mapped_column(String(2))
     zip: Mapped[str | None] = mapped_column(String(10))
     phone: Mapped[str | None] = mapped_column(String(40))
-    opted_in: Mapped[bool] = mapped_column(default=False, index=True)
+    opted_in: Mapped[bool] = mapped_column(default=False)
     donation_total: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     last_run_id: Mapped[int | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
