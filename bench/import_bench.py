@@ -3,7 +3,9 @@
 Generates --rows valid supporter rows as a CSV in a temporary directory, then:
 
   1. baseline  stdlib sqlite3: csv.reader over the same file, executemany into a fresh table
-               (same columns) in a fresh file, one transaction; its rows/s.
+               (same columns) in a fresh file, one transaction; its rows/s. Run --baseline-runs
+               times before, between and after the two imports; each import's ratio is to the
+               median of the baseline runs on either side of it (the machine's speed drifts).
      sql floor for reference (skip with --no-sql-floor): the same rows with no validation into
                the product's real supporter table (unique email, indexes), WAL, committed every
                IMPORT_BATCH_SIZE rows as the job does: the best ratio the job could reach.
@@ -214,7 +216,8 @@ def child(args: argparse.Namespace) -> int:
         result = {
             "run_id": run.id, "state": run.state.value, "error": run.error, "counts": run.counts,
             "progress_total": run.progress_total, "seconds": seconds, "cpu_seconds": cpu,
-            "run_seconds": own,
+            "run_seconds": own, "sys_seconds": usage1.ru_stime - usage0.ru_stime,
+            "page_faults": usage1.ru_minflt - usage0.ru_minflt,
             "peak_rss_kb": peak_kb, "rss_before_run_kb": rss_before,
         }
         db.session.remove()
@@ -273,15 +276,24 @@ def main() -> int:
         print(f"generated {args.rows:,} rows ({os.path.getsize(csv_path) / 1e6:.0f} MB) "
               f"in {time.perf_counter() - t0:.1f}s", flush=True)
 
-        # the median of a few baseline runs: the box may be shared, one run can be unlucky
-        bases = sorted((baseline(csv_path, os.path.join(tmp, "baseline.db"))
-                        for _ in range(max(1, args.baseline_runs))), key=lambda b: b["rows_per_s"])
-        base = bases[len(bases) // 2]
-        if base["rows"] != args.rows:
-            raise SystemExit(f"baseline inserted {base['rows']:,} rows, expected {args.rows:,}")
-        print(f"baseline  {base['rows_per_s']:>10,.0f} rows/s  ({base['seconds']:.1f}s, "
-              f"cpu {base['cpu_seconds']:.1f}s; median of "
-              f"{', '.join(format(b['rows_per_s'], ',.0f') for b in bases)})", flush=True)
+        # baseline runs before, between and after the two imports: the box may be shared and
+        # its speed drifts over minutes, so each import is set against the median of the
+        # baseline runs on either side of it
+        def baselines() -> list[dict]:
+            runs = [baseline(csv_path, os.path.join(tmp, "baseline.db"))
+                    for _ in range(max(1, args.baseline_runs))]
+            for run in runs:
+                if run["rows"] != args.rows:
+                    raise SystemExit(f"baseline inserted {run['rows']:,} rows, expected {args.rows:,}")
+            print(f"baseline  {', '.join(format(b['rows_per_s'], ',.0f') for b in runs)} rows/s",
+                  flush=True)
+            return runs
+
+        def median(runs: list[dict]) -> dict:
+            return sorted(runs, key=lambda b: b["rows_per_s"])[len(runs) // 2]
+
+        before = baselines()
+        base = median(before)
 
         var_dir = os.path.join(tmp, "var")
         floor = None
@@ -301,8 +313,12 @@ def main() -> int:
             os.makedirs(args.profile, exist_ok=True)
         first = run_child(csv_path, args.rows, var_dir, args.batch_size, prof("first"))
         check(first, args.rows, "created")
+        between = baselines()
         again = run_child(csv_path, args.rows, var_dir, args.batch_size, prof("reimport"))
         check(again, args.rows, "unchanged")
+        after = baselines()
+        base = median(before + between + after)
+        near = {"import": median(before + between), "reimport": median(between + after)}
 
         result = {"rows": args.rows, "loadavg_1m_at_start": load_at_start,
                   "baseline_rows_per_s": round(base["rows_per_s"]),
@@ -313,18 +329,20 @@ def main() -> int:
                            "sql_floor_ratio": round(floor["rows_per_s"] / base["rows_per_s"], 3)})
         for name, run in (("import", first), ("reimport", again)):
             rate = args.rows / run["seconds"]
-            ratio = rate / base["rows_per_s"]
+            ratio = rate / near[name]["rows_per_s"]
             rss = run["peak_rss_kb"] / 1024
             print(f"{name:<9} {rate:>10,.0f} rows/s  ({run['seconds']:.1f}s, "
-                  f"cpu {run['cpu_seconds']:.1f}s)  ratio {ratio:.3f}  peak RSS {rss:.0f} MB",
+                  f"cpu {run['cpu_seconds']:.1f}s, sys {run['sys_seconds']:.1f}s)  ratio {ratio:.3f} (to the baseline runs "
+                  f"around it: {near[name]['rows_per_s']:,.0f} rows/s)  peak RSS {rss:.0f} MB",
                   flush=True)
             result.update({
+                f"{name}_baseline_rows_per_s": round(near[name]["rows_per_s"]),
                 f"{name}_rows_per_s": round(rate),
                 f"{name}_seconds": round(run["seconds"], 2),
                 f"{name}_cpu_seconds": round(run["cpu_seconds"], 2),
                 f"{name}_ratio": round(ratio, 3),
                 # the same ratio in CPU seconds: steadier when the machine is shared
-                f"{name}_cpu_ratio": round(base["cpu_seconds"] / run["cpu_seconds"], 3),
+                f"{name}_cpu_ratio": round(near[name]["cpu_seconds"] / run["cpu_seconds"], 3),
                 f"{name}_peak_rss_mb": round(rss, 1),
                 f"{name}_rss_before_run_mb": round(run["rss_before_run_kb"] / 1024, 1),
                 f"{name}_meets_target": ratio >= TARGET_RATIO and rss < TARGET_RSS_MB,

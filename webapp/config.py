@@ -45,7 +45,7 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
         "SMTP_URL": env.get("CONVEYOR_SMTP_URL") or None,
         "BASE_URL": env.get("CONVEYOR_BASE_URL", "http://127.0.0.1:5000"),
         "QUEUE_NAME": env.get("CONVEYOR_QUEUE", "conveyor"),
-        "IMPORT_BATCH_SIZE": int(env.get("CONVEYOR_IMPORT_BATCH_SIZE", "10000")),
+        "IMPORT_BATCH_SIZE": int(env.get("CONVEYOR_IMPORT_BATCH_SIZE", "20000")),
         "EXPORT_BATCH_SIZE": int(env.get("CONVEYOR_EXPORT_BATCH_SIZE", "5000")),
         "CONCURRENCY": max(1, int(env.get("CONVEYOR_CONCURRENCY", "1"))),
         "KILL_AFTER_SECONDS": int(env.get("CONVEYOR_KILL_AFTER_SECONDS", "30")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice, repeat
 from operator import attrgetter
@@ -116,12 +116,25 @@ def iter_records(path: str, encoding: str, delimiter: str) -> Iterator[tuple[int
         yield from batch
 
 
+@dataclass
+class RecordBatch:
+    """Records read together, each with the number of the line it starts on."""
+
+    lines: Sequence[int]
+    records: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        return zip(self.lines, self.records, strict=True)
+
+
 def iter_record_batches(path: str, encoding: str, delimiter: str, size: int, skip: int = 0
-                        ) -> Iterator[list[tuple[int, list[str]]]]:
-    """Yield the non-blank records after the first `skip` in lists of up to `size`, each as
-    (first line number, values), streaming the file. The records and the line number after
-    each come from C-level loops; only a batch holding a record over several lines numbers its
-    records one by one."""
+                        ) -> Iterator[RecordBatch]:
+    """Yield the non-blank records after the first `skip` in batches of up to `size`, streaming
+    the file. The records and the line number after each come from C-level loops; only a batch
+    holding a record over several lines numbers its records one by one."""
     with open_text(path, encoding) as text:
         reader = csv.reader(text, delimiter=delimiter)
         numbered = zip(reader, map(attrgetter("line_num"), repeat(reader)), strict=False)
@@ -130,17 +143,16 @@ def iter_record_batches(path: str, encoding: str, delimiter: str, size: int, ski
             values, line_end = record
             skip -= not _blank(values)
         while chunk := list(islice(numbered, size)):
-            records = [values for values, _ in chunk]
-            if chunk[-1][1] - line_end == len(chunk):  # one line each
-                starts = range(line_end + 1, line_end + len(chunk) + 1)
-            else:
-                starts = [line_end + 1, *(end + 1 for _, end in chunk[:-1])]
-            batch = list(zip(starts, records, strict=True))
+            batch = RecordBatch(range(line_end + 1, line_end + len(chunk) + 1),
+                                [values for values, _ in chunk])
+            if chunk[-1][1] - line_end != len(chunk):  # some record is over several lines
+                batch.lines = [line_end + 1, *(end + 1 for _, end in chunk[:-1])]
             line_end = chunk[-1][1]
-            if min(map(len, records)) <= 1:
-                batch = [(line, values) for line, values in batch if not _blank(values)]
-            del chunk, records  # before the next chunk is read: its memory is reused
-            if batch:
+            del chunk  # before the next chunk is read: its memory is reused
+            if min(map(len, batch.records)) <= 1 and any(map(_blank, batch.records)):
+                kept = [(line, values) for line, values in batch if not _blank(values)]
+                batch = RecordBatch([line for line, _ in kept], [values for _, values in kept])
+            if batch.records:
                 yield batch
                 del batch
 

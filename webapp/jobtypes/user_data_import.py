@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -14,7 +15,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
-from webapp.csvfiles import DELIMITER_NAMES, iter_record_batches, iter_records
+from webapp.csvfiles import DELIMITER_NAMES, RecordBatch, iter_record_batches, iter_records
 from webapp.extensions import db
 from webapp.formutil import choices
 from webapp.jobtypes import fields
@@ -39,6 +40,7 @@ DUPLICATE_LOG_LIMIT = 100
 LOOKUP_SLICE = 10_000  # bound values per IN (...) query: SQLite allows at most 32,766
 PAGE_CACHE_KIB = 8 * 1024  # on SQLite: the default 2 MB misses too much of a large email index;
 # measured at 1M rows, 8 MB beats both 2 MB and 24 MB (a larger cache also makes the peak RSS grow)
+READ_SIZE = 5_000  # records validated and written at a time
 CHECKPOINT_PAGES = 10_000  # on SQLite: a WAL of up to ~40 MB between checkpoints while importing
 HEADER_ALIASES = {
     "e-mail": "email", "email address": "email", "first": "first_name", "firstname": "first_name",
@@ -185,14 +187,24 @@ class _Importer:
         done = ctx.checkpoint.get("records", 0)
         if done:
             ctx.log(f"Resuming after record {done:,}: the records before it were already imported.")
+        # a batch (what one commit holds) is written in slices of at most READ_SIZE records:
+        # the fewer commits the less of the email index each rewrites, the smaller the slices
+        # the less memory, and the faster Python walks them
+        slices = -(-self.batch_size // READ_SIZE)
         batches = iter_record_batches(self.params["path"], self.params["encoding"],
-                                      self.params["delimiter"], self.batch_size,
+                                      self.params["delimiter"], -(-self.batch_size // slices),
                                       skip=1 + done)  # the header, then what was imported before
+        counts = Counter()
         with sqlite_bulk_writes(PAGE_CACHE_KIB, CHECKPOINT_PAGES), rare_collections():
             for batch in batches:
                 done += len(batch)
-                self.write_batch(batch, done)
+                counts.update(self.write_slice(batch))
                 del batch  # before the next one is read: the records' memory is reused
+                if counts["checked"] >= self.batch_size:
+                    ctx.commit_batch(done=done, checkpoint={"records": done}, **counts)
+                    counts.clear()
+            if counts:
+                ctx.commit_batch(done=done, checkpoint={"records": done}, **counts)
 
     def parse(self, values: list[str]) -> tuple[str, list[Any]]:
         """Validate one record into (email, values per mapped field; None = leave as stored)."""
@@ -209,14 +221,14 @@ class _Importer:
             parsed.append(convert(name, raw) if raw else None)
         return fields._email("email", email), parsed
 
-    def parse_batch(self, batch: list[tuple[int, list[str]]]) -> Parsed:
+    def parse_batch(self, batch: RecordBatch) -> Parsed:
         """parse() for a whole batch. Columns are converted whole (see
         fields.column_converter_for); a batch with an invalid record, or a record with another
         number of fields than the header, goes through parse() record by record instead (which
         also words the reasons)."""
-        if any(len(values) != self.width for _, values in batch):
+        if set(map(len, batch.records)) != {self.width}:
             return self.parse_each(batch)
-        columns = list(zip(*(values for _, values in batch), strict=True))
+        columns = list(zip(*batch.records, strict=True))
         invalid = False
 
         def column(index: int, convert_all: Callable, convert: Callable) -> list[Any]:
@@ -238,9 +250,9 @@ class _Importer:
             converted.append(column(index, partial(convert_all, name), partial(convert, name)))
             if invalid:
                 return self.parse_each(batch)
-        return Parsed([line for line, _ in batch], emails, converted, [])
+        return Parsed(list(batch.lines), emails, converted, [])
 
-    def parse_each(self, batch: list[tuple[int, list[str]]]) -> Parsed:
+    def parse_each(self, batch: RecordBatch) -> Parsed:
         """parse() record by record, as parse_batch returns it."""
         lines, emails, rows, invalid = [], [], [], []
         for line, values in batch:
@@ -256,17 +268,15 @@ class _Importer:
             [] for _ in self.columns]
         return Parsed(lines, emails, columns, invalid)
 
-    def write_batch(self, batch: list[tuple[int, list[str]]], done: int) -> None:
-        """Validate, upsert and commit one batch with its counts and checkpoint."""
-        ctx = self.ctx
+    def write_slice(self, batch: RecordBatch) -> dict[str, int]:
+        """Validate and upsert records (in the open transaction); return their counts."""
         parsed = self.parse_batch(batch)
         for line, problem in parsed.invalid:
-            ctx.reject(line, f"line {line}: {problem}")
+            self.ctx.reject(line, f"line {line}: {problem}")
         skipped = self.drop_repeated_emails(parsed)
         created, updated, unchanged = self.upsert(parsed)
-        ctx.commit_batch(done=done, checkpoint={"records": done}, checked=len(batch),
-                         created=created, updated=updated, unchanged=unchanged,
-                         skipped=skipped, rejected=len(parsed.invalid))
+        return {"checked": len(batch), "created": created, "updated": updated,
+                "unchanged": unchanged, "skipped": skipped, "rejected": len(parsed.invalid)}
 
     def drop_repeated_emails(self, parsed: Parsed) -> int:
         """Keep the last record of each email in the batch; log and count the others."""
