@@ -332,8 +332,9 @@ def main() -> int:
             ratio = rate / near[name]["rows_per_s"]
             rss = run["peak_rss_kb"] / 1024
             print(f"{name:<9} {rate:>10,.0f} rows/s  ({run['seconds']:.1f}s, "
-                  f"cpu {run['cpu_seconds']:.1f}s, sys {run['sys_seconds']:.1f}s)  ratio {ratio:.3f} (to the baseline runs "
-                  f"around it: {near[name]['rows_per_s']:,.0f} rows/s)  peak RSS {rss:.0f} MB",
+                  f"cpu {run['cpu_seconds']:.1f}s, sys {run['sys_seconds']:.1f}s)  "
+                  f"ratio {ratio:.3f} (to the baseline runs around it: "
+                  f"{near[name]['rows_per_s']:,.0f} rows/s)  peak RSS {rss:.0f} MB",
                   flush=True)
             result.update({
                 f"{name}_baseline_rows_per_s": round(near[name]["rows_per_s"]),

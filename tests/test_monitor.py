@@ -159,3 +159,33 @@ def test_a_kept_row_changes_as_soon_as_its_run_does(client, auth, users, running
     db.session.commit()
     page = client.get("/").get_data(as_text=True)
     assert "Completed" in page and "Download" in page and "70%" not in page
+
+
+def test_a_kept_history_row_changes_as_soon_as_its_run_does(client, auth, users, running):
+    def row():
+        page = client.get("/history").get_data(as_text=True)
+        return page.split("<tbody>")[1].split("</tbody>")[0]
+
+    auth.login("user@example.org")
+    assert "Processing" in row() and "Download" not in row()
+    running.state, running.finished_at = RunState.COMPLETED, utcnow()
+    running.result_path = "/tmp/result.csv"
+    db.session.commit()
+    assert "Completed" in row() and "Download" in row()
+    running.downloaded_at = utcnow()
+    db.session.commit()
+    assert "downloaded " in row()
+    running.result_deleted_at = utcnow()
+    db.session.commit()
+    assert "Download<" not in row() and "File deleted" in row()
+
+
+def test_super_admins_see_each_runs_owner_in_monitor_and_history(client, auth, users, running):
+    auth.login("super@example.org")
+    for page in ("/", "/history"):
+        html = client.get(page).get_data(as_text=True)
+        assert "User" in headings(html)
+        assert "<td>user@example.org</td>" in html
+    auth.logout()
+    auth.login("user@example.org")
+    assert "<td>user@example.org</td>" not in client.get("/history").get_data(as_text=True)

@@ -129,9 +129,9 @@ def register_web_helpers(app: Flask) -> None:
         state_badge=state_badge, _state_badge=state_badge,
     )
 
-    from webapp.monitor.rows import row_html
+    from webapp.monitor.rows import history_row_html, row_html
 
-    app.jinja_env.globals["row_html"] = row_html
+    app.jinja_env.globals.update(row_html=row_html, history_row_html=history_row_html)
 
     @app.context_processor
     def _account() -> dict[str, Any]:

@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from webapp.engine.states import RunState
 from webapp.extensions import db
-from webapp.groups.queries import group_names_for
 from webapp.jobtypes import REGISTRY
 from webapp.models.users import User
 from webapp.monitor.queries import (
@@ -18,6 +17,7 @@ from webapp.monitor.queries import (
     monitor_page,
     new_monitor_runs,
     paused_schedules,
+    row_names,
     runs_by_id,
 )
 
@@ -38,7 +38,7 @@ def index():
     runs, total = monitor_page(current_user, page, per_page)
     return render_template(
         "monitor/index.html", runs=runs, total=total, page=page, per_page=per_page,
-        paused=paused_schedules(current_user), group_names=group_names_for(runs),
+        paused=paused_schedules(current_user), names=row_names(current_user, runs),
         poll_ids=[r.id for r in runs if r.state in POLLED],
         after=max((r.id for r in runs), default=0),
     )
@@ -56,7 +56,7 @@ def updates():
     still += [r.id for r in fresh if r.state in POLLED and r.id not in still]
     return render_template(
         "monitor/partials/_updates.html", changed=changed, fresh=fresh, poll_ids=still,
-        group_names=group_names_for([*changed, *fresh]),
+        names=row_names(current_user, [*changed, *fresh]),
         after=max([after, *(r.id for r in fresh)]),
     )
 
@@ -75,9 +75,9 @@ def history():
         current_user, filters, before=_int_arg("before"), after=_int_arg("after"),
         per_page=current_app.config["PAGE_SIZE"],
     )
-    users = (db.session.execute(select(User).order_by(User.email)).scalars().all()
+    users = (db.session.execute(select(User.id, User.email).order_by(User.email)).all()
              if current_user.is_super_admin else [])
     return render_template(
         "monitor/history.html", runs=runs, filters=filters, has_newer=has_newer,
-        has_older=has_older, users=users, owner_emails={u.id: u.email for u in users},
+        has_older=has_older, users=users, owner_emails=dict(users),
     )

@@ -1,11 +1,12 @@
-"""One monitor row: its values worked out in Python, then its HTML. A page has up to 50 rows and
-is refreshed every 2 s by every open monitor, and a row's HTML depends on nothing but those
-values, so the HTML of recent rows is kept and served again while the values stay the same."""
+"""One monitor (or History) row: its values worked out in Python, then its HTML. A page has up to
+50 rows, a monitor is refreshed every 2 s by every open monitor, and a row's HTML depends on
+nothing but those values, so the HTML of recent rows is kept and served again while the values
+stay the same."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from flask import current_app, request, url_for
 from flask_login import current_user
@@ -43,6 +44,14 @@ class MonitorRow:
     edit_campaign_url: str | None
 
 
+@dataclass(frozen=True)
+class RowNames:
+    """Names the rows of a page show beside their runs, each looked up once for the page."""
+
+    groups: dict[int, str] = field(default_factory=dict)  # group name by step run id
+    owners: dict[int, str] = field(default_factory=dict)  # owner email by user id (super admins)
+
+
 def _sees_owners() -> bool:
     """Whether the viewer sees the User column (asked once per request, not once per row)."""
     environ = request.environ
@@ -51,8 +60,9 @@ def _sees_owners() -> bool:
     return environ["conveyor.sees_owners"]
 
 
-def monitor_row(run: Run, group_name: str | None = None) -> MonitorRow:
-    """The values of one monitor row."""
+def monitor_row(run: Run, group_name: str | None = None, owner_email: str | None = None
+                ) -> MonitorRow:
+    """The values of one monitor row (owner_email: for the User column of super admins)."""
     state = run.state
     progress, note = "state", ""
     if state.is_running:
@@ -83,7 +93,7 @@ def monitor_row(run: Run, group_name: str | None = None) -> MonitorRow:
     campaign = campaign_of(run)
     return MonitorRow(
         run_id=run.id, number=run.number, job_name=run.job_name, state=state.value,
-        owner_email=run.owner.email if _sees_owners() else None,
+        owner_email=owner_email if _sees_owners() else None,
         group_line=f"step {run.step} in group “{group_name}”" if group_name else None,
         type=type_label(run.job_type), started=localtime(run.started_at),
         completed=localtime(run.finished_at), detail_url=run_url("runs.detail", run.id),
@@ -95,18 +105,33 @@ def monitor_row(run: Run, group_name: str | None = None) -> MonitorRow:
     )
 
 
-def row_html(run: Run, group_names: Mapping[int, str] | None = None, *, oob: bool = False,
+def row_html(run: Run, names: RowNames, *, oob: bool = False,
              message: str | None = None) -> Markup:
     """The monitor row of a run (`message`: what an action just did, shown in the row)."""
-    group_name = (group_names or {}).get(run.id)
-    key = None if message else _settled_key(run, group_name, oob)
+    group_name = names.groups.get(run.id)
+    owner_email = names.owners.get(run.owner_id) if _sees_owners() else None
+    key = None if message else _settled_key(run, group_name, owner_email, oob)
     if key is None:
-        return _render(monitor_row(run, group_name), oob, message)
+        return _render(monitor_row(run, group_name, owner_email), oob, message)
+    return _kept(key, lambda: _render(monitor_row(run, group_name, owner_email), oob, None))
+
+
+def history_row_html(run: Run, owner_email: str | None) -> Markup:
+    """The History row of a run (owner_email: for the User column of super admins, else None)."""
+    key = ("history", run.id, run.job_type, run.job_name, run.number, owner_email, run.state,
+           run.started_at, run.finished_at, run.has_result, run.downloaded_at,
+           run.result_deleted_at, current_app.config["TIMEZONE"])
+    return _kept(key, lambda: Markup(current_app.jinja_env.get_template(
+        "monitor/partials/_history_row.html").render(run=run, owner_email=owner_email)))
+
+
+def _kept(key: tuple, render: Callable[[], Markup]) -> Markup:
+    """The row HTML kept for `key`, rendered now if it is not."""
     html = _SETTLED.get(key)
     if html is None:
         if len(_SETTLED) >= SETTLED_ROWS:
             _SETTLED.clear()
-        html = _SETTLED[key] = _render(monitor_row(run, group_name), oob, None)
+        html = _SETTLED[key] = render()
     return html
 
 
@@ -114,7 +139,8 @@ SETTLED_ROWS = 8192
 _SETTLED: dict[tuple, Markup] = {}  # row HTML by the run values it is made of
 
 
-def _settled_key(run: Run, group_name: str | None, oob: bool) -> tuple | None:
+def _settled_key(run: Run, group_name: str | None, owner_email: str | None, oob: bool
+                 ) -> tuple | None:
     """Every run value a row is made of, for the rows made of nothing else: not a queued run
     (its place moves), a run being stopped (Kill comes with time) or a cancelled email run (its
     campaign's state shows)."""
@@ -124,7 +150,7 @@ def _settled_key(run: Run, group_name: str | None, oob: bool) -> tuple | None:
         return None
     return (run.id, run.number, run.job_name, run.job_type, state, run.progress_done,
             run.progress_total, run.control, run.started_at, run.finished_at, run.scheduled_for,
-            run.has_result, run.step, group_name, _sees_owners() and run.owner.email,
+            run.has_result, run.step, group_name, owner_email,
             current_app.config["TIMEZONE"], oob)
 
 

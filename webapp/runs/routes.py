@@ -24,12 +24,12 @@ from webapp.engine import chains
 from webapp.engine import runs as engine
 from webapp.engine.states import RunState
 from webapp.extensions import db
-from webapp.groups.queries import GROUP, group_names_for, step_names, timeline
+from webapp.groups.queries import GROUP, step_names, timeline
 from webapp.mailing.stats import contact_stats
 from webapp.models.audit import AuditEntry
 from webapp.models.campaigns import Campaign
 from webapp.models.runs import RunLogLine, RunRejection
-from webapp.monitor.queries import POLLED
+from webapp.monitor.queries import POLLED, row_names
 from webapp.monitor.rows import row_html
 from webapp.permissions import run_or_404
 from webapp.timefmt import format_local
@@ -138,7 +138,7 @@ def result(run_id: int):
 def _after_action(run, message: str, category: str = "info"):
     """Re-render the monitor row for htmx, else go back to the run page with a message."""
     if is_htmx() and request.args.get("from") == "monitor":
-        return row_html(run, group_names_for([run]), message=message)
+        return row_html(run, row_names(current_user, [run]), message=message)
     flash(message, category)
     return redirect(request.form.get("next") or url_for("runs.detail", run_id=run.id))
 
