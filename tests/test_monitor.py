@@ -140,6 +140,9 @@ def test_history_filters_and_keyset_pages(app, client, auth, users):
     older = re.search(r'href="([^"]*before=\d+[^"]*)">Older', first).group(1)
     second = client.get(older.replace("&amp;", "&")).get_data(as_text=True)
     assert "run #7<" in second and "run #12<" not in second and "← Newer</a>" in second
+    newer = re.search(r'href="([^"]*after=\d+[^"]*)">← Newer', second).group(1)
+    back = client.get(newer.replace("&amp;", "&")).get_data(as_text=True)
+    assert back.count("run #") == 5 and "run #12<" in back and "run #8<" in back
     failed = client.get("/history?state=failed").get_data(as_text=True)
     assert failed.count("run #") == 3
     assert client.get("/history?type=user_data_import").get_data(as_text=True).count(
@@ -189,3 +192,18 @@ def test_super_admins_see_each_runs_owner_in_monitor_and_history(client, auth, u
     auth.logout()
     auth.login("user@example.org")
     assert "<td>user@example.org</td>" not in client.get("/history").get_data(as_text=True)
+
+
+def test_super_admins_filter_history_by_user(app, client, auth, users):
+    for owner in ("user", "other"):
+        start_run(export_job(users[owner], name=f"Export of {owner}"), users[owner])
+    work(app)
+    auth.login("super@example.org")
+    page = client.get(f"/history?user={users['other'].id}").get_data(as_text=True)
+    assert "Export of other" in page and "Export of user" not in page
+    page = client.get(f"/history?user={users['other'].id}&state=completed&type=user_data_export")
+    assert "Export of other" in page.get_data(as_text=True)
+    auth.logout()
+    auth.login("user@example.org")  # the user filter is for super admins only
+    page = client.get(f"/history?user={users['other'].id}").get_data(as_text=True)
+    assert "Export of user" in page and "Export of other" not in page

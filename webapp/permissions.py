@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import abort
 from flask_login import current_user, login_required
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 
 from webapp.extensions import db
 from webapp.models.jobs import Job
@@ -20,6 +20,18 @@ def visible_runs(user: User, query: Select | None = None) -> Select:
     """Runs the user may see: their own, or every user's for a super admin."""
     query = query if query is not None else select(Run)
     return query if user.is_super_admin else query.where(Run.owner_id == user.id)
+
+
+def visible_runs_of_viewer(sees_all: bool) -> Select:
+    """visible_runs() for a statement built once and run for many viewers: unless `sees_all`
+    (a super admin), the runs of the user given as the `viewer_id` parameter (viewer())."""
+    query = select(Run)
+    return query if sees_all else query.where(Run.owner_id == bindparam("viewer_id"))
+
+
+def viewer(user: User) -> dict[str, Any]:
+    """The parameters of a statement built on visible_runs_of_viewer, for `user`."""
+    return {"viewer_id": user.id}
 
 
 def can_see(user: User, owned: Run | Job) -> bool:
