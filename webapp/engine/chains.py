@@ -92,7 +92,7 @@ def _start_step(group_run: Run, number: int) -> None:
 
 
 def _queue_step(group_run: Run, number: int, job: Job) -> Run:
-    step = new_run(job, group_run.started_by, RunState.QUEUED, trigger="group",
+    step = new_run(job, group_run.started_by_id, RunState.QUEUED, trigger="group",
                    parent_run_id=group_run.id, step=number)
     log(step, f"Run #{step.number} requested by group “{group_run.job_name}” run "
               f"#{group_run.number} (step {number} of {group_run.progress_total}).")

@@ -34,10 +34,10 @@ def wants_notification(run: Run, reason: str) -> bool:
     return job.notify_on == "failure" and run.state is RunState.FAILED
 
 
-def after_run_ended(run: Run, reason: str = "ended") -> None:
-    """Continue the chain of a group step; queue the notification follow-up when the job wants
-    one (never raises)."""
-    if run.parent_run_id and reason == "ended":
+def after_run_ended(run: Run, reason: str = "ended", *, chain_continued: bool = False) -> None:
+    """Continue the chain of a group step (unless the step already handed over to the next:
+    chain_continued); queue the notification follow-up when the job wants one (never raises)."""
+    if run.parent_run_id and reason == "ended" and not chain_continued:
         from webapp.engine.chains import step_ended  # chains builds on the run engine
 
         try:

@@ -7,21 +7,23 @@ import threading
 import traceback
 
 from flask import current_app
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import configure_mappers
 
 from webapp.engine import queueing
-from webapp.engine.chains import hand_over
+from webapp.engine.chains import GROUP, hand_over
 from webapp.engine.context import RunContext, RunPaused, RunStopped
 from webapp.engine.followups import after_run_ended
-from webapp.engine.runs import dispatch, enqueue_or_release
+from webapp.engine.runs import dispatch, enqueue_or_release, new_run
 from webapp.engine.states import RunState
-from webapp.engine.transitions import move
+from webapp.engine.transitions import log, move
 from webapp.extensions import db
 from webapp.jobtypes import JobType, get_job_type
+from webapp.jobtypes.job_group import GroupDefinition
 from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
+from webapp.models.users import User
 
 _engine_pid: int | None = None
 
@@ -40,8 +42,40 @@ def warm_up() -> None:
     configure_mappers()
     db.session.get(Run, 0)
     db.session.get(Job, 0)
+    _rehearse_a_hand_over()
     dispatch()  # also hands out any run that waited for a worker
     db.session.remove()
+
+
+def _rehearse_a_hand_over() -> None:
+    """Go once through a group step's end and the creation of the next step's run, in a
+    transaction that is rolled back. SQLAlchemy compiles a statement the first time a process
+    runs it: done here, before the worker forks, every work horse inherits these compiled
+    instead of compiling them again between two steps of a chain."""
+    owner = db.session.execute(select(User).limit(1)).scalar()
+    if owner is None:
+        return
+    try:
+        steps = [Job(owner_id=owner.id, job_type="user_data_export", name="warm-up")
+                 for _ in range(2)]
+        group = Job(owner_id=owner.id, job_type=GROUP, name="warm-up")
+        db.session.add_all([*steps, group])
+        db.session.flush()
+        GroupDefinition(steps=[job.id for job in steps]).save_to(group)
+        group_run = new_run(group, owner, RunState.PROCESSING, trigger="group",
+                            progress_total=len(steps))
+        step = new_run(steps[0], owner, RunState.PROCESSING, trigger="group",
+                       parent_run_id=group_run.id, step=1, result_path="warm-up")
+        step_id = step.id
+        db.session.expunge_all()  # what follows reads the rows as a work horse does
+        step = db.session.get(Run, step_id)
+        move(step, RunState.COMPLETED)
+        step.progress_done = step.progress_total or step.progress_done
+        log(step, "warm-up")
+        hand_over(step)
+        db.session.flush()
+    finally:
+        db.session.rollback()
 
 
 class Heartbeat(threading.Thread):
@@ -65,6 +99,7 @@ class Heartbeat(threading.Thread):
 
 def execute_run(run_id: int) -> str:
     """Execute run `run_id` through its job type; the Run row records everything."""
+    entered = utcnow()  # the run starts now, if it is still this job's to run
     _fresh_connections_after_fork()
     run = db.session.get(Run, run_id)
     if run is None or run.state is not RunState.QUEUED:
@@ -72,7 +107,7 @@ def execute_run(run_id: int) -> str:
     if run.rq_job_id != (queueing.current_job_id() or run.rq_job_id):
         return "not this run's job"  # a stale job: the run was handed out under another id
     job_type = get_job_type(run.job_type)
-    move(run, RunState.PROCESSING if run.request_id else RunState.INITIALIZING)
+    move(run, RunState.PROCESSING if run.request_id else RunState.INITIALIZING, at=entered)
     run.heartbeat_at = utcnow()
     db.session.commit()
     heartbeat = Heartbeat(db.engine, run.id, current_app.config["HEARTBEAT_SECONDS"])
@@ -109,7 +144,8 @@ def execute_run(run_id: int) -> str:
     finally:
         heartbeat.stopped.set()
         if run.state.is_finished or run.state is RunState.COLLECTING:
-            after_run_ended(run)  # a group step's end starts the next step first
+            # a group step's end starts the next step first (unless it was handed over)
+            after_run_ended(run, chain_continued=next_step is not None)
         if next_step is None:  # a handed-over step passed its slot on: nothing was freed
             dispatch()
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import cache
 
 from flask import current_app
-from sqlalchemy import exists, func, select, text, update
+from sqlalchemy import Select, bindparam, exists, func, select, text, update
 
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
@@ -28,13 +29,19 @@ class RunActionError(ValueError):
     """An action that does not apply to the run as it is now (shown to the user)."""
 
 
-def new_run(job: Job, user: User | None, state: RunState, *, trigger: str, **fields) -> Run:
-    """A new Run row of `job` with the job's next number (flushed, not committed)."""
-    locked = db.session.execute(
-        select(Job).where(Job.id == job.id).with_for_update()
-    ).scalar_one()
+@cache
+def _job_for_update() -> Select:
+    return select(Job).where(Job.id == bindparam("job_id")).with_for_update()
+
+
+def new_run(job: Job, user: User | int | None, state: RunState, *, trigger: str,
+            **fields) -> Run:
+    """A new Run row of `job` with the job's next number (flushed, not committed); `user` who
+    asked for it (or their id)."""
+    locked = db.session.execute(_job_for_update(), {"job_id": job.id}).scalar_one()
     locked.last_run_number += 1
-    run = Run(job_id=job.id, owner_id=job.owner_id, started_by_id=user.id if user else None,
+    run = Run(job_id=job.id, owner_id=job.owner_id,
+              started_by_id=user.id if isinstance(user, User) else user,
               job_type=job.job_type, job_name=job.name, number=locked.last_run_number,
               state=state, trigger=trigger, checkpoint={}, **fields)
     db.session.add(run)
@@ -67,11 +74,16 @@ def _job_busy(run_table, job_id_column):
         | ((run_table.c.state == RunState.QUEUED.value) & run_table.c.rq_job_id.is_not(None)))
 
 
+@cache
+def _job_busy_statement() -> Select:
+    other = Run.__table__.alias("other")
+    return select(_job_busy(other, bindparam("job_id")).where(other.c.id != bindparam("besides")))
+
+
 def job_busy(job_id: int, *, besides: int) -> bool:
     """Whether a run of the job other than run `besides` holds it or was handed to a worker."""
-    other = Run.__table__.alias("other")
     return bool(db.session.execute(
-        select(_job_busy(other, job_id).where(other.c.id != besides))).scalar())
+        _job_busy_statement(), {"job_id": job_id, "besides": besides}).scalar())
 
 
 def _lock_dispatching() -> None:

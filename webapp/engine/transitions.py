@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from webapp.engine.states import RunState, check_transition
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.runs import Run, RunLogLine
 
 
-def move(run: Run, target: RunState, *, note: str | None = None) -> None:
-    """Move `run` to `target` (refusing illegal moves) and keep its times and monitor flag."""
+def move(run: Run, target: RunState, *, note: str | None = None,
+         at: datetime | None = None) -> None:
+    """Move `run` to `target` (refusing illegal moves) and keep its times and monitor flag
+    (`at`: when the move happened, if not now)."""
     check_transition(run.state, target)
-    now = utcnow()
+    now = at or utcnow()
     if target in (RunState.INITIALIZING, RunState.PROCESSING) and run.started_at is None:
         run.started_at = run.sort_at = now
     if target.is_finished:
