@@ -249,3 +249,27 @@ def test_cancelled_run_is_not_executed_if_its_job_is_still_on_the_queue(app, use
     assert execute_run(run.id) == "not queued"
     assert Supporter.query.count() == 0
     assert db.session.get(Run, run.id).state is RunState.CANCELLED
+
+
+def test_the_workers_warm_up_leaves_nothing_behind(app, users):
+    from webapp.engine.runner import warm_up
+    from webapp.models import Job
+
+    job = export_job(users["user"], name="Weekly export")
+    start_run(job, users["user"])
+    before = (Job.query.count(), Run.query.count(), RunLogLine.query.count(),
+              [(j.id, j.last_run_number) for j in Job.query.order_by(Job.id)])
+    warm_up()  # rehearses a group step's hand-over, then rolls it back
+    db.session.expire_all()
+    after = (Job.query.count(), Run.query.count(), RunLogLine.query.count(),
+             [(j.id, j.last_run_number) for j in Job.query.order_by(Job.id)])
+    assert after == before
+
+
+def test_a_run_starts_when_its_worker_takes_it(app, users):
+    run = start_run(export_job(users["user"], name="Weekly export"), users["user"])
+    asked = utcnow()
+    work(app)
+    run = fresh(run)
+    assert run.state is RunState.COMPLETED
+    assert asked <= run.started_at <= run.finished_at
