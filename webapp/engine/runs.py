@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from flask import current_app
-from sqlalchemy import Select, bindparam, exists, func, select, text, update
+from sqlalchemy import Select, Update, bindparam, exists, func, select, text, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
@@ -30,19 +31,22 @@ class RunActionError(ValueError):
 
 
 @cache
-def _job_for_update() -> Select:
-    return select(Job).where(Job.id == bindparam("job_id")).with_for_update()
+def _next_run_number() -> Update:
+    job = Job.__table__
+    return (update(job).where(job.c.id == bindparam("of_job"))
+            .values(last_run_number=job.c.last_run_number + 1).returning(job.c.last_run_number))
 
 
 def new_run(job: Job, user: User | int | None, state: RunState, *, trigger: str,
             **fields) -> Run:
     """A new Run row of `job` with the job's next number (flushed, not committed); `user` who
-    asked for it (or their id)."""
-    locked = db.session.execute(_job_for_update(), {"job_id": job.id}).scalar_one()
-    locked.last_run_number += 1
+    asked for it (or their id). The number is taken by one UPDATE … RETURNING: two runs of a
+    job asked for at once never get the same one."""
+    number = db.session.execute(_next_run_number(), {"of_job": job.id}).scalar_one()
+    set_committed_value(job, "last_run_number", number)
     run = Run(job_id=job.id, owner_id=job.owner_id,
               started_by_id=user.id if isinstance(user, User) else user,
-              job_type=job.job_type, job_name=job.name, number=locked.last_run_number,
+              job_type=job.job_type, job_name=job.name, number=number,
               state=state, trigger=trigger, checkpoint={}, **fields)
     db.session.add(run)
     db.session.flush()
