@@ -30,14 +30,16 @@ the ratio is conveyor p50 / bare RQ p50 (medians over the rounds). Target: ratio
 
 Where a Conveyor gap goes, from the run rows and its steps' RQ job records:
 
-  run ended -> next run created     in step N's work horse: the run's last commit, dispatch(),
-                                    chains.step_ended() up to the next step's Run row
-  next run created -> RQ job ended  the rest of step_ended (commit, dispatch + enqueue), then
+  run ended -> next run created     in step N's work horse: chains.hand_over() inside the
+                                    transaction that records the step's end, up to the next
+                                    step's Run row (which takes over the step's slot)
+  next run created -> RQ job ended  that transaction's commit, the next step's enqueue, then
                                     execute_run returns and RQ records the end
   RQ job ended -> next RQ started   RQ itself: success bookkeeping, the horse exits, the worker
                                     dequeues and forks the next horse (the bare RQ gap, without
                                     depends_on's dependents handling)
-  RQ started -> run started         execute_run's start in the new horse, up to INITIALIZING
+  RQ started -> run started         RQ's start of the new horse up to execute_run, whose entry
+                                    is the run's start
 
 The last line is one JSON object with the figures; the exit status is 0 when the target is met.
 Child processes are stopped at the end, also on failure.
