@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from flask import current_app, url_for
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import joinedload
 
 from webapp.engine import queueing
 from webapp.engine.context import new_request_id
@@ -107,7 +108,8 @@ def hand_over(step: Run) -> Run | None:
     step, a pause or stop asked for, the next job busy or deleted) is left to `step_ended`."""
     if not step.parent_run_id or step.state not in STEP_DONE:
         return None
-    group_run = db.session.get(Run, step.parent_run_id, populate_existing=True)
+    group_run = db.session.get(Run, step.parent_run_id, populate_existing=True,
+                               options=[joinedload(Run.job)])  # one query: the chain and its job
     if group_run is None or group_run.state is not RunState.PROCESSING or group_run.control \
             or step.step >= (group_run.progress_total or 0) or group_run.job is None:
         return None

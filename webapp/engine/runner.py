@@ -119,7 +119,7 @@ def execute_run(run_id: int) -> str:
         run.progress_done = run.progress_total or run.progress_done
         RunContext(run).log(job_type.summary(run))
         next_step = hand_over(run)
-        db.session.commit()
+        _commit_keeping_values()  # the horse ends here: what follows reads what it just wrote
         if next_step is not None:
             enqueue_or_release(next_step.id, next_step.rq_job_id)
         return run.state.value
@@ -148,6 +148,17 @@ def execute_run(run_id: int) -> str:
             after_run_ended(run, chain_continued=next_step is not None)
         if next_step is None:  # a handed-over step passed its slot on: nothing was freed
             dispatch()
+
+
+def _commit_keeping_values() -> None:
+    """Commit without expiring the session's objects (they hold what was just written), so
+    reading them afterwards costs no query."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def _stopped(run: Run, job_type: JobType) -> None:
