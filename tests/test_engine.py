@@ -21,7 +21,7 @@ from webapp.engine.runs import (
 )
 from webapp.engine.states import RunState
 from webapp.extensions import db
-from webapp.jobtypes import user_data_import
+from webapp.jobtypes import importer
 from webapp.models import Run, RunLogLine, Supporter
 from webapp.models.base import utcnow
 
@@ -119,7 +119,7 @@ def test_failed_run_retries_from_its_checkpoint_without_duplicates(
         app, users, tmp_path, monkeypatch):
     job = import_job(users["user"], people_csv(tmp_path / "p.csv", 20), ["email", "first_name"])
     run = start_run(job, users["user"])
-    original = user_data_import._Importer.write_slice
+    original = importer.Importer.write_slice
     calls = {"n": 0}
 
     def flaky(self, batch):
@@ -128,7 +128,7 @@ def test_failed_run_retries_from_its_checkpoint_without_duplicates(
             raise OSError("disk went away")
         return original(self, batch)
 
-    monkeypatch.setattr(user_data_import._Importer, "write_slice", flaky)
+    monkeypatch.setattr(importer.Importer, "write_slice", flaky)
     with pytest.raises(OSError):
         from webapp.engine.runner import execute_run
         # run it as the worker would, but see the error propagate
@@ -138,7 +138,7 @@ def test_failed_run_retries_from_its_checkpoint_without_duplicates(
     assert run.state is RunState.FAILED
     assert "disk went away" in run.error
     assert run.checkpoint == {"records": 6} and Supporter.query.count() == 6
-    monkeypatch.setattr(user_data_import._Importer, "write_slice", original)
+    monkeypatch.setattr(importer.Importer, "write_slice", original)
     retry_run(run, users["user"])
     work(app)
     run = fresh(run)

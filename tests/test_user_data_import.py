@@ -8,7 +8,7 @@ from tests.conftest import fresh, import_job, work
 from webapp.engine.runs import start_run
 from webapp.engine.states import RunState
 from webapp.extensions import db
-from webapp.jobtypes import user_data_import
+from webapp.jobtypes import importer
 from webapp.models import RunLogLine, RunRejection, Supporter
 
 
@@ -188,7 +188,7 @@ def test_amounts_are_stored_to_the_cent(app, users, tmp_path, raw, stored):
 
 def test_reimport_in_several_lookup_slices_counts_every_row_unchanged(
         app, users, tmp_path, monkeypatch):
-    monkeypatch.setattr(user_data_import, "LOOKUP_SLICE", 2)
+    monkeypatch.setattr(importer, "LOOKUP_SLICE", 2)
     app.config["IMPORT_BATCH_SIZE"] = 5
     text = "email,city,opted_in,donation_total\n" + "".join(
         f"p{i}@example.org,Boston,{'yes' if i % 2 else 'no'},{i}.5\n" for i in range(7))

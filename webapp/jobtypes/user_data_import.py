@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from functools import partial
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from flask_wtf import FlaskForm
@@ -15,33 +10,17 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
-from webapp.csvfiles import DELIMITER_NAMES, RecordBatch, iter_record_batches, iter_records
+from webapp.csvfiles import DELIMITER_NAMES, iter_records
 from webapp.extensions import db
 from webapp.formutil import choices
-from webapp.jobtypes import fields
 from webapp.jobtypes.base import JobType
-from webapp.jobtypes.bulk import (
-    execute,
-    executemany,
-    fetchall,
-    placeholders,
-    rare_collections,
-    sqlite_bulk_writes,
-    timestamp,
-)
-from webapp.models.base import utcnow
+from webapp.jobtypes.importer import Importer
 from webapp.models.people import FIELDS_BY_NAME, SUPPORTER_FIELDS
 from webapp.models.runs import RunRejection
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
 
-DUPLICATE_LOG_LIMIT = 100
-LOOKUP_SLICE = 10_000  # bound values per IN (...) query: SQLite allows at most 32,766
-PAGE_CACHE_KIB = 8 * 1024  # on SQLite: the default 2 MB misses too much of a large email index;
-# measured at 1M rows, 8 MB beats both 2 MB and 24 MB (a larger cache also makes the peak RSS grow)
-READ_SIZE = 5_000  # records validated and written at a time
-CHECKPOINT_PAGES = 10_000  # on SQLite: a WAL of up to ~40 MB between checkpoints while importing
 HEADER_ALIASES = {
     "e-mail": "email", "email address": "email", "first": "first_name", "firstname": "first_name",
     "last": "last_name", "lastname": "last_name", "surname": "last_name", "address": "address1",
@@ -112,7 +91,7 @@ class UserDataImport(JobType):
         if total is None:  # a job saved before uploads were counted
             total = count_data_records(ctx, params)
         ctx.begin_processing(total)
-        _Importer(ctx, params, total).run()
+        Importer(ctx, params, total).run()
         write_report(ctx)
 
     def summary(self, run) -> str:
@@ -131,221 +110,6 @@ def count_data_records(ctx: RunContext, params: dict[str, Any]) -> int:
         if records % 100_000 == 0:
             ctx.check_control()
     return max(records - 1, 0)
-
-
-@dataclass
-class Parsed:
-    """A batch's records after validation: the valid ones column by column, in file order."""
-
-    lines: list[int]
-    emails: list[str]
-    columns: list[list[Any]]  # a list per mapped field: its values (None = leave as stored)
-    invalid: list[tuple[int, fields.Invalid]]  # (line, problem)
-
-    def keep(self, indexes: list[int]) -> None:
-        """Keep only the valid records at these positions."""
-        self.lines = [self.lines[i] for i in indexes]
-        self.emails = [self.emails[i] for i in indexes]
-        self.columns = [[column[i] for i in indexes] for column in self.columns]
-
-    def rows(self) -> Iterator[tuple[int, str, tuple[Any, ...]]]:
-        """(line, email, value per mapped field) per valid record."""
-        values = zip(*self.columns, strict=True) if self.columns else repeat(())
-        return zip(self.lines, self.emails, values, strict=False)
-
-
-class _Importer:
-    """One import run's batch loop."""
-
-    def __init__(self, ctx: RunContext, params: dict[str, Any], total: int) -> None:
-        self.ctx, self.params, self.total = ctx, params, total
-        self.run_id = ctx.run.id
-        mapping: list[str] = params["mapping"]
-        self.columns = [(i, name, fields.converter_for(name), fields.column_converter_for(name))
-                        for i, name in enumerate(mapping) if name and name != "email"]
-        self.email_index = mapping.index("email")
-        self.names = [name for _, name, _, _ in self.columns]
-        self.normalisers = [(i, normalise) for i, name in enumerate(self.names)
-                            if (normalise := fields.stored_normaliser(name)) is not None]
-        self.width = len(mapping)
-        self.batch_size = ctx.config["IMPORT_BATCH_SIZE"]
-        self.duplicates_logged = 0
-        select_cols = ", ".join(["id", "email", "last_run_id", *self.names])
-        # ids from the email index first, then the rows by id: fewer scattered reads of the table
-        self.lookup_sql = (f"SELECT {select_cols} FROM supporter WHERE id IN "
-                           "(SELECT id FROM supporter WHERE email IN ({}))")
-        insert_cols = ["email", *self.names, "last_run_id", "created_at", "updated_at"]
-        if "opted_in" not in self.names:
-            insert_cols.append("opted_in")
-        self.insert_sql = (f"INSERT INTO supporter ({', '.join(insert_cols)}) "
-                           f"VALUES ({placeholders(len(insert_cols))})")
-        sets = ", ".join(f"{name} = ?" for name in [*self.names, "last_run_id", "updated_at"])
-        self.update_sql = f"UPDATE supporter SET {sets} WHERE id = ?"
-
-    def run(self) -> None:
-        ctx = self.ctx
-        done = ctx.checkpoint.get("records", 0)
-        if done:
-            ctx.log(f"Resuming after record {done:,}: the records before it were already imported.")
-        # a batch (what one commit holds) is written in slices of at most READ_SIZE records:
-        # the fewer commits the less of the email index each rewrites, the smaller the slices
-        # the less memory, and the faster Python walks them
-        slices = -(-self.batch_size // READ_SIZE)
-        batches = iter_record_batches(self.params["path"], self.params["encoding"],
-                                      self.params["delimiter"], -(-self.batch_size // slices),
-                                      skip=1 + done)  # the header, then what was imported before
-        counts = Counter()
-        with sqlite_bulk_writes(PAGE_CACHE_KIB, CHECKPOINT_PAGES), rare_collections():
-            for batch in batches:
-                done += len(batch)
-                counts.update(self.write_slice(batch))
-                del batch  # before the next one is read: the records' memory is reused
-                if counts["checked"] >= self.batch_size:
-                    ctx.commit_batch(done=done, checkpoint={"records": done}, **counts)
-                    counts.clear()
-            if counts:
-                ctx.commit_batch(done=done, checkpoint={"records": done}, **counts)
-
-    def parse(self, values: list[str]) -> tuple[str, list[Any]]:
-        """Validate one record into (email, values per mapped field; None = leave as stored)."""
-        if len(values) != self.width:
-            if len(values) > self.width:
-                raise fields.Invalid(f"has {len(values)} fields but the header has {self.width}")
-            values = values + [""] * (self.width - len(values))
-        email = values[self.email_index].strip()
-        if not email:
-            raise fields.Invalid("email is missing")
-        parsed = []
-        for index, name, convert, _ in self.columns:
-            raw = values[index].strip()
-            parsed.append(convert(name, raw) if raw else None)
-        return fields._email("email", email), parsed
-
-    def parse_batch(self, batch: RecordBatch) -> Parsed:
-        """parse() for a whole batch. Columns are converted whole (see
-        fields.column_converter_for); a batch with an invalid record, or a record with another
-        number of fields than the header, goes through parse() record by record instead (which
-        also words the reasons)."""
-        if set(map(len, batch.records)) != {self.width}:
-            return self.parse_each(batch)
-        columns = list(zip(*batch.records, strict=True))
-        invalid = False
-
-        def column(index: int, convert_all: Callable, convert: Callable) -> list[Any]:
-            nonlocal invalid
-            values = list(map(str.strip, columns[index]))
-            result = convert_all(values)
-            if result is None:
-                try:
-                    result = [convert(value) if value else None for value in values]
-                except fields.Invalid:
-                    invalid = True
-            return result
-
-        emails = column(self.email_index, fields.email_column, partial(fields._email, "email"))
-        if invalid or None in emails:
-            return self.parse_each(batch)
-        converted = []
-        for index, name, convert, convert_all in self.columns:
-            converted.append(column(index, partial(convert_all, name), partial(convert, name)))
-            if invalid:
-                return self.parse_each(batch)
-        return Parsed(list(batch.lines), emails, converted, [])
-
-    def parse_each(self, batch: RecordBatch) -> Parsed:
-        """parse() record by record, as parse_batch returns it."""
-        lines, emails, rows, invalid = [], [], [], []
-        for line, values in batch:
-            try:
-                email, row = self.parse(values)
-            except fields.Invalid as problem:
-                invalid.append((line, problem))
-            else:
-                lines.append(line)
-                emails.append(email)
-                rows.append(row)
-        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [
-            [] for _ in self.columns]
-        return Parsed(lines, emails, columns, invalid)
-
-    def write_slice(self, batch: RecordBatch) -> dict[str, int]:
-        """Validate and upsert records (in the open transaction); return their counts."""
-        parsed = self.parse_batch(batch)
-        for line, problem in parsed.invalid:
-            self.ctx.reject(line, f"line {line}: {problem}")
-        skipped = self.drop_repeated_emails(parsed)
-        created, updated, unchanged = self.upsert(parsed)
-        return {"checked": len(batch), "created": created, "updated": updated,
-                "unchanged": unchanged, "skipped": skipped, "rejected": len(parsed.invalid)}
-
-    def drop_repeated_emails(self, parsed: Parsed) -> int:
-        """Keep the last record of each email in the batch; log and count the others."""
-        emails = parsed.emails
-        if len(set(emails)) == len(emails):
-            return 0
-        last: dict[str, int] = {}
-        for i, email in enumerate(emails):
-            if email in last:
-                self.note_duplicate(f"line {parsed.lines[last[email]]}: skipped, {email} appears "
-                                    f"again on line {parsed.lines[i]} and the later row wins")
-            last[email] = i
-        parsed.keep(sorted(last.values()))
-        return len(emails) - len(last)
-
-    def upsert(self, parsed: Parsed) -> tuple[int, int, int]:
-        """Insert new supporters, update changed ones, touch unchanged ones; return the counts."""
-        if not parsed.emails:
-            return 0, 0, 0
-        existing = self.stored(parsed.emails)
-        now = timestamp(utcnow())
-        added = (self.run_id, now, now) if "opted_in" in self.names else (
-            self.run_id, now, now, False)
-        if not existing:  # all new: the insert rows straight from the columns
-            inserts = list(zip(parsed.emails, *parsed.columns, *map(repeat, added), strict=False))
-            executemany(self.insert_sql, inserts)
-            return len(inserts), 0, 0
-        inserts, updates, touched = [], [], []
-        for line, email, values in parsed.rows():
-            stored = existing.get(email)
-            if stored is None:
-                inserts.append((email, *values, *added))
-                continue
-            if stored[2] == self.run_id:
-                self.note_duplicate(f"line {line}: {email} appeared earlier in the file; "
-                                    "this later row wins")
-            current = list(stored[3:])
-            for index, normalise in self.normalisers:
-                current[index] = normalise(current[index])
-            merged = list(values) if None not in values else [
-                new if new is not None else old for new, old in zip(values, current, strict=True)]
-            if merged == current:
-                touched.append(stored[0])
-            else:
-                updates.append((*merged, self.run_id, now, stored[0]))
-        executemany(self.insert_sql, inserts)
-        executemany(self.update_sql, updates)
-        for start in range(0, len(touched), LOOKUP_SLICE):
-            ids = touched[start:start + LOOKUP_SLICE]
-            execute(f"UPDATE supporter SET last_run_id = ? WHERE id IN ({placeholders(len(ids))})",
-                    [self.run_id, *ids])
-        return len(inserts), len(updates), len(touched)
-
-    def stored(self, emails: list[str]) -> dict[str, tuple[Any, ...]]:
-        """The stored supporters among `emails`, by email (looked up in slices of bound values)."""
-        found = {}
-        for start in range(0, len(emails), LOOKUP_SLICE):
-            chunk = emails[start:start + LOOKUP_SLICE]
-            for row in fetchall(self.lookup_sql.format(placeholders(len(chunk))), chunk):
-                found[row[1]] = row
-        return found
-
-    def note_duplicate(self, message: str) -> None:
-        """Log a duplicate email (the first hundred; then only a count)."""
-        self.duplicates_logged += 1
-        if self.duplicates_logged <= DUPLICATE_LOG_LIMIT:
-            self.ctx.log(message)
-        elif self.duplicates_logged == DUPLICATE_LOG_LIMIT + 1:
-            self.ctx.log("More duplicate emails follow; only the first 100 are listed.")
 
 
 def write_report(ctx: RunContext) -> None:
