@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="worker name (default: host and pid)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
-    app = create_app()
+    app = create_app({"MIGRATIONS": False})  # a worker never changes the schema
     with app.app_context():
         warm_up()
         worker = Worker([queueing.run_queue()], connection=queueing.redis_connection(),

@@ -3,6 +3,8 @@ error pages."""
 
 import os
 import re
+import subprocess
+import sys
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -144,3 +146,13 @@ def test_admin_cannot_demote_or_deactivate_themselves(client, auth, users):
     response = client.post(f"/admin/users/{users['admin'].id}", data={
         "email": "admin@example.org", "role": "user", "active": "y"})
     assert "You cannot change your own role" in response.get_data(as_text=True)
+
+
+def test_the_worker_app_leaves_the_schema_tools_out(tmp_path):
+    # a worker forks itself for every run: the less it holds the faster that is
+    code = ("import sys; from webapp import create_app; create_app({'MIGRATIONS': False}); "
+            "print('alembic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "CONVEYOR_VAR_DIR": str(tmp_path)}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -7,7 +7,6 @@ import secrets
 import click
 from flask import Flask
 from flask.cli import AppGroup
-from flask_migrate import upgrade
 from sqlalchemy import func, select
 
 from webapp.extensions import db
@@ -56,6 +55,8 @@ def set_password(email: str, password: str | None) -> None:
 
 def bootstrap() -> tuple[str, str | None]:
     """Apply migrations; on first start create a super admin. Returns (email, new password)."""
+    from flask_migrate import upgrade
+
     upgrade()
     first = db.session.execute(select(User).order_by(User.id)).scalars().first()
     if first is not None:

@@ -40,6 +40,8 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": env.get("CONVEYOR_DATABASE_URL")
         or f"sqlite:///{var_dir / 'conveyor.db'}",
         "REDIS_URL": env.get("CONVEYOR_REDIS_URL") or None,
+        # the schema commands (flask db ...); the RQ worker leaves them out
+        "MIGRATIONS": True,
         "TIMEZONE": env.get("CONVEYOR_TIMEZONE", "America/New_York"),
         "MAX_CONTENT_LENGTH": parse_size(env.get("CONVEYOR_UPLOAD_LIMIT", "512MB")),
         "SMTP_URL": env.get("CONVEYOR_SMTP_URL") or None,
