@@ -72,8 +72,8 @@ def _rehearse_a_hand_over() -> None:
         RunContext(step).set_result("warm-up", "warm-up")  # as exports and imports end
         move(step, RunState.COMPLETED)
         step.progress_done = step.progress_total or step.progress_done
-        log(step, "warm-up")
         hand_over(step)
+        log(step, "warm-up")
         db.session.flush()
     finally:
         db.session.rollback()
@@ -118,8 +118,9 @@ def execute_run(run_id: int) -> str:
         job_type.run(RunContext(run))
         move(run, job_type.final_state)
         run.progress_done = run.progress_total or run.progress_done
-        RunContext(run).log(job_type.summary(run))
         next_step = hand_over(run)
+        # logged after the hand-over: its line goes in with the chain's lines, one INSERT
+        RunContext(run).log(job_type.summary(run))
         _commit_keeping_values()  # the horse ends here: what follows reads what it just wrote
         if next_step is not None:
             enqueue_or_release(next_step.id, next_step.rq_job_id)
