@@ -22,8 +22,8 @@ from tests.e2e.test_schedules import (
     flash,
     local_text,
     now_local,
+    pick_hourly_slot,
     preview,
-    preview_answer,
     settle_inside_a_slot,
 )
 
@@ -126,17 +126,6 @@ def activate_never_expiring(page: Page, name: str) -> None:
     page.get_by_label("Never expires").check()
     page.get_by_role("button", name="Activate").click()
     expect(page.get_by_role("heading", name=name)).to_be_visible()
-
-
-def pick_hourly_slot(page: Page, day, hour: int, slot: int, **expected: str) -> None:
-    """On the schedule page: Repeat Hourly slot, Start date `day`, Hour, Minutes slot."""
-    page.get_by_label("Repeat").select_option(label="Hourly slot")
-    expect(page.get_by_label("Hour")).to_be_visible()
-    page.get_by_label("Start date").fill(day.isoformat())
-    page.get_by_label("Hour").select_option(label=f"{hour:02d}:00")
-    with preview_answer(page, kind="hourly_slot", start_date=day.isoformat(), hour=str(hour),
-                        slot=str(slot)):
-        page.get_by_label("Minutes").select_option(label=SLOT_LABELS[slot])
 
 
 # ----------------------------------------------------------------------------- more tests

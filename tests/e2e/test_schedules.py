@@ -109,6 +109,17 @@ def preview_answer(page: Page, **expected: str):
     return page.expect_response(matches)
 
 
+def pick_hourly_slot(page: Page, day, hour: int, slot: int) -> None:
+    """On the schedule page: Repeat Hourly slot, Start date `day`, Hour, Minutes slot."""
+    page.get_by_label("Repeat").select_option(label="Hourly slot")
+    expect(page.get_by_label("Hour")).to_be_visible()
+    page.get_by_label("Start date").fill(day.isoformat())
+    page.get_by_label("Hour").select_option(label=f"{hour:02d}:00")
+    with preview_answer(page, kind="hourly_slot", start_date=day.isoformat(), hour=str(hour),
+                        slot=str(slot)):
+        page.get_by_label("Minutes").select_option(label=SLOT_LABELS[slot])
+
+
 def next_weekly(start: datetime, weekdays: set[int], at: dtime, count: int) -> list[datetime]:
     """The next `count` local times on `weekdays` at `at`, after `start` (as tests/test_planner
     expects of the planner)."""
@@ -231,13 +242,7 @@ def test_an_hourly_slot_in_the_past_is_refused(page: Page, scheduler):
     now = settle_inside_a_slot()
     today, hour, slot = now.date(), now.hour, now.minute // 15
     page.get_by_role("switch", name="Schedule on").check()
-    page.get_by_label("Repeat").select_option(label="Hourly slot")
-    expect(page.get_by_label("Hour")).to_be_visible()
-    page.get_by_label("Start date").fill(today.isoformat())
-    page.get_by_label("Hour").select_option(label=f"{hour:02d}:00")
-    with preview_answer(page, kind="hourly_slot", start_date=today.isoformat(), hour=str(hour),
-                        slot=str(slot)):
-        page.get_by_label("Minutes").select_option(label=SLOT_LABELS[slot])
+    pick_hourly_slot(page, today, hour, slot)
     expect(preview(page).get_by_role("alert")).to_have_text(PAST_SLOT)
     expect(preview(page).get_by_role("listitem")).to_have_count(0)
 
