@@ -16,15 +16,10 @@ from webapp.models.runs import Run
 from webapp.models.users import User
 
 
-def visible_runs(user: User, query: Select | None = None) -> Select:
-    """Runs the user may see: their own, or every user's for a super admin."""
-    query = query if query is not None else select(Run)
-    return query if user.is_super_admin else query.where(Run.owner_id == user.id)
-
-
 def visible_runs_of_viewer(sees_all: bool) -> Select:
-    """visible_runs() for a statement built once and run for many viewers: unless `sees_all`
-    (a super admin), the runs of the user given as the `viewer_id` parameter (viewer())."""
+    """Runs a viewer may see, as a statement built once and run for many viewers: every user's
+    for a super admin (`sees_all`), else the viewer's own — the user given as the `viewer_id`
+    parameter (viewer())."""
     query = select(Run)
     return query if sees_all else query.where(Run.owner_id == bindparam("viewer_id"))
 

@@ -195,9 +195,3 @@ def stored_normaliser(field_name: str) -> Callable[[Any], Any] | None:
     """What puts a stored value of this field in the form its converter produces (to tell
     unchanged rows apart), or None when the driver already returns it in that form."""
     return STORED_NORMALISERS.get(FIELDS_BY_NAME[field_name].kind)
-
-
-def normalise_stored(field_name: str, value: Any) -> Any:
-    """A stored value in the form a converter produces, to tell unchanged rows apart."""
-    normalise = stored_normaliser(field_name)
-    return value if normalise is None else normalise(value)

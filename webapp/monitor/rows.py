@@ -62,7 +62,8 @@ def _sees_owners() -> bool:
 
 def monitor_row(run: Run, group_name: str | None = None, owner_email: str | None = None
                 ) -> MonitorRow:
-    """The values of one monitor row (owner_email: for the User column of super admins)."""
+    """The values of one monitor row (owner_email: the User column, shown to super admins only;
+    None for others)."""
     state = run.state
     progress, note = "state", ""
     if state.is_running:
@@ -93,7 +94,7 @@ def monitor_row(run: Run, group_name: str | None = None, owner_email: str | None
     campaign = campaign_of(run)
     return MonitorRow(
         run_id=run.id, number=run.number, job_name=run.job_name, state=state.value,
-        owner_email=owner_email if _sees_owners() else None,
+        owner_email=owner_email,
         group_line=f"step {run.step} in group “{group_name}”" if group_name else None,
         type=type_label(run.job_type), started=localtime(run.started_at),
         completed=localtime(run.finished_at), detail_url=run_url("runs.detail", run.id),
@@ -109,7 +110,7 @@ def row_html(run: Run, names: RowNames, *, oob: bool = False,
              message: str | None = None) -> Markup:
     """The monitor row of a run (`message`: what an action just did, shown in the row)."""
     group_name = names.groups.get(run.id)
-    owner_email = names.owners.get(run.owner_id) if _sees_owners() else None
+    owner_email = names.owners.get(run.owner_id, "") if _sees_owners() else None
     key = None if message else _settled_key(run, group_name, owner_email, oob)
     if key is None:
         return _render(monitor_row(run, group_name, owner_email), oob, message)
