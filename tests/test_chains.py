@@ -103,7 +103,8 @@ def test_a_failed_step_skips_the_rest_launches_nothing_and_notifies_failure_once
     work(app)
     group_run = fresh(group_run)
     assert group_run.state is RunState.FAILED
-    assert group_run.error.startswith("Step 2 “Broken import” run #1 failed: FileNotFoundError")
+    assert group_run.error.startswith("Step 2 “Broken import” run #1 failed: the file "
+                                      "missing.csv is no longer there (FileNotFoundError)")
     assert steps(group_run) == {1: ("Import donors", RunState.COMPLETED),
                                 2: ("Broken import", RunState.FAILED),
                                 3: ("Export", RunState.SKIPPED)}

@@ -17,10 +17,10 @@ from webapp.engine.runs import (
     request_pause,
     request_stop,
     resume_run,
-    start_run,
 )
 from webapp.engine.states import RunState
 from webapp.extensions import db
+from webapp.mailing import launches
 from webapp.models import (
     Campaign,
     CampaignStatus,
@@ -58,9 +58,7 @@ def campaign_for(user, **fields):
 
 
 def launch(campaign, user):
-    campaign.status = CampaignStatus.LAUNCHED
-    db.session.commit()
-    return start_run(campaign.job, user)
+    return launches.launch(campaign.id, user)
 
 
 def outbox_messages(app):
@@ -142,7 +140,7 @@ def test_cancel_is_only_offered_for_a_paused_run_and_sends_no_notification(
     cancel_paused(run, users["user"])
     assert fresh(run).state is RunState.CANCELLED
     assert smtp_sink.recipients() == []  # no notification for a job cancel
-    assert db.session.get(Campaign, campaign.id).status is CampaignStatus.LAUNCHED
+    assert db.session.get(Campaign, campaign.id).status is CampaignStatus.STOPPED  # some may have been sent
 
 
 def test_stop_on_a_processing_run_pauses_then_cancels_and_keeps_what_was_sent(
@@ -203,17 +201,33 @@ def test_scheduled_run_waits_and_cancelling_it_returns_the_campaign_to_draft(
     assert client.get(f"/campaigns/{campaign.id}/edit").status_code == 200
 
 
-def test_scheduled_run_is_promoted_at_its_time(app, users, smtp_sink):
-    from webapp.engine.runs import schedule_run
-
+def test_scheduled_launch_is_promoted_at_its_time(app, users, smtp_sink):
     supporters(4)
-    campaign = campaign_for(users["user"])
-    run = schedule_run(campaign.job, users["user"], utcnow() + timedelta(minutes=5))
+    campaign = campaign_for(users["user"], launch_at=utcnow() + timedelta(minutes=5))
+    run = launch(campaign, users["user"])
+    assert run.state is RunState.SCHEDULED and run.rq_job_id
+    assert db.session.get(Campaign, campaign.id).status is CampaignStatus.SCHEDULED
     fire({run.id: None})
     assert fresh(run).state is RunState.QUEUED
     work(app)
     assert fresh(run).state is RunState.COLLECTING
+    assert db.session.get(Campaign, campaign.id).status is CampaignStatus.LAUNCHED
     assert len(smtp_sink.recipients()) == 4
+
+
+def test_a_scheduled_run_that_is_not_the_campaigns_launch_never_fires(app, users, smtp_sink):
+    from webapp.engine.runs import schedule_run
+
+    supporters(4)
+    campaign = campaign_for(users["user"], launch_at=utcnow() + timedelta(minutes=5))
+    orphan = schedule_run(campaign.job, users["user"], utcnow() + timedelta(minutes=5))
+    current = launch(campaign, users["user"])
+    fire({orphan.id: None, current.id: None})
+    assert fresh(orphan).state is RunState.SKIPPED
+    assert "no longer the campaign's launch" in fresh(orphan).error
+    work(app)
+    assert fresh(current).state is RunState.COLLECTING
+    assert len(smtp_sink.recipients()) == 4  # one send, not two
 
 
 def test_login_refused_fails_the_run_with_the_reason(app, users):

@@ -223,7 +223,8 @@ def test_step_two_warns_about_a_campaign_with_its_own_launch_time(client, auth, 
     assert definition.launch_campaigns and definition.campaign_ids == [plain.id, timed.id]
     page = client.get(url).get_data(as_text=True)
     assert ("“Spring appeal” also has its own launch time (Mar 2, 2031 10:00 AM EST): it will "
-            "launch on its own schedule whether or not the group run has finished.") in page
+            "launch on its own schedule whether or not the group run has finished, and each "
+            "successful group run sends it once more.") in page
     assert "“Thank-you mail” also has" not in page
 
 

@@ -50,6 +50,18 @@ def job_or_404(job_id: int) -> Job:
     return job
 
 
+def schedulable_job_or_404(job_id: int) -> Job:
+    """The job if the current user may see it and its type has a schedule of its own (a
+    campaign has none: its launch time is its schedule); 404 otherwise."""
+    from webapp.jobtypes import REGISTRY
+
+    job = job_or_404(job_id)
+    job_type = REGISTRY.get(job.job_type)
+    if job_type is not None and not job_type.runs_on_request:
+        abort(404)
+    return job
+
+
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """Only admins and super admins (others get 403)."""
 

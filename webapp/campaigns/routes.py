@@ -7,9 +7,11 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from webapp.campaigns.forms import AUDIENCES, CampaignForm, FilterForm, merge_field_help
-from webapp.engine import runs as engine
+from webapp.engine.queueing import QueueUnavailable
+from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
+from webapp.mailing import launches
 from webapp.mailing.audience import AudienceError, audience_sizes, describe_rule, rule_conditions
 from webapp.mailing.render import CompiledCampaign, RenderError
 from webapp.models.base import utcnow
@@ -155,11 +157,11 @@ def preview(campaign_id: int):
 @bp.route("/<int:campaign_id>/launch", methods=["GET", "POST"])
 @login_required
 def launch(campaign_id: int):
-    """Confirm with the audience size, then launch (or schedule) the campaign."""
+    """Confirm with the audience size, then launch (or schedule) the campaign: once, however
+    often the form is sent."""
     campaign = _owned(Campaign, campaign_id)
     if campaign.status is not CampaignStatus.DRAFT:
-        flash("This campaign was already launched or scheduled.", "warning")
-        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+        return _already_sent(campaign)
     try:
         total, suppressed = audience_sizes(campaign)
     except AudienceError as exc:
@@ -167,20 +169,70 @@ def launch(campaign_id: int):
         return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
     form = ConfirmForm()
     if form.validate_on_submit():
-        if campaign.launch_at and campaign.launch_at > utcnow():
-            run = engine.schedule_run(campaign.job, current_user, campaign.launch_at)
-            campaign.status = CampaignStatus.SCHEDULED
-            db.session.commit()
+        try:
+            run = launches.launch(campaign.id, current_user)
+        except launches.LaunchRefused:
+            return _already_sent(db.session.get(Campaign, campaign_id, populate_existing=True))
+        except QueueUnavailable as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+        if run.state is RunState.SCHEDULED:
             flash(f"“{campaign.name}” is scheduled; it launches on its own at its launch time.",
                   "success")
-            return redirect(url_for("runs.detail", run_id=run.id))
-        campaign.status = CampaignStatus.LAUNCHED
-        db.session.commit()
-        run = engine.start_run(campaign.job, current_user)
-        flash(f"“{campaign.name}” launched.", "success")
+        else:
+            flash(f"“{campaign.name}” launched.", "success")
         return redirect(url_for("runs.detail", run_id=run.id))
     return render_template("campaigns/launch.html", campaign=campaign, total=total,
-                           suppressed=suppressed, form=form)
+                           suppressed=suppressed, form=form, remaining=False)
+
+
+def _already_sent(campaign: Campaign):
+    """A launch asked for again (a double click, a second tab, a retried request): its run."""
+    flash("This campaign was already launched or scheduled; it was not sent again.", "warning")
+    if campaign.launch_run_id:
+        return redirect(url_for("runs.detail", run_id=campaign.launch_run_id))
+    return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+
+
+@bp.route("/<int:campaign_id>/remaining", methods=["GET", "POST"])
+@login_required
+def send_remaining(campaign_id: int):
+    """After a stop: confirm with the number not reached yet, then send to them only."""
+    campaign = _owned(Campaign, campaign_id)
+    if campaign.status is not CampaignStatus.STOPPED:
+        flash("Only a stopped campaign can be sent to the remaining supporters.", "warning")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+    try:
+        total, suppressed = launches.remaining_size(campaign)
+    except AudienceError as exc:
+        flash(f"The audience rule is invalid: {exc}.", "error")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            run = launches.send_remaining(campaign.id, current_user)
+        except launches.LaunchRefused as exc:
+            flash(str(exc), "warning")
+            return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+        except QueueUnavailable as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+        flash(f"“{campaign.name}” is being sent to the remaining supporters.", "success")
+        return redirect(url_for("runs.detail", run_id=run.id))
+    return render_template("campaigns/launch.html", campaign=campaign, total=total,
+                           suppressed=suppressed, form=form, remaining=True)
+
+
+@bp.route("/<int:campaign_id>/copy", methods=["POST"])
+@login_required
+def copy(campaign_id: int):
+    """Copy a campaign (e.g. a stopped one) into a new draft."""
+    campaign = _owned(Campaign, campaign_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    draft = launches.copy_campaign(campaign, current_user)
+    flash(f"Copied into the new draft “{draft.name}”.", "success")
+    return redirect(url_for("campaigns.detail", campaign_id=draft.id))
 
 
 @bp.route("/filters", methods=["GET", "POST"])

@@ -22,11 +22,11 @@ from webapp.engine.runs import (
     new_run,
     request_stop,
     retry_run,
-    start_run,
 )
 from webapp.engine.states import RunState
 from webapp.engine.transitions import log, move
 from webapp.extensions import db
+from webapp.jobtypes import lane_of
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
 from webapp.models.base import utcnow
 from webapp.models.jobs import Job
@@ -114,8 +114,9 @@ def hand_over(step: Run) -> Run | None:
             or step.step >= (group_run.progress_total or 0) or group_run.job is None:
         return None
     job = _step_job(group_run.job, step.step + 1)
-    if job is None or job_busy(job.id, besides=step.id):
-        return None
+    if job is None or lane_of(job.job_type) != lane_of(step.job_type) \
+            or job_busy(job.id, besides=step.id):
+        return None  # (a step of the other lane waits for a slot of its own lane)
     group_run.progress_done = step.step
     next_step = _queue_step(group_run, step.step + 1, job)
     next_step.rq_job_id = queueing.new_run_job_id(next_step.id)  # this step's slot
@@ -309,20 +310,15 @@ def after_group_run(group_run_id: int) -> int:
 
 
 def _launch_campaigns(group_run: Run, campaign_ids: list[int]) -> list[Run]:
-    from webapp.models.campaigns import Campaign, CampaignStatus
+    """Each chosen campaign gets a new send of its own after this successful group run; the
+    campaign's own launch (its status, launch time and scheduled run) is left as it is."""
+    from webapp.mailing.launches import send_after_group
 
     launched = []
-    for campaign in db.session.execute(
-            select(Campaign).where(Campaign.id.in_(campaign_ids),
-                                   Campaign.owner_id == group_run.owner_id)).scalars():
-        if campaign.job is None:
-            continue
-        if campaign.status is CampaignStatus.DRAFT:
-            campaign.status = CampaignStatus.LAUNCHED
-        run = start_run(campaign.job, group_run.started_by, trigger="group")
-        log(group_run, f"Launched campaign “{campaign.name}”: run #{run.number}.")
-        db.session.commit()
-        launched.append(run)
+    for campaign_id in campaign_ids:
+        run = send_after_group(campaign_id, group_run)
+        if run is not None:
+            launched.append(run)
     return launched
 
 

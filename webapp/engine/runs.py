@@ -15,7 +15,7 @@ from webapp.engine.followups import after_run_ended
 from webapp.engine.states import RunState
 from webapp.engine.transitions import log, move
 from webapp.extensions import db
-from webapp.jobtypes import REGISTRY
+from webapp.jobtypes import REGISTRY, lane_of, lane_types
 from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
@@ -63,11 +63,26 @@ def start_run(job: Job, user: User | None, *, trigger: str = "manual") -> Run:
     return run
 
 
-def _taking_a_slot(run_table):
-    """Runs that use one of the CONVEYOR_CONCURRENCY slots: executing, or handed to a worker."""
-    return (run_table.c.job_type != GROUP) & (
+def _in_lane(run_table, lane: str):
+    """Runs of the job types that wait in `lane` (a group run is in none: its steps are)."""
+    email_types = lane_types("email")
+    if lane == "email":
+        return run_table.c.job_type.in_(email_types)
+    return run_table.c.job_type.not_in([*email_types, GROUP])
+
+
+def _taking_a_slot(run_table, lane: str = "data"):
+    """Runs that use one of a lane's slots (CONVEYOR_CONCURRENCY for data jobs,
+    CONVEYOR_EMAIL_CONCURRENCY for sends): executing, or handed to a worker."""
+    return _in_lane(run_table, lane) & (
         run_table.c.state.in_([RunState.INITIALIZING.value, RunState.PROCESSING.value])
         | ((run_table.c.state == RunState.QUEUED.value) & run_table.c.rq_job_id.is_not(None)))
+
+
+def lane_limit(lane: str) -> int:
+    """How many runs of a lane execute at once."""
+    key = "EMAIL_CONCURRENCY" if lane == "email" else "CONCURRENCY"
+    return max(1, int(current_app.config.get(key, 1)))
 
 
 def _job_busy(run_table, job_id_column):
@@ -97,20 +112,27 @@ def _lock_dispatching() -> None:
         db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DISPATCH_LOCK})
 
 
-def dispatch(timed: Mapping[int, str] | None = None) -> set[str]:
-    """Hand waiting runs to workers, oldest first, while fewer than CONVEYOR_CONCURRENCY runs
-    hold a slot and never two runs of one job at once.
+def dispatch(timed: Mapping[int, str] | None = None) -> dict[str, str]:
+    """Hand waiting runs to workers, oldest first, while fewer runs than its lane's concurrency
+    hold a slot of that lane, and never two runs of one job at once.
 
     `timed` maps runs whose timed RQ job just came due to that job's id: such a run goes out
-    under its own job id, which is returned for rq-scheduler to put on the queue; any other run
-    is enqueued here under a fresh id."""
+    under its own job id, which is returned (with its lane) for rq-scheduler to put on that
+    lane's queue; any other run is enqueued here under a fresh id."""
     timed = timed or {}
-    limit = current_app.config["CONCURRENCY"]
     other = Run.__table__.alias("other")
     _start_waiting_groups(other)
-    in_use = select(func.count()).select_from(other).where(_taking_a_slot(other))
+    going: dict[str, str] = {}
+    for lane in queueing.LANES:
+        _dispatch_lane(lane, timed, going, other)
+    return going
+
+
+def _dispatch_lane(lane: str, timed: Mapping[int, str], going: dict[str, str], other) -> None:
+    """dispatch() for one lane: its waiting runs into its free slots."""
+    limit = lane_limit(lane)
+    in_use = select(func.count()).select_from(other).where(_taking_a_slot(other, lane))
     waiting = Run.__table__.alias("waiting")
-    going: set[str] = set()
     for _attempt in range(limit + 10):  # a lost race is retried; nothing loops forever
         _lock_dispatching()
         used = db.session.execute(in_use).scalar()
@@ -119,7 +141,7 @@ def dispatch(timed: Mapping[int, str] | None = None) -> set[str]:
         candidate = db.session.execute(
             select(waiting.c.id)
             .where(waiting.c.state == RunState.QUEUED.value, waiting.c.rq_job_id.is_(None),
-                   waiting.c.job_type != GROUP, ~_job_busy(other, waiting.c.job_id))
+                   _in_lane(waiting, lane), ~_job_busy(other, waiting.c.job_id))
             .order_by(waiting.c.id).limit(1)).scalar()
         if candidate is None:
             break
@@ -135,13 +157,12 @@ def dispatch(timed: Mapping[int, str] | None = None) -> set[str]:
         if not claimed:
             continue
         if candidate in timed:
-            going.add(rq_job_id)
-        elif not enqueue_or_release(candidate, rq_job_id):
+            going[rq_job_id] = lane
+        elif not enqueue_or_release(candidate, rq_job_id, lane):
             break
         if used + 1 >= limit:
             break  # that was the last free slot
     db.session.commit()
-    return going
 
 
 def _start_waiting_groups(other) -> None:
@@ -165,10 +186,10 @@ def _start_waiting_groups(other) -> None:
             chains.start(run)
 
 
-def enqueue_or_release(run_id: int, rq_job_id: str) -> bool:
-    """Put a run that holds a slot on the queue; if Redis is unreachable it waits again."""
+def enqueue_or_release(run_id: int, rq_job_id: str, lane: str = "data") -> bool:
+    """Put a run that holds a slot on its lane's queue; if Redis is unreachable it waits again."""
     try:
-        queueing.enqueue_run(run_id, rq_job_id)
+        queueing.enqueue_run(run_id, rq_job_id, lane)
         return True
     except Exception:
         # Redis is unreachable: leave the run waiting; the reconciler dispatches it later.
@@ -183,11 +204,13 @@ def queue_position(run: Run) -> tuple[int, Run | None]:
     slot, its own job's paused run, and every job's runs that were queued before it; it waits
     for a run of its own job, or else for the slot holder that started first."""
     line = Run.__table__.alias("line")
+    lane = lane_of(run.job_type)
     ahead = db.session.execute(
         select(func.count()).select_from(line).where(
             line.c.id != run.id,
-            ((line.c.state == RunState.QUEUED.value) & (line.c.id < run.id))
-            | _taking_a_slot(line)
+            ((line.c.state == RunState.QUEUED.value) & (line.c.id < run.id)
+             & _in_lane(line, lane))
+            | _taking_a_slot(line, lane)
             | ((line.c.job_id == run.job_id) & line.c.state.in_([s.value for s in HOLDING])))
     ).scalar()
     blocking = db.session.execute(
@@ -197,7 +220,7 @@ def queue_position(run: Run) -> tuple[int, Run | None]:
         .order_by(Run.id).limit(1)).scalar()
     if blocking is None:
         blocking = db.session.execute(
-            select(Run).where(Run.id.in_(select(line.c.id).where(_taking_a_slot(line))),
+            select(Run).where(Run.id.in_(select(line.c.id).where(_taking_a_slot(line, lane))),
                               Run.id != run.id)
             .order_by(Run.started_at.is_(None), Run.started_at, Run.id).limit(1)).scalar()
     return ahead + 1, blocking
@@ -210,9 +233,20 @@ def schedule_run(job: Job, user: User | None, when: datetime, *,
                   planned_for=planned_for)
     log(run, f"Run #{run.number} scheduled by {user.display_name if user else 'the scheduler'}.")
     db.session.commit()
-    run.rq_job_id = queueing.schedule_run_job(run.id, when)
-    db.session.commit()
+    arm_timed_job(run)
     return run
+
+
+def arm_timed_job(run: Run) -> bool:
+    """Give a committed scheduled run its timed RQ job (derived from the row, which is the
+    record). If Redis is unreachable the run keeps none, and the reconciler arms it later."""
+    try:
+        run.rq_job_id = queueing.schedule_run_job(run.id, run.scheduled_for)
+    except queueing.UNREACHABLE:
+        current_app.logger.warning("job queue unreachable: run %s armed later", run.id)
+        return False
+    db.session.commit()
+    return True
 
 
 def _chains():

@@ -9,6 +9,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webapp.csvfiles import DELIMITER_NAMES, CsvProblem
+from webapp.engine import queueing
 from webapp.engine import runs as engine
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm, NotificationsForm, mapping_form
@@ -34,7 +35,8 @@ def index():
     if not current_user.is_super_admin:
         query = query.where(Job.owner_id == current_user.id)
     jobs = db.session.execute(query.order_by(Job.name)).scalars().all()
-    return render_template("jobs/index.html", jobs=jobs, form=ConfirmForm())
+    return render_template("jobs/index.html", jobs=jobs, form=ConfirmForm(),
+                           launch_url=launch_url)
 
 
 @bp.route("/new")
@@ -139,6 +141,7 @@ def _detail_page(job: Job, notifications: NotificationsForm, status: int = 200):
     ).scalars().all()
     job_type = REGISTRY.get(job.job_type)
     return render_template("jobs/detail.html", job=job, runs=runs, form=ConfirmForm(),
+                           job_type=job_type, launch_url=launch_url,
                            described=job_type.describe(job.params) if job_type else [],
                            schedule_text=describe_schedule(job.schedule),
                            notifications=notifications, pause_form=PauseForm()), status
@@ -167,13 +170,26 @@ def run_now(job_id: int):
     job = job_or_404(job_id)
     if not job.active or not ConfirmForm().validate_on_submit():
         abort(400)
-    get_job_type(job.job_type)
+    if not get_job_type(job.job_type).runs_on_request:
+        flash("A campaign is sent by its Launch, which shows the audience size first and "
+              "honours its launch time.", "info")
+        return redirect(launch_url(job))
+    try:
+        queueing.require_queue()
+    except queueing.QueueUnavailable as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("jobs.detail", job_id=job.id))
     run = engine.start_run(job, current_user)
     if run.state.value == "queued" and not run.rq_job_id:
         flash(f"Run #{run.number} is queued, {queue_place(run)}.", "info")
     else:
         flash(f"Run #{run.number} started.", "success")
     return redirect(url_for("runs.detail", run_id=run.id))
+
+
+def launch_url(job: Job) -> str:
+    """Where a job that is not run on request is started (a campaign: its launch page)."""
+    return url_for("campaigns.launch", campaign_id=job.params.get("campaign_id", 0))
 
 
 @bp.route("/<int:job_id>/delete", methods=["POST"])

@@ -25,6 +25,17 @@ def get_job_type(key: str) -> JobType:
         raise UnknownJobType(f"no job type {key!r}") from None
 
 
+def lane_of(key: str) -> str:
+    """The line a job type's runs wait in ("data" or "email")."""
+    job_type = REGISTRY.get(key)
+    return job_type.lane if job_type else "data"
+
+
+def lane_types(lane: str) -> list[str]:
+    """The job type keys whose runs wait in `lane`."""
+    return [key for key, job_type in REGISTRY.items() if job_type.lane == lane]
+
+
 def type_label(key: str) -> str:
     """The monitor's Type column for a job type key."""
     job_type = REGISTRY.get(key)

@@ -21,6 +21,12 @@ class JobType:
     final_state: ClassVar[RunState] = RunState.COMPLETED
     can_stop: ClassVar[bool] = True
     can_pause: ClassVar[bool] = False
+    # the line its runs wait in: "data" (imports, exports, reports) or "email" (sends), each
+    # with its own workers and concurrency, so a long send never holds up the nightly import
+    lane: ClassVar[str] = "data"
+    # started from the Jobs page with Run now, and given a recurring schedule of its own
+    # (a campaign is not: its Launch, with its confirmation and launch time, starts it)
+    runs_on_request: ClassVar[bool] = True
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         """Label/value pairs that summarise a job's parameters on its page."""
@@ -29,6 +35,10 @@ class JobType:
     def run(self, ctx: RunContext) -> None:
         """Do the work in batches through `ctx` (commit_batch checks for stop between batches)."""
         raise NotImplementedError
+
+    def fire_refusal(self, run: Run) -> str | None:
+        """Why a scheduled run of this type must not start when its time comes (None: it may)."""
+        return None
 
     def after_cancel(self, run: Run, phase: str) -> None:
         """Called as a run is cancelled (phase: before_start, extraction or processing); what it

@@ -13,6 +13,7 @@ from flask import current_app, url_for
 from sqlalchemy import Engine, and_, func, insert, select, update
 
 from webapp.engine.states import RunState
+from webapp.errors import JobError
 from webapp.extensions import db
 from webapp.jobtypes.base import JobType
 from webapp.mailing import tracking
@@ -41,6 +42,8 @@ class EmailCampaign(JobType):
     noun_past = "sent"
     final_state = RunState.COLLECTING
     can_pause = True
+    lane = "email"
+    runs_on_request = False  # only its Launch (with the confirmation) or a group starts it
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         return [("Campaign", f"#{params.get('campaign_id')}")]
@@ -48,9 +51,11 @@ class EmailCampaign(JobType):
     def run(self, ctx: RunContext) -> None:
         campaign = db.session.get(Campaign, ctx.params["campaign_id"])
         if campaign is None:
-            raise ValueError("the campaign was deleted")
+            raise JobError("the campaign was deleted")
         compiled = CompiledCampaign(from_address=campaign.from_address, subject=campaign.subject,
                                     html_body=campaign.html_body, text_body=campaign.text_body)
+        if campaign.status is CampaignStatus.SCHEDULED and is_launch(ctx.run, campaign):
+            campaign.status = CampaignStatus.LAUNCHED  # its launch time came
         if not ctx.run.request_id:
             self._extract(ctx, campaign)
         _Sender(ctx, compiled).run()
@@ -59,12 +64,13 @@ class EmailCampaign(JobType):
 
     def _extract(self, ctx: RunContext, campaign: Campaign) -> None:
         """Initializing: copy the audience into this run's recipient list (a snapshot)."""
+        point = ctx.checkpoint
+        not_sent_by = point.get("not_sent_by", [])  # a "send to the remaining"
         try:
-            conditions, suppressed = audience(campaign)
+            conditions, suppressed = audience(campaign, not_sent_by=not_sent_by)
         except AudienceError as exc:
             raise AudienceError(f"the audience rule is invalid: {exc}") from None
         columns = [getattr(Supporter, name) for name in MERGE_FIELDS]
-        point = ctx.checkpoint
         last_id = point.get("extract_last_id", 0)
         matched, blocked = point.get("matched", 0), point.get("suppressed", 0)
         while True:
@@ -88,7 +94,7 @@ class EmailCampaign(JobType):
             matched += len(rows)
             last_id = rows[-1].id
             ctx.run.checkpoint = {"extract_last_id": last_id, "matched": matched,
-                                  "suppressed": blocked}
+                                  "suppressed": blocked, "not_sent_by": not_sent_by}
             db.session.commit()
             ctx.check_control()  # a cancel here is an extraction cancel
         ctx.run.checked, ctx.run.skipped = matched, blocked
@@ -102,12 +108,25 @@ class EmailCampaign(JobType):
         return (f"Sending finished: {run.created:,} sent, {run.rejected:,} refused by the server, "
                 f"{run.skipped:,} suppressed. Collecting results until {until}.")
 
+    def fire_refusal(self, run: Run) -> str | None:
+        campaign = _campaign_of(run)
+        if run.trigger != "group" and not is_launch(run, campaign):
+            return "Skipped: this is no longer the campaign's launch (it was cancelled or replaced)."
+        return None
+
     def after_cancel(self, run: Run, phase: str) -> None:
-        campaign = db.session.get(Campaign, run.job.params["campaign_id"]) if run.job else None
+        campaign = _campaign_of(run)
         if campaign is None:
             return
-        if phase in ("before_start", "extraction"):
-            campaign.status = CampaignStatus.DRAFT  # committed with the cancel itself
+        if is_launch(run, campaign):  # (a send started by a group leaves the campaign as it is)
+            # committed with the cancel itself
+            earlier = (run.checkpoint or {}).get("not_sent_by", [])
+            if phase == "processing":
+                campaign.status = CampaignStatus.STOPPED  # some were sent; the rest can be
+            elif earlier:  # a "send to the remaining" that sent nothing: stopped as before
+                campaign.status, campaign.launch_run_id = CampaignStatus.STOPPED, earlier[-1]
+            else:
+                campaign.status, campaign.launch_run_id = CampaignStatus.DRAFT, None
         if phase == "extraction" and campaign.notify_email:
             from webapp.engine.notifications import notify
 
@@ -117,6 +136,15 @@ class EmailCampaign(JobType):
                    f"audience was being extracted (run #{run.number}, Job # {run.id}).\n\n"
                    "Nobody was contacted. The campaign is back in draft; you can edit it and "
                    "launch it again.\n")
+
+
+def is_launch(run: Run, campaign: Campaign | None) -> bool:
+    """Whether `run` is the campaign's own launch (not a send a group started)."""
+    return campaign is not None and campaign.launch_run_id == run.id
+
+
+def _campaign_of(run: Run) -> Campaign | None:
+    return db.session.get(Campaign, run.job.params.get("campaign_id")) if run.job else None
 
 
 def _plain(value: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select
 
 from webapp.extensions import db
-from webapp.models.campaigns import Campaign, Suppression
+from webapp.models.campaigns import Campaign, Recipient, RecipientStatus, Suppression
 from webapp.models.people import FIELDS_BY_NAME, Supporter
 
 OPERATORS = {"equals": "equals", "not_equals": "does not equal", "contains": "contains",
@@ -68,22 +68,30 @@ def describe_rule(rule: dict[str, Any]) -> str:
     return " and ".join(parts)
 
 
-def audience(campaign: Campaign) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
-    """(conditions selecting the audience, condition marking who of them is suppressed)."""
+def audience(campaign: Campaign, *, not_sent_by: list[int] | None = None,
+             ) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
+    """(conditions selecting the audience, condition marking who of them is suppressed);
+    `not_sent_by`: leave out whoever those runs of the campaign already sent it to."""
     on_list = exists(select(Suppression.id).where(Suppression.email == Supporter.email))
+    reached = []
+    if not_sent_by:
+        reached = [~exists(select(Recipient.id).where(
+            Recipient.run_id.in_(not_sent_by), Recipient.supporter_id == Supporter.id,
+            Recipient.status == RecipientStatus.SENT))]
     if campaign.audience == "opted_in":
-        return [Supporter.opted_in.is_(True)], on_list
+        return [Supporter.opted_in.is_(True), *reached], on_list
     if campaign.audience == "filter":
         if campaign.saved_filter is None:
             raise AudienceError("the campaign's saved filter no longer exists")
-        return rule_conditions(campaign.saved_filter.rule), or_(
+        return [*rule_conditions(campaign.saved_filter.rule), *reached], or_(
             not_(Supporter.opted_in.is_(True)), on_list)
     raise AudienceError(f"unknown audience {campaign.audience!r}")
 
 
-def audience_sizes(campaign: Campaign) -> tuple[int, int]:
+def audience_sizes(campaign: Campaign, *, not_sent_by: list[int] | None = None,
+                   ) -> tuple[int, int]:
     """(people matching the audience, how many of them are suppressed)."""
-    conditions, suppressed = audience(campaign)
+    conditions, suppressed = audience(campaign, not_sent_by=not_sent_by)
     where = and_(*conditions) if conditions else ~false()
     total = db.session.execute(select(func.count()).select_from(Supporter).where(where)).scalar()
     blocked = db.session.execute(

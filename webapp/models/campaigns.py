@@ -18,11 +18,13 @@ def _enum(cls: type[enum.Enum]) -> Enum:
 
 
 class CampaignStatus(enum.StrEnum):
-    """Where a campaign is: editable draft, waiting for its launch time, or launched."""
+    """Where a campaign is: editable draft, waiting for its launch time, launched, or stopped
+    part-way (some were sent; the rest can be sent after a confirmation)."""
 
     DRAFT = "draft"
     SCHEDULED = "scheduled"
     LAUNCHED = "launched"
+    STOPPED = "stopped"
 
     @property
     def label(self) -> str:
@@ -57,12 +59,17 @@ class Campaign(db.Model):
     launch_at: Mapped[datetime | None] = mapped_column()
     status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus),
                                                    default=CampaignStatus.DRAFT)
+    # the run of its own launch (or of its "send to the remaining"): the only run its launch
+    # time may fire; sends started by a group after success are other runs of its job
+    launch_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("run.id", ondelete="SET NULL", name="fk_campaign_launch_run"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     owner = relationship("User")
     job = relationship("Job")
     saved_filter = relationship("SavedFilter")
+    launch_run = relationship("Run", foreign_keys=[launch_run_id])
 
 
 class Suppression(db.Model):

@@ -75,9 +75,13 @@ class Run(db.Model):
     parent_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("run.id", ondelete="SET NULL"), index=True)
     step: Mapped[int | None] = mapped_column()
+    # the group run whose success started this run (a campaign's "launch after success")
+    origin_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("run.id", ondelete="SET NULL", name="fk_run_origin_run"))
 
     job = relationship("Job")
     parent = relationship("Run", remote_side=[id], foreign_keys=[parent_run_id])
+    origin = relationship("Run", remote_side=[id], foreign_keys=[origin_run_id])
     owner = relationship("User", foreign_keys=[owner_id])
     started_by = relationship("User", foreign_keys=[started_by_id])
 
