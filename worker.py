@@ -1,30 +1,120 @@
-"""Runs an RQ worker for Conveyor's queue with the app's config (python worker.py [--burst])."""
+"""Runs an RQ worker for Conveyor's queues with the app's config
+(python worker.py [--lane data|email|all] [--burst])."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import signal
+import time
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Worker
+from rq.job import Job
+from rq.queue import Queue
 
 from webapp import create_app
 from webapp.engine import queueing
 from webapp.engine.runner import warm_up
+from webapp.launcher import die_with_parent
+
+log = logging.getLogger("conveyor.worker")
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+MAX_BACKOFF = 30.0
+STEADY_AFTER = 60.0  # a worker that stayed up this long starts its back-off afresh
+
+
+class LaneWorker(Worker):
+    """RQ's forking worker whose work horse never outlives it: the horse asks the kernel for
+    SIGKILL when its worker dies, so a killed worker cannot leave a horse writing on its own."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.worker_pid = os.getpid()  # the process that forks the horses
+        self.stop_asked = False
+
+    def request_stop(self, signum, frame) -> None:
+        """SIGTERM/SIGINT: RQ's warm shutdown, remembered so the retry loop ends too."""
+        self.stop_asked = True
+        super().request_stop(signum, frame)
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        """The horse's entry point: bound to its worker's life first, then RQ's own."""
+        die_with_parent(signal.SIGKILL)
+        if os.getppid() != self.worker_pid:  # the worker died between the fork and the line above
+            os._exit(1)
+        super().main_work_horse(job, queue)
+
+
+def wait_for_horse(worker: Worker | None) -> None:
+    """After the work loop broke off, let a horse that is still running finish its run."""
+    pid = getattr(worker, "_horse_pid", 0) if worker is not None else 0
+    if not pid:
+        return
+    log.warning("waiting for the run in work horse %d to end", pid)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def queue_reachable() -> bool:
+    """Whether Redis answers now."""
+    try:
+        return bool(queueing.redis_connection().ping())
+    except REDIS_DOWN:
+        return False
+
+
+def work(lane: str, *, burst: bool = False, name: str | None = None) -> None:
+    """Work the lane's queues until stopped; while Redis is unreachable, retry with back-off
+    instead of exiting (RQ's own loop gives up on a Redis error outside its dequeue)."""
+    delay, attempt, warmed = 1.0, 0, False
+    while True:
+        began, worker = time.monotonic(), None
+        try:
+            if not warmed:
+                warm_up()  # also dispatches waiting runs: needs Redis
+                warmed = True
+            worker = LaneWorker(queueing.lane_queues(lane), connection=queueing.redis_connection(),
+                                name=f"{name}-{attempt}" if name and attempt else name)
+            worker.work(burst=burst, with_scheduler=False)
+            if burst or worker.stop_asked:
+                return
+        except REDIS_DOWN:
+            pass
+        finally:
+            # RQ's signal handlers belong to the worker that just ended: from here until the
+            # next one starts, SIGTERM/SIGINT stop this process as usual
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if worker is not None:
+                with contextlib.suppress(Exception):
+                    worker.unsubscribe()
+            wait_for_horse(worker)
+        if time.monotonic() - began >= STEADY_AFTER:
+            delay = 1.0
+        if queue_reachable():
+            log.warning("the worker stopped after an error; restarting in %g s", delay)
+        else:
+            log.warning("job queue unreachable; retrying in %g s", delay)
+        time.sleep(delay)
+        delay, attempt = min(MAX_BACKOFF, delay * 2), attempt + 1
 
 
 def main() -> None:
-    """Build the app, then work the run queue until stopped."""
+    """Build the app, then work the lane's run queues until stopped."""
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lane", choices=("all", *queueing.LANES), default="all",
+                        help="which runs to work: data jobs, email sends, or both (default)")
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
-    parser.add_argument("--name", default=None, help="worker name (default: host and pid)")
+    parser.add_argument("--name", default=None, help="worker name (default: a random id)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     app = create_app({"MIGRATIONS": False})  # a worker never changes the schema
     with app.app_context():
-        warm_up()
-        worker = Worker([queueing.run_queue()], connection=queueing.redis_connection(),
-                        name=args.name)
-        worker.work(burst=args.burst, with_scheduler=False)
+        work(args.lane, burst=args.burst, name=args.name)
 
 
 if __name__ == "__main__":

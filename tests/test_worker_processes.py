@@ -107,6 +107,47 @@ def test_worker_killed_mid_import_is_detected_and_retry_creates_no_supporter_twi
     assert db.session.query(Supporter.email).distinct().count() == rows
 
 
+def test_a_work_horse_dies_with_its_worker_and_the_run_keeps_what_it_committed(app, users, tmp_path):
+    rows = 30000
+    path = tmp_path / "big.csv"
+    with open(path, "w") as out:
+        out.write("email,first_name\n")
+        out.writelines(f"person{i}@example.org,P{i}\n" for i in range(rows))
+    run = start_run(import_job(users["user"], path, ["email", "first_name"]), users["user"])
+    worker = start_worker(app, tmp_path)
+    try:
+        wait_for(lambda: fresh(run).progress_done >= 3000)
+        horses = psutil.Process(worker.pid).children()
+        assert len(horses) == 1, "the worker should have one work horse while it imports"
+        os.kill(worker.pid, signal.SIGKILL)  # the worker only: its horse is in a group of its own
+        worker.wait(10)
+        _gone, alive = psutil.wait_procs(horses, timeout=2)
+        assert not alive, "the work horse outlived its worker"
+    finally:
+        stop_group(worker)
+    run = fresh(run)
+    assert run.state is RunState.PROCESSING
+    assert 0 < run.progress_done < rows, "the import finished before the worker was killed"
+    committed = Supporter.query.count()
+    time.sleep(0.5)  # nothing writes any more
+    assert Supporter.query.count() == committed == run.created == run.progress_done
+
+    app.config["DEAD_AFTER_SECONDS"] = 1.0
+    time.sleep(1.2)
+    assert reconcile()["failed"] == 1
+    run = fresh(run)
+    assert run.state is RunState.FAILED
+    assert f"{committed:,} of {rows:,} rows were imported" in run.error
+    assert Supporter.query.count() == committed == fresh(run).created
+
+    app.config["IMPORT_BATCH_SIZE"] = 1000
+    retry_run(run, users["user"])
+    work(app)
+    run = fresh(run)
+    assert run.state is RunState.COMPLETED, run.error
+    assert Supporter.query.count() == rows == run.created == run.checked
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a named pipe")
 def test_kill_hard_stops_a_run_stuck_on_io(app, users, tmp_path):
     fifo = tmp_path / "stuck.csv"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 import click
 from flask import Flask
@@ -86,9 +87,22 @@ def bootstrap_command() -> None:
 @click.option("--once", is_flag=True, help="One pass, then exit (for tests).")
 def scheduler_command(once: bool) -> None:
     """The scheduler process: timed enqueues, the run reconciler and the retention sweep."""
+    from redis.exceptions import RedisError
+
     from webapp.engine.scheduler_loop import loop
 
-    loop(once=once)
+    delay = 1.0
+    while True:  # a Redis outage is waited out here, never a reason to exit
+        try:
+            loop(once=once)
+            return
+        except RedisError as problem:
+            if once:
+                raise
+            click.echo(f"scheduler: job queue unreachable ({problem}); retrying in {delay:g} s",
+                       err=True)
+            time.sleep(delay)
+            delay = min(30.0, delay * 2)
 
 
 def register_cli(app: Flask) -> None:
