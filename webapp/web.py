@@ -10,6 +10,8 @@ from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from webapp.engine.outage import queue_down_since
+from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import can_kill, queue_position
 from webapp.engine.states import RunState
 from webapp.jobtypes import REGISTRY, type_label
@@ -110,6 +112,13 @@ def stop_question(run: Any) -> str:
     return f"Stop “{run.job_name}” at the next batch? {done}."
 
 
+def _queue_down_since() -> Any:
+    """For the banner of full pages: since when the job queue is unreachable (None: it answers)."""
+    if not current_user.is_authenticated:
+        return None
+    return queue_down_since()
+
+
 def _error(status: int, title: str, message: str):
     if wants_json():
         return jsonify(error=message, status=status), status
@@ -135,7 +144,15 @@ def register_web_helpers(app: Flask) -> None:
 
     @app.context_processor
     def _account() -> dict[str, Any]:
-        return {"current_user": current_user, "is_htmx": is_htmx()}
+        return {"current_user": current_user, "is_htmx": is_htmx(),
+                "queue_down_since": _queue_down_since}
+
+    @app.errorhandler(QueueUnavailable)
+    def queue_unavailable(exc: QueueUnavailable):
+        from webapp.extensions import db
+
+        db.session.rollback()
+        return _error(503, "Job queue unreachable", str(exc))
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc: Exception):

@@ -346,6 +346,7 @@ def kill_run(run: Run, user: User) -> str:
         raise RunActionError("Only an admin can kill a run.")
     if not can_kill(run):
         raise RunActionError("Kill is offered only when a run has not stopped 30 seconds after Stop.")
+    queueing.require_queue()  # the kill goes to the worker through Redis: nothing changes without it
     if run.rq_job_id:
         queueing.kill_work_horse(run.rq_job_id)
     reason = (

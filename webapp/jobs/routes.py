@@ -174,13 +174,11 @@ def run_now(job_id: int):
         flash("A campaign is sent by its Launch, which shows the audience size first and "
               "honours its launch time.", "info")
         return redirect(launch_url(job))
-    try:
-        queueing.require_queue()
-    except queueing.QueueUnavailable as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("jobs.detail", job_id=job.id))
     run = engine.start_run(job, current_user)
-    if run.state.value == "queued" and not run.rq_job_id:
+    if not queueing.queue_reachable(max_age=0):
+        flash(f"Run #{run.number} is saved and waits: the job queue is unreachable right now. "
+              "It starts by itself when the queue is back.", "warning")
+    elif run.state.value == "queued" and not run.rq_job_id:
         flash(f"Run #{run.number} is queued, {queue_place(run)}.", "info")
     else:
         flash(f"Run #{run.number} started.", "success")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
@@ -12,6 +14,8 @@ class AccountSettings(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     retention_days: Mapped[int] = mapped_column(default=30)
+    # since when the job queue (Redis) has been unreachable; None while it answers
+    queue_down_since: Mapped[datetime | None] = mapped_column()
 
     @classmethod
     def get(cls) -> AccountSettings:

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from webapp.engine import chains
 from webapp.engine import runs as engine
+from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.groups.queries import GROUP, step_names, timeline
@@ -147,7 +148,7 @@ def _action(run_id: int, action):
     run = run_or_404(run_id)
     try:
         message = action(run)
-    except engine.RunActionError as problem:
+    except (engine.RunActionError, QueueUnavailable) as problem:
         db.session.rollback()
         db.session.refresh(run)
         return _after_action(run, str(problem), "error")
