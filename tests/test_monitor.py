@@ -122,7 +122,7 @@ def test_queued_run_shows_its_place_and_what_it_waits_for(client, auth, users, r
     second = start_run(running.job, users["user"])
     auth.login("user@example.org")
     html = client.get("/").get_data(as_text=True)
-    assert f"#2 in line, waiting for run #{running.number}" in html
+    assert f"#2 in the data line, waiting for run #{running.number}" in html
     assert second.state is RunState.QUEUED
 
 

@@ -139,7 +139,7 @@ def test_missing_file_fails_the_run_with_the_reason(app, users, tmp_path):
     work(app)
     run = fresh(run)
     assert run.state is RunState.FAILED
-    assert "No such file" in run.error
+    assert "the file gone.csv is no longer there" in run.error
     assert run.in_monitor
 
 

@@ -14,7 +14,7 @@ from webapp.engine.outage import queue_down_since
 from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import can_kill, queue_position
 from webapp.engine.states import RunState
-from webapp.jobtypes import REGISTRY, type_label
+from webapp.jobtypes import REGISTRY, lane_of, type_label
 from webapp.permissions import can_see
 from webapp.timefmt import format_duration, format_local
 
@@ -66,7 +66,8 @@ def state_badge(run: Any) -> Markup:
 
 
 def queue_place(run: Any) -> str:
-    """'#2 in line, waiting for run #12' for a queued run (another job's run is named only to
+    """'#2 in the data line, waiting for run #12' for a queued run (imports and exports wait
+    in the data line, sends in the email line) (another job's run is named only to
     those who may see it)."""
     place, blocking = queue_position(run)
     if run.rq_job_id and place == 1:
@@ -79,7 +80,7 @@ def queue_place(run: Any) -> str:
         waits = f", waiting for {blocking.job_name} run #{blocking.number}"
     else:
         waits = ", waiting for another user's run"
-    return f"#{place} in line{waits}"
+    return f"#{place} in the {lane_of(run.job_type)} line{waits}"
 
 
 def campaign_of(run: Any) -> Any:

@@ -365,15 +365,15 @@ def test_run_now_while_a_run_is_busy_queues_it_with_its_place(page: Page, schedu
 
         expect(page.get_by_role("heading", name=f"{name} run #2")).to_be_visible()
         expect(flash(page, "is queued")).to_have_text(
-            "Run #2 is queued, #2 in line, waiting for run #1.")
+            "Run #2 is queued, #2 in the data line, waiting for run #1.")
         expect(page.get_by_role("region", name="Run status")).to_contain_text(
-            "Queued: #2 in line, waiting for run #1.")
+            "Queued: #2 in the data line, waiting for run #1.")
 
         main_nav(page).get_by_role("link", name="Job monitor").click()
         expect(page.get_by_role("heading", name="Job monitor")).to_be_visible()
         first, second = run_row(page, name, 1), run_row(page, name, 2)
         expect(second.get_by_role("cell").nth(5)).to_have_text(
-            "Queued #2 in line, waiting for run #1")
+            "Queued #2 in the data line, waiting for run #1")
         expect(first.get_by_role("cell").nth(5)).not_to_contain_text("Completed")
 
         # Watch the monitor (it updates itself every 2 s) until both are done: while run #1

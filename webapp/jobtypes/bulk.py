@@ -22,10 +22,12 @@ def execute(statement: str, params: Sequence[Any]) -> None:
     db.session.connection().exec_driver_sql(_sql(statement), tuple(params))
 
 
-def executemany(statement: str, rows: Sequence[Sequence[Any]]) -> None:
-    """Run one statement for many parameter rows in the current transaction."""
-    if rows:
-        db.session.connection().exec_driver_sql(_sql(statement), list(rows))
+def executemany(statement: str, rows: Sequence[Sequence[Any]]) -> int:
+    """Run one statement for many parameter rows in the current transaction; the number of
+    rows it changed (-1 when the driver cannot tell)."""
+    if not rows:
+        return 0
+    return db.session.connection().exec_driver_sql(_sql(statement), list(rows)).rowcount
 
 
 def fetchall(statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

@@ -78,8 +78,11 @@ class Importer:
         insert_cols = ["email", *self.names, "last_run_id", "created_at", "updated_at"]
         if "opted_in" not in self.names:
             insert_cols.append("opted_in")
+        # another import may store one of these emails between our lookup and our insert:
+        # that row is left to the update path, never a unique-key failure (SQLite, PostgreSQL)
         self.insert_sql = (f"INSERT INTO supporter ({', '.join(insert_cols)}) "
-                           f"VALUES ({placeholders(len(insert_cols))})")
+                           f"VALUES ({placeholders(len(insert_cols))}) "
+                           "ON CONFLICT (email) DO NOTHING")
         sets = ", ".join(f"{name} = ?" for name in [*self.names, "last_run_id", "updated_at"])
         self.update_sql = f"UPDATE supporter SET {sets} WHERE id = ?"
 
@@ -201,35 +204,51 @@ class Importer:
         now = timestamp(utcnow())
         added = (self.run_id, now, now) if "opted_in" in self.names else (
             self.run_id, now, now, False)
+        updates: list[tuple[Any, ...]] = []
+        touched: list[int] = []
         if not existing:  # all new: the insert rows straight from the columns
             inserts = list(zip(parsed.emails, *parsed.columns, *map(repeat, added), strict=False))
-            executemany(self.insert_sql, inserts)
-            return len(inserts), 0, 0
-        inserts, updates, touched = [], [], []
-        for line, email, values in parsed.rows():
-            stored = existing.get(email)
-            if stored is None:
-                inserts.append((email, *values, *added))
-                continue
-            if stored[2] == self.run_id:
-                self.note_duplicate(f"line {line}: {email} appeared earlier in the file; "
-                                    "this later row wins")
-            current = list(stored[3:])
-            for index, normalise in self.normalisers:
-                current[index] = normalise(current[index])
-            merged = list(values) if None not in values else [
-                new if new is not None else old for new, old in zip(values, current, strict=True)]
-            if merged == current:
-                touched.append(stored[0])
-            else:
-                updates.append((*merged, self.run_id, now, stored[0]))
-        executemany(self.insert_sql, inserts)
+        else:
+            inserts = []
+            for line, email, values in parsed.rows():
+                stored = existing.get(email)
+                if stored is None:
+                    inserts.append((email, *values, *added))
+                    continue
+                if stored[2] == self.run_id:
+                    self.note_duplicate(f"line {line}: {email} appeared earlier in the file; "
+                                        "this later row wins")
+                self.merge(values, stored, now, updates, touched)
+        created = len(inserts)
+        if executemany(self.insert_sql, inserts) != created:
+            # some emails were stored by another import since the lookup: update its rows
+            again = self.stored([row[0] for row in inserts])
+            width = len(self.names)
+            for row in inserts:
+                stored = again.get(row[0])
+                if stored is not None and stored[2] != self.run_id:
+                    created -= 1
+                    self.merge(list(row[1:1 + width]), stored, now, updates, touched)
         executemany(self.update_sql, updates)
         for start in range(0, len(touched), LOOKUP_SLICE):
             ids = touched[start:start + LOOKUP_SLICE]
             execute(f"UPDATE supporter SET last_run_id = ? WHERE id IN ({placeholders(len(ids))})",
                     [self.run_id, *ids])
-        return len(inserts), len(updates), len(touched)
+        return created, len(updates), len(touched)
+
+    def merge(self, values: Any, stored: tuple[Any, ...], now: Any,
+              updates: list[tuple[Any, ...]], touched: list[int]) -> None:
+        """A record for a stored supporter: an update when a value changes (empty cells keep
+        what is stored), else a touch."""
+        current = list(stored[3:])
+        for index, normalise in self.normalisers:
+            current[index] = normalise(current[index])
+        merged = list(values) if None not in values else [
+            new if new is not None else old for new, old in zip(values, current, strict=True)]
+        if merged == current:
+            touched.append(stored[0])
+        else:
+            updates.append((*merged, self.run_id, now, stored[0]))
 
     def stored(self, emails: list[str]) -> dict[str, tuple[Any, ...]]:
         """The stored supporters among `emails`, by email (looked up in slices of bound values)."""
