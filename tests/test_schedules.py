@@ -17,8 +17,8 @@ from webapp.engine.schedules import (
     pick_slot_minute,
     slot_in_past,
     to_local,
-    to_utc,
 )
+from webapp.timefmt import local_to_utc
 
 K = ScheduleKind
 NY = "America/New_York"
@@ -69,6 +69,21 @@ def test_bad_values_are_refused(kind, fields, message):
 def test_start_date_must_be_a_plain_date():
     with pytest.raises(ScheduleError, match="start date"):
         sched(K.ONCE, start=at(2026, 1, 1), once_at=at(2026, 5, 1, 9))
+
+
+@pytest.mark.parametrize("start,once_at,message", [
+    (date(9999, 12, 31), at(9999, 12, 31, 23, 30), "the start date 9999-12-31 is after Dec 31, 2100"),
+    (START, at(9999, 12, 31, 23, 30), "the date 9999-12-31 is after Dec 31, 2100"),
+    (START, at(2101, 1, 1), "the last day Conveyor can plan"),
+])
+def test_dates_after_2100_are_refused_rather_than_overflowing(start, once_at, message):
+    with pytest.raises(ScheduleError, match=message):
+        sched(K.ONCE, start=start, once_at=once_at)
+
+
+def test_the_last_plannable_day_still_plans():
+    s = sched(K.ONCE, once_at=at(2100, 12, 31, 23, 59))
+    assert next_run(s, at(2026, 1, 1)) == at(2101, 1, 1, 4, 59)
 
 
 def test_schedule_error_is_a_value_error():
@@ -205,7 +220,7 @@ def test_dst_days_in_every_kind(tz, day, wall, utc):
               week_of_month=LAST_WEEK if day.day > 28 else (day.day - 1) // 7 + 1),
         sched(K.HOURLY_SLOT, tz=tz, hour=wall.hour, slot=wall.minute // 15, minute=wall.minute),
     ]
-    midnight = to_utc(datetime.combine(day, time()), tz)
+    midnight = local_to_utc(datetime.combine(day, time()), tz)
     for s in kinds:
         assert next_run(s, midnight) == utc, s
         assert next_run(s, utc - timedelta(seconds=1)) == utc, s
@@ -285,15 +300,27 @@ def test_once_in_the_gap_is_marked_moved():
     assert not moved_by_dst(s, at(2026, 3, 8, 8))
     odd = sched(K.ONCE, once_at=at(2026, 3, 8, 2, 30, 17, 250000))  # seconds and microseconds too
     assert next_run(odd, at(2026, 3, 1)) == at(2026, 3, 8, 7)
-    assert to_utc(at(2026, 3, 8, 2, 59, 59, 999999), NY) == at(2026, 3, 8, 7)
+    assert local_to_utc(at(2026, 3, 8, 2, 59, 59, 999999), NY) == at(2026, 3, 8, 7)
 
 
-def test_to_utc_and_to_local():
-    assert to_utc(at(2026, 7, 1, 12), NY) == at(2026, 7, 1, 16)
-    assert to_utc(datetime(2026, 11, 1, 1, 30, fold=1), NY) == at(2026, 11, 1, 5, 30)  # first, whatever fold
+def test_a_campaign_launch_and_a_schedule_share_the_dst_rule():
+    # the spring-forward gap: 02:30 does not exist, both run at 03:00 EDT (the end of the gap)
+    gap = at(2027, 3, 14, 2, 30)
+    assert local_to_utc(gap, NY) == at(2027, 3, 14, 7)
+    assert next_run(sched(K.ONCE, once_at=gap), at(2027, 3, 1)) == at(2027, 3, 14, 7)
+    # the fall-back hour: 01:30 happens twice, both take the first (EDT)
+    twice = at(2027, 11, 7, 1, 30)
+    assert local_to_utc(twice, NY) == at(2027, 11, 7, 5, 30)
+    assert next_run(sched(K.ONCE, once_at=twice), at(2027, 11, 1)) == at(2027, 11, 7, 5, 30)
+
+
+def test_local_to_utc_and_to_local():
+    assert local_to_utc(at(2026, 7, 1, 12), NY) == at(2026, 7, 1, 16)
+    first = at(2026, 11, 1, 5, 30)
+    assert local_to_utc(datetime(2026, 11, 1, 1, 30, fold=1), NY) == first  # whatever fold
     local = to_local(at(2026, 11, 1, 6, 30), NY)
     assert (local, local.fold) == (at(2026, 11, 1, 1, 30), 1)
-    assert to_utc(at(2026, 3, 29, 1, 59), LONDON) == at(2026, 3, 29, 1)
+    assert local_to_utc(at(2026, 3, 29, 1, 59), LONDON) == at(2026, 3, 29, 1)
 
 
 # -- hourly slots ---------------------------------------------------------------------------

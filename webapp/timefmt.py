@@ -1,10 +1,19 @@
-"""Times are stored in UTC and shown in the account time zone with its abbreviation."""
+"""Times are stored in UTC and shown in the account time zone with its abbreviation.
+
+A wall-clock time the account types (a schedule, a campaign launch) becomes UTC by one DST rule,
+`local_to_utc`: a time that does not exist (spring forward) is the first instant after the gap,
+so 02:30 on a spring-forward day in New York is 03:00 EDT; a time that happens twice (fall back)
+is the first of the two."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+# The last day Conveyor plans anything on (schedules, blackouts, campaign launches): forms refuse
+# later dates, and a stored schedule past it is reported instead of planned.
+LAST_PLANNABLE = date(2100, 12, 31)
 
 
 def to_local(moment: datetime, tz_name: str) -> datetime:
@@ -47,10 +56,53 @@ def format_duration(seconds: float | None) -> str:
 
 
 def local_to_utc(local: datetime, tz_name: str) -> datetime:
-    """A naive wall-clock time in the account time zone as a naive UTC instant."""
-    return local.replace(tzinfo=ZoneInfo(tz_name)).astimezone(UTC).replace(tzinfo=None)
+    """A naive wall-clock time in the account time zone as a naive UTC instant (the module's DST
+    rule: inside a spring-forward gap, the end of the gap; a repeated time, the first)."""
+    zone = ZoneInfo(tz_name)
+    utc = _utc_of(local, zone)  # fold=0: of a repeated time, the first
+    if utc_to_local_naive(utc, tz_name) == local:
+        return utc
+    return _gap_end(local, zone)
+
+
+def _utc_of(wall: datetime, zone: ZoneInfo, fold: int = 0) -> datetime:
+    """Naive UTC for a wall time read with the offset `fold` selects (PEP 495)."""
+    aware = wall.replace(tzinfo=zone, fold=fold)
+    return aware.astimezone(UTC).replace(tzinfo=None)
+
+
+def _gap_end(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The transition instant that skips over `wall`: the first instant after the gap."""
+    # Read with the offset after the change the wall time falls before the transition, with the
+    # offset before it falls after; the transition (a whole second) lies in between.
+    lo = _utc_of(wall, zone, fold=1).replace(microsecond=0)
+    hi = _utc_of(wall, zone, fold=0).replace(microsecond=0)
+    after = _offset_at(hi, zone)
+    while (span := int((hi - lo).total_seconds())) > 1:
+        mid = lo + timedelta(seconds=span // 2)
+        if _offset_at(mid, zone) == after:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _offset_at(instant: datetime, zone: ZoneInfo) -> timedelta | None:
+    """The zone's UTC offset at a naive UTC instant."""
+    return instant.replace(tzinfo=UTC).astimezone(zone).utcoffset()
 
 
 def utc_to_local_naive(moment: datetime, tz_name: str) -> datetime:
     """A stored UTC instant as a naive wall-clock time in the account time zone (for forms)."""
     return to_local(moment, tz_name).replace(tzinfo=None)
+
+
+def check_plannable(value: date | datetime | None) -> str | None:
+    """Why a form's date (or date and time) cannot be planned, as a field message; None if it can."""
+    if value is None:
+        return None
+    day = value.date() if isinstance(value, datetime) else value
+    if day > LAST_PLANNABLE:
+        return (f"Choose a date on or before {LAST_PLANNABLE:%b} {LAST_PLANNABLE.day}, "
+                f"{LAST_PLANNABLE.year}: Conveyor cannot plan later dates.")
+    return None

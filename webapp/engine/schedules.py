@@ -1,8 +1,9 @@
 """When a schedule runs next: pure wall-clock maths in the account time zone (DESIGN.md "Schedules").
 
 Schedules are written in local wall-clock time; instants going in and out are naive UTC, as the
-app stores them. DST rules: a local time that does not exist (spring forward) runs at the first
-instant after the gap; a local time that happens twice (fall back) runs once, the first time.
+app stores them. DST rules are the app's one rule, `timefmt.local_to_utc`: a local time that does
+not exist (spring forward) runs at the first instant after the gap; a local time that happens
+twice (fall back) runs once, the first time. Nothing is planned after `timefmt.LAST_PLANNABLE`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from webapp.timefmt import LAST_PLANNABLE, local_to_utc
 
 PAST_SLOT_MESSAGE = "The time selected occurs in the past"
 
@@ -87,6 +90,7 @@ def _validate(s: Schedule) -> None:
         raise ScheduleError(f"unknown time zone {s.tz!r}") from None
     if not isinstance(s.start_date, date) or isinstance(s.start_date, datetime):
         raise ScheduleError("the start date must be a date")
+    _check_plannable("the start date", s.start_date)
     if s.kind in _USES_TIME:
         if not isinstance(s.time, time) or s.time.tzinfo is not None:
             raise ScheduleError("a time of day is required")
@@ -96,6 +100,7 @@ def _validate(s: Schedule) -> None:
         case ScheduleKind.ONCE:
             if not isinstance(s.once_at, datetime) or s.once_at.tzinfo is not None:
                 raise ScheduleError("a local date and time is required")
+            _check_plannable("the date", s.once_at.date())
         case ScheduleKind.TIMES_PER_DAY:
             if s.times_per_day not in TIMES_PER_DAY_CHOICES:
                 allowed = ", ".join(map(str, TIMES_PER_DAY_CHOICES))
@@ -120,6 +125,14 @@ def _validate(s: Schedule) -> None:
             if s.minute not in _slot_minutes(s.slot):
                 first, last = s.slot * SLOT_MINUTES, s.slot * SLOT_MINUTES + SLOT_MINUTES - 1
                 raise ScheduleError(f"the minute must be between {first} and {last} for this slot")
+
+
+def _check_plannable(what: str, day: date) -> None:
+    """Raise ScheduleError for a day after the last one Conveyor plans."""
+    if day > LAST_PLANNABLE:
+        last = f"{LAST_PLANNABLE:%b} {LAST_PLANNABLE.day}, {LAST_PLANNABLE.year}"
+        raise ScheduleError(f"{what} {day.isoformat()} is after {last}, the last day Conveyor "
+                            "can plan")
 
 
 def _check_slot(slot: int | None) -> None:
@@ -157,43 +170,7 @@ def to_local(instant: datetime, tz: str) -> datetime:
 
 def exists_locally(wall: datetime, tz: str) -> bool:
     """Whether a naive local wall-clock time happens at all (False inside a spring-forward gap)."""
-    return to_local(_utc_of(wall, ZoneInfo(tz)), tz) == wall
-
-
-def to_utc(wall: datetime, tz: str) -> datetime:
-    """The naive UTC instant a local wall-clock time runs at: gap → end of gap, repeated → first."""
-    zone = ZoneInfo(tz)
-    utc = _utc_of(wall, zone)  # fold=0: of a repeated time, the first
-    if to_local(utc, tz) == wall:
-        return utc
-    return _gap_end(wall, zone)
-
-
-def _utc_of(wall: datetime, zone: ZoneInfo, fold: int = 0) -> datetime:
-    """Naive UTC for a wall time read with the offset `fold` selects (PEP 495)."""
-    aware = wall.replace(tzinfo=zone, fold=fold)
-    return aware.astimezone(UTC).replace(tzinfo=None)
-
-
-def _gap_end(wall: datetime, zone: ZoneInfo) -> datetime:
-    """The transition instant that skips over `wall`: the first instant after the gap."""
-    # Read with the offset after the change the wall time falls before the transition, with the
-    # offset before it falls after; the transition (a whole second) lies in between.
-    lo = _utc_of(wall, zone, fold=1).replace(microsecond=0)
-    hi = _utc_of(wall, zone, fold=0).replace(microsecond=0)
-    after = _offset_at(hi, zone)
-    while (span := int((hi - lo).total_seconds())) > 1:
-        mid = lo + timedelta(seconds=span // 2)
-        if _offset_at(mid, zone) == after:
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
-def _offset_at(instant: datetime, zone: ZoneInfo) -> timedelta | None:
-    """The zone's UTC offset at a naive UTC instant."""
-    return instant.replace(tzinfo=UTC).astimezone(zone).utcoffset()
+    return to_local(local_to_utc(wall, tz), tz) == wall
 
 
 # -- occurrences ----------------------------------------------------------------------------
@@ -259,11 +236,11 @@ def next_run(schedule: Schedule, after: datetime) -> datetime | None:
     if schedule.kind == ScheduleKind.ONCE:
         if schedule.once_at.date() < schedule.start_date:
             return None
-        run = to_utc(schedule.once_at, schedule.tz)
+        run = local_to_utc(schedule.once_at, schedule.tz)
         return run if run > after else None
     for day in _candidate_days(schedule, after):
         for wall in _walls_on(schedule, day):
-            run = to_utc(wall, schedule.tz)
+            run = local_to_utc(wall, schedule.tz)
             if run > after:
                 return run
     return None
@@ -290,5 +267,5 @@ def moved_by_dst(schedule: Schedule, occurrence_utc: datetime) -> bool:
     else:
         day = to_local(occurrence_utc, schedule.tz).date()
         walls = _walls_on(schedule, day - timedelta(days=1)) + _walls_on(schedule, day)
-    landing = [w for w in walls if to_utc(w, schedule.tz) == occurrence_utc]
+    landing = [w for w in walls if local_to_utc(w, schedule.tz) == occurrence_utc]
     return bool(landing) and not any(exists_locally(w, schedule.tz) for w in landing)
