@@ -144,3 +144,18 @@ def test_times_that_already_have_a_run_are_not_recorded_twice(app, users, job):
     runs = runs_of(job)
     assert len(runs) == 4 and len({r.planned_for for r in runs}) == 4
     assert fresh(already).state is RunState.SCHEDULED  # left to fire at its own time
+
+
+def test_a_run_whose_firing_raises_is_skipped_with_a_reason_and_the_others_fire(app, users, job):
+    poisoned = hourly(job, misfire_grace_minutes=10**15)  # written straight to the database
+    broken = planned_hours_ago(poisoned, 2)  # late: the grace period is worked out, and overflows
+    other = schedule_run(export_job(users["user"], name="Other export"), None,
+                         utcnow() - timedelta(seconds=1))
+    fire({broken.id: None, other.id: None})
+    broken, other = fresh(broken), fresh(other)
+    assert broken.state is RunState.SKIPPED
+    assert broken.error.startswith("Skipped: the scheduler could not fire this run "
+                                   "(OverflowError: ")
+    assert "Check the job's schedule" in broken.error
+    assert other.state is RunState.QUEUED and other.rq_job_id
+    assert runs_of(job) == [broken]  # nothing of the failed attempt was kept

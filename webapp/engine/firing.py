@@ -1,9 +1,11 @@
 """What happens when scheduled runs come due, decided in one pass for all the runs due together:
 each is queued, skipped (a blackout, the overlap policy) or recorded as missed when the scheduler
-was down at its time. The scheduler process calls `fire` from rq-scheduler's loop."""
+was down at its time. The scheduler process calls `fire` from rq-scheduler's loop. A run whose
+firing raises is skipped with a plain reason (and logged); the others fire."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,12 +16,13 @@ from sqlalchemy import select
 
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
-from webapp.engine.planner import covering
+from webapp.engine.planner import covering, unexpected
 from webapp.engine.runs import dispatch, new_run
 from webapp.engine.schedules import ScheduleError, next_run
 from webapp.engine.states import RunState
 from webapp.engine.transitions import move
 from webapp.extensions import db
+from webapp.jobtypes import REGISTRY
 from webapp.models.base import utcnow
 from webapp.models.runs import Run
 from webapp.models.schedules import Blackout, JobSchedule
@@ -29,6 +32,15 @@ ON_TIME = timedelta(seconds=60)  # later than this, the scheduler was not runnin
 MAX_MISSED_ROWS = 100  # occurrences recorded as missed after one outage, at most
 LOST_AFTER = timedelta(minutes=2)
 BUSY = (RunState.QUEUED, RunState.INITIALIZING, RunState.PROCESSING, RunState.PAUSED)
+log = logging.getLogger("conveyor.scheduler")
+
+
+class _NotFired(Exception):
+    """Deciding one run raised: the pass is rolled back and made again without it."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
 
 
 @dataclass
@@ -60,7 +72,21 @@ class _Pass:
 def fire(timed: Mapping[int, str | None]) -> set[str]:
     """Decide the scheduled runs that came due ({run id: its timed RQ job id, or None when that
     job was lost}). Returns the timed job ids that go onto the queue now; runs that must wait
-    for a free slot, or whose timed job was lost, are dispatched later under a fresh job id."""
+    for a free slot, or whose timed job was lost, are dispatched later under a fresh job id.
+    A run whose decision raises is skipped with a plain reason and the others are decided."""
+    pending = dict(timed)
+    while True:
+        try:
+            return _fire(pending)
+        except _NotFired as failure:
+            db.session.rollback()
+            log.exception("run %s could not be fired; skipped", failure.run_id)
+            _not_fired(failure.run_id, failure.__cause__)
+            del pending[failure.run_id]
+
+
+def _fire(timed: Mapping[int, str | None]) -> set[str]:
+    """One firing pass over `timed`; raises _NotFired (nothing committed) for a run that fails."""
     runs = db.session.execute(
         select(Run).where(Run.id.in_(list(timed)), Run.state == RunState.SCHEDULED)
         .order_by(Run.scheduled_for, Run.id)).scalars().all()
@@ -69,19 +95,42 @@ def fire(timed: Mapping[int, str | None]) -> set[str]:
     now_pass = _Pass.load(list(runs))
     ended: list[tuple[Run, str]] = []
     for run in runs:
-        reason = _decide(run, now_pass)
-        if reason is None:
-            move(run, RunState.QUEUED, note=_queued_note(run, now_pass))
-            run.rq_job_id = None
-            now_pass.busy[run.job_id].append(run)
-        else:
-            move(run, RunState.SKIPPED, note=reason)
-            run.error, run.rq_job_id = reason, None
-            ended.append((run, "missed" if reason.startswith("Missed") else "ended"))
+        try:
+            reason = _decide(run, now_pass)
+            if reason is None:
+                move(run, RunState.QUEUED, note=_queued_note(run, now_pass))
+                run.rq_job_id = None
+                now_pass.busy[run.job_id].append(run)
+            else:
+                move(run, RunState.SKIPPED, note=reason)
+                run.error, run.rq_job_id = reason, None
+                ended.append((run, "missed" if reason.startswith("Missed") else "ended"))
+        except Exception as exc:
+            raise _NotFired(run.id) from exc
     db.session.commit()
     for run, why in ended:
         after_run_ended(run, why)
     return dispatch({run_id: job_id for run_id, job_id in timed.items() if job_id})
+
+
+def _not_fired(run_id: int, cause: BaseException | None) -> None:
+    """Skip a run whose firing raised, saying so in plain words (left scheduled if even that
+    fails: the overdue check tries it again)."""
+    try:
+        run = db.session.get(Run, run_id)
+        if run is None or run.state is not RunState.SCHEDULED:
+            return
+        why = f" ({unexpected(cause)})" if cause is not None else ""
+        reason = (f"Skipped: the scheduler could not fire this run{why}. Check the job's "
+                  "schedule; the scheduler log has the details.")
+        move(run, RunState.SKIPPED, note=reason)
+        run.error, run.rq_job_id = reason, None
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("run %s could not be marked as skipped", run_id)
+        return
+    after_run_ended(run, "ended")
 
 
 def fire_overdue() -> int:
@@ -105,7 +154,12 @@ def _queued_note(run: Run, now_pass: _Pass) -> str:
 
 
 def _decide(run: Run, now_pass: _Pass) -> str | None:
-    """None to queue the run, or why it is skipped (a schedule's occurrences only)."""
+    """None to queue the run, or why it is skipped (its job type's refusal, e.g. a campaign
+    launch that was replaced; then a schedule's occurrences only)."""
+    job_type = REGISTRY.get(run.job_type)
+    refusal = job_type.fire_refusal(run) if job_type else None
+    if refusal:
+        return refusal
     if run.trigger != "schedule":
         return None
     schedule = now_pass.schedules.get(run.job_id)

@@ -1,10 +1,12 @@
 """The scheduler process's loop: rq-scheduler's due jobs, the reconciler, the retention sweep and
-group expiry."""
+group expiry. Every duty runs on its own: one that raises is logged and rolled back, and the
+others still run, on this pass and every later one."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from flask import current_app
 
@@ -29,34 +31,63 @@ def loop(*, once: bool = False) -> None:
     next_reconcile = next_sweep = 0.0
     while True:
         now = time.monotonic()
-        try:
-            if scheduler.acquire_lock():  # one scheduler process fires at a time
-                try:
-                    scheduler.enqueue_jobs()
-                finally:
-                    scheduler.remove_lock()
-            finish_collecting()
-            plan_due()
-            if now >= next_reconcile:
-                fire_overdue()
-                notice_long_runs()
-                outcome = reconcile()
-                if any(outcome.values()):
-                    log.warning("reconciled runs: %s", outcome)
-                next_reconcile = now + every
-            if now >= next_sweep:
-                deleted = sweep_results()
-                if deleted:
-                    log.info("deleted %d expired result files", deleted)
-                expired = sweep_expired_groups()
-                if any(expired.values()):
-                    log.info("group expiry: %s", expired)
-                next_sweep = now + SWEEP_EVERY
-        except Exception:
-            db.session.rollback()
-            log.exception("scheduler pass failed; trying again")
-        finally:
-            db.session.remove()
+        run_duty("firing", lambda: _fire_due(scheduler))
+        run_duty("collecting", finish_collecting)
+        run_duty("planning", plan_due)
+        if now >= next_reconcile:
+            next_reconcile = now + every
+            run_duty("overdue runs", fire_overdue)
+            run_duty("long runs", notice_long_runs)
+            run_duty("reconciler", _reconcile)
+        if now >= next_sweep:
+            next_sweep = now + SWEEP_EVERY
+            run_duty("retention", _sweep_results)
+            run_duty("group expiry", _expire_groups)
+        db.session.remove()
         if once:
             return
         time.sleep(max(0.05, 1.0 - (time.monotonic() - now)))  # one pass a second
+
+
+def run_duty(name: str, duty: Callable[[], object]) -> bool:
+    """Run one duty of the pass; if it raises, roll back, log it and carry on (False)."""
+    try:
+        duty()
+    except Exception:
+        try:
+            db.session.rollback()
+        except Exception:  # the connection itself is gone: the next duty gets a fresh one
+            db.session.remove()
+        log.exception("scheduler duty %r failed; the other duties carry on", name)
+        return False
+    return True
+
+
+def _fire_due(scheduler: queueing.FiringScheduler) -> None:
+    """Put the timed runs that came due onto the queue (one scheduler process at a time)."""
+    if scheduler.acquire_lock():
+        try:
+            scheduler.enqueue_jobs()
+        finally:
+            scheduler.remove_lock()
+
+
+def _reconcile() -> None:
+    """Fail runs whose worker died; re-dispatch queued runs that lost their job."""
+    outcome = reconcile()
+    if any(outcome.values()):
+        log.warning("reconciled runs: %s", outcome)
+
+
+def _sweep_results() -> None:
+    """Delete result files past the retention period."""
+    deleted = sweep_results()
+    if deleted:
+        log.info("deleted %d expired result files", deleted)
+
+
+def _expire_groups() -> None:
+    """End groups past their expiry date."""
+    expired = sweep_expired_groups()
+    if any(expired.values()):
+        log.info("group expiry: %s", expired)

@@ -105,7 +105,7 @@ def _preview(form: ScheduleForm, job_id: int, minute: int | None) -> dict:
     try:
         schedule = _pure(form, _preview_minute(form, minute))
         upcoming = next_runs(schedule, utcnow(), PREVIEW_COUNT)
-    except (ScheduleError, ValueError) as exc:
+    except (ScheduleError, ValueError, ArithmeticError) as exc:  # e.g. a date near year 9999
         return {"problem": str(exc)}
     runs = [{"at": at, "moved": moved_by_dst(schedule, at),
              "blackout": blackout_for(job_id, at)} for at in upcoming]
@@ -153,6 +153,7 @@ def schedule(job_id: int):
     return render_template("jobs/schedule.html", job=job, form=form, labels=KIND_LABELS,
                            uses_time=USES_TIME, minute=minute, blackouts=blackouts,
                            blackout_form=BlackoutForm(), confirm=ConfirmForm(),
+                           schedule_problem=planner.problem_of(existing),
                            **_preview(form, job.id, minute))
 
 
@@ -165,6 +166,7 @@ def _save(job, existing: JobSchedule | None, form: ScheduleForm, minute: int | N
     target.time = form.time.data.replace(second=0, microsecond=0) if form.time.data else None
     target.once_at = form.once_at.data  # wall-clock time in the account time zone
     target.next_run_at = None
+    target.problem = target.problem_at = None  # planned afresh below
     db.session.add(target)
     db.session.commit()
     unplan(job)

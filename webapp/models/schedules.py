@@ -41,6 +41,9 @@ class JobSchedule(db.Model):
     paused_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     paused_at: Mapped[datetime | None] = mapped_column()
     resume_on: Mapped[date | None] = mapped_column()  # local date the pause ends by itself
+    # why the scheduler could not plan it (a plain sentence for its page); None once it plans
+    problem: Mapped[str | None] = mapped_column(String(500))
+    problem_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     job = relationship("Job", backref=db.backref("schedule", uselist=False))
