@@ -268,3 +268,51 @@ def test_pages_have_plain_titles(app, client, auth, users, job):
         html = client.get(url).get_data(as_text=True)
         title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
         assert "<" not in title and len(title) < 120, (url, title)
+
+
+LATER_THAN_PLANNABLE = "Choose a date on or before Dec 31, 2100: Conveyor cannot plan later dates."
+
+
+@pytest.mark.parametrize("fields", [
+    {"kind": "once", "once_at": "9999-12-31T23:30"},
+    {"kind": "once", "once_at": "2101-01-01T00:00"},
+    {"weekdays": ["0"], "start_date": "2101-01-01"},
+])
+def test_the_form_refuses_dates_after_2100_with_a_field_message(app, client, logged_in, job,
+                                                                 fields):
+    response = save(client, job, **fields)
+    assert response.status_code == 200
+    assert LATER_THAN_PLANNABLE in response.get_data(as_text=True)
+    assert JobSchedule.query.count() == 0
+
+
+def test_the_form_refuses_a_once_date_in_the_past_while_the_schedule_is_on(app, client,
+                                                                            logged_in, job):
+    yesterday = to_local(utcnow(), app.config["TIMEZONE"]).date() - timedelta(days=1)
+    response = save(client, job, kind="once", once_at=f"{yesterday.isoformat()}T09:00")
+    assert "This date is in the past" in response.get_data(as_text=True)
+    assert JobSchedule.query.count() == 0
+    off = {"kind": "once", "once_at": f"{yesterday.isoformat()}T09:00",
+           "start_date": yesterday.isoformat(), "overlap_policy": "skip",
+           "misfire_policy": "run_once", "misfire_grace_minutes": "60"}  # no "enabled"
+    assert client.post(f"/jobs/{job.id}/schedule", data=off).status_code == 302  # switched off
+
+
+@pytest.mark.parametrize("scope", ["account", "job"])
+def test_blackout_dates_after_2100_are_refused(app, client, auth, users, job, scope):
+    from webapp.models import Blackout
+
+    auth.login("admin@example.org" if scope == "account" else "user@example.org")
+    url = "/admin/blackouts" if scope == "account" else f"/jobs/{job.id}/blackouts"
+    response = client.post(url, data={"start_date": "2100-12-30", "end_date": "9999-12-31",
+                                      "reason": "Forever"}, follow_redirects=True)
+    assert LATER_THAN_PLANNABLE in response.get_data(as_text=True)
+    assert Blackout.query.count() == 0
+
+
+def test_a_pause_cannot_resume_after_2100(app, client, logged_in, job):
+    daily(job)
+    response = client.post(f"/jobs/{job.id}/schedule/pause", follow_redirects=True,
+                           data={"reason": "Until further notice", "resume_on": "9999-12-31"})
+    assert LATER_THAN_PLANNABLE in response.get_data(as_text=True)
+    assert db.session.execute(db.select(JobSchedule)).scalar_one().paused_at is None

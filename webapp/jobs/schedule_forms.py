@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date
+
+from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -20,6 +23,8 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from webapp.engine.schedules import TIMES_PER_DAY_CHOICES, ScheduleKind
 from webapp.formutil import choices
+from webapp.models.base import utcnow
+from webapp.timefmt import check_plannable, to_local
 
 KIND_LABELS = {
     ScheduleKind.TIMES_PER_DAY: "Times per day",
@@ -34,6 +39,18 @@ WEEKS = {"1": "First", "2": "Second", "3": "Third", "4": "Fourth", "-1": "Last"}
 SLOTS = {"0": "0–14", "1": "15–29", "2": "30–44", "3": "45–59"}
 USES_TIME = {ScheduleKind.TIMES_PER_DAY, ScheduleKind.DAYS_OF_WEEK, ScheduleKind.DAY_OF_MONTH,
              ScheduleKind.WEEKDAY_OF_MONTH}
+PAST_DATE_MESSAGE = "This date is in the past: choose today or a later day."
+
+
+def refuse_unplannable(form: FlaskForm, field: DateField) -> None:
+    """A field validator: refuse a date Conveyor cannot plan (after timefmt.LAST_PLANNABLE)."""
+    if problem := check_plannable(field.data):
+        raise ValidationError(problem)
+
+
+def local_today() -> date:
+    """Today in the account time zone."""
+    return to_local(utcnow(), current_app.config["TIMEZONE"]).date()
 
 
 class ScheduleForm(FlaskForm):
@@ -42,7 +59,7 @@ class ScheduleForm(FlaskForm):
     enabled = BooleanField("Schedule on")
     kind = SelectField("Repeat", choices=choices((k.value, v) for k, v in KIND_LABELS.items()),
                        default=ScheduleKind.DAYS_OF_WEEK.value)
-    start_date = DateField("Start date", validators=[DataRequired()])
+    start_date = DateField("Start date", validators=[DataRequired(), refuse_unplannable])
     time = TimeField("Time", validators=[Optional()])
     times_per_day = SelectField("Runs per day", coerce=int, default=1,
                                 choices=choices((str(n), f"{n} a day") for n in
@@ -85,6 +102,12 @@ class ScheduleForm(FlaskForm):
             field = getattr(self, name)
             if required and not field.data:
                 field.errors = [*field.errors, "Required for this kind of schedule."]
+        if kind is ScheduleKind.ONCE and self.once_at.data:
+            problem = check_plannable(self.once_at.data)
+            if problem is None and self.enabled.data and self.once_at.data.date() < local_today():
+                problem = PAST_DATE_MESSAGE
+            if problem:
+                self.once_at.errors = [*self.once_at.errors, problem]
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
@@ -118,14 +141,14 @@ class PauseForm(FlaskForm):
     """Pause a schedule, saying why, optionally until a date."""
 
     reason = StringField("Reason", validators=[DataRequired(), Length(max=300)])
-    resume_on = DateField("Resume automatically on", validators=[Optional()])
+    resume_on = DateField("Resume automatically on", validators=[Optional(), refuse_unplannable])
 
 
 class BlackoutForm(FlaskForm):
     """Dates on which scheduled runs are skipped."""
 
-    start_date = DateField("From", validators=[DataRequired()])
-    end_date = DateField("To", validators=[DataRequired()])
+    start_date = DateField("From", validators=[DataRequired(), refuse_unplannable])
+    end_date = DateField("To", validators=[DataRequired(), refuse_unplannable])
     reason = StringField("Reason", validators=[DataRequired(), Length(max=200)],
                          description="e.g. Giving Tuesday, office closed")
 

@@ -220,7 +220,7 @@ def pause_schedule(job_id: int):
                                form.resume_on.data)
         flash("Schedule paused: nothing runs by itself until it is resumed.", "success")
     else:
-        flash("Give a reason to pause the schedule.", "error")
+        flash(" ".join(form.resume_on.errors) or "Give a reason to pause the schedule.", "error")
     return redirect(url_for("jobs.detail", job_id=job.id))
 
 
