@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from webapp.config import load_config
 from webapp.extensions import csrf, db, login_manager
+from webapp.request_args import BoundedIntegerConverter
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
@@ -18,6 +19,7 @@ MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Conveyor app: config, extensions, blueprints and CLI."""
     app = Flask(__name__)
+    app.url_map.converters["int"] = BoundedIntegerConverter  # a huge id is a 404, not a 500
     app.config.from_mapping(load_config(test_config))
 
     db.init_app(app)

@@ -7,7 +7,7 @@ import os
 import secrets
 from email.parser import BytesParser
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -21,6 +21,7 @@ from webapp.models.schedules import Blackout
 from webapp.models.settings import AccountSettings
 from webapp.models.users import Role, User
 from webapp.permissions import admin_required, super_admin_required
+from webapp.request_args import int_arg, page_arg
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -129,13 +130,13 @@ def delete_blackout(blackout_id: int):
 @super_admin_required
 def audit():
     """Downloads and other actions taken on behalf of other users."""
-    before = request.args.get("before", "")
+    before = int_arg("before")
     per_page = current_app.config["PAGE_SIZE"]
     query = (select(AuditEntry).options(selectinload(AuditEntry.actor),
                                         selectinload(AuditEntry.owner))
              .order_by(AuditEntry.id.desc()).limit(per_page + 1))
-    if before.isdigit():
-        query = query.where(AuditEntry.id < int(before))
+    if before is not None:
+        query = query.where(AuditEntry.id < before)
     rows = db.session.execute(query).scalars().all()
     return render_template("admin/audit.html", entries=rows[:per_page],
                            has_more=len(rows) > per_page)
@@ -151,8 +152,7 @@ def _outbox_files() -> list[str]:
 def outbox():
     """Messages written to the local outbox (campaigns and notifications), newest first."""
     names = _outbox_files()
-    page = max(int(request.args.get("page", "1") or 1), 1) if request.args.get(
-        "page", "1").isdigit() else 1
+    page = page_arg()
     per_page = current_app.config["PAGE_SIZE"]
     shown = names[(page - 1) * per_page: page * per_page]
     folder = current_app.config["OUTBOX_DIR"]

@@ -47,8 +47,9 @@ class CampaignForm(FlaskForm):
         for part, message in problems.items():
             getattr(self, part).errors = [*getattr(self, part).errors, message]
             valid = False
-        if self.audience.data == "filter" and not self.filter_id.data:
-            self.filter_id.errors = [*self.filter_id.errors, "Choose a saved filter."]
+        own = {value for value, *_ in self.filter_id.iter_choices() if value}  # the user's filters
+        if self.audience.data == "filter" and self.filter_id.data not in own:
+            self.filter_id.errors = [*self.filter_id.errors, "Choose one of your saved filters."]
             valid = False
         return valid
 

@@ -30,15 +30,11 @@ from webapp.jobs.schedule_forms import describe_schedule
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
+from webapp.request_args import int_arg, page_arg
 from webapp.web import queue_place
 
 bp = Blueprint("groups", __name__, url_prefix="/groups")
 RUNS_PER_PAGE = 20
-
-
-def _page() -> int:
-    value = request.args.get("page", "")
-    return max(int(value), 1) if value.isdigit() else 1
 
 
 @bp.route("/")
@@ -49,7 +45,7 @@ def index():
     if not current_user.is_super_admin:
         query = query.where(Job.owner_id == current_user.id)
     total = db.session.execute(query.with_only_columns(func.count())).scalar_one()
-    page, per_page = _page(), current_app.config["PAGE_SIZE"]
+    page, per_page = page_arg(), current_app.config["PAGE_SIZE"]
     groups = db.session.execute(
         query.options(selectinload(Job.owner), selectinload(Job.schedule))
         .order_by(Job.name, Job.id).offset((page - 1) * per_page).limit(per_page)
@@ -84,9 +80,9 @@ def detail(group_id: int):
     group = group_or_404(group_id)
     definition = GroupDefinition.of(group)
     query = select(Run).where(Run.job_id == group.id, Run.state != "scheduled")
-    before = request.args.get("before", "")
-    if before.isdigit():
-        query = query.where(Run.id < int(before))
+    before = int_arg("before")
+    if before is not None:
+        query = query.where(Run.id < before)
     rows = db.session.execute(
         query.order_by(Run.id.desc()).limit(RUNS_PER_PAGE + 1)).scalars().all()
     runs = rows[:RUNS_PER_PAGE]
@@ -97,7 +93,7 @@ def detail(group_id: int):
     return render_template(
         "groups/detail.html", group=group, definition=definition, runs=runs,
         timelines={run.id: timeline(run, steps[run.id], names) for run in runs},
-        has_older=len(rows) > RUNS_PER_PAGE, newer=before.isdigit(),
+        has_older=len(rows) > RUNS_PER_PAGE, newer=before is not None,
         steps=[(job_id, jobs.get(job_id)) for job_id in definition.steps],
         campaigns=campaigns, state=group_state(definition, local_today()),
         schedule_text=describe_schedule(group.schedule), form=ConfirmForm())

@@ -22,6 +22,7 @@ from webapp.groups.routes import bp, deactivate_group
 from webapp.jobs.schedule_forms import describe_schedule
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
 from webapp.models.jobs import Job
+from webapp.request_args import as_int
 from webapp.web import is_htmx, localtime
 
 STEPS = {1: "Jobs", 2: "After success", 3: "Notifications", 4: "Schedule"}
@@ -83,9 +84,9 @@ def _jobs_context(group: Job, chosen: list[int] | None = None) -> dict[str, Any]
 def _apply(op: str, chosen: list[int], allowed: set[int]) -> list[int]:
     """Add, remove, or move one job up or down (op is 'add:12', 'up:12', ...)."""
     verb, _, raw = op.partition(":")
-    if not raw.isdigit():
+    job_id, chosen = as_int(raw), list(chosen)
+    if job_id is None:  # "order" (the new order is in the steps sent), or not an id
         return chosen
-    job_id, chosen = int(raw), list(chosen)
     if verb == "add" and job_id in allowed and job_id not in chosen:
         chosen.append(job_id)
     elif verb == "remove" and job_id in chosen:
@@ -103,9 +104,9 @@ def _post_jobs(group: Job):
     definition = GroupDefinition.of(group)
     allowed = {job.id for job in candidate_jobs(group.owner_id)} | set(definition.steps)
     chosen: list[int] = []
-    for value in request.form.getlist("steps"):
-        if value.isdigit() and int(value) in allowed and int(value) not in chosen:
-            chosen.append(int(value))
+    for job_id in (as_int(value) for value in request.form.getlist("steps")):
+        if job_id in allowed and job_id not in chosen:
+            chosen.append(job_id)
     op = request.form.get("op", "")
     if op:  # not saved until Save or Next
         return _show(group, 1, chosen=_apply(op, chosen, allowed))

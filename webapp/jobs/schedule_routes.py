@@ -193,7 +193,7 @@ def schedule_fields(job_id: int):
     form = _form_for(job.schedule, request.args)
     minute = job.schedule.minute if job.schedule else None
     return render_template("jobs/partials/_schedule_fields.html", job=job, form=form,
-                           uses_time=USES_TIME, **_preview(form, job.id, minute))
+                           uses_time=USES_TIME, minute=minute, **_preview(form, job.id, minute))
 
 
 @bp.route("/<int:job_id>/schedule/preview")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -20,20 +20,17 @@ from webapp.monitor.queries import (
     row_names,
     runs_by_id,
 )
+from webapp.request_args import choice_arg, ids_arg, int_arg, page_arg
 
 bp = Blueprint("monitor", __name__)
-
-
-def _int_arg(name: str, default: int | None = None) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else default
+STATES = frozenset(state.value for state in RunState)
 
 
 @bp.route("/")
 @login_required
 def index():
     """The job monitor: active, pending and not-yet-downloaded runs."""
-    page = max(_int_arg("page", 1) or 1, 1)
+    page = page_arg()
     per_page = current_app.config["PAGE_SIZE"]
     runs, total = monitor_page(current_user, page, per_page)
     return render_template(
@@ -48,8 +45,8 @@ def index():
 @login_required
 def updates():
     """The rows still running, re-rendered out of band, plus runs that joined since."""
-    ids = [int(i) for i in request.args.get("ids", "").split(",") if i.isdigit()][:500]
-    after = _int_arg("after", 0) or 0
+    ids = ids_arg("ids", limit=500)
+    after = int_arg("after", 0) or 0
     changed = runs_by_id(current_user, ids)
     fresh = new_monitor_runs(current_user, after)
     still = [r.id for r in changed if r.state in POLLED]
@@ -66,13 +63,11 @@ def updates():
 def history():
     """Every run, newest first, filterable, a page at a time."""
     filters = HistoryFilter(
-        job_type=request.args.get("type", "") if request.args.get("type") in REGISTRY else "",
-        state=request.args.get("state", "") if request.args.get("state") in
-        {s.value for s in RunState} else "",
-        user_id=_int_arg("user") if current_user.is_super_admin else None,
+        job_type=choice_arg("type", REGISTRY), state=choice_arg("state", STATES),
+        user_id=int_arg("user") if current_user.is_super_admin else None,
     )
     runs, has_newer, has_older = history_page(
-        current_user, filters, before=_int_arg("before"), after=_int_arg("after"),
+        current_user, filters, before=int_arg("before"), after=int_arg("after"),
         per_page=current_app.config["PAGE_SIZE"],
     )
     users = (db.session.execute(select(User.id, User.email).order_by(User.email)).all()

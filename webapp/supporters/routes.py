@@ -8,6 +8,7 @@ from sqlalchemy import func, or_, select
 
 from webapp.extensions import db
 from webapp.models.people import Supporter
+from webapp.request_args import int_arg
 
 bp = Blueprint("supporters", __name__, url_prefix="/supporters")
 
@@ -17,7 +18,7 @@ bp = Blueprint("supporters", __name__, url_prefix="/supporters")
 def index():
     """Supporters, newest first, with search."""
     q = request.args.get("q", "").strip()
-    after = request.args.get("before", "")
+    before = int_arg("before")
     per_page = current_app.config["PAGE_SIZE"]
     query = select(Supporter).order_by(Supporter.id.desc()).limit(per_page + 1)
     if q:
@@ -25,8 +26,8 @@ def index():
         query = query.where(or_(Supporter.email.like(like),
                                 func.lower(Supporter.last_name).like(like),
                                 func.lower(Supporter.first_name).like(like)))
-    if after.isdigit():
-        query = query.where(Supporter.id < int(after))
+    if before is not None:
+        query = query.where(Supporter.id < before)
     rows = db.session.execute(query).scalars().all()
     total = db.session.execute(select(func.count()).select_from(Supporter)).scalar_one()
     return render_template("supporters/index.html", supporters=rows[:per_page],
