@@ -58,7 +58,8 @@ def test_failure_only(app, users, tmp_path, fails, expected):
     messages = outbox(app)
     assert len(messages) == expected
     if fails:
-        assert "Reason: FileNotFoundError" in messages[0].get_content()
+        assert ("Reason: the file missing.csv is no longer there (FileNotFoundError)"
+                in messages[0].get_content())
 
 
 def test_never_sends_nothing(app, users):

@@ -138,3 +138,14 @@ def test_run_now_on_a_campaign_job_goes_to_its_confirmation_and_sends_nothing(
     assert client.get(f"/jobs/{campaign.job_id}/schedule").status_code == 404
     jobs_page = client.get("/jobs/").get_data(as_text=True)
     assert "Launch Appeal…" in jobs_page and "Run Appeal now" not in jobs_page
+
+
+def test_a_launch_time_after_2100_is_refused_with_a_message_and_nothing_is_saved(
+        app, client, auth, users):
+    auth.login(users["user"].email)
+    response = client.post("/campaigns/new", data={
+        "name": "Far appeal", "from_address": "a@example.org", "subject": "Far",
+        "text_body": "Hello", "audience": "opted_in", "launch_at": "9999-12-31T23:30"})
+    assert response.status_code == 200
+    assert "Conveyor cannot plan later dates" in response.get_data(as_text=True)
+    assert Campaign.query.count() == 0

@@ -19,7 +19,7 @@ from webapp.models.campaigns import Campaign, CampaignStatus, SavedFilter
 from webapp.models.jobs import Job
 from webapp.models.people import Supporter
 from webapp.models.runs import Run
-from webapp.timefmt import local_to_utc, utc_to_local_naive
+from webapp.timefmt import check_plannable, local_to_utc, utc_to_local_naive
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 
@@ -61,6 +61,9 @@ def _save(form: CampaignForm, campaign: Campaign | None) -> Campaign | None:
     """Apply a valid form; None (with the field error set) when the launch time is past."""
     launch_at = None
     if form.launch_at.data:
+        if problem := check_plannable(form.launch_at.data):
+            form.launch_at.errors = [problem]
+            return None
         launch_at = local_to_utc(form.launch_at.data, current_app.config["TIMEZONE"])
         if launch_at <= utcnow():
             form.launch_at.errors = ["The launch time is in the past."]

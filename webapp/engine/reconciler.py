@@ -3,6 +3,7 @@ and a queued run that lost its RQ job is dispatched again."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
@@ -21,6 +22,7 @@ from webapp.models.base import utcnow
 from webapp.models.runs import Run
 from webapp.timefmt import format_local
 
+log = logging.getLogger("conveyor.scheduler")
 LOOK_AGAIN_AFTER = 0.5  # seconds
 LOST = {None, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
 
@@ -49,10 +51,15 @@ def reconcile() -> dict[str, int]:
         last_sign = run.heartbeat_at or run.started_at or run.created_at
         if now - last_sign < dead_after:
             continue
-        run.error = worker_died_reason(run, tz_name)
-        move(run, RunState.FAILED, note=f"Failed: {run.error}")
-        run.control = None
-        db.session.commit()
+        try:
+            run.error = worker_died_reason(run, tz_name)
+            move(run, RunState.FAILED, note=f"Failed: {run.error}")
+            run.control = None
+            db.session.commit()
+        except Exception:  # one run that cannot be recorded never stops the others
+            db.session.rollback()
+            log.exception("could not fail run %s whose worker died", run.id)
+            continue
         failed += 1
         after_run_ended(run)
         dispatch()

@@ -35,7 +35,7 @@ from webapp.jobs.schedule_forms import (
 from webapp.models.base import utcnow
 from webapp.models.runs import Run
 from webapp.models.schedules import Blackout, JobSchedule
-from webapp.permissions import job_or_404
+from webapp.permissions import schedulable_job_or_404
 from webapp.timefmt import to_local
 
 PREVIEW_COUNT = 10
@@ -132,7 +132,7 @@ def _form_for(job_schedule: JobSchedule | None, formdata=None) -> ScheduleForm:
 @login_required
 def schedule(job_id: int):
     """Edit the job's schedule; saving re-plans its next run."""
-    job = job_or_404(job_id)
+    job = schedulable_job_or_404(job_id)
     existing = job.schedule
     form = _form_for(existing, request.form if request.method == "POST" else None)
     minute = existing.minute if existing else None
@@ -189,7 +189,7 @@ def _save(job, existing: JobSchedule | None, form: ScheduleForm, minute: int | N
 @login_required
 def schedule_fields(job_id: int):
     """The fields of the chosen kind and the preview (HTMX, when the kind changes)."""
-    job = job_or_404(job_id)
+    job = schedulable_job_or_404(job_id)
     form = _form_for(job.schedule, request.args)
     minute = job.schedule.minute if job.schedule else None
     return render_template("jobs/partials/_schedule_fields.html", job=job, form=form,
@@ -200,7 +200,7 @@ def schedule_fields(job_id: int):
 @login_required
 def schedule_preview(job_id: int):
     """The next runs for the form as it is now (HTMX, as the form changes)."""
-    job = job_or_404(job_id)
+    job = schedulable_job_or_404(job_id)
     form = _form_for(job.schedule, request.args)
     minute = job.schedule.minute if job.schedule else None
     return render_template("jobs/partials/_schedule_preview.html",
@@ -211,7 +211,7 @@ def schedule_preview(job_id: int):
 @login_required
 def pause_schedule(job_id: int):
     """Pause the job's schedule with a reason (and maybe a date it resumes by itself)."""
-    job = job_or_404(job_id)
+    job = schedulable_job_or_404(job_id)
     form = PauseForm()
     if job.schedule is None:
         flash("This job has no schedule to pause.", "warning")
@@ -228,7 +228,7 @@ def pause_schedule(job_id: int):
 @login_required
 def resume_schedule(job_id: int):
     """Resume a paused schedule."""
-    job = job_or_404(job_id)
+    job = schedulable_job_or_404(job_id)
     if job.schedule is not None and job.schedule.paused and ConfirmForm().validate_on_submit():
         planner.resume_schedule(job.schedule)
         flash("Schedule resumed.", "success")
@@ -239,7 +239,7 @@ def resume_schedule(job_id: int):
 @login_required
 def add_blackout(job_id: int):
     """Add blackout dates to this job's schedule."""
-    job = job_or_404(job_id)
+    job = schedulable_job_or_404(job_id)
     form = BlackoutForm()
     if form.validate_on_submit():
         db.session.add(Blackout(job_id=job.id, start_date=form.start_date.data,
@@ -255,7 +255,7 @@ def add_blackout(job_id: int):
 @login_required
 def delete_blackout(job_id: int, blackout_id: int):
     """Remove blackout dates from this job's schedule."""
-    job = job_or_404(job_id)
+    job = schedulable_job_or_404(job_id)
     blackout = db.session.get(Blackout, blackout_id)
     if blackout is None or blackout.job_id != job.id or not ConfirmForm().validate_on_submit():
         abort(404)
