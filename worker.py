@@ -19,6 +19,7 @@ from rq.queue import Queue
 from webapp import create_app
 from webapp.engine import queueing
 from webapp.engine.runner import warm_up
+from webapp.extensions import db
 from webapp.launcher import die_with_parent
 
 log = logging.getLogger("conveyor.worker")
@@ -59,14 +60,6 @@ def wait_for_horse(worker: Worker | None) -> None:
         os.waitpid(pid, 0)
 
 
-def queue_reachable() -> bool:
-    """Whether Redis answers now."""
-    try:
-        return bool(queueing.redis_connection().ping())
-    except REDIS_DOWN:
-        return False
-
-
 def work(lane: str, *, burst: bool = False, name: str | None = None) -> None:
     """Work the lane's queues until stopped; while Redis is unreachable, retry with back-off
     instead of exiting (RQ's own loop gives up on a Redis error outside its dequeue)."""
@@ -93,9 +86,10 @@ def work(lane: str, *, burst: bool = False, name: str | None = None) -> None:
                 with contextlib.suppress(Exception):
                     worker.unsubscribe()
             wait_for_horse(worker)
+            db.session.remove()  # a warm-up cut off half-way leaves no transaction open
         if time.monotonic() - began >= STEADY_AFTER:
             delay = 1.0
-        if queue_reachable():
+        if queueing.queue_reachable(max_age=0):
             log.warning("the worker stopped after an error; restarting in %g s", delay)
         else:
             log.warning("job queue unreachable; retrying in %g s", delay)
@@ -113,7 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     app = create_app({"MIGRATIONS": False})  # a worker never changes the schema
-    with app.app_context():
+    with app.app_context(), contextlib.suppress(KeyboardInterrupt):
         work(args.lane, burst=args.burst, name=args.name)
 
 

