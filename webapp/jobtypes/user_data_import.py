@@ -10,7 +10,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
-from webapp.csvfiles import DELIMITER_NAMES, iter_records
+from webapp.csvfiles import DELIMITER_NAMES, check_bytes, check_columns, iter_records
 from webapp.extensions import db
 from webapp.formutil import choices
 from webapp.jobtypes.base import JobType
@@ -87,6 +87,10 @@ class UserDataImport(JobType):
 
     def run(self, ctx: RunContext) -> None:
         params = ctx.params
+        # what the upload step refuses, refused again before anything is written (a file that
+        # reached the run some other way): a plain CsvProblem naming the line fails the run
+        check_columns(len(params["mapping"]))
+        check_bytes(params["path"], params["encoding"])
         total = params.get("total_rows")
         if total is None:  # a job saved before uploads were counted
             total = count_data_records(ctx, params)
