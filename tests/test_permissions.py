@@ -1,5 +1,7 @@
 """Every route × every role × own/other's object: a guessed id answers 404, never the data."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import export_job, fresh, work
@@ -193,3 +195,20 @@ def test_every_route_with_an_object_id_hides_another_users_object(
             assert response.status_code != 404, f"{method} {url}"
         checked += 1
     assert checked >= 35  # runs, jobs, schedules, blackouts, campaigns, groups
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/x", "//evil.example/x",
+                                    "/\\evil.example/x", "\\\\evil.example", "javascript:alert(1)",
+                                    "/runs/1\r\nLocation: https://evil.example"])
+def test_run_actions_redirect_only_to_paths_on_this_site(app, client, auth, users, target):
+    from tests.conftest import import_job
+    from webapp.engine.runs import start_run
+
+    job = import_job(users["user"], Path(app.config["VAR_DIR"]) / "none.csv", ["email"])
+    run = start_run(job, users["user"])
+    auth.login(users["user"].email)
+    response = client.post(f"/runs/{run.id}/stop", data={"next": target})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/runs/{run.id}")
+    response = client.post(f"/runs/{run.id}/dismiss", data={"next": "/history?page=2"})
+    assert response.headers["Location"].endswith("/history?page=2")

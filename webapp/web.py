@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, jsonify, render_template, request, url_for
 from flask_login import current_user
@@ -29,6 +30,16 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or (
         request.accept_mimetypes.best == "application/json"
     )
+
+
+def safe_path(target: str | None, fallback: str) -> str:
+    """A redirect target only if it is a path on this site ('/runs/3'), else `fallback`: never
+    another host ('//evil.example', '/\\evil.example', 'https://…')."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")) \
+            and "\\" not in target and not urlsplit(target).netloc \
+            and not any(ord(c) < 32 for c in target):
+        return target
+    return fallback
 
 
 def localtime(moment: Any, with_date: bool = True) -> str:

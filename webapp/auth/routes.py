@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
@@ -11,15 +9,14 @@ from sqlalchemy import func, select
 from webapp.auth.forms import LoginForm
 from webapp.extensions import db
 from webapp.models.users import User
+from webapp.web import safe_path
 
 bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
     """Only same-site relative redirects after login."""
-    if target and not urlsplit(target).netloc and target.startswith("/") and "//" not in target:
-        return target
-    return url_for("monitor.index")
+    return safe_path(target, url_for("monitor.index"))
 
 
 @bp.route("/login", methods=["GET", "POST"])

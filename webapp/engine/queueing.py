@@ -43,12 +43,6 @@ def connect(redis_url: str | None, var_dir: str) -> Redis:
     return EmbeddedRedis(os.path.join(var_dir, "redis.db"))
 
 
-def embedded_url(connection: Redis) -> str | None:
-    """The unix-socket URL other processes use to share an embedded Redis."""
-    socket_file = getattr(connection, "socket_file", None)
-    return f"unix://{socket_file}" if socket_file else None
-
-
 def redis_connection() -> Redis:
     """This process's Redis connection for the current app (opened once)."""
     ext = current_app.extensions
@@ -118,7 +112,10 @@ class FiringScheduler(Scheduler):
 
 def scheduler(fire: FireHook | None = None) -> FiringScheduler:
     """The run queue's rq-scheduler (with `fire`, the one the scheduler process loops on)."""
-    return FiringScheduler(queue=run_queue(), connection=redis_connection(), fire=fire)
+    # interval 1: the loop passes every second, and a killed scheduler's lock (held for the
+    # interval + 10 s) lets another one fire within 11 s instead of 70
+    return FiringScheduler(queue=run_queue(), connection=redis_connection(), fire=fire,
+                           interval=1)
 
 
 def schedule_run_job(run_id: int, when_utc: datetime) -> str:
@@ -130,7 +127,8 @@ def schedule_run_job(run_id: int, when_utc: datetime) -> str:
     return job.id
 
 
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+UNREACHABLE = (*REDIS_DOWN, OSError)
 
 
 def cancel_scheduled(rq_job_id: str | None) -> None:

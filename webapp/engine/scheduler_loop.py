@@ -49,17 +49,29 @@ def loop(*, once: bool = False) -> None:
         time.sleep(max(0.05, 1.0 - (time.monotonic() - now)))  # one pass a second
 
 
+_waiting_for_queue: set[str] = set()  # duties that found the job queue unreachable
+
+
 def run_duty(name: str, duty: Callable[[], object]) -> bool:
-    """Run one duty of the pass; if it raises, roll back, log it and carry on (False)."""
+    """Run one duty of the pass; if it raises, roll back, log it and carry on (False). A duty
+    that cannot reach the job queue says so once per outage, not with a traceback a second."""
     try:
         duty()
-    except Exception:
+    except Exception as problem:
         try:
             db.session.rollback()
         except Exception:  # the connection itself is gone: the next duty gets a fresh one
             db.session.remove()
+        if isinstance(problem, queueing.REDIS_DOWN):
+            if name not in _waiting_for_queue:
+                _waiting_for_queue.add(name)
+                log.warning("scheduler duty %r waits: job queue unreachable (%s)", name, problem)
+            return False
         log.exception("scheduler duty %r failed; the other duties carry on", name)
         return False
+    if name in _waiting_for_queue:
+        _waiting_for_queue.discard(name)
+        log.warning("scheduler duty %r: job queue reachable again", name)
     return True
 
 

@@ -137,7 +137,8 @@ def _campaigns_context(group: Job, form: CampaignsForm | None = None) -> dict[st
     chosen = set(form.campaign_ids.data or [])
     campaigns = owner_campaigns(group.owner_id)
     warnings = [f"“{c.name}” also has its own launch time ({localtime(c.launch_at)}): it will "
-                "launch on its own schedule whether or not the group run has finished."
+                "launch on its own schedule whether or not the group run has finished, and "
+                "each successful group run sends it once more."
                 for c in campaigns if c.id in chosen and c.launch_at is not None]
     return {"form": form, "campaigns": {c.id: c for c in campaigns}, "warnings": warnings}
 

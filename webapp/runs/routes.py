@@ -34,7 +34,7 @@ from webapp.monitor.queries import POLLED, row_names
 from webapp.monitor.rows import row_html
 from webapp.permissions import run_or_404
 from webapp.timefmt import format_local
-from webapp.web import is_htmx
+from webapp.web import is_htmx, safe_path
 
 bp = Blueprint("runs", __name__, url_prefix="/runs")
 LOG_TAIL = 200
@@ -141,7 +141,7 @@ def _after_action(run, message: str, category: str = "info"):
     if is_htmx() and request.args.get("from") == "monitor":
         return row_html(run, row_names(current_user, [run]), message=message)
     flash(message, category)
-    return redirect(request.form.get("next") or url_for("runs.detail", run_id=run.id))
+    return redirect(safe_path(request.form.get("next"), url_for("runs.detail", run_id=run.id)))
 
 
 def _action(run_id: int, action):
