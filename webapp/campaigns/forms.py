@@ -17,7 +17,7 @@ from wtforms.validators import DataRequired, Email, Length, Optional
 
 from webapp.formutil import choices
 from webapp.mailing.audience import OPERATORS
-from webapp.mailing.render import MERGE_FIELDS, template_problems
+from webapp.mailing.render import MERGE_FIELDS, render_problems
 from webapp.models.people import SUPPORTER_FIELDS
 
 AUDIENCES = {"opted_in": "All opted-in supporters", "filter": "A saved filter"}
@@ -41,9 +41,11 @@ class CampaignForm(FlaskForm):
                                    format="%Y-%m-%dT%H:%M")
 
     def validate(self, extra_validators=None) -> bool:
+        """The fields, then the templates: each must compile (no include, extends or import) and
+        render for a sample supporter within the bounds, or its field says why."""
         valid = super().validate(extra_validators)
-        problems = template_problems(self.subject.data or "", self.html_body.data or "",
-                                     self.text_body.data or "")
+        problems = render_problems(self.subject.data or "", self.html_body.data or "",
+                                   self.text_body.data or "")
         for part, message in problems.items():
             getattr(self, part).errors = [*getattr(self, part).errors, message]
             valid = False
