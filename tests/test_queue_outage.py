@@ -187,3 +187,14 @@ def test_kill_is_refused_while_the_queue_is_down_and_nothing_changes(outage_app,
         kill_run(run, admin)
     db.session.rollback()
     assert fresh(run).state is RunState.PROCESSING
+
+
+def test_an_outage_record_left_by_exited_processes_is_cleared_by_the_scheduler(
+        outage_app, redis_server_tcp):
+    from webapp.engine.scheduler_loop import loop
+    from webapp.models.settings import AccountSettings
+
+    AccountSettings.get().queue_down_since = utcnow() - timedelta(days=3)
+    db.session.commit()
+    loop(once=True)
+    assert db.session.get(AccountSettings, 1, populate_existing=True).queue_down_since is None

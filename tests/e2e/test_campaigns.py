@@ -165,7 +165,7 @@ def create_campaign(page: Page, name: str, *, notify: str, launch_at: str = "") 
 
 def confirm_launch(page: Page, name: str, audience: int) -> None:
     """Launch → the confirmation page states the audience size (nobody suppressed)."""
-    page.get_by_role("button", name="Launch", exact=True).click()
+    page.get_by_role("button", name="Launch…", exact=True).click()
     expect(page.get_by_role("heading", name=f"Launch “{name}”?")).to_be_visible()
     expect(page.get_by_role("article")).to_contain_text(
         f"The audience has {audience:,} supporters; 0 of them are suppressed (not opted in or "

@@ -15,6 +15,7 @@ from webapp.engine.chains import sweep_expired_groups
 from webapp.engine.collecting import finish_collecting
 from webapp.engine.firing import fire, fire_overdue
 from webapp.engine.followups import notice_long_runs
+from webapp.engine.outage import clear_if_back
 from webapp.engine.planner import plan_due
 from webapp.engine.reconciler import reconcile
 from webapp.engine.retention import sweep_results
@@ -39,6 +40,7 @@ def loop(*, once: bool = False) -> None:
             run_duty("overdue runs", fire_overdue)
             run_duty("long runs", notice_long_runs)
             run_duty("reconciler", _reconcile)
+            run_duty("queue outage", clear_if_back)
         if now >= next_sweep:
             next_sweep = now + SWEEP_EVERY
             run_duty("retention", _sweep_results)
