@@ -191,7 +191,7 @@ def launch(campaign_id: int):
 
 def _already_sent(campaign: Campaign):
     """A launch asked for again (a double click, a second tab, a retried request): its run."""
-    flash("This campaign was already launched or scheduled; it was not sent again.", "warning")
+    flash("This campaign was already launched or scheduled; it was not sent again.", "info")
     if campaign.launch_run_id:
         return redirect(url_for("runs.detail", run_id=campaign.launch_run_id))
     return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
