@@ -164,37 +164,8 @@ def launch(campaign_id: int):
     often the form is sent."""
     campaign = _owned(Campaign, campaign_id)
     if campaign.status is not CampaignStatus.DRAFT:
-        return _already_sent(campaign)
-    try:
-        total, suppressed = audience_sizes(campaign)
-    except AudienceError as exc:
-        flash(f"The audience rule is invalid: {exc}.", "error")
-        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        try:
-            run = launches.launch(campaign.id, current_user)
-        except launches.LaunchRefused:
-            return _already_sent(db.session.get(Campaign, campaign_id, populate_existing=True))
-        except QueueUnavailable as exc:
-            flash(str(exc), "error")
-            return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
-        if run.state is RunState.SCHEDULED:
-            flash(f"“{campaign.name}” is scheduled; it launches on its own at its launch time.",
-                  "success")
-        else:
-            flash(f"“{campaign.name}” launched.", "success")
-        return redirect(url_for("runs.detail", run_id=run.id))
-    return render_template("campaigns/launch.html", campaign=campaign, total=total,
-                           suppressed=suppressed, form=form, remaining=False)
-
-
-def _already_sent(campaign: Campaign):
-    """A launch asked for again (a double click, a second tab, a retried request): its run."""
-    flash("This campaign was already launched or scheduled; it was not sent again.", "info")
-    if campaign.launch_run_id:
-        return redirect(url_for("runs.detail", run_id=campaign.launch_run_id))
-    return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+        return _not_sent(campaign.id, launches.ALREADY_LAUNCHED)
+    return _confirm_then_send(campaign, audience_sizes, launches.launch, remaining=False)
 
 
 @bp.route("/<int:campaign_id>/remaining", methods=["GET", "POST"])
@@ -203,27 +174,49 @@ def send_remaining(campaign_id: int):
     """After a stop: confirm with the number not reached yet, then send to them only."""
     campaign = _owned(Campaign, campaign_id)
     if campaign.status is not CampaignStatus.STOPPED:
-        flash("Only a stopped campaign can be sent to the remaining supporters.", "warning")
-        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+        return _not_sent(campaign.id, "Only a stopped campaign can be sent to the remaining "
+                                      "supporters; nothing more was sent.")
+    return _confirm_then_send(campaign, launches.remaining_size, launches.send_remaining,
+                              remaining=True)
+
+
+def _confirm_then_send(campaign: Campaign, sizes, send, *, remaining: bool):
+    """The confirmation page of a send (how many will be emailed); on POST the send itself,
+    which the database lets happen once."""
     try:
-        total, suppressed = launches.remaining_size(campaign)
+        total, suppressed = sizes(campaign)
     except AudienceError as exc:
         flash(f"The audience rule is invalid: {exc}.", "error")
         return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
     form = ConfirmForm()
     if form.validate_on_submit():
         try:
-            run = launches.send_remaining(campaign.id, current_user)
-        except launches.LaunchRefused as exc:
-            flash(str(exc), "warning")
-            return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+            run = send(campaign.id, current_user)
+        except launches.LaunchRefused as refused:
+            return _not_sent(campaign.id, str(refused))
         except QueueUnavailable as exc:
             flash(str(exc), "error")
-            return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
-        flash(f"“{campaign.name}” is being sent to the remaining supporters.", "success")
+            return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+        if remaining:
+            flash(f"“{campaign.name}” is being sent to the remaining supporters.", "success")
+        elif run.state is RunState.SCHEDULED:
+            flash(f"“{campaign.name}” is scheduled; it launches on its own at its launch time.",
+                  "success")
+        else:
+            flash(f"“{campaign.name}” launched.", "success")
         return redirect(url_for("runs.detail", run_id=run.id))
     return render_template("campaigns/launch.html", campaign=campaign, total=total,
-                           suppressed=suppressed, form=form, remaining=True)
+                           suppressed=suppressed, form=form, remaining=remaining)
+
+
+def _not_sent(campaign_id: int, why: str):
+    """A send asked for again (a double click, a second tab, a retried request) or that no
+    longer applies: say so, and show the campaign's launch run if it has one."""
+    flash(why, "info")
+    campaign = db.session.get(Campaign, campaign_id, populate_existing=True)
+    if campaign is not None and campaign.launch_run_id:
+        return redirect(url_for("runs.detail", run_id=campaign.launch_run_id))
+    return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
 
 
 @bp.route("/<int:campaign_id>/copy", methods=["POST"])

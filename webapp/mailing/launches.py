@@ -21,6 +21,8 @@ from webapp.models.campaigns import Campaign, CampaignStatus
 from webapp.models.runs import Run
 from webapp.models.users import User
 
+ALREADY_LAUNCHED = "This campaign was already launched or scheduled; it was not sent again."
+
 
 class LaunchRefused(ValueError):
     """A send that does not apply to the campaign as it is now (shown to the user)."""
@@ -49,8 +51,7 @@ def launch(campaign_id: int, user: User) -> Run:
     campaign = _claim(campaign_id, CampaignStatus.DRAFT, case(
         (ahead, CampaignStatus.SCHEDULED.value), else_=CampaignStatus.LAUNCHED.value))
     if campaign is None:
-        raise LaunchRefused("This campaign was already launched or scheduled; "
-                            "it was not launched again.")
+        raise LaunchRefused(ALREADY_LAUNCHED)
     if campaign.job is None:
         db.session.rollback()
         raise LaunchRefused("This campaign has lost its job and cannot be launched.")
