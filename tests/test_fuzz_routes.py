@@ -209,3 +209,29 @@ def test_an_unexpected_error_shows_something_went_wrong_without_a_traceback(app,
     html = response.get_data(as_text=True)
     assert "Something went wrong" in html
     assert "secret internals" not in html and "Traceback" not in html
+
+
+def test_no_route_answers_500_while_the_job_queue_is_unreachable(
+        app, client, auth, users, samples):
+    """Redis gone: every page and every action (with well-formed values) still answers, with
+    a message where the action needs the queue; nothing answers 500."""
+    from tests.conftest import free_port
+    from webapp.engine import queueing
+
+    app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nobody listens there
+    app.extensions.pop("conveyor_redis", None)
+    queueing._health["at"] = 0.0
+    auth.login(users["super_admin"].email)
+    failures, checked = [], 0
+    for method, rule in every_route(app):
+        if rule.endpoint in ("auth.logout", "static"):
+            continue
+        response = client.open(url_with(rule, samples), method=method,
+                               data={"confirm": "y"} if method == "POST" else None)
+        checked += 1
+        if response.status_code not in ALLOWED | {503}:
+            failures.append(f"{method} {rule.rule}: {response.status_code}")
+    assert not failures, "\n".join(failures)
+    assert checked > 50
+    page = client.get("/").get_data(as_text=True)
+    assert "The job queue has been unreachable since" in page

@@ -191,11 +191,14 @@ def enqueue_or_release(run_id: int, rq_job_id: str, lane: str = "data") -> bool:
     try:
         queueing.enqueue_run(run_id, rq_job_id, lane)
         return True
-    except Exception:
+    except Exception as problem:
         # Redis is unreachable: leave the run waiting; the reconciler dispatches it later.
         db.session.execute(update(Run).where(Run.id == run_id).values(rq_job_id=None))
         db.session.commit()
-        current_app.logger.exception("could not enqueue run %s", run_id)
+        if isinstance(problem, queueing.REDIS_DOWN):
+            current_app.logger.warning("job queue unreachable: run %s waits (%s)", run_id, problem)
+        else:
+            current_app.logger.exception("could not enqueue run %s", run_id)
         return False
 
 
