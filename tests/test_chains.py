@@ -204,6 +204,19 @@ def test_a_group_with_fewer_than_two_jobs_fails_with_the_reason(app, users, tmp_
     assert fresh(group_run).error == "A group needs at least 2 jobs"
 
 
+def test_a_broken_group_does_not_stop_the_expiry_of_the_others(app, users):
+    user = users["user"]
+    today = to_local(utcnow(), app.config["TIMEZONE"]).date()
+    jobs = [export_job(user, name="A"), export_job(user, name="B")]
+    broken = Job(owner_id=user.id, job_type="job_group", name="Broken", params=["not", "a", "map"])
+    db.session.add(broken)
+    db.session.commit()
+    expiring = group_of(user, jobs, name="Old chain", never_expires=False,
+                        expires_on=today.isoformat())
+    assert chains.sweep_expired_groups() == {"deleted": 1, "warned": 0}
+    assert db.session.get(Job, expiring.id) is None and db.session.get(Job, broken.id)
+
+
 def test_expired_groups_are_deleted_and_owners_warned_a_week_before(app, users, tmp_path):
     user = users["user"]
     today = to_local(utcnow(), app.config["TIMEZONE"]).date()

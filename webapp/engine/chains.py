@@ -5,7 +5,7 @@ follow-up job. Pause holds the chain between steps; retry continues from the fai
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from flask import current_app, url_for
 from sqlalchemy import delete, select, update
@@ -355,23 +355,38 @@ def sweep_expired_groups() -> dict[str, int]:
     groups = db.session.execute(
         select(Job).where(Job.job_type == GROUP, Job.active.is_(True))).scalars().all()
     for group in groups:
-        definition = GroupDefinition.of(group)
-        expires = definition.expiry_date
-        if definition.never_expires or expires is None:
+        group_id = group.id
+        try:
+            outcome = _expire_group(group, today)
+        except Exception:  # one broken group never stops the sweep of the others
+            db.session.rollback()
+            current_app.logger.exception("group %s: expiry could not be handled", group_id)
             continue
-        if expires <= today:
-            delete_group(group)
-            deleted += 1
-        elif expires - today <= EXPIRY_WARNING and not definition.expiry_warned:
-            definition.expiry_warned = True
-            definition.save_to(group)
-            db.session.commit()
-            notify(group.owner.email, f"[Conveyor] Group {group.name} expires on {expires}",
-                   f"Your group “{group.name}” expires on {expires:%A, %B %d, %Y}. On that day "
-                   "its definition is deleted and cannot be recovered (its run history stays).\n"
-                   "To keep it, edit the group and change its expiration.\n")
-            warned += 1
+        deleted += outcome == "deleted"
+        warned += outcome == "warned"
     return {"deleted": deleted, "warned": warned}
+
+
+def _expire_group(group: Job, today: date) -> str | None:
+    """Delete a group whose day has come, or warn its owner a week before ("deleted",
+    "warned" or None)."""
+    definition = GroupDefinition.of(group)
+    expires = definition.expiry_date
+    if definition.never_expires or expires is None:
+        return None
+    if expires <= today:
+        delete_group(group)
+        return "deleted"
+    if expires - today <= EXPIRY_WARNING and not definition.expiry_warned:
+        definition.expiry_warned = True
+        definition.save_to(group)
+        db.session.commit()
+        notify(group.owner.email, f"[Conveyor] Group {group.name} expires on {expires}",
+               f"Your group “{group.name}” expires on {expires:%A, %B %d, %Y}. On that day "
+               "its definition is deleted and cannot be recovered (its run history stays).\n"
+               "To keep it, edit the group and change its expiration.\n")
+        return "warned"
+    return None
 
 
 def delete_group(group: Job) -> None:
