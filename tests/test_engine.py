@@ -273,3 +273,28 @@ def test_a_run_starts_when_its_worker_takes_it(app, users):
     run = fresh(run)
     assert run.state is RunState.COMPLETED
     assert asked <= run.started_at <= run.finished_at
+
+
+def test_a_send_in_the_email_lane_never_holds_up_an_import_and_each_lane_has_its_line(
+        app, users, tmp_path, client, auth):
+    from tests.test_email_campaign import campaign_for, supporters
+    from webapp.engine import queueing
+    from webapp.mailing import launches
+    from webapp.web import queue_place
+
+    supporters(3)
+    sends = [launches.launch(campaign_for(users["user"], name=f"Appeal {i}").id, users["user"])
+             for i in range(2)]
+    sending, waiting_send = fresh(sends[0]), fresh(sends[1])
+    assert sending.rq_job_id and not waiting_send.rq_job_id  # one email slot (the default)
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 3), ["email", "first_name"])
+    run = start_run(job, users["user"])
+    assert run.rq_job_id  # the data lane has its own slot: the import does not wait
+    assert queueing.run_queue("data").job_ids == [run.rq_job_id]
+    assert queueing.run_queue("email").job_ids == [sending.rq_job_id]
+    with app.test_request_context():
+        auth.login(users["user"].email)
+        assert queue_place(waiting_send).startswith("#2 in the email line")
+    work(app)
+    assert fresh(run).state is RunState.COMPLETED
+    assert all(fresh(s).state is RunState.COLLECTING for s in sends)
