@@ -14,6 +14,7 @@ class AccountSettings(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     retention_days: Mapped[int] = mapped_column(default=30)
+    audit_retention_days: Mapped[int] = mapped_column(default=365, server_default="365")
     # since when the job queue (Redis) has been unreachable; None while it answers
     queue_down_since: Mapped[datetime | None] = mapped_column()
 

@@ -40,6 +40,10 @@ class User(UserMixin, db.Model):
     )
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # raised to end every session of the user (sign-out everywhere, a new password); a session
+    # carries the version it was signed in with and is refused once they differ
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    password_changed_at: Mapped[datetime | None] = mapped_column()
 
     def set_password(self, password: str) -> None:
         """Store a salted hash of the password, never the password."""

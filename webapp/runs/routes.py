@@ -20,6 +20,7 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from webapp import audit
 from webapp.engine import chains
 from webapp.engine import runs as engine
 from webapp.engine.queueing import QueueUnavailable
@@ -27,7 +28,6 @@ from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.groups.queries import GROUP, step_names, timeline
 from webapp.mailing.stats import contact_stats
-from webapp.models.audit import AuditEntry
 from webapp.models.campaigns import Campaign
 from webapp.models.runs import RunLogLine, RunRejection
 from webapp.monitor.queries import POLLED, row_names
@@ -124,12 +124,10 @@ def result(run_id: int):
         flash("This result file was deleted after the retention period.", "warning")
         return redirect(url_for("runs.detail", run_id=run.id))
     if run.owner_id != current_user.id:
-        db.session.add(AuditEntry(
-            actor_id=current_user.id, owner_id=run.owner_id, run_id=run.id,
-            action="download_result",
-            detail=f"Downloaded {run.result_name} (Job # {run.id}) on behalf of {run.owner.email}",
-        ))
-        db.session.commit()  # on behalf: the owner still sees it waiting in their monitor
+        # on behalf: the owner still sees it waiting in their monitor
+        audit.record("download_result", run,
+                     detail=f"Downloaded {run.result_name} (Job # {run.id}) on behalf of "
+                            f"{run.owner.email}")
     else:
         engine.mark_downloaded(run)
     return send_file(run.result_path, as_attachment=True, download_name=run.result_name,
