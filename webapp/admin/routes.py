@@ -148,9 +148,10 @@ def _outbox_files() -> list[str]:
 
 
 @bp.route("/outbox")
-@admin_required
+@super_admin_required
 def outbox():
-    """Messages written to the local outbox (campaigns and notifications), newest first."""
+    """Messages written to the local outbox (campaigns, notifications, set-password links),
+    newest first: super admins only, since it holds every user's mail."""
     names = _outbox_files()
     page = page_arg()
     per_page = current_app.config["PAGE_SIZE"]
@@ -167,7 +168,7 @@ def outbox():
 
 
 @bp.route("/outbox/<name>")
-@admin_required
+@super_admin_required
 def outbox_message(name: str):
     """One outbox message: headers and its plain-text and HTML parts."""
     if name not in _outbox_files():
