@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
+PRIVATE_MARKER = ".owner-only"  # under var/: files left readable by others were made 0600
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)b?\s*$", re.IGNORECASE)
 
 
@@ -29,11 +32,34 @@ def _secret_key(var_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def make_private(var_dir: Path, folders: list[Path]) -> None:
+    """Make what an older version left readable by others its owner's only: var/ and its folders
+    0700 at every start; once per install, the files directly in them 0600 (files written from
+    now on are 0600 anyway: load_config sets the umask)."""
+    try:
+        for folder in (var_dir, *folders):
+            folder.chmod(0o700)
+        if (var_dir / PRIVATE_MARKER).exists():
+            return
+        for folder in (var_dir, *folders):
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                    if stat.S_ISREG(mode) and mode & 0o077:
+                        os.chmod(entry.path, stat.S_IMODE(mode) & 0o700)
+        (var_dir / PRIVATE_MARKER).touch()
+    except OSError as problem:  # e.g. a var dir owned by another user: say so, still start
+        logging.getLogger("conveyor").warning("could not make %s owner-only: %s", var_dir, problem)
+
+
 def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the app config from defaults, the environment and an optional mapping."""
     env = os.environ
     overrides = dict(test_config or {})
     var_dir = Path(overrides.get("VAR_DIR") or env.get("CONVEYOR_VAR_DIR") or "var").resolve()
+    # before the first file or folder: whatever this process (and the embedded Redis it starts)
+    # writes is its owner's only, 0600 files and 0700 folders
+    os.umask(0o077)
     var_dir.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "VAR_DIR": str(var_dir),
@@ -44,6 +70,8 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
         "MIGRATIONS": True,
         "TIMEZONE": env.get("CONVEYOR_TIMEZONE", "America/New_York"),
         "MAX_CONTENT_LENGTH": parse_size(env.get("CONVEYOR_UPLOAD_LIMIT", "512MB")),
+        # an upload never mapped to a job is deleted after this many hours
+        "UPLOAD_TTL_HOURS": float(env.get("CONVEYOR_UPLOAD_TTL_HOURS", "24")),
         "SMTP_URL": env.get("CONVEYOR_SMTP_URL") or None,
         "BASE_URL": env.get("CONVEYOR_BASE_URL", "http://127.0.0.1:5000"),
         "QUEUE_NAME": env.get("CONVEYOR_QUEUE", "conveyor"),
@@ -74,4 +102,5 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
         key = f"{sub.upper()}_DIR"
         config.setdefault(key, str(var_dir / sub))
         Path(config[key]).mkdir(parents=True, exist_ok=True)
+    make_private(var_dir, [Path(config[f"{sub}_DIR"]) for sub in ("RESULTS", "UPLOADS", "OUTBOX")])
     return config

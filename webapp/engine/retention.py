@@ -1,16 +1,24 @@
-"""Deletes result files past the account's retention period; History says so."""
+"""Deletes what is past the account's retention period — result files (History says so), run
+logs, local-outbox messages — and uploads no job needs: never mapped within UPLOAD_TTL_HOURS, or
+the file of a deleted job. Each sweep stands alone, so one that fails leaves the others to run."""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 
-from sqlalchemy import select
+from flask import current_app
+from sqlalchemy import delete, insert, or_, select
 
+from webapp.engine.states import ACTIVE, RunState
 from webapp.extensions import db
 from webapp.models.base import utcnow
-from webapp.models.runs import Run
+from webapp.models.jobs import Job
+from webapp.models.runs import Run, RunLogLine
 from webapp.models.settings import AccountSettings
 
 log = logging.getLogger("conveyor.scheduler")
@@ -39,3 +47,115 @@ def sweep_results() -> int:
         deleted += 1
     db.session.commit()
     return deleted
+
+
+LOG_DELETED = "Log deleted after the retention period."
+LOG_BATCH = 500  # runs whose log lines one transaction deletes
+_PARTIAL_RESULT = re.compile(r"run-(\d+)-.*\.part$")
+
+
+def _retention_days() -> int:
+    return AccountSettings.get().retention_days
+
+
+def sweep_logs() -> int:
+    """Replace the log of every run that finished before the retention period with one line
+    saying so (the run, its counts and its rejected lines stay); return how many runs."""
+    cutoff = utcnow() - timedelta(days=_retention_days())
+    swept = 0
+    while True:
+        run_ids = db.session.execute(
+            select(RunLogLine.run_id).join(Run, Run.id == RunLogLine.run_id)
+            .where(Run.finished_at < cutoff, RunLogLine.message != LOG_DELETED)
+            .distinct().limit(LOG_BATCH)
+        ).scalars().all()
+        if not run_ids:
+            return swept
+        db.session.execute(delete(RunLogLine).where(RunLogLine.run_id.in_(run_ids)))
+        db.session.execute(insert(RunLogLine), [
+            {"run_id": run_id, "at": utcnow(), "level": "info", "message": LOG_DELETED}
+            for run_id in run_ids])
+        db.session.commit()
+        swept += len(run_ids)
+
+
+def sweep_outbox() -> int:
+    """Delete local-outbox messages (and half-written ones) older than the retention period;
+    return how many files."""
+    cutoff = time.time() - _retention_days() * 86400
+    return sum(_remove(entry.path) for entry in _files_older_than(
+        current_app.config["OUTBOX_DIR"], cutoff) if entry.name.endswith((".eml", ".eml.part")))
+
+
+def sweep_partial_results() -> int:
+    """Delete half-written result files older than the retention period that no run can continue
+    (their run ended other than failed, or is gone); return how many."""
+    cutoff = time.time() - _retention_days() * 86400
+    old = {entry.path: int(match.group(1))
+           for entry in _files_older_than(current_app.config["RESULTS_DIR"], cutoff)
+           if (match := _PARTIAL_RESULT.match(entry.name))}
+    if not old:
+        return 0
+    resumable = set(db.session.execute(  # a failed run's retry continues its partial file
+        select(Run.id).where(Run.id.in_(set(old.values())),
+                             Run.state.in_([*ACTIVE, RunState.FAILED]))).scalars())
+    return sum(_remove(path) for path, run_id in old.items() if run_id not in resumable)
+
+
+def upload_files_in_use() -> set[str]:
+    """The names of the upload files a job still reads: those of jobs not deleted, and of
+    deleted jobs with a run that has not finished (a paused import resumes from its file)."""
+    unfinished = select(Run.job_id).where(Run.state.in_(ACTIVE), Run.job_id.is_not(None))
+    paths = db.session.execute(
+        select(Job.params["path"].as_string())
+        .where(or_(Job.active.is_(True), Job.id.in_(unfinished)))
+    ).scalars()
+    return {os.path.basename(path) for path in paths if path}
+
+
+def sweep_uploads() -> int:
+    """Delete every upload whose files are all older than UPLOAD_TTL_HOURS and that no job
+    reads: never mapped (its pending record goes first, so the mapping step never offers a
+    missing file), or the file of a deleted job; return how many uploads."""
+    folder = current_app.config["UPLOADS_DIR"]
+    cutoff = time.time() - current_app.config["UPLOAD_TTL_HOURS"] * 3600
+    uploads: dict[str, list[os.DirEntry]] = {}
+    young: set[str] = set()
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            token = entry.name.split(".", 1)[0]  # token.csv, token.csv.part, token.json
+            uploads.setdefault(token, []).append(entry)
+            if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                young.add(token)
+    in_use = upload_files_in_use()
+    deleted = 0
+    for token, files in uploads.items():
+        if token in young or f"{token}.csv" in in_use:
+            continue
+        files.sort(key=lambda entry: not entry.name.endswith(".json"))  # the record first
+        if all([_remove(entry.path) for entry in files]):
+            deleted += 1
+    return deleted
+
+
+def _files_older_than(folder: str, cutoff: float) -> Iterator[os.DirEntry]:
+    """The regular files directly in `folder` last written before `cutoff` (a Unix time)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) \
+                    and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                yield entry
+
+
+def _remove(path: str) -> bool:
+    """Delete one file; False if it could not be (logged, and tried again at the next sweep)."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        log.exception("%s could not be deleted", path)
+        return False
+    return True

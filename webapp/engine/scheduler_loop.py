@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from flask import current_app
 
-from webapp.engine import queueing
+from webapp.engine import queueing, retention
 from webapp.engine.chains import sweep_expired_groups
 from webapp.engine.collecting import finish_collecting
 from webapp.engine.firing import fire, fire_overdue
@@ -44,6 +44,12 @@ def loop(*, once: bool = False) -> None:
         if now >= next_sweep:
             next_sweep = now + SWEEP_EVERY
             run_duty("retention", _sweep_results)
+            run_duty("log retention", lambda: _swept("run logs", retention.sweep_logs()))
+            run_duty("upload retention", lambda: _swept("uploads", retention.sweep_uploads()))
+            run_duty("outbox retention",
+                     lambda: _swept("outbox messages", retention.sweep_outbox()))
+            run_duty("partial results",
+                     lambda: _swept("partial result files", retention.sweep_partial_results()))
             run_duty("group expiry", _expire_groups)
         db.session.remove()
         if once:
@@ -98,6 +104,12 @@ def _sweep_results() -> None:
     deleted = sweep_results()
     if deleted:
         log.info("deleted %d expired result files", deleted)
+
+
+def _swept(what: str, deleted: int) -> None:
+    """Log what a retention sweep deleted."""
+    if deleted:
+        log.info("retention: deleted %d %s", deleted, what)
 
 
 def _expire_groups() -> None:

@@ -14,7 +14,7 @@ from webapp.engine import runs as engine
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm, NotificationsForm, mapping_form
 from webapp.jobs.schedule_forms import PauseForm, describe_schedule
-from webapp.jobs.uploads import forget_upload, load_upload, save_upload
+from webapp.jobs.uploads import discard_job_file, forget_upload, load_upload, save_upload
 from webapp.jobtypes import REGISTRY, get_job_type
 from webapp.jobtypes.user_data_export import ExportForm
 from webapp.jobtypes.user_data_import import ImportUploadForm, guess_field, mapping_problems
@@ -193,12 +193,14 @@ def launch_url(job: Job) -> str:
 @bp.route("/<int:job_id>/delete", methods=["POST"])
 @login_required
 def delete(job_id: int):
-    """Delete a job definition; its runs stay in History."""
+    """Delete a job definition and its uploaded file (see discard_job_file); its runs stay in
+    History, their results until the retention period ends."""
     job = job_or_404(job_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     job.active = False
     db.session.commit()
+    discard_job_file(job)
     current_app.logger.info("job %s deleted by %s", job.id, current_user.email)
     flash(f"“{job.name}” was deleted. Its runs stay in History.", "success")
     return redirect(url_for("jobs.index"))

@@ -1,4 +1,6 @@
-"""Uploaded import files waiting for their column mapping, kept per user under var/uploads/."""
+"""Uploaded import files under var/uploads/: a CSV plus a JSON record while it waits for its
+column mapping; once mapped the job owns the CSV (the record goes), and deleting the job deletes
+it. The retention sweep deletes uploads never mapped within UPLOAD_TTL_HOURS."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from flask import current_app
 from werkzeug.datastructures import FileStorage
 
 from webapp.csvfiles import inspect_csv
+from webapp.engine.retention import upload_files_in_use
+from webapp.models.jobs import Job
 
 
 @dataclass
@@ -80,6 +84,20 @@ def load_upload(token: str, owner_id: int) -> Upload | None:
 def forget_upload(upload: Upload) -> None:
     """Drop the pending-upload record once a job owns the file."""
     _remove(_path(upload.token, "json"))
+
+
+def discard_job_file(job: Job) -> bool:
+    """Delete a deleted job's uploaded file (True), unless another job reads it or a run of this
+    one has not finished: the retention sweep deletes it once that run ends. The results of its
+    past runs stay until the normal result retention, like every run's."""
+    path = (job.params or {}).get("path")
+    if not isinstance(path, str) or os.path.dirname(os.path.realpath(path)) \
+            != os.path.realpath(current_app.config["UPLOADS_DIR"]):  # only ever our own files
+        return False
+    if os.path.basename(path) in upload_files_in_use():
+        return False
+    _remove(path)
+    return True
 
 
 def _remove(path: str) -> None:

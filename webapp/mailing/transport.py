@@ -180,7 +180,8 @@ class OutboxConnection:
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
         final = os.path.join(self.folder, name)
         partial = final + ".part"
-        with open(partial, "wb") as out:
+        # the owner's only, whatever the umask: a message holds a person's address and its links
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             out.write(message.data)
         if record_sent is not None:
             try:
