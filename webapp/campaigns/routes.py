@@ -6,6 +6,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from webapp import audit
 from webapp.campaigns.forms import AUDIENCES, CampaignForm, FilterForm, merge_field_help
 from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.states import RunState
@@ -68,6 +69,7 @@ def _save(form: CampaignForm, campaign: Campaign | None) -> Campaign | None:
         if launch_at <= utcnow():
             form.launch_at.errors = ["The launch time is in the past."]
             return None
+    created = campaign is None
     if campaign is None:
         job = Job(owner_id=current_user.id, job_type="email_campaign", name=form.name.data,
                   params={})
@@ -80,6 +82,8 @@ def _save(form: CampaignForm, campaign: Campaign | None) -> Campaign | None:
     db.session.flush()
     campaign.job.name = campaign.name
     campaign.job.params = {"campaign_id": campaign.id}
+    audit.record("campaign.created" if created else "campaign.edited", campaign, commit=False,
+                 detail=f"Subject: {campaign.subject}")
     db.session.commit()
     return campaign
 
@@ -197,6 +201,9 @@ def _confirm_then_send(campaign: Campaign, sizes, send, *, remaining: bool):
         except QueueUnavailable as exc:
             flash(str(exc), "error")
             return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+        audit.record("campaign.sent_to_remaining" if remaining else "campaign.scheduled"
+                     if run.state is RunState.SCHEDULED else "campaign.launched", campaign,
+                     detail=f"Run #{run.number} (Job # {run.id}), {total:,} supporters")
         if remaining:
             flash(f"“{campaign.name}” is being sent to the remaining supporters.", "success")
         elif run.state is RunState.SCHEDULED:
@@ -227,6 +234,8 @@ def copy(campaign_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     draft = launches.copy_campaign(campaign, current_user)
+    audit.record("campaign.copied", draft, detail=f"Copied from “{campaign.name}” "
+                                                  f"(campaign {campaign.id})")
     flash(f"Copied into the new draft “{draft.name}”.", "success")
     return redirect(url_for("campaigns.detail", campaign_id=draft.id))
 

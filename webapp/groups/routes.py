@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from webapp import audit
 from webapp.engine import chains
 from webapp.engine import runs as engine
 from webapp.engine.planner import unplan
@@ -68,6 +69,7 @@ def new():
         GroupDefinition(description=(form.description.data or "").strip()).save_to(group)
         db.session.add(group)
         db.session.commit()
+        audit.record("group.created", group, kind="group")
         flash(f"Group “{group.name}” created as a draft. Choose its jobs.", "success")
         return redirect(url_for("groups.wizard", group_id=group.id, step=1))
     return render_template("groups/new.html", form=form), 400 if form.errors else 200
@@ -110,6 +112,7 @@ def run_now(group_id: int):
         flash(f"“{group.name}” cannot run: a group needs at least {MIN_STEPS} jobs.", "error")
         return redirect(url_for("groups.wizard", group_id=group.id, step=1))
     run = engine.start_run(group, current_user)
+    audit.record("run.started", run, detail=f"Group run #{run.number}, Run now")
     if run.state.value == "queued":
         flash(f"Group run #{run.number} is queued, {queue_place(run)}.", "info")
     else:
@@ -137,6 +140,7 @@ def deactivate(group_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     deactivate_group(group)
+    audit.record("group.deactivated", group, kind="group")
     flash(f"“{group.name}” was deactivated: its schedule is off until you activate it again.",
           "success")
     if request.form.get("back") == "list":
@@ -152,6 +156,7 @@ def delete(group_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     name = group.name
+    audit.record("group.deleted", group, kind="group", commit=False)
     chains.delete_group(group)
     current_app.logger.info("group %s deleted by %s", group_id, current_user.email)
     flash(f"Group “{name}” was deleted. Its runs stay in History.", "success")

@@ -8,6 +8,7 @@ from typing import Any
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import login_required
 
+from webapp import audit
 from webapp.engine.planner import plan
 from webapp.extensions import db
 from webapp.groups.forms import CampaignsForm, ExpirationForm, NotifyForm, split_addresses
@@ -55,6 +56,12 @@ def _show(group: Job, step: int, *, status: int = 200, message: str | None = Non
         response.headers["HX-Push-Url"] = context["wizard_url"]
         return response
     return make_response(render_template("groups/wizard.html", **context), status)
+
+
+def _edited(group: Job, detail: str) -> None:
+    """Commit a saved wizard step with its audit entry."""
+    audit.record("group.edited", group, kind="group", detail=detail, commit=False)
+    db.session.commit()
 
 
 def _go(group: Job, step: int, message: str):
@@ -112,7 +119,7 @@ def _post_jobs(group: Job):
         return _show(group, 1, chosen=_apply(op, chosen, allowed))
     definition.steps = chosen
     definition.save_to(group)
-    db.session.commit()
+    _edited(group, f"Jobs: {len(chosen)} step{'s' if len(chosen) != 1 else ''}")
     if len(chosen) < MIN_STEPS:
         return _show(group, 1, status=400, problems=[TOO_FEW],
                      message=f"Saved {len(chosen)} job{'s' if len(chosen) != 1 else ''}.")
@@ -156,7 +163,8 @@ def _post_campaigns(group: Job):
     definition.launch_campaigns = bool(form.launch_campaigns.data)
     definition.campaign_ids = list(form.campaign_ids.data or [])
     definition.save_to(group)
-    db.session.commit()
+    _edited(group, "After success: " + (f"launch campaigns {definition.campaign_ids}"
+                                        if definition.launch_campaigns else "no campaigns"))
     return _go(group, 2, "Campaigns saved.")
 
 
@@ -181,7 +189,8 @@ def _post_notify(group: Job):
     definition.notify_success = split_addresses(form.notify_success.data)
     definition.notify_failure = split_addresses(form.notify_failure.data)
     definition.save_to(group)
-    db.session.commit()
+    _edited(group, f"Notifications: success to {', '.join(definition.notify_success) or 'nobody'}"
+                   f"; failure to {', '.join(definition.notify_failure) or 'nobody'}")
     return _go(group, 3, "Notifications saved.")
 
 
@@ -220,6 +229,8 @@ def _post_schedule(group: Job):
     definition.save_to(group)
     db.session.commit()
     message = _activate(group) if activate else _save_inactive(group)
+    audit.record("group.activated" if activate else "group.edited", group, kind="group",
+                 detail=f"Expires {expires_on or 'never'}; {message}")
     flash(message, "success")
     target = url_for("groups.detail", group_id=group.id)
     if is_htmx():

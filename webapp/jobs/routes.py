@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from webapp import audit
 from webapp.csvfiles import DELIMITER_NAMES, CsvProblem
 from webapp.engine import queueing
 from webapp.engine import runs as engine
@@ -92,6 +93,7 @@ def map_import(token: str):
                       name=form.name.data.strip(), params=upload.params(mapping))
             db.session.add(job)
             db.session.commit()
+            audit.record("job.created", job, detail="User Data Import")
             forget_upload(upload)
             return _saved(job)
     unknown = [c for c, g in zip(upload.header, guesses, strict=False) if not g]
@@ -110,6 +112,7 @@ def new_export():
                   name=form.name.data.strip(), params=form.params())
         db.session.add(job)
         db.session.commit()
+        audit.record("job.created", job, detail="User Data Export")
         return _saved(job)
     return render_template("jobs/export_form.html", form=form)
 
@@ -118,6 +121,7 @@ def _saved(job: Job):
     """After saving a job: run it now if asked, else show it."""
     if request.form.get("action") == "save_run":
         run = engine.start_run(job, current_user)
+        audit.record("run.started", run, detail=f"Run #{run.number}, on saving the job")
         flash(f"“{job.name}” was saved and run #{run.number} started.", "success")
         return redirect(url_for("runs.detail", run_id=run.id))
     flash(f"“{job.name}” was saved.", "success")
@@ -157,6 +161,8 @@ def notifications(job_id: int):
         form.populate_obj(job)
         job.notify_emails = ", ".join(a.strip() for a in (form.notify_emails.data or "")
                                       .split(",") if a.strip())
+        audit.record("job.edited", job, commit=False,
+                     detail=f"Notifications: {job.notify_on}, to {job.notify_emails or 'nobody'}")
         db.session.commit()
         flash("Notification settings saved.", "success")
         return redirect(url_for("jobs.detail", job_id=job.id))
@@ -175,6 +181,7 @@ def run_now(job_id: int):
               "honours its launch time.", "info")
         return redirect(launch_url(job))
     run = engine.start_run(job, current_user)
+    audit.record("run.started", run, detail=f"Run #{run.number}, Run now")
     if not queueing.queue_reachable(max_age=0):
         flash(f"Run #{run.number} is saved and waits: the job queue is unreachable right now. "
               "It starts by itself when the queue is back.", "warning")
@@ -199,6 +206,7 @@ def delete(job_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     job.active = False
+    audit.record("job.deleted", job, commit=False)
     db.session.commit()
     discard_job_file(job)
     current_app.logger.info("job %s deleted by %s", job.id, current_user.email)

@@ -155,3 +155,11 @@ class BlackoutForm(FlaskForm):
     def validate_end_date(self, field: DateField) -> None:
         if self.start_date.data and field.data and field.data < self.start_date.data:
             raise ValidationError("The end date is before the start date.")
+
+
+def blackout_text(blackout) -> str:
+    """Blackout dates in one line (for the audit log): '2026-12-24 to 2026-12-26: office closed'."""
+    days = blackout.start_date.isoformat()
+    if blackout.end_date != blackout.start_date:
+        days += f" to {blackout.end_date.isoformat()}"
+    return f"{days}: {blackout.reason}" if blackout.reason else days

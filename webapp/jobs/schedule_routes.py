@@ -9,6 +9,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from webapp import audit
 from webapp.engine import planner
 from webapp.engine import runs as engine
 from webapp.engine.planner import blackout_for, plan, unplan
@@ -31,6 +32,8 @@ from webapp.jobs.schedule_forms import (
     BlackoutForm,
     PauseForm,
     ScheduleForm,
+    blackout_text,
+    describe_schedule,
 )
 from webapp.models.base import utcnow
 from webapp.models.runs import Run
@@ -43,6 +46,11 @@ PREVIEW_COUNT = 10
 
 def _tz() -> str:
     return current_app.config["TIMEZONE"]
+
+
+def _kind(job) -> str:
+    """What the audit log calls the job a schedule belongs to."""
+    return "group" if job.job_type == "job_group" else "job"
 
 
 def _pure(form: ScheduleForm, minute: int | None) -> Schedule:
@@ -168,12 +176,16 @@ def _save(job, existing: JobSchedule | None, form: ScheduleForm, minute: int | N
     target.next_run_at = None
     target.problem = target.problem_at = None  # planned afresh below
     db.session.add(target)
+    audit.record("schedule.set", job, kind=_kind(job), commit=False,
+                 detail=f"{describe_schedule(target)} ({'on' if target.enabled else 'off'})")
     db.session.commit()
     unplan(job)
     plan(target)
     message = "Schedule saved."
     if target.enabled and not was_on and target.kind == ScheduleKind.TIMES_PER_DAY:
         run = engine.start_run(job, current_user, trigger="schedule")
+        audit.record("run.started", run, detail=f"Run #{run.number}, as the schedule was "
+                                                "switched on")
         message += f" Run #{run.number} started now, as the schedule was switched on."
     elif not target.enabled:
         message += " It is off: nothing runs by itself."
@@ -218,6 +230,9 @@ def pause_schedule(job_id: int):
     elif form.validate_on_submit():
         planner.pause_schedule(job.schedule, current_user.id, form.reason.data.strip(),
                                form.resume_on.data)
+        until = f"; resumes on {form.resume_on.data.isoformat()}" if form.resume_on.data else ""
+        audit.record("schedule.paused", job, kind=_kind(job),
+                     detail=f"Reason: {form.reason.data.strip()}{until}")
         flash("Schedule paused: nothing runs by itself until it is resumed.", "success")
     else:
         flash(" ".join(form.resume_on.errors) or "Give a reason to pause the schedule.", "error")
@@ -231,6 +246,7 @@ def resume_schedule(job_id: int):
     job = schedulable_job_or_404(job_id)
     if job.schedule is not None and job.schedule.paused and ConfirmForm().validate_on_submit():
         planner.resume_schedule(job.schedule)
+        audit.record("schedule.resumed", job, kind=_kind(job))
         flash("Schedule resumed.", "success")
     return redirect(url_for("jobs.detail", job_id=job.id))
 
@@ -242,8 +258,11 @@ def add_blackout(job_id: int):
     job = schedulable_job_or_404(job_id)
     form = BlackoutForm()
     if form.validate_on_submit():
-        db.session.add(Blackout(job_id=job.id, start_date=form.start_date.data,
-                                end_date=form.end_date.data, reason=form.reason.data.strip()))
+        blackout = Blackout(job_id=job.id, start_date=form.start_date.data,
+                            end_date=form.end_date.data, reason=form.reason.data.strip())
+        db.session.add(blackout)
+        audit.record("blackout.added", job, kind=_kind(job), commit=False,
+                     detail=blackout_text(blackout))
         db.session.commit()
         flash("Blackout dates added.", "success")
     else:
@@ -260,6 +279,8 @@ def delete_blackout(job_id: int, blackout_id: int):
     if blackout is None or blackout.job_id != job.id or not ConfirmForm().validate_on_submit():
         abort(404)
     db.session.delete(blackout)
+    audit.record("blackout.removed", job, kind=_kind(job), commit=False,
+                 detail=blackout_text(blackout))
     db.session.commit()
     flash("Blackout dates removed.", "success")
     return redirect(url_for("jobs.schedule", job_id=job.id))

@@ -142,7 +142,9 @@ def _after_action(run, message: str, category: str = "info"):
     return redirect(safe_path(request.form.get("next"), url_for("runs.detail", run_id=run.id)))
 
 
-def _action(run_id: int, action):
+def _action(run_id: int, action, audited: str):
+    """Do a run action; an action that was done is audited as `audited` (a Stop that
+    cancelled the run before it ran, or while paused, as run.cancelled)."""
     run = run_or_404(run_id)
     try:
         message = action(run)
@@ -151,6 +153,9 @@ def _action(run_id: int, action):
         db.session.refresh(run)
         return _after_action(run, str(problem), "error")
     db.session.refresh(run)
+    if audited == "run.stopped" and run.state is RunState.CANCELLED:
+        audited = "run.cancelled"
+    audit.record(audited, run, detail=f"Run #{run.number}: {message}")
     return _after_action(run, message)
 
 
@@ -158,42 +163,48 @@ def _action(run_id: int, action):
 @login_required
 def stop(run_id: int):
     """Stop a run (cancel if it has not started, else stop at the next batch)."""
-    return _action(run_id, lambda run: engine.request_stop(run, current_user))
+    return _action(run_id, lambda run: engine.request_stop(run, current_user),
+                   "run.stopped")
 
 
 @bp.route("/<int:run_id>/pause", methods=["POST"])
 @login_required
 def pause(run_id: int):
     """Pause a processing run after the batch in flight."""
-    return _action(run_id, lambda run: engine.request_pause(run, current_user))
+    return _action(run_id, lambda run: engine.request_pause(run, current_user),
+                   "run.paused")
 
 
 @bp.route("/<int:run_id>/resume", methods=["POST"])
 @login_required
 def resume(run_id: int):
     """Resume a paused run."""
-    return _action(run_id, lambda run: engine.resume_run(run, current_user))
+    return _action(run_id, lambda run: engine.resume_run(run, current_user),
+                   "run.resumed")
 
 
 @bp.route("/<int:run_id>/cancel", methods=["POST"])
 @login_required
 def cancel(run_id: int):
     """Cancel a paused run."""
-    return _action(run_id, lambda run: engine.cancel_paused(run, current_user))
+    return _action(run_id, lambda run: engine.cancel_paused(run, current_user),
+                   "run.cancelled")
 
 
 @bp.route("/<int:run_id>/kill", methods=["POST"])
 @login_required
 def kill(run_id: int):
     """Hard-stop a run that did not stop after Stop (admins)."""
-    return _action(run_id, lambda run: engine.kill_run(run, current_user))
+    return _action(run_id, lambda run: engine.kill_run(run, current_user),
+                   "run.killed")
 
 
 @bp.route("/<int:run_id>/retry", methods=["POST"])
 @login_required
 def retry(run_id: int):
     """Retry a failed run from its checkpoint."""
-    return _action(run_id, lambda run: engine.retry_run(run, current_user))
+    return _action(run_id, lambda run: engine.retry_run(run, current_user),
+                   "run.retried")
 
 
 @bp.route("/<int:run_id>/dismiss", methods=["POST"])
@@ -203,7 +214,7 @@ def dismiss(run_id: int):
     def act(run):
         engine.dismiss(run)
         return "Removed from the monitor; it stays in History."
-    return _action(run_id, act)
+    return _action(run_id, act, "run.dismissed")
 
 
 @bp.route("/<int:run_id>/rejections.csv")
