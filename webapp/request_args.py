@@ -3,7 +3,9 @@ malformed or out-of-range value is a 400 with a plain sentence, never a 500 from
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
+from datetime import date
 
 from flask import abort, request
 from werkzeug.routing import IntegerConverter, Map
@@ -72,3 +74,23 @@ def choice_arg(name: str, allowed: Collection[str]) -> str:
         abort(400, description=f"“{name}” must be one of {', '.join(sorted(allowed))}; "
                                f"{_quoted(raw)} is not.")
     return raw
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def date_arg(name: str, *, earliest: date = date(1970, 1, 1),
+             latest: date = date(2100, 12, 31)) -> date | None:
+    """The query value `name` as a date written YYYY-MM-DD (as <input type="date"> sends it)
+    from `earliest` to `latest`; None when absent or empty; a 400 otherwise."""
+    raw = request.args.get(name, "")
+    if raw == "":
+        return None
+    try:
+        day = date.fromisoformat(raw) if _ISO_DATE.fullmatch(raw) else None
+    except ValueError:
+        day = None
+    if day is None or not earliest <= day <= latest:
+        abort(400, description=f"“{name}” must be a date from {earliest.isoformat()} to "
+                               f"{latest.isoformat()} written YYYY-MM-DD; {_quoted(raw)} is not.")
+    return day

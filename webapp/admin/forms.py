@@ -42,3 +42,14 @@ class SettingsForm(FlaskForm):
     retention_days = IntegerField(
         "Keep result files for (days)", validators=[DataRequired(), NumberRange(min=1, max=3650)]
     )
+    audit_retention_days = IntegerField(
+        "Keep audit entries for (days)",
+        validators=[DataRequired(), NumberRange(min=30, max=3650)],
+    )
+
+    def changes(self, account: object) -> str:
+        """What saving changes, for the audit log ('' when nothing):
+        'Keep result files for (days): 30 → 60'."""
+        return "; ".join(f"{field.label.text}: {getattr(account, field.name)} → {field.data}"
+                         for field in (self.retention_days, self.audit_retention_days)
+                         if getattr(account, field.name) != field.data)

@@ -10,18 +10,17 @@ from email.parser import BytesParser
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 
+from webapp import audit
 from webapp.admin.forms import SettingsForm, UserForm, role_choices
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
-from webapp.jobs.schedule_forms import BlackoutForm
-from webapp.models.audit import AuditEntry
+from webapp.jobs.schedule_forms import BlackoutForm, blackout_text
 from webapp.models.schedules import Blackout
 from webapp.models.settings import AccountSettings
 from webapp.models.users import Role, User
 from webapp.permissions import admin_required, super_admin_required
-from webapp.request_args import int_arg, page_arg
+from webapp.request_args import page_arg
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -82,11 +81,14 @@ def edit_user(user_id: int | None = None):
 @bp.route("/settings", methods=["GET", "POST"])
 @admin_required
 def settings():
-    """Account settings: result retention (the time zone is set at installation)."""
+    """Account settings: result and audit retention (the time zone is set at installation)."""
     account = AccountSettings.get()
     form = SettingsForm(obj=account)
     if form.validate_on_submit():
-        account.retention_days = form.retention_days.data
+        if changes := form.changes(account):
+            form.populate_obj(account)
+            audit.record("settings.changed", account, kind="settings", detail=changes,
+                         commit=False)
         db.session.commit()
         flash("Settings saved.", "success")
         return redirect(url_for("admin.settings"))
@@ -104,8 +106,12 @@ def add_blackout():
     """Account-wide blackout dates: no scheduled run of any job happens on them."""
     form = BlackoutForm()
     if form.validate_on_submit():
-        db.session.add(Blackout(job_id=None, start_date=form.start_date.data,
-                                end_date=form.end_date.data, reason=form.reason.data.strip()))
+        blackout = Blackout(job_id=None, start_date=form.start_date.data,
+                            end_date=form.end_date.data, reason=form.reason.data.strip())
+        db.session.add(blackout)
+        db.session.flush()
+        audit.record("blackout.added", blackout, commit=False,
+                     detail=f"Account-wide: {blackout_text(blackout)}")
         db.session.commit()
         flash("Account-wide blackout dates added.", "success")
     else:
@@ -121,25 +127,11 @@ def delete_blackout(blackout_id: int):
     if blackout is None or blackout.job_id is not None or not ConfirmForm().validate_on_submit():
         abort(404)
     db.session.delete(blackout)
+    audit.record("blackout.removed", blackout, commit=False,
+                 detail=f"Account-wide: {blackout_text(blackout)}")
     db.session.commit()
     flash("Blackout dates removed.", "success")
     return redirect(url_for("admin.settings"))
-
-
-@bp.route("/audit")
-@super_admin_required
-def audit():
-    """Downloads and other actions taken on behalf of other users."""
-    before = int_arg("before")
-    per_page = current_app.config["PAGE_SIZE"]
-    query = (select(AuditEntry).options(selectinload(AuditEntry.actor),
-                                        selectinload(AuditEntry.owner))
-             .order_by(AuditEntry.id.desc()).limit(per_page + 1))
-    if before is not None:
-        query = query.where(AuditEntry.id < before)
-    rows = db.session.execute(query).scalars().all()
-    return render_template("admin/audit.html", entries=rows[:per_page],
-                           has_more=len(rows) > per_page)
 
 
 def _outbox_files() -> list[str]:

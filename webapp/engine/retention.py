@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, or_, select
 
 from webapp.engine.states import ACTIVE, RunState
 from webapp.extensions import db
+from webapp.models.audit import AuditEntry
 from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run, RunLogLine
@@ -159,3 +160,11 @@ def _remove(path: str) -> bool:
         log.exception("%s could not be deleted", path)
         return False
     return True
+
+
+def sweep_audit() -> int:
+    """Delete audit entries older than the account's audit retention; return how many."""
+    cutoff = utcnow() - timedelta(days=AccountSettings.get().audit_retention_days)
+    deleted = db.session.execute(delete(AuditEntry).where(AuditEntry.at < cutoff)).rowcount
+    db.session.commit()
+    return deleted or 0

@@ -18,7 +18,7 @@ from webapp.engine.followups import notice_long_runs
 from webapp.engine.outage import clear_if_back
 from webapp.engine.planner import plan_due
 from webapp.engine.reconciler import reconcile
-from webapp.engine.retention import sweep_results
+from webapp.engine.retention import sweep_audit, sweep_results
 from webapp.extensions import db
 
 log = logging.getLogger("conveyor.scheduler")
@@ -44,6 +44,7 @@ def loop(*, once: bool = False) -> None:
         if now >= next_sweep:
             next_sweep = now + SWEEP_EVERY
             run_duty("retention", _sweep_results)
+            run_duty("audit retention", _sweep_audit)
             run_duty("log retention", lambda: _swept("run logs", retention.sweep_logs()))
             run_duty("upload retention", lambda: _swept("uploads", retention.sweep_uploads()))
             run_duty("outbox retention",
@@ -110,6 +111,13 @@ def _swept(what: str, deleted: int) -> None:
     """Log what a retention sweep deleted."""
     if deleted:
         log.info("retention: deleted %d %s", deleted, what)
+
+
+def _sweep_audit() -> None:
+    """Delete audit entries past the audit retention period."""
+    deleted = sweep_audit()
+    if deleted:
+        log.info("deleted %d audit entries past their retention", deleted)
 
 
 def _expire_groups() -> None:
