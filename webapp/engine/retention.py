@@ -1,6 +1,7 @@
 """Deletes what is past the account's retention period — result files (History says so), run
-logs, local-outbox messages — and uploads no job needs: never mapped within UPLOAD_TTL_HOURS, or
-the file of a deleted job. Each sweep stands alone, so one that fails leaves the others to run."""
+logs, local-outbox messages, audit entries (past their own setting) — and uploads no job
+needs: never mapped within UPLOAD_TTL_HOURS, or the file of a deleted job. Each sweep stands
+alone, so one that fails leaves the others to run."""
 
 from __future__ import annotations
 
