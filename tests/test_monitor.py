@@ -204,6 +204,8 @@ def test_super_admins_filter_history_by_user(app, client, auth, users):
     page = client.get(f"/history?user={users['other'].id}&state=completed&type=user_data_export")
     assert "Export of other" in page.get_data(as_text=True)
     auth.logout()
-    auth.login("user@example.org")  # the user filter is for super admins only
-    page = client.get(f"/history?user={users['other'].id}").get_data(as_text=True)
+    auth.login("user@example.org")  # the user filter is for super admins only: another user's
+    response = client.get(f"/history?user={users['other'].id}")  # id is a 404, as in a URL
+    assert response.status_code == 404 and "Export of" not in response.get_data(as_text=True)
+    page = client.get(f"/history?user={users['user'].id}").get_data(as_text=True)
     assert "Export of user" in page and "Export of other" not in page

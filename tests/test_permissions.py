@@ -1,5 +1,6 @@
 """Every route × every role × own/other's object: a guessed id answers 404, never the data."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,250 @@ def test_run_actions_redirect_only_to_paths_on_this_site(app, client, auth, user
     assert response.headers["Location"].endswith(f"/runs/{run.id}")
     response = client.post(f"/runs/{run.id}/dismiss", data={"next": "/history?page=2"})
     assert response.headers["Location"].endswith("/history?page=2")
+
+
+# ------------------------------------------------- ids in forms and query strings × role × whose
+# The same rule as for URLs (webapp/permissions.py): a single-id field naming an object the
+# acting user may not use answers 404; a list field drops such ids. Either way nothing of the
+# other user's object is stored or shown. A super admin may name anyone's object only where the
+# UI offers it: in lists they read (monitor, History) and in the objects of the user they edit
+# (test_a_super_admin_edits_a_users_object_with_that_users_ids_only).
+
+CAMPAIGN_FIELDS = {"name": "Matrix appeal", "from_address": "Park <news@park.example>",
+                   "subject": "Hello", "text_body": "Dear friend", "audience": "filter"}
+
+
+@pytest.fixture
+def everyones(app, users):
+    """For each user: a saved filter, a campaign, two active exports, a group and a queued
+    run, every one named "Secret … of <user>"."""
+    from tests.test_email_campaign import campaign_for
+    from webapp.jobtypes.job_group import GroupDefinition
+    from webapp.models import Job, SavedFilter
+
+    made = {}
+    for key, user in users.items():
+        saved = SavedFilter(owner_id=user.id, name=f"Secret filter of {key}",
+                            rule={"conditions": [{"field": "city", "op": "eq", "value": "x"}]})
+        db.session.add(saved)
+        jobs = [export_job(user, name=f"Secret export {n} of {key}") for n in "AB"]
+        group = Job(owner_id=user.id, job_type="job_group", name=f"Secret group of {key}",
+                    params={})
+        GroupDefinition(never_expires=True).save_to(group)
+        db.session.add(group)
+        db.session.commit()
+        campaign = campaign_for(user, name=f"Secret campaign of {key}")
+        run = start_run(jobs[0], user)
+        made[key] = {"user": user.id, "filter": saved.id, "jobs": [j.id for j in jobs],
+                     "group": group.id, "campaign": campaign.id, "run": run.id}
+    return made
+
+
+def _definition(group_id: int):
+    from webapp.jobtypes.job_group import GroupDefinition
+    from webapp.models import Job
+
+    db.session.expire_all()
+    return GroupDefinition.of(db.session.get(Job, group_id))
+
+
+def _new_campaign_filter(client, mine, theirs):
+    response = client.post("/campaigns/new", data={**CAMPAIGN_FIELDS,
+                                                   "filter_id": theirs["filter"]})
+    from webapp.models import Campaign
+
+    stored = db.session.execute(db.select(Campaign.filter_id).where(
+        Campaign.name == CAMPAIGN_FIELDS["name"])).scalars().all()
+    return response, stored == [theirs["filter"]]
+
+
+def _edited_campaign_filter(client, mine, theirs):
+    from webapp.models import Campaign
+
+    response = client.post(f"/campaigns/{mine['campaign']}/edit",
+                           data={**CAMPAIGN_FIELDS, "filter_id": theirs["filter"]})
+    db.session.expire_all()
+    return response, db.session.get(Campaign, mine["campaign"]).filter_id == theirs["filter"]
+
+
+def _group_steps(client, mine, theirs):
+    response = client.post(f"/groups/{mine['group']}/edit/1",
+                           data={"steps": theirs["jobs"], "nav": "save"})
+    return response, _definition(mine["group"]).steps == theirs["jobs"]
+
+
+def _group_add_step(client, mine, theirs):
+    response = client.post(f"/groups/{mine['group']}/edit/1",
+                           data={"op": f"add:{theirs['jobs'][0]}"})
+    chosen = response.get_data(as_text=True).split('data-list="group"', 1)[-1]
+    return response, f'name="steps" value="{theirs["jobs"][0]}"' in chosen
+
+
+def _group_campaigns(client, mine, theirs):
+    response = client.post(f"/groups/{mine['group']}/edit/2", data={
+        "launch_campaigns": "y", "campaign_ids": [theirs["campaign"]], "nav": "save"})
+    return response, _definition(mine["group"]).campaign_ids == [theirs["campaign"]]
+
+
+def _monitor_ids(client, mine, theirs):
+    after = max(mine["run"], theirs["run"])  # nothing "joined since": only `ids` is rendered
+    response = client.get(f"/monitor/updates?ids={theirs['run']}&after={after}",
+                          headers={"HX-Request": "true"})
+    return response, f'id="run-{theirs["run"]}"' in response.get_data(as_text=True)
+
+
+def _history_user(client, mine, theirs):
+    response = client.get(f"/history?user={theirs['user']}")
+    return response, response.status_code == 200 and f'href="/runs/{theirs["run"]}"' in \
+        response.get_data(as_text=True)
+
+
+# (endpoint, field): (how it is sent and whether it was used, single id?, a super admin may
+# name anyone's object there?)
+ID_FIELDS = {
+    ("campaigns.new", "filter_id"): (_new_campaign_filter, True, False),
+    ("campaigns.edit", "filter_id"): (_edited_campaign_filter, True, False),
+    ("groups.wizard", "steps"): (_group_steps, False, False),
+    ("groups.wizard", "op"): (_group_add_step, False, False),
+    ("groups.wizard", "campaign_ids"): (_group_campaigns, False, False),
+    ("monitor.updates", "ids"): (_monitor_ids, False, True),
+    ("monitor.history", "user"): (_history_user, True, True),
+}
+
+
+@pytest.mark.parametrize("field", list(ID_FIELDS), ids="{0[0]}:{0[1]}".format)
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("whose", ["own", "other"])
+def test_every_id_in_a_form_or_query_follows_the_url_rule(
+        client, auth, users, everyones, field, role, whose):
+    send, single, super_admin_names_anyone = ID_FIELDS[field]
+    auth.login(users[role].email)
+    theirs = everyones[role if whose == "own" else "other"]
+    response, used = send(client, everyones[role], theirs)
+    assert response.status_code < 500
+    if whose == "own" or (role == "super_admin" and super_admin_names_anyone):
+        assert response.status_code != 404 and used, f"{field} {response.status_code}"
+        return
+    assert not used, field
+    assert "of other" not in response.get_data(as_text=True), field
+    if single:
+        assert response.status_code == 404, f"{field} answered {response.status_code}"
+
+
+def test_a_super_admin_edits_a_users_object_with_that_users_ids_only(
+        client, auth, users, everyones):
+    auth.login(users["super_admin"].email)
+    theirs, own = everyones["other"], everyones["super_admin"]
+    for send in (_edited_campaign_filter, _group_steps, _group_campaigns):
+        response, used = send(client, theirs, theirs)  # the user's object, the user's ids: as
+        assert used and response.status_code == 302, send.__name__  # the UI offers them
+        response, used = send(client, theirs, own)  # the super admin's own ids: not there
+        assert not used and response.status_code in (400, 404), send.__name__
+    response, used = _group_add_step(client, theirs, own)
+    assert not used and "Secret export A of super_admin" not in response.get_data(as_text=True)
+
+
+def test_an_unknown_id_is_answered_as_another_users(client, auth, users, everyones):
+    auth.login(users["user"].email)
+    missing = {"user": 10**9, "filter": 10**9, "jobs": [10**9], "campaign": 10**9,
+               "run": 10**9}
+    for (endpoint, name), (send, single, _) in ID_FIELDS.items():
+        response, used = send(client, everyones["user"], missing)
+        assert not used and response.status_code < 500, (endpoint, name)
+        if single:
+            assert response.status_code == 404, (endpoint, name)
+
+
+# Values read from forms and query strings that are not object ids, each with why. A new field or
+# value that is neither here nor in ID_FIELDS fails test_every_id_field_is_in_the_matrix.
+NOT_OBJECT_IDS = {
+    # form fields holding numbers that are not object ids
+    ("ScheduleForm", "times_per_day"): "a count", ("ScheduleForm", "day_of_month"): "a day",
+    ("ScheduleForm", "week_of_month"): "first…last", ("ScheduleForm", "weekday"): "Mon…Sun",
+    ("ScheduleForm", "hour"): "an hour", ("ScheduleForm", "slot"): "a quarter hour",
+    ("ScheduleForm", "weekdays"): "Mon…Sun", ("ScheduleForm", "misfire_grace_minutes"): "minutes",
+    ("SettingsForm", "retention_days"): "days", ("SettingsForm", "audit_retention_days"): "days",
+    # values read by hand
+    ("before",): "a keyset cursor in the viewer's own list", ("after",): "the same",
+    ("page",): "a page number", ("type",): "a job type", ("state",): "a run state",
+    ("q",): "search text", ("email",): "a supporter's email for a preview",
+    ("next",): "a path on this site (safe_path)", ("from",): "where an action came from",
+    ("nav",): "a wizard button", ("back",): "a page to go back to",
+    ("action",): "a button or an audit action name", ("u",): "a signed link",
+    ("s",): "its signature",
+    # the Audit page (admin/audit_log.py): a 404 to anyone but a super admin, who may name any
+    # user or object there (test_pages_by_role)
+    ("admin/audit_log.py", "user"): "super admins only", ("admin/audit_log.py", "object"):
+        "super admins only",
+}
+HAND_READ = re.compile(r'(?:int_arg|ids_arg|choice_arg|page_arg)\(\s*"(\w+)"'
+                       r'|request\.(?:form|args|values)\.get(?:list)?\(\s*"(\w+)"')
+
+
+def _form_classes():
+    """Every FlaskForm subclass of the app (after importing every module of webapp)."""
+    import importlib
+    import pkgutil
+
+    from flask_wtf import FlaskForm
+
+    import webapp
+
+    for module in pkgutil.walk_packages(webapp.__path__, "webapp."):
+        if not module.name.startswith("webapp.migrations"):
+            importlib.import_module(module.name)
+    found, todo = [], [FlaskForm]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.append(sub)
+            todo.append(sub)
+    return found
+
+
+def id_like_form_fields() -> set[tuple[str, str]]:
+    """(form class, field) for every field that may carry an id: named *_id(s), hidden, or a
+    number (IntegerField, or a choice coerced to int)."""
+    from wtforms import HiddenField, IntegerField
+    from wtforms.fields.core import UnboundField
+
+    fields = set()
+    for form in _form_classes():
+        for name, value in vars(form).items():
+            if not isinstance(value, UnboundField):
+                continue
+            numeric = issubclass(value.field_class, IntegerField | HiddenField) or \
+                value.kwargs.get("coerce") is int
+            if numeric or re.search(r"_ids?$", name):
+                fields.add((form.__name__, name))
+    return fields
+
+
+def hand_read_values() -> set[tuple[str, str]]:
+    """(module under webapp/, name) for every form or query value a view reads by hand."""
+    root = Path(__file__).resolve().parents[1] / "webapp"
+    found = set()
+    for path in root.rglob("*.py"):
+        if path.name == "request_args.py" or "migrations" in path.parts:
+            continue
+        for match in HAND_READ.finditer(path.read_text(encoding="utf-8")):
+            found.add((str(path.relative_to(root)), match.group(1) or match.group(2)))
+    return found
+
+
+def test_every_id_field_is_in_the_matrix(app):
+    covered_fields = {("CampaignForm", "filter_id"), ("CampaignsForm", "campaign_ids")}
+    covered_values = {("groups/wizard.py", "steps"), ("groups/wizard.py", "op"),
+                      ("monitor/routes.py", "ids"), ("monitor/routes.py", "user")}
+    assert {name for _, name in ID_FIELDS} == {n for _, n in covered_fields | covered_values}
+    unclassified = [
+        field for field in id_like_form_fields()
+        if field not in covered_fields and field not in NOT_OBJECT_IDS
+    ] + [
+        (module, name) for module, name in hand_read_values()
+        if (module, name) not in covered_values and (module, name) not in NOT_OBJECT_IDS
+        and (name,) not in NOT_OBJECT_IDS
+    ]
+    assert not unclassified, (
+        f"{unclassified}: a new field or query value that may carry an id. Check it with "
+        "webapp.permissions (usable_or_404 / usable_ids) and add it to ID_FIELDS, or say why "
+        "it is no id in NOT_OBJECT_IDS.")

@@ -20,6 +20,7 @@ from webapp.models.campaigns import Campaign, CampaignStatus, SavedFilter
 from webapp.models.jobs import Job
 from webapp.models.people import Supporter
 from webapp.models.runs import Run
+from webapp.permissions import usable_or_404
 from webapp.timefmt import check_plannable, local_to_utc, utc_to_local_naive
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
@@ -33,9 +34,10 @@ def _owned(model, object_id: int):
     return obj
 
 
-def _filters() -> list[SavedFilter]:
+def _filters(owner_id: int) -> list[SavedFilter]:
+    """The saved filters of `owner_id`: the ones a campaign of theirs may use."""
     return list(db.session.execute(
-        select(SavedFilter).where(SavedFilter.owner_id == current_user.id)
+        select(SavedFilter).where(SavedFilter.owner_id == owner_id)
         .order_by(SavedFilter.name)).scalars())
 
 
@@ -50,8 +52,13 @@ def index():
 
 
 def _form(campaign: Campaign | None) -> CampaignForm:
+    """The campaign form, offering the saved filters of the campaign's owner (the user's own for
+    a new one); a posted filter id that is not one of theirs answers 404 (permissions)."""
+    owner_id = campaign.owner_id if campaign is not None else current_user.id
     form = CampaignForm(obj=campaign)
-    form.filter_id.choices = [(0, "— choose —")] + [(f.id, f.name) for f in _filters()]
+    form.filter_id.choices = [(0, "— choose —")] + [(f.id, f.name) for f in _filters(owner_id)]
+    if request.method == "POST" and form.filter_id.data:
+        usable_or_404(SavedFilter, form.filter_id.data, owner_id)
     if request.method == "GET" and campaign is not None and campaign.launch_at:
         form.launch_at.data = utc_to_local_naive(campaign.launch_at,
                                                  current_app.config["TIMEZONE"])
@@ -257,5 +264,5 @@ def filters():
             db.session.commit()
             flash("Filter saved.", "success")
             return redirect(url_for("campaigns.filters"))
-    return render_template("campaigns/filters.html", form=form, filters=_filters(),
+    return render_template("campaigns/filters.html", form=form, filters=_filters(current_user.id),
                            describe=describe_rule)

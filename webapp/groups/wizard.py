@@ -22,7 +22,9 @@ from webapp.groups.queries import (
 from webapp.groups.routes import bp, deactivate_group
 from webapp.jobs.schedule_forms import describe_schedule
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
+from webapp.models.campaigns import Campaign
 from webapp.models.jobs import Job
+from webapp.permissions import usable_ids
 from webapp.request_args import as_int
 from webapp.web import is_htmx, localtime
 
@@ -110,10 +112,9 @@ def _post_jobs(group: Job):
     """Step 1: change the chosen list (Add/Remove/Move, drag and drop), or save it."""
     definition = GroupDefinition.of(group)
     allowed = {job.id for job in candidate_jobs(group.owner_id)} | set(definition.steps)
-    chosen: list[int] = []
-    for job_id in (as_int(value) for value in request.form.getlist("steps")):
-        if job_id in allowed and job_id not in chosen:
-            chosen.append(job_id)
+    posted = usable_ids(Job, (as_int(value) for value in request.form.getlist("steps")),
+                        group.owner_id)  # the group owner's jobs only; the rest are dropped
+    chosen = [job_id for job_id in posted if job_id in allowed]
     op = request.form.get("op", "")
     if op:  # not saved until Save or Next
         return _show(group, 1, chosen=_apply(op, chosen, allowed))
@@ -153,6 +154,8 @@ def _campaigns_context(group: Job, form: CampaignsForm | None = None) -> dict[st
 def _post_campaigns(group: Job):
     """Step 2: which campaigns launch after a successful run (op=preview only re-renders)."""
     form = _campaigns_form(group, CampaignsForm())
+    # the group owner's campaigns only; any other id is dropped, never stored nor named
+    form.campaign_ids.data = usable_ids(Campaign, form.campaign_ids.data or [], group.owner_id)
     if request.form.get("op") == "preview":
         form.validate()
         form.campaign_ids.errors = []

@@ -20,6 +20,7 @@ from webapp.monitor.queries import (
     row_names,
     runs_by_id,
 )
+from webapp.permissions import history_user_or_404
 from webapp.request_args import choice_arg, ids_arg, int_arg, page_arg
 
 bp = Blueprint("monitor", __name__)
@@ -44,7 +45,8 @@ def index():
 @bp.route("/monitor/updates")
 @login_required
 def updates():
-    """The rows still running, re-rendered out of band, plus runs that joined since."""
+    """The rows still running, re-rendered out of band, plus runs that joined since (`ids`
+    the viewer may not see are dropped, never rendered: runs_by_id)."""
     ids = ids_arg("ids", limit=500)
     after = int_arg("after", 0) or 0
     changed = runs_by_id(current_user, ids)
@@ -61,10 +63,11 @@ def updates():
 @bp.route("/history")
 @login_required
 def history():
-    """Every run, newest first, filterable, a page at a time."""
+    """Every run, newest first, filterable, a page at a time (`user`: a super admin's filter;
+    anyone else may name only themselves, see permissions.history_user_or_404)."""
     filters = HistoryFilter(
         job_type=choice_arg("type", REGISTRY), state=choice_arg("state", STATES),
-        user_id=int_arg("user") if current_user.is_super_admin else None,
+        user_id=history_user_or_404(int_arg("user")),
     )
     runs, has_newer, has_older = history_page(
         current_user, filters, before=int_arg("before"), after=int_arg("after"),
