@@ -113,20 +113,84 @@ def test_updates_fragment_never_renders_other_users_runs(client, auth, users, ob
     assert "Secret list of other" not in html and "Secret list of admin" not in html
 
 
+# a run's files: path, audited kind, and the words the audit entry names it by
+RUN_FILES = [("result", "result", "result"), ("log.txt", "log", "log"),
+             ("rejections.csv", "rejections", "rejected lines")]
+
+
 def test_super_admin_download_on_behalf_is_audited_own_download_is_not(
         client, auth, users, objects):
     auth.login(users["super_admin"].email)
     _, other_run = objects["other"]
     _, own_run = objects["super_admin"]
-    assert client.get(f"/runs/{other_run}/result").status_code == 200
-    assert client.get(f"/runs/{own_run}/result").status_code == 200
-    entries = AuditEntry.query.all()
-    assert len(entries) == 1
-    assert (entries[0].owner_id, entries[0].run_id) == (users["other"].id, other_run)
+    names = {}
+    for path, _, _ in RUN_FILES:
+        response = client.get(f"/runs/{other_run}/{path}")
+        assert response.status_code == 200 and response.get_data()
+        names[path] = response.headers["Content-Disposition"].split("filename=")[1].strip('"')
+        response = client.get(f"/runs/{own_run}/{path}")
+        assert response.status_code == 200 and response.get_data()
+    entries = AuditEntry.query.filter(AuditEntry.run_id.is_not(None)).order_by(AuditEntry.id).all()
+    assert len(entries) == len(RUN_FILES)
+    for entry, (path, kind, words) in zip(entries, RUN_FILES, strict=True):
+        assert entry.action == f"run.{kind}_downloaded_for_owner"
+        assert (entry.owner_id, entry.run_id) == (users["other"].id, other_run)
+        assert entry.actor_id == users["super_admin"].id
+        assert names[path] in entry.detail and "other@example.org" in entry.detail
+        assert f"the {words} of run #1" in entry.detail
     assert "on behalf of other@example.org" in client.get("/admin/audit").get_data(as_text=True)
     # the owner still finds the result waiting in their monitor; the super admin's own left it
     assert db.session.get(Run, other_run).in_monitor
     assert not db.session.get(Run, own_run).in_monitor
+
+
+def test_every_file_of_a_run_taken_for_its_owner_is_audited(app, client, auth, users, objects):
+    """Every route of a run that answers a file (any added later too) writes the audit entry."""
+    auth.login(users["super_admin"].email)
+    _, run_id = objects["other"]
+    files = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("runs.") or "GET" not in rule.methods:
+            continue
+        before = AuditEntry.query.count()
+        response = client.get(rule.build({"run_id": run_id})[1])
+        response.get_data()  # a streamed file is made (and its request ended) as it is read
+        if "attachment" in response.headers.get("Content-Disposition", ""):
+            files += 1
+            entry = AuditEntry.query.order_by(AuditEntry.id.desc()).first()
+            assert AuditEntry.query.count() == before + 1, rule.rule
+            assert entry.run_id == run_id and entry.action.endswith("_downloaded_for_owner")
+        else:
+            assert AuditEntry.query.count() == before, rule.rule
+    assert files >= 3
+
+
+def test_a_result_taken_for_its_owner_stays_in_the_owners_monitor(client, auth, users, objects):
+    """The owner's row stays, on the page and in the polled refresh, until the owner downloads;
+    the super admin's row stays too and says it was downloaded on the owner's behalf."""
+    _, run_id = objects["user"]
+    row = f'id="run-{run_id}"'
+    leaves = re.compile(r"data-leaves-row|row\.remove\(")  # the hook that drops a row on click
+    auth.login(users["super_admin"].email)
+    assert client.get(f"/runs/{run_id}/result").status_code == 200
+    page = client.get("/").get_data(as_text=True)
+    mine = page.split(row, 1)[1].split("</tr>", 1)[0]
+    assert "downloaded on behalf of the owner" in mine and not leaves.search(mine)
+    refresh = client.get(f"/monitor/updates?ids={run_id}&after=0",
+                         headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "downloaded on behalf of the owner" in refresh.split(row, 1)[1].split("</tr>", 1)[0]
+    auth.logout()
+
+    auth.login(users["user"].email)
+    for html in (client.get("/").get_data(as_text=True),
+                 client.get(f"/monitor/updates?ids={run_id}&after=0",
+                            headers={"HX-Request": "true"}).get_data(as_text=True)):
+        theirs = html.split(row, 1)[1].split("</tr>", 1)[0]
+        assert "Download results of Secret list of user" in theirs
+        assert leaves.search(theirs) and "on behalf" not in theirs
+    assert client.get(f"/runs/{run_id}/result").status_code == 200
+    assert row not in client.get("/").get_data(as_text=True)
+    assert row not in client.get("/monitor/updates?ids=&after=0").get_data(as_text=True)
 
 
 def test_admin_cannot_edit_a_super_admin(client, auth, users):

@@ -12,6 +12,7 @@ from sqlalchemy.orm import defer
 from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.groups.queries import group_names_for
+from webapp.models.audit import AuditEntry
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.schedules import JobSchedule
@@ -74,19 +75,28 @@ def new_monitor_runs(user: User, after: int) -> list[Run]:
 _OWNER_EMAILS = select(User.id, User.email).where(User.id.in_(bindparam("ids", expanding=True)))
 
 
+_TAKEN_FOR_OWNER = select(AuditEntry.object_id).where(
+    AuditEntry.object_type == "run", AuditEntry.object_id.in_(bindparam("ids", expanding=True)),
+    AuditEntry.action == "run.result_downloaded_for_owner")
+
+
 def row_names(user: User, runs: list[Run]) -> RowNames:
-    """The group names and (for super admins) owner emails the rows of `runs` show: two plain
-    queries at most, not a User object per owner."""
-    owners = {}
+    """The group names and (for super admins) owner emails the rows of `runs` show, and which of
+    the other users' results a super admin already took for them: three plain queries at most,
+    not a User object per owner."""
+    owners, taken = {}, frozenset()
     if user.is_super_admin and runs:
         owners = dict(db.session.execute(
             _OWNER_EMAILS, {"ids": list({run.owner_id for run in runs})}).all())
-    return RowNames(groups=group_names_for(runs), owners=owners)
+        results = [run.id for run in runs if run.has_result and run.owner_id != user.id]
+        if results:
+            taken = frozenset(db.session.execute(_TAKEN_FOR_OWNER, {"ids": results}).scalars())
+    return RowNames(groups=group_names_for(runs), owners=owners, taken=taken)
 
 
 @dataclass
 class HistoryFilter:
-    """History's filters; user_id applies to super admins only."""
+    """History's filters; user_id is a super admin's (anyone else may name only themselves)."""
 
     job_type: str = ""
     state: str = ""

@@ -38,6 +38,8 @@ class MonitorRow:
     badge: Markup
     note: str
     result_url: str | None
+    leaves_on_download: bool  # the viewer's own run: their download takes it off the monitor
+    taken_for_owner: bool  # a super admin downloaded the result on the owner's behalf
     action: str | None  # stop, kill, stopping, remove
     action_url: str | None
     question: str
@@ -50,6 +52,7 @@ class RowNames:
 
     groups: dict[int, str] = field(default_factory=dict)  # group name by step run id
     owners: dict[int, str] = field(default_factory=dict)  # owner email by user id (super admins)
+    taken: frozenset[int] = frozenset()  # runs whose result was taken for their owner (the same)
 
 
 def _sees_owners() -> bool:
@@ -60,10 +63,19 @@ def _sees_owners() -> bool:
     return environ["conveyor.sees_owners"]
 
 
-def monitor_row(run: Run, group_name: str | None = None, owner_email: str | None = None
-                ) -> MonitorRow:
+def _viewer_id() -> int:
+    """The signed-in user's id (asked once per request, not once per row)."""
+    environ = request.environ
+    if "conveyor.viewer_id" not in environ:
+        environ["conveyor.viewer_id"] = current_user.id
+    return environ["conveyor.viewer_id"]
+
+
+def monitor_row(run: Run, group_name: str | None = None, owner_email: str | None = None,
+                *, taken_for_owner: bool = False) -> MonitorRow:
     """The values of one monitor row (owner_email: the User column, shown to super admins only;
-    None for others)."""
+    None for others). A result downloaded by someone else than the owner (a super admin, on
+    their behalf) leaves the row where it is: it waits for the owner (taken_for_owner says so)."""
     state = run.state
     progress, note = "state", ""
     if state.is_running:
@@ -100,6 +112,7 @@ def monitor_row(run: Run, group_name: str | None = None, owner_email: str | None
         completed=localtime(run.finished_at), detail_url=run_url("runs.detail", run.id),
         progress=progress, percent=run.percent, badge=state_badge(run), note=note,
         result_url=run_url("runs.result", run.id) if run.has_result else None,
+        leaves_on_download=run.owner_id == _viewer_id(), taken_for_owner=taken_for_owner,
         action=action, action_url=action_url, question=question,
         edit_campaign_url=url_for("campaigns.edit", campaign_id=campaign.id)
         if campaign is not None and campaign.status.value == "draft" else None,
@@ -111,10 +124,14 @@ def row_html(run: Run, names: RowNames, *, oob: bool = False,
     """The monitor row of a run (`message`: what an action just did, shown in the row)."""
     group_name = names.groups.get(run.id)
     owner_email = names.owners.get(run.owner_id, "") if _sees_owners() else None
+    taken = run.id in names.taken
     key = None if message else _settled_key(run, group_name, owner_email, oob)
     if key is None:
-        return _render(monitor_row(run, group_name, owner_email), oob, message)
-    return _kept(key, lambda: _render(monitor_row(run, group_name, owner_email), oob, None))
+        return _render(monitor_row(run, group_name, owner_email, taken_for_owner=taken), oob,
+                       message)
+    key = (*key, run.owner_id == _viewer_id(), taken)
+    return _kept(key, lambda: _render(
+        monitor_row(run, group_name, owner_email, taken_for_owner=taken), oob, None))
 
 
 def history_row_html(run: Run, owner_email: str | None) -> Markup:

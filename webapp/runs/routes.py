@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from flask import (
     Blueprint,
@@ -29,7 +30,7 @@ from webapp.extensions import db
 from webapp.groups.queries import GROUP, step_names, timeline
 from webapp.mailing.stats import contact_stats
 from webapp.models.campaigns import Campaign
-from webapp.models.runs import RunLogLine, RunRejection
+from webapp.models.runs import Run, RunLogLine, RunRejection
 from webapp.monitor.queries import POLLED, row_names
 from webapp.monitor.rows import row_html
 from webapp.permissions import run_or_404
@@ -100,38 +101,33 @@ def log_text(run_id: int):
     """The whole log as a text file."""
     run = run_or_404(run_id)
     zone = current_app.config["TIMEZONE"]
+    # read now: the file is made after send_run_file's audit commit has expired `run`
+    title = f"{run.job_name} — run #{run.number} (Job # {run.id}), {run.state.value}\n"
 
     def lines():
-        yield f"{run.job_name} — run #{run.number} (Job # {run.id}), {run.state.value}\n"
-        query = (select(RunLogLine).where(RunLogLine.run_id == run.id)
+        yield title
+        query = (select(RunLogLine).where(RunLogLine.run_id == run_id)
                  .order_by(RunLogLine.id).execution_options(yield_per=1000))
         for line in db.session.execute(query).scalars():
             yield f"{format_local(line.at, zone)}  {line.level.upper():5}  {line.message}\n"
 
-    filename = f"run-{run.id}-log.txt"
-    return Response(stream_with_context(lines()), mimetype="text/plain; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return send_run_file(run, "log", f"run-{run.id}-log.txt", lines(),
+                         "text/plain; charset=utf-8")
 
 
 @bp.route("/<int:run_id>/result")
 @login_required
 def result(run_id: int):
-    """Download the result file; the run leaves the monitor; on-behalf downloads are audited."""
+    """Download the result file; the run leaves the owner's monitor when the owner takes it."""
     run = run_or_404(run_id)
     if not run.result_path:
         abort(404)
     if run.result_deleted_at or not os.path.exists(run.result_path):
         flash("This result file was deleted after the retention period.", "warning")
         return redirect(url_for("runs.detail", run_id=run.id))
-    if run.owner_id != current_user.id:
-        # on behalf: the owner still sees it waiting in their monitor
-        audit.record("download_result", run,
-                     detail=f"Downloaded {run.result_name} (Job # {run.id}) on behalf of "
-                            f"{run.owner.email}")
-    else:
+    if run.owner_id == current_user.id:  # taken on their behalf, it waits in their monitor
         engine.mark_downloaded(run)
-    return send_file(run.result_path, as_attachment=True, download_name=run.result_name,
-                     mimetype="text/csv")
+    return send_run_file(run, "result", run.result_name, run.result_path, "text/csv")
 
 
 def _after_action(run, message: str, category: str = "info"):
@@ -229,11 +225,31 @@ def rejections(run_id: int):
     def rows():
         yield "line,reason\n"
         query = (select(RunRejection.line, RunRejection.reason)
-                 .where(RunRejection.run_id == run.id).order_by(RunRejection.line)
+                 .where(RunRejection.run_id == run_id).order_by(RunRejection.line)
                  .execution_options(yield_per=2000))
         for line, reason in db.session.execute(query):
             yield f'{line},"{reason.replace(chr(34), chr(34) * 2)}"\n'
 
-    return Response(stream_with_context(rows()), mimetype="text/csv",
-                    headers={"Content-Disposition":
-                             f'attachment; filename="run-{run.id}-rejected-{count}.csv"'})
+    return send_run_file(run, "rejections", f"run-{run.id}-rejected-{count}.csv", rows(),
+                         "text/csv")
+
+
+RUN_FILES = {"result": "result", "log": "log", "rejections": "rejected lines"}  # kind: words
+
+
+def send_run_file(run: Run, kind: str, name: str, content: str | Iterator[str],
+                  mimetype: str) -> Response:
+    """Send a file of `run` (`kind`, one of RUN_FILES) as the attachment `name`; `content` is a
+    path on disk or the lines of a file made as it is sent (which must not read `run`: the
+    audit entry's commit has expired it by then). Every file of a run leaves through
+    here, so that each one taken of another user's run (by a super admin: nobody else gets past
+    run_or_404) is audited as run.<kind>_downloaded_for_owner, naming the file and the owner.
+    The owner's own downloads are not audited."""
+    if run.owner_id != current_user.id:
+        audit.record(f"run.{kind}_downloaded_for_owner", run,
+                     detail=f"Downloaded {name} (Job # {run.id}) on behalf of "
+                            f"{run.owner.email}: the {RUN_FILES[kind]} of run #{run.number}")
+    if isinstance(content, str):
+        return send_file(content, as_attachment=True, download_name=name, mimetype=mimetype)
+    return Response(stream_with_context(content), mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
