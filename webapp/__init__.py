@@ -38,7 +38,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id))
+        """The signed-in user, unless this session was ended or went idle (auth.sessions)."""
+        from webapp.auth import sessions
+
+        user = db.session.get(User, int(user_id))
+        return user if user is not None and sessions.is_current(user) else None
 
     from webapp import (
         admin,

@@ -16,6 +16,19 @@ from webapp.models.users import Role, User
 users_cli = AppGroup("users", help="Manage Conveyor users.")
 
 
+def _checked_password(password: str | None) -> str:
+    """The given password if it passes the rules (else a clear error), or a generated one."""
+    from webapp.auth.passwords import password_problem
+
+    if password is None:
+        while password_problem(generated := secrets.token_urlsafe(12)):
+            pass  # (practically never: 16 random characters)
+        return generated
+    if problem := password_problem(password):
+        raise click.ClickException(f"password refused: {problem}")
+    return password
+
+
 @users_cli.command("create")
 @click.argument("email")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.USER.value)
@@ -23,13 +36,21 @@ users_cli = AppGroup("users", help="Manage Conveyor users.")
 @click.option("--password", default=None, help="Generated and printed once when omitted.")
 def create_user(email: str, role: str, name: str, password: str | None) -> None:
     """Create a user with a role."""
+    from webapp import audit
+    from webapp.auth.forms import account_email_problem
+
     email = email.strip().lower()
+    if problem := account_email_problem(email):
+        raise click.ClickException(problem)
     if db.session.execute(select(User).where(func.lower(User.email) == email)).scalar():
         raise click.ClickException(f"a user with email {email} already exists")
     user = User(email=email, name=name, role=Role(role))
-    generated = password or secrets.token_urlsafe(12)
+    generated = _checked_password(password)
     user.set_password(generated)
     db.session.add(user)
+    db.session.flush()
+    audit.record("user.created", user, owner_id=user.id, commit=False,
+                 detail=f"Role {user.role.label}, from the command line")
     db.session.commit()
     click.echo(f"Created {role} {email}.")
     if not password:
@@ -40,16 +61,20 @@ def create_user(email: str, role: str, name: str, password: str | None) -> None:
 @click.argument("email")
 @click.option("--password", default=None, help="Generated and printed once when omitted.")
 def set_password(email: str, password: str | None) -> None:
-    """Set a new password for a user."""
+    """Set a new password for a user (the recovery path); every session of the user ends."""
+    from webapp import audit
+
     user = db.session.execute(
         select(User).where(func.lower(User.email) == email.strip().lower())
     ).scalar()
     if user is None:
         raise click.ClickException(f"no user with email {email}")
-    generated = password or secrets.token_urlsafe(12)
+    generated = _checked_password(password)
     user.set_password(generated)
+    audit.record("user.password_set", user, owner_id=user.id, commit=False,
+                 detail="From the command line; every session of the user ended")
     db.session.commit()
-    click.echo(f"Password for {user.email} changed.")
+    click.echo(f"Password for {user.email} changed; every session of the user is signed out.")
     if not password:
         click.echo(f"New password (shown once): {generated}")
 

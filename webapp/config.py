@@ -93,6 +93,13 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
+        # accounts (webapp/auth): a session ends after this long without activity; a sign-in
+        # waits once an account or an IP address had this many failures in the window
+        "SESSION_IDLE_HOURS": float(env.get("CONVEYOR_SESSION_IDLE_HOURS", "8")),
+        "SIGNIN_ACCOUNT_LIMIT": int(env.get("CONVEYOR_SIGNIN_ACCOUNT_LIMIT", "5")),
+        "SIGNIN_IP_LIMIT": int(env.get("CONVEYOR_SIGNIN_IP_LIMIT", "50")),
+        "SIGNIN_WINDOW_MINUTES": float(env.get("CONVEYOR_SIGNIN_WINDOW_MINUTES", "15")),
+        "SET_PASSWORD_LINK_HOURS": float(env.get("CONVEYOR_SET_PASSWORD_LINK_HOURS", "48")),
     }
     config.update(overrides)
     config["VAR_DIR"] = str(var_dir)

@@ -202,7 +202,8 @@ def print_welcome(url: str, email: str, password: str | None) -> None:
     print(f"  Conveyor is running at {url}/")
     if password:
         print(f"  Log in as {email} with password: {password}")
-        print("  (shown once; change it with: .venv/bin/flask --app app users set-password EMAIL)")
+        print("  (shown once.) Then open your account (your address at the top right) and set")
+        print("  your own email address and a new password.")
     else:
         print(f"  Log in as {email} (the password printed on first start).")
         print("  Forgot it? .venv/bin/flask --app app users set-password " + email)

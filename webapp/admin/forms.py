@@ -12,8 +12,9 @@ from wtforms import (
     SelectField,
     StringField,
 )
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from webapp.auth.forms import AccountEmail, NewPassword
 from webapp.formutil import choices
 from webapp.models.users import Role
 
@@ -26,12 +27,15 @@ def role_choices(include_super: bool) -> list[SelectChoice]:
 class UserForm(FlaskForm):
     """Create or edit a user."""
 
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=255)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=255), AccountEmail()])
     name = StringField("Name", validators=[Optional(), Length(max=120)])
     role = SelectField("Role", choices=role_choices(True))
+    # a super admin's only (admin/users.py removes it for everyone else); audited
     password = PasswordField(
-        "Password", validators=[Optional(), Length(min=10, message="Use at least 10 characters.")],
-        description="Leave empty to generate one (shown once).",
+        "Set the password directly", validators=[Optional(), NewPassword()],
+        description="Super admins only, and audited. Leave empty to keep the password (a new "
+                    "user then gets a set-password link by email).",
+        render_kw={"autocomplete": "new-password"},
     )
     active = BooleanField("Active", default=True)
 

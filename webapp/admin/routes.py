@@ -1,81 +1,25 @@
-"""Users page, account settings and the audit log."""
+"""Account settings, the outbox and the audit log (the Users page is in admin/users.py)."""
 
 from __future__ import annotations
 
 import email.policy
 import os
-import secrets
 from email.parser import BytesParser
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
-from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from webapp import audit
-from webapp.admin.forms import SettingsForm, UserForm, role_choices
+from webapp.admin.forms import SettingsForm
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
 from webapp.jobs.schedule_forms import BlackoutForm, blackout_text
 from webapp.models.schedules import Blackout
 from webapp.models.settings import AccountSettings
-from webapp.models.users import Role, User
 from webapp.permissions import admin_required, super_admin_required
 from webapp.request_args import page_arg
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-@bp.route("/users")
-@admin_required
-def users():
-    """Every user with role and status."""
-    rows = db.session.execute(select(User).order_by(User.email)).scalars().all()
-    return render_template("admin/users.html", users=rows)
-
-
-def _editable(user: User) -> bool:
-    """Admins manage users and admins; only a super admin manages super admins."""
-    return current_user.is_super_admin or user.role is not Role.SUPER_ADMIN
-
-
-@bp.route("/users/new", methods=["GET", "POST"])
-@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
-@admin_required
-def edit_user(user_id: int | None = None):
-    """Create a user, or change one's name, role, password or active flag."""
-    user = db.session.get(User, user_id) if user_id else None
-    if user_id and (user is None or not _editable(user)):
-        abort(404)
-    form = UserForm(obj=user)
-    form.role.choices = role_choices(current_user.is_super_admin)
-    if form.validate_on_submit():
-        email = form.email.data.strip().lower()
-        clash = db.session.execute(
-            select(User).where(func.lower(User.email) == email)
-        ).scalar_one_or_none()
-        if clash is not None and clash is not user:
-            form.email.errors.append("Another user has this email.")
-        elif user is not None and user.id == current_user.id and (
-                not form.active.data or form.role.data != user.role.value):
-            form.role.errors.append("You cannot change your own role or deactivate yourself.")
-        else:
-            generated = None
-            if user is None:
-                user = User(email=email)
-                db.session.add(user)
-                generated = form.password.data or secrets.token_urlsafe(12)
-                user.set_password(generated)
-            elif form.password.data:
-                user.set_password(form.password.data)
-            user.email, user.name = email, (form.name.data or "").strip()
-            user.role, user.active = Role(form.role.data), form.active.data
-            db.session.commit()
-            if generated and not form.password.data:
-                flash(f"User {email} created. Their password (shown once): {generated}", "success")
-            else:
-                flash(f"User {email} saved.", "success")
-            return redirect(url_for("admin.users"))
-    return render_template("admin/user_form.html", form=form, user=user)
 
 
 @bp.route("/settings", methods=["GET", "POST"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import datetime
 
 from flask import current_app
@@ -46,9 +47,22 @@ class User(UserMixin, db.Model):
     password_changed_at: Mapped[datetime | None] = mapped_column()
 
     def set_password(self, password: str) -> None:
-        """Store a salted hash of the password, never the password."""
+        """Store a salted hash of the password, never the password; every session of the user
+        ends (a caller that keeps the current one re-stamps it: auth.sessions.keep)."""
         method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
         self.password_hash = generate_password_hash(password, method=method)
+        self.password_changed_at = utcnow()
+        self.end_sessions()
+
+    def end_sessions(self) -> None:
+        """Refuse every session signed in before now (the caller commits)."""
+        self.session_version = (self.session_version or 0) + 1
+
+    def password_fingerprint(self) -> str:
+        """A short digest of the password hash and email: a set-password link carries it, so
+        the link stops working once the password (or the address) changes."""
+        text = f"{self.password_hash}\0{self.email.lower()}"
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
     def check_password(self, password: str) -> bool:
         """Whether the password matches the stored hash."""
