@@ -60,8 +60,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for area in (auth, monitor, runs, jobs, groups, campaigns, supporters, admin, tracking, api):
         app.register_blueprint(area.bp)
 
+    from webapp.security import register_security
     from webapp.web import register_web_helpers
 
+    register_security(app)
     register_web_helpers(app)
 
     from webapp.cli import register_cli

@@ -93,6 +93,12 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
+        # the session cookie is also Secure when the request came over HTTPS
+        # (webapp/security.py); Flask-Login's remember-me cookie is not used (no remember=True)
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        # how many reverse proxies in front may be believed about X-Forwarded-For/-Proto/-Host
+        "TRUST_PROXY": max(0, int(env.get("CONVEYOR_TRUST_PROXY", "0"))),
         # accounts (webapp/auth): a session ends after this long without activity; a sign-in
         # waits once an account or an IP address had this many failures in the window
         "SESSION_IDLE_HOURS": float(env.get("CONVEYOR_SESSION_IDLE_HOURS", "8")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import os
+from email.message import EmailMessage
 from email.parser import BytesParser
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
@@ -18,6 +19,7 @@ from webapp.models.schedules import Blackout
 from webapp.models.settings import AccountSettings
 from webapp.permissions import admin_required, super_admin_required
 from webapp.request_args import page_arg
+from webapp.security import email_html
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -107,10 +109,26 @@ def outbox():
 @super_admin_required
 def outbox_message(name: str):
     """One outbox message: headers and its plain-text and HTML parts."""
+    message, parts = _outbox_message(name)
+    return render_template("admin/outbox_message.html", message=message, parts=parts, name=name)
+
+
+@bp.route("/outbox/<name>/html")
+@super_admin_required
+def outbox_html(name: str):
+    """The HTML part of an outbox message on its own, for the message page's sandboxed frame."""
+    html = _outbox_message(name)[1].get("text/html")
+    if not html:
+        abort(404)
+    return email_html(html)
+
+
+def _outbox_message(name: str) -> tuple[EmailMessage, dict[str, str]]:
+    """An outbox message (404 unless it is one) and its text/plain and text/html parts."""
     if name not in _outbox_files():
         abort(404)
     with open(os.path.join(current_app.config["OUTBOX_DIR"], name), "rb") as raw:
         message = BytesParser(policy=email.policy.default).parse(raw)
     parts = {part.get_content_type(): part.get_content() for part in message.walk()
              if part.get_content_type() in ("text/plain", "text/html")}
-    return render_template("admin/outbox_message.html", message=message, parts=parts, name=name)
+    return message, parts

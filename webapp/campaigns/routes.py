@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -21,6 +23,7 @@ from webapp.models.jobs import Job
 from webapp.models.people import Supporter
 from webapp.models.runs import Run
 from webapp.permissions import usable_or_404
+from webapp.security import email_html
 from webapp.timefmt import check_plannable, local_to_utc, utc_to_local_naive
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
@@ -137,35 +140,57 @@ def detail(campaign_id: int):
                            if campaign.saved_filter else "")
 
 
+def _preview(campaign: Campaign, email: str
+             ) -> tuple[Supporter | None, EmailMessage | None, str | None]:
+    """(supporter, the rendered message, a problem) for the supporter with `email`, or for the
+    first supporter (a sample one when there is none)."""
+    query = select(Supporter)
+    query = query.where(Supporter.email == email) if email else query.order_by(Supporter.id)
+    supporter = db.session.execute(query.limit(1)).scalar()
+    if email and supporter is None:
+        return None, None, f"No supporter has the email {email}."
+    data = {name: getattr(supporter, name) for name in ("email", "first_name", "last_name",
+            "address1", "city", "state", "zip", "phone", "donation_total")} if supporter \
+        else {"email": "someone@example.org", "first_name": "Alex"}
+    try:
+        message = CompiledCampaign(
+            from_address=campaign.from_address, subject=campaign.subject,
+            html_body=campaign.html_body, text_body=campaign.text_body).render(data).as_email()
+    except RenderError as exc:
+        return supporter, None, str(exc)
+    return supporter, message, None
+
+
+def _parts(message: EmailMessage | None) -> dict[str, str]:
+    """The text/plain and text/html parts of a message, by type."""
+    if message is None:
+        return {}
+    return {part.get_content_type(): part.get_content() for part in message.walk()
+            if part.get_content_type() in ("text/plain", "text/html")}
+
+
 @bp.route("/<int:campaign_id>/preview")
 @login_required
 def preview(campaign_id: int):
     """The email rendered for a chosen supporter (by email), or for the first in the audience."""
     campaign = _owned(Campaign, campaign_id)
     email = request.args.get("email", "").strip().lower()
-    query = select(Supporter)
-    query = query.where(Supporter.email == email) if email else query.order_by(Supporter.id)
-    supporter = db.session.execute(query.limit(1)).scalar()
-    problem = message = None
-    if email and supporter is None:
-        problem = f"No supporter has the email {email}."
-    else:
-        data = {name: getattr(supporter, name) for name in ("email", "first_name", "last_name",
-                "address1", "city", "state", "zip", "phone", "donation_total")} if supporter \
-            else {"email": "someone@example.org", "first_name": "Alex"}
-        try:
-            message = CompiledCampaign(
-                from_address=campaign.from_address, subject=campaign.subject,
-                html_body=campaign.html_body, text_body=campaign.text_body).render(data).as_email()
-        except RenderError as exc:
-            problem = str(exc)
-    parts = {}
-    if message is not None:
-        for part in message.walk():
-            if part.get_content_type() in ("text/plain", "text/html"):
-                parts[part.get_content_type()] = part.get_content()
+    supporter, message, problem = _preview(campaign, email)
     return render_template("campaigns/preview.html", campaign=campaign, supporter=supporter,
-                           message=message, parts=parts, problem=problem, email=email)
+                           message=message, parts=_parts(message), problem=problem, email=email)
+
+
+@bp.route("/<int:campaign_id>/preview.html")
+@login_required
+def preview_html(campaign_id: int):
+    """The HTML part of that preview on its own, for the preview page's sandboxed frame."""
+    campaign = _owned(Campaign, campaign_id)
+    _supporter, message, _problem = _preview(
+        campaign, request.args.get("email", "").strip().lower())
+    html = _parts(message).get("text/html")
+    if not html:
+        abort(404)
+    return email_html(html)
 
 
 @bp.route("/<int:campaign_id>/launch", methods=["GET", "POST"])
