@@ -200,7 +200,6 @@ def _stopped(run: Run, job_type: JobType) -> None:
         note += " and nobody was contacted." if noun_past == "sent" else "."
         phase = "extraction"
     else:
-        move(run, RunState.PAUSED)
         of_total = f" of {total:,}" if total else ""
         note = f"Stopped at a batch boundary: {done:,}{of_total} records were {noun_past} and stay so."
     move(run, RunState.CANCELLED, note=note)

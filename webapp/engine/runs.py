@@ -357,8 +357,6 @@ def kill_run(run: Run, user: User) -> str:
         f"{current_app.config['KILL_AFTER_SECONDS']} seconds after Stop."
     )
     phase = "extraction" if run.state is RunState.INITIALIZING else "processing"
-    if run.state is RunState.PROCESSING:
-        move(run, RunState.PAUSED)
     run.error = reason
     move(run, RunState.CANCELLED, note=reason + f" {run.progress_done:,} records were done.")
     run.control = None

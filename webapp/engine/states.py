@@ -55,11 +55,14 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     S.QUEUED: frozenset({S.INITIALIZING, S.PROCESSING, S.CANCELLED, S.FAILED, S.SKIPPED}),
     # cancel while initializing is an extraction cancel: nothing was processed yet
     S.INITIALIZING: frozenset({S.PROCESSING, S.CANCELLED, S.FAILED}),
-    # once processing, a run is paused before it is cancelled (MessageGears rule)
-    S.PROCESSING: frozenset({S.PAUSED, S.COLLECTING, S.COMPLETED, S.FAILED}),
+    # Stop on a processing run: it halts at a batch boundary (the in-flight batch finishes, as
+    # a pause would: the MessageGears rule) and is cancelled there, in one move
+    S.PROCESSING: frozenset({S.PAUSED, S.CANCELLED, S.COLLECTING, S.COMPLETED, S.FAILED}),
     S.PAUSED: frozenset({S.PROCESSING, S.QUEUED, S.CANCELLED, S.FAILED}),
     S.COLLECTING: frozenset({S.COMPLETED, S.FAILED}),
-    S.FAILED: frozenset({S.QUEUED}),  # retry continues from the checkpoint
+    # retry continues from the checkpoint: queued again (a group run, which has no worker,
+    # goes straight back to processing at its failed step)
+    S.FAILED: frozenset({S.QUEUED, S.PROCESSING}),
     S.COMPLETED: frozenset(),
     S.CANCELLED: frozenset(),
     S.SKIPPED: frozenset(),
@@ -87,3 +90,17 @@ def check_transition(source: RunState, target: RunState) -> None:
     """Raise IllegalTransition unless `source` may move to `target`."""
     if not can_transition(source, target):
         raise IllegalTransition(source, target)
+
+
+def transition_table() -> str:
+    """The transitions as a Markdown table (the README's "Run states" section is this text,
+    checked by a test, so it cannot drift from the engine)."""
+    lines = ["| a run that is | may become |", "|---|---|"]
+    for source in RunState:
+        targets = ", ".join(t.value for t in RunState if t in TRANSITIONS[source]) or "— (final)"
+        lines.append(f"| {source.value} | {targets} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m webapp.engine.states: the README's table
+    print(transition_table())
