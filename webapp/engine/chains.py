@@ -29,6 +29,7 @@ from webapp.extensions import db
 from webapp.jobtypes import lane_of
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
 from webapp.models.base import utcnow
+from webapp.models.groups import GroupStep
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.schedules import Blackout, JobSchedule
@@ -53,18 +54,31 @@ def steps_of(group_run: Run) -> dict[int, Run]:
 
 
 def step_jobs(group_job: Job) -> list[Job | None]:
-    """The group's step jobs in order (None where a job was deleted since)."""
-    steps = GroupDefinition.of(group_job).steps
-    jobs = {job.id: job for job in db.session.execute(
-        select(Job).where(Job.id.in_(steps))).scalars()}
-    return [jobs.get(job_id) if jobs.get(job_id) and jobs[job_id].active else None
-            for job_id in steps]
+    """The group's step jobs in order (None where a job was deleted before its steps were kept
+    as GroupStep rows; deleting a job a group uses is refused since)."""
+    rows = db.session.execute(
+        select(GroupStep.position, Job).join(Job, Job.id == GroupStep.job_id)
+        .where(GroupStep.group_id == group_job.id).order_by(GroupStep.position)).all()
+    return [job if job.active else None for _, job in rows]
 
 
 def _step_job(group_job: Job, number: int) -> Job | None:
-    steps = GroupDefinition.of(group_job).steps
-    job = db.session.get(Job, steps[number - 1]) if 0 < number <= len(steps) else None
-    return job if job is not None and job.active else None
+    """Step `number`'s job: one query on the (group, position) unique index (hand_over's)."""
+    return db.session.execute(
+        select(Job).join(GroupStep, GroupStep.job_id == Job.id)
+        .where(GroupStep.group_id == group_job.id, GroupStep.position == number,
+               Job.active.is_(True))).scalar()
+
+
+def _deleted_step(group_job: Job, jobs: list[Job | None]) -> str | None:
+    """'step 2's job “Export” was deleted' for the first step whose job was deleted, if any."""
+    number = next((n for n, job in enumerate(jobs, start=1) if job is None), None)
+    if number is None:
+        return None
+    name = db.session.execute(
+        select(Job.name).join(GroupStep, GroupStep.job_id == Job.id)
+        .where(GroupStep.group_id == group_job.id, GroupStep.position == number)).scalar()
+    return f"step {number}'s job “{name}” was deleted: remove it from the group"
 
 
 def start(group_run: Run) -> None:
@@ -78,6 +92,10 @@ def start(group_run: Run) -> None:
     db.session.commit()
     if len(jobs) < MIN_STEPS:
         _fail(group_run, 0, f"a group needs at least {MIN_STEPS} jobs")
+        return
+    deleted = _deleted_step(group_run.job, jobs)
+    if deleted:  # fails before any step runs
+        _fail(group_run, 0, deleted)
         return
     _start_step(group_run, 1)
 
@@ -184,8 +202,6 @@ def _fail(group_run: Run, failed_step: int, reason: str) -> None:
 
 def _cancel(group_run: Run, first_skipped: int, why: str) -> None:
     _skip_from(group_run, first_skipped, why)
-    if group_run.state is RunState.PROCESSING:
-        move(group_run, RunState.PAUSED)
     move(group_run, RunState.CANCELLED, note=f"Cancelled: {why}; the remaining steps were skipped.")
     group_run.control = None
     db.session.commit()
@@ -275,7 +291,6 @@ def retry(group_run: Run, user: User) -> str:
 
 
 def _reopen(group_run: Run, note: str) -> None:
-    move(group_run, RunState.QUEUED)
     move(group_run, RunState.PROCESSING, note=note)
     group_run.error = None
     db.session.commit()
