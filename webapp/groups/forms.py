@@ -9,7 +9,8 @@ from wtforms import BooleanField, DateField, SelectMultipleField, StringField, T
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-_EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
+from webapp.emails import is_email
+
 _SEPARATORS = re.compile(r"[,;\s]+")
 
 
@@ -47,7 +48,7 @@ class CampaignsForm(FlaskForm):
 
 def _addresses(_form: FlaskForm, field: TextAreaField) -> None:
     """Every address must be an email address; one error per bad one."""
-    bad = [a for a in split_addresses(field.data) if not _EMAIL.match(a)]
+    bad = [a for a in split_addresses(field.data) if not is_email(a)]
     if bad:
         field.errors.extend(f"“{a}” is not an email address." for a in bad[:-1])
         raise ValidationError(f"“{bad[-1]}” is not an email address.")

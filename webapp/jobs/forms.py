@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import BooleanField, Choice, RadioField, SelectField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 from wtforms.widgets import Select, html_params
 
+from webapp.emails import is_email
 from webapp.formutil import choices
 from webapp.models.people import SUPPORTER_FIELDS
 
-# linear time: the domain's first character, up to its first dot, the dot, the rest (no part can
-# take what the next one needs, so a failed match is not retried at every dot)
-_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,][^@\s,.]*\.[^@\s,]+$")
 FIELD_CHOICES = [("", "Ignore this column")] + [(f.name, f.label) for f in SUPPORTER_FIELDS]
 
 
@@ -74,7 +70,7 @@ class NotificationsForm(FlaskForm):
 
     def validate_notify_emails(self, field: StringField) -> None:
         for address in [a.strip() for a in (field.data or "").split(",") if a.strip()]:
-            if not _EMAIL.match(address):
+            if not is_email(address):
                 raise ValidationError(f"'{address}' is not an email address.")
         if self.notify_on.data != "never" and not (field.data or "").strip():
             raise ValidationError("Add at least one address, or choose Never.")
