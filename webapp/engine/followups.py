@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import statistics
 from datetime import timedelta
 
 from flask import current_app, url_for
 from sqlalchemy import select
 
 from webapp.engine import queueing
+from webapp.engine.durations import typical_run_seconds
 from webapp.engine.notifications import notify
 from webapp.engine.states import RunState
 from webapp.extensions import db
@@ -92,14 +92,10 @@ def notice_long_runs() -> int:
     for run in running:
         if run.job is None or not run.job.notify_long:
             continue
-        rows = db.session.execute(
-            select(Run.started_at, Run.finished_at).where(
-                Run.job_id == run.job_id, Run.state == RunState.COMPLETED,
-                Run.started_at.is_not(None)).order_by(Run.id.desc()).limit(15)).all()
-        times = [(f - s).total_seconds() for s, f in rows if f]
-        if not times:
+        typical = typical_run_seconds(run.job_id)
+        if typical is None:
             continue
-        if utcnow() - run.started_at > timedelta(seconds=2 * statistics.median(times)):
+        if utcnow() - run.started_at > timedelta(seconds=2 * typical):
             run.long_notified = True
             db.session.commit()
             after_run_ended(run, "long")

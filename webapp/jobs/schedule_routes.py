@@ -3,8 +3,6 @@ runs, and saving it (which re-plans the next occurrence)."""
 
 from __future__ import annotations
 
-import statistics
-
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -12,6 +10,7 @@ from sqlalchemy import select
 from webapp import audit
 from webapp.engine import planner
 from webapp.engine import runs as engine
+from webapp.engine.durations import typical_run_seconds
 from webapp.engine.planner import blackout_for, plan, unplan
 from webapp.engine.schedules import (
     PAST_SLOT_MESSAGE,
@@ -36,7 +35,6 @@ from webapp.jobs.schedule_forms import (
     describe_schedule,
 )
 from webapp.models.base import utcnow
-from webapp.models.runs import Run
 from webapp.models.schedules import Blackout, JobSchedule
 from webapp.permissions import schedulable_job_or_404
 from webapp.timefmt import to_local
@@ -84,16 +82,6 @@ def _past_slot(form: ScheduleForm) -> bool:
         form.hour.data, form.slot.data, now_local)
 
 
-def _typical_seconds(job_id: int) -> float | None:
-    """The median run time of the job's recent completed runs."""
-    rows = db.session.execute(
-        select(Run.started_at, Run.finished_at).where(
-            Run.job_id == job_id, Run.state == "completed", Run.started_at.is_not(None))
-        .order_by(Run.id.desc()).limit(15)).all()
-    times = [(f - s).total_seconds() for s, f in rows if f]
-    return statistics.median(times) if times else None
-
-
 def _preview_minute(form: ScheduleForm, saved: int | None) -> int:
     """The minute an hourly-slot preview shows: the saved one when it lies in the chosen slot,
     else the slot's first minute (the random one is picked on save)."""
@@ -118,7 +106,7 @@ def _preview(form: ScheduleForm, job_id: int, minute: int | None) -> dict:
     runs = [{"at": at, "moved": moved_by_dst(schedule, at),
              "blackout": blackout_for(job_id, at)} for at in upcoming]
     warning = None
-    typical = _typical_seconds(job_id)
+    typical = typical_run_seconds(job_id)
     gaps = [(b - a).total_seconds() for a, b in zip(upcoming, upcoming[1:], strict=False)]
     if typical and gaps and min(gaps) < typical:
         warning = (f"Runs are planned {int(min(gaps) // 60)} minutes apart, but this job "
