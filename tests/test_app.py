@@ -1,6 +1,7 @@
 """App set-up: config, migrations, the first super admin, the users command, login, CSRF and
 error pages."""
 
+import json
 import os
 import re
 import subprocess
@@ -8,7 +9,8 @@ import sys
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from flask_migrate import upgrade
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import text
 
 from tests.conftest import PASSWORD
 from webapp import create_app
@@ -28,6 +30,41 @@ def test_migrations_build_exactly_the_models_schema(tmp_path):
             diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
         db.engine.dispose()
     assert diff == []
+
+
+def test_the_group_steps_migration_moves_each_groups_steps_into_rows_and_back(tmp_path):
+    app = create_app({"VAR_DIR": str(tmp_path / "var"),
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 's.db'}"})
+    with app.app_context():
+        upgrade(revision="7e2a4c1d9b55")  # the head before group_step
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO user (id, email, name, password_hash, role, active, created_at) "
+                "VALUES (1, 'u@example.org', 'U', 'x', 'user', 1, '2026-01-01')"))
+            for job_id, job_type, params in [
+                    (1, "user_data_export", {}), (2, "user_data_export", {}),
+                    (3, "job_group", {"description": "Night", "steps": [2, 99, 1],
+                                      "never_expires": True}),
+                    (4, "job_group", {"description": "Empty"})]:
+                conn.execute(text(
+                    "INSERT INTO job (id, owner_id, job_type, name, params, active, "
+                    "last_run_number, created_at, updated_at) VALUES (:id, 1, :type, 'J', "
+                    ":params, 1, 0, '2026-01-01', '2026-01-01')"),
+                    {"id": job_id, "type": job_type, "params": json.dumps(params)})
+        upgrade()
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT group_id, position, job_id FROM group_step "
+                                     "ORDER BY group_id, position")).all()
+            params = json.loads(conn.execute(text("SELECT params FROM job WHERE id = 3")).scalar())
+        assert rows == [(3, 1, 2), (3, 2, 1)]  # job 99 no longer existed
+        assert params == {"description": "Night", "never_expires": True}
+        downgrade(revision="7e2a4c1d9b55")
+        with db.engine.connect() as conn:
+            params = {job_id: json.loads(raw) for job_id, raw in conn.execute(
+                text("SELECT id, params FROM job WHERE id IN (3, 4)"))}
+        assert params == {3: {"description": "Night", "never_expires": True, "steps": [2, 1]},
+                          4: {"description": "Empty", "steps": []}}
+        db.engine.dispose()
 
 
 def test_secret_key_is_generated_once_and_kept(tmp_path, monkeypatch):

@@ -7,6 +7,10 @@ import email.policy
 import os
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
 from tests.conftest import export_job, fresh, import_job, work
 from tests.test_email_campaign import campaign_for, supporters
 from webapp.engine import chains
@@ -15,7 +19,7 @@ from webapp.engine.runs import request_pause, request_stop, resume_run, retry_ru
 from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.jobtypes.job_group import GroupDefinition
-from webapp.models import Job, Run
+from webapp.models import GroupStep, Job, Run
 from webapp.models.base import utcnow
 from webapp.timefmt import to_local
 
@@ -243,18 +247,33 @@ def test_expired_groups_are_deleted_and_owners_warned_a_week_before(app, users, 
     assert sum("Soon chain expires on" in str(s) for s in subjects) == 1
 
 
-def test_a_step_whose_job_was_deleted_stops_the_chain(app, users, tmp_path):
+def test_a_step_whose_job_was_deleted_before_steps_had_rows_fails_the_run_before_it_starts(
+        app, users, tmp_path):
     user = users["user"]
     second = export_job(user, name="Export")
     group = group_of(user, [good_import(user, tmp_path), second])
-    second.active = False  # deleted after the group was saved
+    second.active = False  # deleted before deleting a job a group uses was refused
     db.session.commit()
     group_run = start_run(group, user)
     work(app)
     group_run = fresh(group_run)
     assert group_run.state is RunState.FAILED
-    assert group_run.error == "Step 2's job was deleted"
-    assert steps(group_run) == {1: ("Import donors", RunState.COMPLETED)}
+    assert group_run.error == "Step 2's job “Export” was deleted: remove it from the group"
+    assert steps(group_run) == {1: ("Import donors", RunState.SKIPPED)}
+
+
+def test_the_database_refuses_to_delete_a_job_row_that_a_group_step_uses(app, users):
+    user = users["user"]
+    first, second = export_job(user, name="First"), export_job(user, name="Second")
+    group = group_of(user, [first, second])
+    with pytest.raises(IntegrityError):
+        db.session.execute(delete(Job).where(Job.id == second.id))
+        db.session.flush()
+    db.session.rollback()
+    assert GroupDefinition.of(db.session.get(Job, group.id)).steps == [first.id, second.id]
+    chains.delete_group(db.session.get(Job, group.id))  # the group's own steps go with it
+    assert db.session.execute(select(GroupStep)).scalars().all() == []
+    assert db.session.get(Job, second.id) is not None
 
 
 def test_a_draft_group_is_not_planned_by_its_schedule_until_activated(app, users):

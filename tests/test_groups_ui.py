@@ -195,6 +195,37 @@ def test_step_one_fewer_than_two_jobs_is_refused_but_saved(client, auth, users, 
 # ------------------------------------------------------------------------- steps 2 and 3
 
 
+def test_deleting_a_job_that_groups_use_is_refused_naming_them_and_the_groups_still_run(
+        app, client, auth, users, jobs):
+    auth.login(users["user"].email)
+    a, b, c = jobs["a"].id, jobs["b"].id, jobs["c"].id
+    night = _group(users["user"], "Night chain", [a, b], never_expires=True)
+    _group(users["user"], "Weekly", [c, a], never_expires=True)
+    _group(users["user"], "Unrelated", [b, c], never_expires=True)
+    page = client.post(f"/jobs/{a}/delete", follow_redirects=True).get_data(as_text=True)
+    assert ("“Alpha export” is a step of the groups “Night chain”, “Weekly”. "
+            "Remove it from them first.") in page
+    assert db.session.get(Job, a).active is True
+    run = start_run(db.session.get(Job, night.id), users["user"])
+    work(app)
+    db.session.expire_all()
+    assert db.session.get(Run, run.id).state.value == "completed"
+
+    client.post(f"/groups/{night.id}/edit/1", data={"steps": [b, c], "nav": "save"})
+    page = client.post(f"/jobs/{a}/delete", follow_redirects=True).get_data(as_text=True)
+    assert "is a step of the group “Weekly”. Remove it from it first." in page
+    assert db.session.get(Job, a).active is True
+    page = client.post(f"/jobs/{c}/delete", follow_redirects=True).get_data(as_text=True)
+    assert "the groups “Night chain”, “Unrelated”, “Weekly”" in page
+    client.post(f"/groups/{night.id}/edit/1", data={"steps": [b], "nav": "save"})
+    weekly = db.session.execute(db.select(Job).filter_by(name="Weekly")).scalar_one()
+    client.post(f"/groups/{weekly.id}/edit/1", data={"steps": [c], "nav": "save"})
+    page = client.post(f"/jobs/{a}/delete", follow_redirects=True).get_data(as_text=True)
+    assert "“Alpha export” was deleted." in page
+    db.session.expire_all()
+    assert db.session.get(Job, a).active is False
+
+
 def test_step_two_warns_about_a_campaign_with_its_own_launch_time(client, auth, users):
     group = _group(users["user"])
     plain = Campaign(owner_id=users["user"].id, name="Thank-you mail", from_address="a@b.org",

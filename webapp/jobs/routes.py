@@ -17,6 +17,7 @@ from webapp.jobs.forms import ConfirmForm, NotificationsForm, mapping_form
 from webapp.jobs.schedule_forms import PauseForm, describe_schedule
 from webapp.jobs.uploads import discard_job_file, forget_upload, load_upload, save_upload
 from webapp.jobtypes import REGISTRY, get_job_type
+from webapp.jobtypes.job_group import groups_using
 from webapp.jobtypes.user_data_export import ExportForm
 from webapp.jobtypes.user_data_import import ImportUploadForm, guess_field, mapping_problems
 from webapp.models.jobs import Job
@@ -205,6 +206,12 @@ def delete(job_id: int):
     job = job_or_404(job_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
+    groups = groups_using(job)
+    if groups:  # a group never points at a deleted job
+        flash(f"“{job.name}” is a step of the group{'s' if len(groups) > 1 else ''} "
+              + ", ".join(f"“{group.name}”" for group in groups)
+              + f". Remove it from {'them' if len(groups) > 1 else 'it'} first.", "error")
+        return redirect(url_for("jobs.detail", job_id=job.id))
     job.active = False
     audit.record("job.deleted", job, commit=False)
     db.session.commit()

@@ -5,23 +5,27 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from sqlalchemy import select
+
+from webapp.extensions import db
 from webapp.jobtypes.base import JobType
+from webapp.models.groups import GroupStep
+from webapp.models.jobs import Job
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
-    from webapp.models.jobs import Job
 
 MIN_STEPS = 2
 
 
 @dataclass
 class GroupDefinition:
-    """What a group is, as kept in its job's params."""
+    """What a group is: its steps as GroupStep rows, the rest as its job's params."""
 
     description: str = ""
-    steps: list[int] = field(default_factory=list)  # job ids, in order
+    steps: list[int] = field(default_factory=list)  # job ids, in order (the GroupStep rows)
     launch_campaigns: bool = False
     campaign_ids: list[int] = field(default_factory=list)
     notify_success: list[str] = field(default_factory=list)
@@ -33,11 +37,25 @@ class GroupDefinition:
 
     @classmethod
     def of(cls, job: Job) -> GroupDefinition:
+        """The group's definition: its params, and its steps from its GroupStep rows."""
         known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in (job.params or {}).items() if k in known})
+        definition = cls(**{k: v for k, v in (job.params or {}).items()
+                            if k in known and k != "steps"})
+        definition.steps = [step.job_id for step in job.group_steps]
+        return definition
 
     def save_to(self, job: Job) -> None:
-        job.params = asdict(self)  # a new dict, so SQLAlchemy sees the change
+        """Write the definition into the group's params and its GroupStep rows."""
+        params = asdict(self)
+        del params["steps"]
+        job.params = params  # a new dict, so SQLAlchemy sees the change
+        rows = job.group_steps
+        for position, job_id in enumerate(self.steps, start=1):
+            if position <= len(rows):  # an update: (group, position) stays unique at the flush
+                rows[position - 1].job_id = job_id
+            else:
+                rows.append(GroupStep(position=position, job_id=job_id))
+        del rows[len(self.steps):]
 
     @property
     def expiry_date(self) -> date | None:
@@ -49,17 +67,20 @@ class GroupDefinition:
         return self.never_expires or self.expires_on is not None
 
 
+def groups_using(job: Job) -> list[Job]:
+    """The groups (not deleted ones) that have `job` as a step, by name, each once."""
+    return list(db.session.execute(
+        select(Job).where(Job.active.is_(True), Job.id.in_(
+            select(GroupStep.group_id).where(GroupStep.job_id == job.id)))
+        .order_by(Job.name, Job.id)).scalars())
+
+
 class JobGroup(JobType):
     key: ClassVar[str] = "job_group"
     label: ClassVar[str] = "Job Group"
     description: ClassVar[str] = "Runs jobs one after another; stops at the first failure."
     noun_past: ClassVar[str] = "completed"
     can_pause: ClassVar[bool] = True
-
-    def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
-        definition = GroupDefinition(**{k: v for k, v in params.items()
-                                        if k in GroupDefinition.__dataclass_fields__})
-        return [("Steps", f"{len(definition.steps)} jobs")]
 
     def run(self, ctx: RunContext) -> None:
         raise RuntimeError("a group run is driven by its chain, not executed on a worker")

@@ -9,6 +9,7 @@ from webapp.models.campaigns import (
     SavedFilter,
     Suppression,
 )
+from webapp.models.groups import GroupStep
 from webapp.models.jobs import Job
 from webapp.models.people import SUPPORTER_FIELDS, Supporter
 from webapp.models.runs import Run, RunLogLine, RunRejection
@@ -26,6 +27,7 @@ __all__ = [
     "RecipientStatus",
     "SavedFilter",
     "Suppression",
+    "GroupStep",
     "Job",
     "JobSchedule",
     "Role",

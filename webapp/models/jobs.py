@@ -30,6 +30,11 @@ class Job(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     owner = relationship("User")
+    # a group's steps in order (jobtypes/job_group.py reads and writes them); the database
+    # deletes them with the group (passive_deletes: no loading them first)
+    group_steps = relationship("GroupStep", foreign_keys="GroupStep.group_id",
+                               order_by="GroupStep.position", cascade="all, delete-orphan",
+                               passive_deletes=True)
 
     @property
     def notify_list(self) -> list[str]:
