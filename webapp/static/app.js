@@ -13,6 +13,20 @@
     }
   }, true);
 
+  // A form sent by a page load (not by htmx) is sent once: a double click on "Save job" or
+  // "Launch now" makes one request, not two (the server refuses a second launch anyway). A form
+  // whose answer is a download leaves the page in place: it may be sent again after a while.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (event.defaultPrevented || !(form instanceof HTMLFormElement)) return;  // htmx sends it
+    if (form.dataset.sending) {
+      event.preventDefault();
+      return;
+    }
+    form.dataset.sending = "1";
+    window.setTimeout(function () { delete form.dataset.sending; }, 5000);
+  });
+
   // <a data-leaves-row>: a monitor row leaves once its result is downloaded (the server drops
   // it from the monitor; the next poll would too).
   document.addEventListener("click", function (event) {
