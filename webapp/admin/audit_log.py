@@ -26,6 +26,7 @@ from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.schedules import Blackout
 from webapp.models.users import User
+from webapp.paging import Keyset
 from webapp.permissions import super_admin_required
 from webapp.request_args import MAX_ID, as_int, choice_arg, date_arg, int_arg
 from webapp.timefmt import format_local, local_midnight_utc
@@ -153,20 +154,6 @@ def _object_arg() -> tuple[str, int | None]:
     return kind, object_id
 
 
-def _page(query: Select, before: int | None, after: int | None,
-          per_page: int) -> tuple[list[AuditEntry], bool, bool]:
-    """One page by keyset, newest first: (entries, has_newer, has_older)."""
-    if after is not None:
-        rows = db.session.execute(query.where(AuditEntry.id > after)
-                                  .order_by(AuditEntry.id).limit(per_page + 1)).scalars().all()
-        return list(reversed(rows[:per_page])), len(rows) > per_page, True
-    if before is not None:
-        query = query.where(AuditEntry.id < before)
-    rows = db.session.execute(query.order_by(AuditEntry.id.desc())
-                              .limit(per_page + 1)).scalars().all()
-    return list(rows[:per_page]), before is not None, len(rows) > per_page
-
-
 # what each kind of object links to while it exists: (which ids still exist, endpoint, argument)
 _EXISTING = {
     "run": lambda ids: select(Run.id).where(Run.id.in_(ids)),
@@ -207,12 +194,13 @@ def object_links(entries: list[AuditEntry]) -> dict[int, str]:
 def audit_log():
     """The audit log, newest first: filter by user, action, object and dates; a page at a time."""
     filters = AuditFilter.from_request()
-    entries, has_newer, has_older = _page(
-        filters.apply(select(AuditEntry).options(selectinload(AuditEntry.actor))),
-        int_arg("before"), int_arg("after"), current_app.config["PAGE_SIZE"])
+    keyset = Keyset.from_request(current_app.config["PAGE_SIZE"])
+    query = filters.apply(select(AuditEntry).options(selectinload(AuditEntry.actor)))
+    page = keyset.page(db.session.execute(keyset.narrow(query, AuditEntry.id)).scalars().all())
+    entries = page.items
     users = db.session.execute(select(User.id, User.email).order_by(User.email)).all()
-    return render_template("admin/audit.html", entries=entries, filters=filters,
-                           has_newer=has_newer, has_older=has_older, users=users,
+    return render_template("admin/audit.html", entries=entries, page=page, filters=filters,
+                           users=users,
                            actions=ACTIONS, action_label=action_label,
                            links=object_links(entries), kinds=sorted(OBJECT_KINDS))
 

@@ -17,6 +17,7 @@ from webapp.jobs.forms import ConfirmForm
 from webapp.jobs.schedule_forms import BlackoutForm, blackout_text
 from webapp.models.schedules import Blackout
 from webapp.models.settings import AccountSettings
+from webapp.paging import NumberedPage, offset
 from webapp.permissions import admin_required, super_admin_required
 from webapp.request_args import page_arg
 from webapp.security import email_html
@@ -91,18 +92,18 @@ def outbox():
     """Messages written to the local outbox (campaigns, notifications, set-password links),
     newest first: super admins only, since it holds every user's mail."""
     names = _outbox_files()
-    page = page_arg()
-    per_page = current_app.config["PAGE_SIZE"]
-    shown = names[(page - 1) * per_page: page * per_page]
+    number, per_page = page_arg(), current_app.config["PAGE_SIZE"]
+    start = offset(number, per_page)
+    page = NumberedPage(names[start:start + per_page], number, per_page, len(names))
     folder = current_app.config["OUTBOX_DIR"]
     rows = []
-    for name in shown:
+    for name in page.items:
         with open(os.path.join(folder, name), "rb") as raw:
             headers = BytesParser(policy=email.policy.default).parse(raw, headersonly=True)
         rows.append({"name": name, "to": headers["To"], "subject": headers["Subject"],
                      "date": headers["Date"]})
-    return render_template("admin/outbox.html", rows=rows, page=page, total=len(names),
-                           per_page=per_page, smtp=bool(current_app.config["SMTP_URL"]))
+    return render_template("admin/outbox.html", rows=rows, page=page,
+                           smtp=bool(current_app.config["SMTP_URL"]))
 
 
 @bp.route("/outbox/<name>")

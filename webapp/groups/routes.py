@@ -31,7 +31,8 @@ from webapp.jobs.schedule_forms import describe_schedule
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
-from webapp.request_args import int_arg, page_arg
+from webapp.paging import Keyset, NumberedPage, offset
+from webapp.request_args import page_arg
 from webapp.web import queue_place
 
 bp = Blueprint("groups", __name__, url_prefix="/groups")
@@ -48,15 +49,14 @@ def index():
     total = db.session.execute(query.with_only_columns(func.count())).scalar_one()
     page, per_page = page_arg(), current_app.config["PAGE_SIZE"]
     groups = db.session.execute(
-        query.options(selectinload(Job.owner), selectinload(Job.schedule),
-                      selectinload(Job.group_steps))  # GroupDefinition.of reads them
-        .order_by(Job.name, Job.id).offset((page - 1) * per_page).limit(per_page)
+        query.options(selectinload(Job.owner), selectinload(Job.schedule))
+        .order_by(Job.name, Job.id).offset(offset(page, per_page)).limit(per_page)
     ).scalars().all()
     today = local_today()
     states = {g.id: group_state(GroupDefinition.of(g), today) for g in groups}
     return render_template("groups/index.html", groups=groups, states=states,
                            last=last_runs([g.id for g in groups]), form=ConfirmForm(),
-                           page=page, per_page=per_page, total=total)
+                           page=NumberedPage(list(groups), page, per_page, total))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -83,12 +83,9 @@ def detail(group_id: int):
     group = group_or_404(group_id)
     definition = GroupDefinition.of(group)
     query = select(Run).where(Run.job_id == group.id, Run.state != "scheduled")
-    before = int_arg("before")
-    if before is not None:
-        query = query.where(Run.id < before)
-    rows = db.session.execute(
-        query.order_by(Run.id.desc()).limit(RUNS_PER_PAGE + 1)).scalars().all()
-    runs = rows[:RUNS_PER_PAGE]
+    keyset = Keyset.from_request(RUNS_PER_PAGE)
+    page = keyset.page(db.session.execute(keyset.narrow(query, Run.id)).scalars().all())
+    runs = page.items
     steps = steps_by_run([run.id for run in runs])
     names = step_names(group)
     jobs = jobs_by_id(definition.steps)
@@ -96,7 +93,7 @@ def detail(group_id: int):
     return render_template(
         "groups/detail.html", group=group, definition=definition, runs=runs,
         timelines={run.id: timeline(run, steps[run.id], names) for run in runs},
-        has_older=len(rows) > RUNS_PER_PAGE, newer=before is not None,
+        page=page,
         steps=[(job_id, jobs.get(job_id)) for job_id in definition.steps],
         campaigns=campaigns, state=group_state(definition, local_today()),
         schedule_text=describe_schedule(group.schedule), form=ConfirmForm())

@@ -18,6 +18,7 @@ from webapp.models.runs import Run
 from webapp.models.schedules import JobSchedule
 from webapp.models.users import User
 from webapp.monitor.rows import RowNames
+from webapp.paging import Keyset, KeysetPage, NumberedPage, offset
 from webapp.permissions import viewer, visible_runs_of_viewer
 
 POLLED = (RunState.QUEUED, RunState.INITIALIZING, RunState.PROCESSING)
@@ -39,14 +40,14 @@ def _monitor_statements(sees_all: bool) -> tuple[Select, Select]:
     return count, page
 
 
-def monitor_page(user: User, page: int, per_page: int) -> tuple[list[Run], int]:
+def monitor_page(user: User, page: int, per_page: int) -> NumberedPage[Run]:
     """The monitor's rows for a page, newest start first, and how many rows there are."""
     count, rows = _monitor_statements(user.is_super_admin)
     total = db.session.execute(count, viewer(user)).scalar_one()
     runs = db.session.execute(
-        rows, {**viewer(user), "offset": (page - 1) * per_page, "limit": per_page}
+        rows, {**viewer(user), "offset": offset(page, per_page), "limit": per_page}
     ).scalars().all()
-    return list(runs), total
+    return NumberedPage(list(runs), page, per_page, total)
 
 
 @cache
@@ -128,18 +129,16 @@ def _history_statement(sees_all: bool, filters: frozenset[str], page_from: str) 
     return query.order_by(Run.id.desc()).limit(bindparam("limit"))
 
 
-def history_page(user: User, filters: HistoryFilter, *, before: int | None, after: int | None,
-                 per_page: int) -> tuple[list[Run], bool, bool]:
-    """One page of History by keyset (no slow counts): (runs, has_newer, has_older)."""
+def history_page(user: User, filters: HistoryFilter, keyset: Keyset) -> KeysetPage[Run]:
+    """One page of History by keyset (no slow counts)."""
     params = filters.params()
+    before, after = keyset.before, keyset.after
     page_from = "after" if after is not None else "before" if before is not None else "top"
     statement = _history_statement(user.is_super_admin, frozenset(params), page_from)
-    rows = db.session.execute(statement, {**params, **viewer(user), "limit": per_page + 1,
+    rows = db.session.execute(statement, {**params, **viewer(user), "limit": keyset.limit,
                                           "id": after if after is not None else before}
                               ).scalars().all()
-    if after is not None:
-        return list(reversed(rows[:per_page])), len(rows) > per_page, True
-    return list(rows[:per_page]), before is not None, len(rows) > per_page
+    return keyset.page(rows)
 
 
 @cache

@@ -20,6 +20,7 @@ from webapp.monitor.queries import (
     row_names,
     runs_by_id,
 )
+from webapp.paging import Keyset
 from webapp.permissions import history_user_or_404
 from webapp.request_args import choice_arg, ids_arg, int_arg, page_arg
 
@@ -31,11 +32,10 @@ STATES = frozenset(state.value for state in RunState)
 @login_required
 def index():
     """The job monitor: active, pending and not-yet-downloaded runs."""
-    page = page_arg()
-    per_page = current_app.config["PAGE_SIZE"]
-    runs, total = monitor_page(current_user, page, per_page)
+    page = monitor_page(current_user, page_arg(), current_app.config["PAGE_SIZE"])
+    runs = page.items
     return render_template(
-        "monitor/index.html", runs=runs, total=total, page=page, per_page=per_page,
+        "monitor/index.html", runs=runs, page=page,
         paused=paused_schedules(current_user), names=row_names(current_user, runs),
         poll_ids=[r.id for r in runs if r.state in POLLED],
         after=max((r.id for r in runs), default=0),
@@ -69,13 +69,10 @@ def history():
         job_type=choice_arg("type", REGISTRY), state=choice_arg("state", STATES),
         user_id=history_user_or_404(int_arg("user")),
     )
-    runs, has_newer, has_older = history_page(
-        current_user, filters, before=int_arg("before"), after=int_arg("after"),
-        per_page=current_app.config["PAGE_SIZE"],
-    )
+    page = history_page(current_user, filters, Keyset.from_request(current_app.config["PAGE_SIZE"]))
     users = (db.session.execute(select(User.id, User.email).order_by(User.email)).all()
              if current_user.is_super_admin else [])
     return render_template(
-        "monitor/history.html", runs=runs, filters=filters, has_newer=has_newer,
-        has_older=has_older, users=users, owner_emails=dict(users),
+        "monitor/history.html", runs=page.items, page=page, filters=filters, users=users,
+        owner_emails=dict(users),
     )
