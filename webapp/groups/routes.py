@@ -49,7 +49,8 @@ def index():
     total = db.session.execute(query.with_only_columns(func.count())).scalar_one()
     page, per_page = page_arg(), current_app.config["PAGE_SIZE"]
     groups = db.session.execute(
-        query.options(selectinload(Job.owner), selectinload(Job.schedule))
+        query.options(selectinload(Job.owner), selectinload(Job.schedule),
+                      selectinload(Job.group_steps))  # GroupDefinition.of reads them
         .order_by(Job.name, Job.id).offset(offset(page, per_page)).limit(per_page)
     ).scalars().all()
     today = local_today()
