@@ -149,6 +149,9 @@ def server(tmp_path_factory, smtp_sink) -> Server:
         "CONVEYOR_HOST": "127.0.0.1",
         "CONVEYOR_PORT": str(port),
         "CONVEYOR_UPLOAD_LIMIT": "5MB",
+        # a large import (pages.LARGE_ROWS) commits every 2,000 rows: it lasts long enough to be
+        # watched, queued behind and stopped even when the machine is idle and fast
+        "CONVEYOR_IMPORT_BATCH_SIZE": "2000",
         "CONVEYOR_KILL_AFTER_SECONDS": "30",
         "CONVEYOR_SMTP_URL": smtp_sink.url,
         "CONVEYOR_EMAIL_BATCH_SIZE": str(EMAIL_BATCH_SIZE),
