@@ -70,8 +70,11 @@ def work(lane: str, *, burst: bool = False, name: str | None = None) -> None:
             if not warmed:
                 warm_up()  # also dispatches waiting runs: needs Redis
                 warmed = True
-            worker = LaneWorker(queueing.lane_queues(lane), connection=queueing.redis_connection(),
-                                name=f"{name}-{attempt}" if name and attempt else name)
+            worker = LaneWorker(
+                queueing.lane_queues(lane),
+                connection=queueing.redis_connection(),
+                name=f"{name}-{attempt}" if name and attempt else name,
+            )
             worker.work(burst=burst, with_scheduler=False)
             if burst or worker.stop_asked:
                 return
@@ -100,8 +103,12 @@ def work(lane: str, *, burst: bool = False, name: str | None = None) -> None:
 def main() -> None:
     """Build the app, then work the lane's run queues until stopped."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lane", choices=("all", *queueing.LANES), default="all",
-                        help="which runs to work: data jobs, email sends, or both (default)")
+    parser.add_argument(
+        "--lane",
+        choices=("all", *queueing.LANES),
+        default="all",
+        help="which runs to work: data jobs, email sends, or both (default)",
+    )
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     parser.add_argument("--name", default=None, help="worker name (default: a random id)")
     args = parser.parse_args()

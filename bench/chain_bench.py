@@ -111,14 +111,19 @@ def setup(var_dir: str, steps: int) -> dict:
 
     with migrated_app(var_dir) as app:
         user = add_admin("chain@bench.example.org")
-        jobs = [Job(owner_id=user.id, job_type="user_data_export", name=f"Step {i + 1:02d}",
-                    params={"fields": ["email"], "filter": "all", "since": None})
-                for i in range(steps)]
+        jobs = [
+            Job(
+                owner_id=user.id,
+                job_type="user_data_export",
+                name=f"Step {i + 1:02d}",
+                params={"fields": ["email"], "filter": "all", "since": None},
+            )
+            for i in range(steps)
+        ]
         db.session.add_all(jobs)
         db.session.commit()
         group = Job(owner_id=user.id, job_type="job_group", name="Chain bench group", params={})
-        GroupDefinition(steps=[job.id for job in jobs], never_expires=True,
-                        activated=True).save_to(group)
+        GroupDefinition(steps=[job.id for job in jobs], never_expires=True, activated=True).save_to(group)
         db.session.add(group)
         db.session.commit()
         return {"group_id": group.id, "queue": app.config["QUEUE_NAME"]}
@@ -196,8 +201,7 @@ def rq_times(redis, job_ids: list[str | None]) -> dict[str, tuple[datetime, date
 # --------------------------------------------------------------------------- the two chains
 
 
-def conveyor_round(app, group_id: int, db_path: str, redis, children: Children,
-                   timeout: float) -> dict:
+def conveyor_round(app, group_id: int, db_path: str, redis, children: Children, timeout: float) -> dict:
     """One group run of the Conveyor chain; its gaps and their breakdown, in ms."""
     from webapp.engine.runs import start_run
     from webapp.extensions import db
@@ -216,11 +220,23 @@ def conveyor_round(app, group_id: int, db_path: str, redis, children: Children,
         if time.monotonic() > deadline:
             raise RuntimeError(f"the group run did not finish in {timeout:.0f}s (state {state})")
         time.sleep(0.2)
-    rows = read_rows(db_path, "SELECT step, state, created_at, started_at, finished_at, rq_job_id "
-                              "FROM run WHERE parent_run_id = ? ORDER BY step, id",
-                     (group_run_id,))
-    steps = [{"step": s, "state": st, "created": parse_ts(c), "started": parse_ts(a),
-              "finished": parse_ts(f), "rq_job_id": rq} for s, st, c, a, f, rq in rows]
+    rows = read_rows(
+        db_path,
+        "SELECT step, state, created_at, started_at, finished_at, rq_job_id "
+        "FROM run WHERE parent_run_id = ? ORDER BY step, id",
+        (group_run_id,),
+    )
+    steps = [
+        {
+            "step": s,
+            "state": st,
+            "created": parse_ts(c),
+            "started": parse_ts(a),
+            "finished": parse_ts(f),
+            "rq_job_id": rq,
+        }
+        for s, st, c, a, f, rq in rows
+    ]
     rq = rq_times(redis, [s["rq_job_id"] for s in steps])
     gaps, made, handed, rq_gap, head, busy = [], [], [], [], [], []
     for a, b in zip(steps, steps[1:], strict=False):
@@ -236,10 +252,17 @@ def conveyor_round(app, group_id: int, db_path: str, redis, children: Children,
     for s in steps:
         if s["started"] and s["finished"]:
             busy.append(ms(s["started"], s["finished"]))
-    return {"state": state, "steps": len(steps),
-            "completed": sum(s["state"] == "completed" for s in steps),
-            "gaps": gaps, "made": made, "handed": handed, "rq_gap": rq_gap, "head": head,
-            "busy": busy}
+    return {
+        "state": state,
+        "steps": len(steps),
+        "completed": sum(s["state"] == "completed" for s in steps),
+        "gaps": gaps,
+        "made": made,
+        "handed": handed,
+        "rq_gap": rq_gap,
+        "head": head,
+        "busy": busy,
+    }
 
 
 def bare_round(redis, round_no: int, steps: int, children: Children, timeout: float) -> dict:
@@ -250,13 +273,15 @@ def bare_round(redis, round_no: int, steps: int, children: Children, timeout: fl
 
     queue = Queue(BARE_QUEUE, connection=redis)
     stamp = f"{round_no}-{os.getpid()}-{int(time.time())}"
-    gate = RQJob.create(NOOP, args=(0,), connection=redis, id=f"bare-{stamp}-gate",
-                        origin=BARE_QUEUE, result_ttl=3600)
+    gate = RQJob.create(
+        NOOP, args=(0,), connection=redis, id=f"bare-{stamp}-gate", origin=BARE_QUEUE, result_ttl=3600
+    )
     gate.save()  # exists, not finished: the first job of the chain is deferred on it
     ids, previous = [], gate.id
     for i in range(steps):
-        job = queue.enqueue(NOOP, i + 1, job_id=f"bare-{stamp}-{i + 1:03d}", depends_on=previous,
-                            result_ttl=3600)
+        job = queue.enqueue(
+            NOOP, i + 1, job_id=f"bare-{stamp}-{i + 1:03d}", depends_on=previous, result_ttl=3600
+        )
         if job.get_status() is not JobStatus.DEFERRED:
             raise RuntimeError(f"job {job.id} was not deferred: {job.get_status()}")
         ids.append(job.id)
@@ -304,13 +329,13 @@ def main() -> int:
         with embedded_redis(var_dir, concurrency=1) as redis:
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(BENCH_DIR), str(ROOT), env.get("PYTHONPATH")) if p)
+                p for p in (str(BENCH_DIR), str(ROOT), env.get("PYTHONPATH")) if p
+            )
             with Children(tmp, env) as children:
                 return run_bench(args, var_dir, redis, children, load_at_start)
 
 
-def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children,
-              load_at_start: float) -> int:
+def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children, load_at_start: float) -> int:
     """Set up, start the two workers, run the rounds and print the figures; the exit status."""
     db_path = os.path.join(var_dir, "conveyor.db")
     t0 = time.monotonic()
@@ -318,43 +343,60 @@ def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children,
     from webapp import create_app
 
     app = create_app({"VAR_DIR": var_dir})
-    children.start("conveyor-worker", [sys.executable, "worker.py", "--name",
-                                       "chain-bench-conveyor"])
-    children.start("bare-worker", [sys.executable, str(Path(__file__).resolve()),
-                                   "--bare-worker", BARE_QUEUE, "--name", "chain-bench-bare"])
+    children.start("conveyor-worker", [sys.executable, "worker.py", "--name", "chain-bench-conveyor"])
+    children.start(
+        "bare-worker",
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--bare-worker",
+            BARE_QUEUE,
+            "--name",
+            "chain-bench-bare",
+        ],
+    )
     wait_for_workers(redis, [facts["queue"], BARE_QUEUE], children)
-    print(f"group of {args.steps} steps vs a bare RQ depends_on chain of {args.steps} no-op "
-          f"jobs, {args.rounds} rounds each; setup {time.monotonic() - t0:.1f}s; "
-          f"{os.cpu_count()} cpus, load {load_at_start}", flush=True)
+    print(
+        f"group of {args.steps} steps vs a bare RQ depends_on chain of {args.steps} no-op "
+        f"jobs, {args.rounds} rounds each; setup {time.monotonic() - t0:.1f}s; "
+        f"{os.cpu_count()} cpus, load {load_at_start}",
+        flush=True,
+    )
 
     conveyor, bare = [], []
     for r in range(args.rounds):
         order = ("conveyor", "bare") if r % 2 == 0 else ("bare", "conveyor")
         for side in order:
             if side == "conveyor":
-                res = conveyor_round(app, facts["group_id"], db_path, redis, children,
-                                     args.timeout)
+                res = conveyor_round(app, facts["group_id"], db_path, redis, children, args.timeout)
                 wait_idle(redis, facts["queue"], children)
                 conveyor.append(res)
             else:
                 res = bare_round(redis, r, args.steps, children, args.timeout)
                 wait_idle(redis, BARE_QUEUE, children)
                 bare.append(res)
-            print(f"round {r + 1} {side:<8}  gap p50 {percentile(res['gaps'], 50):7.1f} ms  "
-                  f"p95 {percentile(res['gaps'], 95):7.1f} ms  step/job busy p50 "
-                  f"{percentile(res['busy'], 50):6.1f} ms  completed {res['completed']}/"
-                  f"{res['steps']}", flush=True)
+            print(
+                f"round {r + 1} {side:<8}  gap p50 {percentile(res['gaps'], 50):7.1f} ms  "
+                f"p95 {percentile(res['gaps'], 95):7.1f} ms  step/job busy p50 "
+                f"{percentile(res['busy'], 50):6.1f} ms  completed {res['completed']}/"
+                f"{res['steps']}",
+                flush=True,
+            )
 
     def side_figures(results: list[dict]) -> dict:
-        return {"p50": median([percentile(x["gaps"], 50) for x in results]),
-                "p95": median([percentile(x["gaps"], 95) for x in results]),
-                "pooled": [g for x in results for g in x["gaps"]],
-                "busy": median([percentile(x["busy"], 50) for x in results])}
+        return {
+            "p50": median([percentile(x["gaps"], 50) for x in results]),
+            "p95": median([percentile(x["gaps"], 95) for x in results]),
+            "pooled": [g for x in results for g in x["gaps"]],
+            "busy": median([percentile(x["busy"], 50) for x in results]),
+        }
 
     c, b = side_figures(conveyor), side_figures(bare)
     ratio = c["p50"] / b["p50"] if b["p50"] and b["p50"] == b["p50"] else float("nan")
-    parts = {key: median([percentile(x[key], 50) for x in conveyor])
-             for key in ("made", "handed", "rq_gap", "head")}
+    parts = {
+        key: median([percentile(x[key], 50) for x in conveyor])
+        for key in ("made", "handed", "rq_gap", "head")
+    }
     steps_completed = sum(x["completed"] for x in conveyor)
     jobs_completed = sum(x["completed"] for x in bare)
     print()
@@ -368,21 +410,32 @@ def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children,
     print(f"  next run created -> RQ job ended (horse N)     {parts['handed']:7.1f}")
     print(f"  RQ job ended -> next RQ job started (RQ)       {parts['rq_gap']:7.1f}")
     print(f"  RQ job started -> run started (horse N+1)      {parts['head']:7.1f}")
-    print(f"step run busy (started -> finished) p50 {c['busy']:.1f} ms; bare no-op job busy "
-          f"p50 {b['busy']:.1f} ms")
-    print(f"steps completed {steps_completed}/{args.steps * args.rounds}; bare jobs completed "
-          f"{jobs_completed}/{args.steps * args.rounds}; group runs "
-          f"{[x['state'] for x in conveyor]}")
-    meets = (ratio == ratio and ratio <= TARGET_RATIO
-             and steps_completed == args.steps * args.rounds
-             and jobs_completed == args.steps * args.rounds)
+    print(
+        f"step run busy (started -> finished) p50 {c['busy']:.1f} ms; bare no-op job busy "
+        f"p50 {b['busy']:.1f} ms"
+    )
+    print(
+        f"steps completed {steps_completed}/{args.steps * args.rounds}; bare jobs completed "
+        f"{jobs_completed}/{args.steps * args.rounds}; group runs "
+        f"{[x['state'] for x in conveyor]}"
+    )
+    meets = (
+        ratio == ratio
+        and ratio <= TARGET_RATIO
+        and steps_completed == args.steps * args.rounds
+        and jobs_completed == args.steps * args.rounds
+    )
     result = {
-        "steps": args.steps, "rounds": args.rounds,
-        "conveyor_gap_p50_ms": rounded(c["p50"]), "conveyor_gap_p95_ms": rounded(c["p95"]),
-        "rq_gap_p50_ms": rounded(b["p50"]), "rq_gap_p95_ms": rounded(b["p95"]),
-        "ratio_p50": rounded(ratio, 2), "target_ratio": TARGET_RATIO, "meets_target": meets,
-        "conveyor_gap_p50_ms_per_round": [rounded(percentile(x["gaps"], 50))
-                                          for x in conveyor],
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "conveyor_gap_p50_ms": rounded(c["p50"]),
+        "conveyor_gap_p95_ms": rounded(c["p95"]),
+        "rq_gap_p50_ms": rounded(b["p50"]),
+        "rq_gap_p95_ms": rounded(b["p95"]),
+        "ratio_p50": rounded(ratio, 2),
+        "target_ratio": TARGET_RATIO,
+        "meets_target": meets,
+        "conveyor_gap_p50_ms_per_round": [rounded(percentile(x["gaps"], 50)) for x in conveyor],
         "rq_gap_p50_ms_per_round": [rounded(percentile(x["gaps"], 50)) for x in bare],
         "conveyor_gap_pooled_p50_ms": rounded(percentile(c["pooled"], 50)),
         "conveyor_gap_pooled_p95_ms": rounded(percentile(c["pooled"], 95)),
@@ -391,9 +444,11 @@ def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children,
         "conveyor_gap_parts_p50_ms": {k: rounded(v) for k, v in parts.items()},
         "conveyor_step_busy_p50_ms": rounded(c["busy"]),
         "rq_noop_busy_p50_ms": rounded(b["busy"]),
-        "steps_completed": steps_completed, "rq_jobs_completed": jobs_completed,
+        "steps_completed": steps_completed,
+        "rq_jobs_completed": jobs_completed,
         "group_runs": [x["state"] for x in conveyor],
-        "cpus": os.cpu_count(), "loadavg_1m_at_start": load_at_start,
+        "cpus": os.cpu_count(),
+        "loadavg_1m_at_start": load_at_start,
     }
     print(json.dumps(result))
     return 0 if meets else 1

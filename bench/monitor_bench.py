@@ -56,8 +56,17 @@ def create_schema(var_dir: str) -> None:
         pass
 
 
-def fill(db_path: str, *, runs: int, running: int, users: int, jobs_per_user: int,
-         monitor_leftovers: int, failed_in_monitor: bool = False, seed: int = 7) -> dict:
+def fill(
+    db_path: str,
+    *,
+    runs: int,
+    running: int,
+    users: int,
+    jobs_per_user: int,
+    monitor_leftovers: int,
+    failed_in_monitor: bool = False,
+    seed: int = 7,
+) -> dict:
     """Bulk-insert users, jobs and runs with plain sqlite3 (one transaction)."""
     from werkzeug.security import generate_password_hash
 
@@ -70,11 +79,19 @@ def fill(db_path: str, *, runs: int, running: int, users: int, jobs_per_user: in
     year_ago = now - timedelta(days=365)
     pw_hash = generate_password_hash(PASSWORD)  # one hash, shared: hashing 51 times is slow
 
-    user_rows = [(1, ADMIN_EMAIL, "Bench super admin", pw_hash, "super_admin", 1,
-                  year_ago.strftime(TS))]
+    user_rows = [(1, ADMIN_EMAIL, "Bench super admin", pw_hash, "super_admin", 1, year_ago.strftime(TS))]
     for i in range(users):
-        user_rows.append((i + 2, f"user{i:02d}@bench.example.org", f"User {i:02d}", pw_hash,
-                          "user", 1, year_ago.strftime(TS)))
+        user_rows.append(
+            (
+                i + 2,
+                f"user{i:02d}@bench.example.org",
+                f"User {i:02d}",
+                pw_hash,
+                "user",
+                1,
+                year_ago.strftime(TS),
+            )
+        )
     user_ids = [row[0] for row in user_rows[1:]]
 
     types = ("user_data_import", "user_data_export")
@@ -86,15 +103,20 @@ def fill(db_path: str, *, runs: int, running: int, users: int, jobs_per_user: in
             jobs.append((len(jobs) + 1, owner, job_type, f"Weekly {verb} {k + 1} of user {owner}"))
     next_number = [0] * (len(jobs) + 1)
 
-    cols = ("id, job_id, owner_id, started_by_id, job_type, job_name, number, state, trigger, "
-            "request_id, created_at, started_at, finished_at, progress_done, progress_total, "
-            "checked, created, updated, unchanged, skipped, rejected, checkpoint, result_path, "
-            "result_name, downloaded_at, result_deleted_at, error, control, control_at, rq_job_id, "
-            "heartbeat_at, in_monitor, sort_at")
+    cols = (
+        "id, job_id, owner_id, started_by_id, job_type, job_name, number, state, trigger, "
+        "request_id, created_at, started_at, finished_at, progress_done, progress_total, "
+        "checked, created, updated, unchanged, skipped, rejected, checkpoint, result_path, "
+        "result_name, downloaded_at, result_deleted_at, error, control, control_at, rq_job_id, "
+        "heartbeat_at, in_monitor, sort_at"
+    )
     insert = f"INSERT INTO run ({cols}) VALUES ({', '.join('?' * 33)})"
     span = (now - year_ago).total_seconds() - 3600
-    leftovers = set(rng.sample(range(max(1, runs - 20 * monitor_leftovers), runs + 1),
-                               min(monitor_leftovers, runs))) if runs else set()
+    leftovers = (
+        set(rng.sample(range(max(1, runs - 20 * monitor_leftovers), runs + 1), min(monitor_leftovers, runs)))
+        if runs
+        else set()
+    )
     retention_cut = span - 30 * 86400 + 3600  # seconds after year_ago
     chunk = 20_000
 
@@ -135,16 +157,43 @@ def fill(db_path: str, *, runs: int, running: int, users: int, jobs_per_user: in
                         deleted = at(finished + 30 * 86400)
             started_s = at(started)
             finished_s = at(finished)
-            rows.append((
-                run_id, job_id, owner, owner, job_type, name, number, state,
-                "schedule" if roll < 0.6 else "manual",
-                f"REQ-{started_s[:4]}{started_s[5:7]}{started_s[8:10]}-{run_id:010X}",
-                at(created), started_s, finished_s,
-                c_done, total, c_done, c_done // 2, c_done // 4, c_done // 5, 0, c_done // 100,
-                f'{{"records": {c_done}}}', result_path, result_name, downloaded, deleted,
-                error, None, None, f"run-{run_id}-{run_id * 2654435761 & 0xffffffff:08x}",
-                finished_s, in_monitor, started_s,
-            ))
+            rows.append(
+                (
+                    run_id,
+                    job_id,
+                    owner,
+                    owner,
+                    job_type,
+                    name,
+                    number,
+                    state,
+                    "schedule" if roll < 0.6 else "manual",
+                    f"REQ-{started_s[:4]}{started_s[5:7]}{started_s[8:10]}-{run_id:010X}",
+                    at(created),
+                    started_s,
+                    finished_s,
+                    c_done,
+                    total,
+                    c_done,
+                    c_done // 2,
+                    c_done // 4,
+                    c_done // 5,
+                    0,
+                    c_done // 100,
+                    f'{{"records": {c_done}}}',
+                    result_path,
+                    result_name,
+                    downloaded,
+                    deleted,
+                    error,
+                    None,
+                    None,
+                    f"run-{run_id}-{run_id * 2654435761 & 0xFFFFFFFF:08x}",
+                    finished_s,
+                    in_monitor,
+                    started_s,
+                )
+            )
         return rows
 
     def produce(out: queue.Queue) -> None:
@@ -157,16 +206,24 @@ def fill(db_path: str, *, runs: int, running: int, users: int, jobs_per_user: in
 
     t0 = time.perf_counter()
     con.execute("BEGIN")
-    con.executemany("INSERT INTO user (id, email, name, password_hash, role, active, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)", user_rows)
-    con.executemany("INSERT INTO job (id, owner_id, job_type, name, params, active, "
-                    "last_run_number, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?)",
-                    [(j, o, t, n, json.dumps({"bench": True}), year_ago.strftime(TS),
-                      year_ago.strftime(TS)) for j, o, t, n in jobs])
+    con.executemany(
+        "INSERT INTO user (id, email, name, password_hash, role, active, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        user_rows,
+    )
+    con.executemany(
+        "INSERT INTO job (id, owner_id, job_type, name, params, active, "
+        "last_run_number, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?)",
+        [
+            (j, o, t, n, json.dumps({"bench": True}), year_ago.strftime(TS), year_ago.strftime(TS))
+            for j, o, t, n in jobs
+        ],
+    )
     # Secondary indexes are dropped for the bulk insert and rebuilt after it (much faster);
     # the UNIQUE constraints' automatic indexes stay.
-    indexes = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                          "AND tbl_name = 'run' AND sql IS NOT NULL").fetchall()
+    indexes = con.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'run' AND sql IS NOT NULL"
+    ).fetchall()
     for name, _sql in indexes:
         con.execute(f'DROP INDEX "{name}"')
     chunks: queue.Queue = queue.Queue(maxsize=4)
@@ -186,22 +243,53 @@ def fill(db_path: str, *, runs: int, running: int, users: int, jobs_per_user: in
         started = now - timedelta(seconds=rng.uniform(30, 3600))
         total = rng.randrange(10_000, 1_000_000)
         done = rng.randrange(0, total)
-        con.execute(insert, (
-            run_id, job_id, owner, owner, job_type, name, next_number[job_id], "processing",
-            "manual", f"REQ-{started:%Y%m%d}-{run_id:010X}", started.strftime(TS),
-            started.strftime(TS), None, done, total, done, done // 2, done // 4, done // 5, 0, 0,
-            json.dumps({"records": done}), None, None, None, None, None, None, None,
-            f"run-{run_id}-{run_id:08x}", now.strftime(TS), 1, started.strftime(TS),
-        ))
+        con.execute(
+            insert,
+            (
+                run_id,
+                job_id,
+                owner,
+                owner,
+                job_type,
+                name,
+                next_number[job_id],
+                "processing",
+                "manual",
+                f"REQ-{started:%Y%m%d}-{run_id:010X}",
+                started.strftime(TS),
+                started.strftime(TS),
+                None,
+                done,
+                total,
+                done,
+                done // 2,
+                done // 4,
+                done // 5,
+                0,
+                0,
+                json.dumps({"records": done}),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                f"run-{run_id}-{run_id:08x}",
+                now.strftime(TS),
+                1,
+                started.strftime(TS),
+            ),
+        )
     for _name, sql in indexes:
         con.execute(sql)
-    con.executemany("UPDATE job SET last_run_number = ? WHERE id = ?",
-                    [(next_number[j], j) for j, *_ in jobs])
+    con.executemany(
+        "UPDATE job SET last_run_number = ? WHERE id = ?", [(next_number[j], j) for j, *_ in jobs]
+    )
     con.execute("COMMIT")
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
-    return {"fill_seconds": time.perf_counter() - t0, "running_ids": running_ids,
-            "max_id": runs + running}
+    return {"fill_seconds": time.perf_counter() - t0, "running_ids": running_ids, "max_id": runs + running}
 
 
 # --------------------------------------------------------------------------- HTTP client
@@ -215,8 +303,9 @@ class Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.cookies: dict[str, str] = {}
 
-    def request(self, method: str, path: str, body: str | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, str, float]:
+    def request(
+        self, method: str, path: str, body: str | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, str, float]:
         hdrs = dict(headers or {})
         if self.cookies:
             hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -245,7 +334,8 @@ class Client:
     def login(self, email: str, password: str) -> None:
         status, html, _ = self.request("GET", "/login")
         match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
-            r'value="([^"]+)"[^>]*name="csrf_token"', html)
+            r'value="([^"]+)"[^>]*name="csrf_token"', html
+        )
         if status != 200 or not match:
             raise SystemExit(f"login page: HTTP {status}, no csrf_token found")
         body = urlencode({"csrf_token": match.group(1), "email": email, "password": password})
@@ -273,8 +363,9 @@ def wait_for_server(port: int, proc: subprocess.Popen, timeout: float = 60) -> N
     raise SystemExit("gunicorn did not answer in time")
 
 
-def load(clients: list[Client], path: str, requests: int, headers: dict[str, str],
-         expect: str) -> tuple[list[float], float]:
+def load(
+    clients: list[Client], path: str, requests: int, headers: dict[str, str], expect: str
+) -> tuple[list[float], float]:
     """Every client makes `requests` requests to `path` at once; latencies in ms and wall time."""
     latencies: list[float] = []
     errors: list[str] = []
@@ -288,8 +379,10 @@ def load(clients: list[Client], path: str, requests: int, headers: dict[str, str
             for _ in range(requests):
                 status, body, elapsed = client.request("GET", path, headers=headers)
                 if status != 200 or expect not in body:
-                    raise RuntimeError(f"GET {path[:80]}: HTTP {status}, "
-                                       f"{'missing ' + repr(expect) if status == 200 else body[:200]}")
+                    raise RuntimeError(
+                        f"GET {path[:80]}: HTTP {status}, "
+                        f"{'missing ' + repr(expect) if status == 200 else body[:200]}"
+                    )
                 mine.append(elapsed * 1000)
         except Exception as exc:  # reported below, fails the bench
             with lock:
@@ -309,31 +402,59 @@ def load(clients: list[Client], path: str, requests: int, headers: dict[str, str
     return latencies, wall
 
 
-def ab_load(port: int, path: str, requests: int, concurrency: int, headers: dict[str, str],
-            cookies: dict[str, str], csv_path: str) -> dict:
+def ab_load(
+    port: int,
+    path: str,
+    requests: int,
+    concurrency: int,
+    headers: dict[str, str],
+    cookies: dict[str, str],
+    csv_path: str,
+) -> dict:
     """ApacheBench: `requests` GETs of `path`, `concurrency` at a time on keep-alive connections;
     its latency percentiles (ms), requests/s and wall time. Fails unless every answer was 2xx."""
-    cmd = ["ab", "-q", "-k", "-n", str(requests), "-c", str(concurrency), "-e", csv_path,
-           "-H", "Cookie: " + "; ".join(f"{k}={v}" for k, v in cookies.items())]
+    cmd = [
+        "ab",
+        "-q",
+        "-k",
+        "-n",
+        str(requests),
+        "-c",
+        str(concurrency),
+        "-e",
+        csv_path,
+        "-H",
+        "Cookie: " + "; ".join(f"{k}={v}" for k, v in cookies.items()),
+    ]
     for name, value in headers.items():
         cmd += ["-H", f"{name}: {value}"]
     t0 = time.perf_counter()
-    out = subprocess.run([*cmd, f"http://127.0.0.1:{port}{path}"], capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [*cmd, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, timeout=600
+    )
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise SystemExit(f"ab failed on {path[:80]}: {out.stderr.strip()[-500:]}")
     complete = int(re.search(r"Complete requests:\s+(\d+)", out.stdout).group(1))
     non_2xx = re.search(r"Non-2xx responses:\s+(\d+)", out.stdout)
     if complete != requests or non_2xx:
-        raise SystemExit(f"ab on {path[:80]}: {complete} of {requests} complete, "
-                         f"{non_2xx.group(1) if non_2xx else 0} not 2xx")
+        raise SystemExit(
+            f"ab on {path[:80]}: {complete} of {requests} complete, "
+            f"{non_2xx.group(1) if non_2xx else 0} not 2xx"
+        )
     with open(csv_path) as fh:
-        by_percent = {int(p): float(ms) for p, ms in
-                      (line.strip().split(",") for line in list(fh)[1:] if line.strip())}
+        by_percent = {
+            int(p): float(ms) for p, ms in (line.strip().split(",") for line in list(fh)[1:] if line.strip())
+        }
     rps = float(re.search(r"Requests per second:\s+([\d.]+)", out.stdout).group(1))
-    return {"p50": by_percent[50], "p95": by_percent[95], "max": by_percent[100], "rps": rps,
-            "wall": wall, "requests": complete}
+    return {
+        "p50": by_percent[50],
+        "p95": by_percent[95],
+        "max": by_percent[100],
+        "rps": rps,
+        "wall": wall,
+        "requests": complete,
+    }
 
 
 def server_cpu_seconds(master_pid: int) -> float | None:
@@ -355,21 +476,38 @@ def main() -> int:
     parser.add_argument("--running", type=int, default=50, help="runs in progress")
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--jobs-per-user", type=int, default=4)
-    parser.add_argument("--leftovers", type=int, default=300,
-                        help="completed, not-downloaded runs still in the monitor")
-    parser.add_argument("--failed-in-monitor", action="store_true",
-                        help="leave the historical failed runs (~10%%) in the monitor, as nobody "
-                             "dismissed them (default: dismissed)")
+    parser.add_argument(
+        "--leftovers", type=int, default=300, help="completed, not-downloaded runs still in the monitor"
+    )
+    parser.add_argument(
+        "--failed-in-monitor",
+        action="store_true",
+        help="leave the historical failed runs (~10%%) in the monitor, as nobody "
+        "dismissed them (default: dismissed)",
+    )
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=50, help="requests per client per page")
-    parser.add_argument("--solo-requests", type=int, default=20,
-                        help="requests per page from one client alone first (unloaded latency)")
-    parser.add_argument("--warmup", type=int, default=2,
-                        help="unmeasured requests per client per page (which check the answers)")
-    parser.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2),
-                        help="gunicorn workers (default: as `make run`, one per CPU)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="gunicorn threads per worker (default: as `make run`)")
+    parser.add_argument(
+        "--solo-requests",
+        type=int,
+        default=20,
+        help="requests per page from one client alone first (unloaded latency)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=2,
+        help="unmeasured requests per client per page (which check the answers)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=max(2, os.cpu_count() or 2),
+        help="gunicorn workers (default: as `make run`, one per CPU)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="gunicorn threads per worker (default: as `make run`)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp var dir")
     args = parser.parse_args()
     if shutil.which("ab") is None:
@@ -388,13 +526,22 @@ def run_bench(args: argparse.Namespace, tmp: str, load_at_start: float) -> int:
         t0 = time.perf_counter()
         create_schema(var_dir)
         db_path = os.path.join(var_dir, "conveyor.db")
-        filled = fill(db_path, runs=args.runs, running=args.running, users=args.users,
-                      jobs_per_user=args.jobs_per_user, monitor_leftovers=args.leftovers,
-                      failed_in_monitor=args.failed_in_monitor)
+        filled = fill(
+            db_path,
+            runs=args.runs,
+            running=args.running,
+            users=args.users,
+            jobs_per_user=args.jobs_per_user,
+            monitor_leftovers=args.leftovers,
+            failed_in_monitor=args.failed_in_monitor,
+        )
         total_runs = args.runs + args.running
-        print(f"filled {total_runs:,} runs in {filled['fill_seconds']:.1f}s "
-              f"(setup total {time.perf_counter() - t0:.1f}s, "
-              f"db {os.path.getsize(db_path) / 1e6:.0f} MB)", flush=True)
+        print(
+            f"filled {total_runs:,} runs in {filled['fill_seconds']:.1f}s "
+            f"(setup total {time.perf_counter() - t0:.1f}s, "
+            f"db {os.path.getsize(db_path) / 1e6:.0f} MB)",
+            flush=True,
+        )
 
         port = free_port()
         env = dict(os.environ, CONVEYOR_VAR_DIR=var_dir)
@@ -403,9 +550,20 @@ def run_bench(args: argparse.Namespace, tmp: str, load_at_start: float) -> int:
         gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
         with open(os.path.join(tmp, "gunicorn.log"), "w") as log:
             proc = subprocess.Popen(
-                [gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-                 "--threads", str(args.threads), "app:app"],
-                cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    gunicorn,
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    str(args.workers),
+                    "--threads",
+                    str(args.threads),
+                    "app:app",
+                ],
+                cwd=str(ROOT),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         wait_for_server(port, proc)
 
@@ -417,36 +575,51 @@ def run_bench(args: argparse.Namespace, tmp: str, load_at_start: float) -> int:
         middle = max(1, args.runs // 2)
         pages = {
             "monitor": ("/", {}, f'id="run-{filled["max_id"]}"'),
-            "updates": ("/monitor/updates?" + urlencode({"ids": ids, "after": filled["max_id"]}),
-                        {"HX-Request": "true"}, "monitor-poller"),
+            "updates": (
+                "/monitor/updates?" + urlencode({"ids": ids, "after": filled["max_id"]}),
+                {"HX-Request": "true"},
+                "monitor-poller",
+            ),
             "history": ("/history", {}, f'<td class="num">{filled["max_id"]}</td>'),
             "history_deep": (f"/history?before={middle}", {}, f'<td class="num">{middle - 1}</td>'),
         }
-        result: dict = {"runs": total_runs, "clients": args.clients,
-                        "requests_per_client": args.requests,
-                        "gunicorn": f"{args.workers}x{args.threads}", "cpus": os.cpu_count(),
-                        "failed_in_monitor": args.failed_in_monitor,
-                        "loadavg_1m_at_start": load_at_start,
-                        "fill_seconds": round(filled["fill_seconds"], 1)}
+        result: dict = {
+            "runs": total_runs,
+            "clients": args.clients,
+            "requests_per_client": args.requests,
+            "gunicorn": f"{args.workers}x{args.threads}",
+            "cpus": os.cpu_count(),
+            "failed_in_monitor": args.failed_in_monitor,
+            "loadavg_1m_at_start": load_at_start,
+            "fill_seconds": round(filled["fill_seconds"], 1),
+        }
         all_under = True
-        print(f"{'page':<14}{'solo p50':>9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'req/s':>9}"
-              f"{'server cpu ms/req':>18}")
+        print(
+            f"{'page':<14}{'solo p50':>9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'req/s':>9}"
+            f"{'server cpu ms/req':>18}"
+        )
         ab_csv = os.path.join(tmp, "ab.csv")
         for name, (path, headers, expect) in pages.items():
             load(clients, path, max(1, args.warmup), headers, expect)  # answers as it should
             solo = float("nan")
             if args.solo_requests:
-                solo = ab_load(port, path, args.solo_requests, 1, headers, clients[0].cookies,
-                               ab_csv)["p50"]
+                solo = ab_load(port, path, args.solo_requests, 1, headers, clients[0].cookies, ab_csv)["p50"]
             server0 = server_cpu_seconds(proc.pid)
-            loaded = ab_load(port, path, args.clients * args.requests, args.clients, headers,
-                             clients[0].cookies, ab_csv)
+            loaded = ab_load(
+                port, path, args.clients * args.requests, args.clients, headers, clients[0].cookies, ab_csv
+            )
             server1 = server_cpu_seconds(proc.pid)
-            server_ms = (float("nan") if server0 is None or server1 is None
-                         else (server1 - server0) * 1000 / loaded["requests"])
+            server_ms = (
+                float("nan")
+                if server0 is None or server1 is None
+                else (server1 - server0) * 1000 / loaded["requests"]
+            )
             p50, p95 = loaded["p50"], loaded["p95"]
-            print(f"{name:<14}{solo:>9.1f}{p50:>9.1f}{p95:>9.1f}{loaded['max']:>9.1f}"
-                  f"{loaded['rps']:>9.0f}{server_ms:>18.1f}", flush=True)
+            print(
+                f"{name:<14}{solo:>9.1f}{p50:>9.1f}{p95:>9.1f}{loaded['max']:>9.1f}"
+                f"{loaded['rps']:>9.0f}{server_ms:>18.1f}",
+                flush=True,
+            )
             result[f"{name}_solo_p50_ms"] = round(solo, 1)
             result[f"{name}_p50_ms"] = round(p50, 1)
             result[f"{name}_p95_ms"] = round(p95, 1)

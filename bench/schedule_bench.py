@@ -92,8 +92,7 @@ def spread(values: list[float]) -> str:
     """p50, p95, max and min of the values as one table row's columns."""
     if not values:
         return "      n/a"
-    return (f"{percentile(values, 50):9.3f}{percentile(values, 95):9.3f}"
-            f"{max(values):9.3f}{min(values):9.3f}")
+    return f"{percentile(values, 50):9.3f}{percentile(values, 95):9.3f}{max(values):9.3f}{min(values):9.3f}"
 
 
 # --------------------------------------------------------------------------- setup
@@ -110,9 +109,15 @@ def setup(var_dir: str, runs: int, kind: str, lead: float) -> tuple[datetime, di
 
     with migrated_app(var_dir) as app:
         user = add_admin("scheduler@bench.example.org")
-        jobs = [Job(owner_id=user.id, job_type="user_data_export", name=f"Export {i:04d}",
-                    params={"fields": ["email", "first_name"], "filter": "all", "since": None})
-                for i in range(runs)]
+        jobs = [
+            Job(
+                owner_id=user.id,
+                job_type="user_data_export",
+                name=f"Export {i:04d}",
+                params={"fields": ["email", "first_name"], "filter": "all", "since": None},
+            )
+            for i in range(runs)
+        ]
         db.session.add_all(jobs)
         db.session.commit()
         now = utcnow()
@@ -123,17 +128,32 @@ def setup(var_dir: str, runs: int, kind: str, lead: float) -> tuple[datetime, di
         local = to_local(target, tz)
         for job in jobs:
             if kind == "once":
-                schedule = JobSchedule(job_id=job.id, kind="once", start_date=local.date(),
-                                       once_at=local, enabled=True, overlap_policy="skip")
+                schedule = JobSchedule(
+                    job_id=job.id,
+                    kind="once",
+                    start_date=local.date(),
+                    once_at=local,
+                    enabled=True,
+                    overlap_policy="skip",
+                )
             else:
-                schedule = JobSchedule(job_id=job.id, kind="days_of_week",
-                                       start_date=local.date(), time=local.time(),
-                                       weekdays=list(range(7)), enabled=True,
-                                       overlap_policy="skip")
+                schedule = JobSchedule(
+                    job_id=job.id,
+                    kind="days_of_week",
+                    start_date=local.date(),
+                    time=local.time(),
+                    weekdays=list(range(7)),
+                    enabled=True,
+                    overlap_policy="skip",
+                )
             db.session.add(schedule)
         db.session.commit()
-        facts = {"tz": tz, "local": local.isoformat(sep=" "), "queue": app.config["QUEUE_NAME"],
-                 "job_ids": [j.id for j in jobs]}
+        facts = {
+            "tz": tz,
+            "local": local.isoformat(sep=" "),
+            "queue": app.config["QUEUE_NAME"],
+            "job_ids": [j.id for j in jobs],
+        }
     return target, facts
 
 
@@ -142,23 +162,38 @@ def setup(var_dir: str, runs: int, kind: str, lead: float) -> tuple[datetime, di
 
 def query_runs(db_path: str, target: datetime) -> list[dict]:
     """Every scheduled-trigger run, with the times the bench needs."""
-    rows = read_rows(db_path, "SELECT id, job_id, state, planned_for, started_at, finished_at, "
-                              "rq_job_id, created_at FROM run WHERE trigger = 'schedule'")
+    rows = read_rows(
+        db_path,
+        "SELECT id, job_id, state, planned_for, started_at, finished_at, "
+        "rq_job_id, created_at FROM run WHERE trigger = 'schedule'",
+    )
     out = []
     for rid, job_id, state, planned, started, finished, rq_id, created in rows:
         planned_dt = parse_ts(planned)
-        out.append({"id": rid, "job_id": job_id, "state": state, "planned_for": planned_dt,
-                    "started_at": parse_ts(started), "finished_at": parse_ts(finished),
-                    "rq_job_id": rq_id, "created_at": parse_ts(created),
-                    "this_minute": planned_dt == target})
+        out.append(
+            {
+                "id": rid,
+                "job_id": job_id,
+                "state": state,
+                "planned_for": planned_dt,
+                "started_at": parse_ts(started),
+                "finished_at": parse_ts(finished),
+                "rq_job_id": rq_id,
+                "created_at": parse_ts(created),
+                "this_minute": planned_dt == target,
+            }
+        )
     return out
 
 
 def fire_lines(db_path: str, run_ids: set[int]) -> dict[int, list[tuple[datetime, bool]]]:
     """Per run, its fire log lines: (when, whether it was queued late), oldest first."""
-    rows = read_rows(db_path, "SELECT run_id, at, message FROM run_log_line "
-                              "WHERE message = ? OR message LIKE 'Queued %' ORDER BY id",
-                     (FIRED_ON_TIME,))
+    rows = read_rows(
+        db_path,
+        "SELECT run_id, at, message FROM run_log_line "
+        "WHERE message = ? OR message LIKE 'Queued %' ORDER BY id",
+        (FIRED_ON_TIME,),
+    )
     fired: dict[int, list[tuple[datetime, bool]]] = defaultdict(list)
     for run_id, at, message in rows:
         late = message.startswith(FIRED_LATE[0]) and FIRED_LATE[1] in message
@@ -169,8 +204,7 @@ def fire_lines(db_path: str, run_ids: set[int]) -> dict[int, list[tuple[datetime
 
 def redispatched(scheduler_log: str) -> int:
     """Queued runs the reconciler found without their RQ job and dispatched again."""
-    return sum(int(n) for n in re.findall(r"reconciled runs: .*'redispatched': (\d+)",
-                                          scheduler_log))
+    return sum(int(n) for n in re.findall(r"reconciled runs: .*'redispatched': (\d+)", scheduler_log))
 
 
 def box_busy_seconds() -> float:
@@ -202,12 +236,11 @@ def execute_jobs(redis, run_ids: set[int]) -> dict[int, list]:
     from webapp.engine.queueing import RUN_FUNCTION
 
     prefix = RQJob.redis_job_namespace_prefix
-    ids = [key.decode()[len(prefix):] for key in redis.scan_iter(match=f"{prefix}run-*",
-                                                                 count=1000)]
+    ids = [key.decode()[len(prefix) :] for key in redis.scan_iter(match=f"{prefix}run-*", count=1000)]
     ids = [job_id for job_id in ids if ":" not in job_id]  # not a job's sub-keys
     by_run: dict[int, list] = defaultdict(list)
     for start in range(0, len(ids), 200):
-        chunk = ids[start:start + 200]
+        chunk = ids[start : start + 200]
         for job in RQJob.fetch_many(chunk, connection=redis):
             if job is not None and job.func_name == RUN_FUNCTION and job.args[0] in run_ids:
                 by_run[job.args[0]].append(job)
@@ -223,8 +256,12 @@ def secs(a: datetime | None, b: datetime | None) -> float | None:
     return None if a is None or b is None else (b - a).total_seconds()
 
 
-def measure(runs: list[dict], fired: dict[int, list[tuple[datetime, bool]]],
-            jobs_by_run: dict[int, list], job_ids: set[int]) -> dict:
+def measure(
+    runs: list[dict],
+    fired: dict[int, list[tuple[datetime, bool]]],
+    jobs_by_run: dict[int, list],
+    job_ids: set[int],
+) -> dict:
     """Lateness, the breakdown, and the lost and duplicate counts of the minute's runs."""
     first_fired = {run_id: lines[0][0] for run_id, lines in fired.items()}
     started = [r for r in runs if r["started_at"] is not None]
@@ -240,31 +277,35 @@ def measure(runs: list[dict], fired: dict[int, list[tuple[datetime, bool]]],
             turned_away += sum(res.return_value in TURNED_AWAY for res in results)
             if job.worker_name and job.enqueued_at and job.started_at and job.ended_at:
                 per_worker[job.worker_name].append(
-                    (naive_utc(job.started_at), naive_utc(job.ended_at),
-                     naive_utc(job.enqueued_at)))
+                    (naive_utc(job.started_at), naive_utc(job.ended_at), naive_utc(job.enqueued_at))
+                )
     gaps, busy = [], []
     for spans in per_worker.values():
         spans.sort()
         busy += [(end - start).total_seconds() for start, end, _ in spans]
         # from the later of the worker's previous job ending and this job's enqueue: waiting
         # for work to exist (or for another worker's run to free the slot) is not overhead
-        gaps += [(b[0] - max(a[1], b[2])).total_seconds()
-                 for a, b in zip(spans, spans[1:], strict=False)]
-    dup = {"extra runs": sum(n - 1 for n in per_job.values() if n > 1),
-           "fired twice": sum(len(lines) > 1 for lines in fired.values()),
-           "run by two RQ jobs": sum(n > 1 for n in executions.values()),
-           "RQ job executed twice": rq_twice}
-    fired_s = [secs(r["planned_for"], first_fired[r["id"]]) for r in runs
-               if r["id"] in first_fired]
+        gaps += [(b[0] - max(a[1], b[2])).total_seconds() for a, b in zip(spans, spans[1:], strict=False)]
+    dup = {
+        "extra runs": sum(n - 1 for n in per_job.values() if n > 1),
+        "fired twice": sum(len(lines) > 1 for lines in fired.values()),
+        "run by two RQ jobs": sum(n > 1 for n in executions.values()),
+        "RQ job executed twice": rq_twice,
+    }
+    fired_s = [secs(r["planned_for"], first_fired[r["id"]]) for r in runs if r["id"] in first_fired]
     return {
         "lateness": fired_s,
         "start_lateness": [secs(r["planned_for"], r["started_at"]) for r in started],
-        "fired_to_started": [secs(first_fired[r["id"]], r["started_at"]) for r in started
-                             if r["id"] in first_fired],
-        "durations": [secs(r["started_at"], r["finished_at"]) for r in started
-                      if r["finished_at"]],
-        "busy": busy, "gaps": gaps, "workers_used": len(per_worker), "dup": dup,
-        "duplicates": sum(dup.values()), "turned_away": turned_away,
+        "fired_to_started": [
+            secs(first_fired[r["id"]], r["started_at"]) for r in started if r["id"] in first_fired
+        ],
+        "durations": [secs(r["started_at"], r["finished_at"]) for r in started if r["finished_at"]],
+        "busy": busy,
+        "gaps": gaps,
+        "workers_used": len(per_worker),
+        "dup": dup,
+        "duplicates": sum(dup.values()),
+        "turned_away": turned_away,
         "lost": len(job_ids - {r["job_id"] for r in started}),
         "not_fired": len(runs) - len(first_fired),
         "fired_late": sum(lines[0][1] for lines in fired.values()),
@@ -278,14 +319,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=500, help="jobs, one run each at T")
     parser.add_argument("--workers", type=int, default=2, help="RQ worker processes")
-    parser.add_argument("--concurrency", type=int, default=1,
-                        help="CONVEYOR_CONCURRENCY of the child processes (default 1, the "
-                             "embedded default)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="CONVEYOR_CONCURRENCY of the child processes (default 1, the embedded default)",
+    )
     parser.add_argument("--kind", choices=("daily", "once"), default="daily")
-    parser.add_argument("--lead", type=float, default=60.0,
-                        help="T is the first whole minute at least this many seconds away")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds after T to wait for every run to finish")
+    parser.add_argument(
+        "--lead", type=float, default=60.0, help="T is the first whole minute at least this many seconds away"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds after T to wait for every run to finish"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp var dir and logs")
     args = parser.parse_args()
 
@@ -298,26 +344,26 @@ def main() -> int:
                 return run_bench(args, var_dir, redis, children, load_at_start)
 
 
-def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children,
-              load_at_start: float) -> int:
+def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children, load_at_start: float) -> int:
     """Set up, start the workers and the scheduler, wait for T and for the minute's runs to
     finish, and print the figures; the exit status."""
     db_path = os.path.join(var_dir, "conveyor.db")
     t0 = time.monotonic()
     target, facts = setup(var_dir, args.runs, args.kind, args.lead)
     job_ids = set(facts["job_ids"])
-    print(f"{args.runs} {args.kind} schedules due at {target:%Y-%m-%d %H:%M:%S} UTC "
-          f"({facts['local']} {facts['tz']}); setup {time.monotonic() - t0:.1f}s; "
-          f"{args.workers} workers, concurrency {args.concurrency}, {os.cpu_count()} cpus, "
-          f"load {load_at_start}", flush=True)
+    print(
+        f"{args.runs} {args.kind} schedules due at {target:%Y-%m-%d %H:%M:%S} UTC "
+        f"({facts['local']} {facts['tz']}); setup {time.monotonic() - t0:.1f}s; "
+        f"{args.workers} workers, concurrency {args.concurrency}, {os.cpu_count()} cpus, "
+        f"load {load_at_start}",
+        flush=True,
+    )
 
     bin_dir = os.path.dirname(sys.executable)
     for i in range(args.workers):
-        children.start(f"worker{i + 1}",
-                       [sys.executable, "worker.py", "--name", f"bench-worker-{i + 1}"])
+        children.start(f"worker{i + 1}", [sys.executable, "worker.py", "--name", f"bench-worker-{i + 1}"])
     t_sched = time.monotonic()
-    children.start("scheduler", [os.path.join(bin_dir, "flask"), "--app", "app",
-                                 "scheduler"])
+    children.start("scheduler", [os.path.join(bin_dir, "flask"), "--app", "app", "scheduler"])
 
     # 1. the scheduler process plans every run, each with its timed RQ job
     timed_ids: dict[int, str] = {}
@@ -330,15 +376,19 @@ def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children,
         if len(timed_ids) >= args.runs:
             break
         if datetime.now(UTC).replace(tzinfo=None) >= target:
-            raise RuntimeError(f"only {len(timed_ids)} of {args.runs} runs were planned "
-                               f"before T; raise --lead")
+            raise RuntimeError(
+                f"only {len(timed_ids)} of {args.runs} runs were planned before T; raise --lead"
+            )
         time.sleep(0.25)
     planning_s = time.monotonic() - t_sched
     created = [r["created_at"] for r in runs]
     plan_span = (max(created) - min(created)).total_seconds()
     until_t = (target - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
-    print(f"planned {len(timed_ids)} runs {planning_s:.1f}s after the scheduler started "
-          f"(first to last run created: {plan_span:.1f}s); T in {until_t:.0f}s", flush=True)
+    print(
+        f"planned {len(timed_ids)} runs {planning_s:.1f}s after the scheduler started "
+        f"(first to last run created: {plan_span:.1f}s); T in {until_t:.0f}s",
+        flush=True,
+    )
 
     from rq import Queue, Worker
 
@@ -408,30 +458,34 @@ def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children,
     print()
     print(f"{'seconds':<46}{'p50':>9}{'p95':>9}{'max':>9}{'min':>9}")
     print(f"{'lateness: planned -> fired':<46}{spread(m['lateness'])}")
-    print(f"{'  fired -> started (waiting for slot/worker)':<46}"
-          f"{spread(m['fired_to_started'])}")
-    print(f"{f'planned -> started (queue, concurrency {args.concurrency})':<46}"
-          f"{spread(m['start_lateness'])}")
+    print(f"{'  fired -> started (waiting for slot/worker)':<46}{spread(m['fired_to_started'])}")
+    print(f"{f'planned -> started (queue, concurrency {args.concurrency})':<46}{spread(m['start_lateness'])}")
     print(f"{'run (started -> finished)':<46}{spread(m['durations'])}")
     print(f"{'RQ busy per execute job':<46}{spread(m['busy'])}")
     print(f"{'worker gap between jobs':<46}{spread(m['gaps'])}")
     print()
     dup_detail = ", ".join(f"{k} {v}" for k, v in m["dup"].items())
-    print(f"runs of the minute: {len(runs)} {dict(states)}; completed {completed}, "
-          f"lost {m['lost']}, duplicates {m['duplicates']} ({dup_detail})"
-          f"{'; TIMED OUT' if timed_out else ''}")
+    print(
+        f"runs of the minute: {len(runs)} {dict(states)}; completed {completed}, "
+        f"lost {m['lost']}, duplicates {m['duplicates']} ({dup_detail})"
+        f"{'; TIMED OUT' if timed_out else ''}"
+    )
     if fired_after_t:
-        print(f"fired: {len(fired)} runs, {min(fired_after_t):.3f}s to "
-              f"{max(fired_after_t):.3f}s after T ({m['fired_late']} queued late, "
-              f"{m['not_fired']} never fired); on the queue under "
-              f"their timed job {under_timed}, under a fresh id {len(runs) - under_timed}; "
-              f"stale RQ jobs turned away {m['turned_away']} (the reconciler dispatched "
-              f"{reconciled} runs again)")
+        print(
+            f"fired: {len(fired)} runs, {min(fired_after_t):.3f}s to "
+            f"{max(fired_after_t):.3f}s after T ({m['fired_late']} queued late, "
+            f"{m['not_fired']} never fired); on the queue under "
+            f"their timed job {under_timed}, under a fresh id {len(runs) - under_timed}; "
+            f"stale RQ jobs turned away {m['turned_away']} (the reconciler dispatched "
+            f"{reconciled} runs again)"
+        )
     jobs_done, busy_total = len(m["busy"]), sum(m["busy"])
-    print(f"all finished {all_done_s:.1f}s after T; longest queue {max_queue}; "
-          f"RQ jobs executed {jobs_done} over {m['workers_used']} workers, busy "
-          f"{busy_total:.1f}s in total ({busy_total / max(jobs_done, 1) * 1000:.0f} ms/job), "
-          f"gaps {sum(m['gaps']):.1f}s ({percentile(m['gaps'], 50) * 1000:.0f} ms median)")
+    print(
+        f"all finished {all_done_s:.1f}s after T; longest queue {max_queue}; "
+        f"RQ jobs executed {jobs_done} over {m['workers_used']} workers, busy "
+        f"{busy_total:.1f}s in total ({busy_total / max(jobs_done, 1) * 1000:.0f} ms/job), "
+        f"gaps {sum(m['gaps']):.1f}s ({percentile(m['gaps'], 50) * 1000:.0f} ms median)"
+    )
     cpu: dict[str, float] = {}
     horses = other = 0.0
     if cpu_at_t and cpu_at_end:
@@ -440,17 +494,21 @@ def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children,
         horses = sum(v for k, v in cpu.items() if k.startswith("worker") and "/" in k)
         ours = workers_own + horses + cpu["scheduler"] + cpu["scheduler/horses"] + bench_cpu
         other = max(0.0, cpu["box"] - ours)
-        print(f"CPU from T until all finished ({all_done_s:.1f}s wall, {os.cpu_count()} cpus): "
-              f"work horses {horses:.1f}s ({horses / max(jobs_done, 1) * 1000:.0f} ms/RQ job), "
-              f"worker parents {workers_own:.1f}s, scheduler {cpu['scheduler']:.1f}s, "
-              f"bench {bench_cpu:.1f}s, rest of the machine {other:.1f}s")
+        print(
+            f"CPU from T until all finished ({all_done_s:.1f}s wall, {os.cpu_count()} cpus): "
+            f"work horses {horses:.1f}s ({horses / max(jobs_done, 1) * 1000:.0f} ms/RQ job), "
+            f"worker parents {workers_own:.1f}s, scheduler {cpu['scheduler']:.1f}s, "
+            f"bench {bench_cpu:.1f}s, rest of the machine {other:.1f}s"
+        )
     if next_planned is not None:
         print(f"next occurrence planned for {next_planned}/{args.runs} jobs")
     if idle_cpu is not None:
         print(f"scheduler process CPU with nothing due: {idle_cpu * 100:.0f}% of a core")
     p95 = percentile(m["lateness"], 95)
     result = {
-        "runs": args.runs, "workers": args.workers, "concurrency": args.concurrency,
+        "runs": args.runs,
+        "workers": args.workers,
+        "concurrency": args.concurrency,
         "kind": args.kind,
         "lateness_p50_s": rounded(percentile(m["lateness"], 50), 3),
         "lateness_p95_s": rounded(p95, 3),
@@ -458,18 +516,25 @@ def run_bench(args: argparse.Namespace, var_dir: str, redis, children: Children,
         "start_lateness_p50_s": rounded(percentile(m["start_lateness"], 50), 3),
         "start_lateness_p95_s": rounded(percentile(m["start_lateness"], 95), 3),
         "start_lateness_max_s": rounded(max(m["start_lateness"], default=None), 3),
-        "completed": completed, "lost": m["lost"], "duplicates": m["duplicates"],
-        "stale_rq_jobs": m["turned_away"], "reconciler_redispatched": reconciled,
-        "planning_s": round(planning_s, 1), "all_finished_after_t_s": round(all_done_s, 1),
+        "completed": completed,
+        "lost": m["lost"],
+        "duplicates": m["duplicates"],
+        "stale_rq_jobs": m["turned_away"],
+        "reconciler_redispatched": reconciled,
+        "planning_s": round(planning_s, 1),
+        "all_finished_after_t_s": round(all_done_s, 1),
         "worker_gap_p50_ms": rounded(percentile(m["gaps"], 50) * 1000, 0),
         "rq_job_busy_p50_ms": rounded(percentile(m["busy"], 50) * 1000, 0),
         "scheduler_idle_cpu": rounded(idle_cpu, 2),
         "horse_cpu_ms_per_rq_job": round(horses / max(jobs_done, 1) * 1000) if cpu else None,
         "scheduler_cpu_s": round(cpu["scheduler"], 1) if cpu else None,
         "other_cpu_s": round(other, 1) if cpu else None,
-        "cpus": os.cpu_count(), "loadavg_1m_at_start": load_at_start,
+        "cpus": os.cpu_count(),
+        "loadavg_1m_at_start": load_at_start,
         "target_p95_s": TARGET_P95_S,
-        "meets_target": bool(m["lateness"]) and p95 <= TARGET_P95_S and m["lost"] == 0
+        "meets_target": bool(m["lateness"])
+        and p95 <= TARGET_P95_S
+        and m["lost"] == 0
         and m["duplicates"] == 0,
     }
     print(json.dumps(result))

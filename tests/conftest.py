@@ -33,22 +33,25 @@ def redis_server(tmp_path_factory):
 @pytest.fixture
 def app(tmp_path, redis_server):
     """A Conveyor app with its own database file, var dir and queue name."""
-    app = create_app({
-        "TESTING": True,
-        "VAR_DIR": str(tmp_path / "var"),
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
-        "REDIS_URL": f"unix://{redis_server.socket_file}",
-        "QUEUE_NAME": f"test-{uuid.uuid4().hex[:8]}",
-        "SECRET_KEY": "test-secret",
-        "WTF_CSRF_ENABLED": False,
-        "IMPORT_BATCH_SIZE": 3,
-        "EXPORT_BATCH_SIZE": 3,
-        "HEARTBEAT_SECONDS": 0.2,
-        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast hashing for tests only
-        "EMAIL_BATCH_SIZE": 10,
-        "EMAIL_RETRY_BACKOFF": 0.01,
-        "BASE_URL": "http://conveyor.test",
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "VAR_DIR": str(tmp_path / "var"),
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+            "REDIS_URL": f"unix://{redis_server.socket_file}",
+            "QUEUE_NAME": f"test-{uuid.uuid4().hex[:8]}",
+            "SECRET_KEY": "test-secret",
+            "WTF_CSRF_ENABLED": False,
+            "IMPORT_BATCH_SIZE": 3,
+            "EXPORT_BATCH_SIZE": 3,
+            "HEARTBEAT_SECONDS": 0.2,
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast hashing for tests only
+            "EMAIL_BATCH_SIZE": 10,
+            "EMAIL_RETRY_BACKOFF": 0.01,
+            "BASE_URL": "http://conveyor.test",
+        }
+    )
+
     @app.before_request
     def _no_user_left_from_the_last_request() -> None:
         # the fixture keeps one app context for the whole test, and requests share it (and its
@@ -118,34 +121,73 @@ def work(app) -> None:
     SimpleWorker(queues, connection=queueing.redis_connection()).work(burst=True)
 
 
-def upload_csv(client, text: str | bytes, *, name: str = "Spring import",
-               encoding: str = "utf-8", filename: str = "people.csv"):
+def upload_csv(
+    client,
+    text: str | bytes,
+    *,
+    name: str = "Spring import",
+    encoding: str = "utf-8",
+    filename: str = "people.csv",
+):
     """Post a CSV to the import upload step."""
     data = text.encode("utf-8") if isinstance(text, str) else text
-    return client.post("/jobs/new/import", data={
-        "name": name, "encoding": encoding, "file": (io.BytesIO(data), filename),
-    }, content_type="multipart/form-data")
+    return client.post(
+        "/jobs/new/import",
+        data={
+            "name": name,
+            "encoding": encoding,
+            "file": (io.BytesIO(data), filename),
+        },
+        content_type="multipart/form-data",
+    )
 
 
-def import_job(owner: User, csv_path: Path, mapping: list[str], *, encoding: str = "utf-8",
-               delimiter: str = ",", name: str = "Import") -> Job:
+def import_job(
+    owner: User,
+    csv_path: Path,
+    mapping: list[str],
+    *,
+    encoding: str = "utf-8",
+    delimiter: str = ",",
+    name: str = "Import",
+) -> Job:
     """An import job over a file on disk, as the mapping step would save it."""
-    job = Job(owner_id=owner.id, job_type="user_data_import", name=name, params={
-        "path": str(csv_path), "filename": csv_path.name, "encoding": encoding,
-        "delimiter": delimiter, "columns": mapping, "mapping": mapping,
-    })
+    job = Job(
+        owner_id=owner.id,
+        job_type="user_data_import",
+        name=name,
+        params={
+            "path": str(csv_path),
+            "filename": csv_path.name,
+            "encoding": encoding,
+            "delimiter": delimiter,
+            "columns": mapping,
+            "mapping": mapping,
+        },
+    )
     db.session.add(job)
     db.session.commit()
     return job
 
 
-def export_job(owner: User, fields: list[str] | None = None, filter_: str = "all",
-               since: str | None = None, name: str = "Export") -> Job:
+def export_job(
+    owner: User,
+    fields: list[str] | None = None,
+    filter_: str = "all",
+    since: str | None = None,
+    name: str = "Export",
+) -> Job:
     """An export job."""
-    job = Job(owner_id=owner.id, job_type="user_data_export", name=name, params={
-        "fields": fields or ["email", "first_name", "last_name"], "filter": filter_,
-        "since": since,
-    })
+    job = Job(
+        owner_id=owner.id,
+        job_type="user_data_export",
+        name=name,
+        params={
+            "fields": fields or ["email", "first_name", "last_name"],
+            "filter": filter_,
+            "since": since,
+        },
+    )
     db.session.add(job)
     db.session.commit()
     return job
@@ -169,6 +211,7 @@ def in_thread(app, action):
                 errors.append(exc)
             finally:
                 db.session.remove()
+
     thread = threading.Thread(target=target)
     thread.start()
     return thread, errors

@@ -37,9 +37,11 @@ def separate_requests(app):
 
 
 def entries(action: str) -> list[AuditEntry]:
-    return db.session.execute(
-        db.select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
-    ).scalars().all()
+    return (
+        db.session.execute(db.select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))
+        .scalars()
+        .all()
+    )
 
 
 def fresh_user(user: User) -> User:
@@ -63,8 +65,7 @@ def outbox_links(app) -> list[tuple[str, str]]:
 def second_client(app, email_address: str, password: str = PASSWORD):
     """Another browser, signed in as `email_address`."""
     other = app.test_client()
-    assert other.post("/login", data={"email": email_address, "password": password}
-                      ).status_code == 302
+    assert other.post("/login", data={"email": email_address, "password": password}).status_code == 302
     return other
 
 
@@ -73,6 +74,7 @@ def signed_in(client) -> bool:
 
 
 # ---- sessions ---------------------------------------------------------------------------------
+
 
 def test_a_copied_session_cookie_is_refused_after_sign_out(app, client, auth, users):
     auth.login(users["user"].email)
@@ -86,13 +88,13 @@ def test_a_copied_session_cookie_is_refused_after_sign_out(app, client, auth, us
     assert entry.actor_id == users["user"].id and entry.object_id == users["user"].id
 
 
-def test_changing_the_own_password_ends_every_other_session_and_keeps_this_one(
-        app, client, auth, users):
+def test_changing_the_own_password_ends_every_other_session_and_keeps_this_one(app, client, auth, users):
     other_browser = second_client(app, users["user"].email)
     auth.login(users["user"].email)
-    response = client.post("/account/password", data={
-        "current_password": PASSWORD, "new_password": NEW_PASSWORD,
-        "repeat_password": NEW_PASSWORD})
+    response = client.post(
+        "/account/password",
+        data={"current_password": PASSWORD, "new_password": NEW_PASSWORD, "repeat_password": NEW_PASSWORD},
+    )
     assert response.status_code == 302
     assert signed_in(client) and not signed_in(other_browser)
     user = fresh_user(users["user"])
@@ -101,8 +103,7 @@ def test_changing_the_own_password_ends_every_other_session_and_keeps_this_one(
     assert entry.actor_id == user.id and entry.object_id == user.id and entry.ip == "127.0.0.1"
 
 
-def test_sign_out_everywhere_else_ends_the_other_sessions_and_keeps_this_one(
-        app, client, auth, users):
+def test_sign_out_everywhere_else_ends_the_other_sessions_and_keeps_this_one(app, client, auth, users):
     other_browser = second_client(app, users["admin"].email)
     auth.login(users["admin"].email)
     page = client.get("/account").get_data(as_text=True)
@@ -129,8 +130,9 @@ def test_an_idle_session_ends_after_the_configured_hours(app, client, auth, user
 def test_deactivating_a_user_signs_them_out_at_once(app, client, auth, users):
     victim = second_client(app, users["user"].email)
     auth.login(users["admin"].email)
-    response = client.post(f"/admin/users/{users['user'].id}", data={
-        "email": "user@example.org", "name": "User", "role": "user"})  # "active" left off
+    response = client.post(
+        f"/admin/users/{users['user'].id}", data={"email": "user@example.org", "name": "User", "role": "user"}
+    )  # "active" left off
     assert response.status_code == 302
     assert not signed_in(victim)
     assert entries("user.deactivated")[-1].object_id == users["user"].id
@@ -138,10 +140,12 @@ def test_deactivating_a_user_signs_them_out_at_once(app, client, auth, users):
 
 # ---- sign-in: throttling, enumeration, deactivated accounts ----------------------------------
 
+
 def test_after_five_wrong_passwords_the_right_one_waits_with_a_message(client, auth, users):
     for _ in range(5):
-        assert "Wrong email or password." in auth.login(users["user"].email, "not it at all"
-                                                        ).get_data(as_text=True)
+        assert "Wrong email or password." in auth.login(users["user"].email, "not it at all").get_data(
+            as_text=True
+        )
     response = auth.login(users["user"].email)
     assert response.status_code == 429
     assert "Too many attempts. Try again in 15 minutes." in response.get_data(as_text=True)
@@ -189,8 +193,9 @@ def test_sign_in_works_and_is_still_throttled_while_redis_is_unreachable(app, cl
 def test_an_unknown_email_is_checked_against_a_dummy_hash(client, auth, users, monkeypatch):
     checked = []
     real = passwords.check_password_hash
-    monkeypatch.setattr(passwords, "check_password_hash",
-                        lambda stored, given: checked.append(stored) or real(stored, given))
+    monkeypatch.setattr(
+        passwords, "check_password_hash", lambda stored, given: checked.append(stored) or real(stored, given)
+    )
     unknown = auth.login("nobody@example.org", PASSWORD).get_data(as_text=True)
     wrong = auth.login(users["user"].email, "not it at all").get_data(as_text=True)
     assert "Wrong email or password." in unknown and "Wrong email or password." in wrong
@@ -230,20 +235,21 @@ def test_a_deactivated_account_is_named_only_after_the_right_password(client, au
 def test_a_sign_in_is_audited_with_the_ip(client, auth, users):
     auth.login(users["user"].email)
     entry = entries("auth.signed_in")[-1]
-    assert (entry.actor_id, entry.object_id, entry.ip) == (users["user"].id, users["user"].id,
-                                                            "127.0.0.1")
+    assert (entry.actor_id, entry.object_id, entry.ip) == (users["user"].id, users["user"].id, "127.0.0.1")
 
 
 # ---- the Users page: links, never passwords ----------------------------------------------------
 
-def test_an_admin_creates_a_user_who_gets_a_set_password_link_the_admin_never_sees(
-        app, client, auth, users):
+
+def test_an_admin_creates_a_user_who_gets_a_set_password_link_the_admin_never_sees(app, client, auth, users):
     auth.login(users["admin"].email)
     form = client.get("/admin/users/new").get_data(as_text=True)
     assert 'type="password"' not in form
-    response = client.post("/admin/users/new", data={
-        "email": "New.Person@Example.org", "name": "New Person", "role": "user", "active": "y"},
-        follow_redirects=True)
+    response = client.post(
+        "/admin/users/new",
+        data={"email": "New.Person@Example.org", "name": "New Person", "role": "user", "active": "y"},
+        follow_redirects=True,
+    )
     page = response.get_data(as_text=True)
     assert "A set-password link was sent to new.person@example.org" in page
     [(to, link)] = outbox_links(app)
@@ -255,8 +261,10 @@ def test_an_admin_creates_a_user_who_gets_a_set_password_link_the_admin_never_se
     assert sent[0].actor_id == users["admin"].id and sent[0].object_id == created.id
     # the new user chooses a password through the link and signs in with it
     visitor = app.test_client()
-    assert visitor.post(link, data={"new_password": NEW_PASSWORD,
-                                    "repeat_password": NEW_PASSWORD}).status_code == 302
+    assert (
+        visitor.post(link, data={"new_password": NEW_PASSWORD, "repeat_password": NEW_PASSWORD}).status_code
+        == 302
+    )
     assert second_client(app, to, NEW_PASSWORD)
 
 
@@ -266,21 +274,29 @@ def test_an_admin_cannot_set_or_learn_another_users_password(app, client, auth, 
     page = client.get(f"/admin/users/{target.id}").get_data(as_text=True)
     assert 'type="password"' not in page and "Send set-password link" in page
     version = target.session_version
-    response = client.post(f"/admin/users/{target.id}", data={
-        "email": target.email, "name": "User", "role": "user", "active": "y",
-        "password": "taken over by an admin"})
+    response = client.post(
+        f"/admin/users/{target.id}",
+        data={
+            "email": target.email,
+            "name": "User",
+            "role": "user",
+            "active": "y",
+            "password": "taken over by an admin",
+        },
+    )
     assert response.status_code == 302
     target = fresh_user(target)
     assert target.check_password(PASSWORD) and not target.check_password("taken over by an admin")
     assert target.session_version == version and not entries("user.password_set")
 
 
-def test_an_admin_cannot_redirect_another_users_links_by_changing_their_email(
-        client, auth, users):
+def test_an_admin_cannot_redirect_another_users_links_by_changing_their_email(client, auth, users):
     auth.login(users["admin"].email)
     target = users["user"]
-    client.post(f"/admin/users/{target.id}", data={
-        "email": "admin-controlled@example.org", "name": "User", "role": "user", "active": "y"})
+    client.post(
+        f"/admin/users/{target.id}",
+        data={"email": "admin-controlled@example.org", "name": "User", "role": "user", "active": "y"},
+    )
     assert fresh_user(target).email == "user@example.org"
 
 
@@ -289,9 +305,16 @@ def test_a_super_admin_sets_a_password_directly_and_it_is_audited(app, client, a
     auth.login(users["super_admin"].email)
     page = client.get(f"/admin/users/{users['user'].id}").get_data(as_text=True)
     assert 'type="password"' in page
-    client.post(f"/admin/users/{users['user'].id}", data={
-        "email": "user@example.org", "name": "User", "role": "user", "active": "y",
-        "password": NEW_PASSWORD})
+    client.post(
+        f"/admin/users/{users['user'].id}",
+        data={
+            "email": "user@example.org",
+            "name": "User",
+            "role": "user",
+            "active": "y",
+            "password": NEW_PASSWORD,
+        },
+    )
     assert fresh_user(users["user"]).check_password(NEW_PASSWORD)
     assert not signed_in(victim)
     [entry] = entries("user.password_set")
@@ -313,6 +336,7 @@ def test_role_changes_deactivation_and_reactivation_are_audited(client, auth, us
 
 # ---- set-password links ------------------------------------------------------------------------
 
+
 def _send_link(client, auth, users, target: User) -> None:
     auth.login(users["admin"].email)
     response = client.post(f"/admin/users/{target.id}/password-link", follow_redirects=True)
@@ -324,25 +348,23 @@ def test_a_set_password_link_works_once(app, client, auth, users):
     _send_link(client, auth, users, users["user"])
     [(_, link)] = outbox_links(app)
     assert "Choose your password" in client.get(link).get_data(as_text=True)
-    response = client.post(link, data={"new_password": NEW_PASSWORD,
-                                       "repeat_password": NEW_PASSWORD})
+    response = client.post(link, data={"new_password": NEW_PASSWORD, "repeat_password": NEW_PASSWORD})
     assert response.status_code == 302
     assert auth.login(users["user"].email, NEW_PASSWORD).status_code == 302
     auth.logout()
-    again = client.post(link, data={"new_password": "yet another passphrase",
-                                    "repeat_password": "yet another passphrase"})
+    again = client.post(
+        link, data={"new_password": "yet another passphrase", "repeat_password": "yet another passphrase"}
+    )
     assert again.status_code == 400 and "This link no longer works" in again.get_data(as_text=True)
     assert fresh_user(users["user"]).check_password(NEW_PASSWORD)
     entry = entries("user.password_changed")[-1]
     assert entry.actor_id == users["user"].id and "link" in entry.detail
 
 
-def test_a_link_stops_working_once_the_password_changes_another_way(app, client, auth, users,
-                                                                      runner):
+def test_a_link_stops_working_once_the_password_changes_another_way(app, client, auth, users, runner):
     _send_link(client, auth, users, users["user"])
     [(_, link)] = outbox_links(app)
-    result = runner.invoke(args=["users", "set-password", "user@example.org",
-                                 "--password", NEW_PASSWORD])
+    result = runner.invoke(args=["users", "set-password", "user@example.org", "--password", NEW_PASSWORD])
     assert result.exit_code == 0, result.output
     assert client.get(link).status_code == 400
 
@@ -359,39 +381,51 @@ def test_an_expired_or_forged_link_is_refused(app, client, auth, users, tamper):
         app.config["SET_PASSWORD_LINK_HOURS"] = -1
     elif tamper == "forged":
         token = URLSafeTimedSerializer("another secret", salt=SALT).dumps(
-            {"u": users["user"].id, "f": users["user"].password_fingerprint()})
+            {"u": users["user"].id, "f": users["user"].password_fingerprint()}
+        )
         link = f"/password/{token}"
     else:
         link = "/password/" + "x" * 600
-    response = client.post(link, data={"new_password": NEW_PASSWORD,
-                                       "repeat_password": NEW_PASSWORD})
+    response = client.post(link, data={"new_password": NEW_PASSWORD, "repeat_password": NEW_PASSWORD})
     assert response.status_code == 400
     assert fresh_user(users["user"]).check_password(PASSWORD)
 
 
 # ---- own password: rules ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("current,new,repeat,message", [
-    ("wrong current one", NEW_PASSWORD, NEW_PASSWORD, "This is not your current password."),
-    (PASSWORD, "eleven char", "eleven char", "Use at least 12 characters."),
-    (PASSWORD, "password1234", "password1234", "on a list of common passwords"),
-    (PASSWORD, "qwertyqwerty", "qwertyqwerty", "on a list of common passwords"),
-    (PASSWORD, NEW_PASSWORD, NEW_PASSWORD + "!", "The two passwords differ."),
-])
-def test_a_new_password_must_follow_the_rules(client, auth, users, current, new, repeat,
-                                              message):
+
+@pytest.mark.parametrize(
+    "current,new,repeat,message",
+    [
+        ("wrong current one", NEW_PASSWORD, NEW_PASSWORD, "This is not your current password."),
+        (PASSWORD, "eleven char", "eleven char", "Use at least 12 characters."),
+        (PASSWORD, "password1234", "password1234", "on a list of common passwords"),
+        (PASSWORD, "qwertyqwerty", "qwertyqwerty", "on a list of common passwords"),
+        (PASSWORD, NEW_PASSWORD, NEW_PASSWORD + "!", "The two passwords differ."),
+    ],
+)
+def test_a_new_password_must_follow_the_rules(client, auth, users, current, new, repeat, message):
     auth.login(users["user"].email)
-    response = client.post("/account/password", data={
-        "current_password": current, "new_password": new, "repeat_password": repeat})
+    response = client.post(
+        "/account/password",
+        data={"current_password": current, "new_password": new, "repeat_password": repeat},
+    )
     assert response.status_code == 400 and message in response.get_data(as_text=True)
     assert fresh_user(users["user"]).check_password(PASSWORD)
     assert not entries("user.password_changed")
 
 
-@pytest.mark.parametrize("password,refused", [
-    ("correct horse battery", False), ("Tr0ub4dor&3 plus", False), ("sunshine2024!!", True),
-    ("passwordpassword", True), ("aaaaaaaaaaaa", True), ("1q2w3e4r5t6y", True),
-])
+@pytest.mark.parametrize(
+    "password,refused",
+    [
+        ("correct horse battery", False),
+        ("Tr0ub4dor&3 plus", False),
+        ("sunshine2024!!", True),
+        ("passwordpassword", True),
+        ("aaaaaaaaaaaa", True),
+        ("1q2w3e4r5t6y", True),
+    ],
+)
 def test_common_passwords_are_refused(password, refused):
     assert (passwords.password_problem(password) is not None) is refused
 
@@ -408,34 +442,48 @@ def test_the_cli_refuses_a_weak_password_and_ends_the_users_sessions(app, runner
 
 # ---- the first super admin's own account ------------------------------------------------------
 
+
 @pytest.fixture
 def first_admin(app) -> User:
     return make_user("admin@conveyor.local", Role.SUPER_ADMIN)
 
 
-def test_the_first_super_admin_saves_its_own_account_on_the_users_page(client, auth,
-                                                                       first_admin):
+def test_the_first_super_admin_saves_its_own_account_on_the_users_page(client, auth, first_admin):
     auth.login(first_admin.email)
     page = client.get(f"/admin/users/{first_admin.id}").get_data(as_text=True)
     assert "your account page" in page
-    response = client.post(f"/admin/users/{first_admin.id}", data={
-        "email": "admin@conveyor.local", "name": "Ada", "role": "super_admin", "active": "y"})
+    response = client.post(
+        f"/admin/users/{first_admin.id}",
+        data={"email": "admin@conveyor.local", "name": "Ada", "role": "super_admin", "active": "y"},
+    )
     assert response.status_code == 302, response.get_data(as_text=True)
     assert fresh_user(first_admin).name == "Ada"
 
 
-def test_the_first_super_admin_changes_its_email_and_password_on_its_account_page(
-        client, auth, first_admin):
+def test_the_first_super_admin_changes_its_email_and_password_on_its_account_page(client, auth, first_admin):
     auth.login(first_admin.email)
-    refused = client.post("/account/profile", data={"email": "ada@example.org", "name": "Ada",
-                                                     "current_password": "not it at all"})
+    refused = client.post(
+        "/account/profile",
+        data={"email": "ada@example.org", "name": "Ada", "current_password": "not it at all"},
+    )
     assert "This is not your current password." in refused.get_data(as_text=True)
-    assert client.post("/account/profile", data={
-        "email": "ada@example.org", "name": "Ada", "current_password": PASSWORD}
-    ).status_code == 302
-    assert client.post("/account/password", data={
-        "current_password": PASSWORD, "new_password": NEW_PASSWORD,
-        "repeat_password": NEW_PASSWORD}).status_code == 302
+    assert (
+        client.post(
+            "/account/profile", data={"email": "ada@example.org", "name": "Ada", "current_password": PASSWORD}
+        ).status_code
+        == 302
+    )
+    assert (
+        client.post(
+            "/account/password",
+            data={
+                "current_password": PASSWORD,
+                "new_password": NEW_PASSWORD,
+                "repeat_password": NEW_PASSWORD,
+            },
+        ).status_code
+        == 302
+    )
     admin = fresh_user(first_admin)
     assert admin.email == "ada@example.org" and admin.check_password(NEW_PASSWORD)
     assert "Email: admin@conveyor.local → ada@example.org" in entries("user.edited")[-1].detail
@@ -443,7 +491,8 @@ def test_the_first_super_admin_changes_its_email_and_password_on_its_account_pag
 
 def test_a_plain_user_cannot_change_their_own_address(client, auth, users):
     auth.login(users["user"].email)
-    client.post("/account/profile", data={"email": "mine@example.org", "name": "Me",
-                                          "current_password": PASSWORD})
+    client.post(
+        "/account/profile", data={"email": "mine@example.org", "name": "Me", "current_password": PASSWORD}
+    )
     user = fresh_user(users["user"])
     assert (user.email, user.name) == ("user@example.org", "Me")

@@ -22,8 +22,9 @@ from webapp.models.users import Role
 
 
 def test_migrations_build_exactly_the_models_schema(tmp_path):
-    app = create_app({"VAR_DIR": str(tmp_path / "var"),
-                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'm.db'}"})
+    app = create_app(
+        {"VAR_DIR": str(tmp_path / "var"), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    )
     with app.app_context():
         upgrade()
         with db.engine.connect() as conn:
@@ -33,37 +34,50 @@ def test_migrations_build_exactly_the_models_schema(tmp_path):
 
 
 def test_the_group_steps_migration_moves_each_groups_steps_into_rows_and_back(tmp_path):
-    app = create_app({"VAR_DIR": str(tmp_path / "var"),
-                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 's.db'}"})
+    app = create_app(
+        {"VAR_DIR": str(tmp_path / "var"), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 's.db'}"}
+    )
     with app.app_context():
         upgrade(revision="7e2a4c1d9b55")  # the head before group_step
         with db.engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO user (id, email, name, password_hash, role, active, created_at) "
-                "VALUES (1, 'u@example.org', 'U', 'x', 'user', 1, '2026-01-01')"))
+            conn.execute(
+                text(
+                    "INSERT INTO user (id, email, name, password_hash, role, active, created_at) "
+                    "VALUES (1, 'u@example.org', 'U', 'x', 'user', 1, '2026-01-01')"
+                )
+            )
             for job_id, job_type, params in [
-                    (1, "user_data_export", {}), (2, "user_data_export", {}),
-                    (3, "job_group", {"description": "Night", "steps": [2, 99, 1],
-                                      "never_expires": True}),
-                    (4, "job_group", {"description": "Empty"})]:
-                conn.execute(text(
-                    "INSERT INTO job (id, owner_id, job_type, name, params, active, "
-                    "last_run_number, created_at, updated_at) VALUES (:id, 1, :type, 'J', "
-                    ":params, 1, 0, '2026-01-01', '2026-01-01')"),
-                    {"id": job_id, "type": job_type, "params": json.dumps(params)})
+                (1, "user_data_export", {}),
+                (2, "user_data_export", {}),
+                (3, "job_group", {"description": "Night", "steps": [2, 99, 1], "never_expires": True}),
+                (4, "job_group", {"description": "Empty"}),
+            ]:
+                conn.execute(
+                    text(
+                        "INSERT INTO job (id, owner_id, job_type, name, params, active, "
+                        "last_run_number, created_at, updated_at) VALUES (:id, 1, :type, 'J', "
+                        ":params, 1, 0, '2026-01-01', '2026-01-01')"
+                    ),
+                    {"id": job_id, "type": job_type, "params": json.dumps(params)},
+                )
         upgrade()
         with db.engine.connect() as conn:
-            rows = conn.execute(text("SELECT group_id, position, job_id FROM group_step "
-                                     "ORDER BY group_id, position")).all()
+            rows = conn.execute(
+                text("SELECT group_id, position, job_id FROM group_step ORDER BY group_id, position")
+            ).all()
             params = json.loads(conn.execute(text("SELECT params FROM job WHERE id = 3")).scalar())
         assert rows == [(3, 1, 2), (3, 2, 1)]  # job 99 no longer existed
         assert params == {"description": "Night", "never_expires": True}
         downgrade(revision="7e2a4c1d9b55")
         with db.engine.connect() as conn:
-            params = {job_id: json.loads(raw) for job_id, raw in conn.execute(
-                text("SELECT id, params FROM job WHERE id IN (3, 4)"))}
-        assert params == {3: {"description": "Night", "never_expires": True, "steps": [2, 1]},
-                          4: {"description": "Empty", "steps": []}}
+            params = {
+                job_id: json.loads(raw)
+                for job_id, raw in conn.execute(text("SELECT id, params FROM job WHERE id IN (3, 4)"))
+            }
+        assert params == {
+            3: {"description": "Night", "never_expires": True, "steps": [2, 1]},
+            4: {"description": "Empty", "steps": []},
+        }
         db.engine.dispose()
 
 
@@ -89,8 +103,9 @@ def test_environment_configures_database_redis_zone_and_upload_limit(tmp_path, m
 
 
 def test_first_start_creates_one_super_admin_with_a_random_password(tmp_path):
-    app = create_app({"VAR_DIR": str(tmp_path / "var"),
-                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'b.db'}"})
+    app = create_app(
+        {"VAR_DIR": str(tmp_path / "var"), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'b.db'}"}
+    )
     with app.app_context():
         email, password = bootstrap()
         assert email == "admin@conveyor.local" and len(password) >= 12
@@ -122,8 +137,9 @@ def test_login_logout_and_wrong_password(client, users):
 
 
 def test_login_refuses_offsite_next(client, users):
-    response = client.post("/login?next=//evil.example/x",
-                           data={"email": "user@example.org", "password": PASSWORD})
+    response = client.post(
+        "/login?next=//evil.example/x", data={"email": "user@example.org", "password": PASSWORD}
+    )
     assert response.headers["Location"] == "/"
 
 
@@ -142,8 +158,9 @@ def test_forms_are_csrf_protected(app, users):
     assert "The form expired" in response.get_data(as_text=True)
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    response = client.post("/login", data={"email": "user@example.org", "password": PASSWORD,
-                                           "csrf_token": token})
+    response = client.post(
+        "/login", data={"email": "user@example.org", "password": PASSWORD, "csrf_token": token}
+    )
     assert response.status_code == 302
 
 
@@ -169,8 +186,9 @@ def test_json_clients_get_json_errors(client, auth, users):
 
 def test_admin_creates_a_user_on_the_users_page(client, auth, users):
     auth.login("admin@example.org")
-    response = client.post("/admin/users/new", data={
-        "email": "new@example.org", "name": "New", "role": "user", "active": "y"})
+    response = client.post(
+        "/admin/users/new", data={"email": "new@example.org", "name": "New", "role": "user", "active": "y"}
+    )
     assert response.status_code == 302
     page = client.get("/admin/users").get_data(as_text=True)
     assert "new@example.org" in page
@@ -180,16 +198,25 @@ def test_admin_creates_a_user_on_the_users_page(client, auth, users):
 
 def test_admin_cannot_demote_or_deactivate_themselves(client, auth, users):
     auth.login("admin@example.org")
-    response = client.post(f"/admin/users/{users['admin'].id}", data={
-        "email": "admin@example.org", "role": "user", "active": "y"})
+    response = client.post(
+        f"/admin/users/{users['admin'].id}",
+        data={"email": "admin@example.org", "role": "user", "active": "y"},
+    )
     assert "You cannot change your own role" in response.get_data(as_text=True)
 
 
 def test_the_worker_app_leaves_the_schema_tools_out(tmp_path):
     # a worker forks itself for every run: the less it holds the faster that is
-    code = ("import sys; from webapp import create_app; create_app({'MIGRATIONS': False}); "
-            "print('alembic' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "CONVEYOR_VAR_DIR": str(tmp_path)}, timeout=60)
+    code = (
+        "import sys; from webapp import create_app; create_app({'MIGRATIONS': False}); "
+        "print('alembic' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CONVEYOR_VAR_DIR": str(tmp_path)},
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

@@ -23,8 +23,13 @@ from webapp.models.campaigns import Campaign
 from webapp.models.schedules import JobSchedule
 from webapp.models.settings import AccountSettings
 
-CAMPAIGN = {"name": "Spring appeal", "from_address": "a@example.org", "subject": "Spring",
-            "text_body": "Hello", "audience": "opted_in"}
+CAMPAIGN = {
+    "name": "Spring appeal",
+    "from_address": "a@example.org",
+    "subject": "Spring",
+    "text_body": "Hello",
+    "audience": "opted_in",
+}
 
 
 def entries(action: str | None = None) -> list[AuditEntry]:
@@ -49,16 +54,13 @@ def page(client, **args) -> str:
 # ------------------------------------------------------------------- what each family writes
 
 
-def test_creating_running_and_deleting_a_job_is_audited_with_who_what_object_and_ip(
-        client, auth, users):
+def test_creating_running_and_deleting_a_job_is_audited_with_who_what_object_and_ip(client, auth, users):
     auth.login(users["user"].email)
-    client.post("/jobs/new/export", data={"name": "Everyone", "fields": ["email"],
-                                          "filter": "all"})
+    client.post("/jobs/new/export", data={"name": "Everyone", "fields": ["email"], "filter": "all"})
     job = Job.query.filter_by(name="Everyone").one()
     created = only("job.created")
     assert (created.actor_id, created.owner_id) == (users["user"].id, users["user"].id)
-    assert (created.object_type, created.object_id, created.object_label) == \
-        ("job", job.id, "Everyone")
+    assert (created.object_type, created.object_id, created.object_label) == ("job", job.id, "Everyone")
     assert created.ip == "127.0.0.1"
     client.post(f"/jobs/{job.id}/run")
     run = Run.query.filter_by(job_id=job.id).one()
@@ -71,17 +73,26 @@ def test_creating_running_and_deleting_a_job_is_audited_with_who_what_object_and
 def test_a_job_scheduled_paused_and_blacked_out_is_audited(client, auth, users):
     job = export_job(users["user"], name="Nightly")
     auth.login(users["user"].email)
-    client.post(f"/jobs/{job.id}/schedule", data={
-        "kind": "days_of_week", "start_date": "2030-01-01", "time": "03:00",
-        "weekdays": ["0", "2"], "enabled": "y"})
+    client.post(
+        f"/jobs/{job.id}/schedule",
+        data={
+            "kind": "days_of_week",
+            "start_date": "2030-01-01",
+            "time": "03:00",
+            "weekdays": ["0", "2"],
+            "enabled": "y",
+        },
+    )
     assert db.session.execute(db.select(JobSchedule)).scalar_one().job_id == job.id
     set_ = only("schedule.set")
     assert (set_.object_type, set_.object_id, set_.actor_id) == ("job", job.id, users["user"].id)
     assert "at 3:00 AM" in set_.detail
     client.post(f"/jobs/{job.id}/schedule/pause", data={"reason": "Data cleanup"})
     assert "Data cleanup" in only("schedule.paused").detail
-    client.post(f"/jobs/{job.id}/blackouts", data={"start_date": "2030-05-01",
-                                                   "end_date": "2030-05-02", "reason": "Closed"})
+    client.post(
+        f"/jobs/{job.id}/blackouts",
+        data={"start_date": "2030-05-01", "end_date": "2030-05-02", "reason": "Closed"},
+    )
     assert only("blackout.added").detail == "2030-05-01 to 2030-05-02: Closed"
 
 
@@ -91,8 +102,11 @@ def test_a_group_created_edited_and_activated_is_audited(client, auth, users):
     client.post("/groups/new", data={"name": "Nightly chain", "description": ""})
     group = Job.query.filter_by(name="Nightly chain").one()
     created = only("group.created")
-    assert (created.object_type, created.object_id, created.object_label) == \
-        ("group", group.id, "Nightly chain")
+    assert (created.object_type, created.object_id, created.object_label) == (
+        "group",
+        group.id,
+        "Nightly chain",
+    )
     client.post(f"/groups/{group.id}/edit/1", data={"steps": [str(s) for s in steps]})
     assert only("group.edited").detail == "Jobs: 2 steps"
     client.post(f"/groups/{group.id}/edit/4", data={"never_expires": "y", "nav": "activate"})
@@ -104,12 +118,15 @@ def test_a_campaign_created_and_copied_is_audited(client, auth, users):
     client.post("/campaigns/new", data=CAMPAIGN)
     campaign = Campaign.query.one()
     created = only("campaign.created")
-    assert (created.object_type, created.object_id, created.object_label, created.ip) == \
-        ("campaign", campaign.id, "Spring appeal", "127.0.0.1")
+    assert (created.object_type, created.object_id, created.object_label, created.ip) == (
+        "campaign",
+        campaign.id,
+        "Spring appeal",
+        "127.0.0.1",
+    )
     client.post(f"/campaigns/{campaign.id}/copy")
     copied = only("campaign.copied")
-    assert copied.object_label == "Copy of Spring appeal" and f"campaign {campaign.id}" in \
-        copied.detail
+    assert copied.object_label == "Copy of Spring appeal" and f"campaign {campaign.id}" in copied.detail
 
 
 def test_stopping_a_running_run_and_cancelling_a_queued_one_are_audited(client, auth, users):
@@ -119,8 +136,12 @@ def test_stopping_a_running_run_and_cancelling_a_queued_one_are_audited(client, 
     auth.login(users["user"].email)
     client.post(f"/runs/{running.id}/stop")
     stopped = only("run.stopped")
-    assert (stopped.object_type, stopped.object_id, stopped.actor_id, stopped.owner_id) == \
-        ("run", running.id, users["user"].id, users["user"].id)
+    assert (stopped.object_type, stopped.object_id, stopped.actor_id, stopped.owner_id) == (
+        "run",
+        running.id,
+        users["user"].id,
+        users["user"].id,
+    )
     assert stopped.object_label == "Big export" and stopped.ip == "127.0.0.1"
     queued = start_run(export_job(users["user"], name="Waiting"), users["user"])
     client.post(f"/runs/{queued.id}/stop")
@@ -131,8 +152,7 @@ def test_stopping_a_running_run_and_cancelling_a_queued_one_are_audited(client, 
 
 def test_changing_settings_is_audited_with_old_and_new_values(client, auth, users):
     auth.login(users["admin"].email)
-    response = client.post("/admin/settings", data={"retention_days": "30",
-                                                    "audit_retention_days": "400"})
+    response = client.post("/admin/settings", data={"retention_days": "30", "audit_retention_days": "400"})
     assert response.status_code == 302
     assert AccountSettings.get().audit_retention_days == 400
     changed = only("settings.changed")
@@ -150,12 +170,15 @@ def test_changing_settings_is_audited_with_old_and_new_values(client, auth, user
 def logged(app, users):
     """Entries by two users on a run, a deleted job and a campaign, a day apart."""
     job = export_job(users["user"], name="Gone job")
-    run = new_run(export_job(users["other"], name="Other export"), users["other"],
-                  RunState.QUEUED, trigger="manual")
+    run = new_run(
+        export_job(users["other"], name="Other export"), users["other"], RunState.QUEUED, trigger="manual"
+    )
     db.session.commit()
-    made = [audit.record("job.deleted", job, actor=users["user"]),
-            audit.record("run.stopped", run, actor=users["other"], detail="Run #1: stopping"),
-            audit.record("run.started", run, actor=users["user"])]
+    made = [
+        audit.record("job.deleted", job, actor=users["user"]),
+        audit.record("run.stopped", run, actor=users["other"], detail="Run #1: stopping"),
+        audit.record("run.started", run, actor=users["user"]),
+    ]
     job.active = False
     for days_ago, entry in zip((3, 2, 1), made, strict=True):
         entry.at = utcnow() - timedelta(days=days_ago)
@@ -163,8 +186,7 @@ def logged(app, users):
     return {"job": job.id, "run": run.id}
 
 
-def test_the_audit_page_shows_entries_with_their_object_linked_while_it_exists(
-        client, auth, users, logged):
+def test_the_audit_page_shows_entries_with_their_object_linked_while_it_exists(client, auth, users, logged):
     auth.login(users["super_admin"].email)
     html = page(client)
     assert "Run stopped" in html and "other@example.org" in html and "Run #1: stopping" in html
@@ -174,16 +196,20 @@ def test_the_audit_page_shows_entries_with_their_object_linked_while_it_exists(
     assert " EST" in html or " EDT" in html
 
 
-@pytest.mark.parametrize("args, shown", [
-    ({"user": "other"}, ["Run #1: stopping"]),
-    ({"action": "job.deleted"}, ["Gone job"]),
-    ({"object": "run"}, ["Run #1: stopping", "Run started"]),
-    ({"object": "job {job}"}, ["Gone job"]),
-])
+@pytest.mark.parametrize(
+    "args, shown",
+    [
+        ({"user": "other"}, ["Run #1: stopping"]),
+        ({"action": "job.deleted"}, ["Gone job"]),
+        ({"object": "run"}, ["Run #1: stopping", "Run started"]),
+        ({"object": "job {job}"}, ["Gone job"]),
+    ],
+)
 def test_the_audit_filters_narrow_the_entries(client, auth, users, logged, args, shown):
     auth.login(users["super_admin"].email)
-    args = {name: users[value].id if name == "user" else value.format(**logged)
-            for name, value in args.items()}
+    args = {
+        name: users[value].id if name == "user" else value.format(**logged) for name, value in args.items()
+    }
     html = page(client, **args).split("<tbody>")[1]
     for text in shown:
         assert text in html
@@ -195,12 +221,12 @@ def test_the_audit_date_range_is_in_account_days(client, auth, users, logged, ap
     from webapp.timefmt import to_local
 
     two_days_ago = to_local(utcnow() - timedelta(days=2), app.config["TIMEZONE"]).date()
-    html = page(client, date_from=two_days_ago.isoformat(),
-                date_to=two_days_ago.isoformat()).split("<tbody>")[1]
+    html = page(client, date_from=two_days_ago.isoformat(), date_to=two_days_ago.isoformat()).split(
+        "<tbody>"
+    )[1]
     assert html.count("<tr>") == 1 and "Run #1: stopping" in html
     yesterday = two_days_ago + timedelta(days=1)
-    html = page(client, date_from=two_days_ago.isoformat(),
-                date_to=yesterday.isoformat()).split("<tbody>")[1]
+    html = page(client, date_from=two_days_ago.isoformat(), date_to=yesterday.isoformat()).split("<tbody>")[1]
     assert html.count("<tr>") == 2 and "Gone job" not in html
 
 
@@ -219,12 +245,13 @@ def test_the_audit_page_is_paged_and_keeps_its_filter(client, auth, users, app):
     assert "not a retry" not in first + second
 
 
-def test_the_csv_export_has_every_filtered_entry_and_neutralises_formulas(client, auth, users,
-                                                                           app):
+def test_the_csv_export_has_every_filtered_entry_and_neutralises_formulas(client, auth, users, app):
     app.config["PAGE_SIZE"] = 2
     auth.login(users["user"].email)
-    client.post("/jobs/new/export", data={"name": '=HYPERLINK("http://evil.example","x")',
-                                          "fields": ["email"], "filter": "all"})
+    client.post(
+        "/jobs/new/export",
+        data={"name": '=HYPERLINK("http://evil.example","x")', "fields": ["email"], "filter": "all"},
+    )
     for number in range(3):
         audit.record("run.retried", None, actor=users["user"], detail=f"entry {number}")
     auth.logout()
@@ -243,8 +270,7 @@ def test_the_csv_export_has_every_filtered_entry_and_neutralises_formulas(client
     assert len(list(csv.reader(io.StringIO(only_created.get_data(as_text=True))))) == 2
 
 
-def test_only_super_admins_see_the_audit_log_and_its_export_and_nobody_can_change_them(
-        client, auth, users):
+def test_only_super_admins_see_the_audit_log_and_its_export_and_nobody_can_change_them(client, auth, users):
     urls = ["/admin/audit", "/admin/audit.csv"]
     for role in ("user", "admin"):
         auth.login(users[role].email)
@@ -255,15 +281,26 @@ def test_only_super_admins_see_the_audit_log_and_its_export_and_nobody_can_chang
     assert [client.post(url).status_code for url in urls] == [405, 405]  # no edit, no delete
 
 
-MALFORMED = [{"user": "abc"}, {"user": "-1"}, {"action": "run.exploded"},
-             {"object": "planet 3"}, {"object": "run twelve"}, {"object": "run " + "9" * 30},
-             {"date_from": "2026-13-01"}, {"date_to": "yesterday"}, {"date_from": "0001-01-01"}]
+MALFORMED = [
+    {"user": "abc"},
+    {"user": "-1"},
+    {"action": "run.exploded"},
+    {"object": "planet 3"},
+    {"object": "run twelve"},
+    {"object": "run " + "9" * 30},
+    {"date_from": "2026-13-01"},
+    {"date_to": "yesterday"},
+    {"date_from": "0001-01-01"},
+]
 
 
-@pytest.mark.parametrize("url, args", [
-    *(("/admin/audit", args) for args in [*MALFORMED, {"after": "1.5"}]),
-    *(("/admin/audit.csv", args) for args in MALFORMED),
-])
+@pytest.mark.parametrize(
+    "url, args",
+    [
+        *(("/admin/audit", args) for args in [*MALFORMED, {"after": "1.5"}]),
+        *(("/admin/audit.csv", args) for args in MALFORMED),
+    ],
+)
 def test_malformed_audit_filters_answer_400(client, auth, users, url, args):
     auth.login(users["super_admin"].email)
     assert client.get(url, query_string=args).status_code == 400
@@ -281,4 +318,3 @@ def test_the_sweep_deletes_entries_older_than_the_audit_retention_and_keeps_newe
     db.session.commit()
     scheduler_loop.loop(once=True)  # its hourly sweep
     assert [e.detail for e in entries()] == ["kept"]
-

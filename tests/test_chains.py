@@ -26,9 +26,15 @@ from webapp.timefmt import to_local
 
 def group_of(owner, jobs, name="Nightly chain", **settings) -> Job:
     group = Job(owner_id=owner.id, job_type="job_group", name=name, params={})
-    definition = GroupDefinition(**{"steps": [job.id for job in jobs], "never_expires": True,
-                                    "notify_success": ["ops@example.org"],
-                                    "notify_failure": ["alerts@example.org"], **settings})
+    definition = GroupDefinition(
+        **{
+            "steps": [job.id for job in jobs],
+            "never_expires": True,
+            "notify_success": ["ops@example.org"],
+            "notify_failure": ["alerts@example.org"],
+            **settings,
+        }
+    )
     definition.save_to(group)
     db.session.add(group)
     db.session.commit()
@@ -37,8 +43,7 @@ def group_of(owner, jobs, name="Nightly chain", **settings) -> Job:
 
 def good_import(owner, tmp_path, name="Import donors", rows=3):
     path = tmp_path / f"{name}.csv"
-    path.write_text("email\n" + "".join(f"{name[:3].lower()}{i}@example.org\n"
-                                        for i in range(rows)))
+    path.write_text("email\n" + "".join(f"{name[:3].lower()}{i}@example.org\n" for i in range(rows)))
     return import_job(owner, path, ["email"], name=name)
 
 
@@ -62,15 +67,13 @@ def steps(group_run):
     return {n: (run.job_name, run.state) for n, run in chains.steps_of(fresh(group_run)).items()}
 
 
-def test_three_steps_in_order_then_the_campaign_launches_and_one_notification(
-        app, users, tmp_path):
+def test_three_steps_in_order_then_the_campaign_launches_and_one_notification(app, users, tmp_path):
     user = users["user"]
     supporters(3)
     campaign = campaign_for(user, name="Thank-you email")
     first, second = good_import(user, tmp_path, "Import donors"), export_job(user, name="Export")
     third = good_import(user, tmp_path, "Import volunteers")
-    group = group_of(user, [first, second, third], launch_campaigns=True,
-                     campaign_ids=[campaign.id])
+    group = group_of(user, [first, second, third], launch_campaigns=True, campaign_ids=[campaign.id])
     group_run = start_run(group, user)
     assert fresh(group_run).state is RunState.PROCESSING
     assert fresh(group_run).request_id.startswith("REQ-")
@@ -79,10 +82,8 @@ def test_three_steps_in_order_then_the_campaign_launches_and_one_notification(
     group_run = fresh(group_run)
     assert group_run.state is RunState.COMPLETED and group_run.progress_done == 3
     step_runs = chains.steps_of(group_run)
-    assert [step_runs[n].job_name for n in (1, 2, 3)] == [
-        "Import donors", "Export", "Import volunteers"]
-    assert all(run.state is RunState.COMPLETED and run.trigger == "group" for run in
-               step_runs.values())
+    assert [step_runs[n].job_name for n in (1, 2, 3)] == ["Import donors", "Export", "Import volunteers"]
+    assert all(run.state is RunState.COMPLETED and run.trigger == "group" for run in step_runs.values())
     assert step_runs[1].finished_at <= step_runs[2].started_at
     assert step_runs[2].finished_at <= step_runs[3].started_at
     launched = Run.query.filter_by(job_id=campaign.job_id).one()
@@ -96,22 +97,27 @@ def test_three_steps_in_order_then_the_campaign_launches_and_one_notification(
     assert "Campaigns launched: Thank-you email" in body
 
 
-def test_a_failed_step_skips_the_rest_launches_nothing_and_notifies_failure_once(
-        app, users, tmp_path):
+def test_a_failed_step_skips_the_rest_launches_nothing_and_notifies_failure_once(app, users, tmp_path):
     user = users["user"]
     campaign = campaign_for(user)
-    group = group_of(user, [good_import(user, tmp_path), broken_import(user, tmp_path),
-                            export_job(user, name="Export")],
-                     launch_campaigns=True, campaign_ids=[campaign.id])
+    group = group_of(
+        user,
+        [good_import(user, tmp_path), broken_import(user, tmp_path), export_job(user, name="Export")],
+        launch_campaigns=True,
+        campaign_ids=[campaign.id],
+    )
     group_run = start_run(group, user)
     work(app)
     group_run = fresh(group_run)
     assert group_run.state is RunState.FAILED
-    assert group_run.error.startswith("Step 2 “Broken import” run #1 failed: the file "
-                                      "missing.csv is no longer there (FileNotFoundError)")
-    assert steps(group_run) == {1: ("Import donors", RunState.COMPLETED),
-                                2: ("Broken import", RunState.FAILED),
-                                3: ("Export", RunState.SKIPPED)}
+    assert group_run.error.startswith(
+        "Step 2 “Broken import” run #1 failed: the file missing.csv is no longer there (FileNotFoundError)"
+    )
+    assert steps(group_run) == {
+        1: ("Import donors", RunState.COMPLETED),
+        2: ("Broken import", RunState.FAILED),
+        3: ("Export", RunState.SKIPPED),
+    }
     skipped = chains.steps_of(group_run)[3]
     assert skipped.error == "Skipped: previous step failed." and skipped.started_at is None
     assert Run.query.filter_by(job_id=campaign.job_id).count() == 0
@@ -121,8 +127,7 @@ def test_a_failed_step_skips_the_rest_launches_nothing_and_notifies_failure_once
     assert "3. Export run #1: skipped" in message.get_content()
 
 
-def test_retry_from_the_failed_step_continues_without_running_completed_steps(
-        app, users, tmp_path):
+def test_retry_from_the_failed_step_continues_without_running_completed_steps(app, users, tmp_path):
     user = users["user"]
     first, flaky = good_import(user, tmp_path), broken_import(user, tmp_path)
     group = group_of(user, [first, flaky, export_job(user, name="Export")])
@@ -138,8 +143,7 @@ def test_retry_from_the_failed_step_continues_without_running_completed_steps(
     assert chains.steps_of(group_run)[3].state is RunState.COMPLETED
 
 
-def test_pause_holds_the_chain_after_the_current_step_and_resume_continues(
-        app, users, tmp_path):
+def test_pause_holds_the_chain_after_the_current_step_and_resume_continues(app, users, tmp_path):
     user = users["user"]
     group = group_of(user, [good_import(user, tmp_path), export_job(user, name="Export")])
     group_run = start_run(group, user)
@@ -156,16 +160,20 @@ def test_pause_holds_the_chain_after_the_current_step_and_resume_continues(
 
 def test_stop_stops_the_current_step_and_skips_the_rest(app, users, tmp_path):
     user = users["user"]
-    group = group_of(user, [good_import(user, tmp_path), export_job(user, name="Export"),
-                            export_job(user, name="Export 2")])
+    group = group_of(
+        user,
+        [good_import(user, tmp_path), export_job(user, name="Export"), export_job(user, name="Export 2")],
+    )
     group_run = start_run(group, user)
     request_stop(fresh(group_run), user)  # step 1 is still queued: it is cancelled
     work(app)
     group_run = fresh(group_run)
     assert group_run.state is RunState.CANCELLED
-    assert steps(group_run) == {1: ("Import donors", RunState.CANCELLED),
-                                2: ("Export", RunState.SKIPPED),
-                                3: ("Export 2", RunState.SKIPPED)}
+    assert steps(group_run) == {
+        1: ("Import donors", RunState.CANCELLED),
+        2: ("Export", RunState.SKIPPED),
+        3: ("Export 2", RunState.SKIPPED),
+    }
     assert len(group_mail(app)) == 1
 
 
@@ -179,12 +187,12 @@ def test_two_runs_of_one_group_never_interleave(app, users, tmp_path):
     assert first.state is second.state is RunState.COMPLETED
     first_steps, second_steps = chains.steps_of(first), chains.steps_of(second)
     assert max(r.finished_at for r in first_steps.values()) <= min(
-        r.started_at for r in second_steps.values())
+        r.started_at for r in second_steps.values()
+    )
     assert second.started_at >= first.finished_at
 
 
-def test_a_step_whose_worker_died_fails_the_chain_and_its_retry_continues_it(
-        app, users, tmp_path):
+def test_a_step_whose_worker_died_fails_the_chain_and_its_retry_continues_it(app, users, tmp_path):
     user = users["user"]
     group = group_of(user, [good_import(user, tmp_path), export_job(user, name="Export")])
     group_run = start_run(group, user)
@@ -215,8 +223,7 @@ def test_a_broken_group_does_not_stop_the_expiry_of_the_others(app, users):
     broken = Job(owner_id=user.id, job_type="job_group", name="Broken", params=["not", "a", "map"])
     db.session.add(broken)
     db.session.commit()
-    expiring = group_of(user, jobs, name="Old chain", never_expires=False,
-                        expires_on=today.isoformat())
+    expiring = group_of(user, jobs, name="Old chain", never_expires=False, expires_on=today.isoformat())
     assert chains.sweep_expired_groups() == {"deleted": 1, "warned": 0}
     assert db.session.get(Job, expiring.id) is None and db.session.get(Job, broken.id)
 
@@ -225,12 +232,17 @@ def test_expired_groups_are_deleted_and_owners_warned_a_week_before(app, users, 
     user = users["user"]
     today = to_local(utcnow(), app.config["TIMEZONE"]).date()
     jobs = [export_job(user, name="A"), export_job(user, name="B")]
-    expiring = group_of(user, jobs, name="Old chain", never_expires=False,
-                        expires_on=today.isoformat())
-    soon = group_of(user, jobs, name="Soon chain", never_expires=False,
-                    expires_on=(today + timedelta(days=5)).isoformat())
-    later = group_of(user, jobs, name="Later chain", never_expires=False,
-                     expires_on=(today + timedelta(days=30)).isoformat())
+    expiring = group_of(user, jobs, name="Old chain", never_expires=False, expires_on=today.isoformat())
+    soon = group_of(
+        user, jobs, name="Soon chain", never_expires=False, expires_on=(today + timedelta(days=5)).isoformat()
+    )
+    later = group_of(
+        user,
+        jobs,
+        name="Later chain",
+        never_expires=False,
+        expires_on=(today + timedelta(days=30)).isoformat(),
+    )
     old_run = start_run(expiring, user)
     work(app)
     assert chains.sweep_expired_groups() == {"deleted": 1, "warned": 1}
@@ -241,14 +253,18 @@ def test_expired_groups_are_deleted_and_owners_warned_a_week_before(app, users, 
     assert db.session.get(Job, later.id) is not None
     assert chains.sweep_expired_groups() == {"deleted": 0, "warned": 0}  # warned once
     folder = app.config["OUTBOX_DIR"]
-    subjects = [email.message_from_binary_file(open(os.path.join(folder, n), "rb"),
-                                               policy=email.policy.default)["Subject"]
-                for n in os.listdir(folder)]
+    subjects = [
+        email.message_from_binary_file(open(os.path.join(folder, n), "rb"), policy=email.policy.default)[
+            "Subject"
+        ]
+        for n in os.listdir(folder)
+    ]
     assert sum("Soon chain expires on" in str(s) for s in subjects) == 1
 
 
 def test_a_step_whose_job_was_deleted_before_steps_had_rows_fails_the_run_before_it_starts(
-        app, users, tmp_path):
+    app, users, tmp_path
+):
     user = users["user"]
     second = export_job(user, name="Export")
     group = group_of(user, [good_import(user, tmp_path), second])
@@ -283,8 +299,14 @@ def test_a_draft_group_is_not_planned_by_its_schedule_until_activated(app, users
     from webapp.models import JobSchedule
 
     group = group_of(users["user"], [export_job(users["user"]), export_job(users["user"])])
-    schedule = JobSchedule(job_id=group.id, kind="days_of_week", start_date=date.today(),
-                           time=time(3, 0), weekdays=list(range(7)), enabled=True)
+    schedule = JobSchedule(
+        job_id=group.id,
+        kind="days_of_week",
+        start_date=date.today(),
+        time=time(3, 0),
+        weekdays=list(range(7)),
+        enabled=True,
+    )
     db.session.add(schedule)
     db.session.commit()
     assert plan(schedule) is None and schedule.next_run_at is None

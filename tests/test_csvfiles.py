@@ -7,17 +7,24 @@ import pytest
 
 from webapp.csvfiles import LINE_LIMIT, CsvProblem, check_bytes, iter_record_batches, iter_records
 
-TEXT = ('email,note\r\n'
-        'a@example.org,one\r\n'
-        '\r\n'                                    # blank line 3
-        'b@example.org,"two\r\nlines"\r\n'        # lines 4-5
-        'c@example.org,"three\nmore\nlines"\n'    # lines 6-8
-        '   \n'                                   # blank line 9
-        'd@example.org,four\n'                    # line 10
-        'e@example.org,five\n')                   # line 11
-EXPECTED = [(1, ["email", "note"]), (2, ["a@example.org", "one"]),
-            (4, ["b@example.org", "two\r\nlines"]), (6, ["c@example.org", "three\nmore\nlines"]),
-            (10, ["d@example.org", "four"]), (11, ["e@example.org", "five"])]
+TEXT = (
+    "email,note\r\n"
+    "a@example.org,one\r\n"
+    "\r\n"  # blank line 3
+    'b@example.org,"two\r\nlines"\r\n'  # lines 4-5
+    'c@example.org,"three\nmore\nlines"\n'  # lines 6-8
+    "   \n"  # blank line 9
+    "d@example.org,four\n"  # line 10
+    "e@example.org,five\n"
+)  # line 11
+EXPECTED = [
+    (1, ["email", "note"]),
+    (2, ["a@example.org", "one"]),
+    (4, ["b@example.org", "two\r\nlines"]),
+    (6, ["c@example.org", "three\nmore\nlines"]),
+    (10, ["d@example.org", "four"]),
+    (11, ["e@example.org", "five"]),
+]
 
 
 @pytest.fixture
@@ -59,19 +66,16 @@ def write(tmp_path, data: bytes) -> str:
 def test_a_nul_byte_past_the_first_64_kb_is_refused_with_its_line(tmp_path, newline):
     rows = newline.join([b"email,first_name"] + [b"ann@example.org,Ann"] * 5000)
     path = write(tmp_path, rows + newline + b"bob@example.org,B\x00b" + newline)
-    assert problem(lambda: check_bytes(path, "utf-8")).startswith(
-        "Line 5,002 holds a NUL byte (0x00)")
+    assert problem(lambda: check_bytes(path, "utf-8")).startswith("Line 5,002 holds a NUL byte (0x00)")
 
 
 @pytest.mark.parametrize("at", [0, 100, (1 << 20) - 3, 1 << 20, 3 << 20])
-def test_a_line_over_the_limit_is_refused_with_its_number_wherever_the_chunks_cut_it(
-        tmp_path, at):
+def test_a_line_over_the_limit_is_refused_with_its_number_wherever_the_chunks_cut_it(tmp_path, at):
     # `at` bytes of short lines first, so the long line 's start falls anywhere in a chunk
     short = b"a@b.org,x\r\n" * (at // 11)
     lines = short.count(b"\n")
     path = write(tmp_path, short + b"c@d.org," + b"y" * LINE_LIMIT + b"\r\nok@e.org,z\r\n")
-    assert problem(lambda: check_bytes(path, "utf-8")).startswith(
-        f"Line {lines + 1:,} is longer than 1 MB")
+    assert problem(lambda: check_bytes(path, "utf-8")).startswith(f"Line {lines + 1:,} is longer than 1 MB")
 
 
 def test_lines_up_to_the_limit_pass_and_so_does_a_whole_file_of_short_lines(tmp_path):
@@ -83,7 +87,8 @@ def test_lines_up_to_the_limit_pass_and_so_does_a_whole_file_of_short_lines(tmp_
 def test_a_bad_utf8_byte_is_named_with_its_line_after_a_bom_and_many_ascii_chunks(tmp_path):
     path = write(tmp_path, "\ufeffemail\n".encode() + b"a@b.org\n" * 300_000 + b"caf\xe9\n")
     assert problem(lambda: check_bytes(path, "utf-8")).startswith(
-        "The file is not valid UTF-8 (line 300,002 has the byte 0xE9)")
+        "The file is not valid UTF-8 (line 300,002 has the byte 0xE9)"
+    )
     check_bytes(path, "latin-1")
 
 
@@ -95,29 +100,34 @@ def test_a_utf8_character_cut_by_a_chunk_boundary_is_still_valid(tmp_path):
     with open(path, "ab") as more:
         more.write(b"\xc3")  # cut off at the end
     assert problem(lambda: check_bytes(path, "utf-8")) == (
-        "The file is not valid UTF-8 (it ends in the middle of a character).")
+        "The file is not valid UTF-8 (it ends in the middle of a character)."
+    )
 
 
 def test_scanning_a_million_row_file_takes_well_under_a_second(tmp_path):
-    path = write(tmp_path, b"email,first_name,city\r\n"
-                 + b"someone.somewhere@example.org,Someone,Somewhere\r\n" * 1_000_000)
+    path = write(
+        tmp_path,
+        b"email,first_name,city\r\n" + b"someone.somewhere@example.org,Someone,Somewhere\r\n" * 1_000_000,
+    )
     started = time.perf_counter()
     check_bytes(path, "utf-8")
     assert time.perf_counter() - started < 2  # about 0.05 s: C-level searches per 1 MB chunk
 
 
-@pytest.mark.parametrize("text,line", [
-    ('email,note\na@b.org,"never closed\nmore\n', 2),
-    ('email,note\na@b.org,x\nb@c.org,"two\nlines",x,"opens here\nand on', 4),
-    ('email,note\r\na@b.org,x\r\nb@c.org,"', 3),
-])
+@pytest.mark.parametrize(
+    "text,line",
+    [
+        ('email,note\na@b.org,"never closed\nmore\n', 2),
+        ('email,note\na@b.org,x\nb@c.org,"two\nlines",x,"opens here\nand on', 4),
+        ('email,note\r\na@b.org,x\r\nb@c.org,"', 3),
+    ],
+)
 def test_a_quote_never_closed_is_refused_with_the_line_it_opens_on(tmp_path, text, line):
     path = write(tmp_path, text.encode())
     message = problem(lambda: list(iter_record_batches(path, "utf-8", ",", 2)))
     assert message.startswith(f'The quote (") that opens a field on line {line} is never closed')
     for skip in (1, 5):  # resuming reads it too
-        assert problem(lambda s=skip: list(iter_record_batches(path, "utf-8", ",", 2, skip=s))) \
-            == message
+        assert problem(lambda s=skip: list(iter_record_batches(path, "utf-8", ",", 2, skip=s))) == message
 
 
 def test_a_quote_never_closed_in_a_large_file_is_refused_at_the_field_limit(tmp_path):
@@ -125,14 +135,18 @@ def test_a_quote_never_closed_in_a_large_file_is_refused_at_the_field_limit(tmp_
     path = write(tmp_path, text.encode())
     assert problem(lambda: list(iter_records(path, "utf-8", ","))) == (
         "The record that starts on line 3 has a field of more than 1,048,576 characters "
-        '(it runs on to line 1,052): is a closing quote (") missing?')
+        '(it runs on to line 1,052): is a closing quote (") missing?'
+    )
 
 
-@pytest.mark.parametrize("text", [
-    'email,note\na@b.org,"closed\nat the end"',
-    'email,note\na@b.org,last line without a newline',
-    'email,note\na@b.org,x\n\n\n',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        'email,note\na@b.org,"closed\nat the end"',
+        "email,note\na@b.org,last line without a newline",
+        "email,note\na@b.org,x\n\n\n",
+    ],
+)
 def test_a_file_that_ends_cleanly_yields_every_record_and_nothing_more(tmp_path, text):
     path = write(tmp_path, text.encode())
     records = list(iter_records(path, "utf-8", ","))

@@ -56,8 +56,10 @@ def new_upload(client, name: str = "Spring import") -> str:
 
 def map_upload(client, token: str) -> Job:
     """Save the upload's mapping: the job that now owns its file."""
-    response = client.post(f"/jobs/new/import/{token}", data={
-        "name": "Mapped", "col_0": "email", "col_1": "zip", "action": "save"})
+    response = client.post(
+        f"/jobs/new/import/{token}",
+        data={"name": "Mapped", "col_0": "email", "col_1": "zip", "action": "save"},
+    )
     assert response.status_code == 302
     return Job.query.order_by(Job.id.desc()).first()
 
@@ -72,19 +74,25 @@ def test_every_file_written_under_var_is_the_owners_only(app, client, auth, user
     run = start_run(export_job(users["user"]), users["user"])
     work(app)
     OutboxConnection(app.config["OUTBOX_DIR"]).send(
-        Outgoing("conveyor@example.org", "ann@example.org", b"Subject: hi\r\n\r\nhello\r\n"))
+        Outgoing("conveyor@example.org", "ann@example.org", b"Subject: hi\r\n\r\nhello\r\n")
+    )
     bounce_token()
     own = load_config({"VAR_DIR": str(tmp_path / "own")})  # its secret key is generated
 
     files = [os.path.join(app.config["UPLOADS_DIR"], name) for name in upload_files(app, token)]
-    files += [fresh(run).result_path, tmp_path / "test.db", tmp_path / "own" / "secret_key",
-              os.path.join(app.config["VAR_DIR"], "bounce_token")]
+    files += [
+        fresh(run).result_path,
+        tmp_path / "test.db",
+        tmp_path / "own" / "secret_key",
+        os.path.join(app.config["VAR_DIR"], "bounce_token"),
+    ]
     files += [os.path.join(app.config["OUTBOX_DIR"], n) for n in os.listdir(app.config["OUTBOX_DIR"])]
     assert len(files) == 7  # the upload and its record, result, database, key, token, message
     assert {str(f): oct(mode(f)) for f in files} == {str(f): "0o600" for f in files}
     folders = [app.config[key] for key in ("VAR_DIR", "UPLOADS_DIR", "RESULTS_DIR", "OUTBOX_DIR")]
-    assert {f: oct(mode(f)) for f in [*folders, own["VAR_DIR"]]} \
-        == {f: "0o700" for f in [*folders, own["VAR_DIR"]]}
+    assert {f: oct(mode(f)) for f in [*folders, own["VAR_DIR"]]} == {
+        f: "0o700" for f in [*folders, own["VAR_DIR"]]
+    }
 
 
 def test_an_older_install_readable_by_others_is_made_owner_only_at_start(tmp_path):
@@ -96,13 +104,12 @@ def test_an_older_install_readable_by_others_is_made_owner_only_at_start(tmp_pat
     var.chmod(0o755)
     (var / "uploads").chmod(0o755)
     load_config({"VAR_DIR": str(var), "SECRET_KEY": "x"})
-    assert [oct(mode(p)) for p in (var, var / "uploads", var / "conveyor.db",
-                                   var / "uploads" / "abc.csv")] \
-        == ["0o700", "0o700", "0o600", "0o600"]
+    assert [
+        oct(mode(p)) for p in (var, var / "uploads", var / "conveyor.db", var / "uploads" / "abc.csv")
+    ] == ["0o700", "0o700", "0o600", "0o600"]
 
 
-def test_an_upload_never_mapped_is_deleted_after_24_hours_and_a_mapped_one_kept(
-        app, client, auth, users):
+def test_an_upload_never_mapped_is_deleted_after_24_hours_and_a_mapped_one_kept(app, client, auth, users):
     auth.login("user@example.org")
     abandoned, young, mapped = new_upload(client), new_upload(client), new_upload(client)
     job = map_upload(client, mapped)
@@ -118,7 +125,8 @@ def test_an_upload_never_mapped_is_deleted_after_24_hours_and_a_mapped_one_kept(
 
 
 def test_deleting_an_import_job_deletes_its_upload_unless_a_run_still_needs_it(
-        app, client, auth, users, tmp_path):
+    app, client, auth, users, tmp_path
+):
     auth.login("user@example.org")
     plain = map_upload(client, new_upload(client))
     paused = map_upload(client, new_upload(client))
@@ -141,24 +149,43 @@ def test_deleting_an_import_job_deletes_its_upload_unless_a_run_still_needs_it(
 
 def test_the_hourly_sweep_deletes_old_logs_outbox_messages_and_partial_results(app, users):
     owner, days = users["user"], timedelta(days=31)
-    old = new_run(export_job(owner, name="Old"), owner, RunState.COMPLETED, trigger="manual",
-                  finished_at=utcnow() - days, checked=7)
-    recent = new_run(export_job(owner, name="Recent"), owner, RunState.COMPLETED,
-                     trigger="manual", finished_at=utcnow())
+    old = new_run(
+        export_job(owner, name="Old"),
+        owner,
+        RunState.COMPLETED,
+        trigger="manual",
+        finished_at=utcnow() - days,
+        checked=7,
+    )
+    recent = new_run(
+        export_job(owner, name="Recent"), owner, RunState.COMPLETED, trigger="manual", finished_at=utcnow()
+    )
     for run in (old, recent):
         log(run, "Exported 7 rows.")
         log(run, "Completed.")
-    cancelled = new_run(export_job(owner, name="Stopped"), owner, RunState.CANCELLED,
-                        trigger="manual", finished_at=utcnow() - days)
-    failed = new_run(export_job(owner, name="Failed"), owner, RunState.FAILED,
-                     trigger="manual", finished_at=utcnow() - days)
+    cancelled = new_run(
+        export_job(owner, name="Stopped"),
+        owner,
+        RunState.CANCELLED,
+        trigger="manual",
+        finished_at=utcnow() - days,
+    )
+    failed = new_run(
+        export_job(owner, name="Failed"),
+        owner,
+        RunState.FAILED,
+        trigger="manual",
+        finished_at=utcnow() - days,
+    )
     db.session.commit()
     ids = {"old": old.id, "recent": recent.id}
     results, outbox = Path(app.config["RESULTS_DIR"]), Path(app.config["OUTBOX_DIR"])
-    files = {"stale part": results / f"run-{cancelled.id}-export.csv.part",
-             "resumable part": results / f"run-{failed.id}-export.csv.part",
-             "old message": outbox / "20200101-000000-aaaa.eml",
-             "new message": outbox / "20990101-000000-bbbb.eml"}
+    files = {
+        "stale part": results / f"run-{cancelled.id}-export.csv.part",
+        "resumable part": results / f"run-{failed.id}-export.csv.part",
+        "old message": outbox / "20200101-000000-aaaa.eml",
+        "new message": outbox / "20990101-000000-bbbb.eml",
+    }
     for name, path in files.items():
         path.write_text("x")
         if name != "new message":
@@ -166,12 +193,13 @@ def test_the_hourly_sweep_deletes_old_logs_outbox_messages_and_partial_results(a
 
     scheduler_loop.loop(once=True)
 
-    lines = {name: [line.message for line in RunLogLine.query.filter_by(run_id=run_id)]
-             for name, run_id in ids.items()}
+    lines = {
+        name: [line.message for line in RunLogLine.query.filter_by(run_id=run_id)]
+        for name, run_id in ids.items()
+    }
     assert lines == {"old": [LOG_DELETED], "recent": ["Exported 7 rows.", "Completed."]}
     assert db.session.get(Run, ids["old"]).checked == 7  # the run and its counts stay
-    assert {name for name, path in files.items() if path.exists()} \
-        == {"resumable part", "new message"}
+    assert {name for name, path in files.items() if path.exists()} == {"resumable part", "new message"}
 
 
 def test_a_retention_sweep_that_fails_does_not_stop_the_others(app, monkeypatch):

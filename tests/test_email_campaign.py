@@ -35,19 +35,25 @@ from webapp.models.base import utcnow
 
 
 def supporters(count, *, opted_in=True, start=0, **extra):
-    rows = [{"email": f"s{i}@example.org", "first_name": f"S{i}", "opted_in": opted_in, **extra}
-            for i in range(start, start + count)]
+    rows = [
+        {"email": f"s{i}@example.org", "first_name": f"S{i}", "opted_in": opted_in, **extra}
+        for i in range(start, start + count)
+    ]
     db.session.execute(db.insert(Supporter), rows)
     db.session.commit()
 
 
 def campaign_for(user, **fields):
-    job = Job(owner_id=user.id, job_type="email_campaign", name=fields.get("name", "Appeal"),
-              params={})
-    values = {"name": "Appeal", "from_address": "Park Friends <news@park.example>",
-              "subject": "Hello {{ first_name }}", "text_body": "Dear {{ first_name }},\nThanks.",
-              "html_body": '<p>Dear {{ first_name }}</p><a href="https://park.example/give?a=1&b=2">Give</a>',
-              "audience": "opted_in", "notify_email": "owner@park.example"}
+    job = Job(owner_id=user.id, job_type="email_campaign", name=fields.get("name", "Appeal"), params={})
+    values = {
+        "name": "Appeal",
+        "from_address": "Park Friends <news@park.example>",
+        "subject": "Hello {{ first_name }}",
+        "text_body": "Dear {{ first_name }},\nThanks.",
+        "html_body": '<p>Dear {{ first_name }}</p><a href="https://park.example/give?a=1&b=2">Give</a>',
+        "audience": "opted_in",
+        "notify_email": "owner@park.example",
+    }
     values.update(fields)
     campaign = Campaign(owner_id=user.id, job=job, **values)
     db.session.add_all([job, campaign])
@@ -91,8 +97,9 @@ def test_launch_sends_each_recipient_once_and_skips_the_suppressed(app, users, s
 
 
 def test_supporter_data_cannot_inject_markup_or_template_code(app, users, smtp_sink):
-    db.session.add(Supporter(email="evil@example.org", opted_in=True,
-                             first_name="<script>alert(1)</script>{{ 7*7 }}"))
+    db.session.add(
+        Supporter(email="evil@example.org", opted_in=True, first_name="<script>alert(1)</script>{{ 7*7 }}")
+    )
     db.session.commit()
     run = launch(campaign_for(users["user"]), users["user"])
     work(app)
@@ -126,8 +133,7 @@ def test_pause_then_resume_sends_the_rest_exactly_once(app, users, smtp_sink):
     assert not any(r.startswith("s50") and len(r) == len("s500@example.org") for r in received)
 
 
-def test_cancel_is_only_offered_for_a_paused_run_and_sends_no_notification(
-        app, users, smtp_sink):
+def test_cancel_is_only_offered_for_a_paused_run_and_sends_no_notification(app, users, smtp_sink):
     supporters(40)
     campaign = campaign_for(users["user"])
     run = launch(campaign, users["user"])
@@ -143,8 +149,7 @@ def test_cancel_is_only_offered_for_a_paused_run_and_sends_no_notification(
     assert db.session.get(Campaign, campaign.id).status is CampaignStatus.STOPPED  # some may have been sent
 
 
-def test_stop_on_a_processing_run_pauses_then_cancels_and_keeps_what_was_sent(
-        app, users, smtp_sink):
+def test_stop_on_a_processing_run_pauses_then_cancels_and_keeps_what_was_sent(app, users, smtp_sink):
     supporters(120)
     run = launch(campaign_for(users["user"]), users["user"])
     smtp_sink.delay = 0.005
@@ -179,8 +184,7 @@ def test_extraction_cancel_contacts_nobody_and_notifies(app, users):
     assert db.session.get(Campaign, campaign.id).status is CampaignStatus.DRAFT
 
 
-def test_scheduled_run_waits_and_cancelling_it_returns_the_campaign_to_draft(
-        app, client, auth, users):
+def test_scheduled_run_waits_and_cancelling_it_returns_the_campaign_to_draft(app, client, auth, users):
     supporters(3)
     campaign = campaign_for(users["user"], launch_at=utcnow() + timedelta(days=2))
     auth.login("user@example.org")
@@ -237,9 +241,13 @@ def test_login_refused_fails_the_run_with_the_reason(app, users):
     from tests.conftest import SmtpSink, free_port
 
     port = free_port()
-    controller = Controller(SmtpSink(), hostname="127.0.0.1", port=port,
-                            authenticator=lambda *a: AuthResult(success=False, handled=False),
-                            auth_require_tls=False)
+    controller = Controller(
+        SmtpSink(),
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=lambda *a: AuthResult(success=False, handled=False),
+        auth_require_tls=False,
+    )
     controller.start()
     try:
         app.config["SMTP_URL"] = f"smtp://news:wrong@127.0.0.1:{port}"
@@ -265,8 +273,11 @@ def test_template_that_cannot_render_fails_the_run(app, users, smtp_sink):
 
 def test_invalid_audience_rule_fails_the_run(app, users, smtp_sink):
     supporters(2)
-    rule = SavedFilter(owner_id=users["user"].id, name="Broken",
-                       rule={"conditions": [{"field": "shoe_size", "op": "equals", "value": "9"}]})
+    rule = SavedFilter(
+        owner_id=users["user"].id,
+        name="Broken",
+        rule={"conditions": [{"field": "shoe_size", "op": "equals", "value": "9"}]},
+    )
     db.session.add(rule)
     db.session.commit()
     run = launch(campaign_for(users["user"], audience="filter", filter_id=rule.id), users["user"])
@@ -280,8 +291,11 @@ def test_saved_filter_audience_suppresses_the_not_opted_in(app, users, smtp_sink
     supporters(3, state="MA")
     supporters(2, opted_in=False, start=10, state="MA")
     supporters(4, start=20, state="NY")
-    rule = SavedFilter(owner_id=users["user"].id, name="Massachusetts",
-                       rule={"conditions": [{"field": "state", "op": "equals", "value": "MA"}]})
+    rule = SavedFilter(
+        owner_id=users["user"].id,
+        name="Massachusetts",
+        rule={"conditions": [{"field": "state", "op": "equals", "value": "MA"}]},
+    )
     db.session.add(rule)
     db.session.commit()
     run = launch(campaign_for(users["user"], audience="filter", filter_id=rule.id), users["user"])
@@ -310,7 +324,8 @@ def test_temporary_failures_are_retried_without_losing_or_duplicating(app, users
 
 
 def test_launch_page_confirms_with_the_audience_size_and_lands_on_the_run(
-        app, client, auth, users, smtp_sink):
+    app, client, auth, users, smtp_sink
+):
     supporters(7)
     supporters(2, opted_in=False, start=50)
     campaign = campaign_for(users["user"])
@@ -330,9 +345,16 @@ def test_launch_page_confirms_with_the_audience_size_and_lands_on_the_run(
 
 def test_campaign_form_refuses_unknown_merge_fields_and_bad_templates(client, auth, users):
     auth.login("user@example.org")
-    response = client.post("/campaigns/new", data={
-        "name": "x", "from_address": "a@b.org", "subject": "Hi {{ frist_name }}",
-        "text_body": "Hello {% if %}", "audience": "opted_in"})
+    response = client.post(
+        "/campaigns/new",
+        data={
+            "name": "x",
+            "from_address": "a@b.org",
+            "subject": "Hi {{ frist_name }}",
+            "text_body": "Hello {% if %}",
+            "audience": "opted_in",
+        },
+    )
     html = response.get_data(as_text=True)
     assert "unknown merge field {{ frist_name }}" in html
     assert "template error" in html
@@ -343,8 +365,7 @@ def test_preview_renders_for_a_chosen_supporter(client, auth, users):
     supporters(2)
     campaign = campaign_for(users["user"])
     auth.login("user@example.org")
-    page = client.get(f"/campaigns/{campaign.id}/preview?email=s1@example.org").get_data(
-        as_text=True)
+    page = client.get(f"/campaigns/{campaign.id}/preview?email=s1@example.org").get_data(as_text=True)
     assert "Hello S1" in page and "Dear S1" in page
     missing = client.get(f"/campaigns/{campaign.id}/preview?email=nobody@example.org")
     assert "No supporter has the email nobody@example.org." in missing.get_data(as_text=True)
@@ -353,8 +374,11 @@ def test_preview_renders_for_a_chosen_supporter(client, auth, users):
 def test_other_users_campaigns_are_404(client, auth, users):
     campaign = campaign_for(users["other"])
     auth.login("user@example.org")
-    for url in (f"/campaigns/{campaign.id}", f"/campaigns/{campaign.id}/edit",
-                f"/campaigns/{campaign.id}/preview", f"/campaigns/{campaign.id}/launch"):
+    for url in (
+        f"/campaigns/{campaign.id}",
+        f"/campaigns/{campaign.id}/edit",
+        f"/campaigns/{campaign.id}/preview",
+        f"/campaigns/{campaign.id}/launch",
+    ):
         assert client.get(url).status_code == 404
     assert client.post(f"/campaigns/{campaign.id}/launch").status_code == 404
-

@@ -36,8 +36,7 @@ def people_csv(path, count, start=0):
 
 
 def log_of(run):
-    return [line.message for line in
-            RunLogLine.query.filter_by(run_id=run.id).order_by(RunLogLine.id)]
+    return [line.message for line in RunLogLine.query.filter_by(run_id=run.id).order_by(RunLogLine.id)]
 
 
 def test_second_run_of_the_same_job_waits_queued_and_runs_after(app, users, tmp_path):
@@ -76,8 +75,7 @@ def test_a_higher_concurrency_runs_other_jobs_side_by_side(app, users, tmp_path)
     assert run_a.rq_job_id and run_b.rq_job_id
     assert not run_c.rq_job_id and not second_of_a.rq_job_id  # both slots are taken
     work(app)
-    assert all(fresh(run).state is RunState.COMPLETED
-               for run in (run_a, run_b, run_c, second_of_a))
+    assert all(fresh(run).state is RunState.COMPLETED for run in (run_a, run_b, run_c, second_of_a))
 
 
 def test_a_paused_run_frees_its_slot_but_holds_its_job(app, users, tmp_path):
@@ -102,8 +100,7 @@ def test_stop_before_start_cancels_and_nothing_runs(app, users, tmp_path):
     assert not run.in_monitor
 
 
-def test_stop_while_processing_stops_at_a_batch_boundary_and_keeps_what_was_done(
-        app, users, tmp_path):
+def test_stop_while_processing_stops_at_a_batch_boundary_and_keeps_what_was_done(app, users, tmp_path):
     job = import_job(users["user"], people_csv(tmp_path / "p.csv", 3000), ["email", "first_name"])
     run = start_run(job, users["user"])
     run = act_midway(app, run, users["user"], request_stop, after=30)
@@ -111,13 +108,13 @@ def test_stop_while_processing_stops_at_a_batch_boundary_and_keeps_what_was_done
     assert 0 < run.created < 3000
     assert run.created % 3 == 0  # whole batches only
     assert Supporter.query.count() == run.created == run.progress_done
-    assert (f"Stopped at a batch boundary: {run.created:,} of 3,000 records were imported "
-            "and stay so.") in log_of(run)
+    assert (
+        f"Stopped at a batch boundary: {run.created:,} of 3,000 records were imported and stay so."
+    ) in log_of(run)
     assert not run.in_monitor
 
 
-def test_failed_run_retries_from_its_checkpoint_without_duplicates(
-        app, users, tmp_path, monkeypatch):
+def test_failed_run_retries_from_its_checkpoint_without_duplicates(app, users, tmp_path, monkeypatch):
     job = import_job(users["user"], people_csv(tmp_path / "p.csv", 20), ["email", "first_name"])
     run = start_run(job, users["user"])
     original = importer.Importer.write_slice
@@ -132,6 +129,7 @@ def test_failed_run_retries_from_its_checkpoint_without_duplicates(
     monkeypatch.setattr(importer.Importer, "write_slice", flaky)
     with pytest.raises(OSError):
         from webapp.engine.runner import execute_run
+
         # run it as the worker would, but see the error propagate
         queueing.run_queue().empty()
         execute_run(run.id)
@@ -194,8 +192,7 @@ def test_reconciler_leaves_live_runs_alone(app, users, tmp_path):
     assert fresh(run).state is RunState.PROCESSING
 
 
-def test_retention_sweep_deletes_old_result_files_and_history_says_so(
-        app, client, auth, users):
+def test_retention_sweep_deletes_old_result_files_and_history_says_so(app, client, auth, users):
     job = export_job(users["user"])
     run = start_run(job, users["user"])
     work(app)
@@ -258,13 +255,21 @@ def test_the_workers_warm_up_leaves_nothing_behind(app, users):
 
     job = export_job(users["user"], name="Weekly export")
     start_run(job, users["user"])
-    before = (Job.query.count(), Run.query.count(), RunLogLine.query.count(),
-              [(j.id, j.last_run_number) for j in Job.query.order_by(Job.id)])
+    before = (
+        Job.query.count(),
+        Run.query.count(),
+        RunLogLine.query.count(),
+        [(j.id, j.last_run_number) for j in Job.query.order_by(Job.id)],
+    )
     warm_up()  # rehearses a group step's hand-over, then rolls it back
     gc.unfreeze()  # (warm_up freezes what the worker holds before it forks; not the tests')
     db.session.expire_all()
-    after = (Job.query.count(), Run.query.count(), RunLogLine.query.count(),
-             [(j.id, j.last_run_number) for j in Job.query.order_by(Job.id)])
+    after = (
+        Job.query.count(),
+        Run.query.count(),
+        RunLogLine.query.count(),
+        [(j.id, j.last_run_number) for j in Job.query.order_by(Job.id)],
+    )
     assert after == before
 
 
@@ -278,15 +283,17 @@ def test_a_run_starts_when_its_worker_takes_it(app, users):
 
 
 def test_a_send_in_the_email_lane_never_holds_up_an_import_and_each_lane_has_its_line(
-        app, users, tmp_path, client, auth):
+    app, users, tmp_path, client, auth
+):
     from tests.test_email_campaign import campaign_for, supporters
     from webapp.engine import queueing
     from webapp.mailing import launches
     from webapp.web import queue_place
 
     supporters(3)
-    sends = [launches.launch(campaign_for(users["user"], name=f"Appeal {i}").id, users["user"])
-             for i in range(2)]
+    sends = [
+        launches.launch(campaign_for(users["user"], name=f"Appeal {i}").id, users["user"]) for i in range(2)
+    ]
     sending, waiting_send = fresh(sends[0]), fresh(sends[1])
     assert sending.rq_job_id and not waiting_send.rq_job_id  # one email slot (the default)
     job = import_job(users["user"], people_csv(tmp_path / "p.csv", 3), ["email", "first_name"])

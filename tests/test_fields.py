@@ -13,11 +13,17 @@ SAMPLES = {
     "first_name": (["Ann", "", "O'Brien", "x" * 120, "Zoë"], [], ["x" * 121]),
     "state": (["ma", "NY", ""], [], ["M", "MAS", "1A", "ñy"]),
     "zip": (["02134", "02134-1234", ""], [], ["2134", "021345", "02134-12", "０２１３４"]),
-    "phone": (["(617) 555-0101", "555-0101", "", "+1 617.555.0101", "1" * 25], [],
-              ["555-01", "617-555-0101 x9", "1" * 26]),
+    "phone": (
+        ["(617) 555-0101", "555-0101", "", "+1 617.555.0101", "1" * 25],
+        [],
+        ["555-01", "617-555-0101 x9", "1" * 26],
+    ),
     "opted_in": (["yes", "No", "", "Y", "TRUE", "0", "opted in", "x"], [], ["maybe", "nope"]),
-    "donation_total": (["12.50", "-0.50", "", "0.00", "1200.00"],
-                       ["12.5", "1,200.00", "$3", "00.50"], ["abc", "12345678901.00"]),
+    "donation_total": (
+        ["12.50", "-0.50", "", "0.00", "1200.00"],
+        ["12.5", "1,200.00", "$3", "00.50"],
+        ["abc", "12345678901.00"],
+    ),
 }
 
 
@@ -61,8 +67,13 @@ def test_an_email_column_is_lower_cased_whole_or_declined():
 # 30,000 characters (minutes on these); each one here must be refused in linear time.
 N = 100_000
 PATHOLOGICAL = {
-    "email": ["a@" + "." * N + "@", "a@" + "b." * (N // 2) + "@", "a@b" + "." * N + " ",
-              "a" * N + "@", "@" * N],
+    "email": [
+        "a@" + "." * N + "@",
+        "a@" + "b." * (N // 2) + "@",
+        "a@b" + "." * N + " ",
+        "a" * N + "@",
+        "@" * N,
+    ],
     "phone": ["1 " * (N // 2) + "x", "(" * N, "1" * N + "x", "1" * 6 + "-" * N + "x"],
     "zip": ["1" * N + "x", "12345-" * (N // 6)],
     "state": ["A" * N],
@@ -90,11 +101,17 @@ def test_a_pathological_cell_is_refused_in_linear_time_with_a_short_reason(name,
 
 @pytest.mark.parametrize("name,value", CASES)
 def test_a_column_holding_a_pathological_cell_is_declined_in_linear_time(name, value):
-    good = {"email": "ann@example.org", "phone": "555-0101", "zip": "02134", "state": "MA",
-            "donation_total": "1.00", "opted_in": "yes", "first_name": "Ann"}[name]
+    good = {
+        "email": "ann@example.org",
+        "phone": "555-0101",
+        "zip": "02134",
+        "state": "MA",
+        "donation_total": "1.00",
+        "opted_in": "yes",
+        "first_name": "Ann",
+    }[name]
     values = [good] * 1000 + [value, value] + [good] * 1000
-    convert_all = fields.email_column if name == "email" else partial(
-        fields.column_converter_for(name), name)
+    convert_all = fields.email_column if name == "email" else partial(fields.column_converter_for(name), name)
     started = time.perf_counter()
     assert convert_all(values) is None
     assert time.perf_counter() - started < 2
@@ -102,14 +119,26 @@ def test_a_column_holding_a_pathological_cell_is_declined_in_linear_time(name, v
 
 def test_a_long_refused_value_is_quoted_cut_short_with_its_length():
     assert refusal("email", "a@" + "." * N + "@") == (
-        f"'a@{'.' * 38}… (100,003 characters)' is not a valid email address")
+        f"'a@{'.' * 38}… (100,003 characters)' is not a valid email address"
+    )
     assert refusal("email", "not-an-email") == "'not-an-email' is not a valid email address"
 
 
-@pytest.mark.parametrize("value,valid", [
-    ("a@b.c", True), ("a@..c", True), ("a@b.c.", True), ("a@.b.c", True), ("a@b..c", True),
-    ("a@b.", False), ("a@.b", False), ("a@bc", False), ("a@b.c@d", False), ("a@.", False),
-])
+@pytest.mark.parametrize(
+    "value,valid",
+    [
+        ("a@b.c", True),
+        ("a@..c", True),
+        ("a@b.c.", True),
+        ("a@.b.c", True),
+        ("a@b..c", True),
+        ("a@b.", False),
+        ("a@.b", False),
+        ("a@bc", False),
+        ("a@b.c@d", False),
+        ("a@.", False),
+    ],
+)
 def test_an_email_domain_needs_a_dot_with_a_character_either_side_as_before(value, valid):
     assert fields.is_email(value) is valid
     assert (fields.email_column(["x@y.z", value]) is not None) is valid

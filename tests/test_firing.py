@@ -26,9 +26,15 @@ def job(users):
 
 
 def hourly(job, **extra) -> JobSchedule:
-    schedule = JobSchedule(job_id=job.id, kind="times_per_day", times_per_day=24,
-                           start_date=date.today() - timedelta(days=2), time=time(0, 0),
-                           enabled=True, **extra)
+    schedule = JobSchedule(
+        job_id=job.id,
+        kind="times_per_day",
+        times_per_day=24,
+        start_date=date.today() - timedelta(days=2),
+        time=time(0, 0),
+        enabled=True,
+        **extra,
+    )
     db.session.add(schedule)
     db.session.commit()
     return schedule
@@ -54,10 +60,11 @@ def test_an_outage_records_every_missed_time_and_runs_only_the_latest_once(app, 
     runs = runs_of(job)
     assert len(runs) == 6  # the planned one and the five hours since, the last one is now's
     missed, latest = runs[:-1], runs[-1]
-    assert all(r.state is RunState.SKIPPED and r.error.startswith("Missed: the scheduler was "
-                                                                  "not running at") for r in missed)
-    assert [r.planned_for for r in runs] == [runs[0].planned_for + timedelta(hours=h)
-                                             for h in range(6)]
+    assert all(
+        r.state is RunState.SKIPPED and r.error.startswith("Missed: the scheduler was not running at")
+        for r in missed
+    )
+    assert [r.planned_for for r in runs] == [runs[0].planned_for + timedelta(hours=h) for h in range(6)]
     assert latest.state is RunState.QUEUED and latest.rq_job_id  # dispatched, not a burst
     work(app)
     assert fresh(latest).state is RunState.COMPLETED
@@ -73,16 +80,25 @@ def test_with_the_skip_policy_every_missed_time_is_only_recorded(app, users, job
 
 
 @pytest.mark.parametrize("grace,expected", [(30, RunState.SKIPPED), (60, RunState.QUEUED)])
-def test_a_time_missed_by_more_than_the_grace_period_is_not_run(app, users, job, grace,
-                                                                 expected):
+def test_a_time_missed_by_more_than_the_grace_period_is_not_run(app, users, job, grace, expected):
     at = to_local(utcnow() - timedelta(minutes=45), app.config["TIMEZONE"])
-    schedule = JobSchedule(job_id=job.id, kind="once", start_date=at.date(), enabled=True,
-                           once_at=at.replace(tzinfo=None, second=0, microsecond=0),
-                           misfire_grace_minutes=grace)
+    schedule = JobSchedule(
+        job_id=job.id,
+        kind="once",
+        start_date=at.date(),
+        enabled=True,
+        once_at=at.replace(tzinfo=None, second=0, microsecond=0),
+        misfire_grace_minutes=grace,
+    )
     db.session.add(schedule)
     db.session.commit()
-    run = schedule_run(job, None, utcnow() - timedelta(minutes=45), trigger="schedule",
-                       planned_for=utcnow() - timedelta(minutes=45))
+    run = schedule_run(
+        job,
+        None,
+        utcnow() - timedelta(minutes=45),
+        trigger="schedule",
+        planned_for=utcnow() - timedelta(minutes=45),
+    )
     fire({run.id: None})
     [only] = runs_of(job)
     assert only.state is expected
@@ -90,8 +106,10 @@ def test_a_time_missed_by_more_than_the_grace_period_is_not_run(app, users, job,
         assert "too late to run it once now" in only.error
     else:
         notes = [line.message for line in RunLogLine.query.filter_by(run_id=only.id)]
-        assert any(note.startswith("Queued 45 min") and "late: the scheduler was not running"
-                   in note for note in notes), notes
+        assert any(
+            note.startswith("Queued 45 min") and "late: the scheduler was not running" in note
+            for note in notes
+        ), notes
 
 
 def test_the_timed_job_of_a_due_run_goes_onto_the_queue_under_its_own_id(app, users, job):
@@ -138,8 +156,13 @@ def test_a_scheduled_run_whose_timed_job_was_lost_fires_anyway(app, users, job):
 def test_times_that_already_have_a_run_are_not_recorded_twice(app, users, job):
     schedule = hourly(job)
     run = planned_hours_ago(schedule, 3)
-    already = schedule_run(job, None, run.planned_for + timedelta(hours=1), trigger="schedule",
-                           planned_for=run.planned_for + timedelta(hours=1))
+    already = schedule_run(
+        job,
+        None,
+        run.planned_for + timedelta(hours=1),
+        trigger="schedule",
+        planned_for=run.planned_for + timedelta(hours=1),
+    )
     fire({run.id: None})
     runs = runs_of(job)
     assert len(runs) == 4 and len({r.planned_for for r in runs}) == 4
@@ -149,13 +172,13 @@ def test_times_that_already_have_a_run_are_not_recorded_twice(app, users, job):
 def test_a_run_whose_firing_raises_is_skipped_with_a_reason_and_the_others_fire(app, users, job):
     poisoned = hourly(job, misfire_grace_minutes=10**15)  # written straight to the database
     broken = planned_hours_ago(poisoned, 2)  # late: the grace period is worked out, and overflows
-    other = schedule_run(export_job(users["user"], name="Other export"), None,
-                         utcnow() - timedelta(seconds=1))
+    other = schedule_run(
+        export_job(users["user"], name="Other export"), None, utcnow() - timedelta(seconds=1)
+    )
     fire({broken.id: None, other.id: None})
     broken, other = fresh(broken), fresh(other)
     assert broken.state is RunState.SKIPPED
-    assert broken.error.startswith("Skipped: the scheduler could not fire this run "
-                                   "(OverflowError: ")
+    assert broken.error.startswith("Skipped: the scheduler could not fire this run (OverflowError: ")
     assert "Check the job's schedule" in broken.error
     assert other.state is RunState.QUEUED and other.rq_job_id
     assert runs_of(job) == [broken]  # nothing of the failed attempt was kept

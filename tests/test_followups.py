@@ -58,8 +58,9 @@ def test_failure_only(app, users, tmp_path, fails, expected):
     messages = outbox(app)
     assert len(messages) == expected
     if fails:
-        assert ("Reason: the file missing.csv is no longer there (FileNotFoundError)"
-                in messages[0].get_content())
+        assert (
+            "Reason: the file missing.csv is no longer there (FileNotFoundError)" in messages[0].get_content()
+        )
 
 
 def test_never_sends_nothing(app, users):
@@ -73,8 +74,14 @@ def test_never_sends_nothing(app, users):
 def test_missed_run_notifies_when_asked(app, users):
     job = export_job(users["user"], name="Nightly")
     configure(job, notify_on="never", notify_missed=True)
-    schedule = JobSchedule(job_id=job.id, kind="days_of_week", start_date=date.today(),
-                           time=time(3, 0), weekdays=list(range(7)), enabled=True)
+    schedule = JobSchedule(
+        job_id=job.id,
+        kind="days_of_week",
+        start_date=date.today(),
+        time=time(3, 0),
+        weekdays=list(range(7)),
+        enabled=True,
+    )
     db.session.add(schedule)
     db.session.commit()
     planned = plan(schedule)
@@ -108,18 +115,29 @@ def test_long_running_run_notifies_once(app, users):
 def test_notification_form_validates_addresses(client, auth, users):
     job = export_job(users["user"])
     auth.login("user@example.org")
-    response = client.post(f"/jobs/{job.id}/notifications",
-                           data={"notify_emails": "ops@example.org, nope", "notify_on": "every"})
+    response = client.post(
+        f"/jobs/{job.id}/notifications", data={"notify_emails": "ops@example.org, nope", "notify_on": "every"}
+    )
     assert response.status_code == 400
     assert "&#39;nope&#39; is not an email address." in response.get_data(as_text=True)
-    response = client.post(f"/jobs/{job.id}/notifications",
-                           data={"notify_emails": "", "notify_on": "failure"})
+    response = client.post(
+        f"/jobs/{job.id}/notifications", data={"notify_emails": "", "notify_on": "failure"}
+    )
     assert "Add at least one address" in response.get_data(as_text=True)
-    response = client.post(f"/jobs/{job.id}/notifications", data={
-        "notify_emails": " ops@example.org ,lead@example.org", "notify_on": "failure",
-        "notify_missed": "y"})
+    response = client.post(
+        f"/jobs/{job.id}/notifications",
+        data={
+            "notify_emails": " ops@example.org ,lead@example.org",
+            "notify_on": "failure",
+            "notify_missed": "y",
+        },
+    )
     assert response.status_code == 302
     job = db.session.get(type(job), job.id)
     assert (job.notify_emails, job.notify_on, job.notify_missed, job.notify_long) == (
-        "ops@example.org, lead@example.org", "failure", True, False)
+        "ops@example.org, lead@example.org",
+        "failure",
+        True,
+        False,
+    )
     assert client.post(f"/jobs/{export_job(users['other']).id}/notifications").status_code == 404

@@ -38,8 +38,13 @@ ARGUMENT = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 @pytest.fixture
 def samples(users, others_objects):  # noqa: F811
     """A real value for every URL parameter of the app (objects owned by "other")."""
-    return {**others_objects, "user_id": users["other"].id, "token": "not-a-token",
-            "name": "nothing.eml", "filename": "nothing.css"}
+    return {
+        **others_objects,
+        "user_id": users["other"].id,
+        "token": "not-a-token",
+        "name": "nothing.eml",
+        "filename": "nothing.css",
+    }
 
 
 def url_with(rule, values: dict) -> str:
@@ -50,8 +55,9 @@ def url_with(rule, values: dict) -> str:
 
 def every_route(app):
     """Every rule with each of its methods; deletions last, so that the objects stay until then."""
-    rules = sorted(app.url_map.iter_rules(),
-                   key=lambda r: (r.endpoint.endswith(("delete", "deactivate")), r.rule))
+    rules = sorted(
+        app.url_map.iter_rules(), key=lambda r: (r.endpoint.endswith(("delete", "deactivate")), r.rule)
+    )
     for rule in rules:
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             yield method, rule
@@ -77,22 +83,27 @@ def words(html: str) -> str:
 
 
 @pytest.mark.parametrize("role", ["super_admin", "user"])
-def test_no_route_answers_500_to_malformed_ids_pages_or_filters(
-        app, client, auth, users, samples, role):
+def test_no_route_answers_500_to_malformed_ids_pages_or_filters(app, client, auth, users, samples, role):
     auth.login(users[role].email)
     failures, checked = [], 0
     for method, rule in every_route(app):
         for url, query, form in malformed_requests(rule, samples):
             for headers in ({}, {"HX-Request": "true"}):
-                response = client.open(url, method=method, query_string=query,
-                                       data=form if method == "POST" else None, headers=headers)
+                response = client.open(
+                    url,
+                    method=method,
+                    query_string=query,
+                    data=form if method == "POST" else None,
+                    headers=headers,
+                )
                 checked += 1
                 where = f"{method} {url}?{query} {headers}: {response.status_code}"
                 body = response.get_data(as_text=True)
                 if response.status_code not in ALLOWED:
                     failures.append(where)
                 elif response.status_code >= 400 and (
-                        "Traceback" in body or not re.search(r"\w+ \w+ \w+", words(body))):
+                    "Traceback" in body or not re.search(r"\w+ \w+ \w+", words(body))
+                ):
                     failures.append(f"{where} without a message: {body[:200]}")
                 if rule.endpoint == "auth.logout":
                     auth.login(users[role].email)
@@ -100,26 +111,28 @@ def test_no_route_answers_500_to_malformed_ids_pages_or_filters(
     assert checked > 2000
 
 
-@pytest.mark.parametrize("url,expected", [
-    ("/runs/99999999999999999999", 404),
-    ("/runs/9223372036854775808", 404),
-    ("/runs/²", 404),
-    ("/runs/٣", 404),
-    ("/?page=99999999999999999999", 400),
-    ("/?page=²", 400),
-    ("/?page=0", 400),
-    ("/history?before=99999999999999999999", 400),
-    ("/history?state=lost", 400),
-    ("/history?type=nothing", 400),
-    ("/history?user=²", 400),
-    ("/monitor/updates?ids=1,²&after=0", 400),
-    ("/supporters/?before=²", 400),
-    ("/admin/audit?before=99999999999999999999", 400),
-    ("/admin/outbox?page=-1", 400),
-    ("/groups/?page=abc", 400),
-])
-def test_a_malformed_number_is_answered_with_a_plain_sentence(
-        client, auth, users, url, expected):
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("/runs/99999999999999999999", 404),
+        ("/runs/9223372036854775808", 404),
+        ("/runs/²", 404),
+        ("/runs/٣", 404),
+        ("/?page=99999999999999999999", 400),
+        ("/?page=²", 400),
+        ("/?page=0", 400),
+        ("/history?before=99999999999999999999", 400),
+        ("/history?state=lost", 400),
+        ("/history?type=nothing", 400),
+        ("/history?user=²", 400),
+        ("/monitor/updates?ids=1,²&after=0", 400),
+        ("/supporters/?before=²", 400),
+        ("/admin/audit?before=99999999999999999999", 400),
+        ("/admin/outbox?page=-1", 400),
+        ("/groups/?page=abc", 400),
+    ],
+)
+def test_a_malformed_number_is_answered_with_a_plain_sentence(client, auth, users, url, expected):
     auth.login(users["super_admin"].email)
     response = client.get(url)
     assert response.status_code == expected
@@ -143,8 +156,7 @@ def test_the_largest_id_is_still_a_plain_404(client, auth, users):
     assert client.get("/history?before=9223372036854775807").status_code == 200
 
 
-def test_a_malformed_number_in_an_htmx_request_answers_the_fragment_with_a_4xx(
-        client, auth, users):
+def test_a_malformed_number_in_an_htmx_request_answers_the_fragment_with_a_4xx(client, auth, users):
     auth.login(users["user"].email)
     response = client.get("/monitor/updates?ids=²&after=0", headers={"HX-Request": "true"})
     assert response.status_code == 400
@@ -153,7 +165,11 @@ def test_a_malformed_number_in_an_htmx_request_answers_the_fragment_with_a_4xx(
 
 
 def test_a_malformed_job_id_in_the_group_wizard_is_left_out_like_another_users_job(
-        client, auth, users, others_objects):  # noqa: F811
+    client,
+    auth,
+    users,
+    others_objects,  # noqa: F811
+):
     auth.login(users["super_admin"].email)
     group_id, job_id = others_objects["group_id"], others_objects["job_id"]
     url = f"/groups/{group_id}/edit/1"
@@ -163,39 +179,63 @@ def test_a_malformed_job_id_in_the_group_wizard_is_left_out_like_another_users_j
     assert GroupDefinition.of(db.session.get(Job, group_id)).steps == [job_id]
 
 
-SCHEDULE_NUMBERS = ["kind", "times_per_day", "weekdays", "day_of_month", "week_of_month",
-                    "weekday", "hour", "slot", "misfire_grace_minutes"]
+SCHEDULE_NUMBERS = [
+    "kind",
+    "times_per_day",
+    "weekdays",
+    "day_of_month",
+    "week_of_month",
+    "weekday",
+    "hour",
+    "slot",
+    "misfire_grace_minutes",
+]
 
 
 def schedule_form(kind: str) -> dict:
     """A schedule form as the page sends it, valid for every kind."""
-    return {"kind": kind, "start_date": "2030-01-01", "time": "09:00", "times_per_day": "2",
-            "weekdays": "1", "day_of_month": "5", "week_of_month": "1", "weekday": "0",
-            "hour": "9", "slot": "0", "once_at": "2030-01-01T09:00",
-            "misfire_grace_minutes": "60", "overlap_policy": "skip", "misfire_policy": "run_once",
-            "enabled": "y"}
+    return {
+        "kind": kind,
+        "start_date": "2030-01-01",
+        "time": "09:00",
+        "times_per_day": "2",
+        "weekdays": "1",
+        "day_of_month": "5",
+        "week_of_month": "1",
+        "weekday": "0",
+        "hour": "9",
+        "slot": "0",
+        "once_at": "2030-01-01T09:00",
+        "misfire_grace_minutes": "60",
+        "overlap_policy": "skip",
+        "misfire_policy": "run_once",
+        "enabled": "y",
+    }
 
 
-def test_the_schedule_form_and_its_live_preview_never_answer_500_to_junk_numbers(
-        client, auth, users):
+def test_the_schedule_form_and_its_live_preview_never_answer_500_to_junk_numbers(client, auth, users):
     auth.login(users["user"].email)
     job = export_job(users["user"])
     saved = client.post(f"/jobs/{job.id}/schedule", data=schedule_form("hourly_slot"))
     assert saved.status_code == 302  # the fields then show the slot's saved minute
     failures = []
-    for method, url in [("GET", f"/jobs/{job.id}/schedule/preview"),
-                        ("GET", f"/jobs/{job.id}/schedule/fields"),
-                        ("POST", f"/jobs/{job.id}/schedule")]:
+    for method, url in [
+        ("GET", f"/jobs/{job.id}/schedule/preview"),
+        ("GET", f"/jobs/{job.id}/schedule/fields"),
+        ("POST", f"/jobs/{job.id}/schedule"),
+    ]:
         for kind in ScheduleKind:
             for name in SCHEDULE_NUMBERS:
                 for value in [HUGE, "²", "-1", "abc", ""]:
                     form = {**schedule_form(kind), name: value}
-                    response = client.open(url, method=method,
-                                           query_string=form if method == "GET" else None,
-                                           data=form if method == "POST" else None)
+                    response = client.open(
+                        url,
+                        method=method,
+                        query_string=form if method == "GET" else None,
+                        data=form if method == "POST" else None,
+                    )
                     if response.status_code not in ALLOWED:
-                        failures.append(f"{method} {url} {kind} {name}={value!r}: "
-                                        f"{response.status_code}")
+                        failures.append(f"{method} {url} {kind} {name}={value!r}: {response.status_code}")
     assert not failures, "\n".join(failures[:40])
 
 
@@ -211,8 +251,7 @@ def test_an_unexpected_error_shows_something_went_wrong_without_a_traceback(app,
     assert "secret internals" not in html and "Traceback" not in html
 
 
-def test_no_route_answers_500_while_the_job_queue_is_unreachable(
-        app, client, auth, users, samples):
+def test_no_route_answers_500_while_the_job_queue_is_unreachable(app, client, auth, users, samples):
     """Redis gone: every page and every action (with well-formed values) still answers, with
     a message where the action needs the queue; nothing answers 500."""
     from tests.conftest import free_port
@@ -226,8 +265,9 @@ def test_no_route_answers_500_while_the_job_queue_is_unreachable(
     for method, rule in every_route(app):
         if rule.endpoint in ("auth.logout", "static"):
             continue
-        response = client.open(url_with(rule, samples), method=method,
-                               data={"confirm": "y"} if method == "POST" else None)
+        response = client.open(
+            url_with(rule, samples), method=method, data={"confirm": "y"} if method == "POST" else None
+        )
         checked += 1
         if response.status_code not in ALLOWED | {503}:
             failures.append(f"{method} {rule.rule}: {response.status_code}")

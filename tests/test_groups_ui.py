@@ -58,8 +58,9 @@ def jobs(app, users):
 
 def test_create_group_makes_a_draft_and_opens_step_one(client, auth, users):
     auth.login(users["user"].email)
-    response = client.post("/groups/new", data={"name": "Nightly chain",
-                                                "description": "Imports then exports"})
+    response = client.post(
+        "/groups/new", data={"name": "Nightly chain", "description": "Imports then exports"}
+    )
     group = db.session.execute(db.select(Job).where(Job.job_type == "job_group")).scalar_one()
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/groups/{group.id}/edit/1")
@@ -83,13 +84,21 @@ def test_create_group_needs_a_name_and_keeps_the_description(client, auth, users
 
 def test_groups_page_shows_state_expiry_and_next_run(client, auth, users, jobs):
     soon = (date.today() + timedelta(days=3)).isoformat()
-    active = _group(users["user"], "Weekly chain", [jobs["a"].id, jobs["b"].id],
-                    activated=True, expires_on=soon)
+    active = _group(
+        users["user"], "Weekly chain", [jobs["a"].id, jobs["b"].id], activated=True, expires_on=soon
+    )
     _group(users["user"], "Draft chain", never_expires=True)
     _group(users["other"], "Someone else's chain")
     next_at = date.today() + timedelta(days=2)
-    db.session.add(JobSchedule(job_id=active.id, kind="once", start_date=next_at, enabled=True,
-                               next_run_at=datetime.combine(next_at, time(15, 30))))
+    db.session.add(
+        JobSchedule(
+            job_id=active.id,
+            kind="once",
+            start_date=next_at,
+            enabled=True,
+            next_run_at=datetime.combine(next_at, time(15, 30)),
+        )
+    )
     db.session.commit()
     auth.login(users["user"].email)
     page = client.get("/groups/").get_data(as_text=True)
@@ -167,17 +176,21 @@ def test_step_one_refuses_jobs_of_others_and_groups(client, auth, users, jobs):
     url = f"/groups/{group.id}/edit/1"
     page = client.post(url, data={"op": f"add:{jobs['theirs'].id}"}).get_data(as_text=True)
     assert _group_list(page) == []
-    client.post(url, data={"steps": [jobs["a"].id, jobs["theirs"].id, other_group.id,
-                                     jobs["b"].id, "x"], "nav": "save"})
+    client.post(
+        url,
+        data={"steps": [jobs["a"].id, jobs["theirs"].id, other_group.id, jobs["b"].id, "x"], "nav": "save"},
+    )
     assert _definition(group.id).steps == [jobs["a"].id, jobs["b"].id]
 
 
 def test_step_one_drag_and_drop_order_is_kept(client, auth, users, jobs):
     group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
     auth.login(users["user"].email)
-    page = client.post(f"/groups/{group.id}/edit/1",
-                       data={"steps": [jobs["b"].id, jobs["c"].id, jobs["a"].id], "op": "order"},
-                       headers={"HX-Request": "true"}).get_data(as_text=True)
+    page = client.post(
+        f"/groups/{group.id}/edit/1",
+        data={"steps": [jobs["b"].id, jobs["c"].id, jobs["a"].id], "op": "order"},
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)
     assert page.lstrip().startswith('<section id="wizard"')  # only the wizard region
     assert _group_list(page) == ["Beta export", "Gamma export", "Alpha export"]
 
@@ -185,8 +198,7 @@ def test_step_one_drag_and_drop_order_is_kept(client, auth, users, jobs):
 def test_step_one_fewer_than_two_jobs_is_refused_but_saved(client, auth, users, jobs):
     group = _group(users["user"])
     auth.login(users["user"].email)
-    response = client.post(f"/groups/{group.id}/edit/1",
-                           data={"steps": [jobs["a"].id], "nav": "next"})
+    response = client.post(f"/groups/{group.id}/edit/1", data={"steps": [jobs["a"].id], "nav": "next"})
     assert response.status_code == 400
     assert "A group needs at least 2 jobs." in response.get_data(as_text=True)
     assert _definition(group.id).steps == [jobs["a"].id]
@@ -196,15 +208,17 @@ def test_step_one_fewer_than_two_jobs_is_refused_but_saved(client, auth, users, 
 
 
 def test_deleting_a_job_that_groups_use_is_refused_naming_them_and_the_groups_still_run(
-        app, client, auth, users, jobs):
+    app, client, auth, users, jobs
+):
     auth.login(users["user"].email)
     a, b, c = jobs["a"].id, jobs["b"].id, jobs["c"].id
     night = _group(users["user"], "Night chain", [a, b], never_expires=True)
     _group(users["user"], "Weekly", [c, a], never_expires=True)
     _group(users["user"], "Unrelated", [b, c], never_expires=True)
     page = client.post(f"/jobs/{a}/delete", follow_redirects=True).get_data(as_text=True)
-    assert ("“Alpha export” is a step of the groups “Night chain”, “Weekly”. "
-            "Remove it from them first.") in page
+    assert (
+        "“Alpha export” is a step of the groups “Night chain”, “Weekly”. Remove it from them first."
+    ) in page
     assert db.session.get(Job, a).active is True
     run = start_run(db.session.get(Job, night.id), users["user"])
     work(app)
@@ -228,12 +242,17 @@ def test_deleting_a_job_that_groups_use_is_refused_naming_them_and_the_groups_st
 
 def test_step_two_warns_about_a_campaign_with_its_own_launch_time(client, auth, users):
     group = _group(users["user"])
-    plain = Campaign(owner_id=users["user"].id, name="Thank-you mail", from_address="a@b.org",
-                     subject="Thanks")
-    timed = Campaign(owner_id=users["user"].id, name="Spring appeal", from_address="a@b.org",
-                     subject="Spring", launch_at=datetime(2031, 3, 2, 15, 0))
-    theirs = Campaign(owner_id=users["other"].id, name="Their appeal", from_address="a@b.org",
-                      subject="x")
+    plain = Campaign(
+        owner_id=users["user"].id, name="Thank-you mail", from_address="a@b.org", subject="Thanks"
+    )
+    timed = Campaign(
+        owner_id=users["user"].id,
+        name="Spring appeal",
+        from_address="a@b.org",
+        subject="Spring",
+        launch_at=datetime(2031, 3, 2, 15, 0),
+    )
+    theirs = Campaign(owner_id=users["other"].id, name="Their appeal", from_address="a@b.org", subject="x")
     db.session.add_all([plain, timed, theirs])
     db.session.commit()
     auth.login(users["user"].email)
@@ -244,18 +263,20 @@ def test_step_two_warns_about_a_campaign_with_its_own_launch_time(client, auth, 
     response = client.post(url, data={"launch_campaigns": "y", "nav": "save"})
     assert response.status_code == 400
     assert "Select at least one campaign" in response.get_data(as_text=True)
-    response = client.post(url, data={"launch_campaigns": "y", "campaign_ids": [theirs.id],
-                                      "nav": "save"})
+    response = client.post(url, data={"launch_campaigns": "y", "campaign_ids": [theirs.id], "nav": "save"})
     assert response.status_code == 400 and _definition(group.id).campaign_ids == []
-    response = client.post(url, data={"launch_campaigns": "y",
-                                      "campaign_ids": [plain.id, timed.id], "nav": "save"})
+    response = client.post(
+        url, data={"launch_campaigns": "y", "campaign_ids": [plain.id, timed.id], "nav": "save"}
+    )
     assert response.status_code == 302
     definition = _definition(group.id)
     assert definition.launch_campaigns and definition.campaign_ids == [plain.id, timed.id]
     page = client.get(url).get_data(as_text=True)
-    assert ("“Spring appeal” also has its own launch time (Mar 2, 2031 10:00 AM EST): it will "
-            "launch on its own schedule whether or not the group run has finished, and each "
-            "successful group run sends it once more.") in page
+    assert (
+        "“Spring appeal” also has its own launch time (Mar 2, 2031 10:00 AM EST): it will "
+        "launch on its own schedule whether or not the group run has finished, and each "
+        "successful group run sends it once more."
+    ) in page
     assert "“Thank-you mail” also has" not in page
 
 
@@ -264,16 +285,23 @@ def test_step_three_validates_every_address_and_keeps_the_input(client, auth, us
     auth.login(users["user"].email)
     url = f"/groups/{group.id}/edit/3"
     assert "sent once, after all jobs in the group" in client.get(url).get_data(as_text=True)
-    response = client.post(url, data={"notify_success": "ops@example.org, nope\nbad@",
-                                      "notify_failure": "", "nav": "next"})
+    response = client.post(
+        url, data={"notify_success": "ops@example.org, nope\nbad@", "notify_failure": "", "nav": "next"}
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 400
     assert "“nope” is not an email address." in page
     assert "“bad@” is not an email address." in page
     assert "ops@example.org, nope" in page  # what was typed stays
     assert _definition(group.id).notify_success == []
-    response = client.post(url, data={"notify_success": "ops@example.org\nlead@example.org",
-                                      "notify_failure": "oncall@example.org", "nav": "next"})
+    response = client.post(
+        url,
+        data={
+            "notify_success": "ops@example.org\nlead@example.org",
+            "notify_failure": "oncall@example.org",
+            "nav": "next",
+        },
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith("/edit/4")
     definition = _definition(group.id)
     assert definition.notify_success == ["ops@example.org", "lead@example.org"]
@@ -290,8 +318,7 @@ def test_save_and_activate_need_an_expiration(client, auth, users, jobs, nav):
     url = f"/groups/{group.id}/edit/4"
     response = client.post(url, data={"nav": nav})
     assert response.status_code == 400
-    assert ("Set an expiration date or choose Never expires before saving."
-            in response.get_data(as_text=True))
+    assert "Set an expiration date or choose Never expires before saving." in response.get_data(as_text=True)
     past = (date.today() - timedelta(days=2)).isoformat()
     response = client.post(url, data={"nav": nav, "expires_on": past})
     assert response.status_code == 400
@@ -307,16 +334,21 @@ def test_save_and_activate_need_an_expiration(client, auth, users, jobs, nav):
 def test_save_and_activate_need_two_jobs(client, auth, users, jobs, nav):
     group = _group(users["user"], steps=[jobs["a"].id])
     auth.login(users["user"].email)
-    response = client.post(f"/groups/{group.id}/edit/4",
-                           data={"nav": nav, "never_expires": "y"})
+    response = client.post(f"/groups/{group.id}/edit/4", data={"nav": nav, "never_expires": "y"})
     assert response.status_code == 400
     assert "A group needs at least 2 jobs." in response.get_data(as_text=True)
     assert not _definition(group.id).never_expires and not _definition(group.id).activated
 
 
 def _with_schedule(group: Job) -> JobSchedule:
-    schedule = JobSchedule(job_id=group.id, kind="days_of_week", start_date=date.today(),
-                           time=time(3, 0), weekdays=list(range(7)), enabled=False)
+    schedule = JobSchedule(
+        job_id=group.id,
+        kind="days_of_week",
+        start_date=date.today(),
+        time=time(3, 0),
+        weekdays=list(range(7)),
+        enabled=False,
+    )
     db.session.add(schedule)
     db.session.commit()
     return schedule
@@ -324,8 +356,9 @@ def _with_schedule(group: Job) -> JobSchedule:
 
 def _planned(group_id: int) -> list[Run]:
     db.session.expire_all()
-    return list(db.session.execute(db.select(Run).where(
-        Run.job_id == group_id, Run.state == "scheduled")).scalars())
+    return list(
+        db.session.execute(db.select(Run).where(Run.job_id == group_id, Run.state == "scheduled")).scalars()
+    )
 
 
 def test_activate_plans_the_next_run_and_save_withdraws_it(client, auth, users, jobs):
@@ -361,20 +394,20 @@ def test_activate_plans_the_next_run_and_save_withdraws_it(client, auth, users, 
 def test_activate_without_schedule_runs_on_demand_only(client, auth, users, jobs):
     group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
     auth.login(users["user"].email)
-    response = client.post(f"/groups/{group.id}/edit/4",
-                           data={"nav": "activate", "never_expires": "y"},
-                           follow_redirects=True)
+    response = client.post(
+        f"/groups/{group.id}/edit/4", data={"nav": "activate", "never_expires": "y"}, follow_redirects=True
+    )
     assert "It has no schedule: it runs on demand only." in response.get_data(as_text=True)
     assert _definition(group.id).activated
 
 
 def test_deactivate_turns_the_schedule_off(client, auth, users, jobs):
-    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id], activated=True,
-                   never_expires=True)
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id], activated=True, never_expires=True)
     schedule = _with_schedule(group)
     schedule.enabled = True
     db.session.commit()
     from webapp.engine.planner import plan
+
     plan(schedule)
     assert len(_planned(group.id)) == 1
     auth.login(users["user"].email)
@@ -387,10 +420,18 @@ def test_schedule_page_saves_back_to_the_wizard(client, auth, users, jobs):
     auth.login(users["user"].email)
     page = client.get(f"/groups/{group.id}/edit/4").get_data(as_text=True)
     assert f'href="/jobs/{group.id}/schedule"' in page and "Set schedule" in page
-    response = client.post(f"/jobs/{group.id}/schedule", data={
-        "kind": "days_of_week", "start_date": date.today().isoformat(), "time": "03:00",
-        "weekdays": ["0", "1"], "overlap_policy": "skip", "misfire_policy": "run_once",
-        "misfire_grace_minutes": "60"})
+    response = client.post(
+        f"/jobs/{group.id}/schedule",
+        data={
+            "kind": "days_of_week",
+            "start_date": date.today().isoformat(),
+            "time": "03:00",
+            "weekdays": ["0", "1"],
+            "overlap_policy": "skip",
+            "misfire_policy": "run_once",
+            "misfire_grace_minutes": "60",
+        },
+    )
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
     assert response.headers["Location"].endswith(f"/groups/{group.id}/edit/4")
     page = client.get(f"/groups/{group.id}/edit/4").get_data(as_text=True)
@@ -418,8 +459,7 @@ def test_group_page_shows_each_run_with_its_step_timeline(app, client, auth, use
         assert re.search(r'<span class="small muted">\d+ s</span>', item)  # its duration
     run_page = client.get(f"/runs/{run.id}").get_data(as_text=True)
     assert 'aria-label="Steps of run #1"' in run_page
-    step = db.session.execute(db.select(Run).where(Run.parent_run_id == run.id,
-                                                   Run.step == 2)).scalar_one()
+    step = db.session.execute(db.select(Run).where(Run.parent_run_id == run.id, Run.step == 2)).scalar_one()
     step_page = client.get(f"/runs/{step.id}").get_data(as_text=True)
     assert "Step 2 of group “Nightly chain” run #1" in step_page
     assert f'href="/runs/{run.id}"' in step_page
@@ -451,11 +491,17 @@ def test_monitor_names_the_group_of_a_step_run(app, client, auth, users, jobs):
 # ---------------------------------------------------------------------------- permissions
 
 GROUP_ROUTES = [
-    ("GET", "/groups/{id}"), ("GET", "/groups/{id}/edit/1"), ("POST", "/groups/{id}/edit/1"),
-    ("GET", "/groups/{id}/edit/2"), ("POST", "/groups/{id}/edit/2"),
-    ("GET", "/groups/{id}/edit/3"), ("POST", "/groups/{id}/edit/3"),
-    ("GET", "/groups/{id}/edit/4"), ("POST", "/groups/{id}/edit/4"),
-    ("POST", "/groups/{id}/run"), ("POST", "/groups/{id}/deactivate"),
+    ("GET", "/groups/{id}"),
+    ("GET", "/groups/{id}/edit/1"),
+    ("POST", "/groups/{id}/edit/1"),
+    ("GET", "/groups/{id}/edit/2"),
+    ("POST", "/groups/{id}/edit/2"),
+    ("GET", "/groups/{id}/edit/3"),
+    ("POST", "/groups/{id}/edit/3"),
+    ("GET", "/groups/{id}/edit/4"),
+    ("POST", "/groups/{id}/edit/4"),
+    ("POST", "/groups/{id}/run"),
+    ("POST", "/groups/{id}/deactivate"),
     ("POST", "/groups/{id}/delete"),
 ]
 
@@ -484,8 +530,7 @@ def test_a_plain_job_is_not_a_group(client, auth, users, jobs):
     assert client.get(f"/groups/{jobs['a'].id}/edit/9").status_code == 404
 
 
-def test_group_run_page_offers_the_actions_of_its_state(app, client, auth, users, jobs,
-                                                       tmp_path):
+def test_group_run_page_offers_the_actions_of_its_state(app, client, auth, users, jobs, tmp_path):
     group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
     run = start_run(group, users["user"])
     auth.login(users["user"].email)
@@ -513,11 +558,17 @@ def test_group_run_page_offers_the_actions_of_its_state(app, client, auth, users
     assert ">Failed<" in steps.split("Gamma export")[0] and ">Skipped<" in steps
 
 
-@pytest.mark.parametrize("step,data", [
-    (1, {"steps": ["abc", "-1"], "op": "up:zz"}), (1, {"op": "nonsense"}),
-    (2, {"campaign_ids": ["abc"], "nav": "save"}), (3, {"notify_success": "@@,,;", "nav": "x"}),
-    (4, {"expires_on": "2020-99-99", "nav": "activate"}), (4, {"nav": "???"}),
-])
+@pytest.mark.parametrize(
+    "step,data",
+    [
+        (1, {"steps": ["abc", "-1"], "op": "up:zz"}),
+        (1, {"op": "nonsense"}),
+        (2, {"campaign_ids": ["abc"], "nav": "save"}),
+        (3, {"notify_success": "@@,,;", "nav": "x"}),
+        (4, {"expires_on": "2020-99-99", "nav": "activate"}),
+        (4, {"nav": "???"}),
+    ],
+)
 def test_bad_input_never_fails(client, auth, users, step, data):
     group = _group(users["user"])
     auth.login(users["user"].email)

@@ -23,8 +23,7 @@ def run_file(app, user, tmp_path, data: bytes, mapping: list[str]):
     return fresh(run)
 
 
-def test_pathological_cells_cost_only_their_lines_and_the_run_finishes_quickly(
-        app, users, tmp_path):
+def test_pathological_cells_cost_only_their_lines_and_the_run_finishes_quickly(app, users, tmp_path):
     app.config["IMPORT_BATCH_SIZE"] = 100  # the bad cells sit in batches of valid rows
     good = "ok{}@example.org,(617) 555-0101,02134,12.50"
     rows = [good.format(i) for i in range(40)]
@@ -33,32 +32,51 @@ def test_pathological_cells_cost_only_their_lines_and_the_run_finishes_quickly(
     rows[20] = "bad20@example.org,555-0101," + "1" * N + ",1.00"
     rows[33] = "bad33@example.org,555-0101,02134," + "9" * N
     started = time.perf_counter()
-    run = run_file(app, users["user"], tmp_path,
-                   ("email,phone,zip,donation_total\n" + "\n".join(rows) + "\n").encode(),
-                   ["email", "phone", "zip", "donation_total"])
+    run = run_file(
+        app,
+        users["user"],
+        tmp_path,
+        ("email,phone,zip,donation_total\n" + "\n".join(rows) + "\n").encode(),
+        ["email", "phone", "zip", "donation_total"],
+    )
     assert time.perf_counter() - started < 10  # the old email check alone took minutes
     assert run.state is RunState.COMPLETED
     assert (run.created, run.rejected) == (36, 4)
     reasons = [r.reason for r in RunRejection.query.order_by(RunRejection.line)]
-    assert [reason.split(":")[0] for reason in reasons] == [
-        "line 7", "line 14", "line 22", "line 35"]
+    assert [reason.split(":")[0] for reason in reasons] == ["line 7", "line 14", "line 22", "line 35"]
     assert reasons[0].endswith("… (100,003 characters)' is not a valid email address")
     assert reasons[2] == "line 22: zip must be 5 digits"
     assert all(len(reason) < 200 for reason in reasons)
 
 
-@pytest.mark.parametrize("data,mapping,reason", [
-    (b"email,first_name\n" + b"ann@example.org,Ann\n" * 5000 + b"bob@example.org,B\x00b\n",
-     ["email", "first_name"], "Line 5,002 holds a NUL byte (0x00)"),
-    (b"email,note\nann@example.org,x\nbob@example.org," + b"y" * 1_100_000 + b"\n",
-     ["email", ""], "Line 3 is longer than 1 MB, the most one line may hold."),
-    (b"email,note\nann@example.org,x\n" + b"\xe9\n", ["email", ""],
-     "The file is not valid UTF-8 (line 3 has the byte 0xE9)."),
-    (b"email\nann@example.org\n", ["email", *[""] * 1000],
-     "The file has 1,001 columns; at most 1,000 are supported."),
-])
+@pytest.mark.parametrize(
+    "data,mapping,reason",
+    [
+        (
+            b"email,first_name\n" + b"ann@example.org,Ann\n" * 5000 + b"bob@example.org,B\x00b\n",
+            ["email", "first_name"],
+            "Line 5,002 holds a NUL byte (0x00)",
+        ),
+        (
+            b"email,note\nann@example.org,x\nbob@example.org," + b"y" * 1_100_000 + b"\n",
+            ["email", ""],
+            "Line 3 is longer than 1 MB, the most one line may hold.",
+        ),
+        (
+            b"email,note\nann@example.org,x\n" + b"\xe9\n",
+            ["email", ""],
+            "The file is not valid UTF-8 (line 3 has the byte 0xE9).",
+        ),
+        (
+            b"email\nann@example.org\n",
+            ["email", *[""] * 1000],
+            "The file has 1,001 columns; at most 1,000 are supported.",
+        ),
+    ],
+)
 def test_a_file_the_upload_would_refuse_fails_the_run_with_a_plain_reason_and_stores_nothing(
-        app, users, tmp_path, data, mapping, reason):
+    app, users, tmp_path, data, mapping, reason
+):
     run = run_file(app, users["user"], tmp_path, data, mapping)
     assert run.state is RunState.FAILED
     assert run.error.startswith(reason)

@@ -20,17 +20,23 @@ def uploads(app) -> list[str]:
     return sorted(os.listdir(app.config["UPLOADS_DIR"]))
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "The file is empty."),
-    (b"email,first_name\n", "The file has a header row but no data rows."),
-    (b"email,first_name\r\n\r\n  \r\n", "The file has a header row but no data rows."),
-    (b"email,zip\nann@example.org,12345\nb\xe9a@example.org,02134\n",
-     "The file is not valid UTF-8 (line 3 has the byte 0xE9)"),
-    (b"PK\x03\x04\x14\x00\x06\x00binary-xlsx", "This file is not a CSV file"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "This file is not a CSV file"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "The file is empty."),
+        (b"email,first_name\n", "The file has a header row but no data rows."),
+        (b"email,first_name\r\n\r\n  \r\n", "The file has a header row but no data rows."),
+        (
+            b"email,zip\nann@example.org,12345\nb\xe9a@example.org,02134\n",
+            "The file is not valid UTF-8 (line 3 has the byte 0xE9)",
+        ),
+        (b"PK\x03\x04\x14\x00\x06\x00binary-xlsx", "This file is not a CSV file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "This file is not a CSV file"),
+    ],
+)
 def test_bad_files_are_refused_with_a_clear_message_and_nothing_kept(
-        app, client, logged_in, content, message):
+    app, client, logged_in, content, message
+):
     response = upload_csv(client, content)
     assert response.status_code == 200
     assert message in response.get_data(as_text=True)
@@ -51,18 +57,22 @@ def test_upload_over_the_size_limit_is_refused_and_nothing_half_written(app, cli
 
 
 def test_latin1_file_is_accepted_when_asked_for(client, logged_in):
-    response = upload_csv(client, "email,first_name\nzoe@example.org,Zo\xe9\n".encode("latin-1"),
-                          encoding="latin-1")
+    response = upload_csv(
+        client, "email,first_name\nzoe@example.org,Zo\xe9\n".encode("latin-1"), encoding="latin-1"
+    )
     assert response.status_code == 302
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Zoé" in page
 
 
-@pytest.mark.parametrize("content,delimiter_name", [
-    ("\ufeffemail;first_name\nann@example.org;Ann\n", "semicolon"),
-    ("email\tfirst_name\nann@example.org\tAnn\n", "tab"),
-    ('email,first_name\nann@example.org,"Ann, Jr."\n', "comma"),
-])
+@pytest.mark.parametrize(
+    "content,delimiter_name",
+    [
+        ("\ufeffemail;first_name\nann@example.org;Ann\n", "semicolon"),
+        ("email\tfirst_name\nann@example.org\tAnn\n", "tab"),
+        ('email,first_name\nann@example.org,"Ann, Jr."\n', "comma"),
+    ],
+)
 def test_bom_and_delimiters_are_detected(client, logged_in, content, delimiter_name):
     response = upload_csv(client, content)
     page = client.get(response.headers["Location"]).get_data(as_text=True)
@@ -74,7 +84,8 @@ def test_bom_and_delimiters_are_detected(client, logged_in, content, delimiter_n
 
 def test_mapping_step_previews_rows_guesses_fields_and_flags_unknown_columns(client, logged_in):
     content = "E-mail,First Name,favourite colour\n" + "".join(
-        f"p{i}@example.org,P{i},blue\n" for i in range(8))
+        f"p{i}@example.org,P{i},blue\n" for i in range(8)
+    )
     response = upload_csv(client, content)
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "p0@example.org" in page and "p4@example.org" in page
@@ -86,8 +97,7 @@ def test_mapping_step_previews_rows_guesses_fields_and_flags_unknown_columns(cli
 def test_mapping_without_email_is_refused_and_the_upload_kept(app, client, logged_in):
     response = upload_csv(client, "name,zip\nAnn,12345\n")
     url = response.headers["Location"]
-    response = client.post(url, data={"name": "x", "col_0": "first_name", "col_1": "zip",
-                                      "action": "save"})
+    response = client.post(url, data={"name": "x", "col_0": "first_name", "col_1": "zip", "action": "save"})
     assert "Map one column to Email" in response.get_data(as_text=True)
     assert Job.query.count() == 0
     assert client.get(url).status_code == 200  # still there to fix
@@ -95,15 +105,19 @@ def test_mapping_without_email_is_refused_and_the_upload_kept(app, client, logge
 
 def test_field_mapped_twice_is_refused(client, logged_in):
     response = upload_csv(client, "email,a,b\nann@example.org,Ann,Bea\n")
-    response = client.post(response.headers["Location"], data={
-        "name": "x", "col_0": "email", "col_1": "first_name", "col_2": "first_name"})
+    response = client.post(
+        response.headers["Location"],
+        data={"name": "x", "col_0": "email", "col_1": "first_name", "col_2": "first_name"},
+    )
     assert "First name is mapped to more than one column." in response.get_data(as_text=True)
 
 
 def test_saving_the_mapping_creates_the_job(client, logged_in):
     response = upload_csv(client, "email,zip\nann@example.org,12345\n", name="Gala list")
-    response = client.post(response.headers["Location"], data={
-        "name": "Gala list", "col_0": "email", "col_1": "zip", "action": "save"})
+    response = client.post(
+        response.headers["Location"],
+        data={"name": "Gala list", "col_0": "email", "col_1": "zip", "action": "save"},
+    )
     job = Job.query.one()
     assert response.headers["Location"] == f"/jobs/{job.id}"
     assert job.params["mapping"] == ["email", "zip"]
@@ -114,8 +128,10 @@ def test_saving_the_mapping_creates_the_job(client, logged_in):
 def test_the_upload_counts_its_records_into_the_jobs_params(client, logged_in):
     text = 'email,address1\nann@example.org,"1 Main St\nApt 2"\n\nbob@example.org,x\n'
     response = upload_csv(client, text)
-    client.post(response.headers["Location"], data={
-        "name": "Gala list", "col_0": "email", "col_1": "address1", "action": "save"})
+    client.post(
+        response.headers["Location"],
+        data={"name": "Gala list", "col_0": "email", "col_1": "address1", "action": "save"},
+    )
     assert Job.query.one().params["total_rows"] == 2  # the quoted newline and blank line aside
 
 
@@ -137,15 +153,22 @@ def refused(app, client, content, message):
 
 
 def test_a_file_of_100000_columns_is_refused_before_the_mapping_page(app, client, logged_in):
-    refused(app, client, "," * 99_999 + "\nann@example.org\n",
-            "The file has 100,000 columns; at most 1,000 are supported.")
+    refused(
+        app,
+        client,
+        "," * 99_999 + "\nann@example.org\n",
+        "The file has 100,000 columns; at most 1,000 are supported.",
+    )
 
 
-def test_a_file_of_1001_columns_is_refused_and_one_of_1000_is_mapped_quickly(
-        app, client, logged_in):
+def test_a_file_of_1001_columns_is_refused_and_one_of_1000_is_mapped_quickly(app, client, logged_in):
     names = ["email", *(f"extra {i}" for i in range(999))]
-    refused(app, client, ",".join([*names, "one more"]) + "\nann@example.org\n",
-            "The file has 1,001 columns; at most 1,000 are supported.")
+    refused(
+        app,
+        client,
+        ",".join([*names, "one more"]) + "\nann@example.org\n",
+        "The file has 1,001 columns; at most 1,000 are supported.",
+    )
     row = ",".join(["ann@example.org", *(f"value {i}" for i in range(999))])
     response = upload_csv(client, ",".join(names) + "\n" + (row + "\n") * 10)
     started = time.perf_counter()
@@ -157,26 +180,41 @@ def test_a_file_of_1001_columns_is_refused_and_one_of_1000_is_mapped_quickly(
 
 def test_a_nul_byte_anywhere_is_refused_with_its_line(app, client, logged_in):
     rows = "".join(f"p{i}@example.org,Person {i}\n" for i in range(5000))  # past 64 KB
-    refused(app, client, "email,first_name\n" + rows + "nul@example.org,N\x00l\n",
-            "Line 5,002 holds a NUL byte (0x00)")
+    refused(
+        app,
+        client,
+        "email,first_name\n" + rows + "nul@example.org,N\x00l\n",
+        "Line 5,002 holds a NUL byte (0x00)",
+    )
 
 
 def test_an_over_long_line_is_refused_with_its_number(app, client, logged_in):
-    refused(app, client, "email,note\nann@example.org,x\nbob@example.org," + "y" * 1_100_000,
-            "Line 3 is longer than 1 MB, the most one line may hold.")
+    refused(
+        app,
+        client,
+        "email,note\nann@example.org,x\nbob@example.org," + "y" * 1_100_000,
+        "Line 3 is longer than 1 MB, the most one line may hold.",
+    )
 
 
 def test_a_quote_never_closed_is_refused_with_the_line_it_opens_on(app, client, logged_in):
-    refused(app, client, 'email,note\nann@example.org,"Apt 4\nBoston"\nbob@example.org,"oops\n'
-            'cy@example.org,x\n', 'The quote (") that opens a field on line 4 is never closed')
+    refused(
+        app,
+        client,
+        'email,note\nann@example.org,"Apt 4\nBoston"\nbob@example.org,"oops\ncy@example.org,x\n',
+        'The quote (") that opens a field on line 4 is never closed',
+    )
 
 
-def test_a_quote_never_closed_in_a_large_file_is_refused_at_the_field_limit(
-        app, client, logged_in):
+def test_a_quote_never_closed_in_a_large_file_is_refused_at_the_field_limit(app, client, logged_in):
     rows = "".join(f"p{i}@example.org,Person {i:0900}\n" for i in range(1200))  # ~1.1 MB
-    refused(app, client, 'email,note\nann@example.org,"oops\n' + rows,
-            "The record that starts on line 2 has a field of more than 1,048,576 characters "
-            '(it runs on to line 1,136): is a closing quote (") missing?')
+    refused(
+        app,
+        client,
+        'email,note\nann@example.org,"oops\n' + rows,
+        "The record that starts on line 2 has a field of more than 1,048,576 characters "
+        '(it runs on to line 1,136): is a closing quote (") missing?',
+    )
 
 
 def test_long_cells_are_cut_short_on_the_mapping_page(client, logged_in):

@@ -160,14 +160,28 @@ def conveyor(tmp_path_factory):
     var = base / "var"
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("CONVEYOR_")}
-    env.update({"CONVEYOR_VAR_DIR": str(var), "CONVEYOR_PORT": str(port),
-                "CONVEYOR_HEARTBEAT_SECONDS": "0.5", "CONVEYOR_DEAD_AFTER_SECONDS": "3",
-                "CONVEYOR_RECONCILE_EVERY_SECONDS": "1", "CONVEYOR_WEB_WORKERS": "1",
-                "CONVEYOR_IMPORT_BATCH_SIZE": "100", "CONVEYOR_SECRET_KEY": "launcher-test"})
+    env.update(
+        {
+            "CONVEYOR_VAR_DIR": str(var),
+            "CONVEYOR_PORT": str(port),
+            "CONVEYOR_HEARTBEAT_SECONDS": "0.5",
+            "CONVEYOR_DEAD_AFTER_SECONDS": "3",
+            "CONVEYOR_RECONCILE_EVERY_SECONDS": "1",
+            "CONVEYOR_WEB_WORKERS": "1",
+            "CONVEYOR_IMPORT_BATCH_SIZE": "100",
+            "CONVEYOR_SECRET_KEY": "launcher-test",
+        }
+    )
     log = base / "launcher.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "webapp.launcher"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "webapp.launcher"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     conveyor = Conveyor(proc, var, log, f"http://127.0.0.1:{port}")
     conveyor.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
     app = None
@@ -180,12 +194,18 @@ def conveyor(tmp_path_factory):
             found = re.search(r"with password: (\S+)", log.read_text(errors="replace"))
             password = found.group(1) if found else None
             time.sleep(0.2)
-        status, url, _body = conveyor.request("/login", {"email": "admin@conveyor.local",
-                                                         "password": password})
+        status, url, _body = conveyor.request(
+            "/login", {"email": "admin@conveyor.local", "password": password}
+        )
         assert status == 200 and not url.endswith("/login"), "could not log in"
-        app = create_app({"VAR_DIR": str(var), "MIGRATIONS": False,
-                          "SQLALCHEMY_DATABASE_URI": f"sqlite:///{var / 'conveyor.db'}",
-                          "REDIS_URL": f"unix://{redis_socket_path(str(var))}"})
+        app = create_app(
+            {
+                "VAR_DIR": str(var),
+                "MIGRATIONS": False,
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{var / 'conveyor.db'}",
+                "REDIS_URL": f"unix://{redis_socket_path(str(var))}",
+            }
+        )
         with app.app_context():
             yield conveyor
             db.session.remove()

@@ -62,7 +62,8 @@ def test_concurrent_launches_make_one_run(app, users, smtp_sink):
 
 
 def test_a_stopped_campaign_is_sent_to_the_remaining_and_nobody_gets_it_twice(
-        app, users, smtp_sink, client, auth):
+    app, users, smtp_sink, client, auth
+):
     campaign, stopped = _stopped_campaign(app, users, smtp_sink)
     assert campaign.status is CampaignStatus.STOPPED
     auth.login(users["user"].email)
@@ -79,8 +80,7 @@ def test_a_stopped_campaign_is_sent_to_the_remaining_and_nobody_gets_it_twice(
     assert db.session.get(Campaign, campaign.id).status is CampaignStatus.LAUNCHED
 
 
-def test_a_remaining_send_cancelled_before_it_starts_leaves_the_campaign_stopped(
-        app, users, smtp_sink):
+def test_a_remaining_send_cancelled_before_it_starts_leaves_the_campaign_stopped(app, users, smtp_sink):
     campaign, stopped = _stopped_campaign(app, users, smtp_sink)
     run = launches.send_remaining(campaign.id, users["user"])
     request_stop(fresh(run), users["user"])
@@ -105,12 +105,15 @@ def test_a_group_send_leaves_the_campaigns_own_scheduled_launch_in_place(app, us
     supporters(4)
     campaign = campaign_for(users["user"], launch_at=utcnow() + timedelta(days=2))
     scheduled = launches.launch(campaign.id, users["user"])
-    export = Job(owner_id=users["user"].id, job_type="user_data_export", name="E",
-                 params={"fields": ["email"], "filter": "all"})
+    export = Job(
+        owner_id=users["user"].id,
+        job_type="user_data_export",
+        name="E",
+        params={"fields": ["email"], "filter": "all"},
+    )
     db.session.add(export)
     db.session.commit()
-    group = group_of(users["user"], [export, export], launch_campaigns=True,
-                     campaign_ids=[campaign.id])
+    group = group_of(users["user"], [export, export], launch_campaigns=True, campaign_ids=[campaign.id])
     for _ in range(2):  # every successful group run sends it again
         group_run = new_run(group, users["user"], RunState.COMPLETED, trigger="manual")
         db.session.commit()
@@ -127,7 +130,8 @@ def test_a_group_send_leaves_the_campaigns_own_scheduled_launch_in_place(app, us
 
 
 def test_run_now_on_a_campaign_job_goes_to_its_confirmation_and_sends_nothing(
-        app, users, client, auth, smtp_sink):
+    app, users, client, auth, smtp_sink
+):
     supporters(3)
     campaign = campaign_for(users["user"])
     auth.login(users["user"].email)
@@ -140,12 +144,19 @@ def test_run_now_on_a_campaign_job_goes_to_its_confirmation_and_sends_nothing(
     assert "Launch Appeal…" in jobs_page and "Run Appeal now" not in jobs_page
 
 
-def test_a_launch_time_after_2100_is_refused_with_a_message_and_nothing_is_saved(
-        app, client, auth, users):
+def test_a_launch_time_after_2100_is_refused_with_a_message_and_nothing_is_saved(app, client, auth, users):
     auth.login(users["user"].email)
-    response = client.post("/campaigns/new", data={
-        "name": "Far appeal", "from_address": "a@example.org", "subject": "Far",
-        "text_body": "Hello", "audience": "opted_in", "launch_at": "9999-12-31T23:30"})
+    response = client.post(
+        "/campaigns/new",
+        data={
+            "name": "Far appeal",
+            "from_address": "a@example.org",
+            "subject": "Far",
+            "text_body": "Hello",
+            "audience": "opted_in",
+            "launch_at": "9999-12-31T23:30",
+        },
+    )
     assert response.status_code == 200
     assert "Conveyor cannot plan later dates" in response.get_data(as_text=True)
     assert Campaign.query.count() == 0

@@ -60,8 +60,9 @@ def test_updates_render_only_the_polled_rows_out_of_band(client, auth, users, ru
     finished.state, finished.finished_at = RunState.COMPLETED, utcnow()
     db.session.commit()
     auth.login("user@example.org")
-    html = client.get(f"/monitor/updates?ids={running.id}&after={finished.id}",
-                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    html = client.get(
+        f"/monitor/updates?ids={running.id}&after={finished.id}", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
     assert f'<tr id="run-{running.id}" hx-swap-oob="true">' in html
     assert "Old export" not in html  # not polled, not re-rendered
     assert 'hx-trigger="every 2s"' in html
@@ -72,8 +73,7 @@ def test_polling_stops_when_nothing_is_running(app, client, auth, users, running
     running.in_monitor = True
     db.session.commit()
     auth.login("user@example.org")
-    html = client.get(f"/monitor/updates?ids={running.id}&after={running.id}").get_data(
-        as_text=True)
+    html = client.get(f"/monitor/updates?ids={running.id}&after={running.id}").get_data(as_text=True)
     poller = re.search(r'<div id="monitor-poller"[^>]*>', html).group(0)
     assert "hx-trigger" not in poller and "hx-get" not in poller
     page = client.get("/").get_data(as_text=True)
@@ -83,8 +83,7 @@ def test_polling_stops_when_nothing_is_running(app, client, auth, users, running
 def test_runs_started_elsewhere_join_the_monitor_on_the_next_poll(client, auth, users, running):
     auth.login("user@example.org")
     newcomer = start_run(export_job(users["user"], name="Started in another tab"), users["user"])
-    html = client.get(f"/monitor/updates?ids={running.id}&after={running.id}").get_data(
-        as_text=True)
+    html = client.get(f"/monitor/updates?ids={running.id}&after={running.id}").get_data(as_text=True)
     assert 'hx-swap-oob="afterbegin:#monitor-rows"' in html
     assert "Started in another tab" in html
     assert f"ids={running.id},{newcomer.id}" in html
@@ -106,8 +105,7 @@ def test_stop_question_says_how_much_is_already_done(client, auth, running):
 
 
 @pytest.mark.parametrize("role,sees_kill", [("user", False), ("admin", True)])
-def test_kill_is_offered_to_admins_only_after_the_wait(client, auth, users, running, role,
-                                                       sees_kill):
+def test_kill_is_offered_to_admins_only_after_the_wait(client, auth, users, running, role, sees_kill):
     running.owner_id = users[role].id
     running.control, running.control_at = "stop", utcnow() - timedelta(seconds=5)
     db.session.commit()
@@ -145,8 +143,7 @@ def test_history_filters_and_keyset_pages(app, client, auth, users):
     assert back.count("run #") == 5 and "run #12<" in back and "run #8<" in back
     failed = client.get("/history?state=failed").get_data(as_text=True)
     assert failed.count("run #") == 3
-    assert client.get("/history?type=user_data_import").get_data(as_text=True).count(
-        "run #") == 0
+    assert client.get("/history?type=user_data_import").get_data(as_text=True).count("run #") == 0
 
 
 def test_a_kept_row_changes_as_soon_as_its_run_does(client, auth, users, running):

@@ -25,8 +25,16 @@ RUN_ROUTES = [
     ("POST", "/jobs/{job}/delete"),
 ]
 ROLES = ["user", "admin", "super_admin"]
-PAGES = ["/", "/history", "/jobs/", "/jobs/new", "/jobs/new/import", "/jobs/new/export",
-         "/supporters/", "/monitor/updates?ids=1&after=0"]
+PAGES = [
+    "/",
+    "/history",
+    "/jobs/",
+    "/jobs/new",
+    "/jobs/new/import",
+    "/jobs/new/export",
+    "/supporters/",
+    "/monitor/updates?ids=1&after=0",
+]
 ADMIN_PAGES = ["/admin/users", "/admin/users/new", "/admin/settings"]
 SUPER_PAGES = ["/admin/audit"]
 
@@ -87,39 +95,41 @@ def test_anonymous_is_sent_to_login(client, page):
     assert response.headers["Location"].startswith("/login")
 
 
-def test_monitor_and_history_show_only_own_runs_except_for_super_admin(
-        client, auth, users, objects):
+def test_monitor_and_history_show_only_own_runs_except_for_super_admin(client, auth, users, objects):
     auth.login(users["user"].email)
     for page in ("/", "/history"):
         html = client.get(page).get_data(as_text=True)
         assert "Secret list of user" in html
         assert "Secret list of other" not in html
-        assert "<th scope=\"col\">User</th>" not in html
+        assert '<th scope="col">User</th>' not in html
     auth.logout()
     auth.login(users["super_admin"].email)
     for page in ("/", "/history"):
         html = client.get(page).get_data(as_text=True)
         assert "Secret list of user" in html and "Secret list of other" in html
-        assert "<th scope=\"col\">User</th>" in html
+        assert '<th scope="col">User</th>' in html
         assert "other@example.org" in html
 
 
 def test_updates_fragment_never_renders_other_users_runs(client, auth, users, objects):
     auth.login(users["user"].email)
     ids = ",".join(str(run_id) for _, run_id in objects.values())
-    html = client.get(f"/monitor/updates?ids={ids}&after=0",
-                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    html = client.get(f"/monitor/updates?ids={ids}&after=0", headers={"HX-Request": "true"}).get_data(
+        as_text=True
+    )
     assert "Secret list of user" in html
     assert "Secret list of other" not in html and "Secret list of admin" not in html
 
 
 # a run's files: path, audited kind, and the words the audit entry names it by
-RUN_FILES = [("result", "result", "result"), ("log.txt", "log", "log"),
-             ("rejections.csv", "rejections", "rejected lines")]
+RUN_FILES = [
+    ("result", "result", "result"),
+    ("log.txt", "log", "log"),
+    ("rejections.csv", "rejections", "rejected lines"),
+]
 
 
-def test_super_admin_download_on_behalf_is_audited_own_download_is_not(
-        client, auth, users, objects):
+def test_super_admin_download_on_behalf_is_audited_own_download_is_not(client, auth, users, objects):
     auth.login(users["super_admin"].email)
     _, other_run = objects["other"]
     _, own_run = objects["super_admin"]
@@ -176,15 +186,19 @@ def test_a_result_taken_for_its_owner_stays_in_the_owners_monitor(client, auth, 
     page = client.get("/").get_data(as_text=True)
     mine = page.split(row, 1)[1].split("</tr>", 1)[0]
     assert "downloaded on behalf of the owner" in mine and not leaves.search(mine)
-    refresh = client.get(f"/monitor/updates?ids={run_id}&after=0",
-                         headers={"HX-Request": "true"}).get_data(as_text=True)
+    refresh = client.get(f"/monitor/updates?ids={run_id}&after=0", headers={"HX-Request": "true"}).get_data(
+        as_text=True
+    )
     assert "downloaded on behalf of the owner" in refresh.split(row, 1)[1].split("</tr>", 1)[0]
     auth.logout()
 
     auth.login(users["user"].email)
-    for html in (client.get("/").get_data(as_text=True),
-                 client.get(f"/monitor/updates?ids={run_id}&after=0",
-                            headers={"HX-Request": "true"}).get_data(as_text=True)):
+    for html in (
+        client.get("/").get_data(as_text=True),
+        client.get(f"/monitor/updates?ids={run_id}&after=0", headers={"HX-Request": "true"}).get_data(
+            as_text=True
+        ),
+    ):
         theirs = html.split(row, 1)[1].split("</tr>", 1)[0]
         assert "Download results of Secret list of user" in theirs
         assert leaves.search(theirs) and "on behalf" not in theirs
@@ -196,8 +210,9 @@ def test_a_result_taken_for_its_owner_stays_in_the_owners_monitor(client, auth, 
 def test_admin_cannot_edit_a_super_admin(client, auth, users):
     auth.login(users["admin"].email)
     assert client.get(f"/admin/users/{users['super_admin'].id}").status_code == 404
-    response = client.post("/admin/users/new", data={
-        "email": "boss@example.org", "role": "super_admin", "active": "y"})
+    response = client.post(
+        "/admin/users/new", data={"email": "boss@example.org", "role": "super_admin", "active": "y"}
+    )
     assert "Not a valid choice" in response.get_data(as_text=True)
 
 
@@ -221,32 +236,43 @@ def others_objects(app, users):
     campaign = campaign_for(other, name="Secret campaign of other")
     group = Job(owner_id=other.id, job_type="job_group", name="Secret group of other", params={})
     GroupDefinition(steps=[job.id, job.id], never_expires=True).save_to(group)
-    blackout = Blackout(job_id=job.id, start_date=date(2030, 1, 1), end_date=date(2030, 1, 2),
-                        reason="Secret closure")
+    blackout = Blackout(
+        job_id=job.id, start_date=date(2030, 1, 1), end_date=date(2030, 1, 2), reason="Secret closure"
+    )
     db.session.add_all([group, blackout])
     db.session.commit()
-    return {"run_id": run.id, "job_id": job.id, "campaign_id": campaign.id,
-            "group_id": group.id, "blackout_id": blackout.id, "step": 1}
+    return {
+        "run_id": run.id,
+        "job_id": job.id,
+        "campaign_id": campaign.id,
+        "group_id": group.id,
+        "blackout_id": blackout.id,
+        "step": 1,
+    }
 
 
 def owned_object_routes(app):
     """Every route that takes an object id, with each of its methods (deletions last, so that a
     super admin's requests find every object)."""
-    rules = sorted(app.url_map.iter_rules(),
-                   key=lambda r: (r.endpoint.endswith(("delete", "deactivate")), r.rule))
+    rules = sorted(
+        app.url_map.iter_rules(), key=lambda r: (r.endpoint.endswith(("delete", "deactivate")), r.rule)
+    )
     for rule in rules:
-        if not rule.arguments or rule.endpoint in SKIPPED_ENDPOINTS \
-                or rule.endpoint.startswith(SKIPPED_PREFIXES) \
-                or not any(a.endswith("_id") for a in rule.arguments):
+        if (
+            not rule.arguments
+            or rule.endpoint in SKIPPED_ENDPOINTS
+            or rule.endpoint.startswith(SKIPPED_PREFIXES)
+            or not any(a.endswith("_id") for a in rule.arguments)
+        ):
             continue
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             yield method, rule
 
 
-@pytest.mark.parametrize("role,expect_404", [("user", True), ("admin", True),
-                                             ("super_admin", False)])
+@pytest.mark.parametrize("role,expect_404", [("user", True), ("admin", True), ("super_admin", False)])
 def test_every_route_with_an_object_id_hides_another_users_object(
-        app, client, auth, users, others_objects, role, expect_404):
+    app, client, auth, users, others_objects, role, expect_404
+):
     auth.login(users[role].email)
     checked = 0
     for method, rule in owned_object_routes(app):
@@ -262,9 +288,17 @@ def test_every_route_with_an_object_id_hides_another_users_object(
     assert checked >= 35  # runs, jobs, schedules, blackouts, campaigns, groups
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/x", "//evil.example/x",
-                                    "/\\evil.example/x", "\\\\evil.example", "javascript:alert(1)",
-                                    "/runs/1\r\nLocation: https://evil.example"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/x",
+        "//evil.example/x",
+        "/\\evil.example/x",
+        "\\\\evil.example",
+        "javascript:alert(1)",
+        "/runs/1\r\nLocation: https://evil.example",
+    ],
+)
 def test_run_actions_redirect_only_to_paths_on_this_site(app, client, auth, users, target):
     from tests.conftest import import_job
     from webapp.engine.runs import start_run
@@ -286,8 +320,13 @@ def test_run_actions_redirect_only_to_paths_on_this_site(app, client, auth, user
 # UI offers it: in lists they read (monitor, History) and in the objects of the user they edit
 # (test_a_super_admin_edits_a_users_object_with_that_users_ids_only).
 
-CAMPAIGN_FIELDS = {"name": "Matrix appeal", "from_address": "Park <news@park.example>",
-                   "subject": "Hello", "text_body": "Dear friend", "audience": "filter"}
+CAMPAIGN_FIELDS = {
+    "name": "Matrix appeal",
+    "from_address": "Park <news@park.example>",
+    "subject": "Hello",
+    "text_body": "Dear friend",
+    "audience": "filter",
+}
 
 
 @pytest.fixture
@@ -300,19 +339,27 @@ def everyones(app, users):
 
     made = {}
     for key, user in users.items():
-        saved = SavedFilter(owner_id=user.id, name=f"Secret filter of {key}",
-                            rule={"conditions": [{"field": "city", "op": "eq", "value": "x"}]})
+        saved = SavedFilter(
+            owner_id=user.id,
+            name=f"Secret filter of {key}",
+            rule={"conditions": [{"field": "city", "op": "eq", "value": "x"}]},
+        )
         db.session.add(saved)
         jobs = [export_job(user, name=f"Secret export {n} of {key}") for n in "AB"]
-        group = Job(owner_id=user.id, job_type="job_group", name=f"Secret group of {key}",
-                    params={})
+        group = Job(owner_id=user.id, job_type="job_group", name=f"Secret group of {key}", params={})
         GroupDefinition(never_expires=True).save_to(group)
         db.session.add(group)
         db.session.commit()
         campaign = campaign_for(user, name=f"Secret campaign of {key}")
         run = start_run(jobs[0], user)
-        made[key] = {"user": user.id, "filter": saved.id, "jobs": [j.id for j in jobs],
-                     "group": group.id, "campaign": campaign.id, "run": run.id}
+        made[key] = {
+            "user": user.id,
+            "filter": saved.id,
+            "jobs": [j.id for j in jobs],
+            "group": group.id,
+            "campaign": campaign.id,
+            "run": run.id,
+        }
     return made
 
 
@@ -325,54 +372,59 @@ def _definition(group_id: int):
 
 
 def _new_campaign_filter(client, mine, theirs):
-    response = client.post("/campaigns/new", data={**CAMPAIGN_FIELDS,
-                                                   "filter_id": theirs["filter"]})
+    response = client.post("/campaigns/new", data={**CAMPAIGN_FIELDS, "filter_id": theirs["filter"]})
     from webapp.models import Campaign
 
-    stored = db.session.execute(db.select(Campaign.filter_id).where(
-        Campaign.name == CAMPAIGN_FIELDS["name"])).scalars().all()
+    stored = (
+        db.session.execute(db.select(Campaign.filter_id).where(Campaign.name == CAMPAIGN_FIELDS["name"]))
+        .scalars()
+        .all()
+    )
     return response, stored == [theirs["filter"]]
 
 
 def _edited_campaign_filter(client, mine, theirs):
     from webapp.models import Campaign
 
-    response = client.post(f"/campaigns/{mine['campaign']}/edit",
-                           data={**CAMPAIGN_FIELDS, "filter_id": theirs["filter"]})
+    response = client.post(
+        f"/campaigns/{mine['campaign']}/edit", data={**CAMPAIGN_FIELDS, "filter_id": theirs["filter"]}
+    )
     db.session.expire_all()
     return response, db.session.get(Campaign, mine["campaign"]).filter_id == theirs["filter"]
 
 
 def _group_steps(client, mine, theirs):
-    response = client.post(f"/groups/{mine['group']}/edit/1",
-                           data={"steps": theirs["jobs"], "nav": "save"})
+    response = client.post(f"/groups/{mine['group']}/edit/1", data={"steps": theirs["jobs"], "nav": "save"})
     return response, _definition(mine["group"]).steps == theirs["jobs"]
 
 
 def _group_add_step(client, mine, theirs):
-    response = client.post(f"/groups/{mine['group']}/edit/1",
-                           data={"op": f"add:{theirs['jobs'][0]}"})
+    response = client.post(f"/groups/{mine['group']}/edit/1", data={"op": f"add:{theirs['jobs'][0]}"})
     chosen = response.get_data(as_text=True).split('data-list="group"', 1)[-1]
     return response, f'name="steps" value="{theirs["jobs"][0]}"' in chosen
 
 
 def _group_campaigns(client, mine, theirs):
-    response = client.post(f"/groups/{mine['group']}/edit/2", data={
-        "launch_campaigns": "y", "campaign_ids": [theirs["campaign"]], "nav": "save"})
+    response = client.post(
+        f"/groups/{mine['group']}/edit/2",
+        data={"launch_campaigns": "y", "campaign_ids": [theirs["campaign"]], "nav": "save"},
+    )
     return response, _definition(mine["group"]).campaign_ids == [theirs["campaign"]]
 
 
 def _monitor_ids(client, mine, theirs):
     after = max(mine["run"], theirs["run"])  # nothing "joined since": only `ids` is rendered
-    response = client.get(f"/monitor/updates?ids={theirs['run']}&after={after}",
-                          headers={"HX-Request": "true"})
+    response = client.get(
+        f"/monitor/updates?ids={theirs['run']}&after={after}", headers={"HX-Request": "true"}
+    )
     return response, f'id="run-{theirs["run"]}"' in response.get_data(as_text=True)
 
 
 def _history_user(client, mine, theirs):
     response = client.get(f"/history?user={theirs['user']}")
-    return response, response.status_code == 200 and f'href="/runs/{theirs["run"]}"' in \
-        response.get_data(as_text=True)
+    return response, response.status_code == 200 and f'href="/runs/{theirs["run"]}"' in response.get_data(
+        as_text=True
+    )
 
 
 # (endpoint, field): (how it is sent and whether it was used, single id?, a super admin may
@@ -391,8 +443,7 @@ ID_FIELDS = {
 @pytest.mark.parametrize("field", list(ID_FIELDS), ids="{0[0]}:{0[1]}".format)
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("whose", ["own", "other"])
-def test_every_id_in_a_form_or_query_follows_the_url_rule(
-        client, auth, users, everyones, field, role, whose):
+def test_every_id_in_a_form_or_query_follows_the_url_rule(client, auth, users, everyones, field, role, whose):
     send, single, super_admin_names_anyone = ID_FIELDS[field]
     auth.login(users[role].email)
     theirs = everyones[role if whose == "own" else "other"]
@@ -407,8 +458,7 @@ def test_every_id_in_a_form_or_query_follows_the_url_rule(
         assert response.status_code == 404, f"{field} answered {response.status_code}"
 
 
-def test_a_super_admin_edits_a_users_object_with_that_users_ids_only(
-        client, auth, users, everyones):
+def test_a_super_admin_edits_a_users_object_with_that_users_ids_only(client, auth, users, everyones):
     auth.login(users["super_admin"].email)
     theirs, own = everyones["other"], everyones["super_admin"]
     for send in (_edited_campaign_filter, _group_steps, _group_campaigns):
@@ -422,8 +472,7 @@ def test_a_super_admin_edits_a_users_object_with_that_users_ids_only(
 
 def test_an_unknown_id_is_answered_as_another_users(client, auth, users, everyones):
     auth.login(users["user"].email)
-    missing = {"user": 10**9, "filter": 10**9, "jobs": [10**9], "campaign": 10**9,
-               "run": 10**9}
+    missing = {"user": 10**9, "filter": 10**9, "jobs": [10**9], "campaign": 10**9, "run": 10**9}
     for (endpoint, name), (send, single, _) in ID_FIELDS.items():
         response, used = send(client, everyones["user"], missing)
         assert not used and response.status_code < 500, (endpoint, name)
@@ -435,26 +484,40 @@ def test_an_unknown_id_is_answered_as_another_users(client, auth, users, everyon
 # value that is neither here nor in ID_FIELDS fails test_every_id_field_is_in_the_matrix.
 NOT_OBJECT_IDS = {
     # form fields holding numbers that are not object ids
-    ("ScheduleForm", "times_per_day"): "a count", ("ScheduleForm", "day_of_month"): "a day",
-    ("ScheduleForm", "week_of_month"): "first…last", ("ScheduleForm", "weekday"): "Mon…Sun",
-    ("ScheduleForm", "hour"): "an hour", ("ScheduleForm", "slot"): "a quarter hour",
-    ("ScheduleForm", "weekdays"): "Mon…Sun", ("ScheduleForm", "misfire_grace_minutes"): "minutes",
-    ("SettingsForm", "retention_days"): "days", ("SettingsForm", "audit_retention_days"): "days",
+    ("ScheduleForm", "times_per_day"): "a count",
+    ("ScheduleForm", "day_of_month"): "a day",
+    ("ScheduleForm", "week_of_month"): "first…last",
+    ("ScheduleForm", "weekday"): "Mon…Sun",
+    ("ScheduleForm", "hour"): "an hour",
+    ("ScheduleForm", "slot"): "a quarter hour",
+    ("ScheduleForm", "weekdays"): "Mon…Sun",
+    ("ScheduleForm", "misfire_grace_minutes"): "minutes",
+    ("SettingsForm", "retention_days"): "days",
+    ("SettingsForm", "audit_retention_days"): "days",
     # values read by hand
-    ("before",): "a keyset cursor in the viewer's own list", ("after",): "the same",
-    ("page",): "a page number", ("type",): "a job type", ("state",): "a run state",
-    ("q",): "search text", ("email",): "a supporter's email for a preview",
-    ("next",): "a path on this site (safe_path)", ("from",): "where an action came from",
-    ("nav",): "a wizard button", ("back",): "a page to go back to",
-    ("action",): "a button or an audit action name", ("u",): "a signed link",
+    ("before",): "a keyset cursor in the viewer's own list",
+    ("after",): "the same",
+    ("page",): "a page number",
+    ("type",): "a job type",
+    ("state",): "a run state",
+    ("q",): "search text",
+    ("email",): "a supporter's email for a preview",
+    ("next",): "a path on this site (safe_path)",
+    ("from",): "where an action came from",
+    ("nav",): "a wizard button",
+    ("back",): "a page to go back to",
+    ("action",): "a button or an audit action name",
+    ("u",): "a signed link",
     ("s",): "its signature",
     # the Audit page (admin/audit_log.py): a 404 to anyone but a super admin, who may name any
     # user or object there (test_pages_by_role)
-    ("admin/audit_log.py", "user"): "super admins only", ("admin/audit_log.py", "object"):
-        "super admins only",
+    ("admin/audit_log.py", "user"): "super admins only",
+    ("admin/audit_log.py", "object"): "super admins only",
 }
-HAND_READ = re.compile(r'(?:int_arg|ids_arg|choice_arg|page_arg)\(\s*"(\w+)"'
-                       r'|request\.(?:form|args|values)\.get(?:list)?\(\s*"(\w+)"')
+HAND_READ = re.compile(
+    r'(?:int_arg|ids_arg|choice_arg|page_arg)\(\s*"(\w+)"'
+    r'|request\.(?:form|args|values)\.get(?:list)?\(\s*"(\w+)"'
+)
 
 
 def _form_classes():
@@ -488,8 +551,9 @@ def id_like_form_fields() -> set[tuple[str, str]]:
         for name, value in vars(form).items():
             if not isinstance(value, UnboundField):
                 continue
-            numeric = issubclass(value.field_class, IntegerField | HiddenField) or \
-                value.kwargs.get("coerce") is int
+            numeric = (
+                issubclass(value.field_class, IntegerField | HiddenField) or value.kwargs.get("coerce") is int
+            )
             if numeric or re.search(r"_ids?$", name):
                 fields.add((form.__name__, name))
     return fields
@@ -509,18 +573,26 @@ def hand_read_values() -> set[tuple[str, str]]:
 
 def test_every_id_field_is_in_the_matrix(app):
     covered_fields = {("CampaignForm", "filter_id"), ("CampaignsForm", "campaign_ids")}
-    covered_values = {("groups/wizard.py", "steps"), ("groups/wizard.py", "op"),
-                      ("monitor/routes.py", "ids"), ("monitor/routes.py", "user")}
+    covered_values = {
+        ("groups/wizard.py", "steps"),
+        ("groups/wizard.py", "op"),
+        ("monitor/routes.py", "ids"),
+        ("monitor/routes.py", "user"),
+    }
     assert {name for _, name in ID_FIELDS} == {n for _, n in covered_fields | covered_values}
     unclassified = [
-        field for field in id_like_form_fields()
+        field
+        for field in id_like_form_fields()
         if field not in covered_fields and field not in NOT_OBJECT_IDS
     ] + [
-        (module, name) for module, name in hand_read_values()
-        if (module, name) not in covered_values and (module, name) not in NOT_OBJECT_IDS
+        (module, name)
+        for module, name in hand_read_values()
+        if (module, name) not in covered_values
+        and (module, name) not in NOT_OBJECT_IDS
         and (name,) not in NOT_OBJECT_IDS
     ]
     assert not unclassified, (
         f"{unclassified}: a new field or query value that may carry an id. Check it with "
         "webapp.permissions (usable_or_404 / usable_ids) and add it to ID_FIELDS, or say why "
-        "it is no id in NOT_OBJECT_IDS.")
+        "it is no id in NOT_OBJECT_IDS."
+    )

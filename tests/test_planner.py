@@ -32,8 +32,14 @@ def logged_in(auth, users):
 
 
 def save(client, job, **fields):
-    data = {"enabled": "y", "kind": "days_of_week", "start_date": date.today().isoformat(),
-            "time": "01:30", "overlap_policy": "skip", **fields}
+    data = {
+        "enabled": "y",
+        "kind": "days_of_week",
+        "start_date": date.today().isoformat(),
+        "time": "01:30",
+        "overlap_policy": "skip",
+        **fields,
+    }
     return client.post(f"/jobs/{job.id}/schedule", data=data)
 
 
@@ -77,16 +83,22 @@ def test_times_per_day_switched_on_starts_the_first_run_now(app, client, logged_
 
 def test_hourly_slot_in_the_past_is_refused(app, client, logged_in, job):
     now_local = to_local(utcnow(), app.config["TIMEZONE"])
-    response = save(client, job, kind="hourly_slot", hour=str(now_local.hour),
-                    slot=str(now_local.minute // 15), start_date=now_local.date().isoformat())
+    response = save(
+        client,
+        job,
+        kind="hourly_slot",
+        hour=str(now_local.hour),
+        slot=str(now_local.minute // 15),
+        start_date=now_local.date().isoformat(),
+    )
     assert "The time selected occurs in the past" in response.get_data(as_text=True)
     assert db.session.execute(db.select(JobSchedule)).scalar() is None
 
 
-def test_hourly_slot_picks_and_shows_a_random_minute_inside_the_slot(app, client, logged_in,
-                                                                      job):
-    response = save(client, job, kind="hourly_slot", hour="14", slot="2",
-                    start_date=tomorrow_local(app).isoformat())
+def test_hourly_slot_picks_and_shows_a_random_minute_inside_the_slot(app, client, logged_in, job):
+    response = save(
+        client, job, kind="hourly_slot", hour="14", slot="2", start_date=tomorrow_local(app).isoformat()
+    )
     assert response.status_code == 302
     schedule = db.session.execute(db.select(JobSchedule)).scalar_one()
     assert 30 <= schedule.minute <= 44
@@ -95,29 +107,47 @@ def test_hourly_slot_picks_and_shows_a_random_minute_inside_the_slot(app, client
 
 
 def test_one_run_per_occurrence_even_with_two_planners(app, users, job):
-    schedule = JobSchedule(job_id=job.id, kind="days_of_week", start_date=date.today(),
-                           time=time(3, 0), weekdays=[0, 1, 2, 3, 4, 5, 6], enabled=True)
+    schedule = JobSchedule(
+        job_id=job.id,
+        kind="days_of_week",
+        start_date=date.today(),
+        time=time(3, 0),
+        weekdays=[0, 1, 2, 3, 4, 5, 6],
+        enabled=True,
+    )
     db.session.add(schedule)
     db.session.commit()
     first = plan(schedule)
     assert plan(schedule).id == first.id
     assert plan_due() == 0  # already planned
-    duplicate = Run(job_id=job.id, owner_id=job.owner_id, job_type=job.job_type, job_name="x",
-                    number=99, planned_for=first.planned_for, checkpoint={})
+    duplicate = Run(
+        job_id=job.id,
+        owner_id=job.owner_id,
+        job_type=job.job_type,
+        job_name="x",
+        number=99,
+        planned_for=first.planned_for,
+        checkpoint={},
+    )
     db.session.add(duplicate)
     with pytest.raises(IntegrityError):
         db.session.commit()
     db.session.rollback()
 
 
-@pytest.mark.parametrize("policy,expected", [("skip", RunState.SKIPPED),
-                                             ("queue", RunState.QUEUED)])
+@pytest.mark.parametrize("policy,expected", [("skip", RunState.SKIPPED), ("queue", RunState.QUEUED)])
 def test_overlap_policy_when_the_previous_run_is_still_going(app, users, job, policy, expected):
     running = start_run(job, users["user"])
     running.state = RunState.PROCESSING
-    schedule = JobSchedule(job_id=job.id, kind="days_of_week", start_date=date.today(),
-                           time=time(3, 0), weekdays=list(range(7)), enabled=True,
-                           overlap_policy=policy)
+    schedule = JobSchedule(
+        job_id=job.id,
+        kind="days_of_week",
+        start_date=date.today(),
+        time=time(3, 0),
+        weekdays=list(range(7)),
+        enabled=True,
+        overlap_policy=policy,
+    )
     db.session.add(schedule)
     db.session.commit()
     planned = plan(schedule)
@@ -129,8 +159,14 @@ def test_overlap_policy_when_the_previous_run_is_still_going(app, users, job, po
 
 
 def test_missed_occurrence_more_than_an_hour_late_is_recorded_not_run(app, users, job):
-    schedule = JobSchedule(job_id=job.id, kind="days_of_week", start_date=date.today(),
-                           time=time(3, 0), weekdays=list(range(7)), enabled=True)
+    schedule = JobSchedule(
+        job_id=job.id,
+        kind="days_of_week",
+        start_date=date.today(),
+        time=time(3, 0),
+        weekdays=list(range(7)),
+        enabled=True,
+    )
     db.session.add(schedule)
     db.session.commit()
     planned = plan(schedule)
@@ -142,34 +178,44 @@ def test_missed_occurrence_more_than_an_hour_late_is_recorded_not_run(app, users
 
 
 def test_preview_lists_the_next_ten_runs_and_marks_dst_moves(app, client, logged_in, job):
-    args = {"kind": "days_of_week", "start_date": "2027-03-13", "time": "02:30",
-            "weekdays": ["6"], "enabled": "y"}
-    html = client.get(f"/jobs/{job.id}/schedule/preview", query_string=args).get_data(
-        as_text=True)
+    args = {
+        "kind": "days_of_week",
+        "start_date": "2027-03-13",
+        "time": "02:30",
+        "weekdays": ["6"],
+        "enabled": "y",
+    }
+    html = client.get(f"/jobs/{job.id}/schedule/preview", query_string=args).get_data(as_text=True)
     assert html.count("<li>") == 10
     assert "Mar 14, 2027 3:00 AM EDT" in html and "moved by DST" in html
     assert "Mar 21, 2027 2:30 AM EDT" in html
 
 
 def test_kind_change_swaps_in_that_kinds_fields(app, client, logged_in, job):
-    html = client.get(f"/jobs/{job.id}/schedule/fields", query_string={
-        "kind": "weekday_of_month", "start_date": "2027-01-01"},
-        headers={"HX-Request": "true"}).get_data(as_text=True)
+    html = client.get(
+        f"/jobs/{job.id}/schedule/fields",
+        query_string={"kind": "weekday_of_month", "start_date": "2027-01-01"},
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)
     assert "Which" in html and "Weekday" in html and "Days" not in html
     assert 'hx-swap-oob="true"' in html  # the preview is refreshed with it
 
 
-def test_schedule_warns_when_runs_come_faster_than_the_job_takes(app, client, logged_in, users,
-                                                                 job):
+def test_schedule_warns_when_runs_come_faster_than_the_job_takes(app, client, logged_in, users, job):
     done = start_run(job, users["user"])
     done.state, done.started_at = RunState.COMPLETED, utcnow() - timedelta(hours=5)
     done.finished_at = utcnow()
     db.session.commit()
-    html = client.get(f"/jobs/{job.id}/schedule/preview", query_string={
-        "kind": "times_per_day", "times_per_day": "24", "time": "00:00",
-        "start_date": "2027-01-01"}).get_data(as_text=True)
-    assert re.search(r"Runs are planned 60 minutes apart, but this job usually takes 300 min",
-                     html)
+    html = client.get(
+        f"/jobs/{job.id}/schedule/preview",
+        query_string={
+            "kind": "times_per_day",
+            "times_per_day": "24",
+            "time": "00:00",
+            "start_date": "2027-01-01",
+        },
+    ).get_data(as_text=True)
+    assert re.search(r"Runs are planned 60 minutes apart, but this job usually takes 300 min", html)
 
 
 def test_other_users_schedules_are_404(client, auth, users):
@@ -181,19 +227,26 @@ def test_other_users_schedules_are_404(client, auth, users):
 
 
 def daily(job, **extra):
-    schedule = JobSchedule(job_id=job.id, kind="days_of_week", start_date=date.today(),
-                           time=time(3, 0), weekdays=list(range(7)), enabled=True, **extra)
+    schedule = JobSchedule(
+        job_id=job.id,
+        kind="days_of_week",
+        start_date=date.today(),
+        time=time(3, 0),
+        weekdays=list(range(7)),
+        enabled=True,
+        **extra,
+    )
     db.session.add(schedule)
     db.session.commit()
     return schedule
 
 
-def test_pausing_withdraws_the_planned_run_and_shows_who_and_why(app, client, logged_in, users,
-                                                                  job):
+def test_pausing_withdraws_the_planned_run_and_shows_who_and_why(app, client, logged_in, users, job):
     schedule = daily(job)
     plan(schedule)
-    response = client.post(f"/jobs/{job.id}/schedule/pause",
-                           data={"reason": "Data cleanup this week", "resume_on": "2030-01-06"})
+    response = client.post(
+        f"/jobs/{job.id}/schedule/pause", data={"reason": "Data cleanup this week", "resume_on": "2030-01-06"}
+    )
     assert response.status_code == 302
     assert Run.query.filter_by(job_id=job.id).count() == 0
     assert plan_due() == 0  # a paused schedule plans nothing
@@ -228,8 +281,9 @@ def test_occurrences_in_a_blackout_are_skipped_and_say_so(app, client, auth, use
     day = to_local(planned.planned_for, app.config["TIMEZONE"]).date()
     auth.login("admin@example.org" if scope == "account" else "user@example.org")
     url = "/admin/blackouts" if scope == "account" else f"/jobs/{job.id}/blackouts"
-    response = client.post(url, data={"start_date": day.isoformat(),
-                                      "end_date": day.isoformat(), "reason": "Giving Tuesday"})
+    response = client.post(
+        url, data={"start_date": day.isoformat(), "end_date": day.isoformat(), "reason": "Giving Tuesday"}
+    )
     assert response.status_code == 302
     fire({planned.id: None})
     planned = fresh(planned)
@@ -239,8 +293,10 @@ def test_occurrences_in_a_blackout_are_skipped_and_say_so(app, client, auth, use
 
 
 def test_blackout_dates_must_be_in_order(app, client, logged_in, job):
-    client.post(f"/jobs/{job.id}/blackouts", data={"start_date": "2030-05-02",
-                                                   "end_date": "2030-05-01", "reason": "x"})
+    client.post(
+        f"/jobs/{job.id}/blackouts",
+        data={"start_date": "2030-05-02", "end_date": "2030-05-01", "reason": "x"},
+    )
     from webapp.models import Blackout
 
     assert Blackout.query.count() == 0
@@ -249,12 +305,21 @@ def test_blackout_dates_must_be_in_order(app, client, logged_in, job):
 def test_preview_marks_runs_that_fall_in_a_blackout(app, client, logged_in, job):
     from webapp.models import Blackout
 
-    db.session.add(Blackout(job_id=None, start_date=date(2030, 12, 3),
-                            end_date=date(2030, 12, 3), reason="Giving Tuesday"))
+    db.session.add(
+        Blackout(
+            job_id=None, start_date=date(2030, 12, 3), end_date=date(2030, 12, 3), reason="Giving Tuesday"
+        )
+    )
     db.session.commit()
-    html = client.get(f"/jobs/{job.id}/schedule/preview", query_string={
-        "kind": "days_of_week", "start_date": "2030-12-01", "time": "09:00",
-        "weekdays": ["0", "1", "2"]}).get_data(as_text=True)
+    html = client.get(
+        f"/jobs/{job.id}/schedule/preview",
+        query_string={
+            "kind": "days_of_week",
+            "start_date": "2030-12-01",
+            "time": "09:00",
+            "weekdays": ["0", "1", "2"],
+        },
+    ).get_data(as_text=True)
     assert "skipped: blackout (Giving Tuesday)" in html
 
 
@@ -263,8 +328,16 @@ def test_pages_have_plain_titles(app, client, auth, users, job):
     auth.login("admin@example.org")
     job.owner_id = users["admin"].id
     db.session.commit()
-    for url in (f"/jobs/{job.id}", f"/jobs/{job.id}/schedule", "/admin/settings", "/",
-                "/history", "/campaigns/", "/jobs/", "/admin/users"):
+    for url in (
+        f"/jobs/{job.id}",
+        f"/jobs/{job.id}/schedule",
+        "/admin/settings",
+        "/",
+        "/history",
+        "/campaigns/",
+        "/jobs/",
+        "/admin/users",
+    ):
         html = client.get(url).get_data(as_text=True)
         title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
         assert "<" not in title and len(title) < 120, (url, title)
@@ -273,28 +346,34 @@ def test_pages_have_plain_titles(app, client, auth, users, job):
 LATER_THAN_PLANNABLE = "Choose a date on or before Dec 31, 2100: Conveyor cannot plan later dates."
 
 
-@pytest.mark.parametrize("fields", [
-    {"kind": "once", "once_at": "9999-12-31T23:30"},
-    {"kind": "once", "once_at": "2101-01-01T00:00"},
-    {"weekdays": ["0"], "start_date": "2101-01-01"},
-])
-def test_the_form_refuses_dates_after_2100_with_a_field_message(app, client, logged_in, job,
-                                                                 fields):
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "once", "once_at": "9999-12-31T23:30"},
+        {"kind": "once", "once_at": "2101-01-01T00:00"},
+        {"weekdays": ["0"], "start_date": "2101-01-01"},
+    ],
+)
+def test_the_form_refuses_dates_after_2100_with_a_field_message(app, client, logged_in, job, fields):
     response = save(client, job, **fields)
     assert response.status_code == 200
     assert LATER_THAN_PLANNABLE in response.get_data(as_text=True)
     assert JobSchedule.query.count() == 0
 
 
-def test_the_form_refuses_a_once_date_in_the_past_while_the_schedule_is_on(app, client,
-                                                                            logged_in, job):
+def test_the_form_refuses_a_once_date_in_the_past_while_the_schedule_is_on(app, client, logged_in, job):
     yesterday = to_local(utcnow(), app.config["TIMEZONE"]).date() - timedelta(days=1)
     response = save(client, job, kind="once", once_at=f"{yesterday.isoformat()}T09:00")
     assert "This date is in the past" in response.get_data(as_text=True)
     assert JobSchedule.query.count() == 0
-    off = {"kind": "once", "once_at": f"{yesterday.isoformat()}T09:00",
-           "start_date": yesterday.isoformat(), "overlap_policy": "skip",
-           "misfire_policy": "run_once", "misfire_grace_minutes": "60"}  # no "enabled"
+    off = {
+        "kind": "once",
+        "once_at": f"{yesterday.isoformat()}T09:00",
+        "start_date": yesterday.isoformat(),
+        "overlap_policy": "skip",
+        "misfire_policy": "run_once",
+        "misfire_grace_minutes": "60",
+    }  # no "enabled"
     assert client.post(f"/jobs/{job.id}/schedule", data=off).status_code == 302  # switched off
 
 
@@ -304,15 +383,21 @@ def test_blackout_dates_after_2100_are_refused(app, client, auth, users, job, sc
 
     auth.login("admin@example.org" if scope == "account" else "user@example.org")
     url = "/admin/blackouts" if scope == "account" else f"/jobs/{job.id}/blackouts"
-    response = client.post(url, data={"start_date": "2100-12-30", "end_date": "9999-12-31",
-                                      "reason": "Forever"}, follow_redirects=True)
+    response = client.post(
+        url,
+        data={"start_date": "2100-12-30", "end_date": "9999-12-31", "reason": "Forever"},
+        follow_redirects=True,
+    )
     assert LATER_THAN_PLANNABLE in response.get_data(as_text=True)
     assert Blackout.query.count() == 0
 
 
 def test_a_pause_cannot_resume_after_2100(app, client, logged_in, job):
     daily(job)
-    response = client.post(f"/jobs/{job.id}/schedule/pause", follow_redirects=True,
-                           data={"reason": "Until further notice", "resume_on": "9999-12-31"})
+    response = client.post(
+        f"/jobs/{job.id}/schedule/pause",
+        follow_redirects=True,
+        data={"reason": "Until further notice", "resume_on": "9999-12-31"},
+    )
     assert LATER_THAN_PLANNABLE in response.get_data(as_text=True)
     assert db.session.execute(db.select(JobSchedule)).scalar_one().paused_at is None

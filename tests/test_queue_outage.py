@@ -40,8 +40,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no"], stdout=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -73,14 +86,21 @@ def redis_server_tcp():
 @pytest.fixture
 def outage_app(tmp_path, redis_server_tcp):
     """An app on its own real redis-server, which the test can take down."""
-    app = create_app({
-        "TESTING": True, "VAR_DIR": str(tmp_path / "var"),
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
-        "REDIS_URL": redis_server_tcp.url, "QUEUE_NAME": f"test-{uuid.uuid4().hex[:8]}",
-        "SECRET_KEY": "test-secret", "WTF_CSRF_ENABLED": False,
-        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000", "IMPORT_BATCH_SIZE": 3,
-        "EMAIL_BATCH_SIZE": 10, "BASE_URL": "http://conveyor.test",
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "VAR_DIR": str(tmp_path / "var"),
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+            "REDIS_URL": redis_server_tcp.url,
+            "QUEUE_NAME": f"test-{uuid.uuid4().hex[:8]}",
+            "SECRET_KEY": "test-secret",
+            "WTF_CSRF_ENABLED": False,
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+            "IMPORT_BATCH_SIZE": 3,
+            "EMAIL_BATCH_SIZE": 10,
+            "BASE_URL": "http://conveyor.test",
+        }
+    )
     with app.app_context():
         db.create_all()
         outage._seen_down["value"] = False
@@ -92,8 +112,7 @@ def outage_app(tmp_path, redis_server_tcp):
 def _work(app) -> None:
     from rq import SimpleWorker
 
-    SimpleWorker(queueing.lane_queues("all"), connection=queueing.redis_connection()).work(
-        burst=True)
+    SimpleWorker(queueing.lane_queues("all"), connection=queueing.redis_connection()).work(burst=True)
 
 
 def _login(client, user) -> None:
@@ -101,7 +120,8 @@ def _login(client, user) -> None:
 
 
 def test_pages_say_since_when_the_queue_is_down_and_the_banner_goes_when_it_is_back(
-        outage_app, redis_server_tcp):
+    outage_app, redis_server_tcp
+):
     user = make_user("ops@example.org", Role.ADMIN)
     client = outage_app.test_client()
     _login(client, user)
@@ -116,7 +136,8 @@ def test_pages_say_since_when_the_queue_is_down_and_the_banner_goes_when_it_is_b
 
 
 def test_a_run_asked_for_during_the_outage_waits_and_starts_once_the_queue_is_back(
-        outage_app, redis_server_tcp, tmp_path):
+    outage_app, redis_server_tcp, tmp_path
+):
     user = make_user("ops@example.org")
     client = outage_app.test_client()
     _login(client, user)
@@ -135,7 +156,8 @@ def test_a_run_asked_for_during_the_outage_waits_and_starts_once_the_queue_is_ba
 
 
 def test_a_launch_while_the_queue_is_down_changes_nothing_and_one_launch_after_sends_once(
-        outage_app, redis_server_tcp):
+    outage_app, redis_server_tcp
+):
     user = make_user("ops@example.org")
     client = outage_app.test_client()
     _login(client, user)
@@ -156,7 +178,8 @@ def test_a_launch_while_the_queue_is_down_changes_nothing_and_one_launch_after_s
 
 
 def test_a_scheduled_launch_saved_while_redis_dies_gets_its_timed_job_from_the_reconciler(
-        outage_app, redis_server_tcp, monkeypatch):
+    outage_app, redis_server_tcp, monkeypatch
+):
     from webapp.mailing import launches
 
     user = make_user("ops@example.org")
@@ -177,8 +200,7 @@ def test_kill_is_refused_while_the_queue_is_down_and_nothing_changes(outage_app,
     from webapp.engine.runs import RunActionError, kill_run, new_run
 
     admin = make_user("admin@example.org", Role.ADMIN)
-    job = make_import_job(admin, people_csv(Path(outage_app.config["VAR_DIR"]) / "p.csv", 3),
-                          ["email"])
+    job = make_import_job(admin, people_csv(Path(outage_app.config["VAR_DIR"]) / "p.csv", 3), ["email"])
     run = new_run(job, admin, RunState.PROCESSING, trigger="manual")
     run.control, run.control_at = "stop", utcnow() - timedelta(minutes=5)
     db.session.commit()
@@ -189,8 +211,7 @@ def test_kill_is_refused_while_the_queue_is_down_and_nothing_changes(outage_app,
     assert fresh(run).state is RunState.PROCESSING
 
 
-def test_an_outage_record_left_by_exited_processes_is_cleared_by_the_scheduler(
-        outage_app, redis_server_tcp):
+def test_an_outage_record_left_by_exited_processes_is_cleared_by_the_scheduler(outage_app, redis_server_tcp):
     from webapp.engine.scheduler_loop import loop
     from webapp.models.settings import AccountSettings
 

@@ -17,15 +17,20 @@ from webapp.models.runs import RunLogLine
 
 
 def test_a_database_error_quoting_supporters_fails_the_run_with_a_short_plain_reason(
-        app, users, tmp_path, monkeypatch, client, auth):
+    app, users, tmp_path, monkeypatch, client, auth
+):
     job = import_job(users["user"], people_csv(tmp_path / "p.csv", 10), ["email", "first_name"])
     run = start_run(job, users["user"])
-    sql = ("INSERT INTO supporter (email, first_name) VALUES " +
-           ", ".join(f"('person{i}@example.org', 'Name{i}')" for i in range(10)))
+    sql = "INSERT INTO supporter (email, first_name) VALUES " + ", ".join(
+        f"('person{i}@example.org', 'Name{i}')" for i in range(10)
+    )
 
     def explode(self, batch):
-        raise IntegrityError(sql, [("person1@example.org", "Name1")] * 10,
-                             Exception("UNIQUE constraint failed: supporter.email"))
+        raise IntegrityError(
+            sql,
+            [("person1@example.org", "Name1")] * 10,
+            Exception("UNIQUE constraint failed: supporter.email"),
+        )
 
     monkeypatch.setattr(importer.Importer, "write_slice", explode)
     queueing.run_queue().empty()

@@ -31,8 +31,13 @@ def run_by_id(run_id: int) -> Run:
 
 def poisoned(job: Job) -> JobSchedule:
     """A once schedule at 9999-12-31, written straight to the database (an old form let it in)."""
-    schedule = JobSchedule(job_id=job.id, kind="once", start_date=date(2026, 1, 1),
-                           once_at=datetime(9999, 12, 31, 23, 30), enabled=True)
+    schedule = JobSchedule(
+        job_id=job.id,
+        kind="once",
+        start_date=date(2026, 1, 1),
+        once_at=datetime(9999, 12, 31, 23, 30),
+        enabled=True,
+    )
     db.session.add(schedule)
     db.session.commit()
     return schedule
@@ -43,8 +48,14 @@ def raising(owner) -> JobSchedule:
     job = Job(owner_id=owner.id, job_type="job_group", name="Broken group", params=["broken"])
     db.session.add(job)
     db.session.commit()
-    schedule = JobSchedule(job_id=job.id, kind="days_of_week", start_date=date(2026, 1, 1),
-                           time=datetime(2026, 1, 1, 9).time(), weekdays=[0], enabled=True)
+    schedule = JobSchedule(
+        job_id=job.id,
+        kind="days_of_week",
+        start_date=date(2026, 1, 1),
+        time=datetime(2026, 1, 1, 9).time(),
+        weekdays=[0],
+        enabled=True,
+    )
     db.session.add(schedule)
     db.session.commit()
     return schedule
@@ -64,9 +75,14 @@ def expired_result(owner, tmp_path) -> tuple[Run, Path]:
     """A completed run whose result file is past any retention period."""
     path = tmp_path / "old-result.csv"
     path.write_text("email\nann@example.org\n")
-    run = new_run(export_job(owner, name="Old export"), owner, RunState.COMPLETED,
-                  trigger="manual", result_path=str(path),
-                  finished_at=utcnow() - timedelta(days=400))
+    run = new_run(
+        export_job(owner, name="Old export"),
+        owner,
+        RunState.COMPLETED,
+        trigger="manual",
+        result_path=str(path),
+        finished_at=utcnow() - timedelta(days=400),
+    )
     db.session.commit()
     return run, path
 
@@ -80,9 +96,9 @@ def scene(app, users, tmp_path):
         "poisoned": poisoned(export_job(owner, name="Far future export")).id,
         "raising": raising(owner).id,
         "dead": dead_worker_run(owner).id,
-        "due": schedule_run(export_job(owner, name="Due export"), None,
-                            utcnow() - timedelta(seconds=1)).id,
-        "result": result.id, "result_path": result_path,
+        "due": schedule_run(export_job(owner, name="Due export"), None, utcnow() - timedelta(seconds=1)).id,
+        "result": result.id,
+        "result_path": result_path,
     }
 
 
@@ -104,8 +120,10 @@ def test_one_pass_with_poisoned_schedules_still_does_every_other_duty(app, scene
 def test_a_poisoned_schedule_shows_its_problem_on_its_page(app, client, auth, users, scene):
     scheduler_loop.loop(once=True)
     auth.login("user@example.org")  # the pass detached the fixture's objects
-    for key, reason in [("poisoned", "the date 9999-12-31 is after Dec 31, 2100"),
-                        ("raising", "planning it failed unexpectedly")]:
+    for key, reason in [
+        ("poisoned", "the date 9999-12-31 is after Dec 31, 2100"),
+        ("raising", "planning it failed unexpectedly"),
+    ]:
         job_id = db.session.get(JobSchedule, scene[key]).job_id
         response = client.get(f"/jobs/{job_id}/schedule")
         assert response.status_code == 200
@@ -116,16 +134,17 @@ def test_a_poisoned_schedule_shows_its_problem_on_its_page(app, client, auth, us
     assert client.get(f"/jobs/{poisoned_job}").status_code == 200
 
 
-def test_the_page_of_an_unplannable_schedule_answers_before_any_scheduler_pass(
-        app, client, auth, users):
+def test_the_page_of_an_unplannable_schedule_answers_before_any_scheduler_pass(app, client, auth, users):
     schedule = poisoned(export_job(users["user"], name="Far future export"))
     auth.login(users["user"].email)
     response = client.get(f"/jobs/{schedule.job_id}/schedule")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "This schedule could not be planned: the date 9999-12-31 is after Dec 31, 2100" in html
-    preview = client.get(f"/jobs/{schedule.job_id}/schedule/preview", query_string={
-        "kind": "once", "start_date": "2026-01-01", "once_at": "9999-12-31T23:30"})
+    preview = client.get(
+        f"/jobs/{schedule.job_id}/schedule/preview",
+        query_string={"kind": "once", "start_date": "2026-01-01", "once_at": "9999-12-31T23:30"},
+    )
     assert preview.status_code == 200
     assert "9999-12-31 is after Dec 31, 2100" in preview.get_data(as_text=True)
 
@@ -141,8 +160,17 @@ def test_a_fixed_schedule_plans_again_and_its_problem_is_cleared(app, client, au
     assert Run.query.filter_by(job_id=schedule.job_id, state=RunState.SCHEDULED).count() == 1
 
 
-@pytest.mark.parametrize("duty", ["finish_collecting", "plan_due", "fire_overdue",
-                                  "notice_long_runs", "sweep_results", "sweep_expired_groups"])
+@pytest.mark.parametrize(
+    "duty",
+    [
+        "finish_collecting",
+        "plan_due",
+        "fire_overdue",
+        "notice_long_runs",
+        "sweep_results",
+        "sweep_expired_groups",
+    ],
+)
 def test_a_duty_that_raises_does_not_stop_the_reconciler(app, users, monkeypatch, duty):
     def broken():
         raise RuntimeError(f"{duty} is broken")
@@ -153,15 +181,13 @@ def test_a_duty_that_raises_does_not_stop_the_reconciler(app, users, monkeypatch
     assert run_by_id(dead).state is RunState.FAILED
 
 
-def test_a_reconciler_that_raises_does_not_stop_firing_or_retention(app, users, tmp_path,
-                                                                     monkeypatch):
+def test_a_reconciler_that_raises_does_not_stop_firing_or_retention(app, users, tmp_path, monkeypatch):
     def broken():
         raise RuntimeError("the reconciler is broken")
 
     monkeypatch.setattr(scheduler_loop, "reconcile", broken)
     result, path = expired_result(users["user"], tmp_path)
-    due = schedule_run(export_job(users["user"], name="Due export"), None,
-                       utcnow() - timedelta(seconds=1))
+    due = schedule_run(export_job(users["user"], name="Due export"), None, utcnow() - timedelta(seconds=1))
     result_id, due_id = result.id, due.id
     scheduler_loop.loop(once=True)
     assert run_by_id(due_id).state is RunState.QUEUED
@@ -176,9 +202,14 @@ def test_a_result_file_that_cannot_be_deleted_does_not_stop_the_sweep(app, users
     db.session.commit()
     other_path = tmp_path / "other.csv"
     other_path.write_text("x\n")
-    other = new_run(export_job(users["user"], name="Other"), users["user"], RunState.COMPLETED,
-                    trigger="manual", result_path=str(other_path),
-                    finished_at=utcnow() - timedelta(days=400))
+    other = new_run(
+        export_job(users["user"], name="Other"),
+        users["user"],
+        RunState.COMPLETED,
+        trigger="manual",
+        result_path=str(other_path),
+        finished_at=utcnow() - timedelta(days=400),
+    )
     db.session.commit()
     stuck_id, other_id = stuck.id, other.id
     scheduler_loop.loop(once=True)
@@ -188,22 +219,29 @@ def test_a_result_file_that_cannot_be_deleted_does_not_stop_the_sweep(app, users
 
 def start_scheduler(app, tmp_path) -> subprocess.Popen:
     """The real scheduler process (`flask --app app scheduler`) on the test's database and Redis."""
-    env = {**os.environ,
-           "CONVEYOR_VAR_DIR": app.config["VAR_DIR"],
-           "CONVEYOR_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-           "CONVEYOR_REDIS_URL": app.config["REDIS_URL"],
-           "CONVEYOR_QUEUE": app.config["QUEUE_NAME"],
-           "CONVEYOR_SECRET_KEY": "test",
-           "CONVEYOR_DEAD_AFTER_SECONDS": "2",
-           "CONVEYOR_RECONCILE_EVERY_SECONDS": "1"}
+    env = {
+        **os.environ,
+        "CONVEYOR_VAR_DIR": app.config["VAR_DIR"],
+        "CONVEYOR_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "CONVEYOR_REDIS_URL": app.config["REDIS_URL"],
+        "CONVEYOR_QUEUE": app.config["QUEUE_NAME"],
+        "CONVEYOR_SECRET_KEY": "test",
+        "CONVEYOR_DEAD_AFTER_SECONDS": "2",
+        "CONVEYOR_RECONCILE_EVERY_SECONDS": "1",
+    }
     log = open(tmp_path / "scheduler.log", "ab")
     flask = Path(sys.executable).with_name("flask")
-    return subprocess.Popen([str(flask), "--app", "app", "scheduler"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [str(flask), "--app", "app", "scheduler"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
-def test_a_poisoned_schedule_plus_a_dead_worker_the_run_is_still_failed_within_a_minute(
-        app, users, tmp_path):
+def test_a_poisoned_schedule_plus_a_dead_worker_the_run_is_still_failed_within_a_minute(app, users, tmp_path):
     poisoned(export_job(users["user"], name="Far future export"))
     raising(users["user"])
     dead = dead_worker_run(users["user"]).id

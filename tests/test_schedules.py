@@ -37,30 +37,33 @@ def at(*args):
 # -- validation -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind,fields,message", [
-    (K.DAYS_OF_WEEK, {"tz": "Mars/Olympus", "time": time(9), "weekdays": {0}}, "unknown time zone"),
-    (K.DAYS_OF_WEEK, {"tz": "", "time": time(9), "weekdays": {0}}, "unknown time zone"),
-    ("hourly", {}, "unknown schedule kind"),
-    (K.TIMES_PER_DAY, {"time": time(9), "times_per_day": 5}, "times per day must be one of"),
-    (K.TIMES_PER_DAY, {"time": time(9)}, "times per day must be one of"),
-    (K.TIMES_PER_DAY, {"times_per_day": 2}, "a time of day is required"),
-    (K.DAYS_OF_WEEK, {"time": time(9, 0, 30), "weekdays": {0}}, "whole minutes"),
-    (K.DAYS_OF_WEEK, {"time": time(9), "weekdays": set()}, "at least one day"),
-    (K.DAYS_OF_WEEK, {"time": time(9)}, "at least one day"),
-    (K.DAYS_OF_WEEK, {"time": time(9), "weekdays": {1, 7}}, "days of the week run from"),
-    (K.DAY_OF_MONTH, {"time": time(9), "day_of_month": 0}, "between 1 and 31"),
-    (K.DAY_OF_MONTH, {"time": time(9), "day_of_month": 32}, "between 1 and 31"),
-    (K.WEEKDAY_OF_MONTH, {"time": time(9), "week_of_month": 5, "weekday": 0}, "first to fourth"),
-    (K.WEEKDAY_OF_MONTH, {"time": time(9), "week_of_month": 0, "weekday": 0}, "first to fourth"),
-    (K.WEEKDAY_OF_MONTH, {"time": time(9), "week_of_month": 1, "weekday": 7}, "day of the week"),
-    (K.HOURLY_SLOT, {"hour": 24, "slot": 0, "minute": 3}, "hour must be between"),
-    (K.HOURLY_SLOT, {"hour": 9, "slot": 4, "minute": 50}, "the slot must be"),
-    (K.HOURLY_SLOT, {"hour": 9, "slot": 1, "minute": 30}, "between 15 and 29"),
-    (K.HOURLY_SLOT, {"hour": 9, "slot": 2, "minute": 29}, "between 30 and 44"),
-    (K.HOURLY_SLOT, {"hour": 9, "slot": 0}, "between 0 and 14"),
-    (K.ONCE, {}, "a local date and time is required"),
-    (K.ONCE, {"once_at": at(2026, 5, 1, 9).replace(tzinfo=dtz.UTC)}, "a local date and time"),
-])
+@pytest.mark.parametrize(
+    "kind,fields,message",
+    [
+        (K.DAYS_OF_WEEK, {"tz": "Mars/Olympus", "time": time(9), "weekdays": {0}}, "unknown time zone"),
+        (K.DAYS_OF_WEEK, {"tz": "", "time": time(9), "weekdays": {0}}, "unknown time zone"),
+        ("hourly", {}, "unknown schedule kind"),
+        (K.TIMES_PER_DAY, {"time": time(9), "times_per_day": 5}, "times per day must be one of"),
+        (K.TIMES_PER_DAY, {"time": time(9)}, "times per day must be one of"),
+        (K.TIMES_PER_DAY, {"times_per_day": 2}, "a time of day is required"),
+        (K.DAYS_OF_WEEK, {"time": time(9, 0, 30), "weekdays": {0}}, "whole minutes"),
+        (K.DAYS_OF_WEEK, {"time": time(9), "weekdays": set()}, "at least one day"),
+        (K.DAYS_OF_WEEK, {"time": time(9)}, "at least one day"),
+        (K.DAYS_OF_WEEK, {"time": time(9), "weekdays": {1, 7}}, "days of the week run from"),
+        (K.DAY_OF_MONTH, {"time": time(9), "day_of_month": 0}, "between 1 and 31"),
+        (K.DAY_OF_MONTH, {"time": time(9), "day_of_month": 32}, "between 1 and 31"),
+        (K.WEEKDAY_OF_MONTH, {"time": time(9), "week_of_month": 5, "weekday": 0}, "first to fourth"),
+        (K.WEEKDAY_OF_MONTH, {"time": time(9), "week_of_month": 0, "weekday": 0}, "first to fourth"),
+        (K.WEEKDAY_OF_MONTH, {"time": time(9), "week_of_month": 1, "weekday": 7}, "day of the week"),
+        (K.HOURLY_SLOT, {"hour": 24, "slot": 0, "minute": 3}, "hour must be between"),
+        (K.HOURLY_SLOT, {"hour": 9, "slot": 4, "minute": 50}, "the slot must be"),
+        (K.HOURLY_SLOT, {"hour": 9, "slot": 1, "minute": 30}, "between 15 and 29"),
+        (K.HOURLY_SLOT, {"hour": 9, "slot": 2, "minute": 29}, "between 30 and 44"),
+        (K.HOURLY_SLOT, {"hour": 9, "slot": 0}, "between 0 and 14"),
+        (K.ONCE, {}, "a local date and time is required"),
+        (K.ONCE, {"once_at": at(2026, 5, 1, 9).replace(tzinfo=dtz.UTC)}, "a local date and time"),
+    ],
+)
 def test_bad_values_are_refused(kind, fields, message):
     with pytest.raises(ScheduleError, match=message):
         sched(kind, **fields)
@@ -71,11 +74,14 @@ def test_start_date_must_be_a_plain_date():
         sched(K.ONCE, start=at(2026, 1, 1), once_at=at(2026, 5, 1, 9))
 
 
-@pytest.mark.parametrize("start,once_at,message", [
-    (date(9999, 12, 31), at(9999, 12, 31, 23, 30), "the start date 9999-12-31 is after Dec 31, 2100"),
-    (START, at(9999, 12, 31, 23, 30), "the date 9999-12-31 is after Dec 31, 2100"),
-    (START, at(2101, 1, 1), "the last day Conveyor can plan"),
-])
+@pytest.mark.parametrize(
+    "start,once_at,message",
+    [
+        (date(9999, 12, 31), at(9999, 12, 31, 23, 30), "the start date 9999-12-31 is after Dec 31, 2100"),
+        (START, at(9999, 12, 31, 23, 30), "the date 9999-12-31 is after Dec 31, 2100"),
+        (START, at(2101, 1, 1), "the last day Conveyor can plan"),
+    ],
+)
 def test_dates_after_2100_are_refused_rather_than_overflowing(start, once_at, message):
     with pytest.raises(ScheduleError, match=message):
         sched(K.ONCE, start=start, once_at=once_at)
@@ -123,8 +129,11 @@ def test_once_before_the_start_date_never_runs():
 def test_times_per_day_are_evenly_spaced_from_the_time():
     s = sched(K.TIMES_PER_DAY, tz="UTC", start=date(2026, 2, 1), time=time(7, 15), times_per_day=3)
     assert next_runs(s, at(2026, 1, 1), 5) == [
-        at(2026, 2, 1, 7, 15), at(2026, 2, 1, 15, 15), at(2026, 2, 1, 23, 15),
-        at(2026, 2, 2, 7, 15), at(2026, 2, 2, 15, 15),
+        at(2026, 2, 1, 7, 15),
+        at(2026, 2, 1, 15, 15),
+        at(2026, 2, 1, 23, 15),
+        at(2026, 2, 2, 7, 15),
+        at(2026, 2, 2, 15, 15),
     ]
 
 
@@ -137,7 +146,10 @@ def test_days_of_week():
     s = sched(K.DAYS_OF_WEEK, time=time(9), weekdays={0, 2, 4})  # Mon, Wed, Fri at 09:00 EST
     # 2026-01-05 is a Monday
     assert next_runs(s, at(2026, 1, 5, 14), 4) == [
-        at(2026, 1, 7, 14), at(2026, 1, 9, 14), at(2026, 1, 12, 14), at(2026, 1, 14, 14),
+        at(2026, 1, 7, 14),
+        at(2026, 1, 9, 14),
+        at(2026, 1, 12, 14),
+        at(2026, 1, 14, 14),
     ]
     assert next_run(s, at(2026, 1, 5, 13, 59)) == at(2026, 1, 5, 14)
 
@@ -145,15 +157,22 @@ def test_days_of_week():
 def test_the_31st_skips_short_months():
     s = sched(K.DAY_OF_MONTH, tz="UTC", time=time(6), day_of_month=31)
     assert [r.date() for r in next_runs(s, at(2026, 1, 1), 7)] == [
-        date(2026, 1, 31), date(2026, 3, 31), date(2026, 5, 31), date(2026, 7, 31),
-        date(2026, 8, 31), date(2026, 10, 31), date(2026, 12, 31),
+        date(2026, 1, 31),
+        date(2026, 3, 31),
+        date(2026, 5, 31),
+        date(2026, 7, 31),
+        date(2026, 8, 31),
+        date(2026, 10, 31),
+        date(2026, 12, 31),
     ]
 
 
 def test_the_30th_skips_february():
     s = sched(K.DAY_OF_MONTH, tz="UTC", time=time(6), day_of_month=30)
     assert [r.date() for r in next_runs(s, at(2026, 1, 1), 3)] == [
-        date(2026, 1, 30), date(2026, 3, 30), date(2026, 4, 30),
+        date(2026, 1, 30),
+        date(2026, 3, 30),
+        date(2026, 4, 30),
     ]
 
 
@@ -164,13 +183,16 @@ def test_the_29th_runs_in_february_only_in_leap_years():
     assert next_run(s, at(2100, 1, 30)).date() == date(2100, 3, 29)  # 2100 is not a leap year
 
 
-@pytest.mark.parametrize("week,weekday,expected", [
-    (LAST_WEEK, 4, [date(2026, 1, 30), date(2026, 2, 27), date(2026, 3, 27), date(2026, 4, 24)]),
-    (1, 0, [date(2026, 1, 5), date(2026, 2, 2), date(2026, 3, 2), date(2026, 4, 6)]),
-    (2, 1, [date(2026, 1, 13), date(2026, 2, 10), date(2026, 3, 10), date(2026, 4, 14)]),
-    (4, 6, [date(2026, 1, 25), date(2026, 2, 22), date(2026, 3, 22), date(2026, 4, 26)]),
-    (LAST_WEEK, 6, [date(2026, 1, 25), date(2026, 2, 22), date(2026, 3, 29), date(2026, 4, 26)]),
-])
+@pytest.mark.parametrize(
+    "week,weekday,expected",
+    [
+        (LAST_WEEK, 4, [date(2026, 1, 30), date(2026, 2, 27), date(2026, 3, 27), date(2026, 4, 24)]),
+        (1, 0, [date(2026, 1, 5), date(2026, 2, 2), date(2026, 3, 2), date(2026, 4, 6)]),
+        (2, 1, [date(2026, 1, 13), date(2026, 2, 10), date(2026, 3, 10), date(2026, 4, 14)]),
+        (4, 6, [date(2026, 1, 25), date(2026, 2, 22), date(2026, 3, 22), date(2026, 4, 26)]),
+        (LAST_WEEK, 6, [date(2026, 1, 25), date(2026, 2, 22), date(2026, 3, 29), date(2026, 4, 26)]),
+    ],
+)
 def test_weekday_of_month(week, weekday, expected):
     s = sched(K.WEEKDAY_OF_MONTH, tz="UTC", time=time(12), week_of_month=week, weekday=weekday)
     assert [r.date() for r in next_runs(s, at(2026, 1, 1), 4)] == expected
@@ -202,22 +224,30 @@ def test_next_runs_edge_counts():
 # -- DST ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tz,day,wall,utc", [
-    (NY, date(2026, 3, 8), time(2, 30), at(2026, 3, 8, 7)),  # 02:30 does not exist → 03:00 EDT
-    (NY, date(2026, 3, 8), time(2, 0), at(2026, 3, 8, 7)),
-    (NY, date(2026, 3, 8), time(3, 0), at(2026, 3, 8, 7)),
-    (NY, date(2026, 11, 1), time(1, 30), at(2026, 11, 1, 5, 30)),  # the first 01:30 (EDT)
-    (LONDON, date(2026, 3, 29), time(1, 30), at(2026, 3, 29, 1)),  # → 02:00 BST
-    (LONDON, date(2026, 10, 25), time(1, 30), at(2026, 10, 25, 0, 30)),  # the first 01:30 (BST)
-])
+@pytest.mark.parametrize(
+    "tz,day,wall,utc",
+    [
+        (NY, date(2026, 3, 8), time(2, 30), at(2026, 3, 8, 7)),  # 02:30 does not exist → 03:00 EDT
+        (NY, date(2026, 3, 8), time(2, 0), at(2026, 3, 8, 7)),
+        (NY, date(2026, 3, 8), time(3, 0), at(2026, 3, 8, 7)),
+        (NY, date(2026, 11, 1), time(1, 30), at(2026, 11, 1, 5, 30)),  # the first 01:30 (EDT)
+        (LONDON, date(2026, 3, 29), time(1, 30), at(2026, 3, 29, 1)),  # → 02:00 BST
+        (LONDON, date(2026, 10, 25), time(1, 30), at(2026, 10, 25, 0, 30)),  # the first 01:30 (BST)
+    ],
+)
 def test_dst_days_in_every_kind(tz, day, wall, utc):
     kinds = [
         sched(K.ONCE, tz=tz, once_at=datetime.combine(day, wall)),
         sched(K.TIMES_PER_DAY, tz=tz, time=wall, times_per_day=1),
         sched(K.DAYS_OF_WEEK, tz=tz, time=wall, weekdays={day.weekday()}),
         sched(K.DAY_OF_MONTH, tz=tz, time=wall, day_of_month=day.day),
-        sched(K.WEEKDAY_OF_MONTH, tz=tz, time=wall, weekday=day.weekday(),
-              week_of_month=LAST_WEEK if day.day > 28 else (day.day - 1) // 7 + 1),
+        sched(
+            K.WEEKDAY_OF_MONTH,
+            tz=tz,
+            time=wall,
+            weekday=day.weekday(),
+            week_of_month=LAST_WEEK if day.day > 28 else (day.day - 1) // 7 + 1,
+        ),
         sched(K.HOURLY_SLOT, tz=tz, hour=wall.hour, slot=wall.minute // 15, minute=wall.minute),
     ]
     midnight = local_to_utc(datetime.combine(day, time()), tz)
@@ -263,7 +293,10 @@ def test_hourly_times_per_day_across_spring_forward_new_york():
     runs = next_runs(s, at(2026, 3, 8, 5) - timedelta(seconds=1), 4)  # from 00:00 EST
     # 02:00 is skipped over: it lands on 03:00 EDT, which is a run of its own, so it runs once
     assert [to_local(r, NY) for r in runs] == [
-        at(2026, 3, 8, 0), at(2026, 3, 8, 1), at(2026, 3, 8, 3), at(2026, 3, 8, 4),
+        at(2026, 3, 8, 0),
+        at(2026, 3, 8, 1),
+        at(2026, 3, 8, 3),
+        at(2026, 3, 8, 4),
     ]
     assert not any(moved_by_dst(s, r) for r in runs)
     day = [to_local(r, NY) for r in next_runs(s, at(2026, 3, 8), 40)]
@@ -274,7 +307,10 @@ def test_hourly_times_per_day_across_spring_forward_with_half_past():
     s = sched(K.TIMES_PER_DAY, time=time(0, 30), times_per_day=24)
     runs = next_runs(s, at(2026, 3, 8, 5), 4)
     assert [to_local(r, NY) for r in runs] == [
-        at(2026, 3, 8, 0, 30), at(2026, 3, 8, 1, 30), at(2026, 3, 8, 3), at(2026, 3, 8, 3, 30),
+        at(2026, 3, 8, 0, 30),
+        at(2026, 3, 8, 1, 30),
+        at(2026, 3, 8, 3),
+        at(2026, 3, 8, 3, 30),
     ]
     assert [moved_by_dst(s, r) for r in runs] == [False, False, True, False]
 
@@ -330,16 +366,19 @@ def test_past_slot_message():
     assert PAST_SLOT_MESSAGE == "The time selected occurs in the past"
 
 
-@pytest.mark.parametrize("hour,slot,now,past", [
-    (14, 2, at(2026, 5, 1, 14, 29, 59), False),  # slot 30-44 not started yet
-    (14, 2, at(2026, 5, 1, 14, 30), True),  # starts now: overlaps
-    (14, 2, at(2026, 5, 1, 14, 44, 59), True),  # inside
-    (14, 2, at(2026, 5, 1, 14, 45), True),  # over
-    (14, 0, at(2026, 5, 1, 9, 0), False),
-    (9, 3, at(2026, 5, 1, 14, 0), True),
-    (0, 0, at(2026, 5, 1, 0, 0), True),
-    (23, 3, at(2026, 5, 1, 23, 44), False),
-])
+@pytest.mark.parametrize(
+    "hour,slot,now,past",
+    [
+        (14, 2, at(2026, 5, 1, 14, 29, 59), False),  # slot 30-44 not started yet
+        (14, 2, at(2026, 5, 1, 14, 30), True),  # starts now: overlaps
+        (14, 2, at(2026, 5, 1, 14, 44, 59), True),  # inside
+        (14, 2, at(2026, 5, 1, 14, 45), True),  # over
+        (14, 0, at(2026, 5, 1, 9, 0), False),
+        (9, 3, at(2026, 5, 1, 14, 0), True),
+        (0, 0, at(2026, 5, 1, 0, 0), True),
+        (23, 3, at(2026, 5, 1, 23, 44), False),
+    ],
+)
 def test_slot_in_past(hour, slot, now, past):
     assert slot_in_past(hour, slot, now) is past
     assert slot_in_past(hour, slot, now.replace(tzinfo=dtz.gettz(NY))) is past
@@ -389,8 +428,12 @@ def oracle_rule(s):
             return None
         return rr.rrule(rr.DAILY, count=1, dtstart=s.once_at)
     if s.kind is K.TIMES_PER_DAY:
-        return rr.rrule(rr.HOURLY, interval=24 // s.times_per_day,
-                        dtstart=datetime.combine(s.start_date, s.time), cache=True)
+        return rr.rrule(
+            rr.HOURLY,
+            interval=24 // s.times_per_day,
+            dtstart=datetime.combine(s.start_date, s.time),
+            cache=True,
+        )
     if s.kind is K.HOURLY_SLOT:
         hour, minute = s.hour, s.minute
     else:

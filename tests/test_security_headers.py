@@ -23,7 +23,9 @@ INLINE = re.compile(
       | <style                    # a style block
       | <script(?![^>]*\ssrc=)    # a script without src
       | javascript:               # a script URL
-      | \shx-va(?:ls|rs)=['"]\s*(?:js|javascript):""", re.IGNORECASE | re.VERBOSE)
+      | \shx-va(?:ls|rs)=['"]\s*(?:js|javascript):""",
+    re.IGNORECASE | re.VERBOSE,
+)
 
 
 def missing_headers(response, framable: bool = False) -> list[str]:
@@ -34,26 +36,33 @@ def missing_headers(response, framable: bool = False) -> list[str]:
         "Referrer-Policy": "same-origin",
         "X-Frame-Options": "SAMEORIGIN" if framable else "DENY",
     }
-    return [f"{name}: {response.headers.get(name)!r}" for name, value in expected.items()
-            if response.headers.get(name) != value]
+    return [
+        f"{name}: {response.headers.get(name)!r}"
+        for name, value in expected.items()
+        if response.headers.get(name) != value
+    ]
 
 
 def inline_code(html: str) -> list[str]:
     """Every inline handler, style or script in a page (with a little context)."""
-    return [html[max(0, m.start() - 40): m.end() + 40] for m in INLINE.finditer(html)]
+    return [html[max(0, m.start() - 40) : m.end() + 40] for m in INLINE.finditer(html)]
 
 
 def test_the_policy_allows_no_inline_script_style_or_framing():
-    for directive in ("script-src 'self'", "style-src 'self'", "frame-ancestors 'none'",
-                      "object-src 'none'", "base-uri 'self'"):
+    for directive in (
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'self'",
+    ):
         assert directive in CONTENT_SECURITY_POLICY
     assert "unsafe" not in CONTENT_SECURITY_POLICY
     assert "sandbox;" in EMAIL_HTML_POLICY and "script-src" not in EMAIL_HTML_POLICY
     assert "frame-ancestors 'self'" in EMAIL_HTML_POLICY
 
 
-def test_every_route_answers_with_the_security_headers_and_no_inline_code(
-        app, client, auth, users, samples):  # noqa: F811
+def test_every_route_answers_with_the_security_headers_and_no_inline_code(app, client, auth, users, samples):  # noqa: F811
     auth.login(users["super_admin"].email)
     failures, pages, seen = [], 0, set()
     for method, rule in every_route(app):
@@ -69,21 +78,27 @@ def test_every_route_answers_with_the_security_headers_and_no_inline_code(
             failures += [f"{where}: {problem}" for problem in missing_headers(response, framable)]
             if response.mimetype == "text/html" and not framable:
                 pages += 1
-                failures += [f"{where}: inline {found!r}"
-                             for found in inline_code(body)]
+                failures += [f"{where}: inline {found!r}" for found in inline_code(body)]
             if rule.endpoint == "auth.logout":
                 auth.login(users["super_admin"].email)
     assert not failures, "\n".join(failures[:40])
     assert pages > 80 and {200, 302, 404} <= seen
 
 
-@pytest.mark.parametrize("path,status", [
-    ("/", 302), ("/login", 200), ("/static/app.js", 200), ("/static/nothing.js", 404),
-    ("/nowhere", 404), ("/api/bounces", 405), ("/runs/1/status", 302),
-])
+@pytest.mark.parametrize(
+    "path,status",
+    [
+        ("/", 302),
+        ("/login", 200),
+        ("/static/app.js", 200),
+        ("/static/nothing.js", 404),
+        ("/nowhere", 404),
+        ("/api/bounces", 405),
+        ("/runs/1/status", 302),
+    ],
+)
 def test_anonymous_answers_redirects_and_errors_carry_the_headers(client, path, status):
-    response = client.get(path, headers={"Accept": "application/json"}
-                          if path.startswith("/api/") else {})
+    response = client.get(path, headers={"Accept": "application/json"} if path.startswith("/api/") else {})
     assert response.status_code == status
     assert missing_headers(response) == []
 
@@ -95,13 +110,13 @@ def test_a_json_error_carries_the_headers(client):
 
 
 def test_no_template_holds_an_inline_handler_style_or_script():
-    found = {str(path.relative_to(TEMPLATES)): inline_code(path.read_text())
-             for path in TEMPLATES.rglob("*.html")}
+    found = {
+        str(path.relative_to(TEMPLATES)): inline_code(path.read_text()) for path in TEMPLATES.rglob("*.html")
+    }
     assert {name: hits for name, hits in found.items() if hits} == {}
 
 
-def test_the_campaign_preview_frames_the_email_in_a_sandbox_served_on_its_own(
-        client, auth, users, samples):  # noqa: F811
+def test_the_campaign_preview_frames_the_email_in_a_sandbox_served_on_its_own(client, auth, users, samples):  # noqa: F811
     auth.login(users["super_admin"].email)
     campaign_id = samples["campaign_id"]
     page = client.get(f"/campaigns/{campaign_id}/preview").get_data(as_text=True)
@@ -126,8 +141,7 @@ def session_cookie(response) -> str:
 
 def log_in(client, users, **headers):
     """Log the plain user in (with these request headers); the login's response."""
-    return client.post("/login", data={"email": users["user"].email, "password": PASSWORD},
-                       headers=headers)
+    return client.post("/login", data={"email": users["user"].email, "password": PASSWORD}, headers=headers)
 
 
 def test_the_session_cookie_is_httponly_and_lax_and_not_secure_over_plain_http(client, users):
@@ -151,8 +165,9 @@ def test_the_session_cookie_is_secure_over_https_through_a_trusted_proxy(app, cl
 
 
 def test_the_session_cookie_is_secure_when_the_server_itself_speaks_https(app, users):
-    response = app.test_client().post("/login", base_url="https://conveyor.test",
-                           data={"email": users["user"].email, "password": PASSWORD})
+    response = app.test_client().post(
+        "/login", base_url="https://conveyor.test", data={"email": users["user"].email, "password": PASSWORD}
+    )
     assert "Secure" in session_cookie(response)
 
 

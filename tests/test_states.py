@@ -12,27 +12,42 @@ from webapp.engine.states import (
 S = RunState
 
 
-@pytest.mark.parametrize("source,target", [
-    (S.SCHEDULED, S.QUEUED), (S.QUEUED, S.INITIALIZING), (S.INITIALIZING, S.PROCESSING),
-    (S.INITIALIZING, S.CANCELLED), (S.PROCESSING, S.PAUSED), (S.PAUSED, S.PROCESSING),
-    (S.PAUSED, S.CANCELLED), (S.PROCESSING, S.COMPLETED), (S.PROCESSING, S.COLLECTING),
-    (S.COLLECTING, S.COMPLETED), (S.PROCESSING, S.FAILED), (S.FAILED, S.QUEUED),
-    (S.SCHEDULED, S.CANCELLED), (S.QUEUED, S.SKIPPED),
-    (S.PROCESSING, S.CANCELLED),  # Stop: halted at a batch boundary and cancelled there
-    (S.FAILED, S.PROCESSING),  # a group run reopens at its failed step (it has no worker)
-])
+@pytest.mark.parametrize(
+    "source,target",
+    [
+        (S.SCHEDULED, S.QUEUED),
+        (S.QUEUED, S.INITIALIZING),
+        (S.INITIALIZING, S.PROCESSING),
+        (S.INITIALIZING, S.CANCELLED),
+        (S.PROCESSING, S.PAUSED),
+        (S.PAUSED, S.PROCESSING),
+        (S.PAUSED, S.CANCELLED),
+        (S.PROCESSING, S.COMPLETED),
+        (S.PROCESSING, S.COLLECTING),
+        (S.COLLECTING, S.COMPLETED),
+        (S.PROCESSING, S.FAILED),
+        (S.FAILED, S.QUEUED),
+        (S.SCHEDULED, S.CANCELLED),
+        (S.QUEUED, S.SKIPPED),
+        (S.PROCESSING, S.CANCELLED),  # Stop: halted at a batch boundary and cancelled there
+        (S.FAILED, S.PROCESSING),  # a group run reopens at its failed step (it has no worker)
+    ],
+)
 def test_allowed_transitions(source, target):
     assert can_transition(source, target)
     check_transition(source, target)
 
 
-@pytest.mark.parametrize("source,target", [
-    (S.COMPLETED, S.PROCESSING),
-    (S.CANCELLED, S.QUEUED),
-    (S.QUEUED, S.COMPLETED),
-    (S.SCHEDULED, S.PROCESSING),
-    (S.COLLECTING, S.PAUSED),
-])
+@pytest.mark.parametrize(
+    "source,target",
+    [
+        (S.COMPLETED, S.PROCESSING),
+        (S.CANCELLED, S.QUEUED),
+        (S.QUEUED, S.COMPLETED),
+        (S.SCHEDULED, S.PROCESSING),
+        (S.COLLECTING, S.PAUSED),
+    ],
+)
 def test_illegal_transitions_are_refused_with_a_clear_error(source, target):
     assert not can_transition(source, target)
     with pytest.raises(IllegalTransition) as info:
@@ -70,10 +85,15 @@ def test_no_engine_move_goes_through_an_intermediate_state():
     engine = Path(__file__).resolve().parents[1] / "webapp" / "engine"
     for module in engine.glob("*.py"):
         lines = module.read_text(encoding="utf-8").splitlines()
-        moves = [i for i, line in enumerate(lines) if re.search(r"\bmove\(", line)
-                 and not line.lstrip().startswith("def ")]
+        moves = [
+            i
+            for i, line in enumerate(lines)
+            if re.search(r"\bmove\(", line) and not line.lstrip().startswith("def ")
+        ]
         for first, second in zip(moves, moves[1:], strict=False):
-            same_run = lines[first].split("move(")[1].split(",")[0] == \
-                lines[second].split("move(")[1].split(",")[0]
-            assert not (second - first <= 2 and same_run), \
+            same_run = (
+                lines[first].split("move(")[1].split(",")[0] == lines[second].split("move(")[1].split(",")[0]
+            )
+            assert not (second - first <= 2 and same_run), (
                 f"{module.name}:{first + 1}: two moves of one run in a row"
+            )

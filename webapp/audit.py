@@ -11,9 +11,17 @@ from webapp.extensions import db
 from webapp.models.audit import AuditEntry
 
 # the object kinds an entry can point at, and the attribute that names each for a person
-LABELS = {"run": "job_name", "job": "name", "group": "name", "campaign": "name",
-          "schedule": None, "user": "email", "settings": None, "filter": "name",
-          "blackout": "reason"}
+LABELS = {
+    "run": "job_name",
+    "job": "name",
+    "group": "name",
+    "campaign": "name",
+    "schedule": None,
+    "user": "email",
+    "settings": None,
+    "filter": "name",
+    "blackout": "reason",
+}
 
 
 def client_ip() -> str:
@@ -22,8 +30,16 @@ def client_ip() -> str:
     return (request.remote_addr or "") if has_request_context() else ""
 
 
-def record(action: str, obj: Any = None, *, kind: str | None = None, detail: str = "",
-           actor: Any = None, owner_id: int | None = None, commit: bool = True) -> AuditEntry:
+def record(
+    action: str,
+    obj: Any = None,
+    *,
+    kind: str | None = None,
+    detail: str = "",
+    actor: Any = None,
+    owner_id: int | None = None,
+    commit: bool = True,
+) -> AuditEntry:
     """Write one audit entry: `action` (e.g. "run.stopped", "user.role_changed") done by
     `actor` (default: the signed-in user) to `obj` (a model instance; `kind` names its type
     when the class name is not it, e.g. a group is a Job). Committed unless `commit=False`
@@ -35,11 +51,17 @@ def record(action: str, obj: Any = None, *, kind: str | None = None, detail: str
     label = str(getattr(obj, label_attr, "") or "") if obj is not None and label_attr else ""
     if owner_id is None and obj is not None:
         owner_id = getattr(obj, "owner_id", None)
-    entry = AuditEntry(actor_id=getattr(actor, "id", actor), owner_id=owner_id,
-                       run_id=getattr(obj, "id", None) if kind == "run" else None,
-                       action=action, detail=detail[:500], object_type=kind,
-                       object_id=getattr(obj, "id", None), object_label=label[:200],
-                       ip=client_ip()[:64])
+    entry = AuditEntry(
+        actor_id=getattr(actor, "id", actor),
+        owner_id=owner_id,
+        run_id=getattr(obj, "id", None) if kind == "run" else None,
+        action=action,
+        detail=detail[:500],
+        object_type=kind,
+        object_id=getattr(obj, "id", None),
+        object_label=label[:200],
+        ip=client_ip()[:64],
+    )
     db.session.add(entry)
     if commit:
         db.session.commit()

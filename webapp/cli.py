@@ -49,8 +49,13 @@ def create_user(email: str, role: str, name: str, password: str | None) -> None:
     user.set_password(generated)
     db.session.add(user)
     db.session.flush()
-    audit.record("user.created", user, owner_id=user.id, commit=False,
-                 detail=f"Role {user.role.label}, from the command line")
+    audit.record(
+        "user.created",
+        user,
+        owner_id=user.id,
+        commit=False,
+        detail=f"Role {user.role.label}, from the command line",
+    )
     db.session.commit()
     click.echo(f"Created {role} {email}.")
     if not password:
@@ -64,15 +69,18 @@ def set_password(email: str, password: str | None) -> None:
     """Set a new password for a user (the recovery path); every session of the user ends."""
     from webapp import audit
 
-    user = db.session.execute(
-        select(User).where(func.lower(User.email) == email.strip().lower())
-    ).scalar()
+    user = db.session.execute(select(User).where(func.lower(User.email) == email.strip().lower())).scalar()
     if user is None:
         raise click.ClickException(f"no user with email {email}")
     generated = _checked_password(password)
     user.set_password(generated)
-    audit.record("user.password_set", user, owner_id=user.id, commit=False,
-                 detail="From the command line; every session of the user ended")
+    audit.record(
+        "user.password_set",
+        user,
+        owner_id=user.id,
+        commit=False,
+        detail="From the command line; every session of the user ended",
+    )
     db.session.commit()
     click.echo(f"Password for {user.email} changed; every session of the user is signed out.")
     if not password:
@@ -86,9 +94,11 @@ def bootstrap() -> tuple[str, str | None]:
     upgrade()
     first = db.session.execute(select(User).order_by(User.id)).scalars().first()
     if first is not None:
-        admin = db.session.execute(
-            select(User).where(User.role == Role.SUPER_ADMIN).order_by(User.id)
-        ).scalars().first()
+        admin = (
+            db.session.execute(select(User).where(User.role == Role.SUPER_ADMIN).order_by(User.id))
+            .scalars()
+            .first()
+        )
         return (admin or first).email, None
     password = secrets.token_urlsafe(12)
     admin = User(email="admin@conveyor.local", name="Super admin", role=Role.SUPER_ADMIN)
@@ -124,8 +134,7 @@ def scheduler_command(once: bool) -> None:
         except RedisError as problem:
             if once:
                 raise
-            click.echo(f"scheduler: job queue unreachable ({problem}); retrying in {delay:g} s",
-                       err=True)
+            click.echo(f"scheduler: job queue unreachable ({problem}); retrying in {delay:g} s", err=True)
             time.sleep(delay)
             delay = min(30.0, delay * 2)
 

@@ -63,8 +63,7 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
     var_dir.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "VAR_DIR": str(var_dir),
-        "SQLALCHEMY_DATABASE_URI": env.get("CONVEYOR_DATABASE_URL")
-        or f"sqlite:///{var_dir / 'conveyor.db'}",
+        "SQLALCHEMY_DATABASE_URI": env.get("CONVEYOR_DATABASE_URL") or f"sqlite:///{var_dir / 'conveyor.db'}",
         "REDIS_URL": env.get("CONVEYOR_REDIS_URL") or None,
         # the schema commands (flask db ...); the RQ worker leaves them out
         "MIGRATIONS": True,

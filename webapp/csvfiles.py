@@ -71,7 +71,7 @@ def inspect_csv(path: str, encoding: str, preview_rows: int = 5) -> CsvInfo:
     for _line, values in records:
         rows += 1
         if rows <= preview_rows:
-            preview.append(list(map(_shown, values[:len(header)])))
+            preview.append(list(map(_shown, values[: len(header)])))
     if not preview:
         raise CsvProblem("The file has a header row but no data rows.")
     return CsvInfo(delimiter=delimiter, header=header, preview=preview, rows=rows)
@@ -79,7 +79,7 @@ def inspect_csv(path: str, encoding: str, preview_rows: int = 5) -> CsvInfo:
 
 def _shown(text: str) -> str:
     """A header name or cell as the mapping page shows it: cut short when it is long."""
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 1] + "…"
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
 
 
 def check_columns(count: int) -> None:
@@ -104,14 +104,15 @@ def check_bytes(path: str, encoding: str) -> None:
                 raise CsvProblem(
                     f"Line {_line_at(path, offset + nul):,} holds a NUL byte (0x00), which a "
                     "CSV file never has: the file may be damaged, or saved as UTF-16. Save it "
-                    "as CSV (UTF-8 or Latin-1) and upload it again.")
-            first = min((at for at in (chunk.find(b"\n"), chunk.find(b"\r")) if at >= 0),
-                        default=len(chunk))
+                    "as CSV (UTF-8 or Latin-1) and upload it again."
+                )
+            first = min((at for at in (chunk.find(b"\n"), chunk.find(b"\r")) if at >= 0), default=len(chunk))
             if offset + first - line_start > LINE_LIMIT:
                 raise CsvProblem(
                     f"Line {_line_at(path, line_start):,} is longer than "
-                    f"{LINE_LIMIT // 1024 ** 2} MB, the most one line may hold. Check that the "
-                    "file is a CSV file with one supporter a line.")
+                    f"{LINE_LIMIT // 1024**2} MB, the most one line may hold. Check that the "
+                    "file is a CSV file with one supporter a line."
+                )
             if codec != "latin-1" and not (chunk.isascii() and not decoder.getstate()[0]):
                 try:  # (Latin-1 has every byte; ASCII is UTF-8 when no character is cut)
                     decoder.decode(chunk)
@@ -119,7 +120,7 @@ def check_bytes(path: str, encoding: str) -> None:
                     at = offset + len(chunk) - len(exc.object) + exc.start  # after a BOM too
                     raise CsvProblem(
                         f"The file is not valid UTF-8 (line {_line_at(path, at):,} has the byte "
-                        f"0x{exc.object[exc.start:exc.start + 1].hex().upper()}). If it was "
+                        f"0x{exc.object[exc.start : exc.start + 1].hex().upper()}). If it was "
                         "saved from Excel, choose Latin-1 as the encoding and upload it again."
                     ) from None
             if first < len(chunk):
@@ -182,8 +183,9 @@ class RecordBatch:
         return zip(self.lines, self.records, strict=True)
 
 
-def iter_record_batches(path: str, encoding: str, delimiter: str, size: int, skip: int = 0
-                        ) -> Iterator[RecordBatch]:
+def iter_record_batches(
+    path: str, encoding: str, delimiter: str, size: int, skip: int = 0
+) -> Iterator[RecordBatch]:
     """Yield the non-blank records after the first `skip` in batches of up to `size`, streaming
     the file. The records and the line number after each come from C-level loops; only a batch
     holding a record over several lines numbers its records one by one. A field over
@@ -206,8 +208,9 @@ def iter_record_batches(path: str, encoding: str, delimiter: str, size: int, ski
                     chunk.pop()
                     if not chunk:
                         return
-                batch = RecordBatch(range(line_end + 1, line_end + len(chunk) + 1),
-                                    [values for values, _ in chunk])
+                batch = RecordBatch(
+                    range(line_end + 1, line_end + len(chunk) + 1), [values for values, _ in chunk]
+                )
                 if chunk[-1][1] - line_end != len(chunk):  # some record is over several lines
                     batch.lines = [line_end + 1, *(end + 1 for _, end in chunk[:-1])]
                 line_end = chunk[-1][1]
@@ -227,11 +230,12 @@ def _end_of_file(values: list[str], start: int) -> bool:
     last field (starting on line `start`) has a quote open at the end of the file: refused."""
     if values == [_END]:
         return True
-    opened = start + sum(
-        value.count("\n") + value.count("\r") - value.count("\r\n") for value in values[:-1])
-    raise CsvProblem(f"The quote (\") that opens a field on line {opened:,} is never closed, "
-                     "so the rest of the file would be that one field. Close the quote, or "
-                     "remove it, and upload the file again.")
+    opened = start + sum(value.count("\n") + value.count("\r") - value.count("\r\n") for value in values[:-1])
+    raise CsvProblem(
+        f'The quote (") that opens a field on line {opened:,} is never closed, '
+        "so the rest of the file would be that one field. Close the quote, or "
+        "remove it, and upload the file again."
+    )
 
 
 def _located(path: str, encoding: str, delimiter: str, error: csv.Error) -> CsvProblem:
@@ -251,9 +255,11 @@ def _located(path: str, encoding: str, delimiter: str, error: csv.Error) -> CsvP
         return CsvProblem(
             f"The record that starts on line {start:,} has a field of more than "
             f"{FIELD_LIMIT:,} characters (it runs on to line {end:,}): is a closing quote "
-            "(\") missing?")
-    return CsvProblem(f"Line {start:,} has a field of more than {FIELD_LIMIT:,} characters, "
-                      "the most one field may hold.")
+            '(") missing?'
+        )
+    return CsvProblem(
+        f"Line {start:,} has a field of more than {FIELD_LIMIT:,} characters, the most one field may hold."
+    )
 
 
 def _blank(values: list[str]) -> bool:

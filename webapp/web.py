@@ -27,17 +27,20 @@ def is_htmx() -> bool:
 
 def wants_json() -> bool:
     """API clients get JSON errors; browsers get pages."""
-    return request.path.startswith("/api/") or (
-        request.accept_mimetypes.best == "application/json"
-    )
+    return request.path.startswith("/api/") or (request.accept_mimetypes.best == "application/json")
 
 
 def safe_path(target: str | None, fallback: str) -> str:
     """A redirect target only if it is a path on this site ('/runs/3'), else `fallback`: never
     another host ('//evil.example', '/\\evil.example', 'https://…')."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")) \
-            and "\\" not in target and not urlsplit(target).netloc \
-            and not any(ord(c) < 32 for c in target):
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith(("//", "/\\"))
+        and "\\" not in target
+        and not urlsplit(target).netloc
+        and not any(ord(c) < 32 for c in target)
+    ):
         return target
     return fallback
 
@@ -112,13 +115,18 @@ def stop_question(run: Any) -> str:
     noun = job_type.noun_past if job_type else "processed"
     if run.job_type == "email_campaign":
         if run.state.value == "initializing":
-            return (f"Cancel the launch of “{run.job_name}” while its audience is extracted? "
-                    "Nobody has been contacted yet.")
-        return (f"Stop “{run.job_name}”? {run.percent}% of {run.progress_total or 0:,} have "
-                "already been sent and cannot be recalled; the rest will not be sent.")
+            return (
+                f"Cancel the launch of “{run.job_name}” while its audience is extracted? "
+                "Nobody has been contacted yet."
+            )
+        return (
+            f"Stop “{run.job_name}”? {run.percent}% of {run.progress_total or 0:,} have "
+            "already been sent and cannot be recalled; the rest will not be sent."
+        )
     if run.progress_total:
-        done = (f"{run.percent}% ({run.progress_done:,} of {run.progress_total:,}) "
-                f"are already {noun} and stay so")
+        done = (
+            f"{run.percent}% ({run.progress_done:,} of {run.progress_total:,}) are already {noun} and stay so"
+        )
     else:
         done = "nothing has been processed yet"
     return f"Stop “{run.job_name}” at the next batch? {done}."
@@ -144,10 +152,17 @@ def register_web_helpers(app: Flask) -> None:
     app.jinja_env.filters["duration"] = format_duration
     app.jinja_env.filters["num"] = lambda n: "" if n is None else f"{n:,}"
     app.jinja_env.globals.update(
-        type_label=type_label, RunState=RunState, job_types=REGISTRY,
-        upload_limit_text=upload_limit_text, queue_place=queue_place, can_kill=can_kill,
-        stop_question=stop_question, campaign_of=campaign_of, run_url=run_url,
-        state_badge=state_badge, _state_badge=state_badge,
+        type_label=type_label,
+        RunState=RunState,
+        job_types=REGISTRY,
+        upload_limit_text=upload_limit_text,
+        queue_place=queue_place,
+        can_kill=can_kill,
+        stop_question=stop_question,
+        campaign_of=campaign_of,
+        run_url=run_url,
+        state_badge=state_badge,
+        _state_badge=state_badge,
     )
 
     from webapp.monitor.rows import history_row_html, row_html
@@ -156,8 +171,7 @@ def register_web_helpers(app: Flask) -> None:
 
     @app.context_processor
     def _account() -> dict[str, Any]:
-        return {"current_user": current_user, "is_htmx": is_htmx(),
-                "queue_down_since": _queue_down_since}
+        return {"current_user": current_user, "is_htmx": is_htmx(), "queue_down_since": _queue_down_since}
 
     @app.errorhandler(QueueUnavailable)
     def queue_unavailable(exc: QueueUnavailable):
@@ -168,19 +182,25 @@ def register_web_helpers(app: Flask) -> None:
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc: Exception):
-        return _error(413, "File too large",
-                      f"The file is larger than the upload limit of {upload_limit_text()}. "
-                      "Nothing was saved; split the file or ask an admin to raise the limit.")
+        return _error(
+            413,
+            "File too large",
+            f"The file is larger than the upload limit of {upload_limit_text()}. "
+            "Nothing was saved; split the file or ask an admin to raise the limit.",
+        )
 
     @app.errorhandler(CSRFError)
     def csrf_failed(exc: CSRFError):
-        return _error(400, "Form expired",
-                      "The form expired or was sent from elsewhere. Reload the page and try again.")
+        return _error(
+            400, "Form expired", "The form expired or was sent from elsewhere. Reload the page and try again."
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        messages = {404: "There is nothing here, or you do not have access to it.",
-                    403: "You do not have permission to do that."}
+        messages = {
+            404: "There is nothing here, or you do not have access to it.",
+            403: "You do not have permission to do that.",
+        }
         return _error(exc.code or 500, exc.name, messages.get(exc.code, exc.description))
 
     @app.errorhandler(Exception)
@@ -189,6 +209,9 @@ def register_web_helpers(app: Flask) -> None:
         from webapp.extensions import db
 
         db.session.rollback()
-        return _error(500, "Something went wrong",
-                      "Conveyor hit an unexpected error. Nothing you saved was lost; "
-                      "try again, and tell an admin if it keeps happening.")
+        return _error(
+            500,
+            "Something went wrong",
+            "Conveyor hit an unexpected error. Nothing you saved was lost; "
+            "try again, and tell an admin if it keeps happening.",
+        )

@@ -28,9 +28,15 @@ from tests.conftest import SmtpSink
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ADMIN_EMAIL = "admin@conveyor.local"
 PASSWORD_LINE = re.compile(r"Log in as (\S+) with password: (\S+)")
 START_TIMEOUT = 60.0
@@ -61,8 +67,7 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """Debian's chromium (playwright cannot download its own browsers here)."""
-    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium",
-            "args": CHROMIUM_ARGS}
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS}
 
 
 @dataclass
@@ -144,22 +149,29 @@ def server(tmp_path_factory, smtp_sink) -> Server:
     port = _free_port()
     # Nothing CONVEYOR_* leaks in from the caller's shell (time zone, Redis URL, database...).
     env = {key: value for key, value in os.environ.items() if not key.startswith("CONVEYOR_")}
-    env.update({
-        "CONVEYOR_VAR_DIR": str(var_dir),
-        "CONVEYOR_HOST": "127.0.0.1",
-        "CONVEYOR_PORT": str(port),
-        "CONVEYOR_UPLOAD_LIMIT": "5MB",
-        # a large import (pages.LARGE_ROWS) commits every 2,000 rows: it lasts long enough to be
-        # watched, queued behind and stopped even when the machine is idle and fast
-        "CONVEYOR_IMPORT_BATCH_SIZE": "2000",
-        "CONVEYOR_KILL_AFTER_SECONDS": "30",
-        "CONVEYOR_SMTP_URL": smtp_sink.url,
-        "CONVEYOR_EMAIL_BATCH_SIZE": str(EMAIL_BATCH_SIZE),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "CONVEYOR_VAR_DIR": str(var_dir),
+            "CONVEYOR_HOST": "127.0.0.1",
+            "CONVEYOR_PORT": str(port),
+            "CONVEYOR_UPLOAD_LIMIT": "5MB",
+            # a large import (pages.LARGE_ROWS) commits every 2,000 rows: it lasts long enough to be
+            # watched, queued behind and stopped even when the machine is idle and fast
+            "CONVEYOR_IMPORT_BATCH_SIZE": "2000",
+            "CONVEYOR_KILL_AFTER_SECONDS": "30",
+            "CONVEYOR_SMTP_URL": smtp_sink.url,
+            "CONVEYOR_EMAIL_BATCH_SIZE": str(EMAIL_BATCH_SIZE),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     proc = subprocess.Popen(
-        [str(VENV_BIN / "python"), "-m", "webapp.launcher"], cwd=REPO_ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+        [str(VENV_BIN / "python"), "-m", "webapp.launcher"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
         start_new_session=True,
     )
     output: list[str] = []
@@ -176,18 +188,17 @@ def server(tmp_path_factory, smtp_sink) -> Server:
         while True:
             if proc.poll() is not None:
                 reader.join(timeout=5)
-                pytest.fail(f"the launcher exited with {proc.returncode} before serving:\n"
-                            + "".join(output))
+                pytest.fail(f"the launcher exited with {proc.returncode} before serving:\n" + "".join(output))
             if _status(f"{url}/login") == 200 and PASSWORD_LINE.search("".join(output)):
                 break
             if time.monotonic() > deadline:
-                pytest.fail(f"the launcher did not serve /login within {START_TIMEOUT:.0f} s:\n"
-                            + "".join(output))
+                pytest.fail(
+                    f"the launcher did not serve /login within {START_TIMEOUT:.0f} s:\n" + "".join(output)
+                )
             time.sleep(0.25)
         email, password = PASSWORD_LINE.search("".join(output)).groups()
         assert email == ADMIN_EMAIL
-        running = Server(url=url, var_dir=var_dir, env=env, admin=Account(email, password),
-                         output=output)
+        running = Server(url=url, var_dir=var_dir, env=env, admin=Account(email, password), output=output)
         _RUNNING.append(running)
         yield running
     finally:
@@ -198,9 +209,23 @@ def server(tmp_path_factory, smtp_sink) -> Server:
 
 def _create_user(server: Server, email: str, password: str) -> Account:
     result = subprocess.run(
-        [str(VENV_BIN / "flask"), "--app", "app", "users", "create", email,
-         "--role", "user", "--password", password],
-        cwd=REPO_ROOT, env=server.env, capture_output=True, text=True, timeout=60,
+        [
+            str(VENV_BIN / "flask"),
+            "--app",
+            "app",
+            "users",
+            "create",
+            email,
+            "--role",
+            "user",
+            "--password",
+            password,
+        ],
+        cwd=REPO_ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return Account(email, password)
@@ -259,4 +284,3 @@ def log_in(page: Page, account: Account) -> None:
     page.get_by_label("Password").fill(account.password)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Job monitor")).to_be_visible()
-

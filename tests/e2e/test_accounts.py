@@ -23,9 +23,24 @@ LINK = re.compile(r"https?://[^/\s]+(/password/\S+)")
 def cli_user(server: Server, address: str, role: str, password: str) -> Account:
     """A user made with `flask users create` on the running product's database."""
     result = subprocess.run(
-        [str(VENV_BIN / "flask"), "--app", "app", "users", "create", address, "--role", role,
-         "--password", password],
-        cwd=REPO_ROOT, env=server.env, capture_output=True, text=True, timeout=60)
+        [
+            str(VENV_BIN / "flask"),
+            "--app",
+            "app",
+            "users",
+            "create",
+            address,
+            "--role",
+            role,
+            "--password",
+            password,
+        ],
+        cwd=REPO_ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return Account(address, password)
 
@@ -43,7 +58,8 @@ def link_sent_to(sink, address: str, timeout: float = 10.0) -> str:
 
 
 def test_an_admin_sends_a_set_password_link_that_only_the_user_sees(
-        page: Page, server: Server, smtp_sink, another_person):
+    page: Page, server: Server, smtp_sink, another_person
+):
     admin = cli_user(server, "ada.admin@example.org", "admin", "ada-admin-password-7")
     log_in(page, admin)
     page.get_by_role("link", name="Users").click()
@@ -82,8 +98,7 @@ def test_an_admin_sends_a_set_password_link_that_only_the_user_sees(
         expect(lee.get_by_role("heading", name="This link no longer works")).to_be_visible()
 
 
-def test_a_new_own_password_signs_out_the_users_other_browser(
-        page: Page, server: Server, another_person):
+def test_a_new_own_password_signs_out_the_users_other_browser(page: Page, server: Server, another_person):
     kim = cli_user(server, "kim@example.org", "user", "kim-first-password-3")
     elsewhere = another_person()
     log_in(elsewhere, kim)

@@ -121,19 +121,20 @@ def expect_confirmation(page: Page, name: str, audience: int) -> None:
     expect(page.get_by_role("heading", name=f"Launch “{name}”?")).to_be_visible()
     expect(page.get_by_role("article")).to_contain_text(
         f"The audience has {audience:,} supporters; 0 of them are suppressed (not opted in or "
-        f"on the suppression list), so {audience:,} will be emailed.")
+        f"on the suppression list), so {audience:,} will be emailed."
+    )
 
 
 def sends(page: Page):
     """The rows of the campaign page's Sends table (one per run of the campaign)."""
-    return page.get_by_role("table").get_by_role("row").filter(
-        has=page.get_by_role("link", name=RUN_LINK))
+    return page.get_by_role("table").get_by_role("row").filter(has=page.get_by_role("link", name=RUN_LINK))
 
 
 def expect_status(page: Page, status: str) -> None:
     """The campaign page's status line, "Campaign · Draft" (and so on)."""
-    expect(page.get_by_role("paragraph").filter(has_text=re.compile(r"^Campaign ·"))
-           ).to_have_text(f"Campaign · {status}")
+    expect(page.get_by_role("paragraph").filter(has_text=re.compile(r"^Campaign ·"))).to_have_text(
+        f"Campaign · {status}"
+    )
 
 
 def open_campaign(page: Page, name: str) -> None:
@@ -178,8 +179,9 @@ class SlowAnswers:
 # ----------------------------------------------------------------------------------- tests
 
 
-def test_a_double_click_on_launch_now_sends_once(page: Page, sender: Account, server: Server,
-                                                 smtp_sink, audience_of):
+def test_a_double_click_on_launch_now_sends_once(
+    page: Page, sender: Account, server: Server, smtp_sink, audience_of
+):
     """Double-click "Launch now" and click once more before any answer arrives: every answer
     leads to the one run, the campaign page lists one send, each supporter gets one message."""
     domain = "dblclick.launch.example"
@@ -205,8 +207,7 @@ def test_a_double_click_on_launch_now_sends_once(page: Page, sender: Account, se
     assert len(slow.held) == 1, "the page sent the launch form twice"
     # a second request that still reaches the server (another tab, a retried POST) while the
     # first is being answered is refused by the server and leads to the same run:
-    again = page.request.post(f"/campaigns/{campaign_id}/launch",
-                              form={"csrf_token": token}, max_redirects=0)
+    again = page.request.post(f"/campaigns/{campaign_id}/launch", form={"csrf_token": token}, max_redirects=0)
     answers = slow.answers() + [(again.status, again.headers.get("location", ""))]
     slow.release()
     assert len(set(answers)) == 1, f"the launch POSTs got {answers}"
@@ -221,7 +222,8 @@ def test_a_double_click_on_launch_now_sends_once(page: Page, sender: Account, se
     expect(sends(page)).to_have_count(1)
     only = sends(page).first
     expect(only.get_by_role("cell")).to_contain_text(
-        ["#1", "This campaign's launch", re.compile(r"\S"), "Collecting", "8"])
+        ["#1", "This campaign's launch", re.compile(r"\S"), "Collecting", "8"]
+    )
     shot(page, "a3-campaign-after-send")
     job_id = campaign_row(server.var_dir, campaign_id)[0]
     assert len(runs_of(server.var_dir, job_id)) == 1
@@ -229,7 +231,8 @@ def test_a_double_click_on_launch_now_sends_once(page: Page, sender: Account, se
 
 
 def test_the_jobs_page_offers_launch_not_run_now_and_sends_nothing_unconfirmed(
-        page: Page, sender: Account, server: Server, smtp_sink, audience_of):
+    page: Page, sender: Account, server: Server, smtp_sink, audience_of
+):
     """Jobs: "Launch…" for the campaign's job (Run now only for the export), no run form for it,
     a posted one leads to the confirmation, no schedule page; the confirmation shows the
     audience and nothing is sent or run until it is confirmed."""
@@ -280,7 +283,8 @@ def test_the_jobs_page_offers_launch_not_run_now_and_sends_nothing_unconfirmed(
 
 
 def test_a_group_send_leaves_the_campaigns_own_scheduled_launch_alone(
-        page: Page, sender: Account, server: Server, smtp_sink, audience_of):
+    page: Page, sender: Account, server: Server, smtp_sink, audience_of
+):
     """A campaign scheduled for tomorrow, chosen in a group's step 2: after the group run
     succeeds, the campaign is still Scheduled for tomorrow with its scheduled run, and lists one
     more send "after success" that reached each supporter once."""
@@ -292,11 +296,9 @@ def test_a_group_send_leaves_the_campaigns_own_scheduled_launch_alone(
     for export in exports:
         create_export_job(page, export)
     name = "Group-launched appeal"
-    tomorrow = datetime.combine(datetime.now(ZONE).date() + timedelta(days=1), dtime(10, 0),
-                                tzinfo=ZONE)
+    tomorrow = datetime.combine(datetime.now(ZONE).date() + timedelta(days=1), dtime(10, 0), tzinfo=ZONE)
     shown = local_text(tomorrow)
-    campaign_id = create_campaign(page, name, "Group readers",
-                                  launch_at=tomorrow.strftime("%Y-%m-%dT%H:%M"))
+    campaign_id = create_campaign(page, name, "Group readers", launch_at=tomorrow.strftime("%Y-%m-%dT%H:%M"))
     page.get_by_role("button", name="Launch…").click()
     expect_confirmation(page, name, len(people))
     page.get_by_role("button", name="Schedule campaign").click()
@@ -304,8 +306,7 @@ def test_a_group_send_leaves_the_campaigns_own_scheduled_launch_alone(
     expect_state(page, "Scheduled")
     job_id, _, _ = campaign_row(server.var_dir, campaign_id)
     with database(server.var_dir) as db:
-        launch_at = db.execute("SELECT launch_at FROM campaign WHERE id = ?",
-                               (campaign_id,)).fetchone()[0]
+        launch_at = db.execute("SELECT launch_at FROM campaign WHERE id = ?", (campaign_id,)).fetchone()[0]
 
     # A group: the exports, then (wizard step 2) this campaign after success.
     group = "Export then appeal"
@@ -335,20 +336,23 @@ def test_a_group_send_leaves_the_campaigns_own_scheduled_launch_alone(
     expect(page.get_by_text(f"(also has its own launch time {shown})")).to_be_visible()
 
     page.get_by_role("button", name="Run now").click()
-    expect(run_status(page)).to_contain_text(re.compile(r"State:\s*Completed\b"),
-                                             timeout=RUN_TIMEOUT)
+    expect(run_status(page)).to_contain_text(re.compile(r"State:\s*Completed\b"), timeout=RUN_TIMEOUT)
     group_run_id = int(re.search(r"/runs/(\d+)$", page.url).group(1))
     shot(page, "c2-group-run")
 
     open_campaign(page, name)
     expect_status(page, "Scheduled")
-    launch_time = page.get_by_role("term").filter(has_text=re.compile("^Launch time$")).locator(
-        "xpath=following-sibling::dd[1]")
+    launch_time = (
+        page.get_by_role("term")
+        .filter(has_text=re.compile("^Launch time$"))
+        .locator("xpath=following-sibling::dd[1]")
+    )
     expect(launch_time).to_have_text(shown)
     expect(sends(page)).to_have_count(2)
     own = sends(page).filter(has_text="This campaign's launch")
     expect(own.get_by_role("cell")).to_contain_text(
-        ["#1", "This campaign's launch", f"Scheduled for {shown}", "Scheduled"])
+        ["#1", "This campaign's launch", f"Scheduled for {shown}", "Scheduled"]
+    )
     after = sends(page).filter(has=page.get_by_role("link", name=f"{group} #1"))
     expect(after.get_by_role("cell").nth(1)).to_have_text(f"Group run {group} #1 after success")
     after.get_by_role("link", name="#2").click()
@@ -362,10 +366,14 @@ def test_a_group_send_leaves_the_campaigns_own_scheduled_launch_alone(
 
     assert received_by(smtp_sink, f"@{domain}") == Counter(people.keys())
     with database(server.var_dir) as db:
-        now = db.execute("SELECT status, launch_at, launch_run_id FROM campaign WHERE id = ?",
-                         (campaign_id,)).fetchone()
-        runs = db.execute("SELECT id, state, trigger, origin_run_id FROM run WHERE job_id = ? "
-                          "ORDER BY id", (job_id,)).fetchall()
+        now = db.execute(
+            "SELECT status, launch_at, launch_run_id FROM campaign WHERE id = ?", (campaign_id,)
+        ).fetchone()
+        runs = db.execute(
+            "SELECT id, state, trigger, origin_run_id FROM run WHERE job_id = ? ORDER BY id", (job_id,)
+        ).fetchall()
     assert now == ("scheduled", launch_at, scheduled_id)
-    assert runs == [(scheduled_id, "scheduled", "manual", None),
-                    (runs[1][0], "collecting", "group", group_run_id)]
+    assert runs == [
+        (scheduled_id, "scheduled", "manual", None),
+        (runs[1][0], "collecting", "group", group_run_id),
+    ]

@@ -30,8 +30,7 @@ pytestmark = pytest.mark.e2e
 FROM = "Park Friends <news@park.example>"
 SUBJECT = "Hello {{ first_name }}"
 TEXT_BODY = "Dear {{ first_name }},\nThank you for standing up for the park.\n"
-HTML_BODY = ('<p>Dear {{ first_name }},</p>\n'
-             '<p><a href="https://park.example/give">Give to the park</a></p>')
+HTML_BODY = '<p>Dear {{ first_name }},</p>\n<p><a href="https://park.example/give">Give to the park</a></p>'
 # The campaign audience: 200 opted-in supporters (20 batches of 10 on the server).
 AUDIENCE = {f"reader{i:03d}@campaign.example": f"Reader{i}" for i in range(200)}
 # Held per message by the sink while a test wants to pause a send: 20 batches of 10 messages
@@ -69,8 +68,7 @@ def shown_count(page: Page, name: str, of: str = "Contact results") -> Locator:
 
 
 def monitor_row(page: Page, job_name: str) -> Locator:
-    return page.get_by_role("row").filter(
-        has=page.get_by_role("link", name=job_name, exact=True))
+    return page.get_by_role("row").filter(has=page.get_by_role("link", name=job_name, exact=True))
 
 
 def accept_next_dialog(page: Page) -> list[str]:
@@ -96,7 +94,8 @@ def upsert_opted_in(server: Server, people: dict[str, str]) -> None:
         db.executemany(
             "INSERT INTO supporter (email, first_name, opted_in, created_at, updated_at) "
             "VALUES (?, ?, 1, ?, ?) ON CONFLICT (email) DO UPDATE SET opted_in = 1",
-            [(address, first, now, now) for address, first in people.items()])
+            [(address, first, now, now) for address, first in people.items()],
+        )
 
 
 def opt_out_domain(server: Server, domain: str) -> None:
@@ -169,7 +168,8 @@ def confirm_launch(page: Page, name: str, audience: int) -> None:
     expect(page.get_by_role("heading", name=f"Launch “{name}”?")).to_be_visible()
     expect(page.get_by_role("article")).to_contain_text(
         f"The audience has {audience:,} supporters; 0 of them are suppressed (not opted in or "
-        f"on the suppression list), so {audience:,} will be emailed.")
+        f"on the suppression list), so {audience:,} will be emailed."
+    )
 
 
 def land_on_run(page: Page, name: str, number: int = 1) -> int:
@@ -216,8 +216,9 @@ def pause_once_sending(page: Page, sink, start: int, total: int) -> int:
 # ----------------------------------------------------------------------------- tests
 
 
-def test_launch_pause_resume_sends_every_supporter_exactly_once(page: Page, plain_user: Account,
-                                                                slow_sink, server: Server):
+def test_launch_pause_resume_sends_every_supporter_exactly_once(
+    page: Page, plain_user: Account, slow_sink, server: Server
+):
     """Import 200 opted-in supporters through the UI, create and launch a campaign (the
     confirmation states the audience), pause mid-send, resume: each of the 200 got one message
     with its own subject; the run shows its request id and Contact results."""
@@ -229,15 +230,15 @@ def test_launch_pause_resume_sends_every_supporter_exactly_once(page: Page, plai
     page.get_by_role("button", name="New import").click()
     page.get_by_label("Job name").fill("Campaign readers")
     csv_text = "email,first_name,opted_in\n" + "".join(
-        f"{address},{first},yes\n" for address, first in AUDIENCE.items())
+        f"{address},{first},yes\n" for address, first in AUDIENCE.items()
+    )
     page.get_by_label("CSV file").set_input_files(
-        {"name": "readers.csv", "mimeType": "text/csv", "buffer": csv_text.encode()})
+        {"name": "readers.csv", "mimeType": "text/csv", "buffer": csv_text.encode()}
+    )
     page.get_by_role("button", name="Upload and continue").click()
     expect(page.get_by_role("heading", name="Map columns")).to_be_visible()
-    for column, field in [("email", "email"), ("first_name", "first_name"),
-                          ("opted_in", "opted_in")]:
-        expect(page.get_by_role("combobox", name=f"Field for column “{column}”")
-               ).to_have_value(field)
+    for column, field in [("email", "email"), ("first_name", "first_name"), ("opted_in", "opted_in")]:
+        expect(page.get_by_role("combobox", name=f"Field for column “{column}”")).to_have_value(field)
     page.get_by_role("button", name="Save and run now").click()
     expect_state(page, "Completed")
     expect(shown_count(page, "Checked", of="Counts")).to_have_text("200")
@@ -255,11 +256,11 @@ def test_launch_pause_resume_sends_every_supporter_exactly_once(page: Page, plai
     done = pause_once_sending(page, slow_sink, start, len(AUDIENCE))
 
     page.get_by_role("button", name="Resume").click()
-    expect(flash(page, "Resumed: it continues with the records not processed yet.")
-           ).to_be_visible()
+    expect(flash(page, "Resumed: it continues with the records not processed yet.")).to_be_visible()
     expect_state(page, "Collecting")
     expect(run_log(page)).to_contain_text(
-        "Sending finished: 200 sent, 0 refused by the server, 0 suppressed.")
+        "Sending finished: 200 sent, 0 refused by the server, 0 suppressed."
+    )
 
     received = mail_since(slow_sink, start)
     recipients = [address for envelope in received for address in envelope.rcpt_tos]
@@ -274,8 +275,7 @@ def test_launch_pause_resume_sends_every_supporter_exactly_once(page: Page, plai
 
     status = run_status(page)
     expect(status).to_contain_text(re.compile(r"Request id REQ-\d{8}-[0-9A-F]{10}\b"))
-    for label, value in [("Audience", "200"), ("Suppressed", "0"), ("Sent", "200"),
-                         ("Refused", "0")]:
+    for label, value in [("Audience", "200"), ("Suppressed", "0"), ("Sent", "200"), ("Refused", "0")]:
         expect(shown_count(page, label)).to_have_text(value)
     expect(status).to_contain_text("Collecting opens, clicks, bounces and unsubscribes until")
     expect(status.get_by_role("button", name="Stop")).to_have_count(0)
@@ -283,15 +283,17 @@ def test_launch_pause_resume_sends_every_supporter_exactly_once(page: Page, plai
 
 
 def test_cancel_a_scheduled_campaign_from_the_monitor_then_edit_and_launch_it(
-        page: Page, plain_user: Account, server: Server):
+    page: Page, plain_user: Account, server: Server
+):
     """Schedule for tomorrow → the monitor shows it Scheduled → Stop (confirm) → the row offers
     Edit campaign → edit the subject → a draft again, which can be launched (scheduled) again."""
     name = "Autumn newsletter"
-    tomorrow = datetime.combine(datetime.now(ZONE).date() + timedelta(days=1), dtime(10, 0),
-                                tzinfo=ZONE)
+    tomorrow = datetime.combine(datetime.now(ZONE).date() + timedelta(days=1), dtime(10, 0), tzinfo=ZONE)
     when = tomorrow.strftime("%Y-%m-%dT%H:%M")
-    shown = (f"{tomorrow:%b} {tomorrow.day}, {tomorrow.year} "
-             f"{tomorrow.strftime('%I:%M %p').lstrip('0')} {tomorrow.tzname()}")
+    shown = (
+        f"{tomorrow:%b} {tomorrow.day}, {tomorrow.year} "
+        f"{tomorrow.strftime('%I:%M %p').lstrip('0')} {tomorrow.tzname()}"
+    )
     log_in(page, plain_user)
     audience = opted_in_count(server)  # 200 after the first test; it does not matter here
     campaign_id = create_campaign(page, name, notify="newsletter@park.example", launch_at=when)
@@ -299,12 +301,12 @@ def test_cancel_a_scheduled_campaign_from_the_monitor_then_edit_and_launch_it(
 
     confirm_launch(page, name, audience)
     expect(page.get_by_role("article")).to_contain_text(
-        f"it will be scheduled for {shown} and launch on its own then.")
+        f"it will be scheduled for {shown} and launch on its own then."
+    )
     expect(page.get_by_role("button", name="Launch now")).to_have_count(0)
     page.get_by_role("button", name="Schedule campaign").click()
     run_id = land_on_run(page, name)
-    expect(flash(page, f"“{name}” is scheduled; it launches on its own at its launch time.")
-           ).to_be_visible()
+    expect(flash(page, f"“{name}” is scheduled; it launches on its own at its launch time.")).to_be_visible()
     expect_state(page, "Scheduled")
     expect(run_status(page)).to_contain_text(f"Scheduled for {shown}.")
 
@@ -329,15 +331,15 @@ def test_cancel_a_scheduled_campaign_from_the_monitor_then_edit_and_launch_it(
     expect(flash(page, "Campaign saved.")).to_be_visible()
     expect(page).to_have_url(re.compile(rf"/campaigns/{campaign_id}$"))
     expect(page.get_by_text("Draft", exact=True)).to_be_visible()
-    expect(page.get_by_role("definition").filter(has_text="Autumn news for {{ first_name }}")
-           ).to_be_visible()
+    expect(page.get_by_role("definition").filter(has_text="Autumn news for {{ first_name }}")).to_be_visible()
     runs = page.get_by_role("table").get_by_role("row")
     expect(runs.filter(has=page.get_by_role("link", name="#1"))).to_contain_text("Cancelled")
 
     main_nav(page).get_by_role("link", name="Campaigns").click()
     listed = page.get_by_role("row").filter(has=page.get_by_role("link", name=name, exact=True))
     expect(listed.get_by_role("cell")).to_have_text(
-        [name, "Autumn news for {{ first_name }}", "Draft", shown])
+        [name, "Autumn news for {{ first_name }}", "Draft", shown]
+    )
     listed.get_by_role("link", name=name, exact=True).click()
 
     # It can be launched again: scheduled once more (its launch time is still tomorrow).
@@ -354,9 +356,9 @@ def test_cancel_a_scheduled_campaign_from_the_monitor_then_edit_and_launch_it(
     expect(run_status(page).get_by_role("button", name="Edit campaign")).to_be_visible()
 
 
-def test_extraction_cancel_notifies_and_job_cancel_does_not(page: Page, plain_user: Account,
-                                                            super_admin: Account, another_person,
-                                                            slow_sink, server: Server):
+def test_extraction_cancel_notifies_and_job_cancel_does_not(
+    page: Page, plain_user: Account, super_admin: Account, another_person, slow_sink, server: Server
+):
     """(a) Stop while the audience is extracted: Cancelled, nobody contacted, the campaign is a
     draft again and its notification address gets one "Nobody was contacted" email. (b) Pause a
     send, then Cancel run: Cancelled, what was sent stays, and no notification is sent."""
@@ -378,18 +380,20 @@ def test_extraction_cancel_notifies_and_job_cancel_does_not(page: Page, plain_us
             if re.search(r"State:\s*Initializing\b", text):
                 break
             assert re.search(r"State:\s*Queued\b", text), (
-                f"the extraction was over before Stop could be clicked: {text!r}")
+                f"the extraction was over before Stop could be clicked: {text!r}"
+            )
             assert time.monotonic() < deadline, f"the extraction never started: {text!r}"
             page.reload()
         questions = accept_next_dialog(page)
         run_status(page).get_by_role("button", name="Stop").click()
-        expect(flash(page, "Cancelling during extraction: nothing has been processed yet.")
-               ).to_be_visible()
-        assert questions == [f"Cancel the launch of “{name}” while its audience is extracted? "
-                             "Nobody has been contacted yet."]
+        expect(flash(page, "Cancelling during extraction: nothing has been processed yet.")).to_be_visible()
+        assert questions == [
+            f"Cancel the launch of “{name}” while its audience is extracted? Nobody has been contacted yet."
+        ]
         expect_state(page, "Cancelled")
         expect(run_log(page)).to_contain_text(
-            "Cancelled during extraction: nothing was processed and nobody was contacted.")
+            "Cancelled during extraction: nothing was processed and nobody was contacted."
+        )
         expect(run_status(page)).to_contain_text("request id given when extraction ends")
         expect(shown_count(page, "Sent")).to_have_text("0")
 
@@ -397,7 +401,8 @@ def test_extraction_cancel_notifies_and_job_cancel_does_not(page: Page, plain_us
         page.wait_for_timeout(500)  # a second notification, or any campaign mail, would show
         received = mail_since(slow_sink, start)
         assert [envelope.rcpt_tos for envelope in received] == [[notify]], (
-            "exactly one email, the notification, was expected")
+            "exactly one email, the notification, was expected"
+        )
         note = parsed(received[0])
         assert note["Subject"] == f"Extraction cancelled: {name}"
         body = note.get_content()
@@ -432,8 +437,7 @@ def test_extraction_cancel_notifies_and_job_cancel_does_not(page: Page, plain_us
     questions = accept_next_dialog(page)
     run_status(page).get_by_role("button", name="Cancel run").click()
     expect(flash(page, "The paused run was cancelled.")).to_be_visible()
-    assert questions == ["Cancel this paused run? What was already sent stays sent; the rest "
-                         "is never sent."]
+    assert questions == ["Cancel this paused run? What was already sent stays sent; the rest is never sent."]
     expect_state(page, "Cancelled")
     expect(run_log(page)).to_contain_text("while paused.")
     expect(shown_count(page, "Sent")).to_have_text(str(done))

@@ -28,8 +28,7 @@ from webapp.security import CONTENT_SECURITY_POLICY
 
 pytestmark = pytest.mark.e2e
 
-CSP_WORDS = re.compile(r"Content Security Policy|Refused to|CSP violation|evalDisallowed",
-                       re.IGNORECASE)
+CSP_WORDS = re.compile(r"Content Security Policy|Refused to|CSP violation|evalDisallowed", re.IGNORECASE)
 # Reported by every document (and frame) the moment the browser refuses something.
 REPORT_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", (event) => {
@@ -47,14 +46,21 @@ def walker(server: Server) -> Account:
 def watch(page: Page, problems: list[str], who: str) -> Page:
     """Collect the page's CSP complaints (its frames' too) and uncaught script errors."""
     page.add_init_script(REPORT_VIOLATIONS)
-    page.on("console", lambda message: problems.append(f"{who} {message.type}: {message.text}")
-            if CSP_WORDS.search(message.text) else None)
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"{who} {message.type}: {message.text}")
+            if CSP_WORDS.search(message.text)
+            else None
+        ),
+    )
     page.on("pageerror", lambda error: problems.append(f"{who} page error: {error}"))
     return page
 
 
 def test_the_foundation_walk_runs_with_the_csp_enforced_and_nothing_refused(
-        page: Page, another_person, walker: Account, super_admin: Account, tmp_path):
+    page: Page, another_person, walker: Account, super_admin: Account, tmp_path
+):
     problems: list[str] = []
     watch(page, problems, "user")
 
@@ -77,8 +83,7 @@ def test_the_foundation_walk_runs_with_the_csp_enforced_and_nothing_refused(
     payload, _good = small_import_csv()
     payload = payload.replace(b"supporter", b"cspwalk")  # people of its own: the foundation
     # walk, which shares this server, counts its supporters as created
-    upload_import(page, "CSP import", {"name": "csp.csv", "mimeType": "text/csv",
-                                       "buffer": payload})
+    upload_import(page, "CSP import", {"name": "csp.csv", "mimeType": "text/csv", "buffer": payload})
     save_and_run(page, "CSP import")
     expect_state(page, "Completed")
 
@@ -135,7 +140,8 @@ def test_the_foundation_walk_runs_with_the_csp_enforced_and_nothing_refused(
     expect(group_jobs).to_have_text(["CSP export", "CSP scheduled export"])
     page.locator('[data-list="group"] li', has_text="CSP export").first.drag_to(
         page.locator('[data-list="group"] li', has_text="CSP scheduled export"),
-        target_position={"x": 10, "y": 30})
+        target_position={"x": 10, "y": 30},
+    )
     expect(group_jobs).to_have_text(["CSP scheduled export", "CSP export"])
 
     # A confirmation (app.js, data-confirm): dismissed, nothing happens; accepted, it is done.

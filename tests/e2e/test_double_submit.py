@@ -24,8 +24,10 @@ def test_a_double_click_on_save_job_saves_one_job(page: Page, clicker: Account):
     def hold(route):  # a slow answer: the second click lands while the first is answered
         held.append((route, route.fetch(max_redirects=0)))
 
-    page.route("**/jobs/new/export", lambda route: hold(route)
-               if route.request.method == "POST" else route.continue_())
+    page.route(
+        "**/jobs/new/export",
+        lambda route: hold(route) if route.request.method == "POST" else route.continue_(),
+    )
     box = page.get_by_role("button", name="Save job").bounding_box()
     for _ in range(2):  # a person's double click
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

@@ -26,11 +26,20 @@ from tests.e2e.pages import (
 
 pytestmark = pytest.mark.e2e
 
-MONITOR_HEADINGS = ["Type", "Job #", "Job Name", "Started", "Completed", "Progress", "Results",
-                    "Stop"]
+MONITOR_HEADINGS = ["Type", "Job #", "Job Name", "Started", "Completed", "Progress", "Results", "Stop"]
 LOCAL_TIME = re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{4} \d{1,2}:\d{2} [AP]M E[SD]T$")
-EXPORT_HEADER = ["Email", "First name", "Last name", "Address", "City", "State", "Zip", "Phone",
-                 "Opted in", "Donation total"]
+EXPORT_HEADER = [
+    "Email",
+    "First name",
+    "Last name",
+    "Address",
+    "City",
+    "State",
+    "Zip",
+    "Phone",
+    "Opted in",
+    "Donation total",
+]
 IMPORT_NAME = "Spring supporters"
 EXPORT_NAME = "Everyone for the newsletter"
 
@@ -65,8 +74,7 @@ def upload_import(page: Page, name: str, csv_file) -> None:
 def save_and_run(page: Page, name: str) -> int:
     """Click "Save and run now"; returns the run's Job # from the run page it lands on."""
     page.get_by_role("button", name="Save and run now").click()
-    expect(page.get_by_role("heading", name=re.compile(rf"^{re.escape(name)}\s+run #\d+$"))
-           ).to_be_visible()
+    expect(page.get_by_role("heading", name=re.compile(rf"^{re.escape(name)}\s+run #\d+$"))).to_be_visible()
     expect(page).to_have_url(re.compile(r"/runs/\d+$"))
     return int(re.search(r"/runs/(\d+)$", page.url).group(1))
 
@@ -92,8 +100,7 @@ def count(page: Page, name: str) -> Locator:
 
 def monitor_row(page: Page, job_name: str) -> Locator:
     """The monitor's (or History's) row whose Job Name link is `job_name`."""
-    return page.get_by_role("row").filter(
-        has=page.get_by_role("link", name=job_name, exact=True))
+    return page.get_by_role("row").filter(has=page.get_by_role("link", name=job_name, exact=True))
 
 
 def download_label(job_name: str, run_id: int) -> str:
@@ -119,8 +126,7 @@ _SHARED: dict[str, ImportedRun] = {}
 
 def _import_small(page: Page) -> ImportedRun:
     payload, good = small_import_csv()
-    upload_import(page, IMPORT_NAME, {"name": "spring.csv", "mimeType": "text/csv",
-                                      "buffer": payload})
+    upload_import(page, IMPORT_NAME, {"name": "spring.csv", "mimeType": "text/csv", "buffer": payload})
     run_id = save_and_run(page, IMPORT_NAME)
     expect_state(page, "Completed")
     imported = ImportedRun(IMPORT_NAME, run_id, good)
@@ -147,35 +153,39 @@ def test_import_creates_supporters_and_lists_the_rejected_line(page: Page, plain
     """(a) Upload → map (preview + preselected fields) → Save and run now → Completed 20/1."""
     payload, good = small_import_csv()
     log_in(page, plain_user)
-    upload_import(page, IMPORT_NAME, {"name": "spring.csv", "mimeType": "text/csv",
-                                      "buffer": payload})
+    upload_import(page, IMPORT_NAME, {"name": "spring.csv", "mimeType": "text/csv", "buffer": payload})
 
     expect(page.get_by_text("spring.csv")).to_be_visible()
     expect(page.get_by_label("Job name")).to_have_value(IMPORT_NAME)
     preview = page.get_by_role("table", name="Preview of the first rows")
     expect(preview.get_by_role("columnheader")).to_have_text(
-        ["Email", "First name", "Last name", "City", "State", "Zip"])
+        ["Email", "First name", "Last name", "City", "State", "Zip"]
+    )
     body_rows = preview.locator("tbody").get_by_role("row")
     expect(body_rows).to_have_count(5)
     expect(body_rows.first.get_by_role("cell")).to_have_text(
-        ["supporter01@example.org", "First1", "Last1", "Springfield", "IL", "62701"])
+        ["supporter01@example.org", "First1", "Last1", "Springfield", "IL", "62701"]
+    )
     expect(body_rows.nth(4).get_by_role("cell").first).to_have_text("supporter05@example.org")
-    for column, field in [("Email", "email"), ("First name", "first_name"),
-                          ("Last name", "last_name"), ("City", "city"), ("State", "state"),
-                          ("Zip", "zip")]:
+    for column, field in [
+        ("Email", "email"),
+        ("First name", "first_name"),
+        ("Last name", "last_name"),
+        ("City", "city"),
+        ("State", "state"),
+        ("Zip", "zip"),
+    ]:
         select = page.get_by_role("combobox", name=f"Field for column “{column}”")
         expect(select).to_have_value(field)
 
     run_id = save_and_run(page, IMPORT_NAME)
-    expect(page.get_by_role("status").filter(has_text="was saved and run #1 started")
-           ).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="was saved and run #1 started")).to_be_visible()
     expect_state(page, "Completed")
     expect(count(page, "Checked")).to_have_text("21")
     expect(count(page, "Created")).to_have_text("20")
     expect(count(page, "Rejected")).to_have_text("1")
     expect(page.get_by_role("heading", name="Rejected lines")).to_be_visible()
-    expect(page.get_by_role("cell", name="line 7: zip must be 5 digits", exact=True)
-           ).to_be_visible()
+    expect(page.get_by_role("cell", name="line 7: zip must be 5 digits", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Download results")).to_be_visible()
     _SHARED["import"] = ImportedRun(IMPORT_NAME, run_id, good)
 
@@ -196,12 +206,12 @@ def test_monitor_columns_and_local_times_for_a_plain_user(page: Page, plain_user
     expect(cells.nth(3)).to_have_text(LOCAL_TIME)  # Started
     expect(cells.nth(4)).to_have_text(LOCAL_TIME)  # Completed
     expect(cells.nth(5)).to_have_text("Completed")
-    expect(row.get_by_role("link", name=download_label(first_import.name, first_import.run_id))
-           ).to_be_visible()
+    expect(
+        row.get_by_role("link", name=download_label(first_import.name, first_import.run_id))
+    ).to_be_visible()
 
 
-def test_export_download_leaves_the_monitor_but_stays_in_history(page: Page, plain_user,
-                                                                  first_import):
+def test_export_download_leaves_the_monitor_but_stays_in_history(page: Page, plain_user, first_import):
     """(c) Export → Completed → download from the monitor → gone from it → still in History."""
     log_in(page, plain_user)
     open_new_job(page, "export")
@@ -244,12 +254,14 @@ def test_export_download_leaves_the_monitor_but_stays_in_history(page: Page, pla
     expect(row).to_contain_text(re.compile(r"downloaded .* E[SD]T"))
 
 
-def test_super_admin_sees_every_user_and_downloads_are_audited(page: Page, super_admin,
-                                                                plain_user, first_import):
+def test_super_admin_sees_every_user_and_downloads_are_audited(
+    page: Page, super_admin, plain_user, first_import
+):
     """(d) User column, a download on behalf of the user, and the Audit log entry for it."""
     log_in(page, super_admin)
     expect(page.get_by_role("columnheader")).to_have_text(
-        MONITOR_HEADINGS[:3] + ["User"] + MONITOR_HEADINGS[3:])
+        MONITOR_HEADINGS[:3] + ["User"] + MONITOR_HEADINGS[3:]
+    )
     row = monitor_row(page, first_import.name)
     expect(row.get_by_role("cell", name=plain_user.email, exact=True)).to_be_visible()
 
@@ -258,8 +270,7 @@ def test_super_admin_sees_every_user_and_downloads_are_audited(page: Page, super
     row = monitor_row(page, first_import.name)
     expect(row.get_by_role("cell", name=plain_user.email, exact=True)).to_be_visible()
     with page.expect_download() as info:
-        row.get_by_role("link", name=download_label(first_import.name,
-                                                    first_import.run_id)).click()
+        row.get_by_role("link", name=download_label(first_import.name, first_import.run_id)).click()
     download = info.value
     result_name = f"{first_import.name} - import report #1.csv"
     assert download.suggested_filename == result_name
@@ -269,8 +280,8 @@ def test_super_admin_sees_every_user_and_downloads_are_audited(page: Page, super
     main_nav(page).get_by_role("link", name="Audit log").click()
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
     entry = page.get_by_role("row").filter(
-        has_text=f"Downloaded {result_name} (Job # {first_import.run_id}) "
-                 f"on behalf of {plain_user.email}")
+        has_text=f"Downloaded {result_name} (Job # {first_import.run_id}) on behalf of {plain_user.email}"
+    )
     expect(entry).to_have_count(1)
     cells = entry.get_by_role("cell")
     expect(cells.nth(0)).to_have_text(LOCAL_TIME)
@@ -279,8 +290,7 @@ def test_super_admin_sees_every_user_and_downloads_are_audited(page: Page, super
     expect(cells.nth(3).get_by_role("link", name=f"run {first_import.run_id}")).to_be_visible()
 
 
-def test_a_user_cannot_open_someone_elses_run(page: Page, super_admin, plain_user,
-                                              another_person):
+def test_a_user_cannot_open_someone_elses_run(page: Page, super_admin, plain_user, another_person):
     """(e) The super admin's run answers 404 to a plain user, page and result file alike."""
     log_in(page, super_admin)
     name = "Admin private export"
@@ -293,8 +303,7 @@ def test_a_user_cannot_open_someone_elses_run(page: Page, super_admin, plain_use
     response = user_page.goto(f"/runs/{run_id}")
     assert response.status == 404
     expect(user_page.get_by_role("heading", name="Not Found")).to_be_visible()
-    expect(user_page.get_by_text("There is nothing here, or you do not have access to it.")
-           ).to_be_visible()
+    expect(user_page.get_by_text("There is nothing here, or you do not have access to it.")).to_be_visible()
     expect(user_page.get_by_text(name)).to_have_count(0)
     for path in (f"/runs/{run_id}/result", f"/runs/{run_id}/status", f"/runs/{run_id}/log.txt"):
         assert user_page.request.get(path).status == 404, path
@@ -316,9 +325,11 @@ def test_monitor_shows_live_progress_then_stops_polling(page: Page, second_user,
     main_nav(page).get_by_role("link", name="Job monitor").click()
     expect(page.get_by_role("heading", name="Job monitor")).to_be_visible()
     expect(page.locator("#monitor-poller")).to_have_attribute("hx-trigger", "every 2s")
-    running = page.get_by_role("row").filter(
-        has=page.get_by_role("progressbar", name=f"Progress of {name}")
-    ).filter(has_text=re.compile(r"\b\d{1,2}%"))
+    running = (
+        page.get_by_role("row")
+        .filter(has=page.get_by_role("progressbar", name=f"Progress of {name}"))
+        .filter(has_text=re.compile(r"\b\d{1,2}%"))
+    )
     expect(running).to_be_visible(timeout=RUN_TIMEOUT)
 
     row = monitor_row(page, name)
@@ -331,8 +342,9 @@ def test_monitor_shows_live_progress_then_stops_polling(page: Page, second_user,
     expect(poller).not_to_have_attribute("hx-trigger", re.compile(".*"))
     # Nothing runs any more: no further polls reach the server.
     polls: list[str] = []
-    page.on("request", lambda request: polls.append(request.url)
-            if "/monitor/updates" in request.url else None)
+    page.on(
+        "request", lambda request: polls.append(request.url) if "/monitor/updates" in request.url else None
+    )
     page.wait_for_timeout(2_500)  # longer than the 2 s polling interval
     assert polls == []
 
@@ -359,14 +371,17 @@ def test_stop_a_large_import_from_the_monitor(page: Page, second_user, tmp_path)
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name=f"Stop {name} (Job # {run_id})").click()
     expect(row.get_by_role("status")).to_have_text(
-        "Stopping at the next batch boundary; what was already saved stays.")
+        "Stopping at the next batch boundary; what was already saved stays."
+    )
     expect(row.get_by_role("cell").nth(5)).to_contain_text("Cancelled", timeout=RUN_TIMEOUT)
 
     row.get_by_role("link", name=name, exact=True).click()
     expect_state(page, "Cancelled")
     log = page.get_by_label("Log")
-    stopped = re.compile(r"Stopped at a batch boundary: ([\d,]+) of 400,000 records were "
-                         r"imported and stay so\.")
+    stopped = re.compile(
+        r"Stopped at a batch boundary: ([\d,]+) of 400,000 records were "
+        r"imported and stay so\."
+    )
     expect(log).to_contain_text(stopped)
     expect(log).to_contain_text("Stop requested by")
     done = int(stopped.search(log.inner_text()).group(1).replace(",", ""))

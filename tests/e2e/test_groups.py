@@ -65,10 +65,11 @@ def test_build_activate_and_run_a_group(context, chainer: Account):
 
     # drag the first job below the last one
     page.locator('[data-list="group"] li', has_text="First export").drag_to(
-        page.locator('[data-list="group"] li', has_text="Second export"),
-        target_position={"x": 10, "y": 30})
+        page.locator('[data-list="group"] li', has_text="Second export"), target_position={"x": 10, "y": 30}
+    )
     expect(page.locator('[data-list="group"] .job-name')).to_have_text(
-        ["Third export", "Second export", "First export"])
+        ["Third export", "Second export", "First export"]
+    )
     page.get_by_role("button", name="Next").click()
     expect(steps.locator('[aria-current="step"]')).to_have_text("Step 2: After success")
     expect(page).to_have_url(re.compile(r"/edit/2$"))
@@ -82,16 +83,15 @@ def test_build_activate_and_run_a_group(context, chainer: Account):
     expect(steps.locator('[aria-current="step"]')).to_have_text("Step 4: Schedule")
 
     page.get_by_role("button", name="Activate").click()
-    expect(page.get_by_text("Set an expiration date or choose Never expires before saving."))\
-        .to_be_visible()
+    expect(page.get_by_text("Set an expiration date or choose Never expires before saving.")).to_be_visible()
     page.get_by_label("Never expires").check()
     page.get_by_role("button", name="Activate").click()
     expect(page.get_by_role("heading", name="Nightly chain")).to_be_visible()
     expect(page.get_by_text("It has no schedule: it runs on demand only.")).to_be_visible()
     steps_list = page.locator("ol.group-steps li")
-    expect(steps_list).to_have_text(["Third export User Data Export",
-                                     "Second export User Data Export",
-                                     "First export User Data Export"])
+    expect(steps_list).to_have_text(
+        ["Third export User Data Export", "Second export User Data Export", "First export User Data Export"]
+    )
 
     page.get_by_role("button", name="Run now").click()
     expect(page.get_by_role("heading", name="Steps")).to_be_visible()
@@ -142,8 +142,7 @@ def test_activate_a_group_with_an_hourly_slot(context, chainer: Account):
         create_export_job(page, job)
     name = "Hourly slot chain"
     build_group(page, name, ["Slot export A", "Slot export B"])
-    expect(page.get_by_text("No schedule: the group runs only when started with Run now."))\
-        .to_be_visible()
+    expect(page.get_by_text("No schedule: the group runs only when started with Run now.")).to_be_visible()
 
     # A slot that already began today is refused.
     page.get_by_role("button", name="Set schedule").click()
@@ -159,8 +158,7 @@ def test_activate_a_group_with_an_hourly_slot(context, chainer: Account):
     page.get_by_role("button", name="Back to the group").click()
     steps = page.get_by_role("navigation", name="Wizard steps")
     expect(steps.locator('[aria-current="step"]')).to_have_text("Step 4: Schedule")
-    expect(page.get_by_text("No schedule: the group runs only when started with Run now."))\
-        .to_be_visible()
+    expect(page.get_by_text("No schedule: the group runs only when started with Run now.")).to_be_visible()
 
     # The same slot tomorrow is saved, with a random minute inside it.
     page.get_by_role("button", name="Set schedule").click()
@@ -176,8 +174,9 @@ def test_activate_a_group_with_an_hourly_slot(context, chainer: Account):
     minute = int(re.search(r":(\d{2})\.$", saved.inner_text()).group(1))
     assert slot * 15 <= minute <= slot * 15 + 14, f":{minute:02d} is outside the slot"
     described = f"daily at {hour:02d}:{minute:02d} (slot {SLOT_LABELS[slot]})"
-    expect(page.get_by_text(f"Off — {described}; it is switched on when the group is "
-                            "activated.")).to_be_visible()
+    expect(
+        page.get_by_text(f"Off — {described}; it is switched on when the group is activated.")
+    ).to_be_visible()
 
     # Activate needs an expiration: a date in a month.
     expires = now_local().date() + timedelta(days=30)
@@ -188,11 +187,17 @@ def test_activate_a_group_with_an_hourly_slot(context, chainer: Account):
     assert re.search(r" E[SD]T$", next_run)
     expect(flash(page, "is active")).to_have_text(f"“{name}” is active. Next run: {next_run}.")
     expect(page.get_by_role("heading", name=name).get_by_text("Active")).to_be_visible()
-    schedule = page.get_by_role("term").filter(has_text=re.compile("^Schedule$")).locator(
-        "xpath=following-sibling::dd[1]")
+    schedule = (
+        page.get_by_role("term")
+        .filter(has_text=re.compile("^Schedule$"))
+        .locator("xpath=following-sibling::dd[1]")
+    )
     expect(schedule).to_contain_text(f"On — {described}; next run {next_run}")
-    expiry = page.get_by_role("term").filter(has_text=re.compile("^Expiration$")).locator(
-        "xpath=following-sibling::dd[1]")
+    expiry = (
+        page.get_by_role("term")
+        .filter(has_text=re.compile("^Expiration$"))
+        .locator("xpath=following-sibling::dd[1]")
+    )
     expect(expiry).to_have_text(f"Expires {expires:%b} {expires.day}, {expires.year}")
 
     main_nav(page).get_by_role("link", name="Groups").click()
@@ -225,11 +230,9 @@ def test_run_now_shows_the_chain_in_the_monitor(context, chainer: Account, tmp_p
 
     main_nav(page).get_by_role("link", name="Job monitor").click()
     expect(page.get_by_role("heading", name="Job monitor")).to_be_visible()
-    group_row = page.get_by_role("row").filter(
-        has=page.get_by_role("link", name=name, exact=True))
+    group_row = page.get_by_role("row").filter(has=page.get_by_role("link", name=name, exact=True))
     expect(group_row).to_have_count(1)
-    expect(group_row.get_by_role("cell").nth(5)).to_contain_text("Completed",
-                                                                 timeout=RUN_TIMEOUT)
+    expect(group_row.get_by_role("cell").nth(5)).to_contain_text("Completed", timeout=RUN_TIMEOUT)
     for number, job in enumerate(jobs, start=1):
         row = page.get_by_role("row").filter(has=page.get_by_role("link", name=job, exact=True))
         expect(row).to_have_count(1)
@@ -239,8 +242,7 @@ def test_run_now_shows_the_chain_in_the_monitor(context, chainer: Account, tmp_p
     expect(group_row.get_by_text("in group")).to_have_count(0)
 
 
-def test_a_failing_step_fails_the_group_run(context, chainer: Account, server: Server,
-                                            tmp_path: Path):
+def test_a_failing_step_fails_the_group_run(context, chainer: Account, server: Server, tmp_path: Path):
     """Step 2 is an import whose uploaded CSV was deleted from disk: step 1 Completed, step 2
     Failed, step 3 Skipped, the group run Failed with its reason, and Retry from the failed
     step offered."""
@@ -282,15 +284,14 @@ def test_a_failing_step_fails_the_group_run(context, chainer: Account, server: S
     expect(items.nth(1)).to_contain_text("Failed")
     expect(items.nth(2)).to_contain_text("After the import")
     expect(items.nth(2)).to_contain_text("Skipped")
-    expect(status.get_by_role("alert")).to_contain_text(
-        f"Step 2 “{importer}” run #1 failed")
+    expect(status.get_by_role("alert")).to_contain_text(f"Step 2 “{importer}” run #1 failed")
     expect(page.get_by_role("button", name="Retry from the failed step")).to_be_visible()
 
     # The group page's run row agrees.
     page.get_by_role("button", name="Group", exact=True).click()
     expect(page.get_by_role("heading", name=name)).to_be_visible()
-    run_row = page.get_by_role("row").filter(
-        has=page.get_by_role("link", name="Group run #1"))
+    run_row = page.get_by_role("row").filter(has=page.get_by_role("link", name="Group run #1"))
     expect(run_row).to_contain_text("Failed")
     expect(run_row.get_by_label("Steps of run #1").get_by_role("listitem")).to_contain_text(
-        ["Completed", "Failed", "Skipped"])
+        ["Completed", "Failed", "Skipped"]
+    )

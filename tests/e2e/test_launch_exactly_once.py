@@ -65,9 +65,12 @@ class Reply:
 
     def flashes(self) -> list[str]:
         """The flash messages the page shows, as text."""
-        return [html.unescape(re.sub(r"<[^>]+>", "", message)).strip() for message in
-                re.findall(r'<div class="flash [a-z]+" role="(?:status|alert)">(.*?)</div>',
-                           self.text, re.S)]
+        return [
+            html.unescape(re.sub(r"<[^>]+>", "", message)).strip()
+            for message in re.findall(
+                r'<div class="flash [a-z]+" role="(?:status|alert)">(.*?)</div>', self.text, re.S
+            )
+        ]
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -100,8 +103,9 @@ class WebSession:
                 return Reply(response.status, response.url, "", response.read().decode())
         except urllib.error.HTTPError as exc:
             location = exc.headers.get("Location", "")
-            return Reply(exc.code, exc.url, urllib.parse.urlsplit(location).path,
-                         exc.read().decode(errors="replace"))
+            return Reply(
+                exc.code, exc.url, urllib.parse.urlsplit(location).path, exc.read().decode(errors="replace")
+            )
 
     def get(self, path: str) -> Reply:
         return self._open(path, None, follow=True)
@@ -116,32 +120,50 @@ class WebSession:
         return re.search(r'name="csrf_token"[^>]*? value="([^"]+)"', page.text).group(1)
 
     def log_in(self, account: Account) -> None:
-        reply = self.post("/login", {"csrf_token": self.csrf("/login"), "email": account.email,
-                                     "password": account.password})
+        reply = self.post(
+            "/login",
+            {"csrf_token": self.csrf("/login"), "email": account.email, "password": account.password},
+        )
         assert reply.status == 302, f"log in as {account.email} failed ({reply.status})"
 
 
 def create_campaign(session: WebSession, name: str, *, domain: str | None = None) -> int:
     """A draft campaign through its form; its audience is the opted-in supporters whose email
     contains `domain` (a saved filter made for it), or all opted-in ones. Returns its id."""
-    fields = {"name": name, "from_address": FROM, "subject": SUBJECT, "text_body": TEXT_BODY,
-              "html_body": "", "audience": "opted_in", "filter_id": "0", "notify_email": "",
-              "launch_at": ""}
+    fields = {
+        "name": name,
+        "from_address": FROM,
+        "subject": SUBJECT,
+        "text_body": TEXT_BODY,
+        "html_body": "",
+        "audience": "opted_in",
+        "filter_id": "0",
+        "notify_email": "",
+        "launch_at": "",
+    }
     if domain:
         filter_name = f"Email contains {domain}"
-        saved = session.post("/campaigns/filters", {
-            "csrf_token": session.csrf("/campaigns/filters"), "name": filter_name,
-            "conditions-0-field": "email", "conditions-0-op": "contains",
-            "conditions-0-value": domain,
-            **{f"conditions-{row}-{part}": value for row in (1, 2)
-               for part, value in (("field", ""), ("op", "equals"), ("value", ""))}})
+        saved = session.post(
+            "/campaigns/filters",
+            {
+                "csrf_token": session.csrf("/campaigns/filters"),
+                "name": filter_name,
+                "conditions-0-field": "email",
+                "conditions-0-op": "contains",
+                "conditions-0-value": domain,
+                **{
+                    f"conditions-{row}-{part}": value
+                    for row in (1, 2)
+                    for part, value in (("field", ""), ("op", "equals"), ("value", ""))
+                },
+            },
+        )
         assert saved.status == 302, re.findall(r'role="alert">([^<]+)<', saved.text)
         form = session.get("/campaigns/new").text
         option = re.search(rf'<option value="(\d+)">{re.escape(filter_name)}</option>', form)
         assert option, f"the saved filter {filter_name!r} is not offered"
         fields.update(audience="filter", filter_id=option.group(1))
-    created = session.post("/campaigns/new", {"csrf_token": session.csrf("/campaigns/new"),
-                                              **fields})
+    created = session.post("/campaigns/new", {"csrf_token": session.csrf("/campaigns/new"), **fields})
     assert created.status == 302, created.flashes() or created.text[-2000:]
     return int(re.fullmatch(r"/campaigns/(\d+)", created.location).group(1))
 
@@ -156,19 +178,20 @@ def database(var_dir: Path) -> closing[sqlite3.Connection]:
 def campaign_row(var_dir: Path, campaign_id: int) -> tuple[int, str, int | None]:
     """(job id, status, launch run id) as the database holds them."""
     with database(var_dir) as db:
-        return db.execute("SELECT job_id, status, launch_run_id FROM campaign WHERE id = ?",
-                          (campaign_id,)).fetchone()
+        return db.execute(
+            "SELECT job_id, status, launch_run_id FROM campaign WHERE id = ?", (campaign_id,)
+        ).fetchone()
 
 
 def runs_of(var_dir: Path, job_id: int) -> list[tuple[int, str, str]]:
     """(id, state, trigger) of every run of the job."""
     with database(var_dir) as db:
-        return db.execute("SELECT id, state, trigger FROM run WHERE job_id = ? ORDER BY id",
-                          (job_id,)).fetchall()
+        return db.execute(
+            "SELECT id, state, trigger FROM run WHERE job_id = ? ORDER BY id", (job_id,)
+        ).fetchall()
 
 
-def wait_for_state(var_dir: Path, run_id: int, state: str,
-                   timeout: float = SEND_TIMEOUT) -> None:
+def wait_for_state(var_dir: Path, run_id: int, state: str, timeout: float = SEND_TIMEOUT) -> None:
     """Poll the database until the run is in `state`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -183,8 +206,9 @@ def wait_for_state(var_dir: Path, run_id: int, state: str,
 def received_by(sink, domain: str) -> Counter:
     """How many messages the SMTP sink accepted for each address of `domain`."""
     with sink.lock:
-        return Counter(address for envelope in sink.messages for address in envelope.rcpt_tos
-                       if address.endswith(domain))
+        return Counter(
+            address for envelope in sink.messages for address in envelope.rcpt_tos if address.endswith(domain)
+        )
 
 
 # ----------------------------------------------------------------------------------- tests
@@ -209,7 +233,8 @@ def thirty_readers(server: Server) -> Iterator[dict[str, str]]:
 
 
 def test_twenty_concurrent_launches_make_one_run_and_one_message_each(
-        server: Server, smtp_sink, launcher_user: Account, thirty_readers: dict[str, str]):
+    server: Server, smtp_sink, launcher_user: Account, thirty_readers: dict[str, str]
+):
     """20 Launch POSTs released together by a barrier: one run; all 20 redirect to its page;
     one is told "launched", the other 19 "already launched"; 30 supporters get one message
     each."""
@@ -248,8 +273,11 @@ def test_twenty_concurrent_launches_make_one_run_and_one_message_each(
     assert (status, launch_run_id) == ("launched", run_id)
     assert [reply.status for reply in replies] == [302] * CONCURRENT_LAUNCHES
     assert {reply.location for reply in replies} == {f"/runs/{run_id}"}
-    told = Counter(message for tab, reply in zip(tabs, replies, strict=True)
-                   for message in tab.get(reply.location).flashes())
+    told = Counter(
+        message
+        for tab, reply in zip(tabs, replies, strict=True)
+        for message in tab.get(reply.location).flashes()
+    )
     assert told == {f"“{name}” launched.": 1, ALREADY: CONCURRENT_LAUNCHES - 1}, told
 
     wait_for_state(server.var_dir, run_id, "collecting")
@@ -273,9 +301,22 @@ class ThrowAwayRedis:
         binary = shutil.which("redis-server")
         assert binary, "Debian's redis-server is needed (apt-get install -y redis-server)"
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         from redis import Redis
 
         client = Redis.from_url(self.url, socket_connect_timeout=1)
@@ -314,15 +355,28 @@ def server_on_own_redis(tmp_path, smtp_sink):
     redis.start()
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("CONVEYOR_")}
-    env.update({
-        "CONVEYOR_VAR_DIR": str(tmp_path / "var"), "CONVEYOR_HOST": "127.0.0.1",
-        "CONVEYOR_PORT": str(port), "CONVEYOR_REDIS_URL": redis.url,
-        "CONVEYOR_SMTP_URL": smtp_sink.url, "CONVEYOR_EMAIL_BATCH_SIZE": str(EMAIL_BATCH_SIZE),
-        "CONVEYOR_WEB_WORKERS": "1", "PYTHONUNBUFFERED": "1",
-    })
-    proc = subprocess.Popen([str(VENV_BIN / "python"), "-m", "webapp.launcher"], cwd=REPO_ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            bufsize=1, start_new_session=True)
+    env.update(
+        {
+            "CONVEYOR_VAR_DIR": str(tmp_path / "var"),
+            "CONVEYOR_HOST": "127.0.0.1",
+            "CONVEYOR_PORT": str(port),
+            "CONVEYOR_REDIS_URL": redis.url,
+            "CONVEYOR_SMTP_URL": smtp_sink.url,
+            "CONVEYOR_EMAIL_BATCH_SIZE": str(EMAIL_BATCH_SIZE),
+            "CONVEYOR_WEB_WORKERS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "python"), "-m", "webapp.launcher"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+    )
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
     reader.start()
@@ -341,8 +395,7 @@ def server_on_own_redis(tmp_path, smtp_sink):
         redis.stop()
 
 
-def test_launch_with_the_queue_down_changes_nothing_and_works_once_it_is_back(
-        server_on_own_redis, smtp_sink):
+def test_launch_with_the_queue_down_changes_nothing_and_works_once_it_is_back(server_on_own_redis, smtp_sink):
     """Redis stopped: Launch says the queue is unreachable, makes no run, sends nothing and
     leaves the campaign a draft. Redis started again: Launch makes one run and one message
     per supporter; launching again is refused and sends nothing more."""

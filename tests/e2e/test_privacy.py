@@ -27,7 +27,8 @@ NAME = "Privacy check import"
 
 
 def test_super_admin_file_downloads_are_audited_and_the_row_waits_for_its_owner(
-        page: Page, super_admin: Account, plain_user: Account, another_person):
+    page: Page, super_admin: Account, plain_user: Account, another_person
+):
     owner = another_person()
     log_in(owner, plain_user)
     payload, _good = small_import_csv()  # 20 good rows, line 7 rejected
@@ -44,8 +45,7 @@ def test_super_admin_file_downloads_are_audited_and_the_row_waits_for_its_owner(
     assert f"{NAME} — run #1 (Job # {run_id})" in read_download(log.value)
     with page.expect_download() as rejected:
         page.get_by_role("link", name="Download every rejected line (CSV)").click()
-    assert read_download(rejected.value).splitlines() == [
-        "line,reason", '7,"line 7: zip must be 5 digits"']
+    assert read_download(rejected.value).splitlines() == ["line,reason", '7,"line 7: zip must be 5 digits"']
 
     # the result, from the super admin's monitor: the row stays (it waits for its owner)
     main_nav(page).get_by_role("link", name="Job monitor").click()

@@ -83,13 +83,15 @@ def open_schedule(page: Page, name: str, button: str = "Schedule") -> None:
 
 def described(page: Page, term: str) -> Locator:
     """The value the job page shows for `term` (its parameters list)."""
-    return page.get_by_role("term").filter(has_text=re.compile(rf"^{term}$")).locator(
-        "xpath=following-sibling::dd[1]")
+    return (
+        page.get_by_role("term")
+        .filter(has_text=re.compile(rf"^{term}$"))
+        .locator("xpath=following-sibling::dd[1]")
+    )
 
 
 def runs_table(page: Page) -> Locator:
-    return page.get_by_role("table").filter(
-        has=page.get_by_role("columnheader", name="Run #"))
+    return page.get_by_role("table").filter(has=page.get_by_role("columnheader", name="Run #"))
 
 
 def preview(page: Page) -> Locator:
@@ -115,8 +117,7 @@ def pick_hourly_slot(page: Page, day, hour: int, slot: int) -> None:
     expect(page.get_by_label("Hour")).to_be_visible()
     page.get_by_label("Start date").fill(day.isoformat())
     page.get_by_label("Hour").select_option(label=f"{hour:02d}:00")
-    with preview_answer(page, kind="hourly_slot", start_date=day.isoformat(), hour=str(hour),
-                        slot=str(slot)):
+    with preview_answer(page, kind="hourly_slot", start_date=day.isoformat(), hour=str(hour), slot=str(slot)):
         page.get_by_label("Minutes").select_option(label=SLOT_LABELS[slot])
 
 
@@ -142,8 +143,7 @@ def settle_inside_a_slot(margin: float = 30.0) -> datetime:
     """Now, local, at least `margin` seconds before the current 15-minute slot ends (waiting for
     the next slot if needed), so the slot and the date stay those of the test's last look."""
     now = now_local()
-    slot_end = now.replace(minute=now.minute // 15 * 15, second=0, microsecond=0) + \
-        timedelta(minutes=15)
+    slot_end = now.replace(minute=now.minute // 15 * 15, second=0, microsecond=0) + timedelta(minutes=15)
     left = (slot_end - now).total_seconds()
     if left < margin:
         time.sleep(left + 1)
@@ -212,7 +212,8 @@ def test_days_of_week_schedule_shows_its_next_runs(page: Page, scheduler):
     expect(described(page, "Schedule")).to_have_text("On — every Monday and Friday at 1:30 AM")
     first = runs_table(page).get_by_role("row").nth(1)
     expect(first.get_by_role("cell")).to_have_text(
-        ["Next", local_text(expected[0]), "", "Planned", "by the schedule"])
+        ["Next", local_text(expected[0]), "", "Planned", "by the schedule"]
+    )
     # The planned run is shown once, as Next (not also as a numbered run).
     expect(runs_table(page).get_by_role("row").filter(has_text="Planned")).to_have_count(1)
     expect(runs_table(page).get_by_role("link", name=re.compile(r"^#\d+$"))).to_have_count(0)
@@ -283,14 +284,20 @@ def test_an_hourly_slot_in_the_past_is_refused(page: Page, scheduler):
     minute = int(re.search(r":(\d{2})\.$", saved.inner_text()).group(1))
     assert slot * 15 <= minute <= slot * 15 + 14, f":{minute:02d} is outside the slot"
     expect(described(page, "Schedule")).to_have_text(
-        f"On — daily at {hour:02d}:{minute:02d} (slot {SLOT_LABELS[slot]})")
+        f"On — daily at {hour:02d}:{minute:02d} (slot {SLOT_LABELS[slot]})"
+    )
     next_run = datetime.combine(tomorrow, dtime(hour, minute), tzinfo=ZONE)
     expect(runs_table(page).get_by_role("row").nth(1).get_by_role("cell")).to_have_text(
-        ["Next", local_text(next_run), "", "Planned", "by the schedule"])
+        ["Next", local_text(next_run), "", "Planned", "by the schedule"]
+    )
 
     open_schedule(page, name, "Edit schedule")
-    expect(page.get_by_text(f"Conveyor picks a random minute inside the slot when you save "
-                            f"(now :{minute:02d}), to spread the load.")).to_be_visible()
+    expect(
+        page.get_by_text(
+            f"Conveyor picks a random minute inside the slot when you save "
+            f"(now :{minute:02d}), to spread the load."
+        )
+    ).to_be_visible()
 
 
 def test_the_preview_of_a_later_hourly_slot_lists_its_runs(page: Page, scheduler):
@@ -320,9 +327,11 @@ def test_the_preview_of_a_later_hourly_slot_lists_its_runs(page: Page, scheduler
 
 def run_row(page: Page, name: str, number: int) -> Locator:
     """The Job monitor's row of run #`number` of the job called `name`."""
-    return page.get_by_role("row").filter(
-        has=page.get_by_role("link", name=name, exact=True)).filter(
-        has_text=re.compile(rf"\brun #{number}\b"))
+    return (
+        page.get_by_role("row")
+        .filter(has=page.get_by_role("link", name=name, exact=True))
+        .filter(has_text=re.compile(rf"\brun #{number}\b"))
+    )
 
 
 def stop_unfinished(page: Page, name: str) -> None:
@@ -337,8 +346,7 @@ def stop_unfinished(page: Page, name: str) -> None:
         pass
 
 
-def test_run_now_while_a_run_is_busy_queues_it_with_its_place(page: Page, scheduler,
-                                                              tmp_path):
+def test_run_now_while_a_run_is_busy_queues_it_with_its_place(page: Page, scheduler, tmp_path):
     """(3) Run now during a large import: queued "#2 in line", runs once run #1 is done."""
     name = "Large import run twice"
     path = large_import_csv(tmp_path, "q")
@@ -358,28 +366,31 @@ def test_run_now_while_a_run_is_busy_queues_it_with_its_place(page: Page, schedu
 
         page.get_by_role("button", name="Job", exact=True).click()
         expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
-        first = runs_table(page).get_by_role("row").filter(
-            has=page.get_by_role("link", name="#1", exact=True))
+        first = (
+            runs_table(page).get_by_role("row").filter(has=page.get_by_role("link", name="#1", exact=True))
+        )
         expect(first).not_to_contain_text("Completed")  # still busy
         page.get_by_role("button", name="Run now", exact=True).click()
 
         expect(page.get_by_role("heading", name=f"{name} run #2")).to_be_visible()
         expect(flash(page, "is queued")).to_have_text(
-            "Run #2 is queued, #2 in the data line, waiting for run #1.")
+            "Run #2 is queued, #2 in the data line, waiting for run #1."
+        )
         expect(page.get_by_role("region", name="Run status")).to_contain_text(
-            "Queued: #2 in the data line, waiting for run #1.")
+            "Queued: #2 in the data line, waiting for run #1."
+        )
 
         main_nav(page).get_by_role("link", name="Job monitor").click()
         expect(page.get_by_role("heading", name="Job monitor")).to_be_visible()
         first, second = run_row(page, name, 1), run_row(page, name, 2)
         expect(second.get_by_role("cell").nth(5)).to_have_text(
-            "Queued #2 in the data line, waiting for run #1")
+            "Queued #2 in the data line, waiting for run #1"
+        )
         expect(first.get_by_role("cell").nth(5)).not_to_contain_text("Completed")
 
         # Watch the monitor (it updates itself every 2 s) until both are done: while run #1
         # is not finished, run #2 keeps waiting.
-        rows = page.get_by_role("row").filter(has=page.get_by_role("link", name=name,
-                                                                   exact=True))
+        rows = page.get_by_role("row").filter(has=page.get_by_role("link", name=name, exact=True))
         deadline = time.monotonic() + 60
         seen_waiting = 0
         while True:
@@ -437,8 +448,7 @@ def test_pause_a_schedule_with_a_reason_then_resume_it(page: Page, scheduler):
 
     # A pause needs a reason.
     page.get_by_role("button", name="Pause schedule").click()
-    expect(page.get_by_role("alert").filter(has_text="Give a reason to pause the schedule.")
-           ).to_be_visible()
+    expect(page.get_by_role("alert").filter(has_text="Give a reason to pause the schedule.")).to_be_visible()
     expect(described(page, "Schedule")).to_have_text(f"On — {schedule_text}")
 
     resume_on = now_local().date() + timedelta(days=7)
@@ -446,13 +456,17 @@ def test_pause_a_schedule_with_a_reason_then_resume_it(page: Page, scheduler):
     page.get_by_label("Resume automatically on").fill(resume_on.isoformat())
     page.get_by_role("button", name="Pause schedule").click()
     expect(flash(page, "Schedule paused:")).to_have_text(
-        "Schedule paused: nothing runs by itself until it is resumed.")
+        "Schedule paused: nothing runs by itself until it is resumed."
+    )
     expect(described(page, "Schedule")).to_have_text(f"Paused — {schedule_text}")
     banner = flash(page, "Schedule paused by")
-    expect(banner).to_have_text(re.compile(
-        rf"^Schedule paused by {re.escape(scheduler.email)} on "
-        rf"[A-Z][a-z]{{2}} \d{{1,2}}, \d{{4}} \d{{1,2}}:\d{{2}} [AP]M E[SD]T: "
-        rf"{re.escape(reason)} — resumes by itself on {resume_on.isoformat()}\.$"))
+    expect(banner).to_have_text(
+        re.compile(
+            rf"^Schedule paused by {re.escape(scheduler.email)} on "
+            rf"[A-Z][a-z]{{2}} \d{{1,2}}, \d{{4}} \d{{1,2}}:\d{{2}} [AP]M E[SD]T: "
+            rf"{re.escape(reason)} — resumes by itself on {resume_on.isoformat()}\.$"
+        )
+    )
     expect(next_row).to_have_count(0)  # the planned run is withdrawn
     expect(runs_table(page).get_by_role("cell", name="No runs yet.")).to_be_visible()
     expect(page.get_by_role("button", name="Pause schedule")).to_have_count(0)
@@ -461,8 +475,8 @@ def test_pause_a_schedule_with_a_reason_then_resume_it(page: Page, scheduler):
     expect(page.get_by_role("heading", name="Job monitor")).to_be_visible()
     notice = flash(page, f"Schedule of {name} paused")
     expect(notice).to_have_text(
-        f"Schedule of {name} paused by {scheduler.email}: {reason} "
-        f"(resumes on {resume_on.isoformat()}).")
+        f"Schedule of {name} paused by {scheduler.email}: {reason} (resumes on {resume_on.isoformat()})."
+    )
     notice.get_by_role("link", name=name, exact=True).click()
 
     expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
@@ -472,7 +486,8 @@ def test_pause_a_schedule_with_a_reason_then_resume_it(page: Page, scheduler):
     expect(flash(page, "Schedule paused by")).to_have_count(0)
     expected = next_weekly(now_local(), {2}, dtime(9, 0), 1)[0]
     expect(next_row.get_by_role("cell")).to_have_text(
-        ["Next", local_text(expected), "", "Planned", "by the schedule"])
+        ["Next", local_text(expected), "", "Planned", "by the schedule"]
+    )
     expect(page.get_by_role("button", name="Pause schedule")).to_be_visible()
 
     main_nav(page).get_by_role("link", name="Job monitor").click()

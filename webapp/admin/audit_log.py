@@ -80,8 +80,18 @@ ACTIONS: dict[str, str] = {
     "download_result": "Result downloaded for its owner",  # entries written before 2026-12
 }
 _OBJECT = re.compile(r"\s*([a-z_]+)\s*#?\s*([0-9]*)\s*", re.IGNORECASE)
-CSV_HEADER = ["When (UTC)", "When ({zone})", "Who", "Action", "Action code", "Object type",
-              "Object id", "Object", "Details", "IP"]
+CSV_HEADER = [
+    "When (UTC)",
+    "When ({zone})",
+    "Who",
+    "Action",
+    "Action code",
+    "Object type",
+    "Object id",
+    "Object",
+    "Details",
+    "IP",
+]
 
 
 def action_label(action: str) -> str:
@@ -104,9 +114,14 @@ class AuditFilter:
     def from_request(cls) -> AuditFilter:
         """The filter in the query string; a malformed value is a 400 with a plain sentence."""
         object_type, object_id = _object_arg()
-        return cls(user_id=int_arg("user"), action=choice_arg("action", ACTIONS),
-                   object_type=object_type, object_id=object_id,
-                   date_from=date_arg("date_from"), date_to=date_arg("date_to"))
+        return cls(
+            user_id=int_arg("user"),
+            action=choice_arg("action", ACTIONS),
+            object_type=object_type,
+            object_id=object_id,
+            date_from=date_arg("date_from"),
+            date_to=date_arg("date_to"),
+        )
 
     @property
     def object_text(self) -> str:
@@ -115,9 +130,13 @@ class AuditFilter:
 
     def args(self) -> dict[str, Any]:
         """The filter as query values, for the pager and the CSV link."""
-        values = {"user": self.user_id or "", "action": self.action, "object": self.object_text,
-                  "date_from": self.date_from.isoformat() if self.date_from else "",
-                  "date_to": self.date_to.isoformat() if self.date_to else ""}
+        values = {
+            "user": self.user_id or "",
+            "action": self.action,
+            "object": self.object_text,
+            "date_from": self.date_from.isoformat() if self.date_from else "",
+            "date_to": self.date_to.isoformat() if self.date_to else "",
+        }
         return {name: value for name, value in values.items() if value}
 
     def apply(self, query: Select) -> Select:
@@ -149,26 +168,34 @@ def _object_arg() -> tuple[str, int | None]:
     object_id = as_int(match.group(2), maximum=MAX_ID) if match and match.group(2) else None
     if kind not in OBJECT_KINDS or (match and match.group(2) and object_id is None):
         kinds = ", ".join(sorted(OBJECT_KINDS))
-        abort(400, description=f"“object” must be one of {kinds}, maybe followed by an id "
-                               f"(e.g. “run 12”); “{raw[:40]}” is not.")
+        abort(
+            400,
+            description=f"“object” must be one of {kinds}, maybe followed by an id "
+            f"(e.g. “run 12”); “{raw[:40]}” is not.",
+        )
     return kind, object_id
 
 
 # what each kind of object links to while it exists: (which ids still exist, endpoint, argument)
 _EXISTING = {
     "run": lambda ids: select(Run.id).where(Run.id.in_(ids)),
-    "job": lambda ids: select(Job.id).where(Job.id.in_(ids), Job.active.is_(True),
-                                            Job.job_type != "job_group"),
+    "job": lambda ids: select(Job.id).where(
+        Job.id.in_(ids), Job.active.is_(True), Job.job_type != "job_group"
+    ),
     "group": lambda ids: select(Job.id).where(Job.id.in_(ids), Job.job_type == "job_group"),
     "campaign": lambda ids: select(Campaign.id).where(Campaign.id.in_(ids)),
     "user": lambda ids: select(User.id).where(User.id.in_(ids)),
-    "blackout": lambda ids: select(Blackout.id).where(Blackout.id.in_(ids),
-                                                      Blackout.job_id.is_(None)),
+    "blackout": lambda ids: select(Blackout.id).where(Blackout.id.in_(ids), Blackout.job_id.is_(None)),
 }
-_LINKS = {"run": ("runs.detail", "run_id"), "job": ("jobs.detail", "job_id"),
-          "group": ("groups.detail", "group_id"), "campaign": ("campaigns.detail", "campaign_id"),
-          "user": ("admin.edit_user", "user_id"), "blackout": ("admin.settings", None),
-          "settings": ("admin.settings", None)}
+_LINKS = {
+    "run": ("runs.detail", "run_id"),
+    "job": ("jobs.detail", "job_id"),
+    "group": ("groups.detail", "group_id"),
+    "campaign": ("campaigns.detail", "campaign_id"),
+    "user": ("admin.edit_user", "user_id"),
+    "blackout": ("admin.settings", None),
+    "settings": ("admin.settings", None),
+}
 
 
 def object_links(entries: list[AuditEntry]) -> dict[int, str]:
@@ -177,12 +204,16 @@ def object_links(entries: list[AuditEntry]) -> dict[int, str]:
     for entry in entries:
         if entry.object_type in _EXISTING and entry.object_id is not None:
             ids.setdefault(entry.object_type, set()).add(entry.object_id)
-    existing = {(kind, object_id) for kind, wanted in ids.items()
-                for object_id in db.session.execute(_EXISTING[kind](wanted)).scalars()}
+    existing = {
+        (kind, object_id)
+        for kind, wanted in ids.items()
+        for object_id in db.session.execute(_EXISTING[kind](wanted)).scalars()
+    }
     links = {}
     for entry in entries:
-        if entry.object_type not in _LINKS or (entry.object_type in _EXISTING and (
-                entry.object_type, entry.object_id) not in existing):
+        if entry.object_type not in _LINKS or (
+            entry.object_type in _EXISTING and (entry.object_type, entry.object_id) not in existing
+        ):
             continue
         endpoint, argument = _LINKS[entry.object_type]
         links[entry.id] = url_for(endpoint, **({argument: entry.object_id} if argument else {}))
@@ -199,10 +230,17 @@ def audit_log():
     page = keyset.page(db.session.execute(keyset.narrow(query, AuditEntry.id)).scalars().all())
     entries = page.items
     users = db.session.execute(select(User.id, User.email).order_by(User.email)).all()
-    return render_template("admin/audit.html", entries=entries, page=page, filters=filters,
-                           users=users,
-                           actions=ACTIONS, action_label=action_label,
-                           links=object_links(entries), kinds=sorted(OBJECT_KINDS))
+    return render_template(
+        "admin/audit.html",
+        entries=entries,
+        page=page,
+        filters=filters,
+        users=users,
+        actions=ACTIONS,
+        action_label=action_label,
+        links=object_links(entries),
+        kinds=sorted(OBJECT_KINDS),
+    )
 
 
 @bp.route("/audit.csv")
@@ -212,25 +250,40 @@ def audit_csv():
     spreadsheet formula."""
     filters = AuditFilter.from_request()
     zone = current_app.config["TIMEZONE"]
-    query = (filters.apply(select(AuditEntry, User.email)
-                           .outerjoin(User, User.id == AuditEntry.actor_id))
-             .order_by(AuditEntry.id.desc()).execution_options(yield_per=1000))
+    query = (
+        filters.apply(select(AuditEntry, User.email).outerjoin(User, User.id == AuditEntry.actor_id))
+        .order_by(AuditEntry.id.desc())
+        .execution_options(yield_per=1000)
+    )
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow([column.format(zone=zone) for column in CSV_HEADER])
         for count, (entry, email) in enumerate(db.session.execute(query), start=1):
-            writer.writerow(neutralise(str(cell)) for cell in (
-                entry.at.strftime("%Y-%m-%dT%H:%M:%SZ"), format_local(entry.at, zone),
-                email or "", action_label(entry.action), entry.action, entry.object_type or "",
-                entry.object_id if entry.object_id is not None else "", entry.object_label,
-                entry.detail, entry.ip))
+            writer.writerow(
+                neutralise(str(cell))
+                for cell in (
+                    entry.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    format_local(entry.at, zone),
+                    email or "",
+                    action_label(entry.action),
+                    entry.action,
+                    entry.object_type or "",
+                    entry.object_id if entry.object_id is not None else "",
+                    entry.object_label,
+                    entry.detail,
+                    entry.ip,
+                )
+            )
             if count % 200 == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)
                 buffer.truncate()
         yield buffer.getvalue()
 
-    return Response(stream_with_context(lines()), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="audit-log.csv"'})
+    return Response(
+        stream_with_context(lines()),
+        mimetype="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="audit-log.csv"'},
+    )

@@ -32,9 +32,10 @@ class UserForm(FlaskForm):
     role = SelectField("Role", choices=role_choices(True))
     # a super admin's only (admin/users.py removes it for everyone else); audited
     password = PasswordField(
-        "Set the password directly", validators=[Optional(), NewPassword()],
+        "Set the password directly",
+        validators=[Optional(), NewPassword()],
         description="Super admins only, and audited. Leave empty to keep the password (a new "
-                    "user then gets a set-password link by email).",
+        "user then gets a set-password link by email).",
         render_kw={"autocomplete": "new-password"},
     )
     active = BooleanField("Active", default=True)
@@ -54,6 +55,8 @@ class SettingsForm(FlaskForm):
     def changes(self, account: object) -> str:
         """What saving changes, for the audit log ('' when nothing):
         'Keep result files for (days): 30 → 60'."""
-        return "; ".join(f"{field.label.text}: {getattr(account, field.name)} → {field.data}"
-                         for field in (self.retention_days, self.audit_retention_days)
-                         if getattr(account, field.name) != field.data)
+        return "; ".join(
+            f"{field.label.text}: {getattr(account, field.name)} → {field.data}"
+            for field in (self.retention_days, self.audit_retention_days)
+            if getattr(account, field.name) != field.data
+        )

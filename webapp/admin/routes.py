@@ -34,17 +34,23 @@ def settings():
     if form.validate_on_submit():
         if changes := form.changes(account):
             form.populate_obj(account)
-            audit.record("settings.changed", account, kind="settings", detail=changes,
-                         commit=False)
+            audit.record("settings.changed", account, kind="settings", detail=changes, commit=False)
         db.session.commit()
         flash("Settings saved.", "success")
         return redirect(url_for("admin.settings"))
-    blackouts = db.session.execute(
-        select(Blackout).where(Blackout.job_id.is_(None)).order_by(Blackout.start_date)
-    ).scalars().all()
-    return render_template("admin/settings.html", form=form, blackouts=blackouts,
-                           blackout_form=BlackoutForm(), confirm=ConfirmForm(),
-                           timezone=current_app.config["TIMEZONE"])
+    blackouts = (
+        db.session.execute(select(Blackout).where(Blackout.job_id.is_(None)).order_by(Blackout.start_date))
+        .scalars()
+        .all()
+    )
+    return render_template(
+        "admin/settings.html",
+        form=form,
+        blackouts=blackouts,
+        blackout_form=BlackoutForm(),
+        confirm=ConfirmForm(),
+        timezone=current_app.config["TIMEZONE"],
+    )
 
 
 @bp.route("/blackouts", methods=["POST"])
@@ -53,12 +59,17 @@ def add_blackout():
     """Account-wide blackout dates: no scheduled run of any job happens on them."""
     form = BlackoutForm()
     if form.validate_on_submit():
-        blackout = Blackout(job_id=None, start_date=form.start_date.data,
-                            end_date=form.end_date.data, reason=form.reason.data.strip())
+        blackout = Blackout(
+            job_id=None,
+            start_date=form.start_date.data,
+            end_date=form.end_date.data,
+            reason=form.reason.data.strip(),
+        )
         db.session.add(blackout)
         db.session.flush()
-        audit.record("blackout.added", blackout, commit=False,
-                     detail=f"Account-wide: {blackout_text(blackout)}")
+        audit.record(
+            "blackout.added", blackout, commit=False, detail=f"Account-wide: {blackout_text(blackout)}"
+        )
         db.session.commit()
         flash("Account-wide blackout dates added.", "success")
     else:
@@ -74,8 +85,9 @@ def delete_blackout(blackout_id: int):
     if blackout is None or blackout.job_id is not None or not ConfirmForm().validate_on_submit():
         abort(404)
     db.session.delete(blackout)
-    audit.record("blackout.removed", blackout, commit=False,
-                 detail=f"Account-wide: {blackout_text(blackout)}")
+    audit.record(
+        "blackout.removed", blackout, commit=False, detail=f"Account-wide: {blackout_text(blackout)}"
+    )
     db.session.commit()
     flash("Blackout dates removed.", "success")
     return redirect(url_for("admin.settings"))
@@ -94,16 +106,18 @@ def outbox():
     names = _outbox_files()
     number, per_page = page_arg(), current_app.config["PAGE_SIZE"]
     start = offset(number, per_page)
-    page = NumberedPage(names[start:start + per_page], number, per_page, len(names))
+    page = NumberedPage(names[start : start + per_page], number, per_page, len(names))
     folder = current_app.config["OUTBOX_DIR"]
     rows = []
     for name in page.items:
         with open(os.path.join(folder, name), "rb") as raw:
             headers = BytesParser(policy=email.policy.default).parse(raw, headersonly=True)
-        rows.append({"name": name, "to": headers["To"], "subject": headers["Subject"],
-                     "date": headers["Date"]})
-    return render_template("admin/outbox.html", rows=rows, page=page,
-                           smtp=bool(current_app.config["SMTP_URL"]))
+        rows.append(
+            {"name": name, "to": headers["To"], "subject": headers["Subject"], "date": headers["Date"]}
+        )
+    return render_template(
+        "admin/outbox.html", rows=rows, page=page, smtp=bool(current_app.config["SMTP_URL"])
+    )
 
 
 @bp.route("/outbox/<name>")
@@ -130,6 +144,9 @@ def _outbox_message(name: str) -> tuple[EmailMessage, dict[str, str]]:
         abort(404)
     with open(os.path.join(current_app.config["OUTBOX_DIR"], name), "rb") as raw:
         message = BytesParser(policy=email.policy.default).parse(raw)
-    parts = {part.get_content_type(): part.get_content() for part in message.walk()
-             if part.get_content_type() in ("text/plain", "text/html")}
+    parts = {
+        part.get_content_type(): part.get_content()
+        for part in message.walk()
+        if part.get_content_type() in ("text/plain", "text/html")
+    }
     return message, parts

@@ -58,13 +58,19 @@ def _user_form(user: User | None) -> UserForm:
 def _link_sent(user: User, sent: bool, *, new_account: bool = False) -> None:
     """Audit and tell how sending a set-password link went."""
     if sent:
-        audit.record("user.password_link_sent", user, owner_id=user.id,
-                     detail="New account" if new_account else "")
-        flash(f"A set-password link was sent to {user.email}. It works once and expires in "
-              f"{_link_hours()}.", "success")
+        audit.record(
+            "user.password_link_sent", user, owner_id=user.id, detail="New account" if new_account else ""
+        )
+        flash(
+            f"A set-password link was sent to {user.email}. It works once and expires in {_link_hours()}.",
+            "success",
+        )
     else:
-        flash(f"The set-password link to {user.email} could not be sent (see the mail "
-              "settings). Send it again from the user's page.", "error")
+        flash(
+            f"The set-password link to {user.email} could not be sent (see the mail "
+            "settings). Send it again from the user's page.",
+            "error",
+        )
 
 
 def _link_hours() -> str:
@@ -73,17 +79,28 @@ def _link_hours() -> str:
 
 def _create(form: UserForm, email: str) -> User:
     """A new user: a set-password link goes to them unless a super admin set a password."""
-    user = User(email=email, name=(form.name.data or "").strip(), role=Role(form.role.data),
-                active=form.active.data)
+    user = User(
+        email=email, name=(form.name.data or "").strip(), role=Role(form.role.data), active=form.active.data
+    )
     chosen = form.password.data if form.password else None
     user.set_password(chosen or secrets.token_urlsafe(32))  # nobody knows it until they choose
     db.session.add(user)
     db.session.flush()
-    audit.record("user.created", user, owner_id=user.id, commit=False,
-                 detail=f"Role {user.role.label}" + ("" if user.active else ", deactivated"))
+    audit.record(
+        "user.created",
+        user,
+        owner_id=user.id,
+        commit=False,
+        detail=f"Role {user.role.label}" + ("" if user.active else ", deactivated"),
+    )
     if chosen:
-        audit.record("user.password_set", user, owner_id=user.id, commit=False,
-                     detail="Set by a super admin at creation")
+        audit.record(
+            "user.password_set",
+            user,
+            owner_id=user.id,
+            commit=False,
+            detail="Set by a super admin at creation",
+        )
     db.session.commit()
     if chosen:
         flash(f"User {email} created with the password you chose.", "success")
@@ -96,28 +113,46 @@ def _create(form: UserForm, email: str) -> User:
 
 def _update(form: UserForm, user: User, email: str) -> None:
     """Save the changes and write one audit entry per kind of change."""
-    edits = [f"{label}: {old or '—'} → {new or '—'}" for label, old, new in (
-        ("Email", user.email, email), ("Name", user.name, (form.name.data or "").strip()))
-        if old != new]
+    edits = [
+        f"{label}: {old or '—'} → {new or '—'}"
+        for label, old, new in (
+            ("Email", user.email, email),
+            ("Name", user.name, (form.name.data or "").strip()),
+        )
+        if old != new
+    ]
     if edits:
         user.email, user.name = email, (form.name.data or "").strip()
-        audit.record("user.edited", user, owner_id=user.id, detail="; ".join(edits),
-                     commit=False)
+        audit.record("user.edited", user, owner_id=user.id, detail="; ".join(edits), commit=False)
     role = Role(form.role.data)
     if role is not user.role:
-        audit.record("user.role_changed", user, owner_id=user.id, commit=False,
-                     detail=f"{user.role.label} → {role.label}")
+        audit.record(
+            "user.role_changed",
+            user,
+            owner_id=user.id,
+            commit=False,
+            detail=f"{user.role.label} → {role.label}",
+        )
         user.role = role
     if form.active.data != user.active:
         user.active = form.active.data
         if not user.active:
             user.end_sessions()  # a deactivated user is signed out at once
-        audit.record("user.deactivated" if not user.active else "user.reactivated", user,
-                     owner_id=user.id, commit=False)
+        audit.record(
+            "user.deactivated" if not user.active else "user.reactivated",
+            user,
+            owner_id=user.id,
+            commit=False,
+        )
     if form.password and form.password.data:
         user.set_password(form.password.data)  # ends every session of the user
-        audit.record("user.password_set", user, owner_id=user.id, commit=False,
-                     detail="Set directly by a super admin; every session of the user ended")
+        audit.record(
+            "user.password_set",
+            user,
+            owner_id=user.id,
+            commit=False,
+            detail="Set directly by a super admin; every session of the user ended",
+        )
     db.session.commit()
     flash(f"User {email} saved.", "success")
 
@@ -134,8 +169,11 @@ def edit_user(user_id: int | None = None):
         clash = user_by_email(email)
         if clash is not None and clash is not user:
             form.email.errors.append("Another user has this email.")
-        elif user is not None and user.id == current_user.id and (
-                not form.active.data or form.role.data != user.role.value):
+        elif (
+            user is not None
+            and user.id == current_user.id
+            and (not form.active.data or form.role.data != user.role.value)
+        ):
             form.role.errors.append("You cannot change your own role or deactivate yourself.")
         else:
             if user is None:
@@ -143,8 +181,9 @@ def edit_user(user_id: int | None = None):
             else:
                 _update(form, user, email)
             return redirect(url_for("admin.users"))
-    return render_template("admin/user_form.html", form=form, user=user, confirm=ConfirmForm(),
-                           link_hours=_link_hours())
+    return render_template(
+        "admin/user_form.html", form=form, user=user, confirm=ConfirmForm(), link_hours=_link_hours()
+    )
 
 
 @bp.route("/users/<int:user_id>/password-link", methods=["POST"])
@@ -155,8 +194,7 @@ def send_password_link(user_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     if not user.active:
-        flash(f"{user.email} is deactivated: reactivate the account before sending a link.",
-              "error")
+        flash(f"{user.email} is deactivated: reactivate the account before sending a link.", "error")
     else:
         _link_sent(user, send_link(user))
     return redirect(url_for("admin.edit_user", user_id=user.id))

@@ -36,16 +36,20 @@ class NewPassword:
 
 
 def _new_password(label: str = "New password") -> PasswordField:
-    return PasswordField(label, validators=[DataRequired(), NewPassword()],
-                         description="At least 12 characters; not a common password. A few "
-                                     "unrelated words make a good one.",
-                         render_kw={"autocomplete": "new-password"})
+    return PasswordField(
+        label,
+        validators=[DataRequired(), NewPassword()],
+        description="At least 12 characters; not a common password. A few unrelated words make a good one.",
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 def _repeat() -> PasswordField:
-    return PasswordField("Repeat the new password", validators=[
-        DataRequired(), EqualTo("new_password", message="The two passwords differ.")],
-        render_kw={"autocomplete": "new-password"})
+    return PasswordField(
+        "Repeat the new password",
+        validators=[DataRequired(), EqualTo("new_password", message="The two passwords differ.")],
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 class LoginForm(FlaskForm):
@@ -58,9 +62,11 @@ class LoginForm(FlaskForm):
 class ChangePasswordForm(FlaskForm):
     """A signed-in user's own new password."""
 
-    current_password = PasswordField("Current password",
-                                     validators=[DataRequired(), Length(max=MAX_LENGTH)],
-                                     render_kw={"autocomplete": "current-password"})
+    current_password = PasswordField(
+        "Current password",
+        validators=[DataRequired(), Length(max=MAX_LENGTH)],
+        render_kw={"autocomplete": "current-password"},
+    )
     new_password = _new_password()
     repeat_password = _repeat()
 
@@ -78,6 +84,8 @@ class ProfileForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=255), AccountEmail()])
     name = StringField("Name", validators=[Optional(), Length(max=120)])
     current_password = PasswordField(
-        "Current password", validators=[Optional(), Length(max=MAX_LENGTH)],
+        "Current password",
+        validators=[Optional(), Length(max=MAX_LENGTH)],
         description="Needed only to change the email address.",
-        render_kw={"autocomplete": "current-password"})
+        render_kw={"autocomplete": "current-password"},
+    )

@@ -36,12 +36,10 @@ def user_for_token(token: str) -> User | None:
         data = _serializer().loads(token, max_age=max_age)
     except BadSignature:  # includes SignatureExpired
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("u"), int) \
-            or not isinstance(data.get("f"), str):
+    if not isinstance(data, dict) or not isinstance(data.get("u"), int) or not isinstance(data.get("f"), str):
         return None
     user = db.session.get(User, data["u"])
-    if user is None or not user.active \
-            or not hmac.compare_digest(data["f"], user.password_fingerprint()):
+    if user is None or not user.active or not hmac.compare_digest(data["f"], user.password_fingerprint()):
         return None
     return user
 
@@ -50,12 +48,16 @@ def send_link(user: User, *, new_account: bool = False) -> bool:
     """Email `user` a set-password link (through the notification path: SMTP or the outbox);
     False when it could not be sent."""
     hours = current_app.config["SET_PASSWORD_LINK_HOURS"]
-    link = current_app.config["BASE_URL"].rstrip("/") + url_for(
-        "auth.set_password", token=make_token(user))
-    opening = ("A Conveyor account was created for you." if new_account
-               else "An admin sent you a link to set a new Conveyor password.")
-    body = (f"Hello {user.display_name},\n\n{opening} Choose your password here:\n\n{link}\n\n"
-            f"The link works once and expires in {hours:g} hours. Your sign-in email is "
-            f"{user.email}.\nIf you did not expect this message, ignore it: nothing changes.\n")
+    link = current_app.config["BASE_URL"].rstrip("/") + url_for("auth.set_password", token=make_token(user))
+    opening = (
+        "A Conveyor account was created for you."
+        if new_account
+        else "An admin sent you a link to set a new Conveyor password."
+    )
+    body = (
+        f"Hello {user.display_name},\n\n{opening} Choose your password here:\n\n{link}\n\n"
+        f"The link works once and expires in {hours:g} hours. Your sign-in email is "
+        f"{user.email}.\nIf you did not expect this message, ignore it: nothing changes.\n"
+    )
     subject = "Your Conveyor account" if new_account else "Set your Conveyor password"
     return notify(user.email, subject, body)

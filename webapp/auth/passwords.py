@@ -42,8 +42,11 @@ def is_common(password: str) -> bool:
     lowered = password.lower().strip()
     base = lowered.rstrip(_DECORATION)
     unit = _repeated_unit(lowered)
-    return (lowered in common or (len(base) >= 4 and base in common)
-            or (unit != lowered and (len(unit) <= 4 or unit in common)))
+    return (
+        lowered in common
+        or (len(base) >= 4 and base in common)
+        or (unit != lowered and (len(unit) <= 4 or unit in common))
+    )
 
 
 def password_problem(password: str) -> str | None:

@@ -69,8 +69,13 @@ def login():
             sessions.start(user)
             audit.record("auth.signed_in", user, actor=user, owner_id=user.id)
             return redirect(_safe_next(request.args.get("next")))
-        audit.record("auth.sign_in_failed", user, kind="user", owner_id=user and user.id,
-                     detail=f"{email[:200]}: {problem}")
+        audit.record(
+            "auth.sign_in_failed",
+            user,
+            kind="user",
+            owner_id=user and user.id,
+            detail=f"{email[:200]}: {problem}",
+        )
         form.password.errors.append(problem)
     return render_template("auth/login.html", form=form)
 
@@ -81,23 +86,29 @@ def logout():
     """Sign out: this session and every other session of the user end."""
     user = current_user._get_current_object()
     user.end_sessions()
-    audit.record("auth.signed_out", user, owner_id=user.id, commit=False,
-                 detail="This and every other session ended")
+    audit.record(
+        "auth.signed_out", user, owner_id=user.id, commit=False, detail="This and every other session ended"
+    )
     db.session.commit()
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
 
 
-def _account_page(profile: ProfileForm | None = None, password: ChangePasswordForm | None = None,
-                  status: int = 200):
+def _account_page(
+    profile: ProfileForm | None = None, password: ChangePasswordForm | None = None, status: int = 200
+):
     """The account page, with the forms as sent when one of them was refused."""
     profile = profile or ProfileForm(formdata=None, obj=current_user)
     if not current_user.is_admin:
         profile.email.render_kw = {"readonly": True}
-    return render_template("auth/account.html", profile=profile,
-                           password=password or ChangePasswordForm(formdata=None),
-                           confirm=ConfirmForm(), editable=current_user.is_admin), status
+    return render_template(
+        "auth/account.html",
+        profile=profile,
+        password=password or ChangePasswordForm(formdata=None),
+        confirm=ConfirmForm(),
+        editable=current_user.is_admin,
+    ), status
 
 
 @bp.route("/account")
@@ -138,13 +149,19 @@ def profile():
             return _account_page(profile=form, status=400)
         if not _current_password_ok(form.current_password):
             return _account_page(profile=form, status=400)
-    changes = [f"{label}: {old or '—'} → {new or '—'}" for label, old, new in (
-        ("Email", user.email, email), ("Name", user.name, (form.name.data or "").strip()))
-        if old != new]
+    changes = [
+        f"{label}: {old or '—'} → {new or '—'}"
+        for label, old, new in (
+            ("Email", user.email, email),
+            ("Name", user.name, (form.name.data or "").strip()),
+        )
+        if old != new
+    ]
     if changes:
         user.email, user.name = email, (form.name.data or "").strip()
-        audit.record("user.edited", user, owner_id=user.id, commit=False,
-                     detail="Own account: " + "; ".join(changes))
+        audit.record(
+            "user.edited", user, owner_id=user.id, commit=False, detail="Own account: " + "; ".join(changes)
+        )
         db.session.commit()
     flash("Your account is saved.", "success")
     return redirect(url_for("auth.account"))
@@ -160,8 +177,13 @@ def change_password():
     user = current_user._get_current_object()
     user.set_password(form.new_password.data)
     sessions.keep(user)
-    audit.record("user.password_changed", user, owner_id=user.id, commit=False,
-                 detail="Own password; every other session ended")
+    audit.record(
+        "user.password_changed",
+        user,
+        owner_id=user.id,
+        commit=False,
+        detail="Own password; every other session ended",
+    )
     db.session.commit()
     flash("Your password is changed. Every other session of yours is signed out.", "success")
     return redirect(url_for("auth.account"))
@@ -176,8 +198,9 @@ def sign_out_everywhere():
     user = current_user._get_current_object()
     user.end_sessions()
     sessions.keep(user)
-    audit.record("auth.signed_out_everywhere", user, owner_id=user.id, commit=False,
-                 detail="Every other session ended")
+    audit.record(
+        "auth.signed_out_everywhere", user, owner_id=user.id, commit=False, detail="Every other session ended"
+    )
     db.session.commit()
     flash("Every other session of yours is signed out; this one stays.", "success")
     return redirect(url_for("auth.account"))
@@ -192,8 +215,14 @@ def set_password(token: str):
     form = SetPasswordForm()
     if form.validate_on_submit():
         user.set_password(form.new_password.data)
-        audit.record("user.password_changed", user, actor=user, owner_id=user.id, commit=False,
-                     detail="Through a set-password link; every session ended")
+        audit.record(
+            "user.password_changed",
+            user,
+            actor=user,
+            owner_id=user.id,
+            commit=False,
+            detail="Through a set-password link; every session ended",
+        )
         db.session.commit()
         throttle.clear_account(user.email)
         if current_user.is_authenticated:

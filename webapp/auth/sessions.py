@@ -38,8 +38,7 @@ def is_current(user: User) -> bool:
     if not user.active or session.get(VERSION_KEY) != user.session_version:
         return False
     seen, now = session.get(SEEN_KEY), time.time()
-    if not isinstance(seen, int | float) \
-            or now - seen > current_app.config["SESSION_IDLE_HOURS"] * 3600:
+    if not isinstance(seen, int | float) or now - seen > current_app.config["SESSION_IDLE_HOURS"] * 3600:
         return False
     if now - seen >= REFRESH_SECONDS and not _background():
         session[SEEN_KEY] = int(now)

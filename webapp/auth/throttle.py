@@ -68,8 +68,7 @@ def _keys(email: str, ip: str) -> dict[str, str]:
     def digest(value: str) -> str:
         return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
-    return {"account": f"{prefix}:account:{digest(email.strip().lower())}",
-            "ip": f"{prefix}:ip:{digest(ip)}"}
+    return {"account": f"{prefix}:account:{digest(email.strip().lower())}", "ip": f"{prefix}:ip:{digest(ip)}"}
 
 
 def _limits() -> dict[str, int]:
@@ -89,8 +88,7 @@ def _redis():
 
 
 def _fallback(problem: Exception) -> None:
-    current_app.logger.warning("sign-in throttle: Redis unreachable (%s); counting in memory",
-                               problem)
+    current_app.logger.warning("sign-in throttle: Redis unreachable (%s); counting in memory", problem)
 
 
 def wait_seconds(email: str, ip: str) -> int:

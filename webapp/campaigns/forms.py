@@ -28,18 +28,20 @@ class CampaignForm(FlaskForm):
     """Everything a campaign needs to be launched."""
 
     name = StringField("Campaign name", validators=[DataRequired(), Length(max=200)])
-    from_address = StringField("From address", validators=[DataRequired(), Length(max=255)],
-                               description='e.g. "Friends of the Park <news@park.org>"')
+    from_address = StringField(
+        "From address",
+        validators=[DataRequired(), Length(max=255)],
+        description='e.g. "Friends of the Park <news@park.org>"',
+    )
     subject = StringField("Subject", validators=[DataRequired(), Length(max=300)])
     html_body = TextAreaField("HTML body", render_kw={"rows": 10})
-    text_body = TextAreaField("Plain-text body", validators=[DataRequired()],
-                              render_kw={"rows": 8})
+    text_body = TextAreaField("Plain-text body", validators=[DataRequired()], render_kw={"rows": 8})
     audience = RadioField("Audience", choices=choices(AUDIENCES.items()), default="opted_in")
     filter_id = SelectField("Saved filter", coerce=int, validate_choice=False)
-    notify_email = EmailField("Notification email address",
-                              validators=[Optional(), Length(max=255)])
-    launch_at = DateTimeLocalField("Launch automatically at", validators=[Optional()],
-                                   format="%Y-%m-%dT%H:%M")
+    notify_email = EmailField("Notification email address", validators=[Optional(), Length(max=255)])
+    launch_at = DateTimeLocalField(
+        "Launch automatically at", validators=[Optional()], format="%Y-%m-%dT%H:%M"
+    )
 
     def validate_notify_email(self, field: EmailField) -> None:
         """The address follows the one email rule (webapp/emails.py)."""
@@ -50,8 +52,9 @@ class CampaignForm(FlaskForm):
         """The fields, then the templates: each must compile (no include, extends or import) and
         render for a sample supporter within the bounds, or its field says why."""
         valid = super().validate(extra_validators)
-        problems = render_problems(self.subject.data or "", self.html_body.data or "",
-                                   self.text_body.data or "")
+        problems = render_problems(
+            self.subject.data or "", self.html_body.data or "", self.text_body.data or ""
+        )
         for part, message in problems.items():
             getattr(self, part).errors = [*getattr(self, part).errors, message]
             valid = False
@@ -74,8 +77,7 @@ class ConditionForm(FlaskForm):
     class Meta:
         csrf = False
 
-    field = SelectField("Field", choices=choices([("", "—")] + [(f.name, f.label)
-                                                                for f in SUPPORTER_FIELDS]))
+    field = SelectField("Field", choices=choices([("", "—")] + [(f.name, f.label) for f in SUPPORTER_FIELDS]))
     op = SelectField("Comparison", choices=choices(OPERATORS.items()))
     value = StringField("Value", validators=[Length(max=200)])
 
@@ -87,7 +89,10 @@ class FilterForm(FlaskForm):
     conditions = FieldList(FormField(ConditionForm), min_entries=3, max_entries=5)
 
     def rule(self) -> dict:
-        return {"conditions": [
-            {"field": c.field.data, "op": c.op.data, "value": c.value.data.strip()}
-            for c in self.conditions if c.field.data]}
-
+        return {
+            "conditions": [
+                {"field": c.field.data, "op": c.op.data, "value": c.value.data.strip()}
+                for c in self.conditions
+                if c.field.data
+            ]
+        }

@@ -39,9 +39,11 @@ def _owned(model, object_id: int):
 
 def _filters(owner_id: int) -> list[SavedFilter]:
     """The saved filters of `owner_id`: the ones a campaign of theirs may use."""
-    return list(db.session.execute(
-        select(SavedFilter).where(SavedFilter.owner_id == owner_id)
-        .order_by(SavedFilter.name)).scalars())
+    return list(
+        db.session.execute(
+            select(SavedFilter).where(SavedFilter.owner_id == owner_id).order_by(SavedFilter.name)
+        ).scalars()
+    )
 
 
 @bp.route("/")
@@ -63,8 +65,7 @@ def _form(campaign: Campaign | None) -> CampaignForm:
     if request.method == "POST" and form.filter_id.data:
         usable_or_404(SavedFilter, form.filter_id.data, owner_id)
     if request.method == "GET" and campaign is not None and campaign.launch_at:
-        form.launch_at.data = utc_to_local_naive(campaign.launch_at,
-                                                 current_app.config["TIMEZONE"])
+        form.launch_at.data = utc_to_local_naive(campaign.launch_at, current_app.config["TIMEZONE"])
     return form
 
 
@@ -81,8 +82,7 @@ def _save(form: CampaignForm, campaign: Campaign | None) -> Campaign | None:
             return None
     created = campaign is None
     if campaign is None:
-        job = Job(owner_id=current_user.id, job_type="email_campaign", name=form.name.data,
-                  params={})
+        job = Job(owner_id=current_user.id, job_type="email_campaign", name=form.name.data, params={})
         campaign = Campaign(owner_id=current_user.id, job=job)
         db.session.add_all([job, campaign])
     form.populate_obj(campaign)
@@ -92,8 +92,12 @@ def _save(form: CampaignForm, campaign: Campaign | None) -> Campaign | None:
     db.session.flush()
     campaign.job.name = campaign.name
     campaign.job.params = {"campaign_id": campaign.id}
-    audit.record("campaign.created" if created else "campaign.edited", campaign, commit=False,
-                 detail=f"Subject: {campaign.subject}")
+    audit.record(
+        "campaign.created" if created else "campaign.edited",
+        campaign,
+        commit=False,
+        detail=f"Subject: {campaign.subject}",
+    )
     db.session.commit()
     return campaign
 
@@ -106,8 +110,7 @@ def new():
     if form.validate_on_submit() and (campaign := _save(form, None)) is not None:
         flash(f"Campaign “{campaign.name}” saved as a draft.", "success")
         return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
-    return render_template("campaigns/form.html", form=form, campaign=None,
-                           merge_help=merge_field_help())
+    return render_template("campaigns/form.html", form=form, campaign=None, merge_help=merge_field_help())
 
 
 @bp.route("/<int:campaign_id>/edit", methods=["GET", "POST"])
@@ -122,8 +125,7 @@ def edit(campaign_id: int):
     if form.validate_on_submit() and _save(form, campaign) is not None:
         flash("Campaign saved.", "success")
         return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
-    return render_template("campaigns/form.html", form=form, campaign=campaign,
-                           merge_help=merge_field_help())
+    return render_template("campaigns/form.html", form=form, campaign=campaign, merge_help=merge_field_help())
 
 
 @bp.route("/<int:campaign_id>")
@@ -131,17 +133,24 @@ def edit(campaign_id: int):
 def detail(campaign_id: int):
     """A campaign: its content, audience, preview and runs."""
     campaign = _owned(Campaign, campaign_id)
-    runs = db.session.execute(
-        select(Run).where(Run.job_id == campaign.job_id).order_by(Run.id.desc()).limit(20)
-    ).scalars().all() if campaign.job_id else []
-    return render_template("campaigns/detail.html", campaign=campaign, runs=runs,
-                           audiences=AUDIENCES, form=ConfirmForm(),
-                           rule=describe_rule(campaign.saved_filter.rule)
-                           if campaign.saved_filter else "")
+    runs = (
+        db.session.execute(select(Run).where(Run.job_id == campaign.job_id).order_by(Run.id.desc()).limit(20))
+        .scalars()
+        .all()
+        if campaign.job_id
+        else []
+    )
+    return render_template(
+        "campaigns/detail.html",
+        campaign=campaign,
+        runs=runs,
+        audiences=AUDIENCES,
+        form=ConfirmForm(),
+        rule=describe_rule(campaign.saved_filter.rule) if campaign.saved_filter else "",
+    )
 
 
-def _preview(campaign: Campaign, email: str
-             ) -> tuple[Supporter | None, EmailMessage | None, str | None]:
+def _preview(campaign: Campaign, email: str) -> tuple[Supporter | None, EmailMessage | None, str | None]:
     """(supporter, the rendered message, a problem) for the supporter with `email`, or for the
     first supporter (a sample one when there is none)."""
     query = select(Supporter)
@@ -149,13 +158,35 @@ def _preview(campaign: Campaign, email: str
     supporter = db.session.execute(query.limit(1)).scalar()
     if email and supporter is None:
         return None, None, f"No supporter has the email {email}."
-    data = {name: getattr(supporter, name) for name in ("email", "first_name", "last_name",
-            "address1", "city", "state", "zip", "phone", "donation_total")} if supporter \
+    data = (
+        {
+            name: getattr(supporter, name)
+            for name in (
+                "email",
+                "first_name",
+                "last_name",
+                "address1",
+                "city",
+                "state",
+                "zip",
+                "phone",
+                "donation_total",
+            )
+        }
+        if supporter
         else {"email": "someone@example.org", "first_name": "Alex"}
+    )
     try:
-        message = CompiledCampaign(
-            from_address=campaign.from_address, subject=campaign.subject,
-            html_body=campaign.html_body, text_body=campaign.text_body).render(data).as_email()
+        message = (
+            CompiledCampaign(
+                from_address=campaign.from_address,
+                subject=campaign.subject,
+                html_body=campaign.html_body,
+                text_body=campaign.text_body,
+            )
+            .render(data)
+            .as_email()
+        )
     except RenderError as exc:
         return supporter, None, str(exc)
     return supporter, message, None
@@ -165,8 +196,11 @@ def _parts(message: EmailMessage | None) -> dict[str, str]:
     """The text/plain and text/html parts of a message, by type."""
     if message is None:
         return {}
-    return {part.get_content_type(): part.get_content() for part in message.walk()
-            if part.get_content_type() in ("text/plain", "text/html")}
+    return {
+        part.get_content_type(): part.get_content()
+        for part in message.walk()
+        if part.get_content_type() in ("text/plain", "text/html")
+    }
 
 
 @bp.route("/<int:campaign_id>/preview")
@@ -176,8 +210,15 @@ def preview(campaign_id: int):
     campaign = _owned(Campaign, campaign_id)
     email = request.args.get("email", "").strip().lower()
     supporter, message, problem = _preview(campaign, email)
-    return render_template("campaigns/preview.html", campaign=campaign, supporter=supporter,
-                           message=message, parts=_parts(message), problem=problem, email=email)
+    return render_template(
+        "campaigns/preview.html",
+        campaign=campaign,
+        supporter=supporter,
+        message=message,
+        parts=_parts(message),
+        problem=problem,
+        email=email,
+    )
 
 
 @bp.route("/<int:campaign_id>/preview.html")
@@ -185,8 +226,7 @@ def preview(campaign_id: int):
 def preview_html(campaign_id: int):
     """The HTML part of that preview on its own, for the preview page's sandboxed frame."""
     campaign = _owned(Campaign, campaign_id)
-    _supporter, message, _problem = _preview(
-        campaign, request.args.get("email", "").strip().lower())
+    _supporter, message, _problem = _preview(campaign, request.args.get("email", "").strip().lower())
     html = _parts(message).get("text/html")
     if not html:
         abort(404)
@@ -210,10 +250,11 @@ def send_remaining(campaign_id: int):
     """After a stop: confirm with the number not reached yet, then send to them only."""
     campaign = _owned(Campaign, campaign_id)
     if campaign.status is not CampaignStatus.STOPPED:
-        return _not_sent(campaign.id, "Only a stopped campaign can be sent to the remaining "
-                                      "supporters; nothing more was sent.")
-    return _confirm_then_send(campaign, launches.remaining_size, launches.send_remaining,
-                              remaining=True)
+        return _not_sent(
+            campaign.id,
+            "Only a stopped campaign can be sent to the remaining supporters; nothing more was sent.",
+        )
+    return _confirm_then_send(campaign, launches.remaining_size, launches.send_remaining, remaining=True)
 
 
 def _confirm_then_send(campaign: Campaign, sizes, send, *, remaining: bool):
@@ -233,19 +274,30 @@ def _confirm_then_send(campaign: Campaign, sizes, send, *, remaining: bool):
         except QueueUnavailable as exc:
             flash(str(exc), "error")
             return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
-        audit.record("campaign.sent_to_remaining" if remaining else "campaign.scheduled"
-                     if run.state is RunState.SCHEDULED else "campaign.launched", campaign,
-                     detail=f"Run #{run.number} (Job # {run.id}), {total:,} supporters")
+        audit.record(
+            "campaign.sent_to_remaining"
+            if remaining
+            else "campaign.scheduled"
+            if run.state is RunState.SCHEDULED
+            else "campaign.launched",
+            campaign,
+            detail=f"Run #{run.number} (Job # {run.id}), {total:,} supporters",
+        )
         if remaining:
             flash(f"“{campaign.name}” is being sent to the remaining supporters.", "success")
         elif run.state is RunState.SCHEDULED:
-            flash(f"“{campaign.name}” is scheduled; it launches on its own at its launch time.",
-                  "success")
+            flash(f"“{campaign.name}” is scheduled; it launches on its own at its launch time.", "success")
         else:
             flash(f"“{campaign.name}” launched.", "success")
         return redirect(url_for("runs.detail", run_id=run.id))
-    return render_template("campaigns/launch.html", campaign=campaign, total=total,
-                           suppressed=suppressed, form=form, remaining=remaining)
+    return render_template(
+        "campaigns/launch.html",
+        campaign=campaign,
+        total=total,
+        suppressed=suppressed,
+        form=form,
+        remaining=remaining,
+    )
 
 
 def _not_sent(campaign_id: int, why: str):
@@ -266,8 +318,7 @@ def copy(campaign_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     draft = launches.copy_campaign(campaign, current_user)
-    audit.record("campaign.copied", draft, detail=f"Copied from “{campaign.name}” "
-                                                  f"(campaign {campaign.id})")
+    audit.record("campaign.copied", draft, detail=f"Copied from “{campaign.name}” (campaign {campaign.id})")
     flash(f"Copied into the new draft “{draft.name}”.", "success")
     return redirect(url_for("campaigns.detail", campaign_id=draft.id))
 
@@ -284,10 +335,10 @@ def filters():
         except AudienceError as exc:
             form.name.errors = [*form.name.errors, f"This filter is invalid: {exc}."]
         else:
-            db.session.add(SavedFilter(owner_id=current_user.id, name=form.name.data.strip(),
-                                       rule=rule))
+            db.session.add(SavedFilter(owner_id=current_user.id, name=form.name.data.strip(), rule=rule))
             db.session.commit()
             flash("Filter saved.", "success")
             return redirect(url_for("campaigns.filters"))
-    return render_template("campaigns/filters.html", form=form, filters=_filters(current_user.id),
-                           describe=describe_rule)
+    return render_template(
+        "campaigns/filters.html", form=form, filters=_filters(current_user.id), describe=describe_rule
+    )

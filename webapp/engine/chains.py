@@ -48,8 +48,7 @@ class GroupError(ValueError):
 
 def steps_of(group_run: Run) -> dict[int, Run]:
     """The latest run of each step of a group run, by step number."""
-    runs = db.session.execute(
-        select(Run).where(Run.parent_run_id == group_run.id).order_by(Run.id)).scalars()
+    runs = db.session.execute(select(Run).where(Run.parent_run_id == group_run.id).order_by(Run.id)).scalars()
     return {run.step: run for run in runs}
 
 
@@ -57,17 +56,21 @@ def step_jobs(group_job: Job) -> list[Job | None]:
     """The group's step jobs in order (None where a job was deleted before its steps were kept
     as GroupStep rows; deleting a job a group uses is refused since)."""
     rows = db.session.execute(
-        select(GroupStep.position, Job).join(Job, Job.id == GroupStep.job_id)
-        .where(GroupStep.group_id == group_job.id).order_by(GroupStep.position)).all()
+        select(GroupStep.position, Job)
+        .join(Job, Job.id == GroupStep.job_id)
+        .where(GroupStep.group_id == group_job.id)
+        .order_by(GroupStep.position)
+    ).all()
     return [job if job.active else None for _, job in rows]
 
 
 def _step_job(group_job: Job, number: int) -> Job | None:
     """Step `number`'s job: one query on the (group, position) unique index (hand_over's)."""
     return db.session.execute(
-        select(Job).join(GroupStep, GroupStep.job_id == Job.id)
-        .where(GroupStep.group_id == group_job.id, GroupStep.position == number,
-               Job.active.is_(True))).scalar()
+        select(Job)
+        .join(GroupStep, GroupStep.job_id == Job.id)
+        .where(GroupStep.group_id == group_job.id, GroupStep.position == number, Job.active.is_(True))
+    ).scalar()
 
 
 def _deleted_step(group_job: Job, jobs: list[Job | None]) -> str | None:
@@ -76,8 +79,10 @@ def _deleted_step(group_job: Job, jobs: list[Job | None]) -> str | None:
     if number is None:
         return None
     name = db.session.execute(
-        select(Job.name).join(GroupStep, GroupStep.job_id == Job.id)
-        .where(GroupStep.group_id == group_job.id, GroupStep.position == number)).scalar()
+        select(Job.name)
+        .join(GroupStep, GroupStep.job_id == Job.id)
+        .where(GroupStep.group_id == group_job.id, GroupStep.position == number)
+    ).scalar()
     return f"step {number}'s job “{name}” was deleted: remove it from the group"
 
 
@@ -86,8 +91,11 @@ def start(group_run: Run) -> None:
     jobs = step_jobs(group_run.job) if group_run.job else []
     if not group_run.request_id:  # a group extracts nothing: its id is given as it starts
         group_run.request_id = new_request_id()
-    move(group_run, RunState.PROCESSING,
-         note=f"Group run started: {len(jobs)} steps. Request id {group_run.request_id}.")
+    move(
+        group_run,
+        RunState.PROCESSING,
+        note=f"Group run started: {len(jobs)} steps. Request id {group_run.request_id}.",
+    )
     group_run.progress_total, group_run.progress_done = len(jobs), 0
     db.session.commit()
     if len(jobs) < MIN_STEPS:
@@ -111,10 +119,19 @@ def _start_step(group_run: Run, number: int) -> None:
 
 
 def _queue_step(group_run: Run, number: int, job: Job) -> Run:
-    step = new_run(job, group_run.started_by_id, RunState.QUEUED, trigger="group",
-                   parent_run_id=group_run.id, step=number)
-    log(step, f"Run #{step.number} requested by group “{group_run.job_name}” run "
-              f"#{group_run.number} (step {number} of {group_run.progress_total}).")
+    step = new_run(
+        job,
+        group_run.started_by_id,
+        RunState.QUEUED,
+        trigger="group",
+        parent_run_id=group_run.id,
+        step=number,
+    )
+    log(
+        step,
+        f"Run #{step.number} requested by group “{group_run.job_name}” run "
+        f"#{group_run.number} (step {number} of {group_run.progress_total}).",
+    )
     log(group_run, f"Step {number}: “{job.name}” run #{step.number} queued.")
     return step
 
@@ -126,14 +143,19 @@ def hand_over(step: Run) -> Run | None:
     step, a pause or stop asked for, the next job busy or deleted) is left to `step_ended`."""
     if not step.parent_run_id or step.state not in STEP_DONE:
         return None
-    group_run = db.session.get(Run, step.parent_run_id, populate_existing=True,
-                               options=[joinedload(Run.job)])  # one query: the chain and its job
-    if group_run is None or group_run.state is not RunState.PROCESSING or group_run.control \
-            or step.step >= (group_run.progress_total or 0) or group_run.job is None:
+    group_run = db.session.get(
+        Run, step.parent_run_id, populate_existing=True, options=[joinedload(Run.job)]
+    )  # one query: the chain and its job
+    if (
+        group_run is None
+        or group_run.state is not RunState.PROCESSING
+        or group_run.control
+        or step.step >= (group_run.progress_total or 0)
+        or group_run.job is None
+    ):
         return None
     job = _step_job(group_run.job, step.step + 1)
-    if job is None or lane_of(job.job_type) != lane_of(step.job_type) \
-            or job_busy(job.id, besides=step.id):
+    if job is None or lane_of(job.job_type) != lane_of(step.job_type) or job_busy(job.id, besides=step.id):
         return None  # (a step of the other lane waits for a slot of its own lane)
     group_run.progress_done = step.step
     next_step = _queue_step(group_run, step.step + 1, job)
@@ -156,8 +178,11 @@ def step_ended(step: Run) -> None:
             _cancel(group_run, step.step + 1, "the group run was stopped")
         elif group_run.control == "pause":
             group_run.control = None
-            move(group_run, RunState.PAUSED,
-                 note=f"Paused after step {step.step}; Resume continues with step {step.step + 1}.")
+            move(
+                group_run,
+                RunState.PAUSED,
+                note=f"Paused after step {step.step}; Resume continues with step {step.step + 1}.",
+            )
             db.session.commit()
         else:
             db.session.commit()
@@ -174,19 +199,30 @@ def step_ended(step: Run) -> None:
 
 
 def _handed_over(group_run: Run, step: Run) -> bool:
-    return db.session.execute(
-        select(Run.id).where(Run.parent_run_id == group_run.id, Run.step == step.step + 1,
-                             Run.id > step.id).limit(1)).scalar() is not None
+    return (
+        db.session.execute(
+            select(Run.id)
+            .where(Run.parent_run_id == group_run.id, Run.step == step.step + 1, Run.id > step.id)
+            .limit(1)
+        ).scalar()
+        is not None
+    )
 
 
 def _skip_from(group_run: Run, first: int, why: str) -> None:
     """Record the steps from `first` on as skipped: they never run."""
     jobs = step_jobs(group_run.job) if group_run.job else []
-    for number, job in enumerate(jobs[first - 1:], start=first):
+    for number, job in enumerate(jobs[first - 1 :], start=first):
         if job is None:
             continue
-        skipped = new_run(job, group_run.started_by, RunState.QUEUED, trigger="group",
-                          parent_run_id=group_run.id, step=number)
+        skipped = new_run(
+            job,
+            group_run.started_by,
+            RunState.QUEUED,
+            trigger="group",
+            parent_run_id=group_run.id,
+            step=number,
+        )
         move(skipped, RunState.SKIPPED, note=f"Skipped: {why}.")
         skipped.error = f"Skipped: {why}."
 
@@ -227,8 +263,14 @@ def _ended(group_run: Run) -> None:
 
 def current_step(group_run: Run) -> Run | None:
     """The step run that is queued or running now, if any."""
-    return next((run for run in steps_of(group_run).values() if not run.state.is_finished
-                 and run.state is not RunState.COLLECTING), None)
+    return next(
+        (
+            run
+            for run in steps_of(group_run).values()
+            if not run.state.is_finished and run.state is not RunState.COLLECTING
+        ),
+        None,
+    )
 
 
 def stop(group_run: Run, user: User) -> str:
@@ -280,8 +322,7 @@ def retry(group_run: Run, user: User) -> str:
     if group_run.state is not RunState.FAILED:
         raise RunActionError("Only a failed group run can be retried.")
     failed = steps_of(group_run).get(group_run.progress_done + 1)
-    _reopen(group_run, f"Retry from step {group_run.progress_done + 1} requested by "
-                       f"{user.display_name}.")
+    _reopen(group_run, f"Retry from step {group_run.progress_done + 1} requested by {user.display_name}.")
     if failed is not None and failed.state is RunState.FAILED:
         retry_run(failed, user)  # continues from its checkpoint
     else:
@@ -299,8 +340,11 @@ def _reopen(group_run: Run, note: str) -> None:
 def step_retried(step: Run) -> None:
     """A failed step was retried by itself (e.g. after its worker died): the chain reopens."""
     group_run = db.session.get(Run, step.parent_run_id)
-    if group_run is not None and group_run.state is RunState.FAILED \
-            and group_run.progress_done + 1 == step.step:
+    if (
+        group_run is not None
+        and group_run.state is RunState.FAILED
+        and group_run.progress_done + 1 == step.step
+    ):
         _reopen(group_run, f"Step {step.step} is retried; the chain continues after it.")
 
 
@@ -316,8 +360,9 @@ def after_group_run(group_run_id: int) -> int:
     launched = []
     if group_run.state is RunState.COMPLETED and definition.launch_campaigns:
         launched = _launch_campaigns(group_run, definition.campaign_ids)
-    addresses = (definition.notify_success if group_run.state is RunState.COMPLETED
-                 else definition.notify_failure)
+    addresses = (
+        definition.notify_success if group_run.state is RunState.COMPLETED else definition.notify_failure
+    )
     if not addresses:
         return 0
     subject, body = _group_message(group_run, launched)
@@ -342,21 +387,27 @@ def _group_message(group_run: Run, launched: list[Run]) -> tuple[str, str]:
     with current_app.test_request_context(base_url=current_app.config["BASE_URL"]):
         link = url_for("runs.detail", run_id=group_run.id, _external=True)
     outcome = {RunState.COMPLETED: "completed", RunState.CANCELLED: "was cancelled"}.get(
-        group_run.state, "failed")
+        group_run.state, "failed"
+    )
     lines = [f"Group “{group_run.job_name}”, run #{group_run.number} {outcome}.", ""]
     for number, step in sorted(steps_of(group_run).items()):
         took = format_duration(step.duration_seconds) if step.started_at else ""
-        lines.append(f"  {number}. {step.job_name} run #{step.number}: {step.state.value}"
-                     + (f" ({took})" if took else ""))
+        lines.append(
+            f"  {number}. {step.job_name} run #{step.number}: {step.state.value}"
+            + (f" ({took})" if took else "")
+        )
     if group_run.error:
         lines += ["", f"Reason: {group_run.error}"]
     if launched:
         lines += ["", "Campaigns launched: " + ", ".join(r.job_name for r in launched)]
-    lines += ["", f"Started: {format_local(group_run.started_at, tz) or '—'}",
-              f"Finished: {format_local(group_run.finished_at, tz) or '—'}", "",
-              f"Details: {link}"]
-    return f"[Conveyor] Group {group_run.job_name} #{group_run.number} {outcome}", \
-        "\n".join(lines) + "\n"
+    lines += [
+        "",
+        f"Started: {format_local(group_run.started_at, tz) or '—'}",
+        f"Finished: {format_local(group_run.finished_at, tz) or '—'}",
+        "",
+        f"Details: {link}",
+    ]
+    return f"[Conveyor] Group {group_run.job_name} #{group_run.number} {outcome}", "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------- expiry
@@ -367,8 +418,9 @@ def sweep_expired_groups() -> dict[str, int]:
     (their runs stay, with the group's name). The scheduler process calls this."""
     today = to_local(utcnow(), current_app.config["TIMEZONE"]).date()
     deleted = warned = 0
-    groups = db.session.execute(
-        select(Job).where(Job.job_type == GROUP, Job.active.is_(True))).scalars().all()
+    groups = (
+        db.session.execute(select(Job).where(Job.job_type == GROUP, Job.active.is_(True))).scalars().all()
+    )
     for group in groups:
         group_id = group.id
         try:
@@ -396,10 +448,13 @@ def _expire_group(group: Job, today: date) -> str | None:
         definition.expiry_warned = True
         definition.save_to(group)
         db.session.commit()
-        notify(group.owner.email, f"[Conveyor] Group {group.name} expires on {expires}",
-               f"Your group “{group.name}” expires on {expires:%A, %B %d, %Y}. On that day "
-               "its definition is deleted and cannot be recovered (its run history stays).\n"
-               "To keep it, edit the group and change its expiration.\n")
+        notify(
+            group.owner.email,
+            f"[Conveyor] Group {group.name} expires on {expires}",
+            f"Your group “{group.name}” expires on {expires:%A, %B %d, %Y}. On that day "
+            "its definition is deleted and cannot be recovered (its run history stays).\n"
+            "To keep it, edit the group and change its expiration.\n",
+        )
         return "warned"
     return None
 

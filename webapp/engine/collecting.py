@@ -13,9 +13,11 @@ from webapp.models.runs import Run
 
 def finish_collecting() -> int:
     """Collecting runs whose window is over become completed."""
-    due = db.session.execute(
-        select(Run).where(Run.state == RunState.COLLECTING, Run.collect_until <= utcnow())
-    ).scalars().all()
+    due = (
+        db.session.execute(select(Run).where(Run.state == RunState.COLLECTING, Run.collect_until <= utcnow()))
+        .scalars()
+        .all()
+    )
     for run in due:
         move(run, RunState.COMPLETED, note="The collecting window is over: results are final.")
     db.session.commit()

@@ -64,8 +64,7 @@ class RunContext:
         self.run.progress_total = total
         db.session.commit()
 
-    def commit_batch(self, *, done: int, checkpoint: dict[str, Any] | None = None,
-                     **counts: int) -> None:
+    def commit_batch(self, *, done: int, checkpoint: dict[str, Any] | None = None, **counts: int) -> None:
         """Commit a batch: progress, counts and checkpoint in the same transaction as its data."""
         run = self.run
         run.progress_done = done

@@ -17,8 +17,14 @@ RECENT_RUNS = 15  # the typical duration is the median of this many latest compl
 def typical_run_seconds(job_id: int) -> float | None:
     """The median run time, in seconds, of the job's latest completed runs (None without one)."""
     rows = db.session.execute(
-        select(Run.started_at, Run.finished_at).where(
-            Run.job_id == job_id, Run.state == RunState.COMPLETED, Run.started_at.is_not(None),
-            Run.finished_at.is_not(None))
-        .order_by(Run.id.desc()).limit(RECENT_RUNS)).all()
+        select(Run.started_at, Run.finished_at)
+        .where(
+            Run.job_id == job_id,
+            Run.state == RunState.COMPLETED,
+            Run.started_at.is_not(None),
+            Run.finished_at.is_not(None),
+        )
+        .order_by(Run.id.desc())
+        .limit(RECENT_RUNS)
+    ).all()
     return statistics.median((f - s).total_seconds() for s, f in rows) if rows else None

@@ -57,16 +57,19 @@ class _Pass:
     @classmethod
     def load(cls, runs: list[Run]) -> _Pass:
         job_ids = {run.job_id for run in runs}
-        schedules = db.session.execute(
-            select(JobSchedule).where(JobSchedule.job_id.in_(job_ids))).scalars()
+        schedules = db.session.execute(select(JobSchedule).where(JobSchedule.job_id.in_(job_ids))).scalars()
         busy: dict[int, list[Run]] = defaultdict(list)
         for run in db.session.execute(
-                select(Run).where(Run.job_id.in_(job_ids), Run.state.in_(BUSY))
-                .order_by(Run.id)).scalars():
+            select(Run).where(Run.job_id.in_(job_ids), Run.state.in_(BUSY)).order_by(Run.id)
+        ).scalars():
             busy[run.job_id].append(run)
-        return cls(now=utcnow(), tz=current_app.config["TIMEZONE"],
-                   schedules={s.job_id: s for s in schedules},
-                   blackouts=list(db.session.execute(select(Blackout)).scalars()), busy=busy)
+        return cls(
+            now=utcnow(),
+            tz=current_app.config["TIMEZONE"],
+            schedules={s.job_id: s for s in schedules},
+            blackouts=list(db.session.execute(select(Blackout)).scalars()),
+            busy=busy,
+        )
 
 
 def fire(timed: Mapping[int, str | None]) -> set[str]:
@@ -87,9 +90,15 @@ def fire(timed: Mapping[int, str | None]) -> set[str]:
 
 def _fire(timed: Mapping[int, str | None]) -> set[str]:
     """One firing pass over `timed`; raises _NotFired (nothing committed) for a run that fails."""
-    runs = db.session.execute(
-        select(Run).where(Run.id.in_(list(timed)), Run.state == RunState.SCHEDULED)
-        .order_by(Run.scheduled_for, Run.id)).scalars().all()
+    runs = (
+        db.session.execute(
+            select(Run)
+            .where(Run.id.in_(list(timed)), Run.state == RunState.SCHEDULED)
+            .order_by(Run.scheduled_for, Run.id)
+        )
+        .scalars()
+        .all()
+    )
     if not runs:
         return set()
     now_pass = _Pass.load(list(runs))
@@ -121,8 +130,10 @@ def _not_fired(run_id: int, cause: BaseException | None) -> None:
         if run is None or run.state is not RunState.SCHEDULED:
             return
         why = f" ({unexpected(cause)})" if cause is not None else ""
-        reason = (f"Skipped: the scheduler could not fire this run{why}. Check the job's "
-                  "schedule; the scheduler log has the details.")
+        reason = (
+            f"Skipped: the scheduler could not fire this run{why}. Check the job's "
+            "schedule; the scheduler log has the details."
+        )
         move(run, RunState.SKIPPED, note=reason)
         run.error, run.rq_job_id = reason, None
         db.session.commit()
@@ -135,9 +146,13 @@ def _not_fired(run_id: int, cause: BaseException | None) -> None:
 
 def fire_overdue() -> int:
     """Scheduled runs well past their time whose timed job was lost (Redis forgot it) fire now."""
-    overdue = db.session.execute(
-        select(Run).where(Run.state == RunState.SCHEDULED,
-                          Run.scheduled_for <= utcnow() - LOST_AFTER)).scalars().all()
+    overdue = (
+        db.session.execute(
+            select(Run).where(Run.state == RunState.SCHEDULED, Run.scheduled_for <= utcnow() - LOST_AFTER)
+        )
+        .scalars()
+        .all()
+    )
     for run in overdue:
         queueing.cancel_scheduled(run.rq_job_id)
     fire({run.id: None for run in overdue})
@@ -149,8 +164,10 @@ def _queued_note(run: Run, now_pass: _Pass) -> str:
     if late <= ON_TIME:
         return "Scheduled time reached; queued."
     at = format_local(run.scheduled_for, now_pass.tz)
-    return (f"Queued {format_duration(late.total_seconds())} late: the scheduler was not "
-            f"running at {at} (misfire policy: run once now).")
+    return (
+        f"Queued {format_duration(late.total_seconds())} late: the scheduler was not "
+        f"running at {at} (misfire policy: run once now)."
+    )
 
 
 def _decide(run: Run, now_pass: _Pass) -> str | None:
@@ -163,8 +180,7 @@ def _decide(run: Run, now_pass: _Pass) -> str | None:
     if run.trigger != "schedule":
         return None
     schedule = now_pass.schedules.get(run.job_id)
-    return (_missed(run, schedule, now_pass) or _blackout(run, now_pass)
-            or _overlap(run, schedule, now_pass))
+    return _missed(run, schedule, now_pass) or _blackout(run, now_pass) or _overlap(run, schedule, now_pass)
 
 
 def _missed(run: Run, schedule: JobSchedule | None, now_pass: _Pass) -> str | None:
@@ -179,13 +195,20 @@ def _missed(run: Run, schedule: JobSchedule | None, now_pass: _Pass) -> str | No
     runs_now = policy == "run_once" and now_pass.now - (later[-1] if later else planned) <= grace
     if runs_now and later:  # the latest missed occurrence runs instead of this one
         latest = later.pop()
-        caught_up = new_run(run.job, None, RunState.SCHEDULED, trigger="schedule",
-                            scheduled_for=latest, planned_for=latest)
+        caught_up = new_run(
+            run.job, None, RunState.SCHEDULED, trigger="schedule", scheduled_for=latest, planned_for=latest
+        )
         move(caught_up, RunState.QUEUED, note=_queued_note(caught_up, now_pass))
         now_pass.busy[run.job_id].append(caught_up)
     for occurrence in later:
-        missed = new_run(run.job, None, RunState.SCHEDULED, trigger="schedule",
-                         scheduled_for=occurrence, planned_for=occurrence)
+        missed = new_run(
+            run.job,
+            None,
+            RunState.SCHEDULED,
+            trigger="schedule",
+            scheduled_for=occurrence,
+            planned_for=occurrence,
+        )
         reason = _missed_reason(missed, policy, now_pass)
         move(missed, RunState.SKIPPED, note=reason)
         missed.error = reason
@@ -213,9 +236,13 @@ def _occurrences_since(schedule: JobSchedule, planned: datetime, now_pass: _Pass
     except ScheduleError:
         return []
     if found:
-        recorded = set(db.session.execute(
-            select(Run.planned_for).where(Run.job_id == schedule.job_id,
-                                          Run.planned_for.between(found[0], found[-1]))).scalars())
+        recorded = set(
+            db.session.execute(
+                select(Run.planned_for).where(
+                    Run.job_id == schedule.job_id, Run.planned_for.between(found[0], found[-1])
+                )
+            ).scalars()
+        )
         found = [at for at in found if at not in recorded]
     return found
 
@@ -237,5 +264,7 @@ def _overlap(run: Run, schedule: JobSchedule | None, now_pass: _Pass) -> str | N
     policy = schedule.overlap_policy if schedule else "skip"
     if policy == "queue" and not any(r.state is RunState.QUEUED for r in busy):
         return None
-    return (f"Skipped: run #{busy[0].number} was still {busy[0].state.value} "
-            f"(overlap policy: {'skip' if policy == 'skip' else 'at most one waiting'}).")
+    return (
+        f"Skipped: run #{busy[0].number} was still {busy[0].state.value} "
+        f"(overlap policy: {'skip' if policy == 'skip' else 'at most one waiting'})."
+    )

@@ -61,7 +61,8 @@ def send_run_notification(run_id: int, reason: str = "ended") -> int:
     with current_app.test_request_context(base_url=current_app.config["BASE_URL"]):
         link = url_for("runs.detail", run_id=run.id, _external=True)
     what = {"missed": "was missed", "long": "is running much longer than usual"}.get(
-        reason, f"ended: {run.state.value}")
+        reason, f"ended: {run.state.value}"
+    )
     counts = ", ".join(f"{value:,} {name}" for name, value in run.counts.items())
     lines = [
         f"{type_label(run.job_type)} “{run.job_name}”, run #{run.number} {what}.",
@@ -84,10 +85,17 @@ def send_run_notification(run_id: int, reason: str = "ended") -> int:
 
 def notice_long_runs() -> int:
     """Runs going over twice their job's median run time: notify once (scheduler loop)."""
-    running = db.session.execute(
-        select(Run).where(Run.state.in_([RunState.INITIALIZING, RunState.PROCESSING]),
-                          Run.long_notified.is_(False), Run.started_at.is_not(None))
-    ).scalars().all()
+    running = (
+        db.session.execute(
+            select(Run).where(
+                Run.state.in_([RunState.INITIALIZING, RunState.PROCESSING]),
+                Run.long_notified.is_(False),
+                Run.started_at.is_not(None),
+            )
+        )
+        .scalars()
+        .all()
+    )
     noticed = 0
     for run in running:
         if run.job is None or not run.job.notify_long:

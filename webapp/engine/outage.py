@@ -34,8 +34,7 @@ def clear_if_back() -> None:
     """The scheduler's check: a recorded outage is cleared once Redis answers again, even if
     every process that saw it has exited since (so the next outage records its own start)."""
     settings = db.session.get(AccountSettings, 1)
-    if settings is not None and settings.queue_down_since is not None \
-            and queueing.queue_reachable(max_age=0):
+    if settings is not None and settings.queue_down_since is not None and queueing.queue_reachable(max_age=0):
         _record(None)
 
 

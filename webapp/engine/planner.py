@@ -75,8 +75,13 @@ def plan(schedule: JobSchedule) -> Run | None:
     """Make sure the schedule's next occurrence has its scheduled run; return it. A schedule
     whose values cannot be planned gets its problem recorded instead."""
     job = schedule.job
-    if not schedule.enabled or schedule.paused or job is None or not job.active \
-            or not _may_run_by_itself(job):
+    if (
+        not schedule.enabled
+        or schedule.paused
+        or job is None
+        or not job.active
+        or not _may_run_by_itself(job)
+    ):
         schedule.next_run_at = None
         db.session.commit()
         return None
@@ -92,7 +97,8 @@ def plan(schedule: JobSchedule) -> Run | None:
     if occurrence is None:
         return None
     existing = db.session.execute(
-        select(Run).where(Run.job_id == job.id, Run.planned_for == occurrence)).scalar()
+        select(Run).where(Run.job_id == job.id, Run.planned_for == occurrence)
+    ).scalar()
     if existing is not None:
         return existing
     try:
@@ -109,9 +115,15 @@ def _may_run_by_itself(job: Job) -> bool:
 
 def unplan(job: Job) -> int:
     """Withdraw a job's planned (not started) scheduled runs, e.g. when its schedule changes."""
-    planned = db.session.execute(
-        select(Run).where(Run.job_id == job.id, Run.state == RunState.SCHEDULED,
-                          Run.trigger == "schedule")).scalars().all()
+    planned = (
+        db.session.execute(
+            select(Run).where(
+                Run.job_id == job.id, Run.state == RunState.SCHEDULED, Run.trigger == "schedule"
+            )
+        )
+        .scalars()
+        .all()
+    )
     for run in planned:
         queueing.cancel_scheduled(run.rq_job_id)
         if job.last_run_number == run.number:
@@ -126,12 +138,17 @@ def plan_due() -> int:
     one that fails is recorded and skipped, and the others are planned."""
     now = utcnow()
     resume_paused(now)
-    due = db.session.execute(
-        select(JobSchedule.id).where(JobSchedule.enabled.is_(True),
-                                     JobSchedule.paused_at.is_(None),
-                                     or_(JobSchedule.next_run_at.is_(None),
-                                         JobSchedule.next_run_at <= now))
-    ).scalars().all()
+    due = (
+        db.session.execute(
+            select(JobSchedule.id).where(
+                JobSchedule.enabled.is_(True),
+                JobSchedule.paused_at.is_(None),
+                or_(JobSchedule.next_run_at.is_(None), JobSchedule.next_run_at <= now),
+            )
+        )
+        .scalars()
+        .all()
+    )
     planned = 0
     for schedule_id in due:
         if _isolated(schedule_id, "planning it failed", plan) is not None:
@@ -147,8 +164,7 @@ def _isolated(schedule_id: int, what: str, action: Callable[[JobSchedule], T]) -
         return None if schedule is None else action(schedule)
     except Exception as exc:
         db.session.rollback()
-        reason = (f"{what} unexpectedly ({unexpected(exc)}); the scheduler log has the "
-                  "details")
+        reason = f"{what} unexpectedly ({unexpected(exc)}); the scheduler log has the details"
         try:
             new = record_problem(schedule_id, reason)
         except Exception:
@@ -159,8 +175,7 @@ def _isolated(schedule_id: int, what: str, action: Callable[[JobSchedule], T]) -
         return None
 
 
-def pause_schedule(schedule: JobSchedule, user_id: int, reason: str,
-                   resume_on: date | None) -> None:
+def pause_schedule(schedule: JobSchedule, user_id: int, reason: str, resume_on: date | None) -> None:
     """Pause a schedule (its planned run is withdrawn) until resumed, or until `resume_on`."""
     schedule.paused_reason, schedule.paused_by_id = reason, user_id
     schedule.paused_at, schedule.resume_on = utcnow(), resume_on
@@ -180,10 +195,17 @@ def resume_schedule(schedule: JobSchedule) -> Run | None:
 def resume_paused(now: datetime) -> int:
     """Pauses whose automatic resume date has come end by themselves."""
     today = to_local(now, current_app.config["TIMEZONE"]).date()
-    due = db.session.execute(
-        select(JobSchedule.id).where(JobSchedule.paused_at.is_not(None),
-                                     JobSchedule.resume_on.is_not(None),
-                                     JobSchedule.resume_on <= today)).scalars().all()
+    due = (
+        db.session.execute(
+            select(JobSchedule.id).where(
+                JobSchedule.paused_at.is_not(None),
+                JobSchedule.resume_on.is_not(None),
+                JobSchedule.resume_on <= today,
+            )
+        )
+        .scalars()
+        .all()
+    )
     for schedule_id in due:
         _isolated(schedule_id, "resuming it failed", resume_schedule)
     return len(due)
@@ -198,8 +220,15 @@ def covering(blackouts: list[Blackout], job_id: int | None, day: date) -> Blacko
 def blackout_for(job_id: int | None, moment: datetime) -> Blackout | None:
     """The blackout (account-wide or the job's own) covering a UTC instant's local date."""
     day = to_local(moment, current_app.config["TIMEZONE"]).date()
-    candidates = db.session.execute(
-        select(Blackout).where(or_(Blackout.job_id.is_(None), Blackout.job_id == job_id),
-                               Blackout.start_date <= day, Blackout.end_date >= day)
-    ).scalars().all()
+    candidates = (
+        db.session.execute(
+            select(Blackout).where(
+                or_(Blackout.job_id.is_(None), Blackout.job_id == job_id),
+                Blackout.start_date <= day,
+                Blackout.end_date >= day,
+            )
+        )
+        .scalars()
+        .all()
+    )
     return covering(list(candidates), job_id, day)

@@ -27,9 +27,12 @@ JOB_TIMEOUT = 7 * 24 * 3600  # runs stop themselves; RQ's timeout is only a last
 class QueueUnavailable(RuntimeError):
     """The job queue (Redis) cannot be reached; the message says so for a person."""
 
-    def __init__(self, message: str = "The job queue is unreachable right now, so nothing was "
-                 "started or changed. Try again once it is back (the banner at the top of the "
-                 "page goes away).") -> None:
+    def __init__(
+        self,
+        message: str = "The job queue is unreachable right now, so nothing was "
+        "started or changed. Try again once it is back (the banner at the top of the "
+        "page goes away).",
+    ) -> None:
         super().__init__(message)
 
 
@@ -47,9 +50,7 @@ def redis_connection() -> Redis:
     """This process's Redis connection for the current app (opened once)."""
     ext = current_app.extensions
     if "conveyor_redis" not in ext:
-        ext["conveyor_redis"] = connect(
-            current_app.config["REDIS_URL"], current_app.config["VAR_DIR"]
-        )
+        ext["conveyor_redis"] = connect(current_app.config["REDIS_URL"], current_app.config["VAR_DIR"])
     return ext["conveyor_redis"]
 
 
@@ -70,9 +71,15 @@ def lane_queues(lane: str = "all") -> list[Queue]:
 
 def enqueue_run(run_id: int, rq_job_id: str, lane: str = "data") -> None:
     """Put a run on its lane's queue under a fresh RQ job id."""
-    run_queue(lane).enqueue(RUN_FUNCTION, run_id, job_id=rq_job_id, job_timeout=JOB_TIMEOUT,
-                        result_ttl=3600, failure_ttl=7 * 24 * 3600,
-                        description=f"Conveyor run {run_id}")
+    run_queue(lane).enqueue(
+        RUN_FUNCTION,
+        run_id,
+        job_id=rq_job_id,
+        job_timeout=JOB_TIMEOUT,
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"Conveyor run {run_id}",
+    )
 
 
 def new_run_job_id(run_id: int) -> str:
@@ -114,16 +121,20 @@ def scheduler(fire: FireHook | None = None) -> FiringScheduler:
     """The run queue's rq-scheduler (with `fire`, the one the scheduler process loops on)."""
     # interval 1: the loop passes every second, and a killed scheduler's lock (held for the
     # interval + 10 s) lets another one fire within 11 s instead of 70
-    return FiringScheduler(queue=run_queue(), connection=redis_connection(), fire=fire,
-                           interval=1)
+    return FiringScheduler(queue=run_queue(), connection=redis_connection(), fire=fire, interval=1)
 
 
 def schedule_run_job(run_id: int, when_utc: datetime) -> str:
     """At `when_utc` (naive UTC), scheduled run `run_id` comes due: its own timed job."""
-    job = scheduler().enqueue_at(when_utc.replace(tzinfo=UTC), RUN_FUNCTION, run_id,
-                                 job_id=new_run_job_id(run_id), timeout=JOB_TIMEOUT,
-                                 job_result_ttl=3600,
-                                 job_description=f"Conveyor run {run_id} (scheduled)")
+    job = scheduler().enqueue_at(
+        when_utc.replace(tzinfo=UTC),
+        RUN_FUNCTION,
+        run_id,
+        job_id=new_run_job_id(run_id),
+        timeout=JOB_TIMEOUT,
+        job_result_ttl=3600,
+        job_description=f"Conveyor run {run_id} (scheduled)",
+    )
     return job.id
 
 
@@ -138,8 +149,7 @@ def cancel_scheduled(rq_job_id: str | None) -> None:
         try:
             scheduler().cancel(rq_job_id)
         except UNREACHABLE:
-            current_app.logger.warning("job queue unreachable: timed job %s left to expire",
-                                       rq_job_id)
+            current_app.logger.warning("job queue unreachable: timed job %s left to expire", rq_job_id)
             return
         cancel_rq_job(rq_job_id)
 
@@ -147,11 +157,9 @@ def cancel_scheduled(rq_job_id: str | None) -> None:
 def enqueue_followup(function: str, *args: Any) -> None:
     """A small follow-up job (a notification), run by a worker rather than inside a callback."""
     try:
-        run_queue().enqueue(function, *args, job_timeout=300, result_ttl=600,
-                            failure_ttl=7 * 24 * 3600)
+        run_queue().enqueue(function, *args, job_timeout=300, result_ttl=600, failure_ttl=7 * 24 * 3600)
     except UNREACHABLE:
-        current_app.logger.exception("job queue unreachable: follow-up %s%r not sent",
-                                     function, args)
+        current_app.logger.exception("job queue unreachable: follow-up %s%r not sent", function, args)
 
 
 def current_job_id() -> str | None:

@@ -33,8 +33,10 @@ def worker_died_reason(run: Run, tz_name: str) -> str:
     job_type = REGISTRY.get(run.job_type)
     verb = job_type.noun_past if job_type else "processed"
     of_total = f" of {run.progress_total:,}" if run.progress_total is not None else ""
-    return (f"the worker running this job stopped at {at}; "
-            f"{run.progress_done:,}{of_total} rows were {verb}. Retry continues from there.")
+    return (
+        f"the worker running this job stopped at {at}; "
+        f"{run.progress_done:,}{of_total} rows were {verb}. Retry continues from there."
+    )
 
 
 def reconcile() -> dict[str, int]:
@@ -43,10 +45,15 @@ def reconcile() -> dict[str, int]:
     dead_after = timedelta(seconds=current_app.config["DEAD_AFTER_SECONDS"])
     tz_name = current_app.config["TIMEZONE"]
     failed = redispatched = 0
-    running = db.session.execute(
-        select(Run).where(Run.state.in_([RunState.INITIALIZING, RunState.PROCESSING]),
-                          Run.job_type != GROUP)  # a group run has no worker: its steps do
-    ).scalars().all()
+    running = (
+        db.session.execute(
+            select(Run).where(
+                Run.state.in_([RunState.INITIALIZING, RunState.PROCESSING]), Run.job_type != GROUP
+            )  # a group run has no worker: its steps do
+        )
+        .scalars()
+        .all()
+    )
     for run in running:
         last_sign = run.heartbeat_at or run.started_at or run.created_at
         if now - last_sign < dead_after:
@@ -63,9 +70,11 @@ def reconcile() -> dict[str, int]:
         failed += 1
         after_run_ended(run)
         dispatch()
-    waiting = db.session.execute(
-        select(Run).where(Run.state == RunState.QUEUED, Run.rq_job_id.is_not(None))
-    ).scalars().all()
+    waiting = (
+        db.session.execute(select(Run).where(Run.state == RunState.QUEUED, Run.rq_job_id.is_not(None)))
+        .scalars()
+        .all()
+    )
     db.session.commit()
     lost = [(run.id, run.rq_job_id) for run in waiting if queueing.rq_status(run.rq_job_id) in LOST]
     if lost:
@@ -74,9 +83,11 @@ def reconcile() -> dict[str, int]:
         if queueing.rq_status(rq_job_id) not in LOST:
             continue
         redispatched += db.session.execute(
-            update(Run).where(Run.id == run_id, Run.state == RunState.QUEUED,
-                              Run.rq_job_id == rq_job_id).values(rq_job_id=None)
-            .execution_options(synchronize_session=False)).rowcount
+            update(Run)
+            .where(Run.id == run_id, Run.state == RunState.QUEUED, Run.rq_job_id == rq_job_id)
+            .values(rq_job_id=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
         db.session.commit()
     dispatch()
     return {"failed": failed, "redispatched": redispatched, "armed": _arm_unarmed()}
@@ -84,7 +95,13 @@ def reconcile() -> dict[str, int]:
 
 def _arm_unarmed() -> int:
     """Scheduled runs saved while Redis was unreachable get their timed job now."""
-    unarmed = db.session.execute(
-        select(Run).where(Run.state == RunState.SCHEDULED, Run.rq_job_id.is_(None),
-                          Run.scheduled_for.is_not(None))).scalars().all()
+    unarmed = (
+        db.session.execute(
+            select(Run).where(
+                Run.state == RunState.SCHEDULED, Run.rq_job_id.is_(None), Run.scheduled_for.is_not(None)
+            )
+        )
+        .scalars()
+        .all()
+    )
     return sum(int(arm_timed_job(run)) for run in unarmed)

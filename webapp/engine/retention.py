@@ -31,10 +31,15 @@ def sweep_results() -> int:
     is logged and tried again at the next sweep)."""
     days = AccountSettings.get().retention_days
     cutoff = utcnow() - timedelta(days=days)
-    expired = db.session.execute(
-        select(Run).where(Run.result_path.is_not(None), Run.result_deleted_at.is_(None),
-                          Run.finished_at < cutoff)
-    ).scalars().all()
+    expired = (
+        db.session.execute(
+            select(Run).where(
+                Run.result_path.is_not(None), Run.result_deleted_at.is_(None), Run.finished_at < cutoff
+            )
+        )
+        .scalars()
+        .all()
+    )
     deleted = 0
     for run in expired:
         try:
@@ -66,17 +71,27 @@ def sweep_logs() -> int:
     cutoff = utcnow() - timedelta(days=_retention_days())
     swept = 0
     while True:
-        run_ids = db.session.execute(
-            select(RunLogLine.run_id).join(Run, Run.id == RunLogLine.run_id)
-            .where(Run.finished_at < cutoff, RunLogLine.message != LOG_DELETED)
-            .distinct().limit(LOG_BATCH)
-        ).scalars().all()
+        run_ids = (
+            db.session.execute(
+                select(RunLogLine.run_id)
+                .join(Run, Run.id == RunLogLine.run_id)
+                .where(Run.finished_at < cutoff, RunLogLine.message != LOG_DELETED)
+                .distinct()
+                .limit(LOG_BATCH)
+            )
+            .scalars()
+            .all()
+        )
         if not run_ids:
             return swept
         db.session.execute(delete(RunLogLine).where(RunLogLine.run_id.in_(run_ids)))
-        db.session.execute(insert(RunLogLine), [
-            {"run_id": run_id, "at": utcnow(), "level": "info", "message": LOG_DELETED}
-            for run_id in run_ids])
+        db.session.execute(
+            insert(RunLogLine),
+            [
+                {"run_id": run_id, "at": utcnow(), "level": "info", "message": LOG_DELETED}
+                for run_id in run_ids
+            ],
+        )
         db.session.commit()
         swept += len(run_ids)
 
@@ -85,22 +100,29 @@ def sweep_outbox() -> int:
     """Delete local-outbox messages (and half-written ones) older than the retention period;
     return how many files."""
     cutoff = time.time() - _retention_days() * 86400
-    return sum(_remove(entry.path) for entry in _files_older_than(
-        current_app.config["OUTBOX_DIR"], cutoff) if entry.name.endswith((".eml", ".eml.part")))
+    return sum(
+        _remove(entry.path)
+        for entry in _files_older_than(current_app.config["OUTBOX_DIR"], cutoff)
+        if entry.name.endswith((".eml", ".eml.part"))
+    )
 
 
 def sweep_partial_results() -> int:
     """Delete half-written result files older than the retention period that no run can continue
     (their run ended other than failed, or is gone); return how many."""
     cutoff = time.time() - _retention_days() * 86400
-    old = {entry.path: int(match.group(1))
-           for entry in _files_older_than(current_app.config["RESULTS_DIR"], cutoff)
-           if (match := _PARTIAL_RESULT.match(entry.name))}
+    old = {
+        entry.path: int(match.group(1))
+        for entry in _files_older_than(current_app.config["RESULTS_DIR"], cutoff)
+        if (match := _PARTIAL_RESULT.match(entry.name))
+    }
     if not old:
         return 0
-    resumable = set(db.session.execute(  # a failed run's retry continues its partial file
-        select(Run.id).where(Run.id.in_(set(old.values())),
-                             Run.state.in_([*ACTIVE, RunState.FAILED]))).scalars())
+    resumable = set(
+        db.session.execute(  # a failed run's retry continues its partial file
+            select(Run.id).where(Run.id.in_(set(old.values())), Run.state.in_([*ACTIVE, RunState.FAILED]))
+        ).scalars()
+    )
     return sum(_remove(path) for path, run_id in old.items() if run_id not in resumable)
 
 
@@ -109,8 +131,7 @@ def upload_files_in_use() -> set[str]:
     deleted jobs with a run that has not finished (a paused import resumes from its file)."""
     unfinished = select(Run.job_id).where(Run.state.in_(ACTIVE), Run.job_id.is_not(None))
     paths = db.session.execute(
-        select(Job.params["path"].as_string())
-        .where(or_(Job.active.is_(True), Job.id.in_(unfinished)))
+        select(Job.params["path"].as_string()).where(or_(Job.active.is_(True), Job.id.in_(unfinished)))
     ).scalars()
     return {os.path.basename(path) for path in paths if path}
 
@@ -146,8 +167,7 @@ def _files_older_than(folder: str, cutoff: float) -> Iterator[os.DirEntry]:
     """The regular files directly in `folder` last written before `cutoff` (a Unix time)."""
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.is_file(follow_symlinks=False) \
-                    and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
                 yield entry
 
 

@@ -63,16 +63,15 @@ def _rehearse_a_hand_over() -> None:
     if owner is None:
         return
     try:
-        steps = [Job(owner_id=owner.id, job_type="user_data_export", name="warm-up")
-                 for _ in range(2)]
+        steps = [Job(owner_id=owner.id, job_type="user_data_export", name="warm-up") for _ in range(2)]
         group = Job(owner_id=owner.id, job_type=GROUP, name="warm-up")
         db.session.add_all([*steps, group])
         db.session.flush()
         GroupDefinition(steps=[job.id for job in steps]).save_to(group)
-        group_run = new_run(group, owner, RunState.PROCESSING, trigger="group",
-                            progress_total=len(steps))
-        step = new_run(steps[0], owner, RunState.PROCESSING, trigger="group",
-                       parent_run_id=group_run.id, step=1)
+        group_run = new_run(group, owner, RunState.PROCESSING, trigger="group", progress_total=len(steps))
+        step = new_run(
+            steps[0], owner, RunState.PROCESSING, trigger="group", parent_run_id=group_run.id, step=1
+        )
         step_id = step.id
         db.session.expunge_all()  # what follows reads the rows as a work horse does
         step = db.session.get(Run, step_id)
@@ -98,9 +97,7 @@ class Heartbeat(threading.Thread):
         while not self.stopped.wait(self.every):
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(
-                        update(Run).where(Run.id == self.run_id).values(heartbeat_at=utcnow())
-                    )
+                    conn.execute(update(Run).where(Run.id == self.run_id).values(heartbeat_at=utcnow()))
             except Exception:  # a missed beat is retried at the next tick
                 continue
 
@@ -166,21 +163,32 @@ def plain_reason(exc: BaseException) -> str:
     database or other unexpected error is named without its SQL, parameters or data."""
     if isinstance(exc, JobError) or type(exc).__module__.startswith("webapp."):
         text = " ".join(str(exc).split())  # Conveyor's own errors are worded for people
-        return text[:REASON_LIMIT - 1] + "…" if len(text) > REASON_LIMIT else text
+        return text[: REASON_LIMIT - 1] + "…" if len(text) > REASON_LIMIT else text
     if isinstance(exc, DBAPIError | SQLAlchemyError):
-        kind = "the database refused a change" if isinstance(exc, IntegrityError) \
+        kind = (
+            "the database refused a change"
+            if isinstance(exc, IntegrityError)
             else "the database could not be reached or answered with an error"
-        return (f"{kind} ({type(exc.orig if getattr(exc, 'orig', None) else exc).__name__}); "
-                "what was committed before stays, and Retry continues from there.")
+        )
+        return (
+            f"{kind} ({type(exc.orig if getattr(exc, 'orig', None) else exc).__name__}); "
+            "what was committed before stays, and Retry continues from there."
+        )
     if isinstance(exc, FileNotFoundError) and exc.filename:
-        return (f"the file {os.path.basename(str(exc.filename))} is no longer there "
-                "(FileNotFoundError); upload it again in a new job.")
+        return (
+            f"the file {os.path.basename(str(exc.filename))} is no longer there "
+            "(FileNotFoundError); upload it again in a new job."
+        )
     if isinstance(exc, OSError):
         detail = exc.strerror or str(exc)
-        return (f"a file or network operation failed ({type(exc).__name__}: "
-                f"{detail[:120]}); Retry continues from there.")
-    return (f"an unexpected error ({type(exc).__name__}) stopped the run; the details are in "
-            "the worker's log. Retry continues from where it stopped.")
+        return (
+            f"a file or network operation failed ({type(exc).__name__}: "
+            f"{detail[:120]}); Retry continues from there."
+        )
+    return (
+        f"an unexpected error ({type(exc).__name__}) stopped the run; the details are in "
+        "the worker's log. Retry continues from where it stopped."
+    )
 
 
 def _commit_keeping_values() -> None:

@@ -33,21 +33,32 @@ class RunActionError(ValueError):
 @cache
 def _next_run_number() -> Update:
     job = Job.__table__
-    return (update(job).where(job.c.id == bindparam("of_job"))
-            .values(last_run_number=job.c.last_run_number + 1).returning(job.c.last_run_number))
+    return (
+        update(job)
+        .where(job.c.id == bindparam("of_job"))
+        .values(last_run_number=job.c.last_run_number + 1)
+        .returning(job.c.last_run_number)
+    )
 
 
-def new_run(job: Job, user: User | int | None, state: RunState, *, trigger: str,
-            **fields) -> Run:
+def new_run(job: Job, user: User | int | None, state: RunState, *, trigger: str, **fields) -> Run:
     """A new Run row of `job` with the job's next number (flushed, not committed); `user` who
     asked for it (or their id). The number is taken by one UPDATE … RETURNING: two runs of a
     job asked for at once never get the same one."""
     number = db.session.execute(_next_run_number(), {"of_job": job.id}).scalar_one()
     set_committed_value(job, "last_run_number", number)
-    run = Run(job_id=job.id, owner_id=job.owner_id,
-              started_by_id=user.id if isinstance(user, User) else user,
-              job_type=job.job_type, job_name=job.name, number=number,
-              state=state, trigger=trigger, checkpoint={}, **fields)
+    run = Run(
+        job_id=job.id,
+        owner_id=job.owner_id,
+        started_by_id=user.id if isinstance(user, User) else user,
+        job_type=job.job_type,
+        job_name=job.name,
+        number=number,
+        state=state,
+        trigger=trigger,
+        checkpoint={},
+        **fields,
+    )
     db.session.add(run)
     db.session.flush()
     return run
@@ -76,7 +87,8 @@ def _taking_a_slot(run_table, lane: str = "data"):
     CONVEYOR_EMAIL_CONCURRENCY for sends): executing, or handed to a worker."""
     return _in_lane(run_table, lane) & (
         run_table.c.state.in_([RunState.INITIALIZING.value, RunState.PROCESSING.value])
-        | ((run_table.c.state == RunState.QUEUED.value) & run_table.c.rq_job_id.is_not(None)))
+        | ((run_table.c.state == RunState.QUEUED.value) & run_table.c.rq_job_id.is_not(None))
+    )
 
 
 def lane_limit(lane: str) -> int:
@@ -90,7 +102,8 @@ def _job_busy(run_table, job_id_column):
     return exists().where(
         run_table.c.job_id == job_id_column,
         run_table.c.state.in_([s.value for s in HOLDING])
-        | ((run_table.c.state == RunState.QUEUED.value) & run_table.c.rq_job_id.is_not(None)))
+        | ((run_table.c.state == RunState.QUEUED.value) & run_table.c.rq_job_id.is_not(None)),
+    )
 
 
 @cache
@@ -101,8 +114,7 @@ def _job_busy_statement() -> Select:
 
 def job_busy(job_id: int, *, besides: int) -> bool:
     """Whether a run of the job other than run `besides` holds it or was handed to a worker."""
-    return bool(db.session.execute(
-        _job_busy_statement(), {"job_id": job_id, "besides": besides}).scalar())
+    return bool(db.session.execute(_job_busy_statement(), {"job_id": job_id, "besides": besides}).scalar())
 
 
 def _lock_dispatching() -> None:
@@ -140,16 +152,26 @@ def _dispatch_lane(lane: str, timed: Mapping[int, str], going: dict[str, str], o
             break
         candidate = db.session.execute(
             select(waiting.c.id)
-            .where(waiting.c.state == RunState.QUEUED.value, waiting.c.rq_job_id.is_(None),
-                   _in_lane(waiting, lane), ~_job_busy(other, waiting.c.job_id))
-            .order_by(waiting.c.id).limit(1)).scalar()
+            .where(
+                waiting.c.state == RunState.QUEUED.value,
+                waiting.c.rq_job_id.is_(None),
+                _in_lane(waiting, lane),
+                ~_job_busy(other, waiting.c.job_id),
+            )
+            .order_by(waiting.c.id)
+            .limit(1)
+        ).scalar()
         if candidate is None:
             break
         rq_job_id = timed.get(candidate) or queueing.new_run_job_id(candidate)
         claimed = db.session.execute(
             update(Run)
-            .where(Run.id == candidate, Run.rq_job_id.is_(None), ~_job_busy(other, Run.job_id),
-                   in_use.scalar_subquery() < limit)
+            .where(
+                Run.id == candidate,
+                Run.rq_job_id.is_(None),
+                ~_job_busy(other, Run.job_id),
+                in_use.scalar_subquery() < limit,
+            )
             .values(rq_job_id=rq_job_id)
             .execution_options(synchronize_session=False)
         ).rowcount
@@ -169,16 +191,27 @@ def _start_waiting_groups(other) -> None:
     """Group runs whose group is free start their chain here: they need no worker."""
     from webapp.engine import chains  # chains builds on this module
 
-    waiting = db.session.execute(
-        select(Run.id).where(Run.state == RunState.QUEUED, Run.job_type == GROUP,
-                             Run.rq_job_id.is_(None), ~_job_busy(other, Run.job_id))
-        .order_by(Run.id)).scalars().all()
+    waiting = (
+        db.session.execute(
+            select(Run.id)
+            .where(
+                Run.state == RunState.QUEUED,
+                Run.job_type == GROUP,
+                Run.rq_job_id.is_(None),
+                ~_job_busy(other, Run.job_id),
+            )
+            .order_by(Run.id)
+        )
+        .scalars()
+        .all()
+    )
     for run_id in waiting:
         claimed = db.session.execute(
-            update(Run).where(Run.id == run_id, Run.rq_job_id.is_(None),
-                              ~_job_busy(other, Run.job_id))
+            update(Run)
+            .where(Run.id == run_id, Run.rq_job_id.is_(None), ~_job_busy(other, Run.job_id))
             .values(rq_job_id=f"group-{run_id}")
-            .execution_options(synchronize_session=False)).rowcount
+            .execution_options(synchronize_session=False)
+        ).rowcount
         db.session.commit()
         if claimed:
             run = db.session.get(Run, run_id)
@@ -209,31 +242,45 @@ def queue_position(run: Run) -> tuple[int, Run | None]:
     line = Run.__table__.alias("line")
     lane = lane_of(run.job_type)
     ahead = db.session.execute(
-        select(func.count()).select_from(line).where(
+        select(func.count())
+        .select_from(line)
+        .where(
             line.c.id != run.id,
-            ((line.c.state == RunState.QUEUED.value) & (line.c.id < run.id)
-             & _in_lane(line, lane))
+            ((line.c.state == RunState.QUEUED.value) & (line.c.id < run.id) & _in_lane(line, lane))
             | _taking_a_slot(line, lane)
-            | ((line.c.job_id == run.job_id) & line.c.state.in_([s.value for s in HOLDING])))
+            | ((line.c.job_id == run.job_id) & line.c.state.in_([s.value for s in HOLDING])),
+        )
     ).scalar()
     blocking = db.session.execute(
-        select(Run).where(Run.job_id == run.job_id, Run.id != run.id,
-                          Run.state.in_(HOLDING) | ((Run.state == RunState.QUEUED)
-                                                    & (Run.id < run.id)))
-        .order_by(Run.id).limit(1)).scalar()
+        select(Run)
+        .where(
+            Run.job_id == run.job_id,
+            Run.id != run.id,
+            Run.state.in_(HOLDING) | ((Run.state == RunState.QUEUED) & (Run.id < run.id)),
+        )
+        .order_by(Run.id)
+        .limit(1)
+    ).scalar()
     if blocking is None:
         blocking = db.session.execute(
-            select(Run).where(Run.id.in_(select(line.c.id).where(_taking_a_slot(line, lane))),
-                              Run.id != run.id)
-            .order_by(Run.started_at.is_(None), Run.started_at, Run.id).limit(1)).scalar()
+            select(Run)
+            .where(Run.id.in_(select(line.c.id).where(_taking_a_slot(line, lane))), Run.id != run.id)
+            .order_by(Run.started_at.is_(None), Run.started_at, Run.id)
+            .limit(1)
+        ).scalar()
     return ahead + 1, blocking
 
 
-def schedule_run(job: Job, user: User | None, when: datetime, *,
-                 trigger: str = "manual", planned_for: datetime | None = None) -> Run:
+def schedule_run(
+    job: Job,
+    user: User | None,
+    when: datetime,
+    *,
+    trigger: str = "manual",
+    planned_for: datetime | None = None,
+) -> Run:
     """Create a run that waits, scheduled, until `when` (naive UTC): its own timed RQ job."""
-    run = new_run(job, user, RunState.SCHEDULED, trigger=trigger, scheduled_for=when,
-                  planned_for=planned_for)
+    run = new_run(job, user, RunState.SCHEDULED, trigger=trigger, scheduled_for=when, planned_for=planned_for)
     log(run, f"Run #{run.number} scheduled by {user.display_name if user else 'the scheduler'}.")
     db.session.commit()
     arm_timed_job(run)
@@ -336,8 +383,9 @@ def cancel_paused(run: Run, user: User) -> str:
 
 def can_kill(run: Run) -> bool:
     """A stop was asked for long enough ago and the run is still executing."""
-    if run.control != "stop" or not run.state.is_running or run.control_at is None \
-            or run.job_type == GROUP:  # a group run has no work horse: its step can be killed
+    if (
+        run.control != "stop" or not run.state.is_running or run.control_at is None or run.job_type == GROUP
+    ):  # a group run has no work horse: its step can be killed
         return False
     waited = utcnow() - run.control_at
     return waited >= timedelta(seconds=current_app.config["KILL_AFTER_SECONDS"])

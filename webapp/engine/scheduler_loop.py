@@ -47,10 +47,10 @@ def loop(*, once: bool = False) -> None:
             run_duty("audit retention", _sweep_audit)
             run_duty("log retention", lambda: _swept("run logs", retention.sweep_logs()))
             run_duty("upload retention", lambda: _swept("uploads", retention.sweep_uploads()))
-            run_duty("outbox retention",
-                     lambda: _swept("outbox messages", retention.sweep_outbox()))
-            run_duty("partial results",
-                     lambda: _swept("partial result files", retention.sweep_partial_results()))
+            run_duty("outbox retention", lambda: _swept("outbox messages", retention.sweep_outbox()))
+            run_duty(
+                "partial results", lambda: _swept("partial result files", retention.sweep_partial_results())
+            )
             run_duty("group expiry", _expire_groups)
         db.session.remove()
         if once:

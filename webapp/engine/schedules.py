@@ -43,10 +43,14 @@ class ScheduleError(ValueError):
     """A schedule with values that cannot describe any run."""
 
 
-_USES_TIME = frozenset({
-    ScheduleKind.TIMES_PER_DAY, ScheduleKind.DAYS_OF_WEEK,
-    ScheduleKind.DAY_OF_MONTH, ScheduleKind.WEEKDAY_OF_MONTH,
-})
+_USES_TIME = frozenset(
+    {
+        ScheduleKind.TIMES_PER_DAY,
+        ScheduleKind.DAYS_OF_WEEK,
+        ScheduleKind.DAY_OF_MONTH,
+        ScheduleKind.WEEKDAY_OF_MONTH,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,7 @@ def _check_plannable(what: str, day: date) -> None:
     """Raise ScheduleError for a day after the last one Conveyor plans."""
     if day > LAST_PLANNABLE:
         last = f"{LAST_PLANNABLE:%b} {LAST_PLANNABLE.day}, {LAST_PLANNABLE.year}"
-        raise ScheduleError(f"{what} {day.isoformat()} is after {last}, the last day Conveyor "
-                            "can plan")
+        raise ScheduleError(f"{what} {day.isoformat()} is after {last}, the last day Conveyor can plan")
 
 
 def _check_slot(slot: int | None) -> None:

@@ -43,9 +43,7 @@ class RunState(enum.StrEnum):
         return self in (RunState.INITIALIZING, RunState.PROCESSING, RunState.PAUSED)
 
 
-FINISHED = frozenset(
-    {RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.SKIPPED}
-)
+FINISHED = frozenset({RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.SKIPPED})
 ACTIVE = frozenset(set(RunState) - FINISHED)
 
 S = RunState
@@ -74,9 +72,7 @@ class IllegalTransition(ValueError):
 
     def __init__(self, source: RunState, target: RunState) -> None:
         allowed = ", ".join(sorted(s.value for s in TRANSITIONS[source])) or "nothing"
-        super().__init__(
-            f"a {source.value} run cannot become {target.value} (it can become: {allowed})"
-        )
+        super().__init__(f"a {source.value} run cannot become {target.value} (it can become: {allowed})")
         self.source = source
         self.target = target
 

@@ -10,8 +10,7 @@ from webapp.models.base import utcnow
 from webapp.models.runs import Run, RunLogLine
 
 
-def move(run: Run, target: RunState, *, note: str | None = None,
-         at: datetime | None = None) -> None:
+def move(run: Run, target: RunState, *, note: str | None = None, at: datetime | None = None) -> None:
     """Move `run` to `target` (refusing illegal moves) and keep its times and monitor flag
     (`at`: when the move happened, if not now)."""
     check_transition(run.state, target)

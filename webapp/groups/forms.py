@@ -35,8 +35,13 @@ class CampaignsForm(FlaskForm):
 
     launch_campaigns = BooleanField("Launch campaigns")
     campaign_ids = SelectMultipleField(
-        "Select campaigns", coerce=int, choices=[], widget=ListWidget(prefix_label=False),
-        option_widget=CheckboxInput(), validate_choice=False)
+        "Select campaigns",
+        coerce=int,
+        choices=[],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+        validate_choice=False,
+    )
 
     def validate_campaign_ids(self, field: SelectMultipleField) -> None:
         known = {value for value, _label in field.choices}
@@ -58,11 +63,15 @@ class NotifyForm(FlaskForm):
     """Step 3: who hears how a group run ended."""
 
     notify_success = TextAreaField(
-        "Notify after success", validators=[Length(max=2000), _addresses],
-        description="Email addresses, separated by commas or new lines.")
+        "Notify after success",
+        validators=[Length(max=2000), _addresses],
+        description="Email addresses, separated by commas or new lines.",
+    )
     notify_failure = TextAreaField(
-        "Notify after failure", validators=[Length(max=2000), _addresses],
-        description="Email addresses, separated by commas or new lines.")
+        "Notify after failure",
+        validators=[Length(max=2000), _addresses],
+        description="Email addresses, separated by commas or new lines.",
+    )
 
 
 class ExpirationForm(FlaskForm):

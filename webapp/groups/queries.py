@@ -49,8 +49,7 @@ class GroupState:
 def group_state(definition: GroupDefinition, today: date) -> GroupState:
     """Draft or Active, whether it expires within a week, and its expiry in words."""
     expires = definition.expiry_date
-    soon = (not definition.never_expires and expires is not None
-            and expires - today <= EXPIRES_SOON)
+    soon = not definition.never_expires and expires is not None and expires - today <= EXPIRES_SOON
     if definition.never_expires:
         expiry = "Never expires"
     elif expires is not None:
@@ -64,33 +63,40 @@ def group_state(definition: GroupDefinition, today: date) -> GroupState:
 
 def candidate_jobs(owner_id: int) -> list[Job]:
     """The owner's active jobs a group may chain (imports and exports; not groups, not emails)."""
-    return list(db.session.execute(
-        select(Job).where(Job.owner_id == owner_id, Job.active.is_(True),
-                          Job.job_type.in_(STEP_TYPES)).order_by(Job.name, Job.id)).scalars())
+    return list(
+        db.session.execute(
+            select(Job)
+            .where(Job.owner_id == owner_id, Job.active.is_(True), Job.job_type.in_(STEP_TYPES))
+            .order_by(Job.name, Job.id)
+        ).scalars()
+    )
 
 
 def jobs_by_id(ids: list[int]) -> dict[int, Job]:
     """Jobs by id (any state), for naming a group's steps."""
     if not ids:
         return {}
-    return {job.id: job for job in db.session.execute(
-        select(Job).where(Job.id.in_(ids))).scalars()}
+    return {job.id: job for job in db.session.execute(select(Job).where(Job.id.in_(ids))).scalars()}
 
 
 def owner_campaigns(owner_id: int) -> list[Campaign]:
     """The campaigns a group of this owner may launch."""
-    return list(db.session.execute(
-        select(Campaign).where(Campaign.owner_id == owner_id)
-        .order_by(Campaign.name, Campaign.id)).scalars())
+    return list(
+        db.session.execute(
+            select(Campaign).where(Campaign.owner_id == owner_id).order_by(Campaign.name, Campaign.id)
+        ).scalars()
+    )
 
 
 def last_runs(group_ids: list[int]) -> dict[int, Run]:
     """The latest run (not a planned one) of each group, in one query."""
     if not group_ids:
         return {}
-    latest = (select(func.max(Run.id)).where(Run.job_id.in_(group_ids),
-                                              Run.state != "scheduled")
-              .group_by(Run.job_id))
+    latest = (
+        select(func.max(Run.id))
+        .where(Run.job_id.in_(group_ids), Run.state != "scheduled")
+        .group_by(Run.job_id)
+    )
     runs = db.session.execute(select(Run).where(Run.id.in_(latest))).scalars()
     return {run.job_id: run for run in runs}
 
@@ -100,8 +106,9 @@ def steps_by_run(run_ids: list[int]) -> dict[int, dict[int, Run]]:
     found: dict[int, dict[int, Run]] = {run_id: {} for run_id in run_ids}
     if not run_ids:
         return found
-    for run in db.session.execute(select(Run).where(Run.parent_run_id.in_(run_ids))
-                                  .order_by(Run.id)).scalars():
+    for run in db.session.execute(
+        select(Run).where(Run.parent_run_id.in_(run_ids)).order_by(Run.id)
+    ).scalars():
         found[run.parent_run_id][run.step] = run
     return found
 
@@ -129,9 +136,15 @@ def timeline(group_run: Run, steps: dict[int, Run], names: list[str]) -> list[Ti
             name = names[number - 1] if number <= len(names) else f"Step {number}"
             items.append(TimelineItem(number, name, None, "not started", ""))
             continue
-        items.append(TimelineItem(number, run.job_name, run, run.state.label,
-                                  format_duration(run.duration_seconds)
-                                  if run.started_at else ""))
+        items.append(
+            TimelineItem(
+                number,
+                run.job_name,
+                run,
+                run.state.label,
+                format_duration(run.duration_seconds) if run.started_at else "",
+            )
+        )
     return items
 
 
@@ -149,7 +162,5 @@ def group_names_for(runs: list[Run]) -> dict[int, str]:
     parents = {run.parent_run_id for run in runs if run.parent_run_id}
     if not parents:
         return {}
-    names = dict(db.session.execute(
-        select(Run.id, Run.job_name).where(Run.id.in_(parents))).all())
-    return {run.id: names[run.parent_run_id] for run in runs
-            if run.parent_run_id in names}
+    names = dict(db.session.execute(select(Run.id, Run.job_name).where(Run.id.in_(parents))).all())
+    return {run.id: names[run.parent_run_id] for run in runs if run.parent_run_id in names}

@@ -48,16 +48,28 @@ def index():
         query = query.where(Job.owner_id == current_user.id)
     total = db.session.execute(query.with_only_columns(func.count())).scalar_one()
     page, per_page = page_arg(), current_app.config["PAGE_SIZE"]
-    groups = db.session.execute(
-        query.options(selectinload(Job.owner), selectinload(Job.schedule),
-                      selectinload(Job.group_steps))  # GroupDefinition.of reads them
-        .order_by(Job.name, Job.id).offset(offset(page, per_page)).limit(per_page)
-    ).scalars().all()
+    groups = (
+        db.session.execute(
+            query.options(
+                selectinload(Job.owner), selectinload(Job.schedule), selectinload(Job.group_steps)
+            )  # GroupDefinition.of reads them
+            .order_by(Job.name, Job.id)
+            .offset(offset(page, per_page))
+            .limit(per_page)
+        )
+        .scalars()
+        .all()
+    )
     today = local_today()
     states = {g.id: group_state(GroupDefinition.of(g), today) for g in groups}
-    return render_template("groups/index.html", groups=groups, states=states,
-                           last=last_runs([g.id for g in groups]), form=ConfirmForm(),
-                           page=NumberedPage(list(groups), page, per_page, total))
+    return render_template(
+        "groups/index.html",
+        groups=groups,
+        states=states,
+        last=last_runs([g.id for g in groups]),
+        form=ConfirmForm(),
+        page=NumberedPage(list(groups), page, per_page, total),
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -66,8 +78,7 @@ def new():
     """Create Group: a name and a description make a draft; the wizard opens on step 1."""
     form = CreateGroupForm()
     if form.validate_on_submit():
-        group = Job(owner_id=current_user.id, job_type=GROUP, name=form.name.data.strip(),
-                    params={})
+        group = Job(owner_id=current_user.id, job_type=GROUP, name=form.name.data.strip(), params={})
         GroupDefinition(description=(form.description.data or "").strip()).save_to(group)
         db.session.add(group)
         db.session.commit()
@@ -92,12 +103,18 @@ def detail(group_id: int):
     jobs = jobs_by_id(definition.steps)
     campaigns = [c for c in owner_campaigns(group.owner_id) if c.id in definition.campaign_ids]
     return render_template(
-        "groups/detail.html", group=group, definition=definition, runs=runs,
+        "groups/detail.html",
+        group=group,
+        definition=definition,
+        runs=runs,
         timelines={run.id: timeline(run, steps[run.id], names) for run in runs},
         page=page,
         steps=[(job_id, jobs.get(job_id)) for job_id in definition.steps],
-        campaigns=campaigns, state=group_state(definition, local_today()),
-        schedule_text=describe_schedule(group.schedule), form=ConfirmForm())
+        campaigns=campaigns,
+        state=group_state(definition, local_today()),
+        schedule_text=describe_schedule(group.schedule),
+        form=ConfirmForm(),
+    )
 
 
 @bp.route("/<int:group_id>/run", methods=["POST"])
@@ -140,8 +157,7 @@ def deactivate(group_id: int):
         abort(400)
     deactivate_group(group)
     audit.record("group.deactivated", group, kind="group")
-    flash(f"“{group.name}” was deactivated: its schedule is off until you activate it again.",
-          "success")
+    flash(f"“{group.name}” was deactivated: its schedule is off until you activate it again.", "success")
     if request.form.get("back") == "list":
         return redirect(url_for("groups.index"))
     return redirect(url_for("groups.detail", group_id=group.id))

@@ -45,14 +45,26 @@ def wizard(group_id: int, step: int):
     return _POSTS[step](group)
 
 
-def _show(group: Job, step: int, *, status: int = 200, message: str | None = None,
-          problems: list[str] | None = None, **overrides: Any):
+def _show(
+    group: Job,
+    step: int,
+    *,
+    status: int = 200,
+    message: str | None = None,
+    problems: list[str] | None = None,
+    **overrides: Any,
+):
     """The wizard on `step`: the whole page, or only its region for htmx (always 200 then,
     as htmx leaves error responses unswapped)."""
-    context = {"group": group, "step": step, "steps": STEPS, "message": message,
-               "problems": problems or [],
-               "wizard_url": url_for("groups.wizard", group_id=group.id, step=step),
-               **_CONTEXTS[step](group, **overrides)}
+    context = {
+        "group": group,
+        "step": step,
+        "steps": STEPS,
+        "message": message,
+        "problems": problems or [],
+        "wizard_url": url_for("groups.wizard", group_id=group.id, step=step),
+        **_CONTEXTS[step](group, **overrides),
+    }
     if is_htmx():
         response = make_response(render_template("groups/partials/_wizard.html", **context))
         response.headers["HX-Push-Url"] = context["wizard_url"]
@@ -85,9 +97,11 @@ def _jobs_context(group: Job, chosen: list[int] | None = None) -> dict[str, Any]
     available = candidate_jobs(group.owner_id)
     jobs = {job.id: job for job in available}
     jobs.update(jobs_by_id([i for i in chosen if i not in jobs]))
-    return {"chosen": [(job_id, jobs.get(job_id)) for job_id in chosen],
-            "available": [job for job in available if job.id not in chosen],
-            "unsaved": chosen != saved}
+    return {
+        "chosen": [(job_id, jobs.get(job_id)) for job_id in chosen],
+        "available": [job for job in available if job.id not in chosen],
+        "unsaved": chosen != saved,
+    }
 
 
 def _apply(op: str, chosen: list[int], allowed: set[int]) -> list[int]:
@@ -112,8 +126,9 @@ def _post_jobs(group: Job):
     """Step 1: change the chosen list (Add/Remove/Move, drag and drop), or save it."""
     definition = GroupDefinition.of(group)
     allowed = {job.id for job in candidate_jobs(group.owner_id)} | set(definition.steps)
-    posted = usable_ids(Job, (as_int(value) for value in request.form.getlist("steps")),
-                        group.owner_id)  # the group owner's jobs only; the rest are dropped
+    posted = usable_ids(
+        Job, (as_int(value) for value in request.form.getlist("steps")), group.owner_id
+    )  # the group owner's jobs only; the rest are dropped
     chosen = [job_id for job_id in posted if job_id in allowed]
     op = request.form.get("op", "")
     if op:  # not saved until Save or Next
@@ -122,8 +137,13 @@ def _post_jobs(group: Job):
     definition.save_to(group)
     _edited(group, f"Jobs: {len(chosen)} step{'s' if len(chosen) != 1 else ''}")
     if len(chosen) < MIN_STEPS:
-        return _show(group, 1, status=400, problems=[TOO_FEW],
-                     message=f"Saved {len(chosen)} job{'s' if len(chosen) != 1 else ''}.")
+        return _show(
+            group,
+            1,
+            status=400,
+            problems=[TOO_FEW],
+            message=f"Saved {len(chosen)} job{'s' if len(chosen) != 1 else ''}.",
+        )
     return _go(group, 1, f"Jobs saved: {len(chosen)} steps.")
 
 
@@ -133,9 +153,10 @@ def _post_jobs(group: Job):
 def _campaigns_form(group: Job, form: CampaignsForm | None = None) -> CampaignsForm:
     if form is None:
         definition = GroupDefinition.of(group)
-        form = CampaignsForm(formdata=None, data={
-            "launch_campaigns": definition.launch_campaigns,
-            "campaign_ids": definition.campaign_ids})
+        form = CampaignsForm(
+            formdata=None,
+            data={"launch_campaigns": definition.launch_campaigns, "campaign_ids": definition.campaign_ids},
+        )
     form.campaign_ids.choices = [(c.id, c.name) for c in owner_campaigns(group.owner_id)]
     return form
 
@@ -144,10 +165,13 @@ def _campaigns_context(group: Job, form: CampaignsForm | None = None) -> dict[st
     form = _campaigns_form(group, form)
     chosen = set(form.campaign_ids.data or [])
     campaigns = owner_campaigns(group.owner_id)
-    warnings = [f"“{c.name}” also has its own launch time ({localtime(c.launch_at)}): it will "
-                "launch on its own schedule whether or not the group run has finished, and "
-                "each successful group run sends it once more."
-                for c in campaigns if c.id in chosen and c.launch_at is not None]
+    warnings = [
+        f"“{c.name}” also has its own launch time ({localtime(c.launch_at)}): it will "
+        "launch on its own schedule whether or not the group run has finished, and "
+        "each successful group run sends it once more."
+        for c in campaigns
+        if c.id in chosen and c.launch_at is not None
+    ]
     return {"form": form, "campaigns": {c.id: c for c in campaigns}, "warnings": warnings}
 
 
@@ -166,8 +190,11 @@ def _post_campaigns(group: Job):
     definition.launch_campaigns = bool(form.launch_campaigns.data)
     definition.campaign_ids = list(form.campaign_ids.data or [])
     definition.save_to(group)
-    _edited(group, "After success: " + (f"launch campaigns {definition.campaign_ids}"
-                                        if definition.launch_campaigns else "no campaigns"))
+    _edited(
+        group,
+        "After success: "
+        + (f"launch campaigns {definition.campaign_ids}" if definition.launch_campaigns else "no campaigns"),
+    )
     return _go(group, 2, "Campaigns saved.")
 
 
@@ -177,9 +204,13 @@ def _post_campaigns(group: Job):
 def _notify_context(group: Job, form: NotifyForm | None = None) -> dict[str, Any]:
     if form is None:
         definition = GroupDefinition.of(group)
-        form = NotifyForm(formdata=None, data={
-            "notify_success": ", ".join(definition.notify_success),
-            "notify_failure": ", ".join(definition.notify_failure)})
+        form = NotifyForm(
+            formdata=None,
+            data={
+                "notify_success": ", ".join(definition.notify_success),
+                "notify_failure": ", ".join(definition.notify_failure),
+            },
+        )
     return {"form": form}
 
 
@@ -192,8 +223,11 @@ def _post_notify(group: Job):
     definition.notify_success = split_addresses(form.notify_success.data)
     definition.notify_failure = split_addresses(form.notify_failure.data)
     definition.save_to(group)
-    _edited(group, f"Notifications: success to {', '.join(definition.notify_success) or 'nobody'}"
-                   f"; failure to {', '.join(definition.notify_failure) or 'nobody'}")
+    _edited(
+        group,
+        f"Notifications: success to {', '.join(definition.notify_success) or 'nobody'}"
+        f"; failure to {', '.join(definition.notify_failure) or 'nobody'}",
+    )
     return _go(group, 3, "Notifications saved.")
 
 
@@ -203,10 +237,16 @@ def _post_notify(group: Job):
 def _schedule_context(group: Job, form: ExpirationForm | None = None) -> dict[str, Any]:
     definition = GroupDefinition.of(group)
     if form is None:
-        form = ExpirationForm(formdata=None, data={
-            "expires_on": definition.expiry_date, "never_expires": definition.never_expires})
-    return {"form": form, "definition": definition, "schedule": group.schedule,
-            "schedule_text": describe_schedule(group.schedule)}
+        form = ExpirationForm(
+            formdata=None,
+            data={"expires_on": definition.expiry_date, "never_expires": definition.never_expires},
+        )
+    return {
+        "form": form,
+        "definition": definition,
+        "schedule": group.schedule,
+        "schedule_text": describe_schedule(group.schedule),
+    }
 
 
 def _post_schedule(group: Job):
@@ -219,8 +259,7 @@ def _post_schedule(group: Job):
         if not form.never_expires.data and form.expires_on.data is None:
             problems.append(NO_EXPIRATION)
         elif not form.never_expires.data and form.expires_on.data <= local_today():
-            form.expires_on.errors.append(
-                "The expiration date is in the past: choose a date after today.")
+            form.expires_on.errors.append("The expiration date is in the past: choose a date after today.")
     if len(definition.steps) < MIN_STEPS:
         problems.append(TOO_FEW)
     if problems or form.errors:
@@ -232,8 +271,12 @@ def _post_schedule(group: Job):
     definition.save_to(group)
     db.session.commit()
     message = _activate(group) if activate else _save_inactive(group)
-    audit.record("group.activated" if activate else "group.edited", group, kind="group",
-                 detail=f"Expires {expires_on or 'never'}; {message}")
+    audit.record(
+        "group.activated" if activate else "group.edited",
+        group,
+        kind="group",
+        detail=f"Expires {expires_on or 'never'}; {message}",
+    )
     flash(message, "success")
     target = url_for("groups.detail", group_id=group.id)
     if is_htmx():
@@ -245,8 +288,7 @@ def _post_schedule(group: Job):
 
 def _save_inactive(group: Job) -> str:
     deactivate_group(group)
-    return (f"“{group.name}” was saved. It is not active: nothing runs by itself until you "
-            "activate it.")
+    return f"“{group.name}” was saved. It is not active: nothing runs by itself until you activate it."
 
 
 def _activate(group: Job) -> str:

@@ -19,15 +19,19 @@ class _FieldSelect(Select):
     """A column's field select, its options rendered once as Select renders them: a file of
     1,000 columns has 1,000 selects, and rendering their options one by one took half a second."""
 
-    options = [(value, Select.render_option(Choice(value, label, False, None)),
-                Select.render_option(Choice(value, label, True, None)))
-               for value, label in FIELD_CHOICES]
+    options = [
+        (
+            value,
+            Select.render_option(Choice(value, label, False, None)),
+            Select.render_option(Choice(value, label, True, None)),
+        )
+        for value, label in FIELD_CHOICES
+    ]
 
     def __call__(self, field: SelectField, **kwargs: object) -> Markup:
         kwargs.setdefault("id", field.id)
         chosen = field.data
-        options = "".join(selected if value == chosen else plain
-                          for value, plain, selected in self.options)
+        options = "".join(selected if value == chosen else plain for value, plain, selected in self.options)
         return Markup(f"<select {html_params(name=field.name, **kwargs)}>{options}</select>")
 
 
@@ -47,9 +51,16 @@ def mapping_form(columns: list[str], guesses: list[str], formdata=None) -> Mappi
 
     for index, column in enumerate(columns):
         label = column or f"Column {index + 1}"
-        setattr(_Form, f"col_{index}", SelectField(
-            f"Field for column “{label}”", choices=field_choices, default=guesses[index],
-            widget=_FieldSelect()))
+        setattr(
+            _Form,
+            f"col_{index}",
+            SelectField(
+                f"Field for column “{label}”",
+                choices=field_choices,
+                default=guesses[index],
+                widget=_FieldSelect(),
+            ),
+        )
     return _Form(formdata=formdata) if formdata is not None else _Form()
 
 
@@ -60,11 +71,16 @@ class ConfirmForm(FlaskForm):
 class NotificationsForm(FlaskForm):
     """Who hears about a job's runs, and when."""
 
-    notify_emails = StringField("Email addresses", validators=[Length(max=500)],
-                                description="Comma separated.")
-    notify_on = RadioField("Send an email", default="never", choices=choices([
-        ("every", "After every run"), ("failure", "Only when a run fails"),
-        ("never", "Never")]))
+    notify_emails = StringField(
+        "Email addresses", validators=[Length(max=500)], description="Comma separated."
+    )
+    notify_on = RadioField(
+        "Send an email",
+        default="never",
+        choices=choices(
+            [("every", "After every run"), ("failure", "Only when a run fails"), ("never", "Never")]
+        ),
+    )
     notify_missed = BooleanField("Also when a run is missed")
     notify_long = BooleanField("Also when a run takes over twice as long as usual")
 

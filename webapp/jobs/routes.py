@@ -32,13 +32,13 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 @login_required
 def index():
     """The user's jobs (every user's for a super admin)."""
-    query = (select(Job).where(Job.active.is_(True), Job.job_type != "job_group")
-             .options(selectinload(Job.owner)))
+    query = (
+        select(Job).where(Job.active.is_(True), Job.job_type != "job_group").options(selectinload(Job.owner))
+    )
     if not current_user.is_super_admin:
         query = query.where(Job.owner_id == current_user.id)
     jobs = db.session.execute(query.order_by(Job.name)).scalars().all()
-    return render_template("jobs/index.html", jobs=jobs, form=ConfirmForm(),
-                           launch_url=launch_url)
+    return render_template("jobs/index.html", jobs=jobs, form=ConfirmForm(), launch_url=launch_url)
 
 
 @bp.route("/new")
@@ -55,8 +55,7 @@ def new_import():
     form = ImportUploadForm()
     if form.validate_on_submit():
         try:
-            upload = save_upload(form.file.data, current_user.id, form.name.data.strip(),
-                                 form.encoding.data)
+            upload = save_upload(form.file.data, current_user.id, form.name.data.strip(), form.encoding.data)
         except CsvProblem as problem:
             form.file.errors.append(str(problem))
         else:
@@ -68,8 +67,9 @@ def new_import():
 def upload_too_large(_exc):
     """An upload over the limit: the form again with a clear message; nothing was kept."""
     form = ImportUploadForm(formdata=None)
-    form.file.errors = [f"The file is larger than the upload limit of {upload_limit_text()}. "
-                        "Nothing was saved."]
+    form.file.errors = [
+        f"The file is larger than the upload limit of {upload_limit_text()}. Nothing was saved."
+    ]
     return render_template("jobs/import_upload.html", form=form), 413
 
 
@@ -81,8 +81,7 @@ def map_import(token: str):
     if upload is None:
         abort(404)
     guesses = [guess_field(column) for column in upload.header]
-    form = mapping_form(upload.header, guesses,
-                        formdata=request.form if request.method == "POST" else None)
+    form = mapping_form(upload.header, guesses, formdata=request.form if request.method == "POST" else None)
     if request.method == "GET":
         form.name.data = upload.name
     problems: list[str] = []
@@ -90,17 +89,26 @@ def map_import(token: str):
         mapping = [form[f"col_{i}"].data for i in range(len(upload.header))]
         problems = mapping_problems(mapping)
         if not problems:
-            job = Job(owner_id=current_user.id, job_type="user_data_import",
-                      name=form.name.data.strip(), params=upload.params(mapping))
+            job = Job(
+                owner_id=current_user.id,
+                job_type="user_data_import",
+                name=form.name.data.strip(),
+                params=upload.params(mapping),
+            )
             db.session.add(job)
             db.session.commit()
             audit.record("job.created", job, detail="User Data Import")
             forget_upload(upload)
             return _saved(job)
     unknown = [c for c, g in zip(upload.header, guesses, strict=False) if not g]
-    return render_template("jobs/import_map.html", form=form, upload=upload,
-                           problems=problems, unknown=unknown,
-                           delimiter_name=DELIMITER_NAMES[upload.delimiter])
+    return render_template(
+        "jobs/import_map.html",
+        form=form,
+        upload=upload,
+        problems=problems,
+        unknown=unknown,
+        delimiter_name=DELIMITER_NAMES[upload.delimiter],
+    )
 
 
 @bp.route("/new/export", methods=["GET", "POST"])
@@ -109,8 +117,12 @@ def new_export():
     """Create a User Data Export: fields and a filter."""
     form = ExportForm()
     if form.validate_on_submit():
-        job = Job(owner_id=current_user.id, job_type="user_data_export",
-                  name=form.name.data.strip(), params=form.params())
+        job = Job(
+            owner_id=current_user.id,
+            job_type="user_data_export",
+            name=form.name.data.strip(),
+            params=form.params(),
+        )
         db.session.add(job)
         db.session.commit()
         audit.record("job.created", job, detail="User Data Export")
@@ -141,15 +153,24 @@ def detail(job_id: int):
 
 def _detail_page(job: Job, notifications: NotificationsForm, status: int = 200):
     """The job page, with the notifications form as given (fresh, or with its errors)."""
-    runs = db.session.execute(
-        select(Run).where(Run.job_id == job.id).order_by(Run.id.desc()).limit(25)
-    ).scalars().all()
+    runs = (
+        db.session.execute(select(Run).where(Run.job_id == job.id).order_by(Run.id.desc()).limit(25))
+        .scalars()
+        .all()
+    )
     job_type = REGISTRY.get(job.job_type)
-    return render_template("jobs/detail.html", job=job, runs=runs, form=ConfirmForm(),
-                           job_type=job_type, launch_url=launch_url,
-                           described=job_type.describe(job.params) if job_type else [],
-                           schedule_text=describe_schedule(job.schedule),
-                           notifications=notifications, pause_form=PauseForm()), status
+    return render_template(
+        "jobs/detail.html",
+        job=job,
+        runs=runs,
+        form=ConfirmForm(),
+        job_type=job_type,
+        launch_url=launch_url,
+        described=job_type.describe(job.params) if job_type else [],
+        schedule_text=describe_schedule(job.schedule),
+        notifications=notifications,
+        pause_form=PauseForm(),
+    ), status
 
 
 @bp.route("/<int:job_id>/notifications", methods=["POST"])
@@ -160,10 +181,15 @@ def notifications(job_id: int):
     form = NotificationsForm()
     if form.validate_on_submit():
         form.populate_obj(job)
-        job.notify_emails = ", ".join(a.strip() for a in (form.notify_emails.data or "")
-                                      .split(",") if a.strip())
-        audit.record("job.edited", job, commit=False,
-                     detail=f"Notifications: {job.notify_on}, to {job.notify_emails or 'nobody'}")
+        job.notify_emails = ", ".join(
+            a.strip() for a in (form.notify_emails.data or "").split(",") if a.strip()
+        )
+        audit.record(
+            "job.edited",
+            job,
+            commit=False,
+            detail=f"Notifications: {job.notify_on}, to {job.notify_emails or 'nobody'}",
+        )
         db.session.commit()
         flash("Notification settings saved.", "success")
         return redirect(url_for("jobs.detail", job_id=job.id))
@@ -178,14 +204,20 @@ def run_now(job_id: int):
     if not job.active or not ConfirmForm().validate_on_submit():
         abort(400)
     if not get_job_type(job.job_type).runs_on_request:
-        flash("A campaign is sent by its Launch, which shows the audience size first and "
-              "honours its launch time.", "info")
+        flash(
+            "A campaign is sent by its Launch, which shows the audience size first and "
+            "honours its launch time.",
+            "info",
+        )
         return redirect(launch_url(job))
     run = engine.start_run(job, current_user)
     audit.record("run.started", run, detail=f"Run #{run.number}, Run now")
     if not queueing.queue_reachable(max_age=0):
-        flash(f"Run #{run.number} is saved and waits: the job queue is unreachable right now. "
-              "It starts by itself when the queue is back.", "warning")
+        flash(
+            f"Run #{run.number} is saved and waits: the job queue is unreachable right now. "
+            "It starts by itself when the queue is back.",
+            "warning",
+        )
     elif run.state.value == "queued" and not run.rq_job_id:
         flash(f"Run #{run.number} is queued, {queue_place(run)}.", "info")
     else:
@@ -208,9 +240,12 @@ def delete(job_id: int):
         abort(400)
     groups = groups_using(job)
     if groups:  # a group never points at a deleted job
-        flash(f"“{job.name}” is a step of the group{'s' if len(groups) > 1 else ''} "
-              + ", ".join(f"“{group.name}”" for group in groups)
-              + f". Remove it from {'them' if len(groups) > 1 else 'it'} first.", "error")
+        flash(
+            f"“{job.name}” is a step of the group{'s' if len(groups) > 1 else ''} "
+            + ", ".join(f"“{group.name}”" for group in groups)
+            + f". Remove it from {'them' if len(groups) > 1 else 'it'} first.",
+            "error",
+        )
         return redirect(url_for("jobs.detail", job_id=job.id))
     job.active = False
     audit.record("job.deleted", job, commit=False)

@@ -37,8 +37,12 @@ KIND_LABELS = {
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 WEEKS = {"1": "First", "2": "Second", "3": "Third", "4": "Fourth", "-1": "Last"}
 SLOTS = {"0": "0–14", "1": "15–29", "2": "30–44", "3": "45–59"}
-USES_TIME = {ScheduleKind.TIMES_PER_DAY, ScheduleKind.DAYS_OF_WEEK, ScheduleKind.DAY_OF_MONTH,
-             ScheduleKind.WEEKDAY_OF_MONTH}
+USES_TIME = {
+    ScheduleKind.TIMES_PER_DAY,
+    ScheduleKind.DAYS_OF_WEEK,
+    ScheduleKind.DAY_OF_MONTH,
+    ScheduleKind.WEEKDAY_OF_MONTH,
+}
 PAST_DATE_MESSAGE = "This date is in the past: choose today or a later day."
 
 
@@ -57,47 +61,77 @@ class ScheduleForm(FlaskForm):
     """When a job runs by itself."""
 
     enabled = BooleanField("Schedule on")
-    kind = SelectField("Repeat", choices=choices((k.value, v) for k, v in KIND_LABELS.items()),
-                       default=ScheduleKind.DAYS_OF_WEEK.value)
+    kind = SelectField(
+        "Repeat",
+        choices=choices((k.value, v) for k, v in KIND_LABELS.items()),
+        default=ScheduleKind.DAYS_OF_WEEK.value,
+    )
     start_date = DateField("Start date", validators=[DataRequired(), refuse_unplannable])
     time = TimeField("Time", validators=[Optional()])
-    times_per_day = SelectField("Runs per day", coerce=int, default=1,
-                                choices=choices((str(n), f"{n} a day") for n in
-                                                TIMES_PER_DAY_CHOICES))
+    times_per_day = SelectField(
+        "Runs per day",
+        coerce=int,
+        default=1,
+        choices=choices((str(n), f"{n} a day") for n in TIMES_PER_DAY_CHOICES),
+    )
     weekdays = SelectMultipleField(
-        "Days", coerce=int, choices=choices((str(i), d) for i, d in enumerate(WEEKDAYS)),
-        widget=widgets.ListWidget(prefix_label=False), option_widget=widgets.CheckboxInput())
+        "Days",
+        coerce=int,
+        choices=choices((str(i), d) for i, d in enumerate(WEEKDAYS)),
+        widget=widgets.ListWidget(prefix_label=False),
+        option_widget=widgets.CheckboxInput(),
+    )
     day_of_month = IntegerField("Day of the month", validators=[Optional(), NumberRange(1, 31)])
     week_of_month = SelectField("Which", coerce=int, choices=choices(WEEKS.items()), default=1)
-    weekday = SelectField("Weekday", coerce=int, default=0,
-                          choices=choices((str(i), d) for i, d in enumerate(WEEKDAYS)))
-    hour = SelectField("Hour", coerce=int,
-                       choices=choices((str(h), f"{h:02d}:00") for h in range(24)), default=9)
+    weekday = SelectField(
+        "Weekday", coerce=int, default=0, choices=choices((str(i), d) for i, d in enumerate(WEEKDAYS))
+    )
+    hour = SelectField(
+        "Hour", coerce=int, choices=choices((str(h), f"{h:02d}:00") for h in range(24)), default=9
+    )
     slot = SelectField("Minutes", coerce=int, choices=choices(SLOTS.items()), default=0)
-    once_at = DateTimeLocalField("Date and time", validators=[Optional()],
-                                 format="%Y-%m-%dT%H:%M")
+    once_at = DateTimeLocalField("Date and time", validators=[Optional()], format="%Y-%m-%dT%H:%M")
     overlap_policy = RadioField(
         "If the previous run is still going",
-        choices=choices([("skip", "Skip this run (recorded as skipped)"),
-                         ("queue", "Queue it behind (at most one waiting)")]),
-        default="skip")
+        choices=choices(
+            [
+                ("skip", "Skip this run (recorded as skipped)"),
+                ("queue", "Queue it behind (at most one waiting)"),
+            ]
+        ),
+        default="skip",
+    )
     misfire_policy = RadioField(
         "If Conveyor was not running at a planned time",
-        choices=choices([("run_once", "Run it once when Conveyor is back, if not later than "
-                                      "the grace period (every missed time is recorded)"),
-                         ("skip", "Skip it (recorded as missed)")]),
-        default="run_once")
+        choices=choices(
+            [
+                (
+                    "run_once",
+                    "Run it once when Conveyor is back, if not later than "
+                    "the grace period (every missed time is recorded)",
+                ),
+                ("skip", "Skip it (recorded as missed)"),
+            ]
+        ),
+        default="run_once",
+    )
     misfire_grace_minutes = IntegerField(
-        "Grace period", default=60, render_kw={"min": 1, "max": 24 * 60},
+        "Grace period",
+        default=60,
+        render_kw={"min": 1, "max": 24 * 60},
         description="How many minutes late a missed time may still run.",
-        validators=[DataRequired(), NumberRange(1, 24 * 60, "Between 1 and 1440 minutes.")])
+        validators=[DataRequired(), NumberRange(1, 24 * 60, "Between 1 and 1440 minutes.")],
+    )
 
     def kind_problems(self) -> None:
         """Require the fields the chosen kind needs."""
         kind = ScheduleKind(self.kind.data)
-        need = {"time": kind in USES_TIME, "weekdays": kind is ScheduleKind.DAYS_OF_WEEK,
-                "day_of_month": kind is ScheduleKind.DAY_OF_MONTH,
-                "once_at": kind is ScheduleKind.ONCE}
+        need = {
+            "time": kind in USES_TIME,
+            "weekdays": kind is ScheduleKind.DAYS_OF_WEEK,
+            "day_of_month": kind is ScheduleKind.DAY_OF_MONTH,
+            "once_at": kind is ScheduleKind.ONCE,
+        }
         for name, required in need.items():
             field = getattr(self, name)
             if required and not field.data:
@@ -130,8 +164,10 @@ def describe_schedule(schedule) -> str:
     if kind == ScheduleKind.DAY_OF_MONTH:
         return f"day {schedule.day_of_month} of each month at {at}"
     if kind == ScheduleKind.WEEKDAY_OF_MONTH:
-        return (f"the {WEEKS[str(schedule.week_of_month)].lower()} "
-                f"{WEEKDAYS[schedule.weekday]} of each month at {at}")
+        return (
+            f"the {WEEKS[str(schedule.week_of_month)].lower()} "
+            f"{WEEKDAYS[schedule.weekday]} of each month at {at}"
+        )
     if kind == ScheduleKind.HOURLY_SLOT:
         return f"daily at {schedule.hour:02d}:{schedule.minute:02d} (slot {SLOTS[str(schedule.slot)]})"
     return "once"
@@ -149,8 +185,11 @@ class BlackoutForm(FlaskForm):
 
     start_date = DateField("From", validators=[DataRequired(), refuse_unplannable])
     end_date = DateField("To", validators=[DataRequired(), refuse_unplannable])
-    reason = StringField("Reason", validators=[DataRequired(), Length(max=200)],
-                         description="e.g. Giving Tuesday, office closed")
+    reason = StringField(
+        "Reason",
+        validators=[DataRequired(), Length(max=200)],
+        description="e.g. Giving Tuesday, office closed",
+    )
 
     def validate_end_date(self, field: DateField) -> None:
         if self.start_date.data and field.data and field.data < self.start_date.data:

@@ -55,11 +55,18 @@ def _pure(form: ScheduleForm, minute: int | None) -> Schedule:
     """The schedule the form describes (raises ScheduleError when it makes no sense)."""
     kind = ScheduleKind(form.kind.data)
     return Schedule(
-        kind=kind, tz=_tz(), start_date=form.start_date.data,
+        kind=kind,
+        tz=_tz(),
+        start_date=form.start_date.data,
         time=form.time.data.replace(second=0, microsecond=0) if form.time.data else None,
-        times_per_day=form.times_per_day.data, weekdays=frozenset(form.weekdays.data or ()),
-        day_of_month=form.day_of_month.data, week_of_month=form.week_of_month.data,
-        weekday=form.weekday.data, hour=form.hour.data, slot=form.slot.data, minute=minute,
+        times_per_day=form.times_per_day.data,
+        weekdays=frozenset(form.weekdays.data or ()),
+        day_of_month=form.day_of_month.data,
+        week_of_month=form.week_of_month.data,
+        weekday=form.weekday.data,
+        hour=form.hour.data,
+        slot=form.slot.data,
+        minute=minute,
         once_at=form.once_at.data,
     )
 
@@ -68,8 +75,13 @@ def _slot_minute(form: ScheduleForm, existing: JobSchedule | None) -> int | None
     """Keep the random minute already chosen for the same hour and slot; else pick one."""
     if form.kind.data != ScheduleKind.HOURLY_SLOT:
         return None
-    if existing and existing.kind == ScheduleKind.HOURLY_SLOT and existing.hour == \
-            form.hour.data and existing.slot == form.slot.data and existing.minute is not None:
+    if (
+        existing
+        and existing.kind == ScheduleKind.HOURLY_SLOT
+        and existing.hour == form.hour.data
+        and existing.slot == form.slot.data
+        and existing.minute is not None
+    ):
         return existing.minute
     return pick_slot_minute(form.slot.data)
 
@@ -79,7 +91,8 @@ def _past_slot(form: ScheduleForm) -> bool:
         return False
     now_local = to_local(utcnow(), _tz()).replace(tzinfo=None)
     return form.start_date.data <= now_local.date() and slot_in_past(
-        form.hour.data, form.slot.data, now_local)
+        form.hour.data, form.slot.data, now_local
+    )
 
 
 def _preview_minute(form: ScheduleForm, saved: int | None) -> int:
@@ -103,21 +116,26 @@ def _preview(form: ScheduleForm, job_id: int, minute: int | None) -> dict:
         upcoming = next_runs(schedule, utcnow(), PREVIEW_COUNT)
     except (ScheduleError, ValueError, ArithmeticError) as exc:  # e.g. a date near year 9999
         return {"problem": str(exc)}
-    runs = [{"at": at, "moved": moved_by_dst(schedule, at),
-             "blackout": blackout_for(job_id, at)} for at in upcoming]
+    runs = [
+        {"at": at, "moved": moved_by_dst(schedule, at), "blackout": blackout_for(job_id, at)}
+        for at in upcoming
+    ]
     warning = None
     typical = typical_run_seconds(job_id)
     gaps = [(b - a).total_seconds() for a, b in zip(upcoming, upcoming[1:], strict=False)]
     if typical and gaps and min(gaps) < typical:
-        warning = (f"Runs are planned {int(min(gaps) // 60)} minutes apart, but this job "
-                   f"usually takes {int(typical // 60)} min {int(typical % 60)} s: "
-                   "runs would be skipped or queued.")
+        warning = (
+            f"Runs are planned {int(min(gaps) // 60)} minutes apart, but this job "
+            f"usually takes {int(typical // 60)} min {int(typical % 60)} s: "
+            "runs would be skipped or queued."
+        )
     return {"runs": runs, "warning": warning}
 
 
 def _form_for(job_schedule: JobSchedule | None, formdata=None) -> ScheduleForm:
-    form = ScheduleForm(formdata=formdata, obj=job_schedule,
-                        meta={"csrf": False} if formdata is request.args else {})
+    form = ScheduleForm(
+        formdata=formdata, obj=job_schedule, meta={"csrf": False} if formdata is request.args else {}
+    )
     if formdata is None:
         if job_schedule is None:
             form.start_date.data = to_local(utcnow(), _tz()).date()
@@ -143,14 +161,24 @@ def schedule(job_id: int):
                 form.kind.errors = [str(exc)]
             else:
                 return _save(job, existing, form, minute)
-    blackouts = db.session.execute(
-        select(Blackout).where(Blackout.job_id == job.id).order_by(Blackout.start_date)
-    ).scalars().all()
-    return render_template("jobs/schedule.html", job=job, form=form, labels=KIND_LABELS,
-                           uses_time=USES_TIME, minute=minute, blackouts=blackouts,
-                           blackout_form=BlackoutForm(), confirm=ConfirmForm(),
-                           schedule_problem=planner.problem_of(existing),
-                           **_preview(form, job.id, minute))
+    blackouts = (
+        db.session.execute(select(Blackout).where(Blackout.job_id == job.id).order_by(Blackout.start_date))
+        .scalars()
+        .all()
+    )
+    return render_template(
+        "jobs/schedule.html",
+        job=job,
+        form=form,
+        labels=KIND_LABELS,
+        uses_time=USES_TIME,
+        minute=minute,
+        blackouts=blackouts,
+        blackout_form=BlackoutForm(),
+        confirm=ConfirmForm(),
+        schedule_problem=planner.problem_of(existing),
+        **_preview(form, job.id, minute),
+    )
 
 
 def _save(job, existing: JobSchedule | None, form: ScheduleForm, minute: int | None):
@@ -164,16 +192,20 @@ def _save(job, existing: JobSchedule | None, form: ScheduleForm, minute: int | N
     target.next_run_at = None
     target.problem = target.problem_at = None  # planned afresh below
     db.session.add(target)
-    audit.record("schedule.set", job, kind=_kind(job), commit=False,
-                 detail=f"{describe_schedule(target)} ({'on' if target.enabled else 'off'})")
+    audit.record(
+        "schedule.set",
+        job,
+        kind=_kind(job),
+        commit=False,
+        detail=f"{describe_schedule(target)} ({'on' if target.enabled else 'off'})",
+    )
     db.session.commit()
     unplan(job)
     plan(target)
     message = "Schedule saved."
     if target.enabled and not was_on and target.kind == ScheduleKind.TIMES_PER_DAY:
         run = engine.start_run(job, current_user, trigger="schedule")
-        audit.record("run.started", run, detail=f"Run #{run.number}, as the schedule was "
-                                                "switched on")
+        audit.record("run.started", run, detail=f"Run #{run.number}, as the schedule was switched on")
         message += f" Run #{run.number} started now, as the schedule was switched on."
     elif not target.enabled:
         message += " It is off: nothing runs by itself."
@@ -192,8 +224,14 @@ def schedule_fields(job_id: int):
     job = schedulable_job_or_404(job_id)
     form = _form_for(job.schedule, request.args)
     minute = job.schedule.minute if job.schedule else None
-    return render_template("jobs/partials/_schedule_fields.html", job=job, form=form,
-                           uses_time=USES_TIME, minute=minute, **_preview(form, job.id, minute))
+    return render_template(
+        "jobs/partials/_schedule_fields.html",
+        job=job,
+        form=form,
+        uses_time=USES_TIME,
+        minute=minute,
+        **_preview(form, job.id, minute),
+    )
 
 
 @bp.route("/<int:job_id>/schedule/preview")
@@ -203,8 +241,7 @@ def schedule_preview(job_id: int):
     job = schedulable_job_or_404(job_id)
     form = _form_for(job.schedule, request.args)
     minute = job.schedule.minute if job.schedule else None
-    return render_template("jobs/partials/_schedule_preview.html",
-                           **_preview(form, job.id, minute))
+    return render_template("jobs/partials/_schedule_preview.html", **_preview(form, job.id, minute))
 
 
 @bp.route("/<int:job_id>/schedule/pause", methods=["POST"])
@@ -216,11 +253,11 @@ def pause_schedule(job_id: int):
     if job.schedule is None:
         flash("This job has no schedule to pause.", "warning")
     elif form.validate_on_submit():
-        planner.pause_schedule(job.schedule, current_user.id, form.reason.data.strip(),
-                               form.resume_on.data)
+        planner.pause_schedule(job.schedule, current_user.id, form.reason.data.strip(), form.resume_on.data)
         until = f"; resumes on {form.resume_on.data.isoformat()}" if form.resume_on.data else ""
-        audit.record("schedule.paused", job, kind=_kind(job),
-                     detail=f"Reason: {form.reason.data.strip()}{until}")
+        audit.record(
+            "schedule.paused", job, kind=_kind(job), detail=f"Reason: {form.reason.data.strip()}{until}"
+        )
         flash("Schedule paused: nothing runs by itself until it is resumed.", "success")
     else:
         flash(" ".join(form.resume_on.errors) or "Give a reason to pause the schedule.", "error")
@@ -246,11 +283,14 @@ def add_blackout(job_id: int):
     job = schedulable_job_or_404(job_id)
     form = BlackoutForm()
     if form.validate_on_submit():
-        blackout = Blackout(job_id=job.id, start_date=form.start_date.data,
-                            end_date=form.end_date.data, reason=form.reason.data.strip())
+        blackout = Blackout(
+            job_id=job.id,
+            start_date=form.start_date.data,
+            end_date=form.end_date.data,
+            reason=form.reason.data.strip(),
+        )
         db.session.add(blackout)
-        audit.record("blackout.added", job, kind=_kind(job), commit=False,
-                     detail=blackout_text(blackout))
+        audit.record("blackout.added", job, kind=_kind(job), commit=False, detail=blackout_text(blackout))
         db.session.commit()
         flash("Blackout dates added.", "success")
     else:
@@ -267,8 +307,7 @@ def delete_blackout(job_id: int, blackout_id: int):
     if blackout is None or blackout.job_id != job.id or not ConfirmForm().validate_on_submit():
         abort(404)
     db.session.delete(blackout)
-    audit.record("blackout.removed", job, kind=_kind(job), commit=False,
-                 detail=blackout_text(blackout))
+    audit.record("blackout.removed", job, kind=_kind(job), commit=False, detail=blackout_text(blackout))
     db.session.commit()
     flash("Blackout dates removed.", "success")
     return redirect(url_for("jobs.schedule", job_id=job.id))

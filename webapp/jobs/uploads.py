@@ -38,8 +38,14 @@ class Upload:
 
     def params(self, mapping: list[str]) -> dict[str, Any]:
         """The import job's parameters once the columns are mapped."""
-        params = {"path": self.path, "filename": self.filename, "encoding": self.encoding,
-                  "delimiter": self.delimiter, "columns": self.header, "mapping": mapping}
+        params = {
+            "path": self.path,
+            "filename": self.filename,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "columns": self.header,
+            "mapping": mapping,
+        }
         if self.rows is not None:
             params["total_rows"] = self.rows  # counted at upload: the run need not count again
         return params
@@ -52,8 +58,13 @@ def _path(token: str, ext: str) -> str:
 def save_upload(file: FileStorage, owner_id: int, name: str, encoding: str) -> Upload:
     """Store the file, check it end to end, and remember it; refused files leave nothing behind."""
     token = secrets.token_urlsafe(16)
-    upload = Upload(token=token, owner_id=owner_id, name=name,
-                    filename=os.path.basename(file.filename or "upload.csv"), encoding=encoding)
+    upload = Upload(
+        token=token,
+        owner_id=owner_id,
+        name=name,
+        filename=os.path.basename(file.filename or "upload.csv"),
+        encoding=encoding,
+    )
     partial = upload.path + ".part"
     try:
         file.save(partial)
@@ -91,8 +102,9 @@ def discard_job_file(job: Job) -> bool:
     one has not finished: the retention sweep deletes it once that run ends. The results of its
     past runs stay until the normal result retention, like every run's."""
     path = (job.params or {}).get("path")
-    if not isinstance(path, str) or os.path.dirname(os.path.realpath(path)) \
-            != os.path.realpath(current_app.config["UPLOADS_DIR"]):  # only ever our own files
+    if not isinstance(path, str) or os.path.dirname(os.path.realpath(path)) != os.path.realpath(
+        current_app.config["UPLOADS_DIR"]
+    ):  # only ever our own files
         return False
     if os.path.basename(path) in upload_files_in_use():
         return False

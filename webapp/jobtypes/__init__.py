@@ -8,9 +8,7 @@ from webapp.jobtypes.job_group import JobGroup
 from webapp.jobtypes.user_data_export import UserDataExport
 from webapp.jobtypes.user_data_import import UserDataImport
 
-REGISTRY: dict[str, JobType] = {
-    t.key: t() for t in (UserDataImport, UserDataExport, EmailCampaign, JobGroup)
-}
+REGISTRY: dict[str, JobType] = {t.key: t() for t in (UserDataImport, UserDataExport, EmailCampaign, JobGroup)}
 
 
 class UnknownJobType(KeyError):

@@ -52,8 +52,12 @@ class EmailCampaign(JobType):
         campaign = db.session.get(Campaign, ctx.params["campaign_id"])
         if campaign is None:
             raise JobError("the campaign was deleted")
-        compiled = CompiledCampaign(from_address=campaign.from_address, subject=campaign.subject,
-                                    html_body=campaign.html_body, text_body=campaign.text_body)
+        compiled = CompiledCampaign(
+            from_address=campaign.from_address,
+            subject=campaign.subject,
+            html_body=campaign.html_body,
+            text_body=campaign.text_body,
+        )
         if campaign.status is CampaignStatus.SCHEDULED and is_launch(ctx.run, campaign):
             campaign.status = CampaignStatus.LAUNCHED  # its launch time came
         if not ctx.run.request_id:
@@ -77,7 +81,8 @@ class EmailCampaign(JobType):
             rows = db.session.execute(
                 select(Supporter.id, suppressed.label("blocked"), *columns)
                 .where(Supporter.id > last_id, and_(*conditions))
-                .order_by(Supporter.id).limit(EXTRACT_BATCH)
+                .order_by(Supporter.id)
+                .limit(EXTRACT_BATCH)
             ).all()
             if not rows:
                 break
@@ -87,26 +92,42 @@ class EmailCampaign(JobType):
                     blocked += 1
                     continue
                 data = {name: _plain(getattr(row, name)) for name in MERGE_FIELDS}
-                fresh.append({"run_id": ctx.run.id, "supporter_id": row.id, "email": row.email,
-                              "data": data, "status": RecipientStatus.PENDING, "attempts": 0})
+                fresh.append(
+                    {
+                        "run_id": ctx.run.id,
+                        "supporter_id": row.id,
+                        "email": row.email,
+                        "data": data,
+                        "status": RecipientStatus.PENDING,
+                        "attempts": 0,
+                    }
+                )
             if fresh:
                 db.session.execute(insert(Recipient), fresh)
             matched += len(rows)
             last_id = rows[-1].id
-            ctx.run.checkpoint = {"extract_last_id": last_id, "matched": matched,
-                                  "suppressed": blocked, "not_sent_by": not_sent_by}
+            ctx.run.checkpoint = {
+                "extract_last_id": last_id,
+                "matched": matched,
+                "suppressed": blocked,
+                "not_sent_by": not_sent_by,
+            }
             db.session.commit()
             ctx.check_control()  # a cancel here is an extraction cancel
         ctx.run.checked, ctx.run.skipped = matched, blocked
         total = matched - blocked
-        ctx.log(f"Audience extracted: {matched:,} supporters, {blocked:,} suppressed "
-                f"(not opted in or on the suppression list), {total:,} to contact.")
+        ctx.log(
+            f"Audience extracted: {matched:,} supporters, {blocked:,} suppressed "
+            f"(not opted in or on the suppression list), {total:,} to contact."
+        )
         ctx.begin_processing(total)
 
     def summary(self, run: Run) -> str:
         until = format_local(run.collect_until, current_app.config["TIMEZONE"])
-        return (f"Sending finished: {run.created:,} sent, {run.rejected:,} refused by the server, "
-                f"{run.skipped:,} suppressed. Collecting results until {until}.")
+        return (
+            f"Sending finished: {run.created:,} sent, {run.rejected:,} refused by the server, "
+            f"{run.skipped:,} suppressed. Collecting results until {until}."
+        )
 
     def fire_refusal(self, run: Run) -> str | None:
         campaign = _campaign_of(run)
@@ -130,12 +151,14 @@ class EmailCampaign(JobType):
         if phase == "extraction" and campaign.notify_email:
             from webapp.engine.notifications import notify
 
-            notify(campaign.notify_email,
-                   f"Extraction cancelled: {campaign.name}",
-                   f"The launch of the campaign “{campaign.name}” was cancelled while its "
-                   f"audience was being extracted (run #{run.number}, Job # {run.id}).\n\n"
-                   "Nobody was contacted. The campaign is back in draft; you can edit it and "
-                   "launch it again.\n")
+            notify(
+                campaign.notify_email,
+                f"Extraction cancelled: {campaign.name}",
+                f"The launch of the campaign “{campaign.name}” was cancelled while its "
+                f"audience was being extracted (run #{run.number}, Job # {run.id}).\n\n"
+                "Nobody was contacted. The campaign is back in draft; you can edit it and "
+                "launch it again.\n",
+            )
 
 
 def is_launch(run: Run, campaign: Campaign | None) -> bool:
@@ -186,22 +209,23 @@ class _Sender:
                 while True:
                     batch = db.session.execute(
                         select(Recipient.id, Recipient.email, Recipient.data, Recipient.attempts)
-                        .where(Recipient.run_id == self.run_id,
-                               Recipient.status == RecipientStatus.PENDING)
-                        .order_by(Recipient.attempts, Recipient.id).limit(self.batch_size)
+                        .where(Recipient.run_id == self.run_id, Recipient.status == RecipientStatus.PENDING)
+                        .order_by(Recipient.attempts, Recipient.id)
+                        .limit(self.batch_size)
                     ).all()
                     if not batch:
                         break
                     if batch[0].attempts:
                         time.sleep(min(self.backoff * 2 ** (batch[0].attempts - 1), 60))
                     messages = [(r.id, r.attempts, self._message(r)) for r in batch]
-                    chunks = [messages[i::self.parallel] for i in range(self.parallel)]
+                    chunks = [messages[i :: self.parallel] for i in range(self.parallel)]
                     results = list(pool.map(self._send_chunk, [c for c in chunks if c]))
                     sent = sum(r[0] for r in results)
                     failed = sum(r[1] for r in results)
                     db.session.expire(ctx.run)
-                    ctx.commit_batch(done=ctx.run.progress_done + sent + failed,
-                                     created=sent, rejected=failed)
+                    ctx.commit_batch(
+                        done=ctx.run.progress_done + sent + failed, created=sent, rejected=failed
+                    )
             finally:
                 for connection in self.connections:
                     connection.close()
@@ -210,9 +234,13 @@ class _Sender:
 
     def _recount(self) -> None:
         """Counts from the recipient list itself (exact after a crash between batches)."""
-        rows = dict(db.session.execute(
-            select(Recipient.status, func.count()).where(Recipient.run_id == self.run_id)
-            .group_by(Recipient.status)).all())
+        rows = dict(
+            db.session.execute(
+                select(Recipient.status, func.count())
+                .where(Recipient.run_id == self.run_id)
+                .group_by(Recipient.status)
+            ).all()
+        )
         run = self.ctx.run
         run.created = rows.get(RecipientStatus.SENT, 0)
         run.rejected = rows.get(RecipientStatus.FAILED, 0)
@@ -249,9 +277,13 @@ class _Sender:
         sent = failed = 0
         table = Recipient.__table__
         for recipient_id, attempts, message in chunk:
+
             def record_sent(recipient_id: int = recipient_id) -> None:
-                conn.execute(update(table).where(table.c.id == recipient_id)
-                             .values(status=RecipientStatus.SENT.value, sent_at=utcnow()))
+                conn.execute(
+                    update(table)
+                    .where(table.c.id == recipient_id)
+                    .values(status=RecipientStatus.SENT.value, sent_at=utcnow())
+                )
                 conn.commit()
 
             result = connection.send(message, record_sent)
@@ -260,9 +292,16 @@ class _Sender:
                 continue
             # not delivered: undo the mark if it was made, and retry later or give up
             give_up = result.outcome is Outcome.FAILED or attempts + 1 >= MAX_ATTEMPTS
-            conn.execute(update(table).where(table.c.id == recipient_id).values(
-                status=(RecipientStatus.FAILED if give_up else RecipientStatus.PENDING).value,
-                sent_at=None, attempts=attempts + 1, error=result.detail[:500]))
+            conn.execute(
+                update(table)
+                .where(table.c.id == recipient_id)
+                .values(
+                    status=(RecipientStatus.FAILED if give_up else RecipientStatus.PENDING).value,
+                    sent_at=None,
+                    attempts=attempts + 1,
+                    error=result.detail[:500],
+                )
+            )
             conn.commit()
             failed += int(give_up)
         return sent, failed

@@ -34,7 +34,7 @@ def _shown(value: str) -> str:
     """A refused value as its reason quotes it: cut short when it is long."""
     if len(value) <= SHOWN_CHARS:
         return value
-    return f"{value[:SHOWN_CHARS - 20]}… ({len(value):,} characters)"
+    return f"{value[: SHOWN_CHARS - 20]}… ({len(value):,} characters)"
 
 
 def _email(name: str, value: str) -> str:
@@ -122,8 +122,7 @@ def _column_pattern(value: str) -> re.Pattern[str]:
 _EMAIL_COLUMN = _column_pattern(address_pattern(also_excluded=_SEPARATOR))  # one regex call
 _ZIP_COLUMN = _column_pattern(r"(?:[0-9]{5}(?:-[0-9]{4})?)?")
 _STATE_COLUMN = _column_pattern(r"(?:[A-Za-z]{2})?")
-_PHONE_COLUMN = _column_pattern(
-    r"(?:(?=[^\x00]{7,25}(?:\x00|\Z))[\s()+.\-]*(?:\d[\s()+.\-]*){7,})?")
+_PHONE_COLUMN = _column_pattern(r"(?:(?=[^\x00]{7,25}(?:\x00|\Z))[\s()+.\-]*(?:\d[\s()+.\-]*){7,})?")
 _AMOUNT_COLUMN = _column_pattern(r"(?:-?(?:0|[1-9]\d{0,9})\.\d\d)?")
 _BOOL_VALUES = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False), "": None}
 
@@ -147,6 +146,7 @@ def _matching_column(pattern: re.Pattern[str]) -> Callable[[str, list[str]], lis
         if _joined(pattern, values) is None:
             return None
         return [value or None for value in values]
+
     return convert
 
 

@@ -62,27 +62,37 @@ class Importer:
         self.ctx, self.params, self.total = ctx, params, total
         self.run_id = ctx.run.id
         mapping: list[str] = params["mapping"]
-        self.columns = [(i, name, fields.converter_for(name), fields.column_converter_for(name))
-                        for i, name in enumerate(mapping) if name and name != "email"]
+        self.columns = [
+            (i, name, fields.converter_for(name), fields.column_converter_for(name))
+            for i, name in enumerate(mapping)
+            if name and name != "email"
+        ]
         self.email_index = mapping.index("email")
         self.names = [name for _, name, _, _ in self.columns]
-        self.normalisers = [(i, normalise) for i, name in enumerate(self.names)
-                            if (normalise := fields.stored_normaliser(name)) is not None]
+        self.normalisers = [
+            (i, normalise)
+            for i, name in enumerate(self.names)
+            if (normalise := fields.stored_normaliser(name)) is not None
+        ]
         self.width = len(mapping)
         self.batch_size = ctx.config["IMPORT_BATCH_SIZE"]
         self.duplicates_logged = 0
         select_cols = ", ".join(["id", "email", "last_run_id", *self.names])
         # ids from the email index first, then the rows by id: fewer scattered reads of the table
-        self.lookup_sql = (f"SELECT {select_cols} FROM supporter WHERE id IN "
-                           "(SELECT id FROM supporter WHERE email IN ({}))")
+        self.lookup_sql = (
+            f"SELECT {select_cols} FROM supporter WHERE id IN "
+            "(SELECT id FROM supporter WHERE email IN ({}))"
+        )
         insert_cols = ["email", *self.names, "last_run_id", "created_at", "updated_at"]
         if "opted_in" not in self.names:
             insert_cols.append("opted_in")
         # another import may store one of these emails between our lookup and our insert:
         # that row is left to the update path, never a unique-key failure (SQLite, PostgreSQL)
-        self.insert_sql = (f"INSERT INTO supporter ({', '.join(insert_cols)}) "
-                           f"VALUES ({placeholders(len(insert_cols))}) "
-                           "ON CONFLICT (email) DO NOTHING")
+        self.insert_sql = (
+            f"INSERT INTO supporter ({', '.join(insert_cols)}) "
+            f"VALUES ({placeholders(len(insert_cols))}) "
+            "ON CONFLICT (email) DO NOTHING"
+        )
         sets = ", ".join(f"{name} = ?" for name in [*self.names, "last_run_id", "updated_at"])
         self.update_sql = f"UPDATE supporter SET {sets} WHERE id = ?"
 
@@ -95,9 +105,13 @@ class Importer:
         # the fewer commits the less of the email index each rewrites, the smaller the slices
         # the less memory, and the faster Python walks them
         slices = -(-self.batch_size // READ_SIZE)
-        batches = iter_record_batches(self.params["path"], self.params["encoding"],
-                                      self.params["delimiter"], -(-self.batch_size // slices),
-                                      skip=1 + done)  # the header, then what was imported before
+        batches = iter_record_batches(
+            self.params["path"],
+            self.params["encoding"],
+            self.params["delimiter"],
+            -(-self.batch_size // slices),
+            skip=1 + done,
+        )  # the header, then what was imported before
         counts = Counter()
         with sqlite_bulk_writes(PAGE_CACHE_KIB, CHECKPOINT_PAGES), rare_collections():
             for batch in batches:
@@ -168,8 +182,7 @@ class Importer:
                 lines.append(line)
                 emails.append(email)
                 rows.append(row)
-        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [
-            [] for _ in self.columns]
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in self.columns]
         return Parsed(lines, emails, columns, invalid)
 
     def write_slice(self, batch: RecordBatch) -> dict[str, int]:
@@ -179,8 +192,14 @@ class Importer:
             self.ctx.reject(line, f"line {line}: {problem}")
         skipped = self.drop_repeated_emails(parsed)
         created, updated, unchanged = self.upsert(parsed)
-        return {"checked": len(batch), "created": created, "updated": updated,
-                "unchanged": unchanged, "skipped": skipped, "rejected": len(parsed.invalid)}
+        return {
+            "checked": len(batch),
+            "created": created,
+            "updated": updated,
+            "unchanged": unchanged,
+            "skipped": skipped,
+            "rejected": len(parsed.invalid),
+        }
 
     def drop_repeated_emails(self, parsed: Parsed) -> int:
         """Keep the last record of each email in the batch; log and count the others."""
@@ -190,8 +209,10 @@ class Importer:
         last: dict[str, int] = {}
         for i, email in enumerate(emails):
             if email in last:
-                self.note_duplicate(f"line {parsed.lines[last[email]]}: skipped, {email} appears "
-                                    f"again on line {parsed.lines[i]} and the later row wins")
+                self.note_duplicate(
+                    f"line {parsed.lines[last[email]]}: skipped, {email} appears "
+                    f"again on line {parsed.lines[i]} and the later row wins"
+                )
             last[email] = i
         parsed.keep(sorted(last.values()))
         return len(emails) - len(last)
@@ -202,8 +223,7 @@ class Importer:
             return 0, 0, 0
         existing = self.stored(parsed.emails)
         now = timestamp(utcnow())
-        added = (self.run_id, now, now) if "opted_in" in self.names else (
-            self.run_id, now, now, False)
+        added = (self.run_id, now, now) if "opted_in" in self.names else (self.run_id, now, now, False)
         updates: list[tuple[Any, ...]] = []
         touched: list[int] = []
         if not existing:  # all new: the insert rows straight from the columns
@@ -216,8 +236,9 @@ class Importer:
                     inserts.append((email, *values, *added))
                     continue
                 if stored[2] == self.run_id:
-                    self.note_duplicate(f"line {line}: {email} appeared earlier in the file; "
-                                        "this later row wins")
+                    self.note_duplicate(
+                        f"line {line}: {email} appeared earlier in the file; this later row wins"
+                    )
                 self.merge(values, stored, now, updates, touched)
         created = len(inserts)
         if executemany(self.insert_sql, inserts) != created:
@@ -228,23 +249,34 @@ class Importer:
                 stored = again.get(row[0])
                 if stored is not None and stored[2] != self.run_id:
                     created -= 1
-                    self.merge(list(row[1:1 + width]), stored, now, updates, touched)
+                    self.merge(list(row[1 : 1 + width]), stored, now, updates, touched)
         executemany(self.update_sql, updates)
         for start in range(0, len(touched), LOOKUP_SLICE):
-            ids = touched[start:start + LOOKUP_SLICE]
-            execute(f"UPDATE supporter SET last_run_id = ? WHERE id IN ({placeholders(len(ids))})",
-                    [self.run_id, *ids])
+            ids = touched[start : start + LOOKUP_SLICE]
+            execute(
+                f"UPDATE supporter SET last_run_id = ? WHERE id IN ({placeholders(len(ids))})",
+                [self.run_id, *ids],
+            )
         return created, len(updates), len(touched)
 
-    def merge(self, values: Any, stored: tuple[Any, ...], now: Any,
-              updates: list[tuple[Any, ...]], touched: list[int]) -> None:
+    def merge(
+        self,
+        values: Any,
+        stored: tuple[Any, ...],
+        now: Any,
+        updates: list[tuple[Any, ...]],
+        touched: list[int],
+    ) -> None:
         """A record for a stored supporter: an update when a value changes (empty cells keep
         what is stored), else a touch."""
         current = list(stored[3:])
         for index, normalise in self.normalisers:
             current[index] = normalise(current[index])
-        merged = list(values) if None not in values else [
-            new if new is not None else old for new, old in zip(values, current, strict=True)]
+        merged = (
+            list(values)
+            if None not in values
+            else [new if new is not None else old for new, old in zip(values, current, strict=True)]
+        )
         if merged == current:
             touched.append(stored[0])
         else:
@@ -254,7 +286,7 @@ class Importer:
         """The stored supporters among `emails`, by email (looked up in slices of bound values)."""
         found = {}
         for start in range(0, len(emails), LOOKUP_SLICE):
-            chunk = emails[start:start + LOOKUP_SLICE]
+            chunk = emails[start : start + LOOKUP_SLICE]
             for row in fetchall(self.lookup_sql.format(placeholders(len(chunk))), chunk):
                 found[row[1]] = row
         return found

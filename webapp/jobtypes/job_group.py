@@ -39,8 +39,7 @@ class GroupDefinition:
     def of(cls, job: Job) -> GroupDefinition:
         """The group's definition: its params, and its steps from its GroupStep rows."""
         known = cls.__dataclass_fields__
-        definition = cls(**{k: v for k, v in (job.params or {}).items()
-                            if k in known and k != "steps"})
+        definition = cls(**{k: v for k, v in (job.params or {}).items() if k in known and k != "steps"})
         definition.steps = [step.job_id for step in job.group_steps]
         return definition
 
@@ -55,7 +54,7 @@ class GroupDefinition:
                 rows[position - 1].job_id = job_id
             else:
                 rows.append(GroupStep(position=position, job_id=job_id))
-        del rows[len(self.steps):]
+        del rows[len(self.steps) :]
 
     @property
     def expiry_date(self) -> date | None:
@@ -69,10 +68,15 @@ class GroupDefinition:
 
 def groups_using(job: Job) -> list[Job]:
     """The groups (not deleted ones) that have `job` as a step, by name, each once."""
-    return list(db.session.execute(
-        select(Job).where(Job.active.is_(True), Job.id.in_(
-            select(GroupStep.group_id).where(GroupStep.job_id == job.id)))
-        .order_by(Job.name, Job.id)).scalars())
+    return list(
+        db.session.execute(
+            select(Job)
+            .where(
+                Job.active.is_(True), Job.id.in_(select(GroupStep.group_id).where(GroupStep.job_id == job.id))
+            )
+            .order_by(Job.name, Job.id)
+        ).scalars()
+    )
 
 
 class JobGroup(JobType):

@@ -23,8 +23,11 @@ from webapp.timefmt import local_midnight_utc
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
 
-FILTERS = {"all": "All supporters", "opted_in": "Opted-in supporters only",
-           "created_since": "Supporters created since a date"}
+FILTERS = {
+    "all": "All supporters",
+    "opted_in": "Opted-in supporters only",
+    "created_since": "Supporters created since a date",
+}
 
 
 class ExportForm(FlaskForm):
@@ -48,8 +51,10 @@ class ExportForm(FlaskForm):
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
         if self.filter.data == "created_since" and not self.since.data and not self.since.errors:
-            self.since.errors = [*self.since.errors,
-                                 "Choose the date supporters must have been created since."]
+            self.since.errors = [
+                *self.since.errors,
+                "Choose the date supporters must have been created since.",
+            ]
             valid = False
         return valid
 
@@ -116,8 +121,17 @@ class UserDataExport(JobType):
         os.replace(partial, final)
         ctx.set_result(final, f"{ctx.run.job_name} - export #{ctx.run.number}.csv")
 
-    def _write(self, ctx: RunContext, partial: str, mode: str, names: list[str],
-               columns: list[Any], conditions: list[Any], last_id: int, done: int) -> None:
+    def _write(
+        self,
+        ctx: RunContext,
+        partial: str,
+        mode: str,
+        names: list[str],
+        columns: list[Any],
+        conditions: list[Any],
+        last_id: int,
+        done: int,
+    ) -> None:
         """Stream supporters into the partial file in keyset batches, committing progress."""
         point = ctx.checkpoint
         with open(partial, mode, newline="", encoding="utf-8") as out:
@@ -141,6 +155,9 @@ class UserDataExport(JobType):
                 writer.writerows([_cell(v) for v in row[1:]] for row in rows)
                 out.flush()
                 last_id, done = rows[-1][0], done + len(rows)
-                ctx.commit_batch(done=done, checked=len(rows), created=len(rows),
-                                 checkpoint={"last_id": last_id, "rows": done,
-                                             "bytes": out.tell()})
+                ctx.commit_batch(
+                    done=done,
+                    checked=len(rows),
+                    created=len(rows),
+                    checkpoint={"last_id": last_id, "rows": done, "bytes": out.tell()},
+                )

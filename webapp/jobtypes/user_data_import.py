@@ -22,11 +22,25 @@ if TYPE_CHECKING:
     from webapp.engine.context import RunContext
 
 HEADER_ALIASES = {
-    "e-mail": "email", "email address": "email", "first": "first_name", "firstname": "first_name",
-    "last": "last_name", "lastname": "last_name", "surname": "last_name", "address": "address1",
-    "street": "address1", "zip code": "zip", "zipcode": "zip", "postal code": "zip",
-    "postcode": "zip", "telephone": "phone", "phone number": "phone", "opt in": "opted_in",
-    "optin": "opted_in", "opt-in": "opted_in", "total donations": "donation_total",
+    "e-mail": "email",
+    "email address": "email",
+    "first": "first_name",
+    "firstname": "first_name",
+    "last": "last_name",
+    "lastname": "last_name",
+    "surname": "last_name",
+    "address": "address1",
+    "street": "address1",
+    "zip code": "zip",
+    "zipcode": "zip",
+    "postal code": "zip",
+    "postcode": "zip",
+    "telephone": "phone",
+    "phone number": "phone",
+    "opt in": "opted_in",
+    "optin": "opted_in",
+    "opt-in": "opted_in",
+    "total donations": "donation_total",
 }
 
 
@@ -37,8 +51,7 @@ class ImportUploadForm(FlaskForm):
     file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to upload.")])
     encoding = SelectField(
         "Encoding",
-        choices=choices([("utf-8", "UTF-8 (with or without BOM)"),
-                         ("latin-1", "Latin-1 (older Excel)")]),
+        choices=choices([("utf-8", "UTF-8 (with or without BOM)"), ("latin-1", "Latin-1 (older Excel)")]),
         default="utf-8",
     )
 
@@ -110,7 +123,8 @@ def count_data_records(ctx: RunContext, params: dict[str, Any]) -> int:
     """Count the file's records, header excepted, honouring Stop every 100,000 records."""
     records = 0
     for records, _record in enumerate(
-            iter_records(params["path"], params["encoding"], params["delimiter"]), start=1):
+        iter_records(params["path"], params["encoding"], params["delimiter"]), start=1
+    ):
         if records % 100_000 == 0:
             ctx.check_control()
     return max(records - 1, 0)
@@ -122,8 +136,11 @@ def write_report(ctx: RunContext) -> None:
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["line", "reason"])
-        query = (db.select(RunRejection.line, RunRejection.reason)
-                 .where(RunRejection.run_id == ctx.run.id).order_by(RunRejection.line))
+        query = (
+            db.select(RunRejection.line, RunRejection.reason)
+            .where(RunRejection.run_id == ctx.run.id)
+            .order_by(RunRejection.line)
+        )
         for line, reason in db.session.execute(query).yield_per(5000):
             writer.writerow([line, reason])
     ctx.set_result(path, f"{ctx.run.job_name} - import report #{ctx.run.number}.csv")

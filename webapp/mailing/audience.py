@@ -11,8 +11,13 @@ from webapp.extensions import db
 from webapp.models.campaigns import Campaign, Recipient, RecipientStatus, Suppression
 from webapp.models.people import FIELDS_BY_NAME, Supporter
 
-OPERATORS = {"equals": "equals", "not_equals": "does not equal", "contains": "contains",
-             "at_least": "is at least", "at_most": "is at most"}
+OPERATORS = {
+    "equals": "equals",
+    "not_equals": "does not equal",
+    "contains": "contains",
+    "at_least": "is at least",
+    "at_most": "is at most",
+}
 
 
 class AudienceError(ValueError):
@@ -37,16 +42,24 @@ def _condition(field: str, op: str, value: Any) -> ColumnElement[bool]:
             number = Decimal(text)
         except InvalidOperation:
             raise AudienceError(f"'{text}' is not a number for {field}") from None
-        compare = {"equals": column == number, "not_equals": column != number,
-                   "at_least": column >= number, "at_most": column <= number}
+        compare = {
+            "equals": column == number,
+            "not_equals": column != number,
+            "at_least": column >= number,
+            "at_most": column <= number,
+        }
         if op not in compare:
             raise AudienceError(f"{field} cannot be compared with {OPERATORS[op]!r}")
         return compare[op]
     if field == "email":
         text = text.lower()
-    compare = {"equals": column == text, "not_equals": column != text,
-               "contains": column.contains(text, autoescape=True),
-               "at_least": column >= text, "at_most": column <= text}
+    compare = {
+        "equals": column == text,
+        "not_equals": column != text,
+        "contains": column.contains(text, autoescape=True),
+        "at_least": column >= text,
+        "at_most": column <= text,
+    }
     return compare[op]
 
 
@@ -62,38 +75,51 @@ def describe_rule(rule: dict[str, Any]) -> str:
     """'state equals MA and donation_total is at least 50'."""
     parts = []
     for c in rule.get("conditions", []):
-        label = FIELDS_BY_NAME[c["field"]].label if c.get("field") in FIELDS_BY_NAME else c.get(
-            "field")
+        label = FIELDS_BY_NAME[c["field"]].label if c.get("field") in FIELDS_BY_NAME else c.get("field")
         parts.append(f"{label} {OPERATORS.get(c.get('op'), c.get('op'))} {c.get('value')}")
     return " and ".join(parts)
 
 
-def audience(campaign: Campaign, *, not_sent_by: list[int] | None = None,
-             ) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
+def audience(
+    campaign: Campaign,
+    *,
+    not_sent_by: list[int] | None = None,
+) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
     """(conditions selecting the audience, condition marking who of them is suppressed);
     `not_sent_by`: leave out whoever those runs of the campaign already sent it to."""
     on_list = exists(select(Suppression.id).where(Suppression.email == Supporter.email))
     reached = []
     if not_sent_by:
-        reached = [~exists(select(Recipient.id).where(
-            Recipient.run_id.in_(not_sent_by), Recipient.supporter_id == Supporter.id,
-            Recipient.status == RecipientStatus.SENT))]
+        reached = [
+            ~exists(
+                select(Recipient.id).where(
+                    Recipient.run_id.in_(not_sent_by),
+                    Recipient.supporter_id == Supporter.id,
+                    Recipient.status == RecipientStatus.SENT,
+                )
+            )
+        ]
     if campaign.audience == "opted_in":
         return [Supporter.opted_in.is_(True), *reached], on_list
     if campaign.audience == "filter":
         if campaign.saved_filter is None:
             raise AudienceError("the campaign's saved filter no longer exists")
         return [*rule_conditions(campaign.saved_filter.rule), *reached], or_(
-            not_(Supporter.opted_in.is_(True)), on_list)
+            not_(Supporter.opted_in.is_(True)), on_list
+        )
     raise AudienceError(f"unknown audience {campaign.audience!r}")
 
 
-def audience_sizes(campaign: Campaign, *, not_sent_by: list[int] | None = None,
-                   ) -> tuple[int, int]:
+def audience_sizes(
+    campaign: Campaign,
+    *,
+    not_sent_by: list[int] | None = None,
+) -> tuple[int, int]:
     """(people matching the audience, how many of them are suppressed)."""
     conditions, suppressed = audience(campaign, not_sent_by=not_sent_by)
     where = and_(*conditions) if conditions else ~false()
     total = db.session.execute(select(func.count()).select_from(Supporter).where(where)).scalar()
     blocked = db.session.execute(
-        select(func.count()).select_from(Supporter).where(where, suppressed)).scalar()
+        select(func.count()).select_from(Supporter).where(where, suppressed)
+    ).scalar()
     return total or 0, blocked or 0

@@ -33,9 +33,11 @@ def _claim(campaign_id: int, from_status: CampaignStatus, to_status) -> Campaign
     another request already did (the database lets only one of them change the row)."""
     db.session.commit()  # end any read: the UPDATE below opens the transaction and takes the lock
     claimed = db.session.execute(
-        update(Campaign).where(Campaign.id == campaign_id, Campaign.status == from_status.value)
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == from_status.value)
         .values(status=to_status, updated_at=utcnow())
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False)
+    ).rowcount
     if not claimed:
         db.session.rollback()
         return None
@@ -48,8 +50,11 @@ def launch(campaign_id: int, user: User) -> Run:
     queueing.require_queue()  # refused before anything is written when Redis is down
     now = utcnow()
     ahead = and_(Campaign.launch_at.is_not(None), Campaign.launch_at > now)
-    campaign = _claim(campaign_id, CampaignStatus.DRAFT, case(
-        (ahead, CampaignStatus.SCHEDULED.value), else_=CampaignStatus.LAUNCHED.value))
+    campaign = _claim(
+        campaign_id,
+        CampaignStatus.DRAFT,
+        case((ahead, CampaignStatus.SCHEDULED.value), else_=CampaignStatus.LAUNCHED.value),
+    )
     if campaign is None:
         raise LaunchRefused(ALREADY_LAUNCHED)
     if campaign.job is None:
@@ -57,10 +62,14 @@ def launch(campaign_id: int, user: User) -> Run:
         raise LaunchRefused("This campaign has lost its job and cannot be launched.")
     scheduled = campaign.status is CampaignStatus.SCHEDULED
     if scheduled:
-        run = new_run(campaign.job, user, RunState.SCHEDULED, trigger="manual",
-                      scheduled_for=campaign.launch_at)
-        log(run, f"Run #{run.number}: launch of “{campaign.name}” scheduled by "
-                 f"{user.display_name} for its launch time.")
+        run = new_run(
+            campaign.job, user, RunState.SCHEDULED, trigger="manual", scheduled_for=campaign.launch_at
+        )
+        log(
+            run,
+            f"Run #{run.number}: launch of “{campaign.name}” scheduled by "
+            f"{user.display_name} for its launch time.",
+        )
     else:
         run = new_run(campaign.job, user, RunState.QUEUED, trigger="manual")
         log(run, f"Run #{run.number}: “{campaign.name}” launched by {user.display_name}.")
@@ -83,8 +92,7 @@ def remaining_size(campaign: Campaign) -> tuple[int, int]:
     """(audience members not reached by the stopped launch, how many of them are suppressed)."""
     from webapp.mailing.audience import audience_sizes
 
-    return audience_sizes(campaign, not_sent_by=sent_by(campaign.launch_run)
-                          if campaign.launch_run else [])
+    return audience_sizes(campaign, not_sent_by=sent_by(campaign.launch_run) if campaign.launch_run else [])
 
 
 def send_remaining(campaign_id: int, user: User) -> Run:
@@ -100,8 +108,11 @@ def send_remaining(campaign_id: int, user: User) -> Run:
         raise LaunchRefused("This campaign's launch is gone; copy it into a new draft instead.")
     run = new_run(campaign.job, user, RunState.QUEUED, trigger="manual")
     run.checkpoint = {"not_sent_by": sent_by(stopped)}
-    log(run, f"Run #{run.number}: “{campaign.name}” sent to the remaining by "
-             f"{user.display_name}; those reached by run #{stopped.number} are left out.")
+    log(
+        run,
+        f"Run #{run.number}: “{campaign.name}” sent to the remaining by "
+        f"{user.display_name}; those reached by run #{stopped.number} are left out.",
+    )
     campaign.launch_run_id = run.id
     db.session.commit()
     dispatch()
@@ -114,10 +125,14 @@ def send_after_group(campaign_id: int, group_run: Run) -> Run | None:
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None or campaign.job is None or campaign.owner_id != group_run.owner_id:
         return None
-    run = new_run(campaign.job, group_run.started_by_id, RunState.QUEUED, trigger="group",
-                  origin_run_id=group_run.id)
-    log(run, f"Run #{run.number}: “{campaign.name}” sent after group “{group_run.job_name}” "
-             f"run #{group_run.number} succeeded.")
+    run = new_run(
+        campaign.job, group_run.started_by_id, RunState.QUEUED, trigger="group", origin_run_id=group_run.id
+    )
+    log(
+        run,
+        f"Run #{run.number}: “{campaign.name}” sent after group “{group_run.job_name}” "
+        f"run #{group_run.number} succeeded.",
+    )
     log(group_run, f"Launched campaign “{campaign.name}”: run #{run.number}.")
     db.session.commit()
     dispatch()
@@ -130,11 +145,19 @@ def copy_campaign(campaign: Campaign, user: User) -> Campaign:
 
     name = f"Copy of {campaign.name}"[:200]
     job = Job(owner_id=user.id, job_type="email_campaign", name=name, params={})
-    copy = Campaign(owner_id=user.id, job=job, name=name, from_address=campaign.from_address,
-                    subject=campaign.subject, html_body=campaign.html_body,
-                    text_body=campaign.text_body, audience=campaign.audience,
-                    filter_id=campaign.filter_id if campaign.owner_id == user.id else None,
-                    notify_email=campaign.notify_email, status=CampaignStatus.DRAFT)
+    copy = Campaign(
+        owner_id=user.id,
+        job=job,
+        name=name,
+        from_address=campaign.from_address,
+        subject=campaign.subject,
+        html_body=campaign.html_body,
+        text_body=campaign.text_body,
+        audience=campaign.audience,
+        filter_id=campaign.filter_id if campaign.owner_id == user.id else None,
+        notify_email=campaign.notify_email,
+        status=CampaignStatus.DRAFT,
+    )
     db.session.add_all([job, copy])
     db.session.flush()
     job.params = {"campaign_id": copy.id}

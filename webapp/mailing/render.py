@@ -36,12 +36,29 @@ from markupsafe import escape
 
 from webapp.mailing.transport import Outgoing
 
-MERGE_FIELDS = ("email", "first_name", "last_name", "address1", "city", "state", "zip", "phone",
-                "donation_total")
+MERGE_FIELDS = (
+    "email",
+    "first_name",
+    "last_name",
+    "address1",
+    "city",
+    "state",
+    "zip",
+    "phone",
+    "donation_total",
+)
 EXTRA_VARIABLES = ("unsubscribe_url",)
-SAMPLE_SUPPORTER = {"email": "sample@example.org", "first_name": "Alex", "last_name": "Sample",
-                    "address1": "1 Main Street", "city": "Springfield", "state": "IL",
-                    "zip": "62701", "phone": "555-0100", "donation_total": "125.00"}
+SAMPLE_SUPPORTER = {
+    "email": "sample@example.org",
+    "first_name": "Alex",
+    "last_name": "Sample",
+    "address1": "1 Main Street",
+    "city": "Springfield",
+    "state": "IL",
+    "zip": "62701",
+    "phone": "555-0100",
+    "donation_total": "125.00",
+}
 MAX_OUTPUT = 1_000_000  # characters in one message, and in any text or list a template builds
 MAX_SOURCE = MAX_OUTPUT  # characters in the template of one part
 MAX_TOKENS = 5_000  # names, values and operators inside tags (each takes ~0.1 ms to compile)
@@ -122,8 +139,7 @@ def _text_size(value: Any) -> int:
             size += item.bit_length() // 3 + 1
         elif isinstance(item, Namespace):  # its repr shows its attributes
             pending.append(object.__getattribute__(item, "_Namespace__attrs"))
-        elif isinstance(item, dict | list | tuple | set | frozenset | ItemsView | KeysView
-                        | ValuesView):
+        elif isinstance(item, dict | list | tuple | set | frozenset | ItemsView | KeysView | ValuesView):
             size += 2 + 4 * len(item)
             if size <= MAX_OUTPUT:
                 pending.extend(item.items() if isinstance(item, dict) else item)
@@ -209,8 +225,7 @@ def _check_join(separator: Any, items: Any) -> list[Any] | str:
 
 
 def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
-    text, old, new = (value if isinstance(value, bytes) else str(value)
-                      for value in (text, old, new))
+    text, old, new = (value if isinstance(value, bytes) else str(value) for value in (text, old, new))
     hits = text.count(old) if old else len(text) + 1
     if isinstance(count, int) and count >= 0:
         hits = min(hits, count)
@@ -219,8 +234,13 @@ def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
 
 
 def _check_power(base: Any, exponent: Any) -> None:
-    if (isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1
-            and exponent * math.log2(abs(base)) > MAX_NUMBER_BITS):
+    if (
+        isinstance(base, int)
+        and isinstance(exponent, int)
+        and exponent > 0
+        and abs(base) > 1
+        and exponent * math.log2(abs(base)) > MAX_NUMBER_BITS
+    ):
         raise LimitError(_NUMBER)
 
 
@@ -269,8 +289,9 @@ def _guard_method(obj: Any, args: tuple, kwargs: dict[str, Any]) -> tuple:
         _check_replace(owner, args[0], args[1], _arg(args, kwargs, 2, "count", -1))
     elif name == "translate" and args:
         table = args[0]
-        values = table.values() if isinstance(table, dict) else table if isinstance(
-            table, list | tuple) else ()
+        values = (
+            table.values() if isinstance(table, dict) else table if isinstance(table, list | tuple) else ()
+        )
         longest = max((len(v) for v in values if isinstance(v, str | bytes)), default=1)
         if len(owner) * longest > MAX_OUTPUT:
             raise LimitError(_REPEATS)
@@ -289,8 +310,14 @@ def _guard_indent(s: Any, width: Any = 4, *args: Any, **kwargs: Any) -> Any:
     return s
 
 
-def _guard_wordwrap(s: Any, width: int = 79, break_long_words: bool = True,
-                    wrapstring: str | None = None, *args: Any, **kwargs: Any) -> Any:
+def _guard_wordwrap(
+    s: Any,
+    width: int = 79,
+    break_long_words: bool = True,
+    wrapstring: str | None = None,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
     text, joint = str(s), len(wrapstring or "\n")
     lines = len(text.split()) + len(text) // max(int(width), 1) + text.count("\n") + 1
     if len(text) + lines * joint > MAX_OUTPUT:
@@ -333,14 +360,19 @@ def _guard_replace(s: Any, old: Any, new: Any, count: Any = None) -> Any:
 # Jinja filters that could build something huge from small inputs: each guard takes the filter's
 # own arguments (after any context) and returns the value to filter.
 _FILTER_GUARDS: dict[str, Callable[..., Any]] = {
-    "batch": _guard_batch, "center": _guard_center, "format": _guard_format,
-    "indent": _guard_indent, "join": _guard_join, "replace": _guard_replace,
-    "round": _guard_round, "tojson": _guard_tojson, "wordwrap": _guard_wordwrap,
+    "batch": _guard_batch,
+    "center": _guard_center,
+    "format": _guard_format,
+    "indent": _guard_indent,
+    "join": _guard_join,
+    "replace": _guard_replace,
+    "round": _guard_round,
+    "tojson": _guard_tojson,
+    "wordwrap": _guard_wordwrap,
 }
 
 
-def _bounded_filter(func: Callable[..., Any], guard: Callable[..., Any] | None
-                    ) -> Callable[..., Any]:
+def _bounded_filter(func: Callable[..., Any], guard: Callable[..., Any] | None) -> Callable[..., Any]:
     """`func` as a step, with its inputs and result held to the size bounds."""
     skip = 1 if hasattr(func, "jinja_pass_arg") else 0  # the context it is given first
 
@@ -350,7 +382,7 @@ def _bounded_filter(func: Callable[..., Any], guard: Callable[..., Any] | None
         for value in (*args[skip:], *kwargs.values()):
             _checked(value)
         if guard is not None and len(args) > skip:
-            args = (*args[:skip], guard(*args[skip:], **kwargs), *args[skip + 1:])
+            args = (*args[:skip], guard(*args[skip:], **kwargs), *args[skip + 1 :])
         result = func(*args, **kwargs)
         return _counted(result) if isinstance(result, Iterator) else _checked(result)
 
@@ -398,8 +430,10 @@ def _few_tokens(stream: TokenStream) -> Iterator[Token]:
     for token in stream:
         count += token.type != TOKEN_DATA
         if count > MAX_TOKENS:
-            raise TemplateSyntaxError(f"the template has more than {MAX_TOKENS:,} names, values "
-                                      "and operators in its tags", token.lineno)
+            raise TemplateSyntaxError(
+                f"the template has more than {MAX_TOKENS:,} names, values and operators in its tags",
+                token.lineno,
+            )
         yield token
 
 
@@ -413,7 +447,8 @@ class _Bounds(NodeTransformer):
 
     def _refuse(self, node: nodes.Node) -> None:
         raise TemplateSyntaxError(
-            "include, extends and import are not available in campaign templates", node.lineno)
+            "include, extends and import are not available in campaign templates", node.lineno
+        )
 
     visit_Include = visit_Extends = visit_Import = visit_FromImport = _refuse
 
@@ -444,15 +479,18 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
     def __init__(self, *, autoescape: bool) -> None:
         super().__init__(autoescape=autoescape, undefined=StrictUndefined, finalize=_checked)
         self.globals.update(range=_range, lipsum=_lipsum)
-        self.filters = {name: _bounded_filter(func, _FILTER_GUARDS.get(name))
-                        for name, func in self.filters.items()}
+        self.filters = {
+            name: _bounded_filter(func, _FILTER_GUARDS.get(name)) for name, func in self.filters.items()
+        }
         self.filters.update(_counted=_counted_filter, _checked=_checked_filter)
 
-    def _tokenize(self, source: str, name: str | None, filename: str | None = None,
-                  state: str | None = None) -> TokenStream:
+    def _tokenize(
+        self, source: str, name: str | None, filename: str | None = None, state: str | None = None
+    ) -> TokenStream:
         if len(source) > MAX_SOURCE:
-            raise TemplateSyntaxError(f"the template is longer than {MAX_SOURCE:,} characters",
-                                      1, name, filename)
+            raise TemplateSyntaxError(
+                f"the template is longer than {MAX_SOURCE:,} characters", 1, name, filename
+            )
         stream = super()._tokenize(source, name, filename, state)
         return TokenStream(_few_tokens(stream), name, filename)
 
@@ -514,8 +552,11 @@ def template_problems(subject: str, html_body: str, text_body: str) -> dict[str,
     """Syntax errors, refused tags and unknown merge fields per part (empty when all is well)."""
     problems: dict[str, str] = {}
     known = set(MERGE_FIELDS) | set(EXTRA_VARIABLES)
-    for part, source, env in (("subject", subject, _text_env), ("html_body", html_body, _html_env),
-                              ("text_body", text_body, _text_env)):
+    for part, source, env in (
+        ("subject", subject, _text_env),
+        ("html_body", html_body, _html_env),
+        ("text_body", text_body, _text_env),
+    ):
         try:
             names = meta.find_undeclared_variables(env.parse(source))
         except Exception as exc:  # the parser's recursion on deep nesting as much as a syntax error
@@ -523,8 +564,9 @@ def template_problems(subject: str, html_body: str, text_body: str) -> dict[str,
             continue
         unknown = sorted(names - known)
         if unknown:
-            problems[part] = (f"unknown merge field {{{{ {unknown[0]} }}}} "
-                              f"(available: {', '.join(MERGE_FIELDS)})")
+            problems[part] = (
+                f"unknown merge field {{{{ {unknown[0]} }}}} (available: {', '.join(MERGE_FIELDS)})"
+            )
     return problems
 
 
@@ -535,8 +577,9 @@ def render_problems(subject: str, html_body: str, text_body: str) -> dict[str, s
     if problems:
         return problems
     try:
-        CompiledCampaign(from_address=SAMPLE_SUPPORTER["email"], subject=subject,
-                         html_body=html_body, text_body=text_body).render(SAMPLE_SUPPORTER)
+        CompiledCampaign(
+            from_address=SAMPLE_SUPPORTER["email"], subject=subject, html_body=html_body, text_body=text_body
+        ).render(SAMPLE_SUPPORTER)
     except RenderError as exc:
         return {exc.part: f"the template cannot be rendered: {exc.reason}"}
     return {}
@@ -563,27 +606,49 @@ def _header(name: str, value: str) -> str:
 def _qp_part(content_type: str, body: str) -> bytes:
     encoded = binascii.b2a_qp(body.replace("\r\n", "\n").encode("utf-8"), istext=True)
     encoded = encoded.replace(b"\n", b"\r\n")
-    return (f"Content-Type: {content_type}; charset=utf-8\r\n"
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + encoded
+    return (
+        f"Content-Type: {content_type}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode() + encoded
 
 
-def build_message(*, from_address: str, to: str, subject: str, text: str, html_body: str | None,
-                  headers: dict[str, str] | None = None, domain: str = "conveyor.local") -> bytes:
+def build_message(
+    *,
+    from_address: str,
+    to: str,
+    subject: str,
+    text: str,
+    html_body: str | None,
+    headers: dict[str, str] | None = None,
+    domain: str = "conveyor.local",
+) -> bytes:
     """A MIME message (text, or text + HTML alternative) as CRLF bytes, built directly: fast
     enough for tens of thousands of recipients, safe against header injection."""
-    head = [_header("From", from_address), _header("To", to), _header("Subject", subject),
-            _header("Date", formatdate(localtime=False)),
-            _header("Message-ID", make_msgid(domain=domain)), "MIME-Version: 1.0\r\n"]
+    head = [
+        _header("From", from_address),
+        _header("To", to),
+        _header("Subject", subject),
+        _header("Date", formatdate(localtime=False)),
+        _header("Message-ID", make_msgid(domain=domain)),
+        "MIME-Version: 1.0\r\n",
+    ]
     head += [_header(name, value) for name, value in (headers or {}).items()]
     if html_body is None:
         return "".join(head).encode() + _qp_part("text/plain", text) + b"\r\n"
     boundary = f"=_conveyor_{uuid.uuid4().hex}"
     head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n')
     sep = f"--{boundary}\r\n".encode()
-    return b"".join([
-        "".join(head).encode(), sep, _qp_part("text/plain", text), b"\r\n", sep,
-        _qp_part("text/html", html_body), b"\r\n", f"--{boundary}--\r\n".encode(),
-    ])
+    return b"".join(
+        [
+            "".join(head).encode(),
+            sep,
+            _qp_part("text/plain", text),
+            b"\r\n",
+            sep,
+            _qp_part("text/html", html_body),
+            b"\r\n",
+            f"--{boundary}--\r\n".encode(),
+        ]
+    )
 
 
 def _compile(env: _BoundedEnvironment, part: str, source: str) -> Template:
@@ -615,8 +680,9 @@ class CompiledCampaign:
         self.html = _compile(_html_env, "html_body", html_body) if html_body.strip() else None
         self.text = _compile(_text_env, "text_body", text_body)
 
-    def render(self, data: dict[str, Any], links: Links | None = None,
-               message_id_domain: str = "conveyor.local") -> Outgoing:
+    def render(
+        self, data: dict[str, Any], links: Links | None = None, message_id_domain: str = "conveyor.local"
+    ) -> Outgoing:
         """The message for one recipient (with tracking when `links` is given)."""
         values = {name: "" if data.get(name) is None else data.get(name) for name in MERGE_FIELDS}
         values["unsubscribe_url"] = links.unsubscribe_url if links else "#"
@@ -625,26 +691,36 @@ class CompiledCampaign:
             text = _render(self.text, "text_body", values)
             body_html = _render(self.html, "html_body", values) if self.html else None
         if len(subject) + len(text) + len(body_html or "") > MAX_OUTPUT:
-            raise RenderError("html_body" if body_html else "text_body",
-                              f"the message passes {_MB}")
+            raise RenderError("html_body" if body_html else "text_body", f"the message passes {_MB}")
         if links is not None:
             if "{{ unsubscribe_url }}" not in text and links.unsubscribe_url not in text:
                 text += f"\n\n--\nUnsubscribe: {links.unsubscribe_url}\n"
             if body_html is not None:
                 body_html = _track_links(body_html, links)
                 if links.unsubscribe_url not in body_html:
-                    body_html += (f'<p style="font-size:12px;color:#666"><a href="'
-                                  f'{escape(links.unsubscribe_url)}">Unsubscribe</a></p>')
-                body_html += (f'<img src="{escape(links.open_url)}" width="1" height="1" '
-                              'alt="" style="display:none">')
+                    body_html += (
+                        f'<p style="font-size:12px;color:#666"><a href="'
+                        f'{escape(links.unsubscribe_url)}">Unsubscribe</a></p>'
+                    )
+                body_html += (
+                    f'<img src="{escape(links.open_url)}" width="1" height="1" alt="" style="display:none">'
+                )
         headers = {}
         if links is not None:
-            headers = {"List-Unsubscribe": f"<{links.unsubscribe_url}>",
-                       "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+            headers = {
+                "List-Unsubscribe": f"<{links.unsubscribe_url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
         recipient = str(values["email"])
-        data_bytes = build_message(from_address=self.from_address, to=recipient,
-                                   subject=subject, text=text, html_body=body_html,
-                                   headers=headers, domain=message_id_domain)
+        data_bytes = build_message(
+            from_address=self.from_address,
+            to=recipient,
+            subject=subject,
+            text=text,
+            html_body=body_html,
+            headers=headers,
+            domain=message_id_domain,
+        )
         return Outgoing(sender=self.sender, recipient=recipient, data=data_bytes)
 
 

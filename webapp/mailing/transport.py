@@ -87,8 +87,9 @@ class SmtpConnection:
         s = self.settings
         try:
             if s.ssl:
-                client = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
-                                          context=ssl.create_default_context())
+                client = smtplib.SMTP_SSL(
+                    s.host, s.port, timeout=s.timeout, context=ssl.create_default_context()
+                )
             else:
                 client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
             # the data and its final dot go out as separate writes: without this, Nagle's
@@ -103,10 +104,10 @@ class SmtpConnection:
         except smtplib.SMTPAuthenticationError as exc:
             raise TransportError(
                 f"the SMTP server refused the login: {exc.smtp_code} "
-                f"{exc.smtp_error.decode(errors='replace')}") from None
+                f"{exc.smtp_error.decode(errors='replace')}"
+            ) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise TransportError(f"cannot connect to the SMTP server {s.host}:{s.port}: {exc}") \
-                from None
+            raise TransportError(f"cannot connect to the SMTP server {s.host}:{s.port}: {exc}") from None
         self.client = client
 
     def close(self) -> None:
@@ -152,8 +153,9 @@ class SmtpConnection:
             return Result(Outcome.RETRY, f"connection lost: {exc}")
         if code == 250:
             return Result(Outcome.SENT)
-        return Result(Outcome.RETRY if 400 <= code < 500 else Outcome.FAILED,
-                      f"{code} {reply.decode(errors='replace')}")
+        return Result(
+            Outcome.RETRY if 400 <= code < 500 else Outcome.FAILED, f"{code} {reply.decode(errors='replace')}"
+        )
 
     def _refused(self, code: int, reply: bytes) -> Result:
         try:
@@ -207,9 +209,11 @@ class Outgoing:
     @classmethod
     def from_email(cls, message: EmailMessage) -> Outgoing:
         """An EmailMessage (notifications) as wire bytes."""
-        return cls(sender=parseaddr(str(message["From"]))[1],
-                   recipient=parseaddr(str(message["To"]))[1],
-                   data=message.as_bytes(policy=_POLICY))
+        return cls(
+            sender=parseaddr(str(message["From"]))[1],
+            recipient=parseaddr(str(message["To"]))[1],
+            data=message.as_bytes(policy=_POLICY),
+        )
 
     def as_email(self) -> EmailMessage:
         """The message parsed back (previews, tests)."""

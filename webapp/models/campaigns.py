@@ -53,16 +53,15 @@ class Campaign(db.Model):
     html_body: Mapped[str] = mapped_column(Text, default="")
     text_body: Mapped[str] = mapped_column(Text, default="")
     audience: Mapped[str] = mapped_column(String(20), default="opted_in")  # or "filter"
-    filter_id: Mapped[int | None] = mapped_column(
-        ForeignKey("saved_filter.id", ondelete="SET NULL"))
+    filter_id: Mapped[int | None] = mapped_column(ForeignKey("saved_filter.id", ondelete="SET NULL"))
     notify_email: Mapped[str] = mapped_column(String(255), default="")
     launch_at: Mapped[datetime | None] = mapped_column()
-    status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus),
-                                                   default=CampaignStatus.DRAFT)
+    status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus), default=CampaignStatus.DRAFT)
     # the run of its own launch (or of its "send to the remaining"): the only run its launch
     # time may fire; sends started by a group after success are other runs of its job
     launch_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("run.id", ondelete="SET NULL", name="fk_campaign_launch_run"))
+        ForeignKey("run.id", ondelete="SET NULL", name="fk_campaign_launch_run")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -103,8 +102,7 @@ class Recipient(db.Model):
     supporter_id: Mapped[int] = mapped_column()
     email: Mapped[str] = mapped_column(String(255))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[RecipientStatus] = mapped_column(_enum(RecipientStatus),
-                                                    default=RecipientStatus.PENDING)
+    status: Mapped[RecipientStatus] = mapped_column(_enum(RecipientStatus), default=RecipientStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     sent_at: Mapped[datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(String(500))

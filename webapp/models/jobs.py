@@ -32,9 +32,13 @@ class Job(db.Model):
     owner = relationship("User")
     # a group's steps in order (jobtypes/job_group.py reads and writes them); the database
     # deletes them with the group (passive_deletes: no loading them first)
-    group_steps = relationship("GroupStep", foreign_keys="GroupStep.group_id",
-                               order_by="GroupStep.position", cascade="all, delete-orphan",
-                               passive_deletes=True)
+    group_steps = relationship(
+        "GroupStep",
+        foreign_keys="GroupStep.group_id",
+        order_by="GroupStep.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
 
     @property
     def notify_list(self) -> list[str]:

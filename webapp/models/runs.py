@@ -38,8 +38,7 @@ class Run(db.Model):
     job_name: Mapped[str] = mapped_column(String(200))
     number: Mapped[int] = mapped_column()
     state: Mapped[RunState] = mapped_column(
-        Enum(RunState, native_enum=False, length=20,
-             values_callable=lambda e: [m.value for m in e]),
+        Enum(RunState, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
         default=RunState.QUEUED,
     )
     trigger: Mapped[str] = mapped_column(String(20), default="manual")
@@ -72,12 +71,12 @@ class Run(db.Model):
     sort_at: Mapped[datetime] = mapped_column(default=utcnow)  # started, else created
     long_notified: Mapped[bool] = mapped_column(default=False)
     # a step of a group run: the group's run and the step's place in the chain (1, 2, ...)
-    parent_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("run.id", ondelete="SET NULL"), index=True)
+    parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"), index=True)
     step: Mapped[int | None] = mapped_column()
     # the group run whose success started this run (a campaign's "launch after success")
     origin_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("run.id", ondelete="SET NULL", name="fk_run_origin_run"))
+        ForeignKey("run.id", ondelete="SET NULL", name="fk_run_origin_run")
+    )
 
     job = relationship("Job")
     parent = relationship("Run", remote_side=[id], foreign_keys=[parent_run_id])

@@ -33,8 +33,7 @@ class JobSchedule(db.Model):
     enabled: Mapped[bool] = mapped_column(default=False)
     overlap_policy: Mapped[str] = mapped_column(String(20), default="skip")  # or "queue"
     # an occurrence the scheduler was down for: "run_once" (if under the grace) or "skip"
-    misfire_policy: Mapped[str] = mapped_column(String(20), default="run_once",
-                                                server_default="run_once")
+    misfire_policy: Mapped[str] = mapped_column(String(20), default="run_once", server_default="run_once")
     misfire_grace_minutes: Mapped[int] = mapped_column(default=60, server_default="60")
     next_run_at: Mapped[datetime | None] = mapped_column()
     paused_reason: Mapped[str | None] = mapped_column(String(300))
@@ -56,11 +55,18 @@ class JobSchedule(db.Model):
     def as_schedule(self, tz: str) -> Schedule:
         """The pure schedule the next-run maths works on."""
         return Schedule(
-            kind=self.kind, tz=tz, start_date=self.start_date, time=self.time,
+            kind=self.kind,
+            tz=tz,
+            start_date=self.start_date,
+            time=self.time,
             times_per_day=self.times_per_day,
             weekdays=frozenset(self.weekdays) if self.weekdays else None,
-            day_of_month=self.day_of_month, week_of_month=self.week_of_month,
-            weekday=self.weekday, hour=self.hour, slot=self.slot, minute=self.minute,
+            day_of_month=self.day_of_month,
+            week_of_month=self.week_of_month,
+            weekday=self.weekday,
+            hour=self.hour,
+            slot=self.slot,
+            minute=self.minute,
             once_at=self.once_at,
         )
 
@@ -69,8 +75,7 @@ class Blackout(db.Model):
     """Dates on which scheduled runs do not happen: account-wide (no job) or for one job."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"),
-                                               index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
     start_date: Mapped[date] = mapped_column()
     end_date: Mapped[date] = mapped_column()
     reason: Mapped[str] = mapped_column(String(200))

@@ -35,8 +35,12 @@ ROW_LOAD = (defer(Run.checkpoint), defer(Run.error))
 def _monitor_statements(sees_all: bool) -> tuple[Select, Select]:
     in_monitor = visible_runs_of_viewer(sees_all).where(Run.in_monitor.is_(True))
     count = in_monitor.with_only_columns(func.count()).order_by(None)
-    page = (in_monitor.options(*ROW_LOAD).order_by(Run.sort_at.desc(), Run.id.desc())
-            .offset(bindparam("offset")).limit(bindparam("limit")))
+    page = (
+        in_monitor.options(*ROW_LOAD)
+        .order_by(Run.sort_at.desc(), Run.id.desc())
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
     return count, page
 
 
@@ -44,9 +48,11 @@ def monitor_page(user: User, page: int, per_page: int) -> NumberedPage[Run]:
     """The monitor's rows for a page, newest start first, and how many rows there are."""
     count, rows = _monitor_statements(user.is_super_admin)
     total = db.session.execute(count, viewer(user)).scalar_one()
-    runs = db.session.execute(
-        rows, {**viewer(user), "offset": offset(page, per_page), "limit": per_page}
-    ).scalars().all()
+    runs = (
+        db.session.execute(rows, {**viewer(user), "offset": offset(page, per_page), "limit": per_page})
+        .scalars()
+        .all()
+    )
     return NumberedPage(list(runs), page, per_page, total)
 
 
@@ -54,8 +60,9 @@ def monitor_page(user: User, page: int, per_page: int) -> NumberedPage[Run]:
 def _polled_statements(sees_all: bool) -> tuple[Select, Select]:
     visible = visible_runs_of_viewer(sees_all).options(*ROW_LOAD)
     by_id = visible.where(Run.id.in_(bindparam("ids", expanding=True)))
-    joined = (visible.where(Run.in_monitor.is_(True), Run.id > bindparam("after"))
-              .order_by(Run.id.desc()).limit(50))
+    joined = (
+        visible.where(Run.in_monitor.is_(True), Run.id > bindparam("after")).order_by(Run.id.desc()).limit(50)
+    )
     return by_id, joined
 
 
@@ -77,8 +84,10 @@ _OWNER_EMAILS = select(User.id, User.email).where(User.id.in_(bindparam("ids", e
 
 
 _TAKEN_FOR_OWNER = select(AuditEntry.object_id).where(
-    AuditEntry.object_type == "run", AuditEntry.object_id.in_(bindparam("ids", expanding=True)),
-    AuditEntry.action == "run.result_downloaded_for_owner")
+    AuditEntry.object_type == "run",
+    AuditEntry.object_id.in_(bindparam("ids", expanding=True)),
+    AuditEntry.action == "run.result_downloaded_for_owner",
+)
 
 
 def row_names(user: User, runs: list[Run]) -> RowNames:
@@ -87,8 +96,7 @@ def row_names(user: User, runs: list[Run]) -> RowNames:
     not a User object per owner."""
     owners, taken = {}, frozenset()
     if user.is_super_admin and runs:
-        owners = dict(db.session.execute(
-            _OWNER_EMAILS, {"ids": list({run.owner_id for run in runs})}).all())
+        owners = dict(db.session.execute(_OWNER_EMAILS, {"ids": list({run.owner_id for run in runs})}).all())
         results = [run.id for run in runs if run.has_result and run.owner_id != user.id]
         if results:
             taken = frozenset(db.session.execute(_TAKEN_FOR_OWNER, {"ids": results}).scalars())
@@ -105,8 +113,11 @@ class HistoryFilter:
 
     def params(self) -> dict[str, Any]:
         """The values of the filters in use, as the parameters of _history_statement."""
-        values = {"job_type": self.job_type, "state": self.state and RunState(self.state),
-                  "user_id": self.user_id}
+        values = {
+            "job_type": self.job_type,
+            "state": self.state and RunState(self.state),
+            "user_id": self.user_id,
+        }
         return {name: value for name, value in values.items() if value}
 
 
@@ -122,8 +133,7 @@ def _history_statement(sees_all: bool, filters: frozenset[str], page_from: str) 
     if "user_id" in filters:
         query = query.where(Run.owner_id == bindparam("user_id"))
     if page_from == "after":
-        return query.where(Run.id > bindparam("id")).order_by(Run.id.asc()).limit(
-            bindparam("limit"))
+        return query.where(Run.id > bindparam("id")).order_by(Run.id.asc()).limit(bindparam("limit"))
     if page_from == "before":
         query = query.where(Run.id < bindparam("id"))
     return query.order_by(Run.id.desc()).limit(bindparam("limit"))
@@ -135,20 +145,32 @@ def history_page(user: User, filters: HistoryFilter, keyset: Keyset) -> KeysetPa
     before, after = keyset.before, keyset.after
     page_from = "after" if after is not None else "before" if before is not None else "top"
     statement = _history_statement(user.is_super_admin, frozenset(params), page_from)
-    rows = db.session.execute(statement, {**params, **viewer(user), "limit": keyset.limit,
-                                          "id": after if after is not None else before}
-                              ).scalars().all()
+    rows = (
+        db.session.execute(
+            statement,
+            {**params, **viewer(user), "limit": keyset.limit, "id": after if after is not None else before},
+        )
+        .scalars()
+        .all()
+    )
     return keyset.page(rows)
 
 
 @cache
 def _paused_statement(sees_all: bool) -> Select:
-    query = (select(JobSchedule.job_id, Job.name.label("job_name"),
-                    func.coalesce(func.nullif(User.name, ""), User.email).label("paused_by"),
-                    JobSchedule.paused_reason, JobSchedule.resume_on)
-             .join(Job, Job.id == JobSchedule.job_id)
-             .outerjoin(User, User.id == JobSchedule.paused_by_id)
-             .where(JobSchedule.paused_at.is_not(None), Job.active.is_(True)).limit(20))
+    query = (
+        select(
+            JobSchedule.job_id,
+            Job.name.label("job_name"),
+            func.coalesce(func.nullif(User.name, ""), User.email).label("paused_by"),
+            JobSchedule.paused_reason,
+            JobSchedule.resume_on,
+        )
+        .join(Job, Job.id == JobSchedule.job_id)
+        .outerjoin(User, User.id == JobSchedule.paused_by_id)
+        .where(JobSchedule.paused_at.is_not(None), Job.active.is_(True))
+        .limit(20)
+    )
     return query if sees_all else query.where(Job.owner_id == bindparam("viewer_id"))
 
 

@@ -35,8 +35,11 @@ def index():
     page = monitor_page(current_user, page_arg(), current_app.config["PAGE_SIZE"])
     runs = page.items
     return render_template(
-        "monitor/index.html", runs=runs, page=page,
-        paused=paused_schedules(current_user), names=row_names(current_user, runs),
+        "monitor/index.html",
+        runs=runs,
+        page=page,
+        paused=paused_schedules(current_user),
+        names=row_names(current_user, runs),
         poll_ids=[r.id for r in runs if r.state in POLLED],
         after=max((r.id for r in runs), default=0),
     )
@@ -54,7 +57,10 @@ def updates():
     still = [r.id for r in changed if r.state in POLLED]
     still += [r.id for r in fresh if r.state in POLLED and r.id not in still]
     return render_template(
-        "monitor/partials/_updates.html", changed=changed, fresh=fresh, poll_ids=still,
+        "monitor/partials/_updates.html",
+        changed=changed,
+        fresh=fresh,
+        poll_ids=still,
         names=row_names(current_user, [*changed, *fresh]),
         after=max([after, *(r.id for r in fresh)]),
     )
@@ -66,13 +72,21 @@ def history():
     """Every run, newest first, filterable, a page at a time (`user`: a super admin's filter;
     anyone else may name only themselves, see permissions.history_user_or_404)."""
     filters = HistoryFilter(
-        job_type=choice_arg("type", REGISTRY), state=choice_arg("state", STATES),
+        job_type=choice_arg("type", REGISTRY),
+        state=choice_arg("state", STATES),
         user_id=history_user_or_404(int_arg("user")),
     )
     page = history_page(current_user, filters, Keyset.from_request(current_app.config["PAGE_SIZE"]))
-    users = (db.session.execute(select(User.id, User.email).order_by(User.email)).all()
-             if current_user.is_super_admin else [])
+    users = (
+        db.session.execute(select(User.id, User.email).order_by(User.email)).all()
+        if current_user.is_super_admin
+        else []
+    )
     return render_template(
-        "monitor/history.html", runs=page.items, page=page, filters=filters, users=users,
+        "monitor/history.html",
+        runs=page.items,
+        page=page,
+        filters=filters,
+        users=users,
         owner_emails=dict(users),
     )

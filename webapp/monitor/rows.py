@@ -71,8 +71,9 @@ def _viewer_id() -> int:
     return environ["conveyor.viewer_id"]
 
 
-def monitor_row(run: Run, group_name: str | None = None, owner_email: str | None = None,
-                *, taken_for_owner: bool = False) -> MonitorRow:
+def monitor_row(
+    run: Run, group_name: str | None = None, owner_email: str | None = None, *, taken_for_owner: bool = False
+) -> MonitorRow:
     """The values of one monitor row (owner_email: the User column, shown to super admins only;
     None for others). A result downloaded by someone else than the owner (a super admin, on
     their behalf) leaves the row where it is: it waits for the owner (taken_for_owner says so)."""
@@ -80,8 +81,11 @@ def monitor_row(run: Run, group_name: str | None = None, owner_email: str | None
     progress, note = "state", ""
     if state.is_running:
         progress = "running"
-        note = "Stopping…" if run.control == "stop" else (
-            "Extracting…" if state is RunState.INITIALIZING else "")
+        note = (
+            "Stopping…"
+            if run.control == "stop"
+            else ("Extracting…" if state is RunState.INITIALIZING else "")
+        )
     elif state is RunState.SCHEDULED:
         progress, note = "waiting", f"for {localtime(run.scheduled_for)}"
     elif state is RunState.QUEUED:
@@ -91,8 +95,7 @@ def monitor_row(run: Run, group_name: str | None = None, owner_email: str | None
     job_type = REGISTRY.get(run.job_type)
     action = action_url = None
     question = ""
-    if not state.is_finished and state is not RunState.COLLECTING and (
-            job_type is None or job_type.can_stop):
+    if not state.is_finished and state is not RunState.COLLECTING and (job_type is None or job_type.can_stop):
         if run.control == "stop" and state.is_running:
             action = "kill" if current_user.is_admin and can_kill(run) else "stopping"
             action_url = run_url("runs.kill", run.id, **{"from": "monitor"})
@@ -105,42 +108,71 @@ def monitor_row(run: Run, group_name: str | None = None, owner_email: str | None
         action_url = run_url("runs.dismiss", run.id, **{"from": "monitor"})
     campaign = campaign_of(run)
     return MonitorRow(
-        run_id=run.id, number=run.number, job_name=run.job_name, state=state.value,
+        run_id=run.id,
+        number=run.number,
+        job_name=run.job_name,
+        state=state.value,
         owner_email=owner_email,
         group_line=f"step {run.step} in group “{group_name}”" if group_name else None,
-        type=type_label(run.job_type), started=localtime(run.started_at),
-        completed=localtime(run.finished_at), detail_url=run_url("runs.detail", run.id),
-        progress=progress, percent=run.percent, badge=state_badge(run), note=note,
+        type=type_label(run.job_type),
+        started=localtime(run.started_at),
+        completed=localtime(run.finished_at),
+        detail_url=run_url("runs.detail", run.id),
+        progress=progress,
+        percent=run.percent,
+        badge=state_badge(run),
+        note=note,
         result_url=run_url("runs.result", run.id) if run.has_result else None,
-        leaves_on_download=run.owner_id == _viewer_id(), taken_for_owner=taken_for_owner,
-        action=action, action_url=action_url, question=question,
+        leaves_on_download=run.owner_id == _viewer_id(),
+        taken_for_owner=taken_for_owner,
+        action=action,
+        action_url=action_url,
+        question=question,
         edit_campaign_url=url_for("campaigns.edit", campaign_id=campaign.id)
-        if campaign is not None and campaign.status.value == "draft" else None,
+        if campaign is not None and campaign.status.value == "draft"
+        else None,
     )
 
 
-def row_html(run: Run, names: RowNames, *, oob: bool = False,
-             message: str | None = None) -> Markup:
+def row_html(run: Run, names: RowNames, *, oob: bool = False, message: str | None = None) -> Markup:
     """The monitor row of a run (`message`: what an action just did, shown in the row)."""
     group_name = names.groups.get(run.id)
     owner_email = names.owners.get(run.owner_id, "") if _sees_owners() else None
     taken = run.id in names.taken
     key = None if message else _settled_key(run, group_name, owner_email, oob)
     if key is None:
-        return _render(monitor_row(run, group_name, owner_email, taken_for_owner=taken), oob,
-                       message)
+        return _render(monitor_row(run, group_name, owner_email, taken_for_owner=taken), oob, message)
     key = (*key, run.owner_id == _viewer_id(), taken)
-    return _kept(key, lambda: _render(
-        monitor_row(run, group_name, owner_email, taken_for_owner=taken), oob, None))
+    return _kept(
+        key, lambda: _render(monitor_row(run, group_name, owner_email, taken_for_owner=taken), oob, None)
+    )
 
 
 def history_row_html(run: Run, owner_email: str | None) -> Markup:
     """The History row of a run (owner_email: for the User column of super admins, else None)."""
-    key = ("history", run.id, run.job_type, run.job_name, run.number, owner_email, run.state,
-           run.started_at, run.finished_at, run.has_result, run.downloaded_at,
-           run.result_deleted_at, current_app.config["TIMEZONE"])
-    return _kept(key, lambda: Markup(current_app.jinja_env.get_template(
-        "monitor/partials/_history_row.html").render(run=run, owner_email=owner_email)))
+    key = (
+        "history",
+        run.id,
+        run.job_type,
+        run.job_name,
+        run.number,
+        owner_email,
+        run.state,
+        run.started_at,
+        run.finished_at,
+        run.has_result,
+        run.downloaded_at,
+        run.result_deleted_at,
+        current_app.config["TIMEZONE"],
+    )
+    return _kept(
+        key,
+        lambda: Markup(
+            current_app.jinja_env.get_template("monitor/partials/_history_row.html").render(
+                run=run, owner_email=owner_email
+            )
+        ),
+    )
 
 
 def _kept(key: tuple, render: Callable[[], Markup]) -> Markup:
@@ -157,19 +189,36 @@ SETTLED_ROWS = 8192
 _SETTLED: dict[tuple, Markup] = {}  # row HTML by the run values it is made of
 
 
-def _settled_key(run: Run, group_name: str | None, owner_email: str | None, oob: bool
-                 ) -> tuple | None:
+def _settled_key(run: Run, group_name: str | None, owner_email: str | None, oob: bool) -> tuple | None:
     """Every run value a row is made of, for the rows made of nothing else: not a queued run
     (its place moves), a run being stopped (Kill comes with time) or a cancelled email run (its
     campaign's state shows)."""
     state = run.state
-    if state is RunState.QUEUED or (run.control == "stop" and state.is_running) or (
-            state is RunState.CANCELLED and run.job_type == "email_campaign"):
+    if (
+        state is RunState.QUEUED
+        or (run.control == "stop" and state.is_running)
+        or (state is RunState.CANCELLED and run.job_type == "email_campaign")
+    ):
         return None
-    return (run.id, run.number, run.job_name, run.job_type, state, run.progress_done,
-            run.progress_total, run.control, run.started_at, run.finished_at, run.scheduled_for,
-            run.has_result, run.step, group_name, owner_email,
-            current_app.config["TIMEZONE"], oob)
+    return (
+        run.id,
+        run.number,
+        run.job_name,
+        run.job_type,
+        state,
+        run.progress_done,
+        run.progress_total,
+        run.control,
+        run.started_at,
+        run.finished_at,
+        run.scheduled_for,
+        run.has_result,
+        run.step,
+        group_name,
+        owner_email,
+        current_app.config["TIMEZONE"],
+        oob,
+    )
 
 
 def _render(row: MonitorRow, oob: bool, message: str | None) -> Markup:

@@ -60,12 +60,26 @@ def status(run_id: int):
 
 def _status_context(run) -> dict:
     """What the run page's live region shows: state, counts, rejected lines, log."""
-    rejections = db.session.execute(
-        select(RunRejection).where(RunRejection.run_id == run.id)
-        .order_by(RunRejection.line).limit(REJECTIONS_SHOWN)
-    ).scalars().all() if run.rejected else []
-    return {"run": run, "rejections": rejections, "log_lines": _log_tail(run.id),
-            "polled": RUN_PAGE_POLLED, **_email_context(run), **_group_context(run)}
+    rejections = (
+        db.session.execute(
+            select(RunRejection)
+            .where(RunRejection.run_id == run.id)
+            .order_by(RunRejection.line)
+            .limit(REJECTIONS_SHOWN)
+        )
+        .scalars()
+        .all()
+        if run.rejected
+        else []
+    )
+    return {
+        "run": run,
+        "rejections": rejections,
+        "log_lines": _log_tail(run.id),
+        "polled": RUN_PAGE_POLLED,
+        **_email_context(run),
+        **_group_context(run),
+    }
 
 
 def _group_context(run) -> dict:
@@ -88,10 +102,16 @@ def _email_context(run) -> dict:
 
 
 def _log_tail(run_id: int) -> list[RunLogLine]:
-    lines = db.session.execute(
-        select(RunLogLine).where(RunLogLine.run_id == run_id, RunLogLine.level != "debug")
-        .order_by(RunLogLine.id.desc()).limit(LOG_TAIL)
-    ).scalars().all()
+    lines = (
+        db.session.execute(
+            select(RunLogLine)
+            .where(RunLogLine.run_id == run_id, RunLogLine.level != "debug")
+            .order_by(RunLogLine.id.desc())
+            .limit(LOG_TAIL)
+        )
+        .scalars()
+        .all()
+    )
     return list(reversed(lines))
 
 
@@ -106,13 +126,16 @@ def log_text(run_id: int):
 
     def lines():
         yield title
-        query = (select(RunLogLine).where(RunLogLine.run_id == run_id)
-                 .order_by(RunLogLine.id).execution_options(yield_per=1000))
+        query = (
+            select(RunLogLine)
+            .where(RunLogLine.run_id == run_id)
+            .order_by(RunLogLine.id)
+            .execution_options(yield_per=1000)
+        )
         for line in db.session.execute(query).scalars():
             yield f"{format_local(line.at, zone)}  {line.level.upper():5}  {line.message}\n"
 
-    return send_run_file(run, "log", f"run-{run.id}-log.txt", lines(),
-                         "text/plain; charset=utf-8")
+    return send_run_file(run, "log", f"run-{run.id}-log.txt", lines(), "text/plain; charset=utf-8")
 
 
 @bp.route("/<int:run_id>/result")
@@ -159,57 +182,53 @@ def _action(run_id: int, action, audited: str):
 @login_required
 def stop(run_id: int):
     """Stop a run (cancel if it has not started, else stop at the next batch)."""
-    return _action(run_id, lambda run: engine.request_stop(run, current_user),
-                   "run.stopped")
+    return _action(run_id, lambda run: engine.request_stop(run, current_user), "run.stopped")
 
 
 @bp.route("/<int:run_id>/pause", methods=["POST"])
 @login_required
 def pause(run_id: int):
     """Pause a processing run after the batch in flight."""
-    return _action(run_id, lambda run: engine.request_pause(run, current_user),
-                   "run.paused")
+    return _action(run_id, lambda run: engine.request_pause(run, current_user), "run.paused")
 
 
 @bp.route("/<int:run_id>/resume", methods=["POST"])
 @login_required
 def resume(run_id: int):
     """Resume a paused run."""
-    return _action(run_id, lambda run: engine.resume_run(run, current_user),
-                   "run.resumed")
+    return _action(run_id, lambda run: engine.resume_run(run, current_user), "run.resumed")
 
 
 @bp.route("/<int:run_id>/cancel", methods=["POST"])
 @login_required
 def cancel(run_id: int):
     """Cancel a paused run."""
-    return _action(run_id, lambda run: engine.cancel_paused(run, current_user),
-                   "run.cancelled")
+    return _action(run_id, lambda run: engine.cancel_paused(run, current_user), "run.cancelled")
 
 
 @bp.route("/<int:run_id>/kill", methods=["POST"])
 @login_required
 def kill(run_id: int):
     """Hard-stop a run that did not stop after Stop (admins)."""
-    return _action(run_id, lambda run: engine.kill_run(run, current_user),
-                   "run.killed")
+    return _action(run_id, lambda run: engine.kill_run(run, current_user), "run.killed")
 
 
 @bp.route("/<int:run_id>/retry", methods=["POST"])
 @login_required
 def retry(run_id: int):
     """Retry a failed run from its checkpoint."""
-    return _action(run_id, lambda run: engine.retry_run(run, current_user),
-                   "run.retried")
+    return _action(run_id, lambda run: engine.retry_run(run, current_user), "run.retried")
 
 
 @bp.route("/<int:run_id>/dismiss", methods=["POST"])
 @login_required
 def dismiss(run_id: int):
     """Remove a finished run from the monitor."""
+
     def act(run):
         engine.dismiss(run)
         return "Removed from the monitor; it stays in History."
+
     return _action(run_id, act, "run.dismissed")
 
 
@@ -218,27 +237,26 @@ def dismiss(run_id: int):
 def rejections(run_id: int):
     """Every rejected line of a run as CSV."""
     run = run_or_404(run_id)
-    count = db.session.execute(
-        select(func.count()).where(RunRejection.run_id == run.id)
-    ).scalar_one()
+    count = db.session.execute(select(func.count()).where(RunRejection.run_id == run.id)).scalar_one()
 
     def rows():
         yield "line,reason\n"
-        query = (select(RunRejection.line, RunRejection.reason)
-                 .where(RunRejection.run_id == run_id).order_by(RunRejection.line)
-                 .execution_options(yield_per=2000))
+        query = (
+            select(RunRejection.line, RunRejection.reason)
+            .where(RunRejection.run_id == run_id)
+            .order_by(RunRejection.line)
+            .execution_options(yield_per=2000)
+        )
         for line, reason in db.session.execute(query):
             yield f'{line},"{reason.replace(chr(34), chr(34) * 2)}"\n'
 
-    return send_run_file(run, "rejections", f"run-{run.id}-rejected-{count}.csv", rows(),
-                         "text/csv")
+    return send_run_file(run, "rejections", f"run-{run.id}-rejected-{count}.csv", rows(), "text/csv")
 
 
 RUN_FILES = {"result": "result", "log": "log", "rejections": "rejected lines"}  # kind: words
 
 
-def send_run_file(run: Run, kind: str, name: str, content: str | Iterator[str],
-                  mimetype: str) -> Response:
+def send_run_file(run: Run, kind: str, name: str, content: str | Iterator[str], mimetype: str) -> Response:
     """Send a file of `run` (`kind`, one of RUN_FILES) as the attachment `name`; `content` is a
     path on disk or the lines of a file made as it is sent (which must not read `run`: the
     audit entry's commit has expired it by then). Every file of a run leaves through
@@ -246,10 +264,16 @@ def send_run_file(run: Run, kind: str, name: str, content: str | Iterator[str],
     run_or_404) is audited as run.<kind>_downloaded_for_owner, naming the file and the owner.
     The owner's own downloads are not audited."""
     if run.owner_id != current_user.id:
-        audit.record(f"run.{kind}_downloaded_for_owner", run,
-                     detail=f"Downloaded {name} (Job # {run.id}) on behalf of "
-                            f"{run.owner.email}: the {RUN_FILES[kind]} of run #{run.number}")
+        audit.record(
+            f"run.{kind}_downloaded_for_owner",
+            run,
+            detail=f"Downloaded {name} (Job # {run.id}) on behalf of "
+            f"{run.owner.email}: the {RUN_FILES[kind]} of run #{run.number}",
+        )
     if isinstance(content, str):
         return send_file(content, as_attachment=True, download_name=name, mimetype=mimetype)
-    return Response(stream_with_context(content), mimetype=mimetype,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        stream_with_context(content),
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

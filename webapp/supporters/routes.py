@@ -22,10 +22,13 @@ def index():
     query = select(Supporter)
     if q:
         like = f"%{q.lower()}%"
-        query = query.where(or_(Supporter.email.like(like),
-                                func.lower(Supporter.last_name).like(like),
-                                func.lower(Supporter.first_name).like(like)))
+        query = query.where(
+            or_(
+                Supporter.email.like(like),
+                func.lower(Supporter.last_name).like(like),
+                func.lower(Supporter.first_name).like(like),
+            )
+        )
     page = keyset.page(db.session.execute(keyset.narrow(query, Supporter.id)).scalars().all())
     total = db.session.execute(select(func.count()).select_from(Supporter)).scalar_one()
-    return render_template("supporters/index.html", supporters=page.items, page=page, q=q,
-                           total=total)
+    return render_template("supporters/index.html", supporters=page.items, page=page, q=q, total=total)

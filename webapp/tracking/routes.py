@@ -28,8 +28,7 @@ def _recipient(token: str) -> Recipient:
 def opened(token: str):
     """The open pixel."""
     record_open(_recipient(token))
-    return Response(PIXEL, mimetype="image/gif",
-                    headers={"Cache-Control": "no-store, max-age=0"})
+    return Response(PIXEL, mimetype="image/gif", headers={"Cache-Control": "no-store, max-age=0"})
 
 
 @bp.route("/c/<token>")
@@ -37,8 +36,7 @@ def clicked(token: str):
     """A click: checked against its signature, recorded, then redirected."""
     url, signature = request.args.get("u", ""), request.args.get("s", "")
     secret = current_app.config["SECRET_KEY"]
-    if not url.startswith(("http://", "https://")) or not tracking.check_link(
-            secret, token, url, signature):
+    if not url.startswith(("http://", "https://")) or not tracking.check_link(secret, token, url, signature):
         return render_template("tracking/invalid.html"), 400
     record_click(_recipient(token))
     return redirect(url, code=302)
