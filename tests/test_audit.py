@@ -14,7 +14,6 @@ from tests.conftest import export_job
 from webapp import audit
 from webapp.engine import scheduler_loop
 from webapp.engine.runs import new_run, start_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models import Job, Run
 from webapp.models.audit import AuditEntry
@@ -22,6 +21,7 @@ from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign
 from webapp.models.schedules import JobSchedule
 from webapp.models.settings import AccountSettings
+from webapp.rules.states import RunState
 
 CAMPAIGN = {
     "name": "Spring appeal",
@@ -218,7 +218,7 @@ def test_the_audit_filters_narrow_the_entries(client, auth, users, logged, args,
 
 def test_the_audit_date_range_is_in_account_days(client, auth, users, logged, app):
     auth.login(users["super_admin"].email)
-    from webapp.timefmt import to_local
+    from webapp.rules.clock import to_local
 
     two_days_ago = to_local(utcnow() - timedelta(days=2), app.config["TIMEZONE"]).date()
     html = page(client, date_from=two_days_ago.isoformat(), date_to=two_days_ago.isoformat()).split(

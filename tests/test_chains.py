@@ -16,12 +16,12 @@ from tests.test_email_campaign import campaign_for, supporters
 from webapp.engine import chains
 from webapp.engine.reconciler import reconcile
 from webapp.engine.runs import request_pause, request_stop, resume_run, retry_run, start_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.jobtypes.job_group import GroupDefinition
 from webapp.models import GroupStep, Job, Run
 from webapp.models.base import utcnow
-from webapp.timefmt import to_local
+from webapp.rules.clock import to_local
+from webapp.rules.states import RunState
 
 
 def group_of(owner, jobs, name="Nightly chain", **settings) -> Job:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from tests.conftest import fresh, import_job
 from tests.test_worker_processes import start_worker, stop_group, wait_for
 from webapp.engine.runs import start_run
-from webapp.engine.states import RunState
 from webapp.models import Supporter
+from webapp.rules.states import RunState
 
 ROWS = 3000
 SHARED = 1500

@@ -17,7 +17,6 @@ from webapp.config import load_config
 from webapp.engine import retention, scheduler_loop
 from webapp.engine.retention import LOG_DELETED, sweep_uploads
 from webapp.engine.runs import new_run, start_run
-from webapp.engine.states import RunState
 from webapp.engine.transitions import log
 from webapp.extensions import db
 from webapp.jobs.uploads import load_upload
@@ -25,6 +24,7 @@ from webapp.mailing.transport import OutboxConnection, Outgoing
 from webapp.models import Job
 from webapp.models.base import utcnow
 from webapp.models.runs import Run, RunLogLine
+from webapp.rules.states import RunState
 
 CSV = "email,zip\nann@example.org,02134\n"
 

@@ -5,9 +5,9 @@ from datetime import timedelta
 from tests.conftest import export_job
 from webapp.engine.durations import RECENT_RUNS, typical_run_seconds
 from webapp.engine.runs import start_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models.base import utcnow
+from webapp.rules.states import RunState
 
 
 def ran(job, user, minutes, state=RunState.COMPLETED):

@@ -18,7 +18,6 @@ from webapp.engine.runs import (
     request_stop,
     resume_run,
 )
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.mailing import launches
 from webapp.models import (
@@ -32,6 +31,7 @@ from webapp.models import (
     Suppression,
 )
 from webapp.models.base import utcnow
+from webapp.rules.states import RunState
 
 
 def supporters(count, *, opted_in=True, start=0, **extra):

@@ -20,11 +20,11 @@ from webapp.engine.runs import (
     retry_run,
     start_run,
 )
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.jobtypes import importer
 from webapp.models import Run, RunLogLine, Supporter
 from webapp.models.base import utcnow
+from webapp.rules.states import RunState
 
 
 def people_csv(path, count, start=0):

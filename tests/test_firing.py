@@ -13,11 +13,11 @@ from webapp.engine import queueing
 from webapp.engine.firing import fire, fire_overdue
 from webapp.engine.planner import plan
 from webapp.engine.runs import schedule_run, start_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models import JobSchedule, Run, RunLogLine
 from webapp.models.base import utcnow
-from webapp.timefmt import to_local
+from webapp.rules.clock import to_local
+from webapp.rules.states import RunState
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from webapp.engine.firing import fire
 from webapp.engine.followups import notice_long_runs
 from webapp.engine.planner import plan
 from webapp.engine.runs import start_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models import JobSchedule
 from webapp.models.base import utcnow
+from webapp.rules.states import RunState
 
 
 def outbox(app):

@@ -8,10 +8,10 @@ import pytest
 
 from tests.conftest import export_job
 from tests.test_permissions import others_objects  # noqa: F401  (the fixture: one of everything)
-from webapp.engine.schedules import ScheduleKind
 from webapp.extensions import db
 from webapp.jobtypes.job_group import GroupDefinition
 from webapp.models import Job
+from webapp.rules.recurrence import ScheduleKind
 
 HUGE = "99999999999999999999"  # past SQLite's 64-bit integers
 PATH_VALUES = [HUGE, "9223372036854775808", "0", "-1", "²", "٣"]  # ² and ٣ are not ASCII digits

@@ -8,9 +8,9 @@ import pytest
 
 from tests.conftest import fresh, import_job, work
 from webapp.engine.runs import start_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models import RunRejection, Supporter
+from webapp.rules.states import RunState
 
 N = 100_000
 

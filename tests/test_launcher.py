@@ -22,10 +22,10 @@ import pytest
 
 from tests.conftest import import_job
 from webapp import create_app
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.launcher import Child, exit_reason, redis_socket_path
 from webapp.models import Run, Supporter, User
+from webapp.rules.states import RunState
 
 ROOT = Path(__file__).resolve().parents[1]
 BACK_WITHIN = 10.0  # seconds a killed process has to be running again

@@ -7,10 +7,10 @@ import pytest
 
 from tests.conftest import export_job, fresh, import_job, work
 from webapp.engine.runs import start_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models import Run
 from webapp.models.base import utcnow
+from webapp.rules.states import RunState
 
 HEADINGS = ["Type", "Job #", "Job Name", "Started", "Completed", "Progress", "Results", "Stop"]
 

@@ -10,11 +10,11 @@ from tests.conftest import export_job, fresh
 from webapp.engine.firing import fire
 from webapp.engine.planner import plan, plan_due
 from webapp.engine.runs import start_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models import JobSchedule, Run
 from webapp.models.base import utcnow
-from webapp.timefmt import to_local
+from webapp.rules.clock import to_local
+from webapp.rules.states import RunState
 
 
 def tomorrow_local(app):

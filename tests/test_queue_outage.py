@@ -20,11 +20,11 @@ from tests.test_engine import people_csv
 from webapp import create_app
 from webapp.engine import outage, queueing
 from webapp.engine.reconciler import reconcile
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models import Campaign, CampaignStatus, Run
 from webapp.models.base import utcnow
 from webapp.models.users import Role
+from webapp.rules.states import RunState
 
 
 class RedisServer:

@@ -11,9 +11,9 @@ from tests.test_engine import people_csv
 from webapp.engine import queueing
 from webapp.engine.runner import execute_run
 from webapp.engine.runs import start_run
-from webapp.engine.states import RunState
 from webapp.jobtypes import importer
 from webapp.models.runs import RunLogLine
+from webapp.rules.states import RunState
 
 
 def test_a_database_error_quoting_supporters_fails_the_run_with_a_short_plain_reason(

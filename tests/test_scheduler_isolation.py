@@ -15,10 +15,10 @@ import pytest
 from tests.conftest import export_job
 from webapp.engine import scheduler_loop
 from webapp.engine.runs import new_run, schedule_run, start_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models import Job, JobSchedule, Run
 from webapp.models.base import utcnow
+from webapp.rules.states import RunState
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 from tests.conftest import fresh, import_job, work
 from webapp.engine.runs import start_run
-from webapp.engine.states import RunState
 from webapp.models import Supporter
+from webapp.rules.states import RunState
 
 
 def test_import_runs_on_worker(app, users, tmp_path):

@@ -1,6 +1,6 @@
 import pytest
 
-from webapp.engine.states import (
+from webapp.rules.states import (
     FINISHED,
     TRANSITIONS,
     IllegalTransition,
@@ -69,11 +69,11 @@ def test_every_state_has_a_transition_entry():
 def test_the_readme_state_table_is_the_engines():
     from pathlib import Path
 
-    from webapp.engine.states import transition_table
+    from webapp.rules.states import transition_table
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- run-states:begin -->\n")[1].split("\n<!-- run-states:end -->")[0]
-    assert block == transition_table(), "regenerate it: python -m webapp.engine.states"
+    assert block == transition_table(), "regenerate it: python -m webapp.rules.states"
 
 
 def test_no_engine_move_goes_through_an_intermediate_state():

@@ -10,11 +10,11 @@ from tests.conftest import fresh, work
 from tests.test_email_campaign import campaign_for, launch, supporters
 from webapp.api.routes import bounce_token
 from webapp.engine.collecting import finish_collecting
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.mailing.stats import contact_stats
 from webapp.models import Recipient, Supporter, Suppression
 from webapp.models.base import utcnow
+from webapp.rules.states import RunState
 
 
 @pytest.fixture

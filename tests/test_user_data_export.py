@@ -6,9 +6,9 @@ from datetime import datetime
 
 from tests.conftest import act_midway, export_job, fresh, work
 from webapp.engine.runs import start_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models import Supporter
+from webapp.rules.states import RunState
 
 
 def add(email, **values):

@@ -6,10 +6,10 @@ import pytest
 
 from tests.conftest import fresh, import_job, work
 from webapp.engine.runs import start_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.jobtypes import importer
 from webapp.models import RunLogLine, RunRejection, Supporter
+from webapp.rules.states import RunState
 
 
 def run_import(

@@ -14,11 +14,11 @@ import pytest
 from tests.conftest import fresh, import_job, work
 from webapp.engine.reconciler import reconcile
 from webapp.engine.runs import can_kill, kill_run, request_stop, retry_run, start_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models import Supporter
 from webapp.models.campaigns import Recipient, RecipientStatus
 from webapp.models.runs import RunLogLine
+from webapp.rules.states import RunState
 
 ROOT = Path(__file__).resolve().parents[1]
 

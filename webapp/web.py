@@ -14,10 +14,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from webapp.engine.outage import queue_down_since
 from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import can_kill, queue_position
-from webapp.engine.states import RunState
 from webapp.jobtypes import REGISTRY, lane_of, type_label
 from webapp.permissions import can_see
-from webapp.timefmt import format_duration, format_local
+from webapp.rules.clock import format_duration, format_local
+from webapp.rules.states import RunState
 
 
 def is_htmx() -> bool:

@@ -29,7 +29,7 @@ from webapp.models.users import User
 from webapp.paging import Keyset
 from webapp.permissions import super_admin_required
 from webapp.request_args import MAX_ID, as_int, choice_arg, date_arg, int_arg
-from webapp.timefmt import format_local, local_midnight_utc
+from webapp.rules.clock import format_local, local_midnight_utc
 
 # every action the log knows, with the words the Audit page shows for it: its filter offers these
 # (an action written without a line here is shown from its name but cannot be filtered on)

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from webapp import audit
 from webapp.campaigns.forms import AUDIENCES, CampaignForm, FilterForm, merge_field_help
 from webapp.engine.queueing import QueueUnavailable
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
 from webapp.mailing import launches
@@ -23,8 +22,9 @@ from webapp.models.jobs import Job
 from webapp.models.people import Supporter
 from webapp.models.runs import Run
 from webapp.permissions import usable_or_404
+from webapp.rules.clock import check_plannable, local_to_utc, utc_to_local_naive
+from webapp.rules.states import RunState
 from webapp.security import email_html
-from webapp.timefmt import check_plannable, local_to_utc, utc_to_local_naive
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 

@@ -23,7 +23,6 @@ from webapp.engine.runs import (
     request_stop,
     retry_run,
 )
-from webapp.engine.states import RunState
 from webapp.engine.transitions import log, move
 from webapp.extensions import db
 from webapp.jobtypes import lane_of
@@ -34,7 +33,8 @@ from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.schedules import Blackout, JobSchedule
 from webapp.models.users import User
-from webapp.timefmt import format_duration, format_local, to_local
+from webapp.rules.clock import format_duration, format_local, to_local
+from webapp.rules.states import RunState
 
 FOLLOWUP_FUNCTION = "webapp.engine.chains.after_group_run"
 STEP_DONE = (RunState.COMPLETED, RunState.COLLECTING)  # an email step is done once sent

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from webapp.engine.states import RunState
 from webapp.engine.transitions import move
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.runs import Run
+from webapp.rules.states import RunState
 
 
 def finish_collecting() -> int:

@@ -9,11 +9,11 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import insert, select
 
-from webapp.engine.states import RunState
 from webapp.engine.transitions import log, move
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.runs import COUNT_NAMES, Run, RunRejection
+from webapp.rules.states import RunState
 
 
 class RunStopped(Exception):

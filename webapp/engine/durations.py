@@ -7,9 +7,9 @@ import statistics
 
 from sqlalchemy import select
 
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models.runs import Run
+from webapp.rules.states import RunState
 
 RECENT_RUNS = 15  # the typical duration is the median of this many latest completed runs
 

@@ -18,15 +18,15 @@ from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
 from webapp.engine.planner import covering, unexpected
 from webapp.engine.runs import dispatch, new_run
-from webapp.engine.schedules import ScheduleError, next_run
-from webapp.engine.states import RunState
 from webapp.engine.transitions import move
 from webapp.extensions import db
 from webapp.jobtypes import REGISTRY
 from webapp.models.base import utcnow
 from webapp.models.runs import Run
 from webapp.models.schedules import Blackout, JobSchedule
-from webapp.timefmt import format_duration, format_local, to_local
+from webapp.rules.clock import format_duration, format_local, to_local
+from webapp.rules.recurrence import ScheduleError, next_run
+from webapp.rules.states import RunState
 
 ON_TIME = timedelta(seconds=60)  # later than this, the scheduler was not running at the time
 MAX_MISSED_ROWS = 100  # occurrences recorded as missed after one outage, at most

@@ -10,12 +10,12 @@ from sqlalchemy import select
 from webapp.engine import queueing
 from webapp.engine.durations import typical_run_seconds
 from webapp.engine.notifications import notify
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.jobtypes import type_label
 from webapp.models.base import utcnow
 from webapp.models.runs import Run
-from webapp.timefmt import format_duration, format_local
+from webapp.rules.clock import format_duration, format_local
+from webapp.rules.states import RunState
 
 NOTIFY_FUNCTION = "webapp.engine.followups.send_run_notification"
 

@@ -16,15 +16,15 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.engine import queueing
 from webapp.engine.runs import schedule_run
-from webapp.engine.schedules import ScheduleError, next_run
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.jobtypes.job_group import GroupDefinition
 from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.schedules import Blackout, JobSchedule
-from webapp.timefmt import to_local
+from webapp.rules.clock import to_local
+from webapp.rules.recurrence import ScheduleError, next_run
+from webapp.rules.states import RunState
 
 log = logging.getLogger("conveyor.scheduler")
 T = TypeVar("T")

@@ -14,13 +14,13 @@ from sqlalchemy import select, update
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
 from webapp.engine.runs import GROUP, arm_timed_job, dispatch
-from webapp.engine.states import RunState
 from webapp.engine.transitions import move
 from webapp.extensions import db
 from webapp.jobtypes import REGISTRY
 from webapp.models.base import utcnow
 from webapp.models.runs import Run
-from webapp.timefmt import format_local
+from webapp.rules.clock import format_local
+from webapp.rules.states import RunState
 
 log = logging.getLogger("conveyor.scheduler")
 LOOK_AGAIN_AFTER = 0.5  # seconds

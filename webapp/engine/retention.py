@@ -15,13 +15,13 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import delete, insert, or_, select
 
-from webapp.engine.states import ACTIVE, RunState
 from webapp.extensions import db
 from webapp.models.audit import AuditEntry
 from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run, RunLogLine
 from webapp.models.settings import AccountSettings
+from webapp.rules.states import ACTIVE, RunState
 
 log = logging.getLogger("conveyor.scheduler")
 

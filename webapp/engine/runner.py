@@ -16,7 +16,6 @@ from webapp.engine.chains import GROUP, hand_over
 from webapp.engine.context import RunContext, RunPaused, RunStopped
 from webapp.engine.followups import after_run_ended
 from webapp.engine.runs import dispatch, enqueue_or_release, new_run
-from webapp.engine.states import RunState
 from webapp.engine.transitions import log, move
 from webapp.errors import JobError
 from webapp.extensions import db
@@ -26,6 +25,7 @@ from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.users import User
+from webapp.rules.states import RunState
 
 _engine_pid: int | None = None
 

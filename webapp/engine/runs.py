@@ -12,7 +12,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
-from webapp.engine.states import RunState
 from webapp.engine.transitions import log, move
 from webapp.extensions import db
 from webapp.jobtypes import REGISTRY, lane_of, lane_types
@@ -20,6 +19,7 @@ from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.users import User
+from webapp.rules.states import RunState
 
 HOLDING = [s for s in RunState if s.holds_job]
 GROUP = "job_group"  # a group run holds its group but no slot: its steps take the slots

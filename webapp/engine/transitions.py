@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from webapp.engine.states import RunState, check_transition
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.runs import Run, RunLogLine
+from webapp.rules.states import RunState, check_transition
 
 
 def move(run: Run, target: RunState, *, note: str | None = None, at: datetime | None = None) -> None:

@@ -16,7 +16,7 @@ from webapp.models.campaigns import Campaign
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.permissions import job_or_404
-from webapp.timefmt import format_duration, to_local
+from webapp.rules.clock import format_duration, to_local
 
 GROUP = "job_group"
 STEP_TYPES = ("user_data_import", "user_data_export")  # jobs that can run on demand

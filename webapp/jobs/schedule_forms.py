@@ -21,10 +21,10 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from webapp.engine.schedules import TIMES_PER_DAY_CHOICES, ScheduleKind
 from webapp.formutil import choices
 from webapp.models.base import utcnow
-from webapp.timefmt import check_plannable, to_local
+from webapp.rules.clock import check_plannable, to_local
+from webapp.rules.recurrence import TIMES_PER_DAY_CHOICES, ScheduleKind
 
 KIND_LABELS = {
     ScheduleKind.TIMES_PER_DAY: "Times per day",
@@ -47,7 +47,7 @@ PAST_DATE_MESSAGE = "This date is in the past: choose today or a later day."
 
 
 def refuse_unplannable(form: FlaskForm, field: DateField) -> None:
-    """A field validator: refuse a date Conveyor cannot plan (after timefmt.LAST_PLANNABLE)."""
+    """A field validator: refuse a date Conveyor cannot plan (after clock.LAST_PLANNABLE)."""
     if problem := check_plannable(field.data):
         raise ValidationError(problem)
 

@@ -12,16 +12,6 @@ from webapp.engine import planner
 from webapp.engine import runs as engine
 from webapp.engine.durations import typical_run_seconds
 from webapp.engine.planner import blackout_for, plan, unplan
-from webapp.engine.schedules import (
-    PAST_SLOT_MESSAGE,
-    Schedule,
-    ScheduleError,
-    ScheduleKind,
-    moved_by_dst,
-    next_runs,
-    pick_slot_minute,
-    slot_in_past,
-)
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
 from webapp.jobs.routes import bp
@@ -37,7 +27,17 @@ from webapp.jobs.schedule_forms import (
 from webapp.models.base import utcnow
 from webapp.models.schedules import Blackout, JobSchedule
 from webapp.permissions import schedulable_job_or_404
-from webapp.timefmt import to_local
+from webapp.rules.clock import to_local
+from webapp.rules.recurrence import (
+    PAST_SLOT_MESSAGE,
+    Schedule,
+    ScheduleError,
+    ScheduleKind,
+    moved_by_dst,
+    next_runs,
+    pick_slot_minute,
+    slot_in_past,
+)
 
 PREVIEW_COUNT = 10
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from webapp.engine.states import RunState
+from webapp.rules.states import RunState
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext

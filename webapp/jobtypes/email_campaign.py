@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app, url_for
 from sqlalchemy import Engine, and_, func, insert, select, update
 
-from webapp.engine.states import RunState
 from webapp.errors import JobError
 from webapp.extensions import db
 from webapp.jobtypes.base import JobType
@@ -23,7 +22,8 @@ from webapp.mailing.transport import Connection, Outcome, Outgoing, connection_f
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign, CampaignStatus, Recipient, RecipientStatus
 from webapp.models.people import Supporter
-from webapp.timefmt import format_local
+from webapp.rules.clock import format_local
+from webapp.rules.states import RunState
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext

@@ -18,7 +18,7 @@ from webapp.extensions import db
 from webapp.formutil import choices
 from webapp.jobtypes.base import JobType
 from webapp.models.people import FIELDS_BY_NAME, SUPPORTER_FIELDS, Supporter
-from webapp.timefmt import local_midnight_utc
+from webapp.rules.clock import local_midnight_utc
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext

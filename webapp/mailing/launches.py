@@ -13,13 +13,13 @@ from sqlalchemy import and_, case, update
 
 from webapp.engine import queueing
 from webapp.engine.runs import arm_timed_job, dispatch, new_run
-from webapp.engine.states import RunState
 from webapp.engine.transitions import log
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign, CampaignStatus
 from webapp.models.runs import Run
 from webapp.models.users import User
+from webapp.rules.states import RunState
 
 ALREADY_LAUNCHED = "This campaign was already launched or scheduled; it was not sent again."
 

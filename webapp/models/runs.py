@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.models.base import utcnow
+from webapp.rules.states import RunState
 
 COUNT_NAMES = ("checked", "created", "updated", "unchanged", "skipped", "rejected")
 

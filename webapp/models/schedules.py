@@ -1,4 +1,4 @@
-"""A job's schedule as stored: the fields of engine.schedules.Schedule plus its switch and
+"""A job's schedule as stored: the fields of rules.recurrence.Schedule plus its switch and
 policies."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from datetime import date, datetime, time
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.engine.schedules import Schedule
 from webapp.extensions import db
 from webapp.models.base import utcnow
+from webapp.rules.recurrence import Schedule
 
 
 class JobSchedule(db.Model):

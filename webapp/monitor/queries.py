@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import defer
 
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.groups.queries import group_names_for
 from webapp.models.audit import AuditEntry
@@ -20,6 +19,7 @@ from webapp.models.users import User
 from webapp.monitor.rows import RowNames
 from webapp.paging import Keyset, KeysetPage, NumberedPage, offset
 from webapp.permissions import viewer, visible_runs_of_viewer
+from webapp.rules.states import RunState
 
 POLLED = (RunState.QUEUED, RunState.INITIALIZING, RunState.PROCESSING)
 # what a monitor row needs of a run: not its checkpoint or error (owners come with row_names)

@@ -6,7 +6,6 @@ from flask import Blueprint, current_app, render_template
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.jobtypes import REGISTRY
 from webapp.models.users import User
@@ -23,6 +22,7 @@ from webapp.monitor.queries import (
 from webapp.paging import Keyset
 from webapp.permissions import history_user_or_404
 from webapp.request_args import choice_arg, ids_arg, int_arg, page_arg
+from webapp.rules.states import RunState
 
 bp = Blueprint("monitor", __name__)
 STATES = frozenset(state.value for state in RunState)

@@ -13,9 +13,9 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from webapp.engine.runs import can_kill
-from webapp.engine.states import RunState
 from webapp.jobtypes import REGISTRY, type_label
 from webapp.models.runs import Run
+from webapp.rules.states import RunState
 from webapp.web import campaign_of, localtime, queue_place, run_url, state_badge, stop_question
 
 

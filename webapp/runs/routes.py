@@ -25,7 +25,6 @@ from webapp import audit
 from webapp.engine import chains
 from webapp.engine import runs as engine
 from webapp.engine.queueing import QueueUnavailable
-from webapp.engine.states import RunState
 from webapp.extensions import db
 from webapp.groups.queries import GROUP, step_names, timeline
 from webapp.mailing.stats import contact_stats
@@ -34,7 +33,8 @@ from webapp.models.runs import Run, RunLogLine, RunRejection
 from webapp.monitor.queries import POLLED, row_names
 from webapp.monitor.rows import row_html
 from webapp.permissions import run_or_404
-from webapp.timefmt import format_local
+from webapp.rules.clock import format_local
+from webapp.rules.states import RunState
 from webapp.web import is_htmx, safe_path
 
 bp = Blueprint("runs", __name__, url_prefix="/runs")

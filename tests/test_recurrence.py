@@ -5,7 +5,8 @@ import pytest
 from dateutil import rrule as rr
 from dateutil import tz as dtz
 
-from webapp.engine.schedules import (
+from webapp.rules.clock import local_to_utc
+from webapp.rules.recurrence import (
     LAST_WEEK,
     PAST_SLOT_MESSAGE,
     Schedule,
@@ -18,7 +19,6 @@ from webapp.engine.schedules import (
     slot_in_past,
     to_local,
 )
-from webapp.timefmt import local_to_utc
 
 K = ScheduleKind
 NY = "America/New_York"

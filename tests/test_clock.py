@@ -5,10 +5,10 @@ from datetime import date, datetime
 
 import pytest
 
-from webapp.engine.schedules import Schedule, ScheduleKind, next_run
 from webapp.extensions import db
 from webapp.models.campaigns import Campaign
-from webapp.timefmt import LAST_PLANNABLE, check_plannable, local_to_utc
+from webapp.rules.clock import LAST_PLANNABLE, check_plannable, local_to_utc
+from webapp.rules.recurrence import Schedule, ScheduleKind, next_run
 
 NY = "America/New_York"
 

@@ -1,9 +1,9 @@
 """When a schedule runs next: pure wall-clock maths in the account time zone (DESIGN.md "Schedules").
 
 Schedules are written in local wall-clock time; instants going in and out are naive UTC, as the
-app stores them. DST rules are the app's one rule, `timefmt.local_to_utc`: a local time that does
+app stores them. DST rules are the app's one rule, `clock.local_to_utc`: a local time that does
 not exist (spring forward) runs at the first instant after the gap; a local time that happens
-twice (fall back) runs once, the first time. Nothing is planned after `timefmt.LAST_PLANNABLE`.
+twice (fall back) runs once, the first time. Nothing is planned after `clock.LAST_PLANNABLE`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from webapp.timefmt import LAST_PLANNABLE, local_to_utc
+from webapp.rules.clock import LAST_PLANNABLE, local_to_utc
 
 PAST_SLOT_MESSAGE = "The time selected occurs in the past"
 

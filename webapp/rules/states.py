@@ -98,5 +98,5 @@ def transition_table() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m webapp.engine.states: the README's table
+if __name__ == "__main__":  # python -m webapp.rules.states: the README's table
     print(transition_table())
