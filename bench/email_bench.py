@@ -264,11 +264,11 @@ def job(sink: Sink, n: int, connections: int, batch_size: int, tmp: str, profile
 
     from webapp import create_app
     from webapp.engine import queueing
-    from webapp.engine.states import RunState
     from webapp.extensions import db
     from webapp.mailing import launches
     from webapp.models import Campaign, Job, Recipient, Run, Supporter, User
     from webapp.models.users import Role
+    from webapp.rules.states import RunState
 
     var_dir = os.path.join(tmp, "var")
     app = create_app(

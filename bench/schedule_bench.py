@@ -102,10 +102,10 @@ def setup(var_dir: str, runs: int, kind: str, lead: float) -> tuple[datetime, di
     """Schema, one user, `runs` export jobs each with a schedule due at the same minute T.
 
     Returns T (naive UTC) and facts about the setup. Runs in this process with the app."""
-    from webapp.engine.schedules import to_local
     from webapp.extensions import db
     from webapp.models import Job, JobSchedule
     from webapp.models.base import utcnow
+    from webapp.rules.recurrence import to_local
 
     with migrated_app(var_dir) as app:
         user = add_admin("scheduler@bench.example.org")
