@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from webapp.engine.outage import queue_down_since
 from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import can_kill, queue_position
-from webapp.jobtypes import REGISTRY, lane_of, type_label
+from webapp.jobtypes import REGISTRY, JobType, job_type_for, lane_of, type_label
 from webapp.permissions import can_see
 from webapp.rules.clock import format_duration, format_local
 from webapp.rules.states import RunState
@@ -97,39 +97,21 @@ def queue_place(run: Any) -> str:
     return f"#{place} in the {lane_of(run.job_type)} line{waits}"
 
 
-def campaign_of(run: Any) -> Any:
-    """The campaign behind a cancelled Email Campaign run (for its "Edit campaign" link)."""
-    if run.job_type != "email_campaign" or run.state is not RunState.CANCELLED or not run.job:
-        return None
-    from webapp.extensions import db
-    from webapp.models.campaigns import Campaign
+def job_type_of(run: Any) -> JobType:
+    """The job type of a run (or job), for templates: what it can do and how it is worded."""
+    return job_type_for(run.job_type)
 
-    return db.session.get(Campaign, run.job.params.get("campaign_id"))
+
+def draft_link(run: Any) -> tuple[str, str, str] | None:
+    """(label, url, why) to edit what a cancelled run was made from, if it can be edited again."""
+    return job_type_for(run.job_type).draft_of(run)
 
 
 def stop_question(run: Any) -> str:
     """The confirmation asked before Stop, saying what was already done."""
     if run.state.is_pending:
         return f"Cancel run #{run.number} of “{run.job_name}” before it starts?"
-    job_type = REGISTRY.get(run.job_type)
-    noun = job_type.noun_past if job_type else "processed"
-    if run.job_type == "email_campaign":
-        if run.state.value == "initializing":
-            return (
-                f"Cancel the launch of “{run.job_name}” while its audience is extracted? "
-                "Nobody has been contacted yet."
-            )
-        return (
-            f"Stop “{run.job_name}”? {run.percent}% of {run.progress_total or 0:,} have "
-            "already been sent and cannot be recalled; the rest will not be sent."
-        )
-    if run.progress_total:
-        done = (
-            f"{run.percent}% ({run.progress_done:,} of {run.progress_total:,}) are already {noun} and stay so"
-        )
-    else:
-        done = "nothing has been processed yet"
-    return f"Stop “{run.job_name}” at the next batch? {done}."
+    return job_type_for(run.job_type).stop_question(run)
 
 
 def _queue_down_since() -> Any:
@@ -159,7 +141,8 @@ def register_web_helpers(app: Flask) -> None:
         queue_place=queue_place,
         can_kill=can_kill,
         stop_question=stop_question,
-        campaign_of=campaign_of,
+        draft_link=draft_link,
+        job_type_of=job_type_of,
         run_url=run_url,
         state_badge=state_badge,
         _state_badge=state_badge,

@@ -13,6 +13,7 @@ from webapp.campaigns.forms import AUDIENCES, CampaignForm, FilterForm, merge_fi
 from webapp.engine.queueing import QueueUnavailable
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
+from webapp.jobtypes.email_campaign import EmailCampaign
 from webapp.mailing import launches
 from webapp.mailing.audience import AudienceError, audience_sizes, describe_rule, rule_conditions
 from webapp.mailing.render import CompiledCampaign, RenderError
@@ -82,7 +83,7 @@ def _save(form: CampaignForm, campaign: Campaign | None) -> Campaign | None:
             return None
     created = campaign is None
     if campaign is None:
-        job = Job(owner_id=current_user.id, job_type="email_campaign", name=form.name.data, params={})
+        job = Job(owner_id=current_user.id, job_type=EmailCampaign.key, name=form.name.data, params={})
         campaign = Campaign(owner_id=current_user.id, job=job)
         db.session.add_all([job, campaign])
     form.populate_obj(campaign)

@@ -10,7 +10,8 @@ from flask import abort, current_app
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-from webapp.jobtypes.job_group import GroupDefinition
+from webapp.jobtypes import types_where
+from webapp.jobtypes.job_group import GroupDefinition, JobGroup
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign
 from webapp.models.jobs import Job
@@ -18,8 +19,7 @@ from webapp.models.runs import Run
 from webapp.permissions import job_or_404
 from webapp.rules.clock import format_duration, to_local
 
-GROUP = "job_group"
-STEP_TYPES = ("user_data_import", "user_data_export")  # jobs that can run on demand
+GROUP = JobGroup.key
 EXPIRES_SOON = timedelta(days=7)
 
 
@@ -66,7 +66,9 @@ def candidate_jobs(owner_id: int) -> list[Job]:
     return list(
         db.session.execute(
             select(Job)
-            .where(Job.owner_id == owner_id, Job.active.is_(True), Job.job_type.in_(STEP_TYPES))
+            .where(
+                Job.owner_id == owner_id, Job.active.is_(True), Job.job_type.in_(types_where("can_be_step"))
+            )
             .order_by(Job.name, Job.id)
         ).scalars()
     )

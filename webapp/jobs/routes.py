@@ -16,10 +16,10 @@ from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm, NotificationsForm, mapping_form
 from webapp.jobs.schedule_forms import PauseForm, describe_schedule
 from webapp.jobs.uploads import discard_job_file, forget_upload, load_upload, save_upload
-from webapp.jobtypes import REGISTRY, get_job_type
+from webapp.jobtypes import REGISTRY, get_job_type, job_type_for, types_where
 from webapp.jobtypes.job_group import groups_using
-from webapp.jobtypes.user_data_export import ExportForm
-from webapp.jobtypes.user_data_import import ImportUploadForm, guess_field, mapping_problems
+from webapp.jobtypes.user_data_export import ExportForm, UserDataExport
+from webapp.jobtypes.user_data_import import ImportUploadForm, UserDataImport, guess_field, mapping_problems
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.permissions import job_or_404
@@ -33,7 +33,9 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 def index():
     """The user's jobs (every user's for a super admin)."""
     query = (
-        select(Job).where(Job.active.is_(True), Job.job_type != "job_group").options(selectinload(Job.owner))
+        select(Job)
+        .where(Job.active.is_(True), Job.job_type.in_(types_where("listed_as_job")))
+        .options(selectinload(Job.owner))
     )
     if not current_user.is_super_admin:
         query = query.where(Job.owner_id == current_user.id)
@@ -91,7 +93,7 @@ def map_import(token: str):
         if not problems:
             job = Job(
                 owner_id=current_user.id,
-                job_type="user_data_import",
+                job_type=UserDataImport.key,
                 name=form.name.data.strip(),
                 params=upload.params(mapping),
             )
@@ -119,7 +121,7 @@ def new_export():
     if form.validate_on_submit():
         job = Job(
             owner_id=current_user.id,
-            job_type="user_data_export",
+            job_type=UserDataExport.key,
             name=form.name.data.strip(),
             params=form.params(),
         )
@@ -146,8 +148,9 @@ def _saved(job: Job):
 def detail(job_id: int):
     """A job: its parameters and its recent runs (a group has its own page)."""
     job = job_or_404(job_id)
-    if job.job_type == "job_group":
-        return redirect(url_for("groups.detail", group_id=job.id))
+    job_type = job_type_for(job.job_type)
+    if job_type.page_endpoint != "jobs.detail":  # a group has its own page
+        return redirect(job_type.page_url(job.id))
     return _detail_page(job, NotificationsForm(obj=job))
 
 

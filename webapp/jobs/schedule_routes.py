@@ -24,6 +24,7 @@ from webapp.jobs.schedule_forms import (
     blackout_text,
     describe_schedule,
 )
+from webapp.jobtypes import job_type_for
 from webapp.models.base import utcnow
 from webapp.models.schedules import Blackout, JobSchedule
 from webapp.permissions import schedulable_job_or_404
@@ -48,7 +49,7 @@ def _tz() -> str:
 
 def _kind(job) -> str:
     """What the audit log calls the job a schedule belongs to."""
-    return "group" if job.job_type == "job_group" else "job"
+    return "group" if job_type_for(job.job_type).drives_chain else "job"
 
 
 def _pure(form: ScheduleForm, minute: int | None) -> Schedule:
@@ -212,9 +213,7 @@ def _save(job, existing: JobSchedule | None, form: ScheduleForm, minute: int | N
     if target.kind == ScheduleKind.HOURLY_SLOT:
         message += f" The slot's minute is :{minute:02d}."
     flash(message, "success")
-    if job.job_type == "job_group":  # back to the group wizard's schedule step
-        return redirect(url_for("groups.wizard", group_id=job.id, step=4))
-    return redirect(url_for("jobs.detail", job_id=job.id))
+    return redirect(job_type_for(job.job_type).schedule_done_url(job.id))
 
 
 @bp.route("/<int:job_id>/schedule/fields")

@@ -15,6 +15,37 @@ class UnknownJobType(KeyError):
     """A run names a job type this installation does not have."""
 
 
+class _Missing(JobType):
+    """What screens show for a run of a type this installation no longer has: its key as its
+    label, no actions beyond Stop, no counts."""
+
+    key = "missing"
+    label = "Unknown type"
+    can_be_step = False
+    listed_as_job = False
+    count_labels: dict[str, str] = {}
+
+    def __init__(self, key: str) -> None:
+        self.key = key  # type: ignore[misc]  # an instance stands for the one missing key
+        self.label = key.replace("_", " ").title()  # type: ignore[misc]
+
+
+def register(job_type: type[JobType]) -> JobType:
+    """Add a job type to the registry (the built-in ones are added here; a test may add its own)."""
+    REGISTRY[job_type.key] = instance = job_type()
+    return instance
+
+
+def job_type_for(key: str) -> JobType:
+    """The job type called `key`, or a stand-in that shows an unknown type plainly."""
+    return REGISTRY.get(key) or _Missing(key)
+
+
+def types_where(capability: str) -> list[str]:
+    """The keys of the types that have a capability (`drives_chain`, `can_be_step`, …)."""
+    return [key for key, job_type in REGISTRY.items() if getattr(job_type, capability)]
+
+
 def get_job_type(key: str) -> JobType:
     """The registered job type called `key`."""
     try:
@@ -36,5 +67,4 @@ def lane_types(lane: str) -> list[str]:
 
 def type_label(key: str) -> str:
     """The monitor's Type column for a job type key."""
-    job_type = REGISTRY.get(key)
-    return job_type.label if job_type else key.replace("_", " ").title()
+    return job_type_for(key).label

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from flask import url_for
+
 from webapp.rules.states import RunState
 
 if TYPE_CHECKING:
@@ -28,6 +30,64 @@ class JobType:
     # (a campaign is not: its Launch, with its confirmation and launch time, starts it)
     runs_on_request: ClassVar[bool] = True
 
+    # -- What the rest of the code asks of a type: no code outside a type's own module and
+    # templates names a job type; it asks one of these.
+    noun: ClassVar[str] = "records"  # what its progress counts: "41,200 of 100,000 records"
+    # its run drives a chain of other jobs' runs (a group): it holds no worker slot (its steps
+    # do), has steps on its run page, and is stopped, paused and retried through its steps
+    drives_chain: ClassVar[bool] = False
+    sends_email: ClassVar[bool] = False  # its run page shows contact results; Stop says what was sent
+    can_be_step: ClassVar[bool] = True  # offered as a step in the group wizard
+    listed_as_job: ClassVar[bool] = True  # listed on the Jobs page (a group has a page of its own)
+    has_request_id: ClassVar[bool] = True  # its runs are given a request id as extraction ends
+    result_kind: ClassVar[str | None] = None  # "CSV": its run leaves a file to download
+    # the run counters it fills, in order, with what they mean for it (an export "exported")
+    count_labels: ClassVar[dict[str, str]] = {
+        "checked": "Checked",
+        "created": "Created",
+        "updated": "Updated",
+        "unchanged": "Unchanged",
+        "skipped": "Skipped",
+        "rejected": "Rejected",
+    }
+    # the monitor's Stop: "stop" (stop at the next batch, or cancel before it starts) or None
+    # (no Stop on the monitor: the run page has the type's own controls)
+    monitor_stop: ClassVar[str | None] = "stop"
+    page_endpoint: ClassVar[str] = "jobs.detail"  # a job's own page, built with job_id
+
+    def page_url(self, job_id: int) -> str:
+        """The page of one job of this type."""
+        return url_for(self.page_endpoint, job_id=job_id)
+
+    def schedule_done_url(self, job_id: int) -> str:
+        """Where the schedule page's back link and Save lead."""
+        return self.page_url(job_id)
+
+    def counts(self, run: Run) -> list[tuple[str, int]]:
+        """The run's counters as its run page and History show them: (label, value) in order."""
+        return [(label, getattr(run, name)) for name, label in self.count_labels.items()]
+
+    def stop_question(self, run: Run) -> str:
+        """The confirmation asked before Stop on a started run, saying what was already done."""
+        if run.progress_total:
+            done = (
+                f"{run.percent}% ({run.progress_done:,} of {run.progress_total:,}) are already "
+                f"{self.noun_past} and stay so"
+            )
+        else:
+            done = "nothing has been processed yet"
+        return f"Stop “{run.job_name}” at the next batch? {done}."
+
+    def draft_of(self, run: Run) -> tuple[str, str, str] | None:
+        """A link (label, url, a sentence saying why) to edit what a cancelled run was made
+        from, when it can be edited again (a campaign back in draft); None if there is none."""
+        return None
+
+    def settled_row(self, run: Run) -> bool:
+        """Whether a finished or waiting run's monitor row depends on the run's own values only
+        (False when it shows something that changes elsewhere, such as a campaign's state)."""
+        return True
+
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         """Label/value pairs that summarise a job's parameters on its page."""
         return []
@@ -46,5 +106,5 @@ class JobType:
 
     def summary(self, run: Run) -> str:
         """The closing log line with the counts."""
-        counts = ", ".join(f"{value:,} {name}" for name, value in run.counts.items())
+        counts = ", ".join(f"{value:,} {label.lower()}" for label, value in self.counts(run))
         return f"Completed: {counts}."

@@ -44,6 +44,34 @@ class EmailCampaign(JobType):
     can_pause = True
     lane = "email"
     runs_on_request = False  # only its Launch (with the confirmation) or a group starts it
+    noun = "recipients"
+    sends_email = True
+    can_be_step = False  # a group launches it after success instead
+    count_labels = {"checked": "Audience", "skipped": "Suppressed", "created": "Sent", "rejected": "Refused"}
+
+    def stop_question(self, run: Run) -> str:
+        if run.state is RunState.INITIALIZING:
+            return (
+                f"Cancel the launch of “{run.job_name}” while its audience is extracted? "
+                "Nobody has been contacted yet."
+            )
+        return (
+            f"Stop “{run.job_name}”? {run.percent}% of {run.progress_total or 0:,} have "
+            "already been sent and cannot be recalled; the rest will not be sent."
+        )
+
+    def draft_of(self, run: Run) -> tuple[str, str, str] | None:
+        campaign = _campaign_of(run) if run.state is RunState.CANCELLED else None
+        if campaign is None or campaign.status is not CampaignStatus.DRAFT:
+            return None
+        return (
+            "Edit campaign",
+            url_for("campaigns.edit", campaign_id=campaign.id),
+            "The campaign is back in draft.",
+        )
+
+    def settled_row(self, run: Run) -> bool:
+        return run.state is not RunState.CANCELLED  # its row offers to edit the campaign while in draft
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         return [("Campaign", f"#{params.get('campaign_id')}")]

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, ClassVar
 
+from flask import url_for
 from sqlalchemy import select
 
 from webapp.extensions import db
@@ -16,6 +17,7 @@ from webapp.models.jobs import Job
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
+    from webapp.models.runs import Run
 
 MIN_STEPS = 2
 
@@ -83,8 +85,26 @@ class JobGroup(JobType):
     key: ClassVar[str] = "job_group"
     label: ClassVar[str] = "Job Group"
     description: ClassVar[str] = "Runs jobs one after another; stops at the first failure."
+    noun: ClassVar[str] = "steps"
     noun_past: ClassVar[str] = "completed"
     can_pause: ClassVar[bool] = True
+    drives_chain: ClassVar[bool] = True
+    can_be_step: ClassVar[bool] = False
+    listed_as_job: ClassVar[bool] = False
+    count_labels: ClassVar[dict[str, str]] = {}  # its steps' runs have the counts
+    page_endpoint: ClassVar[str] = "groups.detail"
+
+    def page_url(self, job_id: int) -> str:
+        return url_for("groups.detail", group_id=job_id)
+
+    def schedule_done_url(self, job_id: int) -> str:
+        return url_for("groups.wizard", group_id=job_id, step=4)  # the wizard's schedule step
+
+    def stop_question(self, run: Run) -> str:
+        return (
+            f"Stop group run #{run.number} of “{run.job_name}”? The current step stops at its next "
+            "batch; the remaining steps are skipped."
+        )
 
     def run(self, ctx: RunContext) -> None:
         raise RuntimeError("a group run is driven by its chain, not executed on a worker")

@@ -81,7 +81,10 @@ class UserDataExport(JobType):
     key = "user_data_export"
     label = "User Data Export"
     description = "Export chosen supporter fields to a CSV file you download from the monitor."
+    noun = "supporters"
     noun_past = "exported"
+    result_kind = "CSV"
+    count_labels = {"created": "Exported"}
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         which = FILTERS.get(params.get("filter", "all"), "")

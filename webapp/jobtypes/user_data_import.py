@@ -84,6 +84,7 @@ class UserDataImport(JobType):
     label = "User Data Import"
     description = "Upload a CSV of supporters; rows are matched by email and created or updated."
     noun_past = "imported"
+    result_kind = "CSV"  # the import report
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         mapping = params.get("mapping", [])

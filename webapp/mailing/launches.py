@@ -15,6 +15,7 @@ from webapp.engine import queueing
 from webapp.engine.runs import arm_timed_job, dispatch, new_run
 from webapp.engine.transitions import log
 from webapp.extensions import db
+from webapp.jobtypes.email_campaign import EmailCampaign
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign, CampaignStatus
 from webapp.models.runs import Run
@@ -144,7 +145,7 @@ def copy_campaign(campaign: Campaign, user: User) -> Campaign:
     from webapp.models.jobs import Job
 
     name = f"Copy of {campaign.name}"[:200]
-    job = Job(owner_id=user.id, job_type="email_campaign", name=name, params={})
+    job = Job(owner_id=user.id, job_type=EmailCampaign.key, name=name, params={})
     copy = Campaign(
         owner_id=user.id,
         job=job,

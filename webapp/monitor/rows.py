@@ -8,15 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flask import current_app, request, url_for
+from flask import current_app, request
 from flask_login import current_user
 from markupsafe import Markup
 
 from webapp.engine.runs import can_kill
-from webapp.jobtypes import REGISTRY, type_label
+from webapp.jobtypes import job_type_for
 from webapp.models.runs import Run
 from webapp.rules.states import RunState
-from webapp.web import campaign_of, localtime, queue_place, run_url, state_badge, stop_question
+from webapp.web import draft_link, localtime, queue_place, run_url, state_badge, stop_question
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class MonitorRow:
     action: str | None  # stop, kill, stopping, remove
     action_url: str | None
     question: str
-    edit_campaign_url: str | None
+    draft_label: str | None  # "Edit campaign": what a cancelled run was made from is editable again
+    draft_url: str | None
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,15 @@ def monitor_row(
         progress, note = "waiting", queue_place(run)
     elif state in (RunState.PAUSED, RunState.CANCELLED) and run.progress_total:
         progress, note = "waiting", f"at {run.percent}%"
-    job_type = REGISTRY.get(run.job_type)
+    job_type = job_type_for(run.job_type)
     action = action_url = None
     question = ""
-    if not state.is_finished and state is not RunState.COLLECTING and (job_type is None or job_type.can_stop):
+    if (
+        not state.is_finished
+        and state is not RunState.COLLECTING
+        and job_type.can_stop
+        and job_type.monitor_stop == "stop"
+    ):
         if run.control == "stop" and state.is_running:
             action = "kill" if current_user.is_admin and can_kill(run) else "stopping"
             action_url = run_url("runs.kill", run.id, **{"from": "monitor"})
@@ -106,7 +112,7 @@ def monitor_row(
     elif state is RunState.FAILED:
         action = "remove"
         action_url = run_url("runs.dismiss", run.id, **{"from": "monitor"})
-    campaign = campaign_of(run)
+    draft = draft_link(run)
     return MonitorRow(
         run_id=run.id,
         number=run.number,
@@ -114,7 +120,7 @@ def monitor_row(
         state=state.value,
         owner_email=owner_email,
         group_line=f"step {run.step} in group “{group_name}”" if group_name else None,
-        type=type_label(run.job_type),
+        type=job_type.label,
         started=localtime(run.started_at),
         completed=localtime(run.finished_at),
         detail_url=run_url("runs.detail", run.id),
@@ -128,9 +134,8 @@ def monitor_row(
         action=action,
         action_url=action_url,
         question=question,
-        edit_campaign_url=url_for("campaigns.edit", campaign_id=campaign.id)
-        if campaign is not None and campaign.status.value == "draft"
-        else None,
+        draft_label=draft[0] if draft else None,
+        draft_url=draft[1] if draft else None,
     )
 
 
@@ -197,7 +202,7 @@ def _settled_key(run: Run, group_name: str | None, owner_email: str | None, oob:
     if (
         state is RunState.QUEUED
         or (run.control == "stop" and state.is_running)
-        or (state is RunState.CANCELLED and run.job_type == "email_campaign")
+        or not job_type_for(run.job_type).settled_row(run)
     ):
         return None
     return (

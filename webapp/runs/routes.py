@@ -26,7 +26,8 @@ from webapp.engine import chains
 from webapp.engine import runs as engine
 from webapp.engine.queueing import QueueUnavailable
 from webapp.extensions import db
-from webapp.groups.queries import GROUP, step_names, timeline
+from webapp.groups.queries import step_names, timeline
+from webapp.jobtypes import job_type_for
 from webapp.mailing.stats import contact_stats
 from webapp.models.campaigns import Campaign
 from webapp.models.runs import Run, RunLogLine, RunRejection
@@ -84,7 +85,7 @@ def _status_context(run) -> dict:
 
 def _group_context(run) -> dict:
     """A group run's steps timeline; a step run's group run."""
-    if run.job_type == GROUP:
+    if job_type_for(run.job_type).drives_chain:
         return {"group_steps": timeline(run, chains.steps_of(run), step_names(run.job))}
     if run.parent_run_id:
         return {"parent_run": run.parent}
@@ -93,7 +94,7 @@ def _group_context(run) -> dict:
 
 def _email_context(run) -> dict:
     """The campaign and its contact results, for an Email Campaign run."""
-    if run.job_type != "email_campaign":
+    if not job_type_for(run.job_type).sends_email:
         return {}
     campaign = None
     if run.job is not None:
