@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import utcnow
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     """One action: when, who (None for an unknown sign-in), what, the object it touched (kept
     as type, id and label so the entry reads the same after the object is deleted), whose data
     it was, details and the IP it came from. Never edited in the UI."""

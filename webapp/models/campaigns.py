@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import utcnow
 
 
@@ -31,7 +31,7 @@ class CampaignStatus(enum.StrEnum):
         return self.value.capitalize()
 
 
-class SavedFilter(db.Model):
+class SavedFilter(Model):
     """A named audience rule: supporters matching every condition."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -41,7 +41,7 @@ class SavedFilter(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Campaign(db.Model):
+class Campaign(Model):
     """An email: sender, subject, bodies with merge fields, audience, notification address."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,7 +71,7 @@ class Campaign(db.Model):
     launch_run = relationship("Run", foreign_keys=[launch_run_id])
 
 
-class Suppression(db.Model):
+class Suppression(Model):
     """An address never to email again (hard bounce, unsubscribe)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -89,7 +89,7 @@ class RecipientStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class Recipient(db.Model):
+class Recipient(Model):
     """One supporter in a run's extracted audience (a snapshot), and what happened to them."""
 
     __table_args__ = (

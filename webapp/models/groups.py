@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.extensions import db
+from webapp.extensions import Model
 
 
-class GroupStep(db.Model):
+class GroupStep(Model):
     """One step of a group. The database keeps the chain whole: deleting the group's row takes
     its steps with it; a job's row that a step uses cannot be deleted."""
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import utcnow
 
+if TYPE_CHECKING:
+    from webapp.models.schedules import JobSchedule
 
-class Job(db.Model):
+
+class Job(Model):
     """A saved definition: a job type with its parameters, owned by a user."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -30,6 +33,8 @@ class Job(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     owner = relationship("User")
+    # when it runs by itself, if ever (one schedule per job)
+    schedule: Mapped[JobSchedule | None] = relationship(back_populates="job", uselist=False)
     # a group's steps in order (jobtypes/job_group.py reads and writes them); the database
     # deletes them with the group (passive_deletes: no loading them first)
     group_steps = relationship(

@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import utcnow
 
 
@@ -37,7 +37,7 @@ SUPPORTER_FIELDS: tuple[SupporterField, ...] = (
 FIELDS_BY_NAME = {field.name: field for field in SUPPORTER_FIELDS}
 
 
-class Supporter(db.Model):
+class Supporter(Model):
     """One supporter; the email (stored lower-case) is unique.
 
     Email is the only index besides the key: supporters are read in id order (exports,

@@ -8,14 +8,14 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import utcnow
 from webapp.rules.states import RunState
 
 COUNT_NAMES = ("checked", "created", "updated", "unchanged", "skipped", "rejected")
 
 
-class Run(db.Model):
+class Run(Model):
     """One execution of a job, with its progress, counts, result file and log."""
 
     __table_args__ = (
@@ -107,7 +107,7 @@ class Run(db.Model):
         return ((self.finished_at or utcnow()) - self.started_at).total_seconds()
 
 
-class RunLogLine(db.Model):
+class RunLogLine(Model):
     """One line of a run's log."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -117,7 +117,7 @@ class RunLogLine(db.Model):
     message: Mapped[str] = mapped_column(Text)
 
 
-class RunRejection(db.Model):
+class RunRejection(Model):
     """A record a run rejected, with its line number and reason."""
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,10 +6,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.extensions import db
+from webapp.extensions import Model, db
 
 
-class AccountSettings(db.Model):
+class AccountSettings(Model):
     """Settings an admin changes on the Settings page."""
 
     id: Mapped[int] = mapped_column(primary_key=True)

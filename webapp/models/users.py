@@ -12,7 +12,7 @@ from sqlalchemy import Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import utcnow
 
 
@@ -28,7 +28,7 @@ class Role(enum.StrEnum):
         return {"user": "User", "admin": "Admin", "super_admin": "Super admin"}[self.value]
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     """A staff member who logs in."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
