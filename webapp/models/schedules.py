@@ -4,16 +4,17 @@ policies."""
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from typing import cast
 
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import utcnow
-from webapp.rules.recurrence import Schedule
+from webapp.rules.recurrence import Schedule, ScheduleKind
 
 
-class JobSchedule(db.Model):
+class JobSchedule(Model):
     """When a job runs by itself (one schedule per job)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -45,7 +46,7 @@ class JobSchedule(db.Model):
     problem_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    job = relationship("Job", backref=db.backref("schedule", uselist=False))
+    job = relationship("Job", back_populates="schedule")
     paused_by = relationship("User")
 
     @property
@@ -55,7 +56,8 @@ class JobSchedule(db.Model):
     def as_schedule(self, tz: str) -> Schedule:
         """The pure schedule the next-run maths works on."""
         return Schedule(
-            kind=self.kind,
+            # stored as its text: Schedule turns it into a ScheduleKind (ScheduleError if unknown)
+            kind=cast(ScheduleKind, self.kind),
             tz=tz,
             start_date=self.start_date,
             time=self.time,
@@ -71,7 +73,7 @@ class JobSchedule(db.Model):
         )
 
 
-class Blackout(db.Model):
+class Blackout(Model):
     """Dates on which scheduled runs do not happen: account-wide (no job) or for one job."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
