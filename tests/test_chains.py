@@ -14,8 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from tests.conftest import export_job, fresh, import_job, work
 from tests.test_email_campaign import campaign_for, supporters
 from webapp.engine import chains
+from webapp.engine.control import pause as request_pause
+from webapp.engine.control import resume as resume_run
+from webapp.engine.control import retry as retry_run
+from webapp.engine.control import stop as request_stop
 from webapp.engine.reconciler import reconcile
-from webapp.engine.runs import request_pause, request_stop, resume_run, retry_run, start_run
+from webapp.engine.runs import start_run
 from webapp.extensions import db
 from webapp.jobtypes.job_group import GroupDefinition
 from webapp.models import GroupStep, Job, Run

@@ -34,7 +34,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.login_message_category = "info"
 
     from webapp import models  # noqa: F401  (register the tables)
+    from webapp.engine import chains
     from webapp.models.users import User
+
+    chains.install()  # group runs follow the run engine through engine/handoff.py
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:

@@ -11,11 +11,11 @@ from flask import current_app, url_for
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import joinedload
 
-from webapp.engine import queueing
+from webapp.engine import handoff, queueing
 from webapp.engine.context import new_request_id
 from webapp.engine.notifications import notify
+from webapp.engine.planner import unplan
 from webapp.engine.runs import (
-    GROUP,
     RunActionError,
     dispatch,
     job_busy,
@@ -26,7 +26,8 @@ from webapp.engine.runs import (
 from webapp.engine.transitions import log, move
 from webapp.extensions import db
 from webapp.jobtypes import lane_of
-from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
+from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition, JobGroup
+from webapp.mailing.launches import send_after_group
 from webapp.models.base import utcnow
 from webapp.models.groups import GroupStep
 from webapp.models.jobs import Job
@@ -36,6 +37,7 @@ from webapp.models.users import User
 from webapp.rules.clock import format_duration, format_local, to_local
 from webapp.rules.states import RunState
 
+GROUP = JobGroup.key
 FOLLOWUP_FUNCTION = "webapp.engine.chains.after_group_run"
 STEP_DONE = (RunState.COMPLETED, RunState.COLLECTING)  # an email step is done once sent
 STEP_BROKEN = (RunState.FAILED, RunState.CANCELLED, RunState.SKIPPED)
@@ -348,6 +350,12 @@ def step_retried(step: Run) -> None:
         _reopen(group_run, f"Step {step.step} is retried; the chain continues after it.")
 
 
+def install() -> None:
+    """Let group runs follow the run engine: their turn, their steps' ends and retries reach
+    this module through engine/handoff.py (create_app calls this once)."""
+    handoff.install(handoff.ChainDriver(start=start, step_ended=step_ended, step_retried=step_retried))
+
+
 # --------------------------------------------------------------------------- after a group run
 
 
@@ -372,8 +380,6 @@ def after_group_run(group_run_id: int) -> int:
 def _launch_campaigns(group_run: Run, campaign_ids: list[int]) -> list[Run]:
     """Each chosen campaign gets a new send of its own after this successful group run; the
     campaign's own launch (its status, launch time and scheduled run) is left as it is."""
-    from webapp.mailing.launches import send_after_group
-
     launched = []
     for campaign_id in campaign_ids:
         run = send_after_group(campaign_id, group_run)
@@ -461,8 +467,6 @@ def _expire_group(group: Job, today: date) -> str | None:
 
 def delete_group(group: Job) -> None:
     """Delete a group definition for good: its schedule and planned runs go, its runs stay."""
-    from webapp.engine.planner import unplan
-
     unplan(group)
     db.session.execute(update(Run).where(Run.job_id == group.id).values(job_id=None))
     db.session.execute(delete(JobSchedule).where(JobSchedule.job_id == group.id))

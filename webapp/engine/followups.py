@@ -7,7 +7,7 @@ from datetime import timedelta
 from flask import current_app, url_for
 from sqlalchemy import select
 
-from webapp.engine import queueing
+from webapp.engine import handoff, queueing
 from webapp.engine.durations import typical_run_seconds
 from webapp.engine.notifications import notify
 from webapp.extensions import db
@@ -38,10 +38,8 @@ def after_run_ended(run: Run, reason: str = "ended", *, chain_continued: bool = 
     """Continue the chain of a group step (unless the step already handed over to the next:
     chain_continued); queue the notification follow-up when the job wants one (never raises)."""
     if run.parent_run_id and reason == "ended" and not chain_continued:
-        from webapp.engine.chains import step_ended  # chains builds on the run engine
-
         try:
-            step_ended(run)
+            handoff.step_ended(run)
         except Exception:
             db.session.rollback()
             current_app.logger.exception("the chain after step run %s could not continue", run.id)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from webapp.engine import queueing
 from webapp.engine.runs import schedule_run
 from webapp.extensions import db
-from webapp.jobtypes.job_group import GroupDefinition
+from webapp.jobtypes import job_type_for
 from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
@@ -109,8 +109,8 @@ def plan(schedule: JobSchedule) -> Run | None:
 
 
 def _may_run_by_itself(job: Job) -> bool:
-    """A group runs by its schedule only once activated (a saved draft waits)."""
-    return job.job_type != "job_group" or GroupDefinition.of(job).activated
+    """Whether the job's schedule may start runs (a group's only once activated)."""
+    return job_type_for(job.job_type).may_run_by_itself(job)
 
 
 def unplan(job: Job) -> int:

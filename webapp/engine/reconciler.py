@@ -13,10 +13,10 @@ from sqlalchemy import select, update
 
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
-from webapp.engine.runs import GROUP, arm_timed_job, dispatch
+from webapp.engine.runs import arm_timed_job, dispatch
 from webapp.engine.transitions import move
 from webapp.extensions import db
-from webapp.jobtypes import REGISTRY
+from webapp.jobtypes import job_type_for, types_where
 from webapp.models.base import utcnow
 from webapp.models.runs import Run
 from webapp.rules.clock import format_local
@@ -30,8 +30,7 @@ LOST = {None, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus
 def worker_died_reason(run: Run, tz_name: str) -> str:
     """'the worker running this job stopped at 2:02 PM EST; 41,200 of 100,000 rows were imported'."""
     at = format_local(run.heartbeat_at or run.started_at, tz_name, with_date=False)
-    job_type = REGISTRY.get(run.job_type)
-    verb = job_type.noun_past if job_type else "processed"
+    verb = job_type_for(run.job_type).noun_past
     of_total = f" of {run.progress_total:,}" if run.progress_total is not None else ""
     return (
         f"the worker running this job stopped at {at}; "
@@ -48,7 +47,8 @@ def reconcile() -> dict[str, int]:
     running = (
         db.session.execute(
             select(Run).where(
-                Run.state.in_([RunState.INITIALIZING, RunState.PROCESSING]), Run.job_type != GROUP
+                Run.state.in_([RunState.INITIALIZING, RunState.PROCESSING]),
+                Run.job_type.not_in(types_where("drives_chain")),
             )  # a group run has no worker: its steps do
         )
         .scalars()

@@ -10,11 +10,11 @@ from flask import current_app
 from sqlalchemy import Select, Update, bindparam, exists, func, select, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from webapp.engine import queueing
+from webapp.engine import handoff, queueing
 from webapp.engine.followups import after_run_ended
 from webapp.engine.transitions import log, move
 from webapp.extensions import db
-from webapp.jobtypes import REGISTRY, lane_of, lane_types
+from webapp.jobtypes import job_type_for, lane_of, lane_types, types_where
 from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
@@ -22,7 +22,6 @@ from webapp.models.users import User
 from webapp.rules.states import RunState
 
 HOLDING = [s for s in RunState if s.holds_job]
-GROUP = "job_group"  # a group run holds its group but no slot: its steps take the slots
 DISPATCH_LOCK = 7_406_101  # the PostgreSQL advisory lock dispatchers take turns on
 
 
@@ -75,11 +74,12 @@ def start_run(job: Job, user: User | None, *, trigger: str = "manual") -> Run:
 
 
 def _in_lane(run_table, lane: str):
-    """Runs of the job types that wait in `lane` (a group run is in none: its steps are)."""
+    """Runs of the job types that wait in `lane` (a group run is in none: it holds its group
+    but no slot, and its steps take the slots)."""
     email_types = lane_types("email")
     if lane == "email":
         return run_table.c.job_type.in_(email_types)
-    return run_table.c.job_type.not_in([*email_types, GROUP])
+    return run_table.c.job_type.not_in([*email_types, *types_where("drives_chain")])
 
 
 def _taking_a_slot(run_table, lane: str = "data"):
@@ -189,14 +189,12 @@ def _dispatch_lane(lane: str, timed: Mapping[int, str], going: dict[str, str], o
 
 def _start_waiting_groups(other) -> None:
     """Group runs whose group is free start their chain here: they need no worker."""
-    from webapp.engine import chains  # chains builds on this module
-
     waiting = (
         db.session.execute(
             select(Run.id)
             .where(
                 Run.state == RunState.QUEUED,
-                Run.job_type == GROUP,
+                Run.job_type.in_(types_where("drives_chain")),
                 Run.rq_job_id.is_(None),
                 ~_job_busy(other, Run.job_id),
             )
@@ -216,7 +214,7 @@ def _start_waiting_groups(other) -> None:
         if claimed:
             run = db.session.get(Run, run_id)
             db.session.refresh(run)
-            chains.start(run)
+            handoff.group_due(run)
 
 
 def enqueue_or_release(run_id: int, rq_job_id: str, lane: str = "data") -> bool:
@@ -299,23 +297,20 @@ def arm_timed_job(run: Run) -> bool:
     return True
 
 
-def _chains():
-    """The group-run chain module (it builds on this one, so it is imported when needed)."""
-    from webapp.engine import chains
-
-    return chains
-
-
 def _after_cancel(run: Run, phase: str) -> None:
-    job_type = REGISTRY.get(run.job_type)
-    if job_type is not None:
-        job_type.after_cancel(run, phase)
+    job_type_for(run.job_type).after_cancel(run, phase)
+
+
+def _not_a_chain(run: Run, action: str) -> None:
+    """Refuse a plain-run action on a group run: engine.control sends those to its chain."""
+    if job_type_for(run.job_type).drives_chain:
+        raise RunActionError(f"A group run is {action} through its chain (engine.control).")
 
 
 def request_stop(run: Run, user: User) -> str:
     """Stop a run: cancel it if it has not started, else ask it to stop at the next batch."""
-    if run.job_type == GROUP and not run.state.is_pending:
-        return _chains().stop(run, user)
+    if not run.state.is_pending:
+        _not_a_chain(run, "stopped")
     if run.state in (RunState.SCHEDULED, RunState.QUEUED):
         if run.state is RunState.SCHEDULED:
             queueing.cancel_scheduled(run.rq_job_id)
@@ -347,10 +342,8 @@ def request_stop(run: Run, user: User) -> str:
 
 def request_pause(run: Run, user: User) -> str:
     """Pause a processing run: the batch in flight finishes, then it waits, paused."""
-    if run.job_type == GROUP:
-        return _chains().pause(run, user)
-    job_type = REGISTRY.get(run.job_type)
-    if job_type is None or not job_type.can_pause:
+    _not_a_chain(run, "paused")
+    if not job_type_for(run.job_type).can_pause:
         raise RunActionError("This kind of run cannot be paused.")
     if run.state is not RunState.PROCESSING:
         raise RunActionError(f"Only a processing run can be paused (this one is {run.state.value}).")
@@ -363,8 +356,7 @@ def request_pause(run: Run, user: User) -> str:
 
 def resume_run(run: Run, user: User) -> str:
     """Resume a paused run with the records not processed yet."""
-    if run.job_type == GROUP:
-        return _chains().resume(run, user)
+    _not_a_chain(run, "resumed")
     if run.state is not RunState.PAUSED:
         raise RunActionError("Only a paused run can be resumed.")
     move(run, RunState.QUEUED, note=f"Resumed by {user.display_name}.")
@@ -384,7 +376,10 @@ def cancel_paused(run: Run, user: User) -> str:
 def can_kill(run: Run) -> bool:
     """A stop was asked for long enough ago and the run is still executing."""
     if (
-        run.control != "stop" or not run.state.is_running or run.control_at is None or run.job_type == GROUP
+        run.control != "stop"
+        or not run.state.is_running
+        or run.control_at is None
+        or job_type_for(run.job_type).drives_chain
     ):  # a group run has no work horse: its step can be killed
         return False
     waited = utcnow() - run.control_at
@@ -418,8 +413,7 @@ def kill_run(run: Run, user: User) -> str:
 def retry_run(run: Run, user: User) -> str:
     """Queue a failed run again; it continues from its checkpoint (a group run: from its failed
     step)."""
-    if run.job_type == GROUP:
-        return _chains().retry(run, user)
+    _not_a_chain(run, "retried")
     if run.state is not RunState.FAILED:
         raise RunActionError("Only a failed run can be retried.")
     move(run, RunState.QUEUED, note=f"Retry requested by {user.display_name}.")
@@ -429,7 +423,7 @@ def retry_run(run: Run, user: User) -> str:
     run.heartbeat_at = None
     db.session.commit()
     if run.parent_run_id:
-        _chains().step_retried(run)
+        handoff.step_retried(run)
     dispatch()
     return "The run was queued again and will continue from where it stopped."
 

@@ -10,6 +10,7 @@ from webapp.rules.states import RunState
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
+    from webapp.models.jobs import Job
     from webapp.models.runs import Run
 
 
@@ -62,6 +63,10 @@ class JobType:
     def schedule_done_url(self, job_id: int) -> str:
         """Where the schedule page's back link and Save lead."""
         return self.page_url(job_id)
+
+    def may_run_by_itself(self, job: Job) -> bool:
+        """Whether a job's schedule may start its runs now (a draft group waits for Activate)."""
+        return True
 
     def counts(self, run: Run) -> list[tuple[str, int]]:
         """The run's counters as its run page and History show them: (label, value) in order."""

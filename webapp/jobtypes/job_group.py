@@ -100,6 +100,9 @@ class JobGroup(JobType):
     def schedule_done_url(self, job_id: int) -> str:
         return url_for("groups.wizard", group_id=job_id, step=4)  # the wizard's schedule step
 
+    def may_run_by_itself(self, job: Job) -> bool:
+        return GroupDefinition.of(job).activated  # a saved draft waits for Activate
+
     def stop_question(self, run: Run) -> str:
         return (
             f"Stop group run #{run.number} of “{run.job_name}”? The current step stops at its next "

@@ -22,7 +22,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from webapp import audit
-from webapp.engine import chains
+from webapp.engine import chains, control
 from webapp.engine import runs as engine
 from webapp.engine.queueing import QueueUnavailable
 from webapp.extensions import db
@@ -183,42 +183,42 @@ def _action(run_id: int, action, audited: str):
 @login_required
 def stop(run_id: int):
     """Stop a run (cancel if it has not started, else stop at the next batch)."""
-    return _action(run_id, lambda run: engine.request_stop(run, current_user), "run.stopped")
+    return _action(run_id, lambda run: control.stop(run, current_user), "run.stopped")
 
 
 @bp.route("/<int:run_id>/pause", methods=["POST"])
 @login_required
 def pause(run_id: int):
     """Pause a processing run after the batch in flight."""
-    return _action(run_id, lambda run: engine.request_pause(run, current_user), "run.paused")
+    return _action(run_id, lambda run: control.pause(run, current_user), "run.paused")
 
 
 @bp.route("/<int:run_id>/resume", methods=["POST"])
 @login_required
 def resume(run_id: int):
     """Resume a paused run."""
-    return _action(run_id, lambda run: engine.resume_run(run, current_user), "run.resumed")
+    return _action(run_id, lambda run: control.resume(run, current_user), "run.resumed")
 
 
 @bp.route("/<int:run_id>/cancel", methods=["POST"])
 @login_required
 def cancel(run_id: int):
     """Cancel a paused run."""
-    return _action(run_id, lambda run: engine.cancel_paused(run, current_user), "run.cancelled")
+    return _action(run_id, lambda run: control.cancel_paused(run, current_user), "run.cancelled")
 
 
 @bp.route("/<int:run_id>/kill", methods=["POST"])
 @login_required
 def kill(run_id: int):
     """Hard-stop a run that did not stop after Stop (admins)."""
-    return _action(run_id, lambda run: engine.kill_run(run, current_user), "run.killed")
+    return _action(run_id, lambda run: control.kill(run, current_user), "run.killed")
 
 
 @bp.route("/<int:run_id>/retry", methods=["POST"])
 @login_required
 def retry(run_id: int):
     """Retry a failed run from its checkpoint."""
-    return _action(run_id, lambda run: engine.retry_run(run, current_user), "run.retried")
+    return _action(run_id, lambda run: control.retry(run, current_user), "run.retried")
 
 
 @bp.route("/<int:run_id>/dismiss", methods=["POST"])
