@@ -11,13 +11,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select
+from sqlalchemy import Select, SQLColumnExpression
 
 from webapp.request_args import int_arg
 
 T = TypeVar("T")
+
+
+class Identified(Protocol):
+    """A row with an integer id (a model), as a keyset page pages by it."""
+
+    @property
+    def id(self) -> int: ...
+
+
+R = TypeVar("R", bound=Identified)
+
+
+def _id(item: object) -> int:
+    """The id of a keyset page's item: Keyset.page only takes rows with one. (KeysetPage's own
+    type variable is not bound to Identified: mypy checks a bound written in an annotation such
+    as KeysetPage[Run] without applying Mapped's descriptor, and so refuses every model; see
+    python/mypy#20317.)"""
+    return cast(Identified, item).id
 
 
 @dataclass(frozen=True)
@@ -31,12 +49,12 @@ class KeysetPage(Generic[T]):
     @property
     def prev_args(self) -> dict[str, Any] | None:
         """The newer page's query arguments, or None on the first page."""
-        return {"after": self.items[0].id} if self.has_newer and self.items else None
+        return {"after": _id(self.items[0])} if self.has_newer and self.items else None
 
     @property
     def next_args(self) -> dict[str, Any] | None:
         """The older page's query arguments, or None on the last page."""
-        return {"before": self.items[-1].id} if self.has_older and self.items else None
+        return {"before": _id(self.items[-1])} if self.has_older and self.items else None
 
 
 @dataclass(frozen=True)
@@ -58,7 +76,7 @@ class Keyset:
         """How many rows to fetch: a page and one more."""
         return self.per_page + 1
 
-    def narrow(self, query: Select, id_column: ColumnElement[int]) -> Select:
+    def narrow(self, query: Select, id_column: SQLColumnExpression[int]) -> Select:
         """`query` from where the page starts, in the order `page` expects, `limit` rows."""
         if self.after is not None:
             return query.where(id_column > self.after).order_by(id_column).limit(self.limit)
@@ -66,7 +84,7 @@ class Keyset:
             query = query.where(id_column < self.before)
         return query.order_by(id_column.desc()).limit(self.limit)
 
-    def page(self, rows: Sequence[T]) -> KeysetPage[T]:
+    def page(self, rows: Sequence[R]) -> KeysetPage[R]:
         """The page from `rows` fetched with `limit`: ids descending from `before` or the top,
         or ascending from `after` (then turned round, so a page always reads newest first)."""
         more = len(rows) > self.per_page

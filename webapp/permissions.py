@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import abort
 from flask_login import current_user, login_required
@@ -46,8 +46,14 @@ def viewer(user: User) -> dict[str, Any]:
     return {"viewer_id": user.id}
 
 
-def can_see(user: User, owned: Run | Job) -> bool:
-    """A user sees their own runs and jobs; a super admin sees everyone's."""
+Owned = Job | Run | Campaign | SavedFilter
+# one of the Owned models, the same one throughout a call
+OwnedT = TypeVar("OwnedT", Job, Run, Campaign, SavedFilter)
+
+
+def can_see(user: User, owned: Owned) -> bool:
+    """A user sees their own runs and jobs (and campaigns, saved filters); a super admin sees
+    everyone's."""
     return user.is_super_admin or owned.owner_id == user.id
 
 
@@ -67,10 +73,7 @@ def job_or_404(job_id: int) -> Job:
     return job
 
 
-Owned = Job | Run | Campaign | SavedFilter
-
-
-def usable_or_404(model: type[Owned], object_id: int, owner_id: int) -> Owned:
+def usable_or_404(model: type[OwnedT], object_id: int, owner_id: int) -> OwnedT:
     """The `model` object a single-id field names, if it may go into an object of `owner_id`
     (the owner of what the form edits; the acting user for a new object); 404 otherwise, the
     same answer for someone else's object and for none (see the module docstring)."""

@@ -61,7 +61,8 @@ def trust_proxy(app: Flask) -> None:
     the client talks to gunicorn directly and could forge them)."""
     hops = app.config["TRUST_PROXY"]
     if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # Flask documents wrapping wsgi_app in middleware this way; its stubs declare a method
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
 def register_security(app: Flask) -> None:

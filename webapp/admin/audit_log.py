@@ -216,7 +216,8 @@ def object_links(entries: list[AuditEntry]) -> dict[int, str]:
         ):
             continue
         endpoint, argument = _LINKS[entry.object_type]
-        links[entry.id] = url_for(endpoint, **({argument: entry.object_id} if argument else {}))
+        values: dict[str, Any] = {argument: entry.object_id} if argument else {}
+        links[entry.id] = url_for(endpoint, **values)
     return links
 
 

@@ -43,7 +43,9 @@ def check_sign_in(email: str, password: str, ip: str) -> tuple[User | None, str 
     towards the throttle the same; a deactivated account is named only after the right
     password."""
     user = user_by_email(email)
-    if not passwords.verify(user.password_hash if user else None, password):
+    # checked first either way: with no user, verify checks a dummy hash and answers False
+    verified = passwords.verify(user.password_hash if user else None, password)
+    if user is None or not verified:
         throttle.record_failure(email, ip)
         return user, WRONG
     if not user.active:
@@ -65,6 +67,7 @@ def login():
             return render_template("auth/login.html", form=form), 429
         user, problem = check_sign_in(email, form.password.data, ip)
         if problem is None:
+            assert user is not None  # check_sign_in lets only a found user in
             login_user(user)
             sessions.start(user)
             audit.record("auth.signed_in", user, actor=user, owner_id=user.id)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from email.header import Header
 from email.utils import formatdate, make_msgid, parseaddr
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes, pass_context
@@ -281,8 +281,8 @@ def _guard_method(obj: Any, args: tuple, kwargs: dict[str, Any]) -> tuple:
     if name in ("center", "ljust", "rjust", "zfill") and args:
         _check_width(args[0])
     elif name == "expandtabs":
-        tab = b"\t" if isinstance(owner, bytes) else "\t"
-        _check_width(len(owner) + owner.count(tab) * _arg(args, kwargs, 0, "tabsize", 8))
+        tabs = owner.count(b"\t") if isinstance(owner, bytes) else owner.count("\t")
+        _check_width(len(owner) + tabs * _arg(args, kwargs, 0, "tabsize", 8))
     elif name == "join" and args:
         return (_check_join(owner, args[0]),)
     elif name == "replace" and len(args) >= 2:
@@ -454,7 +454,8 @@ class _Bounds(NodeTransformer):
 
     def visit_For(self, node: nodes.For) -> nodes.For:
         self.generic_visit(node)
-        node.iter = _filtered(node.iter, "_counted")
+        # jinja2 types For.iter as any Node; the parser always makes it an expression
+        node.iter = _filtered(cast(nodes.Expr, node.iter), "_counted")
         return node
 
     def _size_checked(self, node: nodes.Expr) -> nodes.Expr:

@@ -42,6 +42,11 @@ class Result:
     detail: str = ""
 
 
+def _reply_text(reply: bytes | str) -> str:
+    """A server reply as text (smtplib keeps it as bytes; its stubs also allow str)."""
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
+
+
 class TransportError(Exception):
     """The transport cannot be used at all (bad URL, login refused, server unreachable)."""
 
@@ -85,6 +90,7 @@ class SmtpConnection:
 
     def open(self) -> None:
         s = self.settings
+        client: smtplib.SMTP
         try:
             if s.ssl:
                 client = smtplib.SMTP_SSL(
@@ -94,6 +100,7 @@ class SmtpConnection:
                 client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
             # the data and its final dot go out as separate writes: without this, Nagle's
             # algorithm holds the dot back until the server acknowledges (about 40 ms each)
+            assert client.sock is not None  # the constructor connected it (or raised)
             client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client.ehlo()
             if s.starttls:
@@ -103,8 +110,7 @@ class SmtpConnection:
                 client.login(s.username, s.password or "")
         except smtplib.SMTPAuthenticationError as exc:
             raise TransportError(
-                f"the SMTP server refused the login: {exc.smtp_code} "
-                f"{exc.smtp_error.decode(errors='replace')}"
+                f"the SMTP server refused the login: {exc.smtp_code} {_reply_text(exc.smtp_error)}"
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise TransportError(f"cannot connect to the SMTP server {s.host}:{s.port}: {exc}") from None
@@ -123,19 +129,20 @@ class SmtpConnection:
         if self.client is None:
             self.open()
         client = self.client
+        assert client is not None  # open() connected it or raised TransportError
         sender, rcpt = message.sender, message.recipient
         committed = False
         try:
             code, reply = client.mail(sender)
             if code != 250:
-                return self._refused(code, reply)
+                return self._refused(client, code, reply)
             code, reply = client.rcpt(rcpt)
             if code not in (250, 251):
-                return self._refused(code, reply)
+                return self._refused(client, code, reply)
             client.putcmd("data")
             code, reply = client.getreply()
             if code != 354:
-                return self._refused(code, reply)
+                return self._refused(client, code, reply)
             data = _LEADING_DOT.sub(b"..", message.data)
             if not data.endswith(b"\r\n"):
                 data += b"\r\n"
@@ -157,9 +164,9 @@ class SmtpConnection:
             Outcome.RETRY if 400 <= code < 500 else Outcome.FAILED, f"{code} {reply.decode(errors='replace')}"
         )
 
-    def _refused(self, code: int, reply: bytes) -> Result:
+    def _refused(self, client: smtplib.SMTP, code: int, reply: bytes) -> Result:
         try:
-            self.client.rset()
+            client.rset()
         except (OSError, smtplib.SMTPException):
             self.client = None
         text = f"{code} {reply.decode(errors='replace')}"

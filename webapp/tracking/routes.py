@@ -18,8 +18,11 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 
 def _recipient(token: str) -> Recipient:
     ids = tracking.read_token(current_app.config["SECRET_KEY"], token)
-    recipient = db.session.get(Recipient, ids[1]) if ids else None
-    if recipient is None or recipient.run_id != ids[0]:
+    if ids is None:
+        abort(404)
+    run_id, recipient_id = ids
+    recipient = db.session.get(Recipient, recipient_id)
+    if recipient is None or recipient.run_id != run_id:
         abort(404)
     return recipient
 
