@@ -105,7 +105,7 @@ def setup(var_dir: str, runs: int, kind: str, lead: float) -> tuple[datetime, di
     from webapp.extensions import db
     from webapp.models import Job, JobSchedule
     from webapp.models.base import utcnow
-    from webapp.rules.recurrence import to_local
+    from webapp.rules.clock import utc_to_local_naive
 
     with migrated_app(var_dir) as app:
         user = add_admin("scheduler@bench.example.org")
@@ -125,7 +125,7 @@ def setup(var_dir: str, runs: int, kind: str, lead: float) -> tuple[datetime, di
         if target < now + timedelta(seconds=lead):
             target += timedelta(minutes=1)
         tz = app.config["TIMEZONE"]
-        local = to_local(target, tz)
+        local = utc_to_local_naive(target, tz)  # the wall-clock time the schedules are written in
         for job in jobs:
             if kind == "once":
                 schedule = JobSchedule(

@@ -7,7 +7,7 @@ import pytest
 
 from webapp.extensions import db
 from webapp.models.campaigns import Campaign
-from webapp.rules.clock import LAST_PLANNABLE, check_plannable, local_to_utc
+from webapp.rules.clock import LAST_PLANNABLE, check_plannable, exists_locally, local_to_utc
 from webapp.rules.recurrence import Schedule, ScheduleKind, next_run
 
 NY = "America/New_York"
@@ -63,3 +63,17 @@ def test_dates_after_2100_cannot_be_planned(value, refused):
     assert (problem is not None) is refused
     if refused:
         assert problem == ("Choose a date on or before Dec 31, 2100: Conveyor cannot plan later dates.")
+
+
+@pytest.mark.parametrize(
+    "wall,exists",
+    [
+        (datetime(2027, 3, 14, 2, 30), False),  # spring forward: 02:00-02:59 do not happen
+        (datetime(2027, 3, 14, 1, 59), True),
+        (datetime(2027, 3, 14, 3, 0), True),
+        (datetime(2027, 11, 7, 1, 30), True),  # happens twice
+        (datetime(2027, 11, 7, 1, 30, fold=1), True),
+    ],
+)
+def test_exists_locally(wall, exists):
+    assert exists_locally(wall, NY) is exists

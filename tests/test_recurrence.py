@@ -5,7 +5,7 @@ import pytest
 from dateutil import rrule as rr
 from dateutil import tz as dtz
 
-from webapp.rules.clock import local_to_utc
+from webapp.rules.clock import local_to_utc, utc_to_local_naive
 from webapp.rules.recurrence import (
     LAST_WEEK,
     PAST_SLOT_MESSAGE,
@@ -17,7 +17,6 @@ from webapp.rules.recurrence import (
     next_runs,
     pick_slot_minute,
     slot_in_past,
-    to_local,
 )
 
 K = ScheduleKind
@@ -261,7 +260,7 @@ def test_spring_forward_new_york():
     s = sched(K.DAYS_OF_WEEK, time=time(2, 30), weekdays=set(range(7)))
     runs = next_runs(s, at(2026, 3, 7), 3)
     assert runs == [at(2026, 3, 7, 7, 30), at(2026, 3, 8, 7), at(2026, 3, 9, 6, 30)]
-    local = [to_local(r, NY) for r in runs]
+    local = [utc_to_local_naive(r, NY) for r in runs]
     assert local == [at(2026, 3, 7, 2, 30), at(2026, 3, 8, 3), at(2026, 3, 9, 2, 30)]
     assert [moved_by_dst(s, r) for r in runs] == [False, True, False]
 
@@ -279,7 +278,7 @@ def test_spring_forward_london_last_sunday():
     s = sched(K.WEEKDAY_OF_MONTH, tz=LONDON, time=time(1, 15), week_of_month=LAST_WEEK, weekday=6)
     runs = next_runs(s, at(2026, 3, 1), 2)
     assert runs == [at(2026, 3, 29, 1), at(2026, 4, 26, 0, 15)]
-    assert to_local(runs[0], LONDON) == at(2026, 3, 29, 2)
+    assert utc_to_local_naive(runs[0], LONDON) == at(2026, 3, 29, 2)
     assert [moved_by_dst(s, r) for r in runs] == [True, False]
 
 
@@ -292,21 +291,21 @@ def test_hourly_times_per_day_across_spring_forward_new_york():
     s = sched(K.TIMES_PER_DAY, time=time(0, 0), times_per_day=24)
     runs = next_runs(s, at(2026, 3, 8, 5) - timedelta(seconds=1), 4)  # from 00:00 EST
     # 02:00 is skipped over: it lands on 03:00 EDT, which is a run of its own, so it runs once
-    assert [to_local(r, NY) for r in runs] == [
+    assert [utc_to_local_naive(r, NY) for r in runs] == [
         at(2026, 3, 8, 0),
         at(2026, 3, 8, 1),
         at(2026, 3, 8, 3),
         at(2026, 3, 8, 4),
     ]
     assert not any(moved_by_dst(s, r) for r in runs)
-    day = [to_local(r, NY) for r in next_runs(s, at(2026, 3, 8), 40)]
+    day = [utc_to_local_naive(r, NY) for r in next_runs(s, at(2026, 3, 8), 40)]
     assert sum(r.date() == date(2026, 3, 8) for r in day) == 23  # a 23-hour day
 
 
 def test_hourly_times_per_day_across_spring_forward_with_half_past():
     s = sched(K.TIMES_PER_DAY, time=time(0, 30), times_per_day=24)
     runs = next_runs(s, at(2026, 3, 8, 5), 4)
-    assert [to_local(r, NY) for r in runs] == [
+    assert [utc_to_local_naive(r, NY) for r in runs] == [
         at(2026, 3, 8, 0, 30),
         at(2026, 3, 8, 1, 30),
         at(2026, 3, 8, 3),
@@ -324,7 +323,7 @@ def test_hourly_times_per_day_across_fall_back_london():
 
 def test_six_hourly_stays_on_the_wall_clock_across_dst():
     s = sched(K.TIMES_PER_DAY, time=time(5), times_per_day=4)
-    local = [to_local(r, NY) for r in next_runs(s, at(2026, 3, 7, 5), 12)]
+    local = [utc_to_local_naive(r, NY) for r in next_runs(s, at(2026, 3, 7, 5), 12)]
     assert {r.hour for r in local} == {5, 11, 17, 23}
     assert local[:6] == [at(2026, 3, 7, h) for h in (5, 11, 17, 23)] + [at(2026, 3, 8, 5), at(2026, 3, 8, 11)]
 
@@ -350,11 +349,11 @@ def test_a_campaign_launch_and_a_schedule_share_the_dst_rule():
     assert next_run(sched(K.ONCE, once_at=twice), at(2027, 11, 1)) == at(2027, 11, 7, 5, 30)
 
 
-def test_local_to_utc_and_to_local():
+def test_local_to_utc_and_utc_to_local_naive():
     assert local_to_utc(at(2026, 7, 1, 12), NY) == at(2026, 7, 1, 16)
     first = at(2026, 11, 1, 5, 30)
     assert local_to_utc(datetime(2026, 11, 1, 1, 30, fold=1), NY) == first  # whatever fold
-    local = to_local(at(2026, 11, 1, 6, 30), NY)
+    local = utc_to_local_naive(at(2026, 11, 1, 6, 30), NY)
     assert (local, local.fold) == (at(2026, 11, 1, 1, 30), 1)
     assert local_to_utc(at(2026, 3, 29, 1, 59), LONDON) == at(2026, 3, 29, 1)
 
@@ -564,3 +563,33 @@ def test_next_runs_matches_chained_next_run():
         while len(chained) < 10 and (cursor := next_run(s, cursor)) is not None:
             chained.append(cursor)
         assert runs == chained
+
+
+# -- search bounds --------------------------------------------------------------------------
+
+
+def test_a_start_date_years_ahead_is_found():
+    s = sched(K.DAY_OF_MONTH, tz="UTC", start=date(2029, 2, 1), time=time(6), day_of_month=31)
+    assert next_run(s, at(2026, 1, 1)) == at(2029, 3, 31, 6)
+
+
+def test_a_schedule_started_years_ago_plans_from_today():
+    s = sched(K.TIMES_PER_DAY, start=date(2001, 1, 1), time=time(7, 15), times_per_day=2)
+    assert next_runs(s, at(2026, 7, 1, 12), 2) == [at(2026, 7, 1, 23, 15), at(2026, 7, 2, 11, 15)]
+
+
+def test_runs_end_with_the_calendar_rather_than_overflowing():
+    s = sched(K.DAYS_OF_WEEK, tz="Asia/Kolkata", time=time(15), weekdays={0, 2, 5})
+    assert next_runs(s, at(9999, 12, 28), 3) == [at(9999, 12, 29, 9, 30)]  # Wednesday 29 December
+
+
+def test_the_same_schedule_gives_the_same_runs_every_time():
+    s = sched(K.WEEKDAY_OF_MONTH, time=time(9), week_of_month=2, weekday=1)
+    again = sched(K.WEEKDAY_OF_MONTH, time=time(9), week_of_month=2, weekday=1)
+    assert (
+        next_runs(s, at(2026, 1, 1), 3)
+        == next_runs(again, at(2026, 1, 1), 3)
+        == next_runs(s, at(2026, 1, 1), 3)
+    )
+    other = sched(K.WEEKDAY_OF_MONTH, time=time(9), week_of_month=3, weekday=1)
+    assert next_run(other, at(2026, 1, 1)) == at(2026, 1, 20, 14)

@@ -3,7 +3,10 @@
 A wall-clock time the account types (a schedule, a campaign launch) becomes UTC by one DST rule,
 `local_to_utc`: a time that does not exist (spring forward) is the first instant after the gap,
 so 02:30 on a spring-forward day in New York is 03:00 EDT; a time that happens twice (fall back)
-is the first of the two."""
+is the first of the two.
+
+This module is the one converter between the account time zone and UTC; schedule recurrence
+(rules.recurrence) converts only through it."""
 
 from __future__ import annotations
 
@@ -95,6 +98,12 @@ def _offset_at(instant: datetime, zone: ZoneInfo) -> timedelta | None:
 def utc_to_local_naive(moment: datetime, tz_name: str) -> datetime:
     """A stored UTC instant as a naive wall-clock time in the account time zone (for forms)."""
     return to_local(moment, tz_name).replace(tzinfo=None)
+
+
+def exists_locally(local: datetime, tz_name: str) -> bool:
+    """Whether a naive wall-clock time happens at all in the account time zone (False inside a
+    spring-forward gap, where `local_to_utc` moves it to the end of the gap)."""
+    return utc_to_local_naive(local_to_utc(local, tz_name), tz_name) == local
 
 
 def check_plannable(value: date | datetime | None) -> str | None:

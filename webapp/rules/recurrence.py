@@ -1,22 +1,28 @@
 """When a schedule runs next: pure wall-clock maths in the account time zone (DESIGN.md "Schedules").
 
 Schedules are written in local wall-clock time; instants going in and out are naive UTC, as the
-app stores them. DST rules are the app's one rule, `clock.local_to_utc`: a local time that does
-not exist (spring forward) runs at the first instant after the gap; a local time that happens
-twice (fall back) runs once, the first time. Nothing is planned after `clock.LAST_PLANNABLE`.
+app stores them. The local wall-clock times of a repeating schedule come from `dateutil.rrule`
+(one rule per kind); each becomes UTC by the app's one DST rule, `clock.local_to_utc`: a local
+time that does not exist (spring forward) runs at the first instant after the gap; a local time
+that happens twice (fall back) runs once, the first time. A schedule whose start date (or one-off
+date) is after `clock.LAST_PLANNABLE` is refused with ScheduleError.
 """
 
 from __future__ import annotations
 
-import calendar
 import enum
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from webapp.rules.clock import LAST_PLANNABLE, local_to_utc
+from dateutil import rrule
+
+from webapp.rules.clock import LAST_PLANNABLE, exists_locally, local_to_utc, utc_to_local_naive
 
 PAST_SLOT_MESSAGE = "The time selected occurs in the past"
 
@@ -125,9 +131,9 @@ def _validate(s: Schedule) -> None:
         case ScheduleKind.HOURLY_SLOT:
             if s.hour not in range(24):
                 raise ScheduleError("the hour must be between 0 and 23")
-            _check_slot(s.slot)
-            if s.minute not in _slot_minutes(s.slot):
-                first, last = s.slot * SLOT_MINUTES, s.slot * SLOT_MINUTES + SLOT_MINUTES - 1
+            slot = _check_slot(s.slot)
+            if s.minute not in _slot_minutes(slot):
+                first, last = slot * SLOT_MINUTES, slot * SLOT_MINUTES + SLOT_MINUTES - 1
                 raise ScheduleError(f"the minute must be between {first} and {last} for this slot")
 
 
@@ -138,10 +144,11 @@ def _check_plannable(what: str, day: date) -> None:
         raise ScheduleError(f"{what} {day.isoformat()} is after {last}, the last day Conveyor can plan")
 
 
-def _check_slot(slot: int | None) -> None:
-    """Raise ScheduleError unless `slot` is 0..3."""
-    if slot not in range(60 // SLOT_MINUTES):
+def _check_slot(slot: int | None) -> int:
+    """`slot`, if it is 0..3; ScheduleError if not."""
+    if slot is None or slot not in range(60 // SLOT_MINUTES):
         raise ScheduleError("the slot must be 0 (minutes 0-14) to 3 (minutes 45-59)")
+    return slot
 
 
 def _slot_minutes(slot: int) -> range:
@@ -163,68 +170,93 @@ def slot_in_past(hour: int, slot: int, now_local: datetime) -> bool:
     return now_local.time() >= time(hour, slot * SLOT_MINUTES)
 
 
-# -- local wall-clock <-> UTC ---------------------------------------------------------------
-
-
-def to_local(instant: datetime, tz: str) -> datetime:
-    """The naive local wall-clock time of a naive UTC instant (fold=1 marks a repeated hour)."""
-    return instant.replace(tzinfo=UTC).astimezone(ZoneInfo(tz)).replace(tzinfo=None)
-
-
-def exists_locally(wall: datetime, tz: str) -> bool:
-    """Whether a naive local wall-clock time happens at all (False inside a spring-forward gap)."""
-    return to_local(local_to_utc(wall, tz), tz) == wall
-
-
 # -- occurrences ----------------------------------------------------------------------------
+# Recurrence is dateutil's rrule (RFC 5545), one rule per kind, over naive local wall-clock times:
+# the rule never sees the zone, so a wall time in a spring-forward gap or a fall-back hour comes
+# out as written, and `clock.local_to_utc` alone decides when it runs. local_to_utc never goes
+# back in time as the wall clock goes forward, so the runs come out in order (a moved run may
+# land on the next one; `next_run` is strictly after, so it runs once). Each rule starts on the
+# day a search starts rather than on the start date, so a search never walks the schedule's past.
 
 
-def _runs_on_day(s: Schedule, day: date) -> bool:
-    """Whether a repeating schedule has runs on a local calendar day."""
-    match s.kind:
-        case ScheduleKind.DAYS_OF_WEEK:
-            return day.weekday() in s.weekdays
-        case ScheduleKind.DAY_OF_MONTH:
-            return day.day == s.day_of_month
-        case ScheduleKind.WEEKDAY_OF_MONTH:
-            if day.weekday() != s.weekday:
-                return False
-            if s.week_of_month == LAST_WEEK:
-                return day.day + 7 > calendar.monthrange(day.year, day.month)[1]
-            return (day.day - 1) // 7 + 1 == s.week_of_month
-    return True
+def _at(t: time | None) -> time:
+    """A repeating schedule's time of day (`_validate` has made sure it is there)."""
+    if t is None:
+        raise ScheduleError("a time of day is required")
+    return t
 
 
-def _times_of_day(s: Schedule) -> list[time]:
-    """The local wall-clock times a repeating schedule runs at on each of its days, in order."""
-    if s.kind == ScheduleKind.HOURLY_SLOT:
-        return [time(s.hour, s.minute)]
+def _int(value: int | None, what: str) -> int:
+    """A field `_validate` has made sure is there."""
+    if value is None:
+        raise ScheduleError(f"{what} is required")
+    return value
+
+
+def _first_wall(s: Schedule) -> datetime:
+    """No run of a repeating schedule is earlier than this local wall-clock time."""
     if s.kind == ScheduleKind.TIMES_PER_DAY:
-        step = 24 // s.times_per_day
-        return sorted(s.time.replace(hour=(s.time.hour + k * step) % 24) for k in range(s.times_per_day))
-    return [s.time]
+        return datetime.combine(s.start_date, _at(s.time))  # the first run is at `time`
+    return datetime.combine(s.start_date, time())
 
 
-def _walls_on(s: Schedule, day: date) -> list[datetime]:
-    """The local wall-clock times of a repeating schedule's runs on `day`, in order."""
-    if day < s.start_date or not _runs_on_day(s, day):
-        return []
-    walls = [datetime.combine(day, t) for t in _times_of_day(s)]
-    if s.kind == ScheduleKind.TIMES_PER_DAY and day == s.start_date:
-        walls = [w for w in walls if w.time() >= s.time]  # the first run is at `time`
-    return walls
+@lru_cache(maxsize=4096)  # the planner and the fire pass ask again for the same schedule and day
+def _wall_rule(s: Schedule, first_day: date) -> rrule.rrule:
+    """The local wall-clock times of a repeating schedule's runs from `first_day` on, in order."""
+    if s.kind == ScheduleKind.HOURLY_SLOT:
+        hours, minute = [_int(s.hour, "the hour")], _int(s.minute, "the minute")
+    else:
+        at = _at(s.time)
+        hours, minute = [at.hour], at.minute
+    freq: Literal[0, 1, 2, 3, 4, 5, 6] = rrule.DAILY  # HOURLY_SLOT, TIMES_PER_DAY: every day
+    byweekday: list[int] | list[rrule.weekday] | None = None
+    bymonthday: int | None = None
+    match s.kind:
+        case ScheduleKind.TIMES_PER_DAY:
+            step = 24 // _int(s.times_per_day, "times per day")
+            hours = sorted((hours[0] + k * step) % 24 for k in range(24 // step))  # from `time`
+        case ScheduleKind.DAYS_OF_WEEK:
+            freq, byweekday = rrule.WEEKLY, sorted(s.weekdays or ())
+        case ScheduleKind.DAY_OF_MONTH:  # months without the day are skipped (RFC 5545)
+            freq, bymonthday = rrule.MONTHLY, _int(s.day_of_month, "the day of the month")
+        case ScheduleKind.WEEKDAY_OF_MONTH:  # BYDAY with the week number: 1FR .. 4FR, or -1FR
+            weekday = rrule.weekdays[_int(s.weekday, "the day of the week")]
+            week = _int(s.week_of_month, "the week of the month")  # LAST_WEEK is -1, as in rrule
+            freq, byweekday = rrule.MONTHLY, [weekday(week)]
+    return rrule.rrule(
+        freq,
+        dtstart=max(_first_wall(s), datetime.combine(first_day, time())),
+        byweekday=byweekday,
+        bymonthday=bymonthday,
+        byhour=hours,
+        byminute=minute,
+        bysecond=0,
+    )
 
 
-def _candidate_days(s: Schedule, after: datetime) -> Iterator[date]:
-    """Local days that may hold the next run after `after`, in order."""
-    # No earlier day can: a run moved by a gap lands at the gap's end, and `after` is then before
-    # the gap, on the run's own local day or earlier.
-    day = max(s.start_date, to_local(after, s.tz).date())
-    for _ in range(_MAX_SCAN_DAYS):
-        yield day
-        if day == date.max:
+def _walls(s: Schedule, first_day: date) -> Iterator[datetime]:
+    """`_wall_rule`'s times, ending with the calendar: rrule overflows (ValueError) when the week
+    or month it fills runs past the year 9999; the schedule then has no more runs."""
+    walls, reached = iter(_wall_rule(s, first_day)), first_day
+    while True:
+        try:
+            wall = next(walls)
+        except StopIteration:
             return
-        day += timedelta(days=1)
+        except ValueError:
+            if reached.year < date.max.year:
+                raise
+            return
+        reached = wall.date()
+        yield wall
+
+
+def _once_walls(s: Schedule) -> list[datetime]:
+    """A one-off schedule's wall-clock time, if it is not before the start date."""
+    once_at = s.once_at
+    if once_at is None:
+        raise ScheduleError("a local date and time is required")
+    return [once_at] if once_at.date() >= s.start_date else []
 
 
 def _check_instant(after: datetime) -> None:
@@ -237,15 +269,22 @@ def next_run(schedule: Schedule, after: datetime) -> datetime | None:
     """The schedule's first run strictly after the naive UTC `after`, as naive UTC; None if none is left."""
     _check_instant(after)
     if schedule.kind == ScheduleKind.ONCE:
-        if schedule.once_at.date() < schedule.start_date:
-            return None
-        run = local_to_utc(schedule.once_at, schedule.tz)
-        return run if run > after else None
-    for day in _candidate_days(schedule, after):
-        for wall in _walls_on(schedule, day):
+        for wall in _once_walls(schedule):
             run = local_to_utc(wall, schedule.tz)
-            if run > after:
-                return run
+            return run if run > after else None
+        return None
+    # No earlier local day can hold it: a run moved by a gap lands at the gap's end, and `after`
+    # is then before the gap, on the run's own local day or earlier.
+    local_after = utc_to_local_naive(after, schedule.tz)
+    first_day = max(schedule.start_date, local_after.date())
+    for wall in _walls(schedule, first_day):
+        if (wall.date() - first_day).days >= _MAX_SCAN_DAYS:
+            return None
+        if wall < local_after:  # runs at or before `after` (local_to_utc keeps the order)
+            continue
+        run = local_to_utc(wall, schedule.tz)
+        if run > after:
+            return run
     return None
 
 
@@ -266,9 +305,11 @@ def moved_by_dst(schedule: Schedule, occurrence_utc: datetime) -> bool:
     """Whether a run happens at `occurrence_utc` only because DST skipped its own local time."""
     _check_instant(occurrence_utc)
     if schedule.kind == ScheduleKind.ONCE:
-        walls = [schedule.once_at] if schedule.once_at.date() >= schedule.start_date else []
+        walls = _once_walls(schedule)
     else:
-        day = to_local(occurrence_utc, schedule.tz).date()
-        walls = _walls_on(schedule, day - timedelta(days=1)) + _walls_on(schedule, day)
+        # a wall time moved by a gap lands on its own local day or the next
+        day = utc_to_local_naive(occurrence_utc, schedule.tz).date()
+        rule = _walls(schedule, day - timedelta(days=1))
+        walls = list(itertools.takewhile(lambda wall: wall.date() <= day, rule))
     landing = [w for w in walls if local_to_utc(w, schedule.tz) == occurrence_utc]
     return bool(landing) and not any(exists_locally(w, schedule.tz) for w in landing)
