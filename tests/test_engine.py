@@ -286,8 +286,7 @@ def test_a_send_in_the_email_lane_never_holds_up_an_import_and_each_lane_has_its
     app, users, tmp_path, client, auth
 ):
     from tests.test_email_campaign import campaign_for, supporters
-    from webapp.engine import queueing
-    from webapp.mailing import launches
+    from webapp.engine import launches, queueing
     from webapp.web import queue_place
 
     supporters(3)

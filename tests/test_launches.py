@@ -13,10 +13,10 @@ import pytest
 from tests.conftest import act_midway, fresh, work
 from tests.test_chains import group_of
 from tests.test_email_campaign import campaign_for, supporters
+from webapp.engine import launches
 from webapp.engine.chains import after_group_run
 from webapp.engine.runs import new_run, request_stop
 from webapp.extensions import db
-from webapp.mailing import launches
 from webapp.models import Campaign, CampaignStatus, Job, Run, User
 from webapp.models.base import utcnow
 from webapp.rules.states import RunState

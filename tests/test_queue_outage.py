@@ -180,7 +180,7 @@ def test_a_launch_while_the_queue_is_down_changes_nothing_and_one_launch_after_s
 def test_a_scheduled_launch_saved_while_redis_dies_gets_its_timed_job_from_the_reconciler(
     outage_app, redis_server_tcp, monkeypatch
 ):
-    from webapp.mailing import launches
+    from webapp.engine import launches
 
     user = make_user("ops@example.org")
     campaign = campaign_for(user, launch_at=utcnow() + timedelta(hours=1))

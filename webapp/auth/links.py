@@ -10,8 +10,8 @@ import hmac
 from flask import current_app, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from webapp.engine.notifications import notify
 from webapp.extensions import db
+from webapp.mailing.notifications import notify
 from webapp.models.users import User
 
 SALT = "conveyor.set-password-link"

@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from webapp import audit
 from webapp.campaigns.forms import AUDIENCES, CampaignForm, FilterForm, merge_field_help
+from webapp.engine import launches
 from webapp.engine.queueing import QueueUnavailable
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
 from webapp.jobtypes.email_campaign import EmailCampaign
-from webapp.mailing import launches
 from webapp.mailing.audience import AudienceError, audience_sizes, describe_rule, rule_conditions
 from webapp.mailing.render import CompiledCampaign, RenderError
 from webapp.models.base import utcnow

@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload
 
 from webapp.engine import handoff, queueing
 from webapp.engine.context import new_request_id
-from webapp.engine.notifications import notify
+from webapp.engine.launches import send_after_group
 from webapp.engine.planner import unplan
 from webapp.engine.runs import (
     RunActionError,
@@ -27,7 +27,7 @@ from webapp.engine.transitions import log, move
 from webapp.extensions import db
 from webapp.jobtypes import lane_of
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition, JobGroup
-from webapp.mailing.launches import send_after_group
+from webapp.mailing.notifications import notify
 from webapp.models.base import utcnow
 from webapp.models.groups import GroupStep
 from webapp.models.jobs import Job

@@ -10,18 +10,11 @@ from flask import current_app
 from sqlalchemy import insert, select
 
 from webapp.engine.transitions import log, move
+from webapp.errors import RunPaused, RunStopped
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.runs import COUNT_NAMES, Run, RunRejection
 from webapp.rules.states import RunState
-
-
-class RunStopped(Exception):
-    """Raised at a batch boundary when someone asked the run to stop."""
-
-
-class RunPaused(Exception):
-    """Raised at a batch boundary when someone asked the run to pause."""
 
 
 def new_request_id() -> str:

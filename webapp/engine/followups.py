@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from webapp.engine import handoff, queueing
 from webapp.engine.durations import typical_run_seconds
-from webapp.engine.notifications import notify
 from webapp.extensions import db
 from webapp.jobtypes import type_label
+from webapp.mailing.notifications import notify
 from webapp.models.base import utcnow
 from webapp.models.runs import Run
 from webapp.rules.clock import format_duration, format_local

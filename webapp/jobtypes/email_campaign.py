@@ -17,6 +17,7 @@ from webapp.extensions import db
 from webapp.jobtypes.base import JobType
 from webapp.mailing import tracking
 from webapp.mailing.audience import AudienceError, audience
+from webapp.mailing.notifications import notify
 from webapp.mailing.render import MERGE_FIELDS, CompiledCampaign, Links
 from webapp.mailing.transport import Connection, Outcome, Outgoing, connection_for
 from webapp.models.base import utcnow
@@ -177,8 +178,6 @@ class EmailCampaign(JobType):
             else:
                 campaign.status, campaign.launch_run_id = CampaignStatus.DRAFT, None
         if phase == "extraction" and campaign.notify_email:
-            from webapp.engine.notifications import notify
-
             notify(
                 campaign.notify_email,
                 f"Extraction cancelled: {campaign.name}",

@@ -13,7 +13,7 @@ from wtforms import DateField, RadioField, SelectMultipleField, StringField, wid
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from webapp.csvfiles import neutralise
-from webapp.engine.context import RunStopped
+from webapp.errors import RunStopped
 from webapp.extensions import db
 from webapp.formutil import choices
 from webapp.jobtypes.base import JobType

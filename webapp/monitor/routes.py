@@ -19,6 +19,7 @@ from webapp.monitor.queries import (
     row_names,
     runs_by_id,
 )
+from webapp.monitor.rows import history_row_html, row_html
 from webapp.paging import Keyset
 from webapp.permissions import history_user_or_404
 from webapp.request_args import choice_arg, ids_arg, int_arg, page_arg
@@ -26,6 +27,13 @@ from webapp.rules.states import RunState
 
 bp = Blueprint("monitor", __name__)
 STATES = frozenset(state.value for state in RunState)
+
+
+@bp.record_once
+def _row_helpers(state) -> None:
+    """Every page that lists runs (monitor, History, a run's row after an action) renders its
+    rows with these."""
+    state.app.jinja_env.globals.update(row_html=row_html, history_row_html=history_row_html)
 
 
 @bp.route("/")

@@ -9,7 +9,9 @@ the campaign's launch."""
 
 from __future__ import annotations
 
-from sqlalchemy import and_, case, update
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, and_, case, update
 
 from webapp.engine import queueing
 from webapp.engine.runs import arm_timed_job, dispatch, new_run
@@ -33,11 +35,15 @@ def _claim(campaign_id: int, from_status: CampaignStatus, to_status) -> Campaign
     """Move the campaign out of `from_status` as this transaction's first statement; None when
     another request already did (the database lets only one of them change the row)."""
     db.session.commit()  # end any read: the UPDATE below opens the transaction and takes the lock
-    claimed = db.session.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == from_status.value)
-        .values(status=to_status, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+    # an UPDATE's result is a CursorResult (Session.execute is typed as returning a Result)
+    claimed = cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status == from_status.value)
+            .values(status=to_status, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     if not claimed:
         db.session.rollback()
