@@ -20,6 +20,7 @@ from webapp.admin.routes import bp
 from webapp.audit import LABELS as OBJECT_KINDS
 from webapp.csvfiles import neutralise
 from webapp.extensions import db
+from webapp.jobtypes import types_where
 from webapp.models.audit import AuditEntry
 from webapp.models.campaigns import Campaign
 from webapp.models.jobs import Job
@@ -180,9 +181,9 @@ def _object_arg() -> tuple[str, int | None]:
 _EXISTING = {
     "run": lambda ids: select(Run.id).where(Run.id.in_(ids)),
     "job": lambda ids: select(Job.id).where(
-        Job.id.in_(ids), Job.active.is_(True), Job.job_type != "job_group"
+        Job.id.in_(ids), Job.active.is_(True), Job.job_type.not_in(types_where("drives_chain"))
     ),
-    "group": lambda ids: select(Job.id).where(Job.id.in_(ids), Job.job_type == "job_group"),
+    "group": lambda ids: select(Job.id).where(Job.id.in_(ids), Job.job_type.in_(types_where("drives_chain"))),
     "campaign": lambda ids: select(Campaign.id).where(Campaign.id.in_(ids)),
     "user": lambda ids: select(User.id).where(User.id.in_(ids)),
     "blackout": lambda ids: select(Blackout.id).where(Blackout.id.in_(ids), Blackout.job_id.is_(None)),

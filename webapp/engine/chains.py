@@ -425,7 +425,9 @@ def sweep_expired_groups() -> dict[str, int]:
     today = to_local(utcnow(), current_app.config["TIMEZONE"]).date()
     deleted = warned = 0
     groups = (
-        db.session.execute(select(Job).where(Job.job_type == GROUP, Job.active.is_(True))).scalars().all()
+        db.session.execute(select(Job).where(Job.job_type == JobGroup.key, Job.active.is_(True)))
+        .scalars()
+        .all()
     )
     for group in groups:
         group_id = group.id
