@@ -55,6 +55,9 @@ class JobType:
     # (no Stop on the monitor: the run page has the type's own controls)
     monitor_stop: ClassVar[str | None] = "stop"
     page_endpoint: ClassVar[str] = "jobs.detail"  # a job's own page, built with job_id
+    # its parameter form: the page that creates a job of this type, and its button on New job
+    new_endpoint: ClassVar[str | None] = None
+    new_label: ClassVar[str] = ""
 
     def page_url(self, job_id: int) -> str:
         """The page of one job of this type."""

@@ -47,6 +47,7 @@ class EmailCampaign(JobType):
     runs_on_request = False  # only its Launch (with the confirmation) or a group starts it
     noun = "recipients"
     sends_email = True
+    new_endpoint, new_label = "campaigns.new", "New campaign"
     can_be_step = False  # a group launches it after success instead
     count_labels = {"checked": "Audience", "skipped": "Suppressed", "created": "Sent", "rejected": "Refused"}
 

@@ -84,6 +84,7 @@ class UserDataExport(JobType):
     noun = "supporters"
     noun_past = "exported"
     result_kind = "CSV"
+    new_endpoint, new_label = "jobs.new_export", "New export"
     count_labels = {"created": "Exported"}
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:

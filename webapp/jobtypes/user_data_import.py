@@ -85,6 +85,7 @@ class UserDataImport(JobType):
     description = "Upload a CSV of supporters; rows are matched by email and created or updated."
     noun_past = "imported"
     result_kind = "CSV"  # the import report
+    new_endpoint, new_label = "jobs.new_import", "New import"
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         mapping = params.get("mapping", [])
