@@ -91,7 +91,8 @@ def test_hourly_slot_in_the_past_is_refused(app, client, logged_in, job):
         slot=str(now_local.minute // 15),
         start_date=now_local.date().isoformat(),
     )
-    assert "The time selected occurs in the past" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert "The time selected occurs in the past" in html and "The next free slot is " in html
     assert db.session.execute(db.select(JobSchedule)).scalar() is None
 
 
@@ -215,7 +216,7 @@ def test_schedule_warns_when_runs_come_faster_than_the_job_takes(app, client, lo
             "start_date": "2027-01-01",
         },
     ).get_data(as_text=True)
-    assert re.search(r"Runs are planned 60 minutes apart, but this job usually takes 300 min", html)
+    assert "Runs are planned 60 minutes apart, but this job usually takes 5 h 00 min" in html
 
 
 def test_other_users_schedules_are_404(client, auth, users):
@@ -364,7 +365,7 @@ def test_the_form_refuses_dates_after_2100_with_a_field_message(app, client, log
 def test_the_form_refuses_a_once_date_in_the_past_while_the_schedule_is_on(app, client, logged_in, job):
     yesterday = to_local(utcnow(), app.config["TIMEZONE"]).date() - timedelta(days=1)
     response = save(client, job, kind="once", once_at=f"{yesterday.isoformat()}T09:00")
-    assert "This date is in the past" in response.get_data(as_text=True)
+    assert "This date and time has passed (it is now " in response.get_data(as_text=True)
     assert JobSchedule.query.count() == 0
     off = {
         "kind": "once",

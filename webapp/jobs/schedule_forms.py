@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from flask import current_app
 from flask_wtf import FlaskForm
@@ -23,15 +23,20 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from webapp.formutil import choices
 from webapp.models.base import utcnow
-from webapp.rules.clock import check_plannable, to_local
-from webapp.rules.recurrence import TIMES_PER_DAY_CHOICES, ScheduleKind
+from webapp.rules.clock import check_plannable, format_local, local_to_utc, to_local
+from webapp.rules.recurrence import (
+    PAST_SLOT_MESSAGE,
+    SLOT_MINUTES,
+    TIMES_PER_DAY_CHOICES,
+    ScheduleKind,
+)
 
 KIND_LABELS = {
     ScheduleKind.TIMES_PER_DAY: "Times per day",
     ScheduleKind.DAYS_OF_WEEK: "Days of week",
     ScheduleKind.DAY_OF_MONTH: "Day of month",
     ScheduleKind.WEEKDAY_OF_MONTH: "Weekday of month",
-    ScheduleKind.HOURLY_SLOT: "Hourly slot",
+    ScheduleKind.HOURLY_SLOT: "Daily, in a 15-minute slot",
     ScheduleKind.ONCE: "Once",
 }
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -43,7 +48,13 @@ USES_TIME = {
     ScheduleKind.DAY_OF_MONTH,
     ScheduleKind.WEEKDAY_OF_MONTH,
 }
-PAST_DATE_MESSAGE = "This date is in the past: choose today or a later day."
+# What the preview waits for, per field a kind needs, before it can list any run.
+NEEDED_WORDS = {
+    "time": "the time",
+    "weekdays": "the days",
+    "day_of_month": "the day of the month",
+    "once_at": "the date and time",
+}
 
 
 def refuse_unplannable(form: FlaskForm, field: DateField) -> None:
@@ -52,9 +63,58 @@ def refuse_unplannable(form: FlaskForm, field: DateField) -> None:
         raise ValidationError(problem)
 
 
-def local_today() -> date:
-    """Today in the account time zone."""
-    return to_local(utcnow(), current_app.config["TIMEZONE"]).date()
+def local_now() -> datetime:
+    """Now as a naive wall-clock time in the account time zone."""
+    return to_local(utcnow(), current_app.config["TIMEZONE"]).replace(tzinfo=None)
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 minute', '2 minutes'."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def hour_label(hour: int) -> str:
+    """'12:00 AM' … '11:00 PM' for an hour of the day (0–23)."""
+    return f"{hour % 12 or 12}:00 {'AM' if hour < 12 else 'PM'}"
+
+
+def wall_text(day: date, at: time, tz_name: str) -> str:
+    """A local wall-clock time on `day` as the app shows times: '9:07 AM EST'."""
+    return format_local(local_to_utc(datetime.combine(day, at), tz_name), tz_name, with_date=False)
+
+
+def slot_text(day: date, hour: int, slot: int, tz_name: str) -> str:
+    """A 15-minute slot on `day`: '3:15–3:30 PM EDT' (or '11:45 AM–12:00 PM EST')."""
+    start = datetime.combine(day, time(hour, slot * SLOT_MINUTES))
+    end = start + timedelta(minutes=SLOT_MINUTES)
+    first, last = wall_text(day, start.time(), tz_name), wall_text(end.date(), end.time(), tz_name)
+    first_clock, first_half, _ = first.split(" ")
+    if last.split(" ")[1] == first_half:
+        return f"{first_clock}–{last}"
+    return f"{first_clock} {first_half}–{last}"
+
+
+def next_free_slot(now_local: datetime) -> datetime:
+    """The start of the first slot that has not begun by `now_local` (local wall-clock times)."""
+    begun = now_local.replace(minute=now_local.minute // SLOT_MINUTES * SLOT_MINUTES, second=0, microsecond=0)
+    return begun + timedelta(minutes=SLOT_MINUTES)
+
+
+def past_slot_message(hour: int, slot: int, now_local: datetime, tz_name: str) -> str:
+    """Why today's slot is refused, and the next slot that would work."""
+    today = now_local.date()
+    free = next_free_slot(now_local)
+    when = "today" if free.date() == today else "tomorrow"
+    return (
+        f"{PAST_SLOT_MESSAGE}: today's {slot_text(today, hour, slot, tz_name)} slot has begun. "
+        f"The next free slot is {slot_text(free.date(), free.hour, free.minute // SLOT_MINUTES, tz_name)} "
+        f"{when}, or keep this slot and start tomorrow."
+    )
+
+
+def once_past_message(tz_name: str) -> str:
+    """Why a one-off time that has passed is refused."""
+    return f"This date and time has passed (it is now {format_local(utcnow(), tz_name)}): choose a later one."
 
 
 class ScheduleForm(FlaskForm):
@@ -87,7 +147,7 @@ class ScheduleForm(FlaskForm):
         "Weekday", coerce=int, default=0, choices=choices((str(i), d) for i, d in enumerate(WEEKDAYS))
     )
     hour = SelectField(
-        "Hour", coerce=int, choices=choices((str(h), f"{h:02d}:00") for h in range(24)), default=9
+        "Hour", coerce=int, default=9, choices=choices((str(h), hour_label(h)) for h in range(24))
     )
     slot = SelectField("Minutes", coerce=int, choices=choices(SLOTS.items()), default=0)
     once_at = DateTimeLocalField("Date and time", validators=[Optional()], format="%Y-%m-%dT%H:%M")
@@ -123,23 +183,35 @@ class ScheduleForm(FlaskForm):
         validators=[DataRequired(), NumberRange(1, 24 * 60, "Between 1 and 1440 minutes.")],
     )
 
-    def kind_problems(self) -> None:
-        """Require the fields the chosen kind needs."""
+    def missing(self) -> list[str]:
+        """The names of the fields the chosen kind needs that are still empty."""
         kind = ScheduleKind(self.kind.data)
         need = {
-            "time": kind in USES_TIME,
             "weekdays": kind is ScheduleKind.DAYS_OF_WEEK,
             "day_of_month": kind is ScheduleKind.DAY_OF_MONTH,
+            "time": kind in USES_TIME,
             "once_at": kind is ScheduleKind.ONCE,
         }
-        for name, required in need.items():
+        return [name for name, required in need.items() if required and not getattr(self, name).data]
+
+    def once_in_past(self) -> bool:
+        """Whether a one-off schedule's date and time has already passed."""
+        return (
+            self.kind.data == ScheduleKind.ONCE
+            and isinstance(self.once_at.data, datetime)
+            and self.once_at.data <= local_now()
+        )
+
+    def kind_problems(self) -> None:
+        """Require the fields the chosen kind needs; refuse a one-off time that has passed
+        while the schedule is on (switched off, it may stay: nothing runs)."""
+        for name in self.missing():
             field = getattr(self, name)
-            if required and not field.data:
-                field.errors = [*field.errors, "Required for this kind of schedule."]
-        if kind is ScheduleKind.ONCE and self.once_at.data:
+            field.errors = [*field.errors, "Required for this kind of schedule."]
+        if self.kind.data == ScheduleKind.ONCE and self.once_at.data:
             problem = check_plannable(self.once_at.data)
-            if problem is None and self.enabled.data and self.once_at.data.date() < local_today():
-                problem = PAST_DATE_MESSAGE
+            if problem is None and self.enabled.data and self.once_in_past():
+                problem = once_past_message(current_app.config["TIMEZONE"])
             if problem:
                 self.once_at.errors = [*self.once_at.errors, problem]
 
@@ -157,6 +229,8 @@ def describe_schedule(schedule) -> str:
     at = schedule.time.strftime("%I:%M %p").lstrip("0") if schedule.time else ""
     kind = schedule.kind
     if kind == ScheduleKind.TIMES_PER_DAY:
+        if schedule.times_per_day == 1:
+            return f"once a day at {at}"
         return f"{schedule.times_per_day} times a day from {at}"
     if kind == ScheduleKind.DAYS_OF_WEEK:
         days = [WEEKDAYS[d] for d in sorted(schedule.weekdays or [])]
@@ -183,10 +257,12 @@ class PauseForm(FlaskForm):
 class BlackoutForm(FlaskForm):
     """Dates on which scheduled runs are skipped."""
 
-    start_date = DateField("From", validators=[DataRequired(), refuse_unplannable])
-    end_date = DateField("To", validators=[DataRequired(), refuse_unplannable])
+    # Ids of their own: the schedule page holds this form next to the schedule's own start_date.
+    start_date = DateField("From", id="blackout_start_date", validators=[DataRequired(), refuse_unplannable])
+    end_date = DateField("To", id="blackout_end_date", validators=[DataRequired(), refuse_unplannable])
     reason = StringField(
         "Reason",
+        id="blackout_reason",
         validators=[DataRequired(), Length(max=200)],
         description="e.g. Giving Tuesday, office closed",
     )

@@ -3,6 +3,8 @@ runs, and saving it (which re-plans the next occurrence)."""
 
 from __future__ import annotations
 
+from datetime import time
+
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -17,20 +19,27 @@ from webapp.jobs.forms import ConfirmForm
 from webapp.jobs.routes import bp
 from webapp.jobs.schedule_forms import (
     KIND_LABELS,
+    NEEDED_WORDS,
     USES_TIME,
     BlackoutForm,
     PauseForm,
     ScheduleForm,
     blackout_text,
+    counted,
     describe_schedule,
+    local_now,
+    next_free_slot,
+    once_past_message,
+    past_slot_message,
+    wall_text,
 )
 from webapp.jobtypes import job_type_for
 from webapp.models.base import utcnow
 from webapp.models.schedules import Blackout, JobSchedule
 from webapp.permissions import schedulable_job_or_404
-from webapp.rules.clock import to_local
+from webapp.rules.clock import format_duration, to_local
 from webapp.rules.recurrence import (
-    PAST_SLOT_MESSAGE,
+    SLOT_MINUTES,
     Schedule,
     ScheduleError,
     ScheduleKind,
@@ -87,33 +96,58 @@ def _slot_minute(form: ScheduleForm, existing: JobSchedule | None) -> int | None
     return pick_slot_minute(form.slot.data)
 
 
-def _past_slot(form: ScheduleForm) -> bool:
+def _past_slot(form: ScheduleForm, existing: JobSchedule | None) -> str | None:
+    """Why the chosen slot cannot start today (it has begun), with the next free slot; None if it
+    can, or when it is the saved schedule's own slot and start date (other settings being edited)."""
     if form.kind.data != ScheduleKind.HOURLY_SLOT or form.start_date.data is None:
-        return False
-    now_local = to_local(utcnow(), _tz()).replace(tzinfo=None)
-    return form.start_date.data <= now_local.date() and slot_in_past(
-        form.hour.data, form.slot.data, now_local
-    )
+        return None
+    if form.hour.data not in range(24) or form.slot.data not in range(60 // SLOT_MINUTES):
+        return None  # the field itself says what is wrong
+    chosen = (form.start_date.data, form.hour.data, form.slot.data)
+    if existing and existing.kind == ScheduleKind.HOURLY_SLOT:
+        if chosen == (existing.start_date, existing.hour, existing.slot):
+            return None
+    now_local = local_now()
+    if form.start_date.data <= now_local.date() and slot_in_past(form.hour.data, form.slot.data, now_local):
+        return past_slot_message(form.hour.data, form.slot.data, now_local, _tz())
+    return None
 
 
-def _preview_minute(form: ScheduleForm, saved: int | None) -> int:
-    """The minute an hourly-slot preview shows: the saved one when it lies in the chosen slot,
-    else the slot's first minute (the random one is picked on save)."""
-    slot = form.slot.data or 0
-    if saved is not None and slot * 15 <= saved < slot * 15 + 15:
-        return saved
-    return slot * 15
+def _saved_slot_time(form: ScheduleForm, existing: JobSchedule | None) -> str | None:
+    """'9:07 AM EST', the saved slot's minute, while the form shows that same hour and slot."""
+    if (minute := _preview_minute(form, existing)) is None:
+        return None
+    return wall_text(local_now().date(), time(form.hour.data, minute), _tz())
 
 
-def _preview(form: ScheduleForm, job_id: int, minute: int | None) -> dict:
+def _preview_minute(form: ScheduleForm, existing: JobSchedule | None) -> int | None:
+    """The saved minute of an hourly slot while the form shows that same hour and slot (None when
+    the minute is still to be picked)."""
+    if (
+        existing
+        and existing.kind == ScheduleKind.HOURLY_SLOT
+        and (existing.hour, existing.slot) == (form.hour.data, form.slot.data)
+    ):
+        return existing.minute
+    return None
+
+
+def _preview(form: ScheduleForm, job_id: int, existing: JobSchedule | None) -> dict:
     """The next runs (local times, DST-moved ones marked), or why there are none, plus a
     warning when runs come faster than the job usually takes."""
     if form.start_date.data is None:
         return {"problem": "Choose a start date."}
-    if _past_slot(form):
-        return {"problem": PAST_SLOT_MESSAGE}
+    if form.kind.data in {k.value for k in ScheduleKind} and (missing := form.missing()):
+        # Not an error: nothing has been typed yet (the fields just appeared).
+        needed = " and ".join(NEEDED_WORDS[name] for name in missing)
+        return {"hint": f"The next runs show here once you choose {needed}."}
+    if problem := _past_slot(form, existing):
+        return {"problem": problem}
+    if form.once_in_past():
+        return {"problem": once_past_message(_tz())}
     try:
-        schedule = _pure(form, _preview_minute(form, minute))
+        saved_minute = _preview_minute(form, existing)
+        schedule = _pure(form, (form.slot.data or 0) * SLOT_MINUTES if saved_minute is None else saved_minute)
         upcoming = next_runs(schedule, utcnow(), PREVIEW_COUNT)
     except (ScheduleError, ValueError, ArithmeticError) as exc:  # e.g. a date near year 9999
         return {"problem": str(exc)}
@@ -126,11 +160,13 @@ def _preview(form: ScheduleForm, job_id: int, minute: int | None) -> dict:
     gaps = [(b - a).total_seconds() for a, b in zip(upcoming, upcoming[1:], strict=False)]
     if typical and gaps and min(gaps) < typical:
         warning = (
-            f"Runs are planned {int(min(gaps) // 60)} minutes apart, but this job "
-            f"usually takes {int(typical // 60)} min {int(typical % 60)} s: "
-            "runs would be skipped or queued."
+            f"Runs are planned {counted(int(min(gaps) // 60), 'minute')} apart, but this job "
+            f"usually takes {format_duration(typical)}: runs would be skipped or queued."
         )
-    return {"runs": runs, "warning": warning}
+    note = None
+    if schedule.kind is ScheduleKind.HOURLY_SLOT and saved_minute is None:
+        note = "Shown at the slot's first minute: the minute it really runs at is picked when you save."
+    return {"runs": runs, "warning": warning, "note": note}
 
 
 def _form_for(job_schedule: JobSchedule | None, formdata=None) -> ScheduleForm:
@@ -140,7 +176,20 @@ def _form_for(job_schedule: JobSchedule | None, formdata=None) -> ScheduleForm:
     if formdata is None:
         if job_schedule is None:
             form.start_date.data = to_local(utcnow(), _tz()).date()
+    if request.method == "GET" and "hour" not in (formdata or {}):
+        _fresh_slot(form, job_schedule)
     return form
+
+
+def _fresh_slot(form: ScheduleForm, job_schedule: JobSchedule | None) -> None:
+    """Slot fields that have just appeared: the default slot, or the next free one when it has
+    begun today (so nothing is refused before anything was chosen)."""
+    if form.hour.data is None or form.slot.data is None:
+        form.hour.data, form.slot.data = form.hour.default, form.slot.default
+    if _past_slot(form, job_schedule):
+        free = next_free_slot(local_now())
+        form.hour.data, form.slot.data = free.hour, free.minute // SLOT_MINUTES
+        form.start_date.data = max(form.start_date.data, free.date())
 
 
 @bp.route("/<int:job_id>/schedule", methods=["GET", "POST"])
@@ -150,11 +199,10 @@ def schedule(job_id: int):
     job = schedulable_job_or_404(job_id)
     existing = job.schedule
     form = _form_for(existing, request.form if request.method == "POST" else None)
-    minute = existing.minute if existing else None
     if form.validate_on_submit():
         minute = _slot_minute(form, existing)
-        if _past_slot(form):
-            form.hour.errors = [PAST_SLOT_MESSAGE]
+        if past_slot := _past_slot(form, existing):
+            form.hour.errors = [past_slot]
         else:
             try:
                 _pure(form, minute)
@@ -173,12 +221,12 @@ def schedule(job_id: int):
         form=form,
         labels=KIND_LABELS,
         uses_time=USES_TIME,
-        minute=minute,
+        saved_slot_time=_saved_slot_time(form, existing),
         blackouts=blackouts,
         blackout_form=BlackoutForm(),
         confirm=ConfirmForm(),
         schedule_problem=planner.problem_of(existing),
-        **_preview(form, job.id, minute),
+        **_preview(form, job.id, existing),
     )
 
 
@@ -222,14 +270,13 @@ def schedule_fields(job_id: int):
     """The fields of the chosen kind and the preview (HTMX, when the kind changes)."""
     job = schedulable_job_or_404(job_id)
     form = _form_for(job.schedule, request.args)
-    minute = job.schedule.minute if job.schedule else None
     return render_template(
         "jobs/partials/_schedule_fields.html",
         job=job,
         form=form,
         uses_time=USES_TIME,
-        minute=minute,
-        **_preview(form, job.id, minute),
+        saved_slot_time=_saved_slot_time(form, job.schedule),
+        **_preview(form, job.id, job.schedule),
     )
 
 
@@ -239,8 +286,7 @@ def schedule_preview(job_id: int):
     """The next runs for the form as it is now (HTMX, as the form changes)."""
     job = schedulable_job_or_404(job_id)
     form = _form_for(job.schedule, request.args)
-    minute = job.schedule.minute if job.schedule else None
-    return render_template("jobs/partials/_schedule_preview.html", **_preview(form, job.id, minute))
+    return render_template("jobs/partials/_schedule_preview.html", **_preview(form, job.id, job.schedule))
 
 
 @bp.route("/<int:job_id>/schedule/pause", methods=["POST"])
