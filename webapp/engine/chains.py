@@ -48,10 +48,17 @@ class GroupError(ValueError):
     """A group that cannot run or be saved as it is (shown to the user)."""
 
 
+def _step_number(step: Run) -> int:
+    """A step run's place in its chain (1, 2, ...). Every run with a parent run is a step,
+    created with its number (_queue_step, _skip_from)."""
+    assert step.step is not None, f"step run {step.id} has no step number"
+    return step.step
+
+
 def steps_of(group_run: Run) -> dict[int, Run]:
     """The latest run of each step of a group run, by step number."""
     runs = db.session.execute(select(Run).where(Run.parent_run_id == group_run.id).order_by(Run.id)).scalars()
-    return {run.step: run for run in runs}
+    return {_step_number(run): run for run in runs}
 
 
 def step_jobs(group_job: Job) -> list[Job | None]:
@@ -145,6 +152,7 @@ def hand_over(step: Run) -> Run | None:
     step, a pause or stop asked for, the next job busy or deleted) is left to `step_ended`."""
     if not step.parent_run_id or step.state not in STEP_DONE:
         return None
+    number = _step_number(step)
     group_run = db.session.get(
         Run, step.parent_run_id, populate_existing=True, options=[joinedload(Run.job)]
     )  # one query: the chain and its job
@@ -152,15 +160,15 @@ def hand_over(step: Run) -> Run | None:
         group_run is None
         or group_run.state is not RunState.PROCESSING
         or group_run.control
-        or step.step >= (group_run.progress_total or 0)
+        or number >= (group_run.progress_total or 0)
         or group_run.job is None
     ):
         return None
-    job = _step_job(group_run.job, step.step + 1)
+    job = _step_job(group_run.job, number + 1)
     if job is None or lane_of(job.job_type) != lane_of(step.job_type) or job_busy(job.id, besides=step.id):
         return None  # (a step of the other lane waits for a slot of its own lane)
-    group_run.progress_done = step.step
-    next_step = _queue_step(group_run, step.step + 1, job)
+    group_run.progress_done = number
+    next_step = _queue_step(group_run, number + 1, job)
     next_step.rq_job_id = queueing.new_run_job_id(next_step.id)  # this step's slot
     return next_step
 
@@ -170,41 +178,42 @@ def step_ended(step: Run) -> None:
     group_run = db.session.get(Run, step.parent_run_id, populate_existing=True)
     if group_run is None or group_run.state is not RunState.PROCESSING:
         return
+    number = _step_number(step)
     if step.state in STEP_DONE:
         if _handed_over(group_run, step):
             return  # the next step is already on its way
-        group_run.progress_done = step.step
-        if step.step >= (group_run.progress_total or 0):
+        group_run.progress_done = number
+        if number >= (group_run.progress_total or 0):
             _complete(group_run)
         elif group_run.control == "stop":
-            _cancel(group_run, step.step + 1, "the group run was stopped")
+            _cancel(group_run, number + 1, "the group run was stopped")
         elif group_run.control == "pause":
             group_run.control = None
             move(
                 group_run,
                 RunState.PAUSED,
-                note=f"Paused after step {step.step}; Resume continues with step {step.step + 1}.",
+                note=f"Paused after step {number}; Resume continues with step {number + 1}.",
             )
             db.session.commit()
         else:
             db.session.commit()
-            _start_step(group_run, step.step + 1)
+            _start_step(group_run, number + 1)
     elif step.state in STEP_BROKEN:
         if group_run.control == "stop":
-            _cancel(group_run, step.step + 1, "the group run was stopped")
+            _cancel(group_run, number + 1, "the group run was stopped")
         else:
             verb = "was cancelled" if step.state is RunState.CANCELLED else "failed"
-            reason = f"step {step.step} “{step.job_name}” run #{step.number} {verb}"
+            reason = f"step {number} “{step.job_name}” run #{step.number} {verb}"
             if step.error:
                 reason += f": {step.error}"
-            _fail(group_run, step.step, reason)
+            _fail(group_run, number, reason)
 
 
 def _handed_over(group_run: Run, step: Run) -> bool:
     return (
         db.session.execute(
             select(Run.id)
-            .where(Run.parent_run_id == group_run.id, Run.step == step.step + 1, Run.id > step.id)
+            .where(Run.parent_run_id == group_run.id, Run.step == _step_number(step) + 1, Run.id > step.id)
             .limit(1)
         ).scalar()
         is not None

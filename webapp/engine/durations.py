@@ -27,4 +27,6 @@ def typical_run_seconds(job_id: int) -> float | None:
         .order_by(Run.id.desc())
         .limit(RECENT_RUNS)
     ).all()
-    return statistics.median((f - s).total_seconds() for s, f in rows) if rows else None
+    # the query keeps only runs with both times; the `is not None` checks narrow the types
+    seconds = [(f - s).total_seconds() for s, f in rows if s is not None and f is not None]
+    return statistics.median(seconds) if seconds else None

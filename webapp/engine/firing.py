@@ -51,14 +51,14 @@ class _Pass:
     tz: str
     schedules: dict[int, JobSchedule]
     blackouts: list[Blackout]
-    busy: dict[int, list[Run]]
+    busy: dict[int | None, list[Run]]  # by job id (None: runs whose job was deleted)
     missed: list[Run] = field(default_factory=list)
 
     @classmethod
     def load(cls, runs: list[Run]) -> _Pass:
         job_ids = {run.job_id for run in runs}
         schedules = db.session.execute(select(JobSchedule).where(JobSchedule.job_id.in_(job_ids))).scalars()
-        busy: dict[int, list[Run]] = defaultdict(list)
+        busy: dict[int | None, list[Run]] = defaultdict(list)
         for run in db.session.execute(
             select(Run).where(Run.job_id.in_(job_ids), Run.state.in_(BUSY)).order_by(Run.id)
         ).scalars():
@@ -72,11 +72,12 @@ class _Pass:
         )
 
 
-def fire(timed: Mapping[int, str | None]) -> set[str]:
+def fire(timed: Mapping[int, str | None]) -> dict[str, str]:
     """Decide the scheduled runs that came due ({run id: its timed RQ job id, or None when that
-    job was lost}). Returns the timed job ids that go onto the queue now; runs that must wait
-    for a free slot, or whose timed job was lost, are dispatched later under a fresh job id.
-    A run whose decision raises is skipped with a plain reason and the others are decided."""
+    job was lost}). Returns the timed job ids that go onto the queue now, each with its lane;
+    runs that must wait for a free slot, or whose timed job was lost, are dispatched later under
+    a fresh job id. A run whose decision raises is skipped with a plain reason and the others
+    are decided."""
     pending = dict(timed)
     while True:
         try:
@@ -88,7 +89,7 @@ def fire(timed: Mapping[int, str | None]) -> set[str]:
             del pending[failure.run_id]
 
 
-def _fire(timed: Mapping[int, str | None]) -> set[str]:
+def _fire(timed: Mapping[int, str | None]) -> dict[str, str]:
     """One firing pass over `timed`; raises _NotFired (nothing committed) for a run that fails."""
     runs = (
         db.session.execute(
@@ -100,7 +101,7 @@ def _fire(timed: Mapping[int, str | None]) -> set[str]:
         .all()
     )
     if not runs:
-        return set()
+        return {}
     now_pass = _Pass.load(list(runs))
     ended: list[tuple[Run, str]] = []
     for run in runs:
@@ -179,7 +180,7 @@ def _decide(run: Run, now_pass: _Pass) -> str | None:
         return refusal
     if run.trigger != "schedule":
         return None
-    schedule = now_pass.schedules.get(run.job_id)
+    schedule = now_pass.schedules.get(run.job_id) if run.job_id is not None else None
     return _missed(run, schedule, now_pass) or _blackout(run, now_pass) or _overlap(run, schedule, now_pass)
 
 

@@ -96,10 +96,11 @@ def notice_long_runs() -> int:
     )
     noticed = 0
     for run in running:
-        if run.job is None or not run.job.notify_long:
+        if run.job_id is None or run.job is None or not run.job.notify_long:
             continue
         typical = typical_run_seconds(run.job_id)
-        if typical is None:
+        # (the query keeps started runs, but a commit below expires them: they are read again)
+        if typical is None or run.started_at is None:
             continue
         if utcnow() - run.started_at > timedelta(seconds=2 * typical):
             run.long_notified = True

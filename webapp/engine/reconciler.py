@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from typing import Any, cast
 
 from flask import current_app
 from rq.job import JobStatus
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
@@ -76,17 +77,26 @@ def reconcile() -> dict[str, int]:
         .all()
     )
     db.session.commit()
-    lost = [(run.id, run.rq_job_id) for run in waiting if queueing.rq_status(run.rq_job_id) in LOST]
+    # (read again after that commit: a run a dispatcher released meanwhile has no job to lose)
+    lost = [
+        (run.id, rq_job_id)
+        for run in waiting
+        if (rq_job_id := run.rq_job_id) is not None and queueing.rq_status(rq_job_id) in LOST
+    ]
     if lost:
         time.sleep(LOOK_AGAIN_AFTER)  # a dispatcher may be between its claim and its enqueue
     for run_id, rq_job_id in lost:
         if queueing.rq_status(rq_job_id) not in LOST:
             continue
-        redispatched += db.session.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.state == RunState.QUEUED, Run.rq_job_id == rq_job_id)
-            .values(rq_job_id=None)
-            .execution_options(synchronize_session=False)
+        # an UPDATE's result is a CursorResult (Session.execute is typed as returning a Result)
+        redispatched += cast(
+            CursorResult[Any],
+            db.session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.state == RunState.QUEUED, Run.rq_job_id == rq_job_id)
+                .values(rq_job_id=None)
+                .execution_options(synchronize_session=False)
+            ),
         ).rowcount
         db.session.commit()
     dispatch()

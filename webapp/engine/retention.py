@@ -11,9 +11,10 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import CursorResult, delete, insert, or_, select
 
 from webapp.extensions import db
 from webapp.models.audit import AuditEntry
@@ -42,6 +43,7 @@ def sweep_results() -> int:
     )
     deleted = 0
     for run in expired:
+        assert run.result_path is not None  # the query keeps runs with a result file
         try:
             os.remove(run.result_path)
         except FileNotFoundError:
@@ -186,6 +188,9 @@ def _remove(path: str) -> bool:
 def sweep_audit() -> int:
     """Delete audit entries older than the account's audit retention; return how many."""
     cutoff = utcnow() - timedelta(days=AccountSettings.get().audit_retention_days)
-    deleted = db.session.execute(delete(AuditEntry).where(AuditEntry.at < cutoff)).rowcount
+    # a DELETE's result is a CursorResult (Session.execute is typed as returning a Result)
+    deleted = cast(
+        CursorResult[Any], db.session.execute(delete(AuditEntry).where(AuditEntry.at < cutoff))
+    ).rowcount
     db.session.commit()
     return deleted or 0

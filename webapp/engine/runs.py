@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Select, Update, bindparam, exists, func, select, text, update
+from sqlalchemy import CursorResult, Select, Update, bindparam, exists, func, select, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from webapp.engine import handoff, queueing
@@ -147,7 +148,7 @@ def _dispatch_lane(lane: str, timed: Mapping[int, str], going: dict[str, str], o
     waiting = Run.__table__.alias("waiting")
     for _attempt in range(limit + 10):  # a lost race is retried; nothing loops forever
         _lock_dispatching()
-        used = db.session.execute(in_use).scalar()
+        used = db.session.execute(in_use).scalar_one()  # a count: always one row
         if used >= limit:
             break
         candidate = db.session.execute(
@@ -164,16 +165,20 @@ def _dispatch_lane(lane: str, timed: Mapping[int, str], going: dict[str, str], o
         if candidate is None:
             break
         rq_job_id = timed.get(candidate) or queueing.new_run_job_id(candidate)
-        claimed = db.session.execute(
-            update(Run)
-            .where(
-                Run.id == candidate,
-                Run.rq_job_id.is_(None),
-                ~_job_busy(other, Run.job_id),
-                in_use.scalar_subquery() < limit,
-            )
-            .values(rq_job_id=rq_job_id)
-            .execution_options(synchronize_session=False)
+        # an UPDATE's result is a CursorResult (Session.execute is typed as returning a Result)
+        claimed = cast(
+            CursorResult[Any],
+            db.session.execute(
+                update(Run)
+                .where(
+                    Run.id == candidate,
+                    Run.rq_job_id.is_(None),
+                    ~_job_busy(other, Run.job_id),
+                    in_use.scalar_subquery() < limit,
+                )
+                .values(rq_job_id=rq_job_id)
+                .execution_options(synchronize_session=False)
+            ),
         ).rowcount
         db.session.commit()
         if not claimed:
@@ -204,15 +209,19 @@ def _start_waiting_groups(other) -> None:
         .all()
     )
     for run_id in waiting:
-        claimed = db.session.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.rq_job_id.is_(None), ~_job_busy(other, Run.job_id))
-            .values(rq_job_id=f"group-{run_id}")
-            .execution_options(synchronize_session=False)
+        claimed = cast(
+            CursorResult[Any],
+            db.session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.rq_job_id.is_(None), ~_job_busy(other, Run.job_id))
+                .values(rq_job_id=f"group-{run_id}")
+                .execution_options(synchronize_session=False)
+            ),
         ).rowcount
         db.session.commit()
         if claimed:
             run = db.session.get(Run, run_id)
+            assert run is not None  # the row just claimed: queued runs are never deleted
             db.session.refresh(run)
             handoff.group_due(run)
 
@@ -248,7 +257,7 @@ def queue_position(run: Run) -> tuple[int, Run | None]:
             | _taking_a_slot(line, lane)
             | ((line.c.job_id == run.job_id) & line.c.state.in_([s.value for s in HOLDING])),
         )
-    ).scalar()
+    ).scalar_one()  # a count: always one row
     blocking = db.session.execute(
         select(Run)
         .where(
@@ -288,6 +297,8 @@ def schedule_run(
 def arm_timed_job(run: Run) -> bool:
     """Give a committed scheduled run its timed RQ job (derived from the row, which is the
     record). If Redis is unreachable the run keeps none, and the reconciler arms it later."""
+    # a scheduled run is always created with its time (schedule_run, launches, the planner)
+    assert run.scheduled_for is not None, f"scheduled run {run.id} has no time"
     try:
         run.rq_job_id = queueing.schedule_run_job(run.id, run.scheduled_for)
     except queueing.UNREACHABLE:

@@ -100,7 +100,7 @@ def last_runs(group_ids: list[int]) -> dict[int, Run]:
         .group_by(Run.job_id)
     )
     runs = db.session.execute(select(Run).where(Run.id.in_(latest))).scalars()
-    return {run.job_id: run for run in runs}
+    return {run.job_id: run for run in runs if run.job_id is not None}  # (all are: job_id IN …)
 
 
 def steps_by_run(run_ids: list[int]) -> dict[int, dict[int, Run]]:
@@ -111,6 +111,8 @@ def steps_by_run(run_ids: list[int]) -> dict[int, dict[int, Run]]:
     for run in db.session.execute(
         select(Run).where(Run.parent_run_id.in_(run_ids)).order_by(Run.id)
     ).scalars():
+        # the query keeps runs with a parent; every step run is created with its number (chains)
+        assert run.parent_run_id is not None and run.step is not None
         found[run.parent_run_id][run.step] = run
     return found
 

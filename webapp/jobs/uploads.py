@@ -38,7 +38,7 @@ class Upload:
 
     def params(self, mapping: list[str]) -> dict[str, Any]:
         """The import job's parameters once the columns are mapped."""
-        params = {
+        params: dict[str, Any] = {
             "path": self.path,
             "filename": self.filename,
             "encoding": self.encoding,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import ClassVar
+
 from webapp.jobtypes.base import JobType
 from webapp.jobtypes.email_campaign import EmailCampaign
 from webapp.jobtypes.job_group import JobGroup
@@ -17,17 +20,22 @@ class UnknownJobType(KeyError):
 
 class _Missing(JobType):
     """What screens show for a run of a type this installation no longer has: its key as its
-    label, no actions beyond Stop, no counts."""
+    label, no actions beyond Stop, no counts. Key and label are class attributes of a job type,
+    so each missing key gets a subclass of its own (_missing)."""
 
     key = "missing"
     label = "Unknown type"
     can_be_step = False
     listed_as_job = False
-    count_labels: dict[str, str] = {}
+    count_labels: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, key: str) -> None:
-        self.key = key  # type: ignore[misc]  # an instance stands for the one missing key
-        self.label = key.replace("_", " ").title()  # type: ignore[misc]
+
+@cache
+def _missing(key: str) -> JobType:
+    """The stand-in for the missing type `key` (made once per key)."""
+    attributes = {"key": key, "label": key.replace("_", " ").title()}
+    stand_in: type[_Missing] = type(f"_Missing[{key}]", (_Missing,), attributes)
+    return stand_in()
 
 
 def register(job_type: type[JobType]) -> JobType:
@@ -38,7 +46,7 @@ def register(job_type: type[JobType]) -> JobType:
 
 def job_type_for(key: str) -> JobType:
     """The job type called `key`, or a stand-in that shows an unknown type plainly."""
-    return REGISTRY.get(key) or _Missing(key)
+    return REGISTRY.get(key) or _missing(key)
 
 
 def types_where(capability: str) -> list[str]:

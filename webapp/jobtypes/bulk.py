@@ -6,7 +6,7 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from webapp.extensions import db
 
@@ -35,7 +35,8 @@ def fetchall(statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     cursor = db.session.connection().connection.cursor()
     try:
         cursor.execute(_sql(statement), tuple(params))
-        return cursor.fetchall()
+        # DB-API only promises a sequence; sqlite3 and psycopg give a list of tuples
+        return cast(list[tuple[Any, ...]], cursor.fetchall())
     finally:
         cursor.close()
 
@@ -72,8 +73,8 @@ def sqlite_bulk_writes(cache_kib: int, checkpoint_pages: int) -> Iterator[None]:
     finally:
         if db.session.is_active:  # after a database error the runner rolls back first
             connection = db.session.connection()
-            for name, value in previous.items():
-                connection.exec_driver_sql(f"PRAGMA {name} = {value}")
+            for name, old in previous.items():
+                connection.exec_driver_sql(f"PRAGMA {name} = {old}")
 
 
 def placeholders(count: int) -> str:

@@ -151,7 +151,9 @@ def result(run_id: int):
         return redirect(url_for("runs.detail", run_id=run.id))
     if run.owner_id == current_user.id:  # taken on their behalf, it waits in their monitor
         engine.mark_downloaded(run)
-    return send_run_file(run, "result", run.result_name, run.result_path, "text/csv")
+    # (set with the path; else the file's own name, as send_file would name it)
+    name = run.result_name if run.result_name is not None else os.path.basename(run.result_path)
+    return send_run_file(run, "result", name, run.result_path, "text/csv")
 
 
 def _after_action(run, message: str, category: str = "info"):
