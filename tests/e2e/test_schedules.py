@@ -29,7 +29,13 @@ from tests.e2e.pages import LARGE_ROWS, ZONE, large_import_csv, main_nav, open_n
 
 pytestmark = pytest.mark.e2e
 
-PAST_SLOT = "The time selected occurs in the past"
+# The refusal of a slot that has begun today names the next free one (a 12-hour time with its zone).
+PAST_SLOT = re.compile(
+    r"^The time selected occurs in the past: today's .+ slot has begun\. "
+    r"The next free slot is \d{1,2}:\d{2}.*[AP]M E[SD]T (today|tomorrow), "
+    r"or keep this slot and start tomorrow\.$"
+)
+SLOT_KIND = "Daily, in a 15-minute slot"
 SLOT_LABELS = {0: "0–14", 1: "15–29", 2: "30–44", 3: "45–59"}
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 LOCAL_TIME = re.compile(r"^([A-Z][a-z]{2} \d{1,2}, \d{4} \d{1,2}:\d{2} [AP]M) (E[SD]T)$")
@@ -111,12 +117,17 @@ def preview_answer(page: Page, **expected: str):
     return page.expect_response(matches)
 
 
+def hour_label(hour: int) -> str:
+    """The Hour choice as the page words it: '12:00 AM' … '11:00 PM'."""
+    return f"{hour % 12 or 12}:00 {'AM' if hour < 12 else 'PM'}"
+
+
 def pick_hourly_slot(page: Page, day, hour: int, slot: int) -> None:
-    """On the schedule page: Repeat Hourly slot, Start date `day`, Hour, Minutes slot."""
-    page.get_by_label("Repeat").select_option(label="Hourly slot")
+    """On the schedule page: Repeat daily in a slot, Start date `day`, Hour, Minutes slot."""
+    page.get_by_label("Repeat").select_option(label=SLOT_KIND)
     expect(page.get_by_label("Hour")).to_be_visible()
     page.get_by_label("Start date").fill(day.isoformat())
-    page.get_by_label("Hour").select_option(label=f"{hour:02d}:00")
+    page.get_by_label("Hour").select_option(label=hour_label(hour))
     with preview_answer(page, kind="hourly_slot", start_date=day.isoformat(), hour=str(hour), slot=str(slot)):
         page.get_by_label("Minutes").select_option(label=SLOT_LABELS[slot])
 
@@ -269,10 +280,10 @@ def test_an_hourly_slot_in_the_past_is_refused(page: Page, scheduler):
     open_schedule(page, name)
     tomorrow = today + timedelta(days=1)
     page.get_by_role("switch", name="Schedule on").check()
-    page.get_by_label("Repeat").select_option(label="Hourly slot")
+    page.get_by_label("Repeat").select_option(label=SLOT_KIND)
     expect(page.get_by_label("Hour")).to_be_visible()
     page.get_by_label("Start date").fill(tomorrow.isoformat())
-    page.get_by_label("Hour").select_option(label=f"{hour:02d}:00")
+    page.get_by_label("Hour").select_option(label=hour_label(hour))
     with preview_answer(page, start_date=tomorrow.isoformat(), hour=str(hour), slot=str(slot)):
         page.get_by_label("Minutes").select_option(label=SLOT_LABELS[slot])
     expect(preview(page).get_by_text(PAST_SLOT)).to_have_count(0)
@@ -292,11 +303,9 @@ def test_an_hourly_slot_in_the_past_is_refused(page: Page, scheduler):
     )
 
     open_schedule(page, name, "Edit schedule")
+    saved_at = local_text(next_run).split(" ", 3)[3]  # '2:07 PM EST'
     expect(
-        page.get_by_text(
-            f"Conveyor picks a random minute inside the slot when you save "
-            f"(now :{minute:02d}), to spread the load."
-        )
+        page.get_by_text(f"Runs daily at {saved_at} (the minute picked when it was saved).")
     ).to_be_visible()
 
 
@@ -308,10 +317,10 @@ def test_the_preview_of_a_later_hourly_slot_lists_its_runs(page: Page, scheduler
     create_export_job(page, name)
     open_schedule(page, name)
     tomorrow = now_local().date() + timedelta(days=1)
-    page.get_by_label("Repeat").select_option(label="Hourly slot")
+    page.get_by_label("Repeat").select_option(label=SLOT_KIND)
     expect(page.get_by_label("Hour")).to_be_visible()
     page.get_by_label("Start date").fill(tomorrow.isoformat())
-    page.get_by_label("Hour").select_option(label="14:00")
+    page.get_by_label("Hour").select_option(label="2:00 PM")
     with preview_answer(page, start_date=tomorrow.isoformat(), hour="14", slot="1"):
         page.get_by_label("Minutes").select_option(label=SLOT_LABELS[1])
     runs = preview(page)
