@@ -189,7 +189,8 @@ def _fresh_slot(form: ScheduleForm, job_schedule: JobSchedule | None) -> None:
     if _past_slot(form, job_schedule):
         free = next_free_slot(local_now())
         form.hour.data, form.slot.data = free.hour, free.minute // SLOT_MINUTES
-        form.start_date.data = max(form.start_date.data, free.date())
+        if free.date() > form.start_date.data:
+            form.start_date.data, form.start_date.raw_data = free.date(), None  # shown from data
 
 
 @bp.route("/<int:job_id>/schedule", methods=["GET", "POST"])
