@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit e2e lint chromium clean
+.PHONY: run test unit e2e check lint chromium clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ chromium:
 	  echo "Installing Debian's chromium for the browser tests..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium check
 	$(BIN)/pytest -q
 
 unit: $(STAMP)
@@ -29,8 +29,14 @@ unit: $(STAMP)
 e2e: $(STAMP) chromium
 	$(BIN)/pytest -q tests/e2e
 
-lint: $(STAMP)
+# the code's own rules: lint, format, types, and which module may import which (pyproject.toml)
+check: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+lint: check
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -69,7 +69,8 @@ def run_url(endpoint: str, run_id: int, **args: str) -> str:
     cache = g.setdefault("_run_urls", {})
     key = (endpoint, tuple(sorted(args.items())))
     if key not in cache:
-        cache[key] = url_for(endpoint, run_id=_SENTINEL, **args).split(str(_SENTINEL))
+        values: dict[str, Any] = {"run_id": _SENTINEL, **args}
+        cache[key] = url_for(endpoint, **values).split(str(_SENTINEL))
     head, tail = cache[key]
     return f"{head}{run_id}{tail}"
 
@@ -150,10 +151,6 @@ def register_web_helpers(app: Flask) -> None:
         _state_badge=state_badge,
     )
 
-    from webapp.monitor.rows import history_row_html, row_html
-
-    app.jinja_env.globals.update(row_html=row_html, history_row_html=history_row_html)
-
     @app.context_processor
     def _account() -> dict[str, Any]:
         return {"current_user": current_user, "is_htmx": is_htmx(), "queue_down_since": _queue_down_since}
@@ -186,7 +183,8 @@ def register_web_helpers(app: Flask) -> None:
             404: "There is nothing here, or you do not have access to it.",
             403: "You do not have permission to do that.",
         }
-        return _error(exc.code or 500, exc.name, messages.get(exc.code, exc.description))
+        status = exc.code or 500
+        return _error(status, exc.name, messages.get(status) or exc.description or exc.name)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
