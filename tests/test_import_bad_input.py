@@ -45,7 +45,8 @@ def test_pathological_cells_cost_only_their_lines_and_the_run_finishes_quickly(a
     reasons = [r.reason for r in RunRejection.query.order_by(RunRejection.line)]
     assert [reason.split(":")[0] for reason in reasons] == ["line 7", "line 14", "line 22", "line 35"]
     assert reasons[0].endswith("… (100,003 characters)' is not a valid email address")
-    assert reasons[2] == "line 22: zip must be 5 digits"
+    us_zip = "is not a valid US ZIP code (like 12345 or 12345-6789)"
+    assert reasons[2] == f"line 22: '{'1' * 40}… (100,000 characters)' {us_zip}"
     assert all(len(reason) < 200 for reason in reasons)
 
 

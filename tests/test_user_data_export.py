@@ -2,12 +2,17 @@
 
 import csv
 import os
+import re
 from datetime import datetime
 
+import pytest
+
 from tests.conftest import act_midway, export_job, fresh, work
-from webapp.engine.runs import start_run
+from webapp.engine.runs import retry_run, start_run
 from webapp.extensions import db
-from webapp.models import Supporter
+from webapp.jobtypes import user_data_export
+from webapp.jobtypes.user_data_export import UserDataExport
+from webapp.models import Job, RunLogLine, Supporter
 from webapp.rules.states import RunState
 
 
@@ -103,3 +108,79 @@ def test_stopped_export_leaves_no_partial_file(app, users):
     run = act_midway(app, run, users["user"], request_stop, after=30)
     assert run.state is RunState.CANCELLED and run.result_path is None
     assert os.listdir(app.config["RESULTS_DIR"]) == []
+
+
+def run_export_with(app, user, bom, **kwargs):
+    job = export_job(user, **kwargs)
+    if bom is not None:
+        job.params = {**job.params, "bom": bom}
+        db.session.commit()
+    run = start_run(job, user)
+    work(app)
+    return fresh(run)
+
+
+@pytest.mark.parametrize("bom,starts_with_bom", [(True, True), (False, False), (None, False)])
+def test_the_file_starts_with_a_bom_only_when_the_job_asks_for_one(app, users, bom, starts_with_bom):
+    add("zoe@example.org", first_name="Zoë", last_name="Ångström", city="São Paulo")
+    add("jose@example.org", first_name="José", last_name="Müller-Lüdenscheidt", city="Kraków")
+    run = run_export_with(app, users["user"], bom, fields=["email", "first_name", "last_name", "city"])
+    with open(run.result_path, "rb") as result:
+        raw = result.read()
+    assert raw.startswith(b"\xef\xbb\xbf") is starts_with_bom  # None: a job saved before the choice
+    assert raw.count(b"\xef\xbb\xbf") == int(starts_with_bom)
+    with open(run.result_path, newline="", encoding="utf-8-sig") as result:
+        assert list(csv.reader(result)) == [
+            ["Email", "First name", "Last name", "City"],
+            ["zoe@example.org", "Zoë", "Ångström", "São Paulo"],
+            ["jose@example.org", "José", "Müller-Lüdenscheidt", "Kraków"],
+        ]
+
+
+def test_a_retried_export_keeps_one_bom_at_the_start(app, users, monkeypatch):
+    for i in range(7):  # batches of 3: the second one fails, the retry continues after the first
+        add(f"p{i}@example.org", first_name=f"Zoë {i}")
+    original = user_data_export._cell
+
+    def failing(value):
+        if value == "p4@example.org":
+            raise OSError("disk went away")
+        return original(value)
+
+    monkeypatch.setattr(user_data_export, "_cell", failing)
+    run = run_export_with(app, users["user"], True, fields=["email", "first_name"])
+    assert run.state is RunState.FAILED and run.checkpoint["rows"] == 3
+    monkeypatch.setattr(user_data_export, "_cell", original)
+    retry_run(run, users["user"])
+    work(app)
+    run = fresh(run)
+    assert run.state is RunState.COMPLETED
+    log = [line.message for line in RunLogLine.query.filter_by(run_id=run.id)]
+    assert "Resuming after 3 rows already written." in log
+    with open(run.result_path, "rb") as result:
+        raw = result.read()
+    assert raw.startswith(b"\xef\xbb\xbfEmail,First name\r\n") and raw.count(b"\xef\xbb\xbf") == 1
+    assert raw.decode("utf-8-sig").splitlines()[1:] == [f"p{i}@example.org,Zoë {i}" for i in range(7)]
+
+
+def test_the_export_form_offers_the_bom_checked_and_saves_the_choice(client, auth, users):
+    auth.login("user@example.org")
+    page = client.get("/jobs/new/export").get_data(as_text=True)
+    assert re.search(r'<input checked id="bom" name="bom" role="switch" type="checkbox" value="y">', page)
+    assert "Excel-friendly (UTF-8 with BOM)" in page
+    for data, bom in [({"bom": "y"}, True), ({}, False)]:
+        client.post(
+            "/jobs/new/export", data={"name": f"BOM {bom}", "fields": ["email"], "filter": "all", **data}
+        )
+        job = Job.query.filter_by(name=f"BOM {bom}").one()
+        assert job.params["bom"] is bom
+        assert (
+            "Encoding",
+            "UTF-8 with BOM (Excel-friendly)" if bom else "UTF-8",
+        ) in UserDataExport().describe(job.params)
+
+
+def test_country_and_a_long_postal_code_are_exported(app, users):
+    add("se@example.org", zip="SE-123 45 Stockholm", country="SE")
+    run = run_export(app, users["user"], fields=["email", "zip", "country"])
+    assert rows(run) == [["Email", "Postal code", "Country"], ["se@example.org", "SE-123 45 Stockholm", "SE"]]

@@ -1,5 +1,7 @@
 """The User Data Import job type, run on a real Redis through RQ's SimpleWorker."""
 
+import csv
+import re
 from decimal import Decimal
 
 import pytest
@@ -8,7 +10,8 @@ from tests.conftest import fresh, import_job, work
 from webapp.engine.runs import start_run
 from webapp.extensions import db
 from webapp.jobtypes import importer
-from webapp.models import RunLogLine, RunRejection, Supporter
+from webapp.models import SUPPORTER_FIELDS, RunLogLine, RunRejection, Supporter
+from webapp.models.settings import AccountSettings
 from webapp.rules.states import RunState
 
 
@@ -52,7 +55,7 @@ def test_valid_rows_are_created_and_bad_rows_rejected_with_line_and_reason(app, 
     }
     reasons = [r.reason for r in RunRejection.query.order_by(RunRejection.line)]
     assert reasons == [
-        "line 3: zip must be 5 digits",
+        "line 3: '1234' is not a valid US ZIP code (like 12345 or 12345-6789)",
         "line 4: 'abc' is not a number for donation_total",
         "line 5: 'not-an-email' is not a valid email address",
         "line 6: email is missing",
@@ -118,7 +121,9 @@ def test_quoted_fields_with_commas_and_newlines_keep_line_numbers(app, users, tm
     run, _ = run_import(app, users["user"], tmp_path, text, ["email", "address1", "zip"])
     assert supporter("ann@example.org").address1 == "12 Main St, Apt 4"
     assert supporter("bob@example.org").address1 == "line one\nline two"
-    assert [r.reason for r in RunRejection.query] == ["line 5: zip must be 5 digits"]
+    assert [r.reason for r in RunRejection.query] == [
+        "line 5: '999' is not a valid US ZIP code (like 12345 or 12345-6789)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +161,10 @@ def test_import_result_is_a_report_of_rejected_lines(app, users, tmp_path):
     text = "email,zip\nann@example.org,1\nbob@example.org,02134\n"
     run, _ = run_import(app, users["user"], tmp_path, text, ["email", "zip"])
     with open(run.result_path, encoding="utf-8") as report:
-        assert report.read().splitlines() == ["line,reason", "2,line 2: zip must be 5 digits"]
+        assert report.read().splitlines() == [
+            "line,reason",
+            "2,line 2: '1' is not a valid US ZIP code (like 12345 or 12345-6789)",
+        ]
     assert run.in_monitor  # stays until the report is downloaded
 
 
@@ -280,3 +288,96 @@ def test_a_bad_value_in_a_batch_rejects_only_its_row(app, users, tmp_path):
     a, f = supporter("a@example.org"), supporter("f@example.org")
     assert (a.state, a.zip, a.phone, a.opted_in) == ("MA", "02134", "(617) 555-0101", True)
     assert (f.state, f.zip, f.phone, f.opted_in) == (None, "10001", None, False)
+
+
+def test_a_rejected_line_lists_every_problem_it_has(app, users, tmp_path):
+    text = (
+        "email,state,zip,phone,opted_in\n"
+        "ann@example.org,MA,02134,555-0101,yes\n"
+        "bob@example.org,Mass,1234,555-01,yes\n"  # three bad fields
+        "not-an-email,M,02134,555-0101,maybe\n"  # a bad email and two bad fields
+        ",MA,02134,555-0101,sure\n"  # no email and a bad field
+    )
+    run, _ = run_import(app, users["user"], tmp_path, text, ["email", "state", "zip", "phone", "opted_in"])
+    assert (run.created, run.rejected) == (1, 3)
+    reasons = [r.reason for r in RunRejection.query.order_by(RunRejection.line)]
+    assert reasons == [
+        "line 3: state must be a 2-letter code; "
+        "'1234' is not a valid US ZIP code (like 12345 or 12345-6789); '555-01' is not a phone number",
+        "line 4: 'not-an-email' is not a valid email address; state must be a 2-letter code; "
+        "'maybe' is not yes/no for opted_in",
+        "line 5: email is missing; 'sure' is not yes/no for opted_in",
+    ]
+    with open(fresh(run).result_path, encoding="utf-8") as report:
+        assert list(csv.reader(report))[1] == ["3", reasons[0]]
+
+
+def test_a_line_with_more_problems_than_a_reason_holds_lists_those_that_fit(app, users, tmp_path):
+    names = [f.name for f in SUPPORTER_FIELDS]  # every one bad, with a long value
+    text = ",".join(names) + "\n" + ",".join(["é" * 300] * len(names)) + "\n"
+    run, _ = run_import(app, users["user"], tmp_path, text, names)
+    (reason,) = [r.reason for r in RunRejection.query]
+    assert len(reason) <= 500
+    assert reason.startswith(f"line 2: '{'é' * 40}… (300 characters)' is not a valid email address; ")
+    assert re.search(r"; [^;]+ \(\+[0-9]+ more\)$", reason)
+    shown = reason.count("; ") + 1
+    assert reason.endswith(f" (+{len(names) - shown} more)")
+
+
+@pytest.mark.parametrize("batch_size", [3, 100])  # batches with rejected rows, or one valid batch
+def test_a_postal_code_is_checked_for_its_rows_country_else_the_accounts_default(
+    app, users, tmp_path, batch_size
+):
+    app.config["IMPORT_BATCH_SIZE"] = batch_size
+    AccountSettings.get().default_country = "CA"
+    db.session.commit()
+    text = (
+        "email,zip,country\n"
+        "us@example.org,02134,US\n"
+        "uk@example.org,sw1a1aa,UK\n"  # stored as GB, the postcode in its own form
+        "ca@example.org,k1a0b1,\n"  # no country: the account's default, Canada
+        "se@example.org,SE-123 45,Sweden\n"  # no rule for Sweden: free text
+        "nl@example.org,1234ab,nl\n"
+    )
+    run, _ = run_import(app, users["user"], tmp_path, text, ["email", "zip", "country"])
+    assert (run.created, run.rejected) == (5, 0)
+    stored = {s.email: (s.zip, s.country) for s in Supporter.query}
+    assert stored == {
+        "us@example.org": ("02134", "US"),
+        "uk@example.org": ("SW1A 1AA", "GB"),
+        "ca@example.org": ("K1A 0B1", None),
+        "se@example.org": ("SE-123 45", "SE"),
+        "nl@example.org": ("1234 AB", "NL"),
+    }
+    log = [line.message for line in RunLogLine.query.filter_by(run_id=run.id)]
+    assert "else for Canada (the account's default country)." in " ".join(log)
+
+
+def test_a_postal_code_refused_for_its_country_names_it_and_a_bad_country_falls_back(app, users, tmp_path):
+    text = (
+        "email,zip,country\n"
+        "ca@example.org,K1A0B1X,CA\n"
+        "us@example.org,K1A 0B1,\n"  # the default is the United States
+        "nn@example.org,02134,Narnia\n"  # the country is refused; the ZIP checked as a US one
+        "nx@example.org,K1A 0B1,Narnia\n"
+    )
+    run, _ = run_import(app, users["user"], tmp_path, text, ["email", "zip", "country"])
+    assert run.rejected == 4
+    narnia = "'Narnia' is not a country: use its 2-letter code (like US, GB or CA)"
+    assert [r.reason for r in RunRejection.query.order_by(RunRejection.line)] == [
+        "line 2: 'K1A0B1X' is not a valid Canadian postal code (like K1A 0B1)",
+        "line 3: 'K1A 0B1' is not a valid US ZIP code (like 12345 or 12345-6789)",
+        f"line 4: {narnia}",
+        f"line 5: 'K1A 0B1' is not a valid US ZIP code (like 12345 or 12345-6789); {narnia}",
+    ]
+
+
+def test_without_a_country_column_every_postal_code_is_the_accounts_defaults(app, users, tmp_path):
+    AccountSettings.get().default_country = "GB"
+    db.session.commit()
+    text = "email,postcode\nann@example.org,ec1a1bb\nbob@example.org,02134\n"
+    run, _ = run_import(app, users["user"], tmp_path, text, ["email", "zip"])
+    assert supporter("ann@example.org").zip == "EC1A 1BB"
+    assert [r.reason for r in RunRejection.query] == [
+        "line 3: '02134' is not a valid UK postcode (like SW1A 1AA)"
+    ]

@@ -17,6 +17,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from webapp.auth.forms import AccountEmail, NewPassword
 from webapp.formutil import choices
 from webapp.models.users import Role
+from webapp.rules.countries import country_choices
 
 
 def role_choices(include_super: bool) -> list[SelectChoice]:
@@ -51,12 +52,19 @@ class SettingsForm(FlaskForm):
         "Keep audit entries for (days)",
         validators=[DataRequired(), NumberRange(min=30, max=3650)],
     )
+    default_country = SelectField(
+        "Default country for postal codes",
+        choices=choices(country_choices()),
+        description="An import checks a supporter's postal code for the country in their row's "
+        "Country column; rows without one are checked for this country (a country without a "
+        "known format takes any postal code of up to 20 characters).",
+    )
 
     def changes(self, account: object) -> str:
         """What saving changes, for the audit log ('' when nothing):
         'Keep result files for (days): 30 → 60'."""
         return "; ".join(
             f"{field.label.text}: {getattr(account, field.name)} → {field.data}"
-            for field in (self.retention_days, self.audit_retention_days)
+            for field in (self.retention_days, self.audit_retention_days, self.default_country)
             if getattr(account, field.name) != field.data
         )

@@ -28,7 +28,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @bp.route("/settings", methods=["GET", "POST"])
 @admin_required
 def settings():
-    """Account settings: result and audit retention (the time zone is set at installation)."""
+    """Account settings: result and audit retention, the default country for postal codes (the
+    time zone is set at installation)."""
     account = AccountSettings.get()
     form = SettingsForm(obj=account)
     if form.validate_on_submit():

@@ -22,6 +22,7 @@ from webapp.jobtypes.bulk import (
     timestamp,
 )
 from webapp.models.base import utcnow
+from webapp.rules.countries import DEFAULT
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
@@ -58,17 +59,21 @@ class Parsed:
 class Importer:
     """One import run's batch loop."""
 
-    def __init__(self, ctx: RunContext, params: dict[str, Any], total: int) -> None:
+    def __init__(
+        self, ctx: RunContext, params: dict[str, Any], total: int, default_country: str = DEFAULT
+    ) -> None:
         self.ctx, self.params, self.total = ctx, params, total
         self.run_id = ctx.run.id
         mapping: list[str] = params["mapping"]
         self.columns = [
-            (i, name, fields.converter_for(name), fields.column_converter_for(name))
-            for i, name in enumerate(mapping)
-            if name and name != "email"
+            (i, name, *_converters(name)) for i, name in enumerate(mapping) if name and name != "email"
         ]
         self.email_index = mapping.index("email")
         self.names = [name for _, name, _, _ in self.columns]
+        # a postal code is checked once its row's country is known: the row's, else the default
+        self.default_country = default_country
+        self.zip_at = self.names.index("zip") if "zip" in self.names else None
+        self.country_at = self.names.index("country") if "country" in self.names else None
         self.normalisers = [
             (i, normalise)
             for i, name in enumerate(self.names)
@@ -130,14 +135,37 @@ class Importer:
             if len(values) > self.width:
                 raise fields.Invalid(f"has {len(values)} fields but the header has {self.width}")
             values = values + [""] * (self.width - len(values))
+        problems: list[tuple[int, str]] = []  # (column, problem): every one the record has
         email = values[self.email_index].strip()
         if not email:
-            raise fields.Invalid("email is missing")
-        parsed = []
+            problems.append((self.email_index, "email is missing"))
+        else:
+            try:
+                email = fields._email("email", email)
+            except fields.Invalid as problem:
+                problems.append((self.email_index, str(problem)))
+        parsed: list[Any] = []
         for index, name, convert, _ in self.columns:
             raw = values[index].strip()
-            parsed.append(convert(name, raw) if raw else None)
-        return fields._email("email", email), parsed
+            try:
+                parsed.append(convert(name, raw) if raw else None)
+            except fields.Invalid as problem:
+                problems.append((index, str(problem)))
+                parsed.append(None)
+        if self.zip_at is not None and parsed[self.zip_at] is not None:
+            try:
+                parsed[self.zip_at] = fields.postal_code(parsed[self.zip_at], self.country(parsed))
+            except fields.Invalid as problem:
+                problems.append((self.columns[self.zip_at][0], str(problem)))
+        if problems:
+            raise fields.Invalid(fields.problems_text([problem for _, problem in sorted(problems)]))
+        return email, parsed
+
+    def country(self, values: list[Any]) -> str:
+        """The country of a record's postal code: its own (when mapped and valid), else the
+        default."""
+        own = None if self.country_at is None else values[self.country_at]
+        return own or self.default_country
 
     def parse_batch(self, batch: RecordBatch) -> Parsed:
         """parse() for a whole batch. Columns are converted whole (see
@@ -168,6 +196,16 @@ class Importer:
             converted.append(column(index, partial(convert_all, name), partial(convert, name)))
             if invalid:
                 return self.parse_each(batch)
+        if self.zip_at is not None:
+            countries = (
+                [code or self.default_country for code in converted[self.country_at]]
+                if self.country_at is not None
+                else [self.default_country] * len(converted[self.zip_at])
+            )
+            codes = fields.postal_codes(converted[self.zip_at], countries)
+            if codes is None:
+                return self.parse_each(batch)
+            converted[self.zip_at] = codes
         return Parsed(list(batch.lines), emails, converted, [])
 
     def parse_each(self, batch: RecordBatch) -> Parsed:
@@ -298,3 +336,19 @@ class Importer:
             self.ctx.log(message)
         elif self.duplicates_logged == DUPLICATE_LOG_LIMIT + 1:
             self.ctx.log("More duplicate emails follow; only the first 100 are listed.")
+
+
+def _unchecked(name: str, value: str) -> str:
+    return value
+
+
+def _unchecked_column(name: str, values: list[str]) -> list[Any]:
+    return [value or None for value in values]
+
+
+def _converters(name: str) -> tuple[Callable, Callable]:
+    """A field's converters (value, whole column); a postal code is kept as it is, for
+    Importer.parse and parse_batch to check for its row's country."""
+    if name == "zip":
+        return _unchecked, _unchecked_column
+    return fields.converter_for(name), fields.column_converter_for(name)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
-from wtforms import DateField, RadioField, SelectMultipleField, StringField, widgets
+from wtforms import BooleanField, DateField, RadioField, SelectMultipleField, StringField, widgets
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from webapp.csvfiles import neutralise
@@ -43,6 +43,12 @@ class ExportForm(FlaskForm):
     )
     filter = RadioField("Which supporters", choices=choices(FILTERS.items()), default="all")
     since = DateField("Created since", validators=[Optional()])
+    bom = BooleanField(
+        "Excel-friendly (UTF-8 with BOM)",
+        default=True,
+        description="Excel then shows accented names (Zoë, José) as they are; "
+        "leave it off for a program that wants plain UTF-8.",
+    )
 
     def validate_fields(self, field: SelectMultipleField) -> None:
         if not field.data:
@@ -62,7 +68,7 @@ class ExportForm(FlaskForm):
         """The job parameters this form describes."""
         ordered = [f.name for f in SUPPORTER_FIELDS if f.name in self.fields.data]
         since = self.since.data.isoformat() if self.filter.data == "created_since" else None
-        return {"fields": ordered, "filter": self.filter.data, "since": since}
+        return {"fields": ordered, "filter": self.filter.data, "since": since, "bom": self.bom.data}
 
 
 def _cell(value: Any) -> str:
@@ -92,7 +98,9 @@ class UserDataExport(JobType):
         if params.get("filter") == "created_since":
             which = f"Supporters created since {params.get('since')}"
         labels = ", ".join(FIELDS_BY_NAME[n].label for n in params.get("fields", []))
-        return [("Fields", labels), ("Supporters", which)]
+        # a job saved before the choice existed has no BOM, as then
+        encoding = "UTF-8 with BOM (Excel-friendly)" if params.get("bom") else "UTF-8"
+        return [("Fields", labels), ("Supporters", which), ("Encoding", encoding)]
 
     def _conditions(self, params: dict[str, Any], tz_name: str) -> list[Any]:
         kind = params.get("filter", "all")
@@ -145,6 +153,8 @@ class UserDataExport(JobType):
                 ctx.log(f"Resuming after {done:,} rows already written.")
             writer = csv.writer(out)
             if not done:
+                if ctx.params.get("bom"):
+                    out.write("\ufeff")  # Excel reads the file as UTF-8 only when it starts with one
                 writer.writerow([FIELDS_BY_NAME[n].label for n in names])
             batch_size = ctx.config["EXPORT_BATCH_SIZE"]
             while True:

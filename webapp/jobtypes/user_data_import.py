@@ -17,6 +17,8 @@ from webapp.jobtypes.base import JobType
 from webapp.jobtypes.importer import Importer
 from webapp.models.people import FIELDS_BY_NAME, SUPPORTER_FIELDS
 from webapp.models.runs import RunRejection
+from webapp.models.settings import AccountSettings
+from webapp.rules.countries import COUNTRIES
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
@@ -35,6 +37,8 @@ HEADER_ALIASES = {
     "zipcode": "zip",
     "postal code": "zip",
     "postcode": "zip",
+    "post code": "zip",
+    "country code": "country",
     "telephone": "phone",
     "phone number": "phone",
     "opt in": "opted_in",
@@ -110,7 +114,15 @@ class UserDataImport(JobType):
         if total is None:  # a job saved before uploads were counted
             total = count_data_records(ctx, params)
         ctx.begin_processing(total)
-        Importer(ctx, params, total).run()
+        country = AccountSettings.postal_country()
+        if "zip" in params["mapping"]:
+            default = f"{COUNTRIES.get(country, country)} (the account's default country)"
+            ctx.log(
+                f"Postal codes are checked for the country in each row's Country column, else for {default}."
+                if "country" in params["mapping"]
+                else f"Postal codes are checked for {default}."
+            )
+        Importer(ctx, params, total, default_country=country).run()
         write_report(ctx)
 
     def summary(self, run) -> str:

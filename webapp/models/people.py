@@ -19,7 +19,7 @@ class SupporterField:
 
     name: str
     label: str
-    kind: str  # email, text, zip, phone, state, number, bool
+    kind: str  # email, text, zip, country, phone, state, number, bool
 
 
 SUPPORTER_FIELDS: tuple[SupporterField, ...] = (
@@ -29,7 +29,8 @@ SUPPORTER_FIELDS: tuple[SupporterField, ...] = (
     SupporterField("address1", "Address", "text"),
     SupporterField("city", "City", "text"),
     SupporterField("state", "State", "state"),
-    SupporterField("zip", "Zip", "zip"),
+    SupporterField("zip", "Postal code", "zip"),  # checked for the supporter's country
+    SupporterField("country", "Country", "country"),  # ISO 3166-1 alpha-2
     SupporterField("phone", "Phone", "phone"),
     SupporterField("opted_in", "Opted in", "bool"),
     SupporterField("donation_total", "Donation total", "number"),
@@ -51,7 +52,8 @@ class Supporter(Model):
     address1: Mapped[str | None] = mapped_column(String(255))
     city: Mapped[str | None] = mapped_column(String(120))
     state: Mapped[str | None] = mapped_column(String(2))
-    zip: Mapped[str | None] = mapped_column(String(10))
+    zip: Mapped[str | None] = mapped_column(String(20))  # a postal code of any country
+    country: Mapped[str | None] = mapped_column(String(2))
     phone: Mapped[str | None] = mapped_column(String(40))
     opted_in: Mapped[bool] = mapped_column(default=False)
     donation_total: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
