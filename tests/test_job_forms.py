@@ -48,4 +48,4 @@ def test_a_mapping_select_renders_exactly_as_a_plain_select_does(app):
         for index in range(3):
             field = form[f"col_{index}"]
             assert field(**{"aria-label": "x"}) == Select()(field, **{"aria-label": "x"})
-        assert '<option selected value="zip">Zip</option>' in form["col_2"]()
+        assert '<option selected value="zip">Postal code</option>' in form["col_2"]()

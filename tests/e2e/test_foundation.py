@@ -35,7 +35,8 @@ EXPORT_HEADER = [
     "Address",
     "City",
     "State",
-    "Zip",
+    "Postal code",
+    "Country",
     "Phone",
     "Opted in",
     "Donation total",
@@ -108,7 +109,7 @@ def download_label(job_name: str, run_id: int) -> str:
 
 
 def read_download(download) -> str:
-    return Path(download.path()).read_text(encoding="utf-8")
+    return Path(download.path()).read_text(encoding="utf-8-sig")  # exports start with a BOM for Excel
 
 
 # ------------------------------------------------------- the first import, shared by tests
@@ -185,7 +186,11 @@ def test_import_creates_supporters_and_lists_the_rejected_line(page: Page, plain
     expect(count(page, "Created")).to_have_text("20")
     expect(count(page, "Rejected")).to_have_text("1")
     expect(page.get_by_role("heading", name="Rejected lines")).to_be_visible()
-    expect(page.get_by_role("cell", name="line 7: zip must be 5 digits", exact=True)).to_be_visible()
+    expect(
+        page.get_by_role(
+            "cell", name="line 7: '1234' is not a valid US ZIP code (like 12345 or 12345-6789)", exact=True
+        )
+    ).to_be_visible()
     expect(page.get_by_role("button", name="Download results")).to_be_visible()
     _SHARED["import"] = ImportedRun(IMPORT_NAME, run_id, good)
 
@@ -275,7 +280,10 @@ def test_super_admin_sees_every_user_and_downloads_are_audited(
     result_name = f"{first_import.name} - import report #1.csv"
     assert download.suggested_filename == result_name
     report = list(csv.reader(io.StringIO(read_download(download))))
-    assert report == [["line", "reason"], ["7", "line 7: zip must be 5 digits"]]
+    assert report == [
+        ["line", "reason"],
+        ["7", "line 7: '1234' is not a valid US ZIP code (like 12345 or 12345-6789)"],
+    ]
 
     main_nav(page).get_by_role("link", name="Audit log").click()
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()

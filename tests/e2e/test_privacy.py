@@ -45,7 +45,10 @@ def test_super_admin_file_downloads_are_audited_and_the_row_waits_for_its_owner(
     assert f"{NAME} — run #1 (Job # {run_id})" in read_download(log.value)
     with page.expect_download() as rejected:
         page.get_by_role("link", name="Download every rejected line (CSV)").click()
-    assert read_download(rejected.value).splitlines() == ["line,reason", '7,"line 7: zip must be 5 digits"']
+    assert read_download(rejected.value).splitlines() == [
+        "line,reason",
+        "7,\"line 7: '1234' is not a valid US ZIP code (like 12345 or 12345-6789)\"",
+    ]
 
     # the result, from the super admin's monitor: the row stays (it waits for its owner)
     main_nav(page).get_by_role("link", name="Job monitor").click()
