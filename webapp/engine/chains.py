@@ -37,7 +37,6 @@ from webapp.models.users import User
 from webapp.rules.clock import format_duration, format_local, to_local
 from webapp.rules.states import RunState
 
-GROUP = JobGroup.key
 FOLLOWUP_FUNCTION = "webapp.engine.chains.after_group_run"
 STEP_DONE = (RunState.COMPLETED, RunState.COLLECTING)  # an email step is done once sent
 STEP_BROKEN = (RunState.FAILED, RunState.CANCELLED, RunState.SKIPPED)

@@ -91,11 +91,6 @@ class JobType:
         from, when it can be edited again (a campaign back in draft); None if there is none."""
         return None
 
-    def settled_row(self, run: Run) -> bool:
-        """Whether a finished or waiting run's monitor row depends on the run's own values only
-        (False when it shows something that changes elsewhere, such as a campaign's state)."""
-        return True
-
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         """Label/value pairs that summarise a job's parameters on its page."""
         return []

@@ -72,9 +72,6 @@ class EmailCampaign(JobType):
             "The campaign is back in draft.",
         )
 
-    def settled_row(self, run: Run) -> bool:
-        return run.state is not RunState.CANCELLED  # its row offers to edit the campaign while in draft
-
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         return [("Campaign", f"#{params.get('campaign_id')}")]
 
