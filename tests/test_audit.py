@@ -93,7 +93,7 @@ def test_a_job_scheduled_paused_and_blacked_out_is_audited(client, auth, users):
         f"/jobs/{job.id}/blackouts",
         data={"start_date": "2030-05-01", "end_date": "2030-05-02", "reason": "Closed"},
     )
-    assert only("blackout.added").detail == "2030-05-01 to 2030-05-02: Closed"
+    assert only("blackout.added").detail == "May 1, 2030 to May 2, 2030: Closed"
 
 
 def test_a_group_created_edited_and_activated_is_audited(client, auth, users):

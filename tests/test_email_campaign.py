@@ -331,7 +331,7 @@ def test_launch_page_confirms_with_the_audience_size_and_lands_on_the_run(
     campaign = campaign_for(users["user"])
     auth.login("user@example.org")
     page = client.get(f"/campaigns/{campaign.id}/launch").get_data(as_text=True)
-    assert re.search(r"<strong>7</strong> supporters; <strong>0</strong>", page)
+    assert re.search(r"<strong>7 supporters</strong>; <strong>0</strong> of them are", page)
     response = client.post(f"/campaigns/{campaign.id}/launch")
     run = Run.query.filter_by(job_id=campaign.job_id).one()
     assert response.headers["Location"] == f"/runs/{run.id}"

@@ -68,7 +68,7 @@ def test_a_stopped_campaign_is_sent_to_the_remaining_and_nobody_gets_it_twice(
     assert campaign.status is CampaignStatus.STOPPED
     auth.login(users["user"].email)
     page = client.get(f"/campaigns/{campaign.id}/remaining").get_data(as_text=True)
-    assert f"<strong>{60 - stopped.created}</strong> supporters of its audience have not" in page
+    assert f"<strong>{60 - stopped.created} supporters</strong> of its audience have not" in page
     client.post(f"/campaigns/{campaign.id}/remaining")
     client.post(f"/campaigns/{campaign.id}/remaining")  # a double submit sends nothing more
     work(app)

@@ -16,7 +16,7 @@ from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import can_kill, queue_position
 from webapp.jobtypes import REGISTRY, JobType, job_type_for, lane_of, type_label
 from webapp.permissions import can_see
-from webapp.rules.clock import format_duration, format_local
+from webapp.rules.clock import format_day, format_duration, format_local, plural
 from webapp.rules.states import RunState
 
 
@@ -113,6 +113,8 @@ def draft_link(run: Any) -> tuple[str, str, str] | None:
 def stop_question(run: Any) -> str:
     """The confirmation asked before Stop, saying what was already done."""
     if run.state.is_pending:
+        if run.number is None:
+            return f"Cancel the planned run of “{run.job_name}”?"
         return f"Cancel run #{run.number} of “{run.job_name}” before it starts?"
     return job_type_for(run.job_type).stop_question(run)
 
@@ -135,6 +137,8 @@ def register_web_helpers(app: Flask) -> None:
     """Filters, globals and error handlers used by every blueprint."""
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["duration"] = format_duration
+    app.jinja_env.filters["day"] = format_day
+    app.jinja_env.filters["plural"] = plural
     app.jinja_env.filters["num"] = lambda n: "" if n is None else f"{n:,}"
     app.jinja_env.globals.update(
         type_label=type_label,

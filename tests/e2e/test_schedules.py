@@ -473,7 +473,7 @@ def test_pause_a_schedule_with_a_reason_then_resume_it(page: Page, scheduler):
         re.compile(
             rf"^Schedule paused by {re.escape(scheduler.email)} on "
             rf"[A-Z][a-z]{{2}} \d{{1,2}}, \d{{4}} \d{{1,2}}:\d{{2}} [AP]M E[SD]T: "
-            rf"{re.escape(reason)} — resumes by itself on {resume_on.isoformat()}\.$"
+            rf"{re.escape(reason)} — resumes by itself on {resume_on:%b} {resume_on.day}, {resume_on.year}\.$"
         )
     )
     expect(next_row).to_have_count(0)  # the planned run is withdrawn
@@ -484,7 +484,7 @@ def test_pause_a_schedule_with_a_reason_then_resume_it(page: Page, scheduler):
     expect(page.get_by_role("heading", name="Job monitor")).to_be_visible()
     notice = flash(page, f"Schedule of {name} paused")
     expect(notice).to_have_text(
-        f"Schedule of {name} paused by {scheduler.email}: {reason} (resumes on {resume_on.isoformat()})."
+        f"Schedule of {name} paused by {scheduler.email}: {reason} (resumes on {resume_on:%b} {resume_on.day}, {resume_on.year})."
     )
     notice.get_by_role("link", name=name, exact=True).click()
 

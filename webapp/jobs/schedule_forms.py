@@ -23,7 +23,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from webapp.formutil import choices
 from webapp.models.base import utcnow
-from webapp.rules.clock import check_plannable, format_local, local_to_utc, to_local
+from webapp.rules.clock import check_plannable, format_day, format_local, local_to_utc, to_local
 from webapp.rules.recurrence import (
     PAST_SLOT_MESSAGE,
     SLOT_MINUTES,
@@ -273,8 +273,8 @@ class BlackoutForm(FlaskForm):
 
 
 def blackout_text(blackout) -> str:
-    """Blackout dates in one line (for the audit log): '2026-12-24 to 2026-12-26: office closed'."""
-    days = blackout.start_date.isoformat()
+    """Blackout dates in one line (for the audit log): 'Dec 24, 2026 to Dec 26, 2026: office closed'."""
+    days = format_day(blackout.start_date)
     if blackout.end_date != blackout.start_date:
-        days += f" to {blackout.end_date.isoformat()}"
+        days += f" to {format_day(blackout.end_date)}"
     return f"{days}: {blackout.reason}" if blackout.reason else days

@@ -37,7 +37,7 @@ from webapp.jobtypes import job_type_for
 from webapp.models.base import utcnow
 from webapp.models.schedules import Blackout, JobSchedule
 from webapp.permissions import schedulable_job_or_404
-from webapp.rules.clock import format_duration, to_local
+from webapp.rules.clock import format_day, format_duration, to_local
 from webapp.rules.recurrence import (
     SLOT_MINUTES,
     Schedule,
@@ -300,7 +300,7 @@ def pause_schedule(job_id: int):
         flash("This job has no schedule to pause.", "warning")
     elif form.validate_on_submit():
         planner.pause_schedule(job.schedule, current_user.id, form.reason.data.strip(), form.resume_on.data)
-        until = f"; resumes on {form.resume_on.data.isoformat()}" if form.resume_on.data else ""
+        until = f"; resumes on {format_day(form.resume_on.data)}" if form.resume_on.data else ""
         audit.record(
             "schedule.paused", job, kind=_kind(job), detail=f"Reason: {form.reason.data.strip()}{until}"
         )

@@ -117,3 +117,16 @@ def check_plannable(value: date | datetime | None) -> str | None:
             f"{LAST_PLANNABLE.year}: Conveyor cannot plan later dates."
         )
     return None
+
+
+def format_day(day: date | None) -> str:
+    """A calendar day as every screen writes it: 'Dec 24, 2026' ('' for none)."""
+    if day is None:
+        return ""
+    return f"{day.strftime('%b')} {day.day}, {day.year}"
+
+
+def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
+    """'1 run', '2 runs', '1,204 supporters' (plural_noun when adding s is wrong)."""
+    word = noun if count == 1 else (plural_noun or f"{noun}s")
+    return f"{count:,} {word}"
