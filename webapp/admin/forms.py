@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateField,
     EmailField,
     IntegerField,
     PasswordField,
@@ -12,8 +15,9 @@ from wtforms import (
     SelectField,
     StringField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
+from webapp.admin.outbox import OutboxSearch
 from webapp.auth.forms import AccountEmail, NewPassword
 from webapp.formutil import choices
 from webapp.models.users import Role
@@ -68,3 +72,70 @@ class SettingsForm(FlaskForm):
             for field in (self.retention_days, self.audit_retention_days, self.default_country)
             if getattr(account, field.name) != field.data
         )
+
+
+SEARCH_DAYS = (date(1970, 1, 1), date(2100, 12, 31))  # the dates an outbox search takes
+SEARCH_TEXT_MAX = 200
+
+
+def _search_day(_form: object, field: DateField) -> None:
+    """A search date from SEARCH_DAYS, as a field message otherwise."""
+    first, last = SEARCH_DAYS
+    if field.data is not None and not first <= field.data <= last:
+        raise ValidationError(
+            f"Choose a date from {first:%b} {first.day}, {first.year} to {last:%b} {last.day}, {last.year}."
+        )
+
+
+def _search_text(label: str) -> StringField:
+    return StringField(
+        label,
+        validators=[
+            Optional(),
+            Length(max=SEARCH_TEXT_MAX, message=f"Search for at most {SEARCH_TEXT_MAX} characters."),
+        ],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        render_kw={"maxlength": SEARCH_TEXT_MAX, "type": "search"},
+    )
+
+
+def _search_date(label: str) -> DateField:
+    first, last = SEARCH_DAYS
+    return DateField(
+        label,
+        validators=[Optional(), _search_day],
+        invalid_value_message="Enter a date as YYYY-MM-DD (like 2026-11-30).",
+        render_kw={"min": first.isoformat(), "max": last.isoformat()},
+    )
+
+
+class OutboxSearchForm(FlaskForm):
+    """The Outbox search (a GET form: its URL is the search, bookmarkable): recipient and
+    subject contain the text, dates in the account time zone."""
+
+    class Meta:
+        csrf = False
+
+    recipient = _search_text("Recipient")
+    subject = _search_text("Subject")
+    from_date = _search_date("From date")
+    to_date = _search_date("To date")
+
+    def validate_to_date(self, field: DateField) -> None:
+        """The To date is not before the From date."""
+        start = self.from_date.data
+        if field.data is not None and start is not None and not self.from_date.errors and field.data < start:
+            raise ValidationError("Choose a To date on or after the From date.")
+
+    def search(self) -> OutboxSearch:
+        """What the (valid) form asks for."""
+        return OutboxSearch(
+            recipient=self.recipient.data or "",
+            subject=self.subject.data or "",
+            start=self.from_date.data,
+            end=self.to_date.data,
+        )
+
+    def args(self) -> dict[str, str]:
+        """The search's query arguments, for the pager's links (empty ones left out)."""
+        return {field.name: raw for field in self if (raw := (field.raw_data or [""])[0])}

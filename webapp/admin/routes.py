@@ -7,17 +7,17 @@ import os
 from email.message import EmailMessage
 from email.parser import BytesParser
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from webapp import audit
-from webapp.admin.forms import SettingsForm
+from webapp.admin.forms import OutboxSearchForm, SettingsForm
+from webapp.admin.outbox import message_names, outbox_page
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
 from webapp.jobs.schedule_forms import BlackoutForm, blackout_text
 from webapp.models.schedules import Blackout
 from webapp.models.settings import AccountSettings
-from webapp.paging import NumberedPage, offset
 from webapp.permissions import admin_required, super_admin_required
 from webapp.request_args import page_arg
 from webapp.security import email_html
@@ -94,30 +94,25 @@ def delete_blackout(blackout_id: int):
     return redirect(url_for("admin.settings"))
 
 
-def _outbox_files() -> list[str]:
-    folder = current_app.config["OUTBOX_DIR"]
-    return sorted((name for name in os.listdir(folder) if name.endswith(".eml")), reverse=True)
-
-
 @bp.route("/outbox")
 @super_admin_required
 def outbox():
     """Messages written to the local outbox (campaigns, notifications, set-password links),
-    newest first: super admins only, since it holds every user's mail."""
-    names = _outbox_files()
-    number, per_page = page_arg(), current_app.config["PAGE_SIZE"]
-    start = offset(number, per_page)
-    page = NumberedPage(names[start : start + per_page], number, per_page, len(names))
-    folder = current_app.config["OUTBOX_DIR"]
-    rows = []
-    for name in page.items:
-        with open(os.path.join(folder, name), "rb") as raw:
-            headers = BytesParser(policy=email.policy.default).parse(raw, headersonly=True)
-        rows.append(
-            {"name": name, "to": headers["To"], "subject": headers["Subject"], "date": headers["Date"]}
+    newest first, searched by recipient, subject and dates: super admins only, since it holds
+    every user's mail."""
+    form = OutboxSearchForm(formdata=request.args)
+    args = form.args()  # the search, for the pager's links
+    page = None  # a search with a field message lists nothing
+    if not args or form.validate():
+        page = outbox_page(
+            current_app.config["OUTBOX_DIR"],
+            form.search(),
+            page_arg(),
+            current_app.config["PAGE_SIZE"],
+            current_app.config["TIMEZONE"],
         )
     return render_template(
-        "admin/outbox.html", rows=rows, page=page, smtp=bool(current_app.config["SMTP_URL"])
+        "admin/outbox.html", form=form, page=page, args=args, smtp=bool(current_app.config["SMTP_URL"])
     )
 
 
@@ -141,7 +136,7 @@ def outbox_html(name: str):
 
 def _outbox_message(name: str) -> tuple[EmailMessage, dict[str, str]]:
     """An outbox message (404 unless it is one) and its text/plain and text/html parts."""
-    if name not in _outbox_files():
+    if name not in message_names(current_app.config["OUTBOX_DIR"]):
         abort(404)
     with open(os.path.join(current_app.config["OUTBOX_DIR"], name), "rb") as raw:
         message = BytesParser(policy=email.policy.default).parse(raw)
