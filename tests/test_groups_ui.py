@@ -15,6 +15,7 @@ from webapp.jobtypes.job_group import GroupDefinition
 from webapp.models import Job, Run
 from webapp.models.campaigns import Campaign
 from webapp.models.schedules import JobSchedule
+from webapp.rules.states import RunState
 
 
 def _group(owner, name="Nightly chain", steps=(), **fields) -> Job:
@@ -135,12 +136,13 @@ def test_jobs_list_leaves_groups_out_and_job_page_redirects(client, auth, users,
 # ----------------------------------------------------------------------------- step 1
 
 
-def test_step_one_add_move_remove_then_save(client, auth, users, jobs):
+def test_step_one_saves_every_add_move_and_remove_at_once(client, auth, users, jobs):
     group = _group(users["user"])
     auth.login(users["user"].email)
     url = f"/groups/{group.id}/edit/1"
     page = client.get(url).get_data(as_text=True)
     assert 'aria-current="step"' in page and "Step 1: Jobs" in page
+    assert "Every change is saved at once." in page
     assert _jobs_list(page) == ["Alpha export", "Beta export", "Gamma export"]  # not theirs
     assert _group_list(page) == []
     a, b, c = jobs["a"].id, jobs["b"].id, jobs["c"].id
@@ -149,24 +151,71 @@ def test_step_one_add_move_remove_then_save(client, auth, users, jobs):
     assert _group_list(page) == ["Alpha export"]
     assert 'aria-label="Add Alpha export"' not in page
     assert 'aria-label="Remove Alpha export"' in page
+    assert _definition(group.id).steps == [a]  # saved by the button
+    assert _group_list(client.get(url).get_data(as_text=True)) == ["Alpha export"]  # a reload keeps it
     page = client.post(url, data={"steps": [a], "op": f"add:{b}"}).get_data(as_text=True)
+    assert _definition(group.id).steps == [a, b]
+    assert '<div class="flash success" role="status">Saved.</div>' in page
     page = client.post(url, data={"steps": [a, b], "op": f"add:{c}"}).get_data(as_text=True)
     assert _group_list(page) == ["Alpha export", "Beta export", "Gamma export"]
     assert _jobs_list(page) == []
     page = client.post(url, data={"steps": [a, b, c], "op": f"up:{c}"}).get_data(as_text=True)
     assert _group_list(page) == ["Alpha export", "Gamma export", "Beta export"]
+    assert _definition(group.id).steps == [a, c, b]
     page = client.post(url, data={"steps": [a, c, b], "op": f"down:{a}"}).get_data(as_text=True)
     assert _group_list(page) == ["Gamma export", "Alpha export", "Beta export"]
     assert 'aria-label="Move Gamma export up"' in page
     page = client.post(url, data={"steps": [c, a, b], "op": f"remove:{a}"}).get_data(as_text=True)
     assert _group_list(page) == ["Gamma export", "Beta export"]
     assert _jobs_list(page) == ["Alpha export"]
-    assert "Not saved yet" in page
-    assert _definition(group.id).steps == []  # the buttons change the list, Save keeps it
+    assert "Not saved yet" not in page and "Saved." in page
+    assert _definition(group.id).steps == [c, b]
+    assert _group_list(client.get(url).get_data(as_text=True)) == ["Gamma export", "Beta export"]
 
     response = client.post(url, data={"steps": [c, b], "nav": "next"})
     assert response.status_code == 302 and response.headers["Location"].endswith("/edit/2")
     assert _definition(group.id).steps == [c, b]
+
+
+def test_step_one_with_htmx_saves_a_button_change_and_keeps_the_address(client, auth, users, jobs):
+    group = _group(users["user"], steps=[jobs["a"].id])
+    auth.login(users["user"].email)
+    url = f"/groups/{group.id}/edit/1"
+    response = client.post(
+        url, data={"steps": [jobs["a"].id], "op": f"add:{jobs['b'].id}"}, headers={"HX-Request": "true"}
+    )
+    page = response.get_data(as_text=True)
+    assert page.lstrip().startswith('<section id="wizard"')
+    assert response.headers["HX-Push-Url"] == url  # a reload asks for the saved list
+    assert "Saved." in page and _definition(group.id).steps == [jobs["a"].id, jobs["b"].id]
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_step_one_with_fewer_than_two_jobs_says_only_what_is_missing(client, auth, users, jobs, htmx):
+    group = _group(users["user"])
+    auth.login(users["user"].email)
+    url = f"/groups/{group.id}/edit/1"
+    headers = {"HX-Request": "true"} if htmx else {}
+    page = client.get(url).get_data(as_text=True)
+    assert '<div class="flash info" role="status">Add at least 2 jobs to the group.</div>' in page
+    page = client.post(url, data={"op": f"add:{jobs['a'].id}"}, headers=headers).get_data(as_text=True)
+    assert page.count("Add at least 2 jobs to the group.") == 1
+    assert "Saved" not in page and "needs at least" not in page
+    assert _definition(group.id).steps == [jobs["a"].id]  # saved all the same
+    page = client.post(url, data={"steps": [jobs["a"].id], "nav": "next"}, headers=headers).get_data(
+        as_text=True
+    )
+    assert '<div class="flash error" role="alert">Add at least 2 jobs to the group.</div>' in page
+    assert "Saved" not in page and page.count("at least 2 jobs") == 1
+    page = client.post(url, data={"op": f"remove:{jobs['a'].id}", "steps": [jobs["a"].id]}).get_data(
+        as_text=True
+    )
+    assert "Saved 0 jobs." not in page and "Saved" not in page
+    assert page.count("at least 2 jobs") == 1 and _definition(group.id).steps == []
+    page = client.post(
+        url, data={"steps": [jobs["a"].id], "op": f"add:{jobs['b'].id}"}, headers=headers
+    ).get_data(as_text=True)
+    assert "Saved." in page and "at least 2 jobs" not in page
 
 
 def test_step_one_refuses_jobs_of_others_and_groups(client, auth, users, jobs):
@@ -193,6 +242,8 @@ def test_step_one_drag_and_drop_order_is_kept(client, auth, users, jobs):
     ).get_data(as_text=True)
     assert page.lstrip().startswith('<section id="wizard"')  # only the wizard region
     assert _group_list(page) == ["Beta export", "Gamma export", "Alpha export"]
+    assert "Saved." in page  # saved at once, as a button's change is
+    assert _definition(group.id).steps == [jobs["b"].id, jobs["c"].id, jobs["a"].id]
 
 
 def test_step_one_fewer_than_two_jobs_is_refused_but_saved(client, auth, users, jobs):
@@ -200,7 +251,7 @@ def test_step_one_fewer_than_two_jobs_is_refused_but_saved(client, auth, users, 
     auth.login(users["user"].email)
     response = client.post(f"/groups/{group.id}/edit/1", data={"steps": [jobs["a"].id], "nav": "next"})
     assert response.status_code == 400
-    assert "A group needs at least 2 jobs." in response.get_data(as_text=True)
+    assert "Add at least 2 jobs to the group." in response.get_data(as_text=True)
     assert _definition(group.id).steps == [jobs["a"].id]
 
 
@@ -391,6 +442,22 @@ def test_activate_plans_the_next_run_and_save_withdraws_it(client, auth, users, 
     assert ">Draft<" in row and "—" in row
 
 
+def test_activate_with_htmx_sends_the_browser_to_the_group_page(client, auth, users, jobs):
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
+    auth.login(users["user"].email)
+    response = client.post(
+        f"/groups/{group.id}/edit/4",
+        data={"nav": "activate", "never_expires": "y"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"] == f"/groups/{group.id}"  # a full load: the address too
+    assert "HX-Push-Url" not in response.headers
+    assert _definition(group.id).activated
+    page = client.get(f"/groups/{group.id}").get_data(as_text=True)
+    assert "It has no schedule: it runs on demand only." in page
+
+
 def test_activate_without_schedule_runs_on_demand_only(client, auth, users, jobs):
     group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
     auth.login(users["user"].email)
@@ -473,6 +540,40 @@ def test_steps_never_started_show_not_started(app, client, auth, users, jobs):
     timeline = page.split(f'aria-label="Steps of run #{run.number}"', 1)[1].split("</ol>")[0]
     assert "Alpha export" in timeline and "Beta export" in timeline
     assert "not started" in timeline.split("Beta export", 1)[1]
+
+
+def test_a_step_whose_job_was_deleted_shows_failed_with_the_reason(app, client, auth, users, jobs):
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
+    jobs["b"].active = False  # deleted before deleting a job a group uses was refused
+    db.session.commit()
+    run = start_run(group, users["user"])  # fails at once: step 2's job was deleted
+    db.session.expire_all()
+    assert db.session.get(Run, run.id).state.value == "failed"
+    auth.login(users["user"].email)
+    reason = "Step 2&#39;s job “Beta export” was deleted: remove it from the group"
+    for url in (f"/groups/{group.id}", f"/runs/{run.id}"):
+        page = client.get(url).get_data(as_text=True)
+        timeline = page.split(f'aria-label="Steps of run #{run.number}"', 1)[1].split("</ol>")[0]
+        step_two = timeline.split("Beta export", 1)[1]
+        assert "not started" not in timeline, url
+        assert '<li class="timeline-step state-failed">' in timeline
+        assert ">Failed<" in step_two and reason in step_two, url
+
+
+def test_a_step_whose_job_is_deleted_since_the_run_shows_failed_once_the_run_ended(
+    app, client, auth, users, jobs
+):
+    group = _group(users["user"], steps=[jobs["a"].id, jobs["b"].id])
+    run = start_run(group, users["user"])
+    step_one = db.session.execute(db.select(Run).where(Run.parent_run_id == run.id)).scalar_one()
+    step_one.state = db.session.get(Run, run.id).state = RunState.FAILED  # step 2 never ran
+    jobs["b"].active = False
+    db.session.commit()
+    auth.login(users["user"].email)
+    page = client.get(f"/groups/{group.id}").get_data(as_text=True)
+    step_two = page.split(f'aria-label="Steps of run #{run.number}"', 1)[1].split("</ol>")[0]
+    step_two = step_two.split("Beta export", 1)[1]
+    assert ">Failed<" in step_two and "The job “Beta export” was deleted." in step_two
 
 
 def test_monitor_names_the_group_of_a_step_run(app, client, auth, users, jobs):

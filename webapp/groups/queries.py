@@ -18,6 +18,7 @@ from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.permissions import job_or_404
 from webapp.rules.clock import format_duration, to_local
+from webapp.rules.states import RunState
 
 GROUP = JobGroup.key
 EXPIRES_SOON = timedelta(days=7)
@@ -124,41 +125,73 @@ class TimelineItem:
     number: int
     name: str
     run: Run | None
-    state: str  # 'completed', 'not started', ...
+    state: str  # 'completed', 'not started', 'Failed', ...
     duration: str
+    reason: str = ""  # why a step that never ran failed (its job was deleted)
+    css: str = "not-started"  # the state's class: 'state-completed', 'state-failed', ...
 
 
-def timeline(group_run: Run, steps: dict[int, Run], names: list[str]) -> list[TimelineItem]:
+@dataclass
+class StepName:
+    """A group's step as it is now: its job's name, and whether that job was deleted."""
+
+    name: str
+    deleted: bool = False
+
+
+def timeline(group_run: Run, steps: dict[int, Run], names: list[StepName]) -> list[TimelineItem]:
     """The steps of a group run in order: job name, state in words and how long each took.
-    `names` are the group's current step names, for steps that never started."""
+    `names` are the group's current steps, for steps that never started. A step that never ran
+    because its job was deleted shows as failed with the reason, once the group run is over."""
     count = group_run.progress_total if group_run.progress_total else len(names)
     count = max(count, max(steps, default=0))
     items = []
     for number in range(1, count + 1):
         run = steps.get(number)
-        if run is None:
-            name = names[number - 1] if number <= len(names) else f"Step {number}"
-            items.append(TimelineItem(number, name, None, "not started", ""))
-            continue
-        items.append(
-            TimelineItem(
-                number,
-                run.job_name,
-                run,
-                run.state.label,
-                format_duration(run.duration_seconds) if run.started_at else "",
+        if run is not None:
+            items.append(
+                TimelineItem(
+                    number,
+                    run.job_name,
+                    run,
+                    run.state.label,
+                    format_duration(run.duration_seconds) if run.started_at else "",
+                    css=f"state-{run.state.value}",
+                )
             )
-        )
+            continue
+        now = names[number - 1] if number <= len(names) else StepName(f"Step {number}")
+        reason = _deleted_reason(group_run, number, now) if group_run.state.is_finished else ""
+        if reason:
+            items.append(
+                TimelineItem(number, now.name, None, RunState.FAILED.label, "", reason, "state-failed")
+            )
+        else:
+            items.append(TimelineItem(number, now.name, None, "not started", ""))
     return items
 
 
-def step_names(group: Job | None) -> list[str]:
-    """The names of a group's steps now (a deleted job shows as such)."""
+def _deleted_reason(group_run: Run, number: int, now: StepName) -> str:
+    """Why step `number` of an ended group run never ran, if its job was deleted: the group
+    run's own reason when it names this step (chains: "Step 2's job “Export” was deleted…"),
+    else the job's name, deleted since."""
+    if (group_run.error or "").startswith(f"Step {number}'s job"):
+        return group_run.error or ""
+    return f"The job “{now.name}” was deleted." if now.deleted else ""
+
+
+def step_names(group: Job | None) -> list[StepName]:
+    """The group's steps now, by their jobs' names (a deleted job shows as such)."""
     if group is None:
         return []
     ids = GroupDefinition.of(group).steps
     jobs = jobs_by_id(ids)
-    return [jobs[i].name if i in jobs else f"Deleted job #{i}" for i in ids]
+    return [
+        StepName(jobs[i].name, deleted=not jobs[i].active)
+        if i in jobs
+        else StepName(f"Deleted job #{i}", True)
+        for i in ids
+    ]
 
 
 def group_names_for(runs: list[Run]) -> dict[int, str]:

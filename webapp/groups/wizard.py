@@ -1,5 +1,6 @@
 """The group wizard: 1 Jobs, 2 After success, 3 Notifications, 4 Schedule (with expiration,
-Save and Activate). Every step is a plain form POST; with htmx the wizard region is swapped."""
+Save and Activate). Every step is a plain form POST; with htmx the wizard region is swapped.
+On step 1 every change to the list (a button or drag and drop) is saved at once."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from webapp.web import is_htmx, localtime
 
 STEPS = {1: "Jobs", 2: "After success", 3: "Notifications", 4: "Schedule"}
 TOO_FEW = f"A group needs at least {MIN_STEPS} jobs."
+ADD_MORE = f"Add at least {MIN_STEPS} jobs to the group."
 NO_EXPIRATION = "Set an expiration date or choose Never expires before saving."
 
 
@@ -91,16 +93,18 @@ def _go(group: Job, step: int, message: str):
 # ------------------------------------------------------------------------------ step 1: jobs
 
 
-def _jobs_context(group: Job, chosen: list[int] | None = None) -> dict[str, Any]:
-    saved = GroupDefinition.of(group).steps
-    chosen = saved if chosen is None else chosen
+def _jobs_context(group: Job, refused: bool = False) -> dict[str, Any]:
+    """Step 1 as saved (every change is saved at once); `refused`: Save or Next was pressed
+    with too few jobs, so the hint is shown as an error rather than a status."""
+    chosen = GroupDefinition.of(group).steps
     available = candidate_jobs(group.owner_id)
     jobs = {job.id: job for job in available}
     jobs.update(jobs_by_id([i for i in chosen if i not in jobs]))
     return {
         "chosen": [(job_id, jobs.get(job_id)) for job_id in chosen],
         "available": [job for job in available if job.id not in chosen],
-        "unsaved": chosen != saved,
+        "too_few": ADD_MORE if len(chosen) < MIN_STEPS else None,
+        "refused": refused,
     }
 
 
@@ -123,28 +127,25 @@ def _apply(op: str, chosen: list[int], allowed: set[int]) -> list[int]:
 
 
 def _post_jobs(group: Job):
-    """Step 1: change the chosen list (Add/Remove/Move, drag and drop), or save it."""
+    """Step 1: every change to the list (Add, Remove, Up, Down, drag and drop) is saved at once,
+    as Save and Next do; Next goes on only with enough jobs."""
     definition = GroupDefinition.of(group)
     allowed = {job.id for job in candidate_jobs(group.owner_id)} | set(definition.steps)
     posted = usable_ids(
         Job, (as_int(value) for value in request.form.getlist("steps")), group.owner_id
     )  # the group owner's jobs only; the rest are dropped
-    chosen = [job_id for job_id in posted if job_id in allowed]
     op = request.form.get("op", "")
-    if op:  # not saved until Save or Next
-        return _show(group, 1, chosen=_apply(op, chosen, allowed))
-    definition.steps = chosen
-    definition.save_to(group)
-    _edited(group, f"Jobs: {len(chosen)} step{'s' if len(chosen) != 1 else ''}")
-    if len(chosen) < MIN_STEPS:
-        return _show(
-            group,
-            1,
-            status=400,
-            problems=[TOO_FEW],
-            message=f"Saved {len(chosen)} job{'s' if len(chosen) != 1 else ''}.",
-        )
-    return _go(group, 1, f"Jobs saved: {len(chosen)} steps.")
+    chosen = _apply(op, [job_id for job_id in posted if job_id in allowed], allowed)
+    if chosen != definition.steps:
+        definition.steps = chosen
+        definition.save_to(group)
+        _edited(group, f"Jobs: {len(chosen)} step{'s' if len(chosen) != 1 else ''}")
+    enough = len(chosen) >= MIN_STEPS  # with too few, the one thing said is what is missing
+    if not op:  # Save or Next
+        if not enough:
+            return _show(group, 1, status=400, refused=True)
+        return _go(group, 1, f"Jobs saved: {len(chosen)} steps.")
+    return _show(group, 1, message="Saved." if enough else None)  # the list, as saved
 
 
 # --------------------------------------------------------------------- step 2: after success
