@@ -59,6 +59,8 @@ def test_build_activate_and_run_a_group(context, chainer: Account):
         page.get_by_role("button", name=f"Add {name}").click()
         expect(page.get_by_role("button", name=f"Remove {name}")).to_be_visible()
     assert _group_names(page) == ["First export", "Second export", "Third export"]
+    page.reload()  # the buttons saved each change
+    assert _group_names(page) == ["First export", "Second export", "Third export"]
     page.get_by_role("button", name="Move Third export up").click()
     expect(page.locator('[data-list="group"] .job-name').nth(1)).to_have_text("Third export")
     expect(page.get_by_role("button", name="Move Third export up")).to_be_focused()
@@ -87,6 +89,7 @@ def test_build_activate_and_run_a_group(context, chainer: Account):
     page.get_by_label("Never expires").check()
     page.get_by_role("button", name="Activate").click()
     expect(page.get_by_role("heading", name="Nightly chain")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/groups/\d+$"))  # the group's page, not the wizard's
     expect(page.get_by_text("It has no schedule: it runs on demand only.")).to_be_visible()
     steps_list = page.locator("ol.group-steps li")
     expect(steps_list).to_have_text(
@@ -127,6 +130,7 @@ def activate_never_expiring(page: Page, name: str) -> None:
     page.get_by_label("Never expires").check()
     page.get_by_role("button", name="Activate").click()
     expect(page.get_by_role("heading", name=name)).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/groups/\d+$"))
 
 
 # ----------------------------------------------------------------------------- more tests

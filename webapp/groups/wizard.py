@@ -93,9 +93,9 @@ def _go(group: Job, step: int, message: str):
 # ------------------------------------------------------------------------------ step 1: jobs
 
 
-def _jobs_context(group: Job, refused: bool = False) -> dict[str, Any]:
-    """Step 1 as saved (every change is saved at once); `refused`: Save or Next was pressed
-    with too few jobs, so the hint is shown as an error rather than a status."""
+def _jobs_context(group: Job, refused: bool = False, saved: bool = False) -> dict[str, Any]:
+    """Step 1 as saved (every change is saved at once), with one status under the lists: what
+    is missing (an error once Next was `refused`), else "Saved." after a change."""
     chosen = GroupDefinition.of(group).steps
     available = candidate_jobs(group.owner_id)
     jobs = {job.id: job for job in available}
@@ -105,6 +105,7 @@ def _jobs_context(group: Job, refused: bool = False) -> dict[str, Any]:
         "available": [job for job in available if job.id not in chosen],
         "too_few": ADD_MORE if len(chosen) < MIN_STEPS else None,
         "refused": refused,
+        "saved": saved,
     }
 
 
@@ -140,12 +141,11 @@ def _post_jobs(group: Job):
         definition.steps = chosen
         definition.save_to(group)
         _edited(group, f"Jobs: {len(chosen)} step{'s' if len(chosen) != 1 else ''}")
-    enough = len(chosen) >= MIN_STEPS  # with too few, the one thing said is what is missing
     if not op:  # Save or Next
-        if not enough:
+        if len(chosen) < MIN_STEPS:  # saved too; the one thing said is what is missing
             return _show(group, 1, status=400, refused=True)
         return _go(group, 1, f"Jobs saved: {len(chosen)} steps.")
-    return _show(group, 1, message="Saved." if enough else None)  # the list, as saved
+    return _show(group, 1, saved=True)  # the list as saved, and "Saved." (or what is missing)
 
 
 # --------------------------------------------------------------------- step 2: after success

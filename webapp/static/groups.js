@@ -1,5 +1,6 @@
 // The group wizard's job lists: drag and drop to add, remove and reorder (the Add, Remove and
-// Move buttons do the same from the keyboard), and focus kept on the moved job after a swap.
+// Move buttons do the same from the keyboard), each change saved at once, and focus kept on the
+// moved job after a swap.
 (function () {
   "use strict";
   let dragged = null;
@@ -57,6 +58,13 @@
       }
     });
     lastOp = null;
+    // saved at once, as a button's change is: op=order says so (htmx leaves out the name of a
+    // hidden submitter, so it goes as a field of its own)
+    const op = document.createElement("input");
+    op.type = "hidden";
+    op.name = "op";
+    op.value = "order";
+    form.append(op);
     form.requestSubmit(form.querySelector("button.dnd-order"));
   });
 
