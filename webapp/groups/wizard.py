@@ -4,6 +4,7 @@ On step 1 every change to the list (a button or drag and drop) is saved at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
@@ -310,5 +311,10 @@ def _activate(group: Job) -> str:
     return f"“{group.name}” is active. Next run: {localtime(schedule.next_run_at)}."
 
 
-_CONTEXTS = {1: _jobs_context, 2: _campaigns_context, 3: _notify_context, 4: _schedule_context}
+_CONTEXTS: dict[int, Callable[..., dict[str, Any]]] = {
+    1: _jobs_context,
+    2: _campaigns_context,
+    3: _notify_context,
+    4: _schedule_context,
+}
 _POSTS = {1: _post_jobs, 2: _post_campaigns, 3: _post_notify, 4: _post_schedule}
