@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from flask import current_app, request
@@ -16,7 +17,8 @@ from markupsafe import Markup
 from webapp.engine.runs import can_kill
 from webapp.jobtypes import job_type_for
 from webapp.models.runs import Run
-from webapp.rules.clock import format_local
+from webapp.models.settings import AccountSettings
+from webapp.rules.clock import format_day, format_local, to_local
 from webapp.rules.states import RunState
 from webapp.web import draft_link, queue_place, run_url, state_badge, stop_question
 
@@ -183,13 +185,31 @@ class HistoryRow:
     badge: Markup
     result_url: str | None
     downloaded: str  # when the result was downloaded ("" if not)
-    result_deleted: str  # when a result past its retention period was deleted ("" if not)
+    result_deleted: str  # the day a result past its retention period was deleted ("" if not)
+    kept_until: str  # the day the retention sweep deletes the result ("" if none)
+    kept_until_time: str  # the same, to the minute
+
+
+def _result_retention() -> timedelta:
+    """How long results are kept: the account's setting, as the sweep reads it (once per request)."""
+    environ = request.environ
+    kept = environ.get("conveyor.result_retention")
+    if kept is None:
+        kept = environ["conveyor.result_retention"] = timedelta(days=AccountSettings.get().retention_days)
+    return kept
+
+
+def _local_day(moment: datetime | None, timezone: str) -> str:
+    """'Dec 30, 2026': the day of a stored time in the account time zone ('' for none)."""
+    return format_day(to_local(moment, timezone).date()) if moment is not None else ""
 
 
 def history_row(run: Run, owner_email: str | None) -> HistoryRow:
     """The values of one History row: everything monitor/partials/_history_row.html shows."""
     timezone = _viewing().timezone
     has_result = run.has_result
+    # the sweep (engine/retention.py) deletes a result once its run finished longer ago than this
+    deleted_after = run.finished_at + _result_retention() if has_result and run.finished_at else None
     return HistoryRow(
         run_id=run.id,
         type=job_type_for(run.job_type).label,
@@ -202,9 +222,9 @@ def history_row(run: Run, owner_email: str | None) -> HistoryRow:
         badge=state_badge(run),
         result_url=run_url("runs.result", run.id) if has_result else None,
         downloaded=format_local(run.downloaded_at, timezone) if has_result and run.downloaded_at else "",
-        result_deleted=(
-            format_local(run.result_deleted_at, timezone) if not has_result and run.result_deleted_at else ""
-        ),
+        result_deleted=_local_day(run.result_deleted_at, timezone) if not has_result else "",
+        kept_until=_local_day(deleted_after, timezone),
+        kept_until_time=format_local(deleted_after, timezone),
     )
 
 
@@ -213,7 +233,7 @@ def history_row_html(run: Run, owner_email: str | None) -> Markup:
     Its HTML is kept by its HistoryRow: whatever the template shows must be in HistoryRow."""
     row = history_row(run, owner_email)
     template = current_app.jinja_env.get_template("monitor/partials/_history_row.html")
-    return _kept(row, lambda: Markup(template.render(run=run, owner_email=owner_email)))
+    return _kept(row, lambda: Markup(template.render(run=run, owner_email=owner_email, row=row)))
 
 
 # The row cache. A page has up to 50 rows and every open monitor asks for its page or its
