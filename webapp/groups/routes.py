@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from webapp import audit
+from webapp.charts import group_runs_chart
 from webapp.engine import chains
 from webapp.engine import runs as engine
 from webapp.engine.planner import unplan
@@ -109,6 +110,7 @@ def detail(group_id: int):
         runs=runs,
         timelines={run.id: timeline(run, steps[run.id], names) for run in runs},
         page=page,
+        runs_chart=group_runs_chart(group),
         steps=[(job_id, jobs.get(job_id)) for job_id in definition.steps],
         campaigns=campaigns,
         state=group_state(definition, local_today()),

@@ -9,6 +9,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webapp import audit
+from webapp.charts import job_runs_chart
 from webapp.csvfiles import DELIMITER_NAMES, CsvProblem
 from webapp.engine import queueing
 from webapp.engine import runs as engine
@@ -166,6 +167,7 @@ def _detail_page(job: Job, notifications: NotificationsForm, status: int = 200):
         "jobs/detail.html",
         job=job,
         runs=runs,
+        runs_chart=job_runs_chart(job),
         form=ConfirmForm(),
         job_type=job_type,
         launch_url=launch_url,

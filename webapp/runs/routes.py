@@ -22,6 +22,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from webapp import audit
+from webapp.charts import campaign_chart
 from webapp.engine import chains, control
 from webapp.engine import runs as engine
 from webapp.engine.queueing import QueueUnavailable
@@ -49,7 +50,7 @@ REJECTIONS_SHOWN = 100
 def detail(run_id: int):
     """A run: state, request id, counts, rejected lines and log."""
     run = run_or_404(run_id)
-    return render_template("runs/detail.html", **_status_context(run))
+    return render_template("runs/detail.html", **_status_context(run), campaign_chart=campaign_chart(run))
 
 
 @bp.route("/<int:run_id>/status")
@@ -57,6 +58,14 @@ def detail(run_id: int):
 def status(run_id: int):
     """The run page's live region (polled while the run is active)."""
     return render_template("runs/partials/_status.html", **_status_context(run_or_404(run_id)))
+
+
+@bp.route("/<int:run_id>/campaign-chart")
+@login_required
+def campaign_chart_region(run_id: int):
+    """A campaign run's chart (it refreshes itself, less often than the status region)."""
+    run = run_or_404(run_id)
+    return render_template("runs/partials/_campaign_chart.html", run=run, campaign_chart=campaign_chart(run))
 
 
 def _status_context(run) -> dict:
