@@ -131,6 +131,52 @@ def test_a_failed_step_skips_the_rest_launches_nothing_and_notifies_failure_once
     assert "3. Export run #1: skipped" in message.get_content()
 
 
+def all_mail(app):
+    """Every message in the outbox (group and job notifications alike)."""
+    folder = app.config["OUTBOX_DIR"]
+    found = []
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name), "rb") as raw:
+            found.append(email.message_from_binary_file(raw, policy=email.policy.default))
+    return found
+
+
+def asks_every_run(*jobs):
+    """The jobs ask for a notification after every run (and missed and long runs) themselves."""
+    for job in jobs:
+        job.notify_emails, job.notify_on = "steps@example.org", "every"
+        job.notify_missed = job.notify_long = True
+    db.session.commit()
+
+
+def test_steps_whose_jobs_ask_for_every_run_stay_silent_only_the_group_notifies(app, users, tmp_path):
+    user = users["user"]
+    jobs = [good_import(user, tmp_path), export_job(user, name="Export")]
+    asks_every_run(*jobs)
+    group_run = start_run(group_of(user, jobs), user)
+    work(app)
+    assert fresh(group_run).state is RunState.COMPLETED
+    [message] = all_mail(app)  # the group's, once: no job notification from either step
+    assert str(message["To"]) == "ops@example.org"
+    assert str(message["Subject"]) == "[Conveyor] Group Nightly chain #1 completed"
+
+    start_run(jobs[1], user)  # the same job run by itself still notifies as it asked
+    work(app)
+    assert [str(m["To"]) for m in all_mail(app)].count("steps@example.org") == 1
+
+
+def test_a_failing_step_whose_job_asks_for_every_run_sends_only_the_groups_failure(app, users, tmp_path):
+    user = users["user"]
+    jobs = [good_import(user, tmp_path), broken_import(user, tmp_path), export_job(user, name="Export")]
+    asks_every_run(*jobs)
+    group_run = start_run(group_of(user, jobs), user)
+    work(app)
+    assert fresh(group_run).state is RunState.FAILED
+    [message] = all_mail(app)
+    assert str(message["To"]) == "alerts@example.org"
+    assert str(message["Subject"]) == "[Conveyor] Group Nightly chain #1 failed"
+
+
 def test_retry_from_the_failed_step_continues_without_running_completed_steps(app, users, tmp_path):
     user = users["user"]
     first, flaky = good_import(user, tmp_path), broken_import(user, tmp_path)

@@ -9,11 +9,12 @@ import pytest
 
 from tests.conftest import export_job, fresh, import_job, work
 from webapp.engine.firing import fire
-from webapp.engine.followups import notice_long_runs
+from webapp.engine.followups import notice_long_runs, wants_notification
 from webapp.engine.planner import plan
 from webapp.engine.runs import start_run
 from webapp.extensions import db
-from webapp.models import JobSchedule
+from webapp.jobtypes.job_group import GroupDefinition
+from webapp.models import Job, JobSchedule, Run
 from webapp.models.base import utcnow
 from webapp.rules.states import RunState
 
@@ -141,3 +142,40 @@ def test_notification_form_validates_addresses(client, auth, users):
         False,
     )
     assert client.post(f"/jobs/{export_job(users['other']).id}/notifications").status_code == 404
+
+
+def first_step_of_a_group(user, job) -> Run:
+    """Start a group whose first step is `job`: its step 1 run (queued)."""
+    group = Job(owner_id=user.id, job_type="job_group", name="Chain", params={})
+    GroupDefinition(steps=[job.id, export_job(user).id]).save_to(group)
+    db.session.add(group)
+    db.session.commit()
+    group_run = start_run(group, user)
+    return db.session.execute(db.select(Run).where(Run.parent_run_id == group_run.id)).scalar_one()
+
+
+@pytest.mark.parametrize("reason", ["ended", "missed", "long"])
+def test_a_group_step_run_never_sends_its_jobs_own_notification(app, users, reason):
+    job = export_job(users["user"], name="Step export")
+    configure(job, notify_on="every", notify_missed=True, notify_long=True)
+    step = first_step_of_a_group(users["user"], job)
+    assert wants_notification(step, reason) is False  # the group notifies, once, at its end
+    alone = start_run(job, users["user"])
+    assert wants_notification(alone, reason) is True  # the job run by itself still does
+
+
+def test_a_long_running_step_sends_nothing(app, users):
+    job = export_job(users["user"], name="Slow step")
+    configure(job, notify_on="never", notify_long=True)
+    for minutes in (10, 12, 11):
+        done = start_run(job, users["user"])
+        done.state, done.started_at = RunState.COMPLETED, utcnow() - timedelta(minutes=minutes)
+        done.finished_at = utcnow()
+    db.session.commit()
+    step = first_step_of_a_group(users["user"], job)
+    step.state, step.started_at = RunState.PROCESSING, utcnow() - timedelta(minutes=30)
+    step.heartbeat_at = utcnow()
+    db.session.commit()
+    notice_long_runs()
+    work(app)
+    assert outbox(app) == []

@@ -21,7 +21,13 @@ NOTIFY_FUNCTION = "webapp.engine.followups.send_run_notification"
 
 
 def wants_notification(run: Run, reason: str) -> bool:
-    """Whether the run's job asked to be told about this (ended, failed, missed, long)."""
+    """Whether the run's job asked to be told about this (ended, failed, missed, long).
+    A group step's run never is: the group is what the user runs and schedules, and its own
+    notification goes out once, after the whole group run (chains.after_group_run). So a step
+    stays silent when it ends or fails; it is never "missed" (it is not scheduled itself); and
+    a step running long is left to the group too, rather than one email per slow step."""
+    if run.parent_run_id is not None:
+        return False
     job = run.job
     if job is None or not job.notify_list:
         return False
