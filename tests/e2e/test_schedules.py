@@ -484,7 +484,8 @@ def test_pause_a_schedule_with_a_reason_then_resume_it(page: Page, scheduler):
     expect(page.get_by_role("heading", name="Job monitor")).to_be_visible()
     notice = flash(page, f"Schedule of {name} paused")
     expect(notice).to_have_text(
-        f"Schedule of {name} paused by {scheduler.email}: {reason} (resumes on {resume_on:%b} {resume_on.day}, {resume_on.year})."
+        f"Schedule of {name} paused by {scheduler.email}: {reason} "
+        f"(resumes on {resume_on:%b} {resume_on.day}, {resume_on.year})."
     )
     notice.get_by_role("link", name=name, exact=True).click()
 
