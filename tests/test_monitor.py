@@ -134,16 +134,16 @@ def test_history_filters_and_keyset_pages(app, client, auth, users):
     db.session.commit()
     auth.login("user@example.org")
     first = client.get("/history").get_data(as_text=True)
-    assert first.count("run #") == 5 and "run #12<" in first and "Older →</a>" in first
+    assert first.count('small">run #') == 5 and "run #12<" in first and "Older →</a>" in first
     older = re.search(r'href="([^"]*before=\d+[^"]*)">Older', first).group(1)
     second = client.get(older.replace("&amp;", "&")).get_data(as_text=True)
     assert "run #7<" in second and "run #12<" not in second and "← Newer</a>" in second
     newer = re.search(r'href="([^"]*after=\d+[^"]*)">← Newer', second).group(1)
     back = client.get(newer.replace("&amp;", "&")).get_data(as_text=True)
-    assert back.count("run #") == 5 and "run #12<" in back and "run #8<" in back
+    assert back.count('small">run #') == 5 and "run #12<" in back and "run #8<" in back
     failed = client.get("/history?state=failed").get_data(as_text=True)
-    assert failed.count("run #") == 3
-    assert client.get("/history?type=user_data_import").get_data(as_text=True).count("run #") == 0
+    assert failed.count('small">run #') == 3
+    assert client.get("/history?type=user_data_import").get_data(as_text=True).count('small">run #') == 0
 
 
 def test_a_kept_row_changes_as_soon_as_its_run_does(client, auth, users, running):

@@ -64,7 +64,7 @@ def test_editing_withdraws_the_planned_run_and_plans_again(app, client, logged_i
     runs = Run.query.filter_by(job_id=job.id).all()
     assert len(runs) == 1 and runs[0].planned_for != first_planned
     assert to_local(runs[0].planned_for, app.config["TIMEZONE"]).weekday() == 2
-    assert runs[0].number == 1  # the withdrawn run never ran: its number is reused
+    assert runs[0].number is None  # a planned occurrence takes its number when it fires
 
 
 def test_switching_off_plans_nothing(app, client, logged_in, job):

@@ -113,6 +113,6 @@ def test_the_cache_holds_at_most_its_size_dropping_the_oldest(client, auth, user
     db.session.commit()
     auth.login(user.email)
     page = history(client)
-    assert all(f'<td class="num">{run.id}</td>' in page for run in made)
+    assert all(f'<span class="muted small">run #{run.number}</span>' in page for run in made)
     # History lists the newest first: the three rendered last are the three oldest runs
     assert [key.run_id for key in rows._SETTLED] == [made[2].id, made[1].id, made[0].id]

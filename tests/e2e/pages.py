@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,13 @@ def main_nav(page: Page) -> Locator:
 
 def run_status(page: Page) -> Locator:
     return page.get_by_role("region", name="Run status")
+
+
+def job_number(page: Page, run_number: int = 1) -> int:
+    """On a run page: the job's own number, from the line "Job #2 · run #3 of this job"."""
+    line = page.get_by_text(re.compile(rf"^Job #\d+ · run #{run_number} of this job$"))
+    expect(line).to_be_visible()
+    return int(re.search(r"^Job #(\d+)", line.inner_text()).group(1))
 
 
 def open_new_job(page: Page, kind: str) -> None:

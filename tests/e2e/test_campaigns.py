@@ -23,7 +23,7 @@ import pytest
 from playwright.sync_api import Dialog, Locator, Page, expect
 
 from tests.e2e.conftest import EMAIL_BATCH_SIZE, Account, Server, log_in
-from tests.e2e.pages import RUN_TIMEOUT, ZONE, main_nav, run_status
+from tests.e2e.pages import RUN_TIMEOUT, ZONE, job_number, main_nav, run_status
 
 pytestmark = pytest.mark.e2e
 
@@ -173,7 +173,7 @@ def confirm_launch(page: Page, name: str, audience: int) -> None:
 
 
 def land_on_run(page: Page, name: str, number: int = 1) -> int:
-    """The run page a launch lands on; returns its Job #."""
+    """The run page a launch lands on; returns the run's id (from its address)."""
     expect(page).to_have_url(re.compile(r"/runs/\d+$"))
     expect(page.get_by_role("heading", name=f"{name} run #{number}")).to_be_visible()
     return int(re.search(r"/runs/(\d+)$", page.url).group(1))
@@ -305,7 +305,7 @@ def test_cancel_a_scheduled_campaign_from_the_monitor_then_edit_and_launch_it(
     )
     expect(page.get_by_role("button", name="Launch now")).to_have_count(0)
     page.get_by_role("button", name="Schedule campaign").click()
-    run_id = land_on_run(page, name)
+    land_on_run(page, name)
     expect(flash(page, f"“{name}” is scheduled; it launches on its own at its launch time.")).to_be_visible()
     expect_state(page, "Scheduled")
     expect(run_status(page)).to_contain_text(f"Scheduled for {shown}.")
@@ -316,7 +316,7 @@ def test_cancel_a_scheduled_campaign_from_the_monitor_then_edit_and_launch_it(
     expect(row.get_by_role("cell").nth(0)).to_have_text("Email Campaign")
     expect(row.get_by_role("cell").nth(5)).to_have_text(f"Scheduled for {shown}")
     questions = accept_next_dialog(page)
-    row.get_by_role("button", name=f"Stop {name} (Job # {run_id})").click()
+    row.get_by_role("button", name=f"Stop {name} run #1").click()
     expect(row.get_by_role("status")).to_have_text("The run was cancelled before it started.")
     assert questions == [f"Cancel run #1 of “{name}” before it starts?"]
     expect(row.get_by_role("cell").nth(5)).to_have_text("Cancelled")
@@ -372,7 +372,8 @@ def test_extraction_cancel_notifies_and_job_cancel_does_not(
         notify = "big-launch@park.example"
         create_campaign(page, name, notify=notify)
         start = len(mail_since(slow_sink, 0))
-        run_id = launch_now(page, name, len(AUDIENCE) + BULK)
+        launch_now(page, name, len(AUDIENCE) + BULK)
+        job_id = job_number(page)
         # Like a person, reload the run page until the audience is being extracted.
         deadline = time.monotonic() + RUN_TIMEOUT / 1000
         while True:
@@ -409,7 +410,7 @@ def test_extraction_cancel_notifies_and_job_cancel_does_not(
         assert note["Subject"] == f"Extraction cancelled: {name}"
         body = note.get_content()
         assert "Nobody was contacted" in body
-        assert f"(run #1, Job # {run_id})" in body
+        assert f"(run #1 of Job #{job_id})" in body
 
         # The notification goes to the SMTP relay, not to the local outbox.
         admin_page = another_person()

@@ -18,6 +18,7 @@ from tests.e2e.conftest import Account, log_in
 from tests.e2e.pages import (
     LARGE_ROWS,
     RUN_TIMEOUT,
+    job_number,
     large_import_csv,
     main_nav,
     open_new_job,
@@ -73,7 +74,8 @@ def upload_import(page: Page, name: str, csv_file) -> None:
 
 
 def save_and_run(page: Page, name: str) -> int:
-    """Click "Save and run now"; returns the run's Job # from the run page it lands on."""
+    """Click "Save and run now"; returns the run's id from the address of the run page it
+    lands on (its job's own number is job_number(page))."""
     page.get_by_role("button", name="Save and run now").click()
     expect(page.get_by_role("heading", name=re.compile(rf"^{re.escape(name)}\s+run #\d+$"))).to_be_visible()
     expect(page).to_have_url(re.compile(r"/runs/\d+$"))
@@ -104,8 +106,9 @@ def monitor_row(page: Page, job_name: str) -> Locator:
     return page.get_by_role("row").filter(has=page.get_by_role("link", name=job_name, exact=True))
 
 
-def download_label(job_name: str, run_id: int) -> str:
-    return f"Download results of {job_name} (Job # {run_id})"
+def download_label(job_name: str, number: int = 1) -> str:
+    """The Download link of run #`number` of the job called `job_name` (monitor, History)."""
+    return f"Download results of {job_name} run #{number}"
 
 
 def read_download(download) -> str:
@@ -119,6 +122,7 @@ def read_download(download) -> str:
 class ImportedRun:
     name: str
     run_id: int
+    job_id: int  # the job's own number (the monitor's "Job #")
     emails: list[str]
 
 
@@ -130,7 +134,7 @@ def _import_small(page: Page) -> ImportedRun:
     upload_import(page, IMPORT_NAME, {"name": "spring.csv", "mimeType": "text/csv", "buffer": payload})
     run_id = save_and_run(page, IMPORT_NAME)
     expect_state(page, "Completed")
-    imported = ImportedRun(IMPORT_NAME, run_id, good)
+    imported = ImportedRun(IMPORT_NAME, run_id, job_number(page), good)
     _SHARED["import"] = imported
     return imported
 
@@ -192,7 +196,7 @@ def test_import_creates_supporters_and_lists_the_rejected_line(page: Page, plain
         )
     ).to_be_visible()
     expect(page.get_by_role("button", name="Download results")).to_be_visible()
-    _SHARED["import"] = ImportedRun(IMPORT_NAME, run_id, good)
+    _SHARED["import"] = ImportedRun(IMPORT_NAME, run_id, job_number(page), good)
 
 
 def test_monitor_columns_and_local_times_for_a_plain_user(page: Page, plain_user, first_import):
@@ -207,13 +211,13 @@ def test_monitor_columns_and_local_times_for_a_plain_user(page: Page, plain_user
     expect(row).to_have_count(1)
     cells = row.get_by_role("cell")
     expect(cells.nth(0)).to_have_text("User Data Import")
-    expect(cells.nth(1)).to_have_text(str(first_import.run_id))
+    expect(cells.nth(1)).to_have_text(str(first_import.job_id))  # the job's own number
+    expect(cells.nth(1).get_by_role("link")).to_have_attribute("href", f"/jobs/{first_import.job_id}")
+    expect(cells.nth(2)).to_contain_text("run #1")
     expect(cells.nth(3)).to_have_text(LOCAL_TIME)  # Started
     expect(cells.nth(4)).to_have_text(LOCAL_TIME)  # Completed
     expect(cells.nth(5)).to_have_text("Completed")
-    expect(
-        row.get_by_role("link", name=download_label(first_import.name, first_import.run_id))
-    ).to_be_visible()
+    expect(row.get_by_role("link", name=download_label(first_import.name))).to_be_visible()
 
 
 def test_export_download_leaves_the_monitor_but_stays_in_history(page: Page, plain_user, first_import):
@@ -227,11 +231,11 @@ def test_export_download_leaves_the_monitor_but_stays_in_history(page: Page, pla
     for i in range(len(EXPORT_HEADER)):
         expect(fields.nth(i)).to_be_checked()
     expect(page.get_by_role("radio", name="All supporters")).to_be_checked()
-    run_id = save_and_run(page, EXPORT_NAME)
+    save_and_run(page, EXPORT_NAME)
     expect_state(page, "Completed")
 
     main_nav(page).get_by_role("link", name="Job monitor").click()
-    link = page.get_by_role("link", name=download_label(EXPORT_NAME, run_id))
+    link = page.get_by_role("link", name=download_label(EXPORT_NAME))
     with page.expect_download() as info:
         link.click()
     download = info.value
@@ -248,14 +252,14 @@ def test_export_download_leaves_the_monitor_but_stays_in_history(page: Page, pla
     page.reload()
     expect(page.get_by_role("heading", name="Job monitor")).to_be_visible()
     expect(monitor_row(page, EXPORT_NAME)).to_have_count(0)
-    expect(page.get_by_role("link", name=download_label(EXPORT_NAME, run_id))).to_have_count(0)
+    expect(page.get_by_role("link", name=download_label(EXPORT_NAME))).to_have_count(0)
 
     main_nav(page).get_by_role("link", name="History").click()
     expect(page.get_by_role("heading", name="History")).to_be_visible()
     row = monitor_row(page, EXPORT_NAME)
     expect(row).to_have_count(1)
     expect(row).to_contain_text("Completed")
-    expect(row.get_by_role("link", name=download_label(EXPORT_NAME, run_id))).to_be_visible()
+    expect(row.get_by_role("link", name=download_label(EXPORT_NAME))).to_be_visible()
     expect(row).to_contain_text(re.compile(r"downloaded .* E[SD]T"))
 
 
@@ -275,7 +279,7 @@ def test_super_admin_sees_every_user_and_downloads_are_audited(
     row = monitor_row(page, first_import.name)
     expect(row.get_by_role("cell", name=plain_user.email, exact=True)).to_be_visible()
     with page.expect_download() as info:
-        row.get_by_role("link", name=download_label(first_import.name, first_import.run_id)).click()
+        row.get_by_role("link", name=download_label(first_import.name)).click()
     download = info.value
     result_name = f"{first_import.name} - import report #1.csv"
     assert download.suggested_filename == result_name
@@ -288,7 +292,8 @@ def test_super_admin_sees_every_user_and_downloads_are_audited(
     main_nav(page).get_by_role("link", name="Audit log").click()
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
     entry = page.get_by_role("row").filter(
-        has_text=f"Downloaded {result_name} (Job # {first_import.run_id}) on behalf of {plain_user.email}"
+        has_text=f"Downloaded {result_name} on behalf of {plain_user.email}: the result of run #1 of "
+        f"Job #{first_import.job_id}"
     )
     expect(entry).to_have_count(1)
     cells = entry.get_by_role("cell")
@@ -328,7 +333,7 @@ def test_monitor_shows_live_progress_then_stops_polling(page: Page, second_user,
     log_in(page, second_user)
     upload_import(page, name, path)
     expect(page.get_by_role("combobox", name="Field for column “Email”")).to_have_value("email")
-    run_id = save_and_run(page, name)
+    save_and_run(page, name)
 
     main_nav(page).get_by_role("link", name="Job monitor").click()
     expect(page.get_by_role("heading", name="Job monitor")).to_be_visible()
@@ -343,7 +348,7 @@ def test_monitor_shows_live_progress_then_stops_polling(page: Page, second_user,
     row = monitor_row(page, name)
     expect(row.get_by_role("cell").nth(5)).to_have_text("Completed", timeout=RUN_TIMEOUT)
     expect(row.get_by_role("progressbar")).to_have_count(0)
-    expect(row.get_by_role("link", name=download_label(name, run_id))).to_be_visible()
+    expect(row.get_by_role("link", name=download_label(name))).to_be_visible()
     poller = page.locator("#monitor-poller")
     expect(poller).to_have_count(1)
     expect(poller).not_to_have_attribute("hx-get", re.compile(".*"))
@@ -363,7 +368,7 @@ def test_stop_a_large_import_from_the_monitor(page: Page, second_user, tmp_path)
     path = large_import_csv(tmp_path, "s")
     log_in(page, second_user)
     upload_import(page, name, path)
-    run_id = save_and_run(page, name)
+    save_and_run(page, name)
 
     # Like a person, reload the monitor until the import is past extraction and processing.
     row = monitor_row(page, name)
@@ -377,7 +382,7 @@ def test_stop_a_large_import_from_the_monitor(page: Page, second_user, tmp_path)
         assert time.monotonic() < deadline, f"the import never started processing: {text!r}"
 
     page.once("dialog", lambda dialog: dialog.accept())
-    row.get_by_role("button", name=f"Stop {name} (Job # {run_id})").click()
+    row.get_by_role("button", name=f"Stop {name} run #1").click()
     expect(row.get_by_role("status")).to_have_text(
         "Stopping at the next batch boundary; what was already saved stays."
     )

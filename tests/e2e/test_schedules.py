@@ -348,7 +348,8 @@ def stop_unfinished(page: Page, name: str) -> None:
     try:
         page.goto("/")
         page.on("dialog", lambda dialog: dialog.accept())
-        stop = page.get_by_role("button", name=re.compile(rf"^Stop {re.escape(name)} \(Job #"))
+        label = re.compile(rf"^Stop {re.escape(name)} (run #\d+|planned run)$")
+        stop = page.get_by_role("button", name=label)
         for button in stop.all():
             button.click()
     except Exception:  # noqa: BLE001 - cleanup must not hide the failure

@@ -282,7 +282,7 @@ def _confirm_then_send(campaign: Campaign, sizes, send, *, remaining: bool):
             if run.state is RunState.SCHEDULED
             else "campaign.launched",
             campaign,
-            detail=f"Run #{run.number} (Job # {run.id}), {total:,} supporters",
+            detail=f"{total:,} supporters, {run.reference}",
         )
         if remaining:
             flash(f"“{campaign.name}” is being sent to the remaining supporters.", "success")

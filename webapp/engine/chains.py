@@ -137,10 +137,10 @@ def _queue_step(group_run: Run, number: int, job: Job) -> Run:
     )
     log(
         step,
-        f"Run #{step.number} requested by group “{group_run.job_name}” run "
-        f"#{group_run.number} (step {number} of {group_run.progress_total}).",
+        f"{step.label.capitalize()} requested by group “{group_run.job_name}” {group_run.label} "
+        f"(step {number} of {group_run.progress_total}).",
     )
-    log(group_run, f"Step {number}: “{job.name}” run #{step.number} queued.")
+    log(group_run, f"Step {number}: “{job.name}” {step.label} queued.")
     return step
 
 
@@ -202,7 +202,7 @@ def step_ended(step: Run) -> None:
             _cancel(group_run, number + 1, "the group run was stopped")
         else:
             verb = "was cancelled" if step.state is RunState.CANCELLED else "failed"
-            reason = f"step {number} “{step.job_name}” run #{step.number} {verb}"
+            reason = f"step {number} “{step.job_name}” {step.label} {verb}"
             if step.error:
                 reason += f": {step.error}"
             _fail(group_run, number, reason)
@@ -403,12 +403,11 @@ def _group_message(group_run: Run, launched: list[Run]) -> tuple[str, str]:
     outcome = {RunState.COMPLETED: "completed", RunState.CANCELLED: "was cancelled"}.get(
         group_run.state, "failed"
     )
-    lines = [f"Group “{group_run.job_name}”, run #{group_run.number} {outcome}.", ""]
+    lines = [f"Group “{group_run.job_name}”, {group_run.label} {outcome}.", ""]
     for number, step in sorted(steps_of(group_run).items()):
         took = format_duration(step.duration_seconds) if step.started_at else ""
         lines.append(
-            f"  {number}. {step.job_name} run #{step.number}: {step.state.value}"
-            + (f" ({took})" if took else "")
+            f"  {number}. {step.job_name} {step.label}: {step.state.value}" + (f" ({took})" if took else "")
         )
     if group_run.error:
         lines += ["", f"Reason: {group_run.error}"]
@@ -421,7 +420,7 @@ def _group_message(group_run: Run, launched: list[Run]) -> tuple[str, str]:
         "",
         f"Details: {link}",
     ]
-    return f"[Conveyor] Group {group_run.job_name} #{group_run.number} {outcome}", "\n".join(lines) + "\n"
+    return f"[Conveyor] Group {group_run.job_name} {group_run.short_label} {outcome}", "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------- expiry

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
 from webapp.engine.planner import covering, unexpected
-from webapp.engine.runs import dispatch, new_run
+from webapp.engine.runs import dispatch, new_run, take_number
 from webapp.engine.transitions import move
 from webapp.extensions import db
 from webapp.jobtypes import REGISTRY
@@ -106,6 +106,7 @@ def _fire(timed: Mapping[int, str | None]) -> dict[str, str]:
     ended: list[tuple[Run, str]] = []
     for run in runs:
         try:
+            take_number(run)  # queued or skipped, it happened: a planned occurrence counts now
             reason = _decide(run, now_pass)
             if reason is None:
                 move(run, RunState.QUEUED, note=_queued_note(run, now_pass))
@@ -135,6 +136,7 @@ def _not_fired(run_id: int, cause: BaseException | None) -> None:
             f"Skipped: the scheduler could not fire this run{why}. Check the job's "
             "schedule; the scheduler log has the details."
         )
+        take_number(run)
         move(run, RunState.SKIPPED, note=reason)
         run.error, run.rq_job_id = reason, None
         db.session.commit()
@@ -194,14 +196,8 @@ def _missed(run: Run, schedule: JobSchedule | None, now_pass: _Pass) -> str | No
     grace = timedelta(minutes=schedule.misfire_grace_minutes if schedule else 60)
     policy = schedule.misfire_policy if schedule else "run_once"
     runs_now = policy == "run_once" and now_pass.now - (later[-1] if later else planned) <= grace
-    if runs_now and later:  # the latest missed occurrence runs instead of this one
-        latest = later.pop()
-        caught_up = new_run(
-            run.job, None, RunState.SCHEDULED, trigger="schedule", scheduled_for=latest, planned_for=latest
-        )
-        move(caught_up, RunState.QUEUED, note=_queued_note(caught_up, now_pass))
-        now_pass.busy[run.job_id].append(caught_up)
-    for occurrence in later:
+    latest = later.pop() if runs_now and later else None  # it runs instead of this one
+    for occurrence in later:  # numbered in the order they came due, after this run
         missed = new_run(
             run.job,
             None,
@@ -213,7 +209,13 @@ def _missed(run: Run, schedule: JobSchedule | None, now_pass: _Pass) -> str | No
         reason = _missed_reason(missed, policy, now_pass)
         move(missed, RunState.SKIPPED, note=reason)
         missed.error = reason
-    if runs_now and not later:
+    if latest is not None:
+        caught_up = new_run(
+            run.job, None, RunState.SCHEDULED, trigger="schedule", scheduled_for=latest, planned_for=latest
+        )
+        move(caught_up, RunState.QUEUED, note=_queued_note(caught_up, now_pass))
+        now_pass.busy[run.job_id].append(caught_up)
+    if runs_now and latest is None:  # no later occurrence: this one runs now
         return None
     return _missed_reason(run, policy, now_pass)
 
@@ -266,6 +268,6 @@ def _overlap(run: Run, schedule: JobSchedule | None, now_pass: _Pass) -> str | N
     if policy == "queue" and not any(r.state is RunState.QUEUED for r in busy):
         return None
     return (
-        f"Skipped: run #{busy[0].number} was still {busy[0].state.value} "
+        f"Skipped: {busy[0].label} was still {busy[0].state.value} "
         f"(overlap policy: {'skip' if policy == 'skip' else 'at most one waiting'})."
     )

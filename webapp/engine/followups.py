@@ -69,7 +69,7 @@ def send_run_notification(run_id: int, reason: str = "ended") -> int:
     )
     counts = ", ".join(f"{value:,} {name}" for name, value in run.counts.items())
     lines = [
-        f"{type_label(run.job_type)} “{run.job_name}”, run #{run.number} {what}.",
+        f"{type_label(run.job_type)} “{run.job_name}”, {run.label} {what}.",
         "",
         f"State: {run.state.value}",
         f"Started: {format_local(run.started_at, tz) or '—'}",
@@ -80,7 +80,7 @@ def send_run_notification(run_id: int, reason: str = "ended") -> int:
     if run.error:
         lines.append(f"Reason: {run.error}")
     lines += ["", f"Details: {link}"]
-    subject = f"[Conveyor] {run.job_name} #{run.number} {what}"
+    subject = f"[Conveyor] {run.job_name} {run.short_label} {what}"
     sent = 0
     for address in run.job.notify_list:
         sent += int(notify(address, subject, "\n".join(lines) + "\n"))

@@ -114,7 +114,8 @@ def _may_run_by_itself(job: Job) -> bool:
 
 
 def unplan(job: Job) -> int:
-    """Withdraw a job's planned (not started) scheduled runs, e.g. when its schedule changes."""
+    """Withdraw a job's planned (not started) scheduled runs, e.g. when its schedule changes
+    (they hold no number yet: History keeps no gap)."""
     planned = (
         db.session.execute(
             select(Run).where(
@@ -126,8 +127,6 @@ def unplan(job: Job) -> int:
     )
     for run in planned:
         queueing.cancel_scheduled(run.rq_job_id)
-        if job.last_run_number == run.number:
-            job.last_run_number -= 1  # it never ran: its number is given to the next run
         db.session.delete(run)
     db.session.commit()
     return len(planned)

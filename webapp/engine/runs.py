@@ -20,6 +20,7 @@ from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.users import User
+from webapp.rules.clock import format_local
 from webapp.rules.states import RunState
 
 HOLDING = [s for s in RunState if s.holds_job]
@@ -41,19 +42,37 @@ def _next_run_number() -> Update:
     )
 
 
-def new_run(job: Job, user: User | int | None, state: RunState, *, trigger: str, **fields) -> Run:
-    """A new Run row of `job` with the job's next number (flushed, not committed); `user` who
-    asked for it (or their id). The number is taken by one UPDATE … RETURNING: two runs of a
-    job asked for at once never get the same one."""
-    number = db.session.execute(_next_run_number(), {"of_job": job.id}).scalar_one()
-    set_committed_value(job, "last_run_number", number)
+def _next_number(job_id: int, job: Job | None) -> int | None:
+    """The job's next run number, counted up in one UPDATE … RETURNING: two runs of a job
+    numbered at once never get the same one (None when the job is gone)."""
+    number = db.session.execute(_next_run_number(), {"of_job": job_id}).scalar()
+    if number is not None and job is not None:
+        set_committed_value(job, "last_run_number", number)
+    return number
+
+
+def take_number(run: Run) -> int | None:
+    """Give a run its job's next number if it has none yet (flushed, not committed): a
+    schedule's planned occurrence takes it when it fires, queued or skipped. None when the
+    run's job was deleted."""
+    if run.number is None and run.job_id is not None:
+        run.number = _next_number(run.job_id, run.job)
+    return run.number
+
+
+def new_run(
+    job: Job, user: User | int | None, state: RunState, *, trigger: str, numbered: bool = True, **fields
+) -> Run:
+    """A new Run row of `job` (flushed, not committed); `user` who asked for it (or their id).
+    It takes the job's next number now, unless `numbered` is False: a schedule's planned
+    occurrence is numbered only when it fires (take_number)."""
     run = Run(
         job_id=job.id,
         owner_id=job.owner_id,
         started_by_id=user.id if isinstance(user, User) else user,
         job_type=job.job_type,
         job_name=job.name,
-        number=number,
+        number=_next_number(job.id, job) if numbered else None,
         state=state,
         trigger=trigger,
         checkpoint={},
@@ -68,7 +87,7 @@ def start_run(job: Job, user: User | None, *, trigger: str = "manual") -> Run:
     """Create a queued run of `job` and hand it to a worker when a slot and the job are free."""
     run = new_run(job, user, RunState.QUEUED, trigger=trigger)
     who = user.display_name if user else "the scheduler"
-    log(run, f"Run #{run.number} requested by {who} ({trigger}).")
+    log(run, f"{run.label.capitalize()} requested by {who} ({trigger}).")
     db.session.commit()
     dispatch()
     return run
@@ -286,9 +305,23 @@ def schedule_run(
     trigger: str = "manual",
     planned_for: datetime | None = None,
 ) -> Run:
-    """Create a run that waits, scheduled, until `when` (naive UTC): its own timed RQ job."""
-    run = new_run(job, user, RunState.SCHEDULED, trigger=trigger, scheduled_for=when, planned_for=planned_for)
-    log(run, f"Run #{run.number} scheduled by {user.display_name if user else 'the scheduler'}.")
+    """Create a run that waits, scheduled, until `when` (naive UTC): its own timed RQ job. A
+    person's run takes its number now; a schedule's occurrence (`planned_for`) when it fires."""
+    planned = planned_for is not None and trigger == "schedule"
+    run = new_run(
+        job,
+        user,
+        RunState.SCHEDULED,
+        trigger=trigger,
+        numbered=not planned,
+        scheduled_for=when,
+        planned_for=planned_for,
+    )
+    if planned:
+        at = format_local(when, current_app.config["TIMEZONE"])
+        log(run, f"Planned for {at} by the schedule.")
+    else:
+        log(run, f"{run.label.capitalize()} scheduled by {user.display_name if user else 'the scheduler'}.")
     db.session.commit()
     arm_timed_job(run)
     return run
@@ -325,6 +358,7 @@ def request_stop(run: Run, user: User) -> str:
     if run.state in (RunState.SCHEDULED, RunState.QUEUED):
         if run.state is RunState.SCHEDULED:
             queueing.cancel_scheduled(run.rq_job_id)
+            take_number(run)  # a planned occurrence cancelled is in History: it counts
         else:
             queueing.cancel_rq_job(run.rq_job_id)
         move(run, RunState.CANCELLED, note=f"Cancelled by {user.display_name} before it started.")

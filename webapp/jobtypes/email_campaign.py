@@ -180,7 +180,7 @@ class EmailCampaign(JobType):
                 campaign.notify_email,
                 f"Extraction cancelled: {campaign.name}",
                 f"The launch of the campaign “{campaign.name}” was cancelled while its "
-                f"audience was being extracted (run #{run.number}, Job # {run.id}).\n\n"
+                f"audience was being extracted ({run.reference}).\n\n"
                 "Nobody was contacted. The campaign is back in draft; you can edit it and "
                 "launch it again.\n",
             )

@@ -36,7 +36,9 @@ class Run(Model):
     started_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     job_type: Mapped[str] = mapped_column(String(60))
     job_name: Mapped[str] = mapped_column(String(200))
-    number: Mapped[int] = mapped_column()
+    # the job's own count of what happened (1, 2, ...); None while a schedule's occurrence is
+    # only planned: it takes its number when it fires (engine/firing.py)
+    number: Mapped[int | None] = mapped_column()
     state: Mapped[RunState] = mapped_column(
         Enum(RunState, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
         default=RunState.QUEUED,
@@ -83,6 +85,23 @@ class Run(Model):
     origin = relationship("Run", remote_side=[id], foreign_keys=[origin_run_id])
     owner = relationship("User", foreign_keys=[owner_id])
     started_by = relationship("User", foreign_keys=[started_by_id])
+
+    @property
+    def label(self) -> str:
+        """How the run is named beside its job: 'run #3', or 'planned run' before it has a number."""
+        return "planned run" if self.number is None else f"run #{self.number}"
+
+    @property
+    def short_label(self) -> str:
+        """The run in a column of runs: '#3', or 'planned' before it has a number."""
+        return "planned" if self.number is None else f"#{self.number}"
+
+    @property
+    def reference(self) -> str:
+        """The run's number and its job's own, never to be confused: 'run #3 of Job #2'."""
+        if self.job_id is None:
+            return f"{self.label} of a deleted job"
+        return f"{self.label} of Job #{self.job_id}"
 
     @property
     def percent(self) -> int:

@@ -10,17 +10,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_login import current_user
 from markupsafe import Markup
 
 from webapp.engine.runs import can_kill
-from webapp.jobtypes import job_type_for
+from webapp.jobtypes import JobType, job_type_for
 from webapp.models.runs import Run
 from webapp.models.settings import AccountSettings
 from webapp.rules.clock import format_day, format_local, to_local
 from webapp.rules.states import RunState
 from webapp.web import draft_link, queue_place, run_url, state_badge, stop_question
+
+_SENTINEL = 987654321  # stands for the job id in a link built once (job_page_url)
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,9 @@ class MonitorRow:
     """What the monitor shows for a run, as plain values."""
 
     run_id: int
-    number: int
+    job_id: int | None  # the job's own number (the "Job #" column); None once it was deleted
+    job_url: str | None  # the job's page
+    label: str  # "run #3", or "planned run" before a planned occurrence fires
     job_name: str
     state: str
     owner_email: str | None  # shown to super admins only
@@ -84,6 +88,19 @@ def _viewing() -> Viewing:
     return viewing
 
 
+def job_page_url(job_type: JobType, job_id: int | None) -> str | None:
+    """The page of a run's job (None once the job was deleted), built once per request and job
+    type like web.run_url: each row of a page links to its job."""
+    if job_id is None:
+        return None
+    urls = g.setdefault("_job_page_urls", {})
+    parts = urls.get(job_type.key)
+    if parts is None:
+        parts = urls[job_type.key] = job_type.page_url(_SENTINEL).split(str(_SENTINEL))
+    head, tail = parts
+    return f"{head}{job_id}{tail}"
+
+
 def monitor_row(
     run: Run,
     group_name: str | None = None,
@@ -130,9 +147,12 @@ def monitor_row(
         action = "remove"
         action_url = run_url("runs.dismiss", run_id, **{"from": "monitor"})
     draft = draft_link(run)
+    job_id = run.job_id
     return MonitorRow(
         run_id=run_id,
-        number=run.number,
+        job_id=job_id,
+        job_url=job_page_url(job_type, job_id),
+        label=run.label,
         job_name=run.job_name,
         state=state.value,
         owner_email=owner_email,
@@ -177,7 +197,8 @@ class HistoryRow:
     run_id: int
     type: str
     job_name: str
-    number: int
+    job_id: int | None  # the job's own number (the "Job #" column); None once it was deleted
+    label: str  # "run #3", or "planned run"
     owner_email: str | None  # the User column, for super admins only
     detail_url: str
     started: str
@@ -214,7 +235,8 @@ def history_row(run: Run, owner_email: str | None) -> HistoryRow:
         run_id=run.id,
         type=job_type_for(run.job_type).label,
         job_name=run.job_name,
-        number=run.number,
+        job_id=run.job_id,
+        label=run.label,
         owner_email=owner_email,
         detail_url=run_url("runs.detail", run.id),
         started=format_local(run.started_at, timezone),

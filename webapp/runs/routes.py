@@ -132,7 +132,7 @@ def log_text(run_id: int):
     run = run_or_404(run_id)
     zone = current_app.config["TIMEZONE"]
     # read now: the file is made after send_run_file's audit commit has expired `run`
-    title = f"{run.job_name} — run #{run.number} (Job # {run.id}), {run.state.value}\n"
+    title = f"{run.job_name} — {run.reference}, {run.state.value}\n"
 
     def lines():
         yield title
@@ -279,8 +279,8 @@ def send_run_file(run: Run, kind: str, name: str, content: str | Iterator[str], 
         audit.record(
             f"run.{kind}_downloaded_for_owner",
             run,
-            detail=f"Downloaded {name} (Job # {run.id}) on behalf of "
-            f"{run.owner.email}: the {RUN_FILES[kind]} of run #{run.number}",
+            detail=f"Downloaded {name} on behalf of {run.owner.email}: the {RUN_FILES[kind]} of "
+            f"{run.reference}",
         )
     if isinstance(content, str):
         return send_file(content, as_attachment=True, download_name=name, mimetype=mimetype)
