@@ -16,7 +16,7 @@ from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import can_kill, queue_position
 from webapp.jobtypes import REGISTRY, JobType, job_type_for, lane_of, type_label
 from webapp.permissions import can_see
-from webapp.rules.clock import format_day, format_duration, format_local, plural
+from webapp.rules.clock import format_day, format_duration, format_local, plural, sentence
 from webapp.rules.states import RunState
 
 
@@ -139,6 +139,7 @@ def register_web_helpers(app: Flask) -> None:
     app.jinja_env.filters["duration"] = format_duration
     app.jinja_env.filters["day"] = format_day
     app.jinja_env.filters["plural"] = plural
+    app.jinja_env.filters["sentence"] = sentence
     app.jinja_env.filters["num"] = lambda n: "" if n is None else f"{n:,}"
     app.jinja_env.globals.update(
         type_label=type_label,

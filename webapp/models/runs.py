@@ -97,6 +97,18 @@ class Run(Model):
         return "planned" if self.number is None else f"#{self.number}"
 
     @property
+    def trigger_text(self) -> str:
+        """How the run came about, in words: 'by hand', 'on its schedule', 'at a time set by hand',
+        'a step of a group run', 'after a group run'."""
+        if self.trigger == "schedule":
+            return "on its schedule"
+        if self.trigger == "group":
+            return "after a group run" if self.origin_run_id else "a step of a group run"
+        if self.scheduled_for is not None:
+            return "at a time set by hand"
+        return "by hand"
+
+    @property
     def reference(self) -> str:
         """The run's number and its job's own, never to be confused: 'run #3 of Job #2'."""
         if self.job_id is None:

@@ -130,3 +130,11 @@ def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
     """'1 run', '2 runs', '1,204 supporters' (plural_noun when adding s is wrong)."""
     word = noun if count == 1 else (plural_noun or f"{noun}s")
     return f"{count:,} {word}"
+
+
+def sentence(text: str | None) -> str:
+    """A reason as a sentence starts: its first letter upper case ('the worker…' → 'The worker…')."""
+    if not text:
+        return ""
+    return text[0].upper() + text[1:]
+

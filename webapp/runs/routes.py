@@ -169,8 +169,13 @@ def _after_action(run, message: str, category: str = "info"):
     """Re-render the monitor row for htmx, else go back to the run page with a message."""
     if is_htmx() and request.args.get("from") == "monitor":
         return row_html(run, row_names(current_user, [run]), message=message)
-    flash(message, category)
-    return redirect(safe_path(request.form.get("next"), url_for("runs.detail", run_id=run.id)))
+    run_page = url_for("runs.detail", run_id=run.id)
+    target = safe_path(request.form.get("next"), run_page)
+    # a pause or stop still under way is said in the run page's live region, which its next
+    # refresh replaces with what happened: the message is not left on screen after the pause
+    pending = run.control and category != "error" and target == run_page
+    flash(message, "pending" if pending else category)
+    return redirect(target)
 
 
 def _action(run_id: int, action, audited: str):
@@ -186,7 +191,7 @@ def _action(run_id: int, action, audited: str):
     db.session.refresh(run)
     if audited == "run.stopped" and run.state is RunState.CANCELLED:
         audited = "run.cancelled"
-    audit.record(audited, run, detail=f"Run #{run.number}: {message}")
+    audit.record(audited, run, detail=f"{run.label.capitalize()}: {message}")
     return _after_action(run, message)
 
 
