@@ -78,3 +78,14 @@ def test_a_final_message_stays_a_page_message(client, auth, users, job):
     page = client.post(f"/runs/{run.id}/stop", follow_redirects=True).get_data(as_text=True)
     top = page[: page.index('id="run-status"')]
     assert "The run was cancelled before it started." in top
+
+
+def test_the_job_page_lists_runs_in_the_job_types_words(app, client, auth, users, job):
+    from tests.conftest import work
+
+    start_run(job, users["user"])
+    work(app)
+    auth.login(users["user"].email)
+    page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert " exported" in page  # an export counts what it exported
+    assert "created ·" not in page and "unchanged" not in page
