@@ -1,5 +1,6 @@
 // What the pages do in the browser besides htmx (the Content-Security-Policy allows no inline
-// script or event handler): confirmation questions and rows that leave after a download.
+// script or event handler): confirmation questions, rows that leave after a download and the
+// Menu button of a narrow screen.
 (function () {
   "use strict";
 
@@ -35,4 +36,27 @@
     const row = link.closest("tr");
     if (row) window.setTimeout(function () { row.remove(); }, 800);
   });
+
+  // The Menu button of the main navigation (app.css shows it on a narrow screen only) opens and
+  // closes the menu; Escape closes it. Without JavaScript the button stays hidden and the menu
+  // open, so every page stays reachable.
+  const menuButton = document.querySelector(".main-nav .menu-toggle button");
+  if (menuButton) {
+    const nav = menuButton.closest("nav");
+    const setOpen = function (open) {
+      menuButton.setAttribute("aria-expanded", String(open));
+      nav.dataset.menu = open ? "open" : "closed";
+    };
+    setOpen(false);
+    menuButton.hidden = false;
+    menuButton.addEventListener("click", function () {
+      setOpen(menuButton.getAttribute("aria-expanded") !== "true");
+    });
+    nav.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && nav.dataset.menu === "open" && menuButton.offsetParent) {
+        setOpen(false);
+        menuButton.focus();
+      }
+    });
+  }
 })();
