@@ -1,8 +1,8 @@
-"""Conveyor on a phone (390×844) and on a wide screen: every main page fits the phone's width
-(a wide table scrolls inside its own box, the page itself never sideways), the Menu button opens
-the collapsed main navigation (and without JavaScript the navigation is simply there), and on a
-wide screen a page's title and its action buttons share one line, a filter button as tall as
-its fields."""
+"""Conveyor on a phone (390×844), a tablet and a wide screen: every main page fits the phone's
+width (a wide table scrolls inside its own box, the page itself never sideways), the Menu button
+opens the collapsed main navigation (and without JavaScript the navigation is simply there), and
+on a wide screen a page's title and its action buttons share one line, a filter button as tall
+as its fields."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from tests.e2e.test_schedules import create_export_job
 pytestmark = pytest.mark.e2e
 
 PHONE = {"width": 390, "height": 844}
+TABLET = {"width": 800, "height": 1000}
 WIDE = {"width": 1280, "height": 900}
 # long names: a title that has to wrap on a phone
 EXPORT_NAME = "Phone export of every supporter for the volunteer newsletter"
@@ -150,6 +151,22 @@ def test_every_main_page_fits_a_phone_and_the_menu_opens(
         pages = main_pages(made) + ADMIN_PAGES
     assert overflowing(page, pages) == []
     expect_the_menu_opens(page)
+
+
+def test_a_tablet_fits_the_super_admins_widest_pages(new_context, made: Made, super_admin: Account):
+    """800 px: the menu wraps onto more lines and the monitor's table (with its User column)
+    scrolls inside its own box."""
+    page = new_context(viewport=TABLET).new_page()
+    log_in(page, super_admin)
+    wide = [
+        ("Job monitor", "/"),
+        ("History", "/history"),
+        ("a job page", made.job),
+        ("Audit log", "/admin/audit"),
+    ]
+    assert overflowing(page, wide) == []
+    expect(page.get_by_role("button", name="Menu")).to_be_hidden()
+    expect(main_nav(page).get_by_role("link", name="Audit log")).to_be_visible()
 
 
 def test_without_javascript_the_phone_shows_the_navigation_open(new_context, phone_user: Account):
