@@ -104,7 +104,7 @@ def test_hourly_slot_picks_and_shows_a_random_minute_inside_the_slot(app, client
     schedule = db.session.execute(db.select(JobSchedule)).scalar_one()
     assert 30 <= schedule.minute <= 44
     page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
-    assert f"daily at 14:{schedule.minute:02d}" in page
+    assert f"daily at 2:{schedule.minute:02d} PM (its minute picked in 2:30–2:44 PM)" in page
 
 
 def test_one_run_per_occurrence_even_with_two_planners(app, users, job):

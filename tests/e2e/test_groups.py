@@ -18,7 +18,6 @@ from tests.e2e.pages import RUN_TIMEOUT, ZONE, large_import_csv, main_nav, open_
 from tests.e2e.test_foundation import upload_import
 from tests.e2e.test_schedules import (
     PAST_SLOT,
-    SLOT_LABELS,
     create_export_job,
     flash,
     local_text,
@@ -27,6 +26,7 @@ from tests.e2e.test_schedules import (
     preview,
     settle_inside_a_slot,
 )
+from webapp.jobs.schedule_forms import clock_text, slot_minutes_text
 
 pytestmark = pytest.mark.e2e
 
@@ -174,10 +174,10 @@ def test_activate_a_group_with_an_hourly_slot(context, chainer: Account):
     expect(steps.locator('[aria-current="step"]')).to_have_text("Step 4: Schedule")
     expect(page).to_have_url(re.compile(r"/edit/4$"))
     saved = flash(page, "Schedule saved.")
-    expect(saved).to_contain_text(re.compile(r"The slot's minute is :\d{2}\.$"))
-    minute = int(re.search(r":(\d{2})\.$", saved.inner_text()).group(1))
+    expect(saved).to_contain_text(re.compile(r"the minute :\d{2} was picked at random in its slot\.$"))
+    minute = int(re.search(r"the minute :(\d{2}) was picked", saved.inner_text()).group(1))
     assert slot * 15 <= minute <= slot * 15 + 14, f":{minute:02d} is outside the slot"
-    described = f"daily at {hour:02d}:{minute:02d} (slot {SLOT_LABELS[slot]})"
+    described = f"daily at {clock_text(hour, minute)} (its minute picked in {slot_minutes_text(hour, slot)})"
     expect(
         page.get_by_text(f"Off — {described}; it is switched on when the group is activated.")
     ).to_be_visible()

@@ -26,6 +26,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import Account, Server, _create_user, log_in
 from tests.e2e.pages import LARGE_ROWS, ZONE, large_import_csv, main_nav, open_new_job
+from webapp.jobs.schedule_forms import clock_text, slot_minutes_text
 
 pytestmark = pytest.mark.e2e
 
@@ -291,11 +292,15 @@ def test_an_hourly_slot_in_the_past_is_refused(page: Page, scheduler):
 
     expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
     saved = flash(page, "Schedule saved.")
-    expect(saved).to_have_text(re.compile(r"^Schedule saved\. The slot's minute is :\d{2}\.$"))
-    minute = int(re.search(r":(\d{2})\.$", saved.inner_text()).group(1))
+    expect(saved).to_have_text(
+        re.compile(
+            r"^Schedule saved\. It runs daily at .+: the minute :\d{2} was picked at random in its slot\.$"
+        )
+    )
+    minute = int(re.search(r"the minute :(\d{2}) was picked", saved.inner_text()).group(1))
     assert slot * 15 <= minute <= slot * 15 + 14, f":{minute:02d} is outside the slot"
     expect(described(page, "Schedule")).to_have_text(
-        f"On — daily at {hour:02d}:{minute:02d} (slot {SLOT_LABELS[slot]})"
+        f"On — daily at {clock_text(hour, minute)} (its minute picked in {slot_minutes_text(hour, slot)})"
     )
     next_run = datetime.combine(tomorrow, dtime(hour, minute), tzinfo=ZONE)
     expect(runs_table(page).get_by_role("row").nth(1).get_by_role("cell")).to_have_text(

@@ -243,8 +243,19 @@ def describe_schedule(schedule) -> str:
             f"{WEEKDAYS[schedule.weekday]} of each month at {at}"
         )
     if kind == ScheduleKind.HOURLY_SLOT:
-        return f"daily at {schedule.hour:02d}:{schedule.minute:02d} (slot {SLOTS[str(schedule.slot)]})"
+        at = clock_text(schedule.hour, schedule.minute)
+        return f"daily at {at} (its minute picked in {slot_minutes_text(schedule.hour, schedule.slot)})"
     return "once"
+
+
+def slot_minutes_text(hour: int, slot: int) -> str:
+    """'2:30–2:44 PM': the minutes a slot's run may be picked in (any day)."""
+    return f"{hour % 12 or 12}:{slot * 15:02d}–{clock_text(hour, slot * 15 + 14)}"
+
+
+def clock_text(hour: int, minute: int) -> str:
+    """'2:07 PM': an hour and minute as every screen writes a time of day."""
+    return f"{hour % 12 or 12}:{minute:02d} {'AM' if hour < 12 else 'PM'}"
 
 
 class PauseForm(FlaskForm):

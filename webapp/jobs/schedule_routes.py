@@ -25,6 +25,7 @@ from webapp.jobs.schedule_forms import (
     PauseForm,
     ScheduleForm,
     blackout_text,
+    clock_text,
     counted,
     describe_schedule,
     local_now,
@@ -260,7 +261,8 @@ def _save(job, existing: JobSchedule | None, form: ScheduleForm, minute: int | N
     elif not target.enabled:
         message += " It is off: nothing runs by itself."
     if target.kind == ScheduleKind.HOURLY_SLOT:
-        message += f" The slot's minute is :{minute:02d}."
+        at = clock_text(target.hour or 0, minute or 0)
+        message += f" It runs daily at {at}: the minute :{minute:02d} was picked at random in its slot."
     flash(message, "success")
     return redirect(job_type_for(job.job_type).schedule_done_url(job.id))
 
