@@ -43,7 +43,7 @@ def test_every_run_notifies_every_address_with_job_run_state_counts_and_link(app
     assert sorted(str(m["To"]) for m in messages) == ["lead@example.org", "ops@example.org"]
     body = messages[0].get_content()
     assert str(messages[0]["Subject"]) == "[Conveyor] Weekly donors #1 ended: completed"
-    assert "State: completed" in body and "0 checked" in body
+    assert "State: completed" in body and "Counts: 0 exported" in body  # in the export's own words
     assert f"http://conveyor.test/runs/{fresh(run).id}" in body
 
 
@@ -60,7 +60,7 @@ def test_failure_only(app, users, tmp_path, fails, expected):
     assert len(messages) == expected
     if fails:
         assert (
-            "Reason: the file missing.csv is no longer there (FileNotFoundError)" in messages[0].get_content()
+            "Reason: The file missing.csv is no longer there (FileNotFoundError)" in messages[0].get_content()
         )
 
 

@@ -10,11 +10,11 @@ from sqlalchemy import select
 from webapp.engine import handoff, queueing
 from webapp.engine.durations import typical_run_seconds
 from webapp.extensions import db
-from webapp.jobtypes import type_label
+from webapp.jobtypes import job_type_for
 from webapp.mailing.notifications import notify
 from webapp.models.base import utcnow
 from webapp.models.runs import Run
-from webapp.rules.clock import format_duration, format_local
+from webapp.rules.clock import format_duration, format_local, sentence
 from webapp.rules.states import RunState
 
 NOTIFY_FUNCTION = "webapp.engine.followups.send_run_notification"
@@ -67,9 +67,10 @@ def send_run_notification(run_id: int, reason: str = "ended") -> int:
     what = {"missed": "was missed", "long": "is running much longer than usual"}.get(
         reason, f"ended: {run.state.value}"
     )
-    counts = ", ".join(f"{value:,} {name}" for name, value in run.counts.items())
+    job_type = job_type_for(run.job_type)
+    counts = ", ".join(f"{value:,} {label.lower()}" for label, value in job_type.counts(run)) or "—"
     lines = [
-        f"{type_label(run.job_type)} “{run.job_name}”, {run.label} {what}.",
+        f"{job_type.label} “{run.job_name}”, {run.label} {what}.",
         "",
         f"State: {run.state.value}",
         f"Started: {format_local(run.started_at, tz) or '—'}",
@@ -78,7 +79,7 @@ def send_run_notification(run_id: int, reason: str = "ended") -> int:
         f"Counts: {counts}",
     ]
     if run.error:
-        lines.append(f"Reason: {run.error}")
+        lines.append(f"Reason: {sentence(run.error)}")
     lines += ["", f"Details: {link}"]
     subject = f"[Conveyor] {run.job_name} {run.short_label} {what}"
     sent = 0
