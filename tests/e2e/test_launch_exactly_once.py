@@ -245,7 +245,7 @@ def test_twenty_concurrent_launches_make_one_run_and_one_message_each(
     campaign_id = create_campaign(person, name, domain=domain)
     launch_path = f"/campaigns/{campaign_id}/launch"
     confirmation = person.get(launch_path)
-    assert "The audience has <strong>30</strong> supporters" in confirmation.text
+    assert "The audience has <strong>30 supporters</strong>" in confirmation.text
     token = person.csrf(launch_path)
 
     tabs = [person.tab() for _ in range(CONCURRENT_LAUNCHES)]

@@ -144,4 +144,4 @@ def test_the_blackout_from_label_fills_the_blackout_field(page: Page, planner):
     page.get_by_role("button", name="Add blackout dates").click()
     expect(flash(page, "Blackout dates added.")).to_be_visible()
     row = page.get_by_role("row").filter(has_text="Office closed")
-    expect(row.get_by_role("cell").nth(0)).to_have_text(first.isoformat())
+    expect(row.get_by_role("cell").nth(0)).to_have_text(f"{first:%b} {first.day}, {first.year}")
