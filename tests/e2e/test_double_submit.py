@@ -28,7 +28,9 @@ def test_a_double_click_on_save_job_saves_one_job(page: Page, clicker: Account):
         "**/jobs/new/export",
         lambda route: hold(route) if route.request.method == "POST" else route.continue_(),
     )
-    box = page.get_by_role("button", name="Save job").bounding_box()
+    save = page.get_by_role("button", name="Save job")
+    save.scroll_into_view_if_needed()  # the mouse clicks where a person sees the button
+    box = save.bounding_box()
     for _ in range(2):  # a person's double click
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         page.wait_for_timeout(300)
