@@ -137,4 +137,3 @@ def sentence(text: str | None) -> str:
     if not text:
         return ""
     return text[0].upper() + text[1:]
-
