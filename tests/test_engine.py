@@ -45,7 +45,7 @@ def test_second_run_of_the_same_job_waits_queued_and_runs_after(app, users, tmp_
     second = start_run(job, users["user"])
     assert first.rq_job_id and not second.rq_job_id
     place, blocking = queue_position(second)
-    assert (place, blocking.id) == (2, first.id)
+    assert (place, blocking.id) == (1, first.id)  # first in line: the running run is not in it
     assert (first.number, second.number) == (1, 2)
     work(app)
     first, second = fresh(first), fresh(second)
@@ -59,7 +59,7 @@ def test_with_the_default_concurrency_of_one_other_jobs_wait_in_line(app, users,
     b, c = export_job(users["user"]), export_job(users["user"])
     run_a, run_b, run_c = (start_run(job, users["user"]) for job in (a, b, c))
     assert run_a.rq_job_id and not run_b.rq_job_id and not run_c.rq_job_id
-    assert queue_position(run_b) == (2, run_a) and queue_position(run_c) == (3, run_a)
+    assert queue_position(run_b) == (1, run_a) and queue_position(run_c) == (2, run_a)
     work(app)
     run_a, run_b, run_c = fresh(run_a), fresh(run_b), fresh(run_c)
     assert run_a.state is run_b.state is run_c.state is RunState.COMPLETED
@@ -302,7 +302,7 @@ def test_a_send_in_the_email_lane_never_holds_up_an_import_and_each_lane_has_its
     assert queueing.run_queue("email").job_ids == [sending.rq_job_id]
     with app.test_request_context():
         auth.login(users["user"].email)
-        assert queue_place(waiting_send).startswith("#2 in the email line")
+        assert queue_place(waiting_send).startswith("#1 in the email line")
     work(app)
     assert fresh(run).state is RunState.COMPLETED
     assert all(fresh(s).state is RunState.COLLECTING for s in sends)

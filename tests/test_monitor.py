@@ -116,12 +116,17 @@ def test_kill_is_offered_to_admins_only_after_the_wait(client, auth, users, runn
     assert (">Kill</button>" in client.get("/").get_data(as_text=True)) is sees_kill
 
 
-def test_queued_run_shows_its_place_and_what_it_waits_for(client, auth, users, running):
+def test_queued_runs_places_count_only_the_runs_waiting_ahead(client, auth, users, running):
+    """One run running and two waiting: the first waiting is #1 in line (the running run is not
+    in line), the second #2."""
     second = start_run(running.job, users["user"])
+    third = start_run(running.job, users["user"])
     auth.login("user@example.org")
     html = client.get("/").get_data(as_text=True)
-    assert f"#2 in the data line, waiting for run #{running.number}" in html
-    assert second.state is RunState.QUEUED
+    assert f"#1 in the data line, waiting for run #{running.number}<" in html
+    assert f"#2 in the data line, waiting for run #{running.number}<" in html
+    assert "#3 in the data line" not in html
+    assert second.state is third.state is RunState.QUEUED
 
 
 def test_history_filters_and_keyset_pages(app, client, auth, users):

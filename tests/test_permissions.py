@@ -420,6 +420,19 @@ def _monitor_ids(client, mine, theirs):
     return response, f'id="run-{theirs["run"]}"' in response.get_data(as_text=True)
 
 
+def _dismiss_finished_ids(client, mine, theirs):
+    from webapp.models.base import utcnow
+    from webapp.rules.states import RunState
+
+    run = db.session.get(Run, theirs["run"])
+    if run is not None:  # (an unknown id: no run to finish)
+        run.state, run.finished_at, run.in_monitor = RunState.FAILED, utcnow(), True
+        db.session.commit()
+    response = client.post("/monitor/dismiss-finished", data={"run": [theirs["run"]]})
+    db.session.expire_all()
+    return response, run is not None and not db.session.get(Run, theirs["run"]).in_monitor
+
+
 def _history_user(client, mine, theirs):
     response = client.get(f"/history?user={theirs['user']}")
     return response, response.status_code == 200 and f'href="/runs/{theirs["run"]}"' in response.get_data(
@@ -436,6 +449,7 @@ ID_FIELDS = {
     ("groups.wizard", "op"): (_group_add_step, False, False),
     ("groups.wizard", "campaign_ids"): (_group_campaigns, False, False),
     ("monitor.updates", "ids"): (_monitor_ids, False, True),
+    ("monitor.dismiss_finished", "run"): (_dismiss_finished_ids, False, True),
     ("monitor.history", "user"): (_history_user, True, True),
 }
 
@@ -577,6 +591,7 @@ def test_every_id_field_is_in_the_matrix(app):
         ("groups/wizard.py", "steps"),
         ("groups/wizard.py", "op"),
         ("monitor/routes.py", "ids"),
+        ("monitor/routes.py", "run"),
         ("monitor/routes.py", "user"),
     }
     assert {name for _, name in ID_FIELDS} == {n for _, n in covered_fields | covered_values}

@@ -56,8 +56,8 @@ def test_a_queued_rows_place_moves_as_the_line_does(client, auth, users, renders
     waiting = new_run(export_job(user, name="Second"), user, RunState.QUEUED, trigger="manual")
     db.session.commit()
     auth.login(user.email)
-    assert "#2 in the data line, waiting for First run #1" in monitor(client)
-    assert "#2 in the data line" in monitor(client)  # kept while it stays the same
+    assert "#1 in the data line, waiting for First run #1" in monitor(client)
+    assert "#1 in the data line" in monitor(client)  # kept while it stays the same
     running.state, running.finished_at = RunState.COMPLETED, utcnow()
     waiting.rq_job_id = "rq-second"
     db.session.commit()

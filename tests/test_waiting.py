@@ -121,12 +121,14 @@ def test_a_monitor_page_asks_for_the_places_of_its_queued_runs_once(app, client,
         return len(sent), html
 
     few, html = page()
-    assert html.count(" line, waiting for ") == 10  # the user's queued runs (F's are the other's)
-    assert "#3 in the email line, waiting for run #2<" in html
+    # the user's queued runs (F's are the other's), but for C's run handed to a worker: out of line
+    assert html.count(" line, waiting for ") == 9 and html.count("waiting for a worker") == 1
+    # the first send waiting is first in line: the send that runs is not in it
+    assert "#1 in the email line, waiting for run #2<" in html
     more = export_job(user, name="Export E")
     for _ in range(5):
         new_run(more, user, RunState.QUEUED, trigger="manual")
     db.session.commit()
     many, html = page()
-    assert html.count(" line, waiting for ") == 15
+    assert html.count(" line, waiting for ") == 14
     assert many == few  # five more queued rows, not one query more

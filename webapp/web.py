@@ -82,13 +82,15 @@ def state_badge(run: Any) -> Markup:
 
 
 def queue_place(run: Any, known: tuple[int, Any] | None = None) -> str:
-    """'#2 in the data line, waiting for run #12' for a queued run (imports and exports wait
-    in the data line, sends in the email line) (another job's run is named only to
-    those who may see it). `known`: the run's (place, blocking run) when a page worked them
-    out for all its rows at once (engine.waiting.queue_places); else asked for this run alone."""
-    place, blocking = known if known is not None else queue_position(run)
-    if run.rq_job_id and place == 1:
+    """'#1 in the data line, waiting for run #12' for a queued run: its place counts only the
+    runs waiting ahead of it, not the ones running (imports and exports wait in the data line,
+    sends in the email line; another job's run is named only to those who may see it). A run
+    already handed to a worker is out of the line: 'waiting for a worker'. `known`: the run's
+    (place, blocking run) when a page worked them out for all its rows at once
+    (engine.waiting.queue_places); else asked for this run alone."""
+    if run.rq_job_id:
         return "waiting for a worker"
+    place, blocking = known if known is not None else queue_position(run)
     if blocking is None:
         waits = ""
     elif blocking.job_id == run.job_id:

@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import CursorResult, Select, Update, bindparam, exists, func, select, text, update
+from sqlalchemy import CursorResult, Row, Select, Update, bindparam, exists, func, select, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from webapp.engine import handoff, queueing
@@ -21,7 +21,7 @@ from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.users import User
 from webapp.rules.clock import format_local
-from webapp.rules.states import RunState
+from webapp.rules.states import FINISHED, RunState
 
 HOLDING = [s for s in RunState if s.holds_job]
 DISPATCH_LOCK = 7_406_101  # the PostgreSQL advisory lock dispatchers take turns on
@@ -261,21 +261,24 @@ def enqueue_or_release(run_id: int, rq_job_id: str, lane: str = "data") -> bool:
         return False
 
 
+def _waiting_in_line(run_table, lane: str):
+    """Runs waiting in `lane`'s line: queued and not yet handed to a worker (a run holding a
+    slot, or handed to a worker, is no longer in line)."""
+    queued = run_table.c.state == RunState.QUEUED.value
+    return queued & run_table.c.rq_job_id.is_(None) & _in_lane(run_table, lane)
+
+
 def queue_position(run: Run) -> tuple[int, Run | None]:
-    """(place in line, the run it waits for) for a queued run. The line is the runs holding a
-    slot, its own job's paused run, and every job's runs that were queued before it; it waits
-    for a run of its own job, or else for the slot holder that started first."""
+    """(place in line, the run it waits for) for a queued run. Its place counts only the runs
+    waiting ahead of it (queued before it, not yet handed to a worker): the first one waiting
+    is #1, whatever runs now; it waits for a run of its own job, or else for the slot holder
+    that started first."""
     line = Run.__table__.alias("line")
     lane = lane_of(run.job_type)
     ahead = db.session.execute(
         select(func.count())
         .select_from(line)
-        .where(
-            line.c.id != run.id,
-            ((line.c.state == RunState.QUEUED.value) & (line.c.id < run.id) & _in_lane(line, lane))
-            | _taking_a_slot(line, lane)
-            | ((line.c.job_id == run.job_id) & line.c.state.in_([s.value for s in HOLDING])),
-        )
+        .where(line.c.id != run.id, line.c.id < run.id, _waiting_in_line(line, lane))
     ).scalar_one()  # a count: always one row
     blocking = db.session.execute(
         select(Run)
@@ -473,12 +476,40 @@ def retry_run(run: Run, user: User) -> str:
     return "The run was queued again and will continue from where it stopped."
 
 
-def dismiss(run: Run) -> None:
-    """Remove a finished run from the monitor (it stays in History)."""
+def dismiss(run: Run) -> list[int]:
+    """Take a finished run off the monitor (it stays in History); a group run takes its finished
+    step runs with it (they are folded under its row). The ids of the runs that left."""
     if not run.state.is_finished:
-        raise RunActionError("Only a finished run can be removed from the monitor.")
+        raise RunActionError("Only a finished run can be dismissed from the monitor.")
     run.in_monitor = False
+    steps = db.session.execute(
+        update(Run)
+        .where(Run.parent_run_id == run.id, Run.in_monitor.is_(True), Run.state.in_(sorted(FINISHED)))
+        .values(in_monitor=False)
+        .returning(Run.id)
+        .execution_options(synchronize_session=False)
+    )
+    left = [run.id, *steps.scalars()]
     db.session.commit()
+    return left
+
+
+def dismiss_finished(ids: list[int], viewer_id: int | None) -> list[Row]:
+    """Take the finished runs among `ids` off the monitor in one UPDATE (they stay in History):
+    only the viewer's own runs (`viewer_id`), or any run for a super admin (None). Runs still
+    waiting or running, and ids the viewer may not touch, are left as they are. The runs that
+    left, as rows of id, number, job_name and owner_id (for the audit log); not committed."""
+    if not ids:
+        return []
+    statement = update(Run).where(Run.id.in_(ids), Run.in_monitor.is_(True), Run.state.in_(sorted(FINISHED)))
+    if viewer_id is not None:
+        statement = statement.where(Run.owner_id == viewer_id)
+    returned = db.session.execute(
+        statement.values(in_monitor=False)
+        .returning(Run.id, Run.number, Run.job_name, Run.owner_id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(returned.all())
 
 
 def mark_downloaded(run: Run) -> None:

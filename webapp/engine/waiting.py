@@ -1,5 +1,5 @@
 """Queue places of many queued runs in one query: what a monitor page shows beside each run that
-waits ("#3 in the data line, waiting for run #12").
+waits ("#1 in the data line, waiting for run #12").
 
 runs.queue_position(run) answers for one run in two or three queries; a monitor page with N
 queued runs, refreshed every 2 s by every open monitor, asked it 2-3·N times. queue_places()
@@ -14,7 +14,7 @@ from functools import cache
 from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import defer
 
-from webapp.engine.runs import HOLDING, _in_lane, _taking_a_slot
+from webapp.engine.runs import HOLDING, _taking_a_slot, _waiting_in_line
 from webapp.extensions import db
 from webapp.jobtypes import lane_types
 from webapp.models.runs import Run
@@ -62,23 +62,13 @@ def _places_statement() -> Select:
 
 
 def _ahead(waiting, lane: str):
-    """How many runs are ahead of `waiting` in `lane`: those holding one of its slots, its own
-    job's holding run, and the lane's runs queued before it (queue_position's count)."""
+    """How many runs wait ahead of `waiting` in `lane`: the lane's runs queued before it and not
+    yet handed to a worker (queue_position's count; runs holding a slot are not in line)."""
     line = Run.__table__.alias(f"line_{lane}")
     return (
         select(func.count())
         .select_from(line)
-        .where(
-            line.c.id != waiting.c.id,
-            ((line.c.state == RunState.QUEUED.value) & (line.c.id < waiting.c.id) & _in_lane(line, lane))
-            | _taking_a_slot(line, lane)
-            # IS (NOT DISTINCT FROM): queue_position compares with the run's job_id as a value,
-            # which SQLAlchemy turns into IS NULL for a run whose job was deleted
-            | (
-                line.c.job_id.is_not_distinct_from(waiting.c.job_id)
-                & line.c.state.in_([s.value for s in HOLDING])
-            ),
-        )
+        .where(line.c.id != waiting.c.id, line.c.id < waiting.c.id, _waiting_in_line(line, lane))
         .correlate(waiting)
         .scalar_subquery()
     )

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, func, select
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import aliased, defer
 
 from webapp.engine.waiting import queue_places
 from webapp.extensions import db
-from webapp.groups.queries import group_names_for
+from webapp.jobtypes import job_type_for
 from webapp.models.audit import AuditEntry
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
@@ -32,22 +33,39 @@ ROW_LOAD = (defer(Run.checkpoint), defer(Run.error))
 # more than running it.
 
 
+def _folds_under_its_group(sees_all: bool):
+    """A step run whose group run is in the viewer's monitor: it is shown folded under that
+    group run's row (on the group run's page), not as a row of its own."""
+    group = aliased(Run, name="group_run")
+    in_monitor = select(group.id).where(group.id == Run.parent_run_id, group.in_monitor.is_(True))
+    if not sees_all:
+        in_monitor = in_monitor.where(group.owner_id == bindparam("viewer_id"))
+    return Run.parent_run_id.is_not(None) & in_monitor.exists()
+
+
 @cache
-def _monitor_statements(sees_all: bool) -> tuple[Select, Select]:
+def _monitor_statements(sees_all: bool) -> tuple[Select, Select, Select]:
     in_monitor = visible_runs_of_viewer(sees_all).where(Run.in_monitor.is_(True))
-    count = in_monitor.with_only_columns(func.count()).order_by(None)
+    top_level = in_monitor.where(~_folds_under_its_group(sees_all))
+    count = top_level.with_only_columns(func.count()).order_by(None)
     page = (
-        in_monitor.options(*ROW_LOAD)
+        top_level.options(*ROW_LOAD)
         .order_by(Run.sort_at.desc(), Run.id.desc())
         .offset(bindparam("offset"))
         .limit(bindparam("limit"))
     )
-    return count, page
+    steps = (
+        in_monitor.options(*ROW_LOAD)
+        .where(Run.parent_run_id.in_(bindparam("groups", expanding=True)))
+        .order_by(Run.sort_at.desc(), Run.id.desc())
+    )
+    return count, page, steps
 
 
 def monitor_page(user: User, page: int, per_page: int) -> NumberedPage[Run]:
-    """The monitor's rows for a page, newest start first, and how many rows there are."""
-    count, rows = _monitor_statements(user.is_super_admin)
+    """The monitor's top-level rows for a page, newest start first, and how many there are (a
+    step run whose group run is in the monitor is no row of its own: see folded_steps)."""
+    count, rows, _ = _monitor_statements(user.is_super_admin)
     total = db.session.execute(count, viewer(user)).scalar_one()
     runs = (
         db.session.execute(rows, {**viewer(user), "offset": offset(page, per_page), "limit": per_page})
@@ -55,6 +73,19 @@ def monitor_page(user: User, page: int, per_page: int) -> NumberedPage[Run]:
         .all()
     )
     return NumberedPage(list(runs), page, per_page, total)
+
+
+def folded_steps(user: User, runs: list[Run]) -> dict[int, list[Run]]:
+    """The step runs in the monitor of the group runs among `runs`, newest first, by group run
+    id: the rows folded under each group run's row."""
+    groups = [run.id for run in runs if job_type_for(run.job_type).drives_chain]
+    if not groups:
+        return {}
+    _, _, statement = _monitor_statements(user.is_super_admin)
+    folded: dict[int, list[Run]] = {}
+    for step in db.session.execute(statement, {**viewer(user), "groups": groups}).scalars():
+        folded.setdefault(step.parent_run_id, []).append(step)
+    return folded
 
 
 @cache
@@ -90,11 +121,17 @@ _TAKEN_FOR_OWNER = select(AuditEntry.object_id).where(
     AuditEntry.action == "run.result_downloaded_for_owner",
 )
 
+_GROUP_RUNS = select(Run.id, Run.job_name, Run.in_monitor, Run.owner_id).where(
+    Run.id.in_(bindparam("ids", expanding=True))
+)
 
-def row_names(user: User, runs: list[Run]) -> RowNames:
+
+def row_names(user: User, runs: list[Run], *, on_page: Collection[int] = ()) -> RowNames:
     """The group names and (for super admins) owner emails the rows of `runs` show, which of
-    the other users' results a super admin already took for them, and the queued runs' places
-    in line: four plain queries at most, not a User object per owner nor a query per queued run
+    the other users' results a super admin already took for them, the queued runs' places in
+    line and which step rows fold under their group run's row (`on_page`: the runs a polling
+    page shows, whose step rows stay folded under them even once they left the monitor): four
+    plain queries at most, not a User object per owner nor a query per queued run
     (engine.waiting.queue_places)."""
     owners: dict[int, str] = {}
     taken: frozenset[int] = frozenset()
@@ -107,7 +144,28 @@ def row_names(user: User, runs: list[Run]) -> RowNames:
                 for run_id in db.session.execute(_TAKEN_FOR_OWNER, {"ids": results}).scalars()
                 if run_id
             )
-    return RowNames(groups=group_names_for(runs), owners=owners, taken=taken, places=queue_places(runs))
+    groups, fold = _groups_of(user, runs, on_page)
+    return RowNames(groups=groups, owners=owners, taken=taken, places=queue_places(runs), fold=fold)
+
+
+def _groups_of(
+    user: User, runs: list[Run], on_page: Collection[int]
+) -> tuple[dict[int, str], dict[int, int]]:
+    """For RowNames: the group name of each step run among `runs`, and the group run each one
+    folds under: a group run the viewer sees that is in the monitor (_folds_under_its_group)
+    or on the polling page (`on_page`)."""
+    parents = list({run.parent_run_id for run in runs if run.parent_run_id})
+    if not parents:
+        return {}, {}
+    names: dict[int, str] = {}
+    shown: set[int] = set()
+    for group_id, name, in_monitor, owner_id in db.session.execute(_GROUP_RUNS, {"ids": parents}):
+        names[group_id] = name
+        if (in_monitor or group_id in on_page) and (user.is_super_admin or owner_id == user.id):
+            shown.add(group_id)
+    groups = {run.id: names[run.parent_run_id] for run in runs if run.parent_run_id in names}
+    fold = {run.id: run.parent_run_id for run in runs if run.parent_run_id in shown}
+    return groups, fold
 
 
 @dataclass

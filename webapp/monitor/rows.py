@@ -36,19 +36,21 @@ class MonitorRow:
     job_name: str
     state: str
     owner_email: str | None  # shown to super admins only
-    group_line: str | None  # "step 2 in group “Nightly chain”"
+    group_line: str | None  # "step 2 in group “Nightly chain”" ("step 2" folded under its group)
+    step_of: int | None  # folded under the row of this group run (hidden until it is unfolded)
+    has_steps: bool  # a group run that started its chain: its row has the fold control
     type: str
     started: str
     completed: str
     detail_url: str
-    progress: str  # running, waiting or state
+    progress: str  # running, starting (no total yet), waiting, collecting or state
     percent: int
     badge: Markup
     note: str
     result_url: str | None
     leaves_on_download: bool  # the viewer's own run: their download takes it off the monitor
     taken_for_owner: bool  # a super admin downloaded the result on the owner's behalf
-    action: str | None  # stop, kill, stopping, remove
+    action: str | None  # stop, kill, stopping, dismiss
     action_url: str | None
     question: str
     draft_label: str | None  # "Edit campaign": what a cancelled run was made from is editable again
@@ -60,6 +62,9 @@ class RowNames:
     """Names the rows of a page show beside their runs, each looked up once for the page."""
 
     groups: dict[int, str] = field(default_factory=dict)  # group name by step run id
+    # the group run a step run is folded under, by step run id: its group run is in the monitor
+    # (and seen by the viewer), so the step shows in that row's fold, not as a row of its own
+    fold: dict[int, int] = field(default_factory=dict)
     owners: dict[int, str] = field(default_factory=dict)  # owner email by user id (super admins)
     taken: frozenset[int] = frozenset()  # runs whose result was taken for their owner (the same)
     # (place in line, the run it waits for) by queued run id, all in one query
@@ -108,23 +113,29 @@ def monitor_row(
     *,
     taken_for_owner: bool = False,
     place: tuple[int, Run | None] | None = None,
+    step_of: int | None = None,
 ) -> MonitorRow:
     """The values of one monitor row (owner_email: the User column, shown to super admins only;
     None for others). A result downloaded by someone else than the owner (a super admin, on
     their behalf) leaves the row where it is: it waits for the owner (taken_for_owner says so).
-    `place`: a queued run's (place, blocking run) from RowNames.places (else asked for here)."""
+    `place`: a queued run's (place, blocking run) from RowNames.places (else asked for here).
+    `step_of`: the group run a step row is folded under (RowNames.fold)."""
     # (each value is read once: a mapped attribute read costs about as much as a dict lookup
     # through a descriptor, and 50 rows are worked out for every monitor request)
     run_id, state, control, percent = run.id, run.state, run.control, run.percent
     viewing = _viewing()
     progress, note = "state", ""
     if state.is_running:
-        progress = "running"
-        note = "Stopping…" if control == "stop" else ("Extracting…" if state is RunState.INITIALIZING else "")
+        progress, note = _running(run)
+        if control == "stop":
+            note = "Stopping…"
     elif state is RunState.SCHEDULED:
         progress, note = "waiting", f"for {format_local(run.scheduled_for, viewing.timezone)}"
     elif state is RunState.QUEUED:
         progress, note = "waiting", queue_place(run, place)
+    elif state is RunState.COLLECTING:  # a sent campaign counting opens and clicks: no work left
+        until = _local_day(run.collect_until, viewing.timezone)
+        progress, note = "collecting", f"Collecting results until {until}"
     elif state in (RunState.PAUSED, RunState.CANCELLED) and run.progress_total:
         progress, note = "waiting", f"at {percent}%"
     job_type = job_type_for(run.job_type)
@@ -143,11 +154,15 @@ def monitor_row(
             action = "stop"
             action_url = run_url("runs.stop", run_id, **{"from": "monitor"})
             question = stop_question(run)
-    elif state is RunState.FAILED:
-        action = "remove"
+    elif state.is_finished:
+        action = "dismiss"
         action_url = run_url("runs.dismiss", run_id, **{"from": "monitor"})
     draft = draft_link(run)
     job_id = run.job_id
+    if step_of is not None:
+        group_line: str | None = f"step {run.step}"
+    else:
+        group_line = f"step {run.step} in group “{group_name}”" if group_name else None
     return MonitorRow(
         run_id=run_id,
         job_id=job_id,
@@ -156,7 +171,9 @@ def monitor_row(
         job_name=run.job_name,
         state=state.value,
         owner_email=owner_email,
-        group_line=f"step {run.step} in group “{group_name}”" if group_name else None,
+        group_line=group_line,
+        step_of=step_of,
+        has_steps=job_type.drives_chain and run.started_at is not None,
         type=job_type.label,
         started=format_local(run.started_at, viewing.timezone),
         completed=format_local(run.finished_at, viewing.timezone),
@@ -176,6 +193,16 @@ def monitor_row(
     )
 
 
+def _running(run: Run) -> tuple[str, str]:
+    """(progress, note) of a running run: its progress bar once it knows its total; before,
+    what it does instead of a bare "0% 0" (extracting, starting, or how many are done)."""
+    if run.progress_total:
+        return "running", ""
+    if run.state is RunState.INITIALIZING:
+        return "starting", "Extracting…"
+    return "starting", f"{run.progress_done:,} done so far" if run.progress_done else "Starting…"
+
+
 def row_html(run: Run, names: RowNames, *, oob: bool = False, message: str | None = None) -> Markup:
     """The monitor row of a run (`message`: what an action just did, shown in the row)."""
     row = monitor_row(
@@ -184,6 +211,7 @@ def row_html(run: Run, names: RowNames, *, oob: bool = False, message: str | Non
         names.owners.get(run.owner_id, "") if _viewing().sees_owners else None,
         taken_for_owner=run.id in names.taken,
         place=names.places.get(run.id),
+        step_of=names.fold.get(run.id),
     )
     if message:  # said once, after an action: not kept
         return _render(row, oob, message)

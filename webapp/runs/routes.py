@@ -240,13 +240,21 @@ def retry(run_id: int):
 @bp.route("/<int:run_id>/dismiss", methods=["POST"])
 @login_required
 def dismiss(run_id: int):
-    """Remove a finished run from the monitor."""
+    """Dismiss a finished run from the monitor (a group run with its finished step runs); it
+    stays in History. The monitor's row is deleted by htmx, and the step rows folded under it
+    with it; a refusal leaves the row, saying why."""
+    left: list[int] = []
 
     def act(run):
-        engine.dismiss(run)
-        return "Removed from the monitor; it stays in History."
+        left.extend(engine.dismiss(run))
+        return "Dismissed from the monitor; it stays in History."
 
-    return _action(run_id, act, "run.dismissed")
+    response = _action(run_id, act, "run.dismissed")
+    if not (is_htmx() and request.args.get("from") == "monitor"):
+        return response
+    if not left:
+        return Response(response, headers={"HX-Reswap": "outerHTML"})
+    return render_template("monitor/partials/_gone.html", ids=left[1:])
 
 
 @bp.route("/<int:run_id>/rejections.csv")

@@ -37,6 +37,38 @@
     if (row) window.setTimeout(function () { row.remove(); }, 800);
   });
 
+  // The monitor's group runs fold their step rows (monitor/partials/_row.html): a group row's
+  // button [data-fold] shows or hides the rows [data-step-of] under it, folded by default.
+  // Which groups are open is kept here (and for the tab in sessionStorage) and put back after
+  // every htmx swap: the 2 s refresh replaces rows, and a new step row arrives folded. A step
+  // row whose group row is not on the page, or has no button any more, shows as a plain row.
+  const FOLDS_KEY = "conveyor.monitor.open";
+  const openGroups = new Set(JSON.parse(window.sessionStorage.getItem(FOLDS_KEY) || "[]"));
+  const applyFolds = function () {
+    document.querySelectorAll("tr[data-step-of]").forEach(function (row) {
+      const group = document.getElementById("run-" + row.dataset.stepOf);
+      const button = group && group.querySelector("button[data-fold]");
+      row.hidden = Boolean(button) && !openGroups.has(row.dataset.stepOf);
+    });
+    document.querySelectorAll("button[data-fold]").forEach(function (button) {
+      const id = button.dataset.fold;
+      button.setAttribute("aria-expanded", String(openGroups.has(id)));
+      button.hidden = !document.querySelector('tr[data-step-of="' + id + '"]');
+    });
+  };
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest && event.target.closest("button[data-fold]");
+    if (!button) return;
+    const id = button.dataset.fold;
+    if (openGroups.has(id)) openGroups.delete(id); else openGroups.add(id);
+    window.sessionStorage.setItem(FOLDS_KEY, JSON.stringify(Array.from(openGroups)));
+    applyFolds();
+  });
+  ["htmx:afterSwap", "htmx:oobAfterSwap"].forEach(function (name) {
+    document.addEventListener(name, applyFolds);
+  });
+  applyFolds();
+
   // The Menu button of the main navigation (app.css shows it on a narrow screen only) opens and
   // closes the menu; Escape closes it. Without JavaScript the button stays hidden and the menu
   // open, so every page stays reachable.
