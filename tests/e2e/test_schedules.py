@@ -362,7 +362,8 @@ def stop_unfinished(page: Page, name: str) -> None:
 
 
 def test_run_now_while_a_run_is_busy_queues_it_with_its_place(page: Page, scheduler, tmp_path):
-    """(3) Run now during a large import: queued "#2 in line", runs once run #1 is done."""
+    """(3) Run now during a large import: queued "#1 in line" (the running run is not in the
+    line), runs once run #1 is done."""
     name = "Large import run twice"
     path = large_import_csv(tmp_path, "q")
     log_in(page, scheduler)
@@ -389,17 +390,17 @@ def test_run_now_while_a_run_is_busy_queues_it_with_its_place(page: Page, schedu
 
         expect(page.get_by_role("heading", name=f"{name} run #2")).to_be_visible()
         expect(flash(page, "is queued")).to_have_text(
-            "Run #2 is queued, #2 in the data line, waiting for run #1."
+            "Run #2 is queued, #1 in the data line, waiting for run #1."
         )
         expect(page.get_by_role("region", name="Run status")).to_contain_text(
-            "Queued: #2 in the data line, waiting for run #1."
+            "Queued: #1 in the data line, waiting for run #1."
         )
 
         main_nav(page).get_by_role("link", name="Job monitor").click()
         expect(page.get_by_role("heading", name="Job monitor")).to_be_visible()
         first, second = run_row(page, name, 1), run_row(page, name, 2)
         expect(second.get_by_role("cell").nth(5)).to_have_text(
-            "Queued #2 in the data line, waiting for run #1"
+            "Queued #1 in the data line, waiting for run #1"
         )
         expect(first.get_by_role("cell").nth(5)).not_to_contain_text("Completed")
 
