@@ -34,7 +34,7 @@ from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.schedules import Blackout, JobSchedule
 from webapp.models.users import User
-from webapp.rules.clock import format_duration, format_local, to_local
+from webapp.rules.clock import format_day, format_duration, format_local, to_local
 from webapp.rules.states import RunState
 
 FOLLOWUP_FUNCTION = "webapp.engine.chains.after_group_run"
@@ -465,7 +465,7 @@ def _expire_group(group: Job, today: date) -> str | None:
         db.session.commit()
         notify(
             group.owner.email,
-            f"[Conveyor] Group {group.name} expires on {expires}",
+            f"[Conveyor] Group {group.name} expires on {format_day(expires)}",
             f"Your group “{group.name}” expires on {expires:%A, %B %d, %Y}. On that day "
             "its definition is deleted and cannot be recovered (its run history stays).\n"
             "To keep it, edit the group and change its expiration.\n",

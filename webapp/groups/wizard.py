@@ -5,6 +5,7 @@ On step 1 every change to the list (a button or drag and drop) is saved at once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
@@ -28,6 +29,7 @@ from webapp.models.campaigns import Campaign
 from webapp.models.jobs import Job
 from webapp.permissions import usable_ids
 from webapp.request_args import as_int
+from webapp.rules.clock import format_day
 from webapp.web import is_htmx, localtime
 
 STEPS = {1: "Jobs", 2: "After success", 3: "Notifications", 4: "Schedule"}
@@ -277,7 +279,7 @@ def _post_schedule(group: Job):
         "group.activated" if activate else "group.edited",
         group,
         kind="group",
-        detail=f"Expires {expires_on or 'never'}; {message}",
+        detail=f"Expires {format_day(date.fromisoformat(expires_on)) if expires_on else 'never'}; {message}",
     )
     flash(message, "success")
     target = url_for("groups.detail", group_id=group.id)
