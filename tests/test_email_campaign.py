@@ -158,7 +158,7 @@ def test_stop_on_a_processing_run_pauses_then_cancels_and_keeps_what_was_sent(ap
     assert 20 <= run.created < 120 == run.progress_total
     assert len(smtp_sink.recipients()) == run.created
     messages = [line.message for line in run_log(run)]
-    assert any(f"{run.created:,} of 120 records were sent" in m for m in messages)
+    assert any(f"{run.created:,} of 120 messages were sent" in m for m in messages)
 
 
 def run_log(run):

@@ -230,7 +230,9 @@ def _stopped(run: Run, job_type: JobType) -> None:
         phase = "extraction"
     else:
         of_total = f" of {total:,}" if total else ""
-        note = f"Stopped at a batch boundary: {done:,}{of_total} records were {noun_past} and stay so."
+        note = (
+            f"Stopped at a batch boundary: {done:,}{of_total} {job_type.noun} were {noun_past} and stay so."
+        )
     move(run, RunState.CANCELLED, note=note)
     run.control = None
     job_type.after_cancel(run, phase)

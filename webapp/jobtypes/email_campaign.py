@@ -45,7 +45,7 @@ class EmailCampaign(JobType):
     can_pause = True
     lane = "email"
     runs_on_request = False  # only its Launch (with the confirmation) or a group starts it
-    noun = "recipients"
+    noun = "messages"
     sends_email = True
     new_endpoint, new_label = "campaigns.new", "New campaign"
     can_be_step = False  # a group launches it after success instead
