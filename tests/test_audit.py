@@ -318,3 +318,14 @@ def test_the_sweep_deletes_entries_older_than_the_audit_retention_and_keeps_newe
     db.session.commit()
     scheduler_loop.loop(once=True)  # its hourly sweep
     assert [e.detail for e in entries()] == ["kept"]
+
+
+def test_the_action_filter_names_each_wording_once_and_finds_older_codes_too(client, auth, users):
+    for action, label in (("download_result", "old entry"), ("run.result_downloaded_for_owner", "new entry")):
+        db.session.add(AuditEntry(actor_id=users["super_admin"].id, action=action, detail=label))
+    db.session.commit()
+    auth.login(users["super_admin"].email)
+    page = client.get("/admin/audit").get_data(as_text=True)
+    assert page.count(">Result downloaded for its owner</option>") == 1
+    found = client.get("/admin/audit?action=run.result_downloaded_for_owner").get_data(as_text=True)
+    assert "old entry" in found and "new entry" in found

@@ -95,6 +95,14 @@ CSV_HEADER = [
 ]
 
 
+def _first_code(text: str) -> str:
+    return next(code for code, label in ACTIONS.items() if label == text)
+
+
+# the Action filter's choices: each wording once (an older code with the same words is found too)
+FILTER_ACTIONS = {code: text for code, text in ACTIONS.items() if code == _first_code(text)}
+
+
 def action_label(action: str) -> str:
     """The words for an action ('run.stopped' → 'Run stopped'; an unknown one from its name)."""
     return ACTIONS.get(action) or action.replace(".", " ").replace("_", " ").capitalize()
@@ -145,8 +153,11 @@ class AuditFilter:
         zone = current_app.config["TIMEZONE"]
         if self.user_id is not None:
             query = query.where(AuditEntry.actor_id == self.user_id)
-        if self.action:
-            query = query.where(AuditEntry.action == self.action)
+        if self.action:  # every code shown with the same words (older entries' codes too)
+            label = ACTIONS[self.action]
+            query = query.where(
+                AuditEntry.action.in_([code for code, text in ACTIONS.items() if text == label])
+            )
         if self.object_type:
             query = query.where(AuditEntry.object_type == self.object_type)
         if self.object_id is not None:
@@ -238,7 +249,7 @@ def audit_log():
         page=page,
         filters=filters,
         users=users,
-        actions=ACTIONS,
+        actions=FILTER_ACTIONS,
         action_label=action_label,
         links=object_links(entries),
         kinds=sorted(OBJECT_KINDS),
