@@ -379,7 +379,7 @@ def test_a_sending_campaign_run_page_has_a_chart_that_refreshes_itself(client, a
 
     section = page.split('<section id="campaign-chart"', 1)[1].split("</section>", 1)[0]
     url = f"/runs/{run.id}/campaign-chart"
-    assert f'hx-get="{url}" hx-trigger="every 10s" hx-swap="outerHTML"' in section
+    assert f'hx-get="{url}" hx-trigger="every 4s" hx-swap="outerHTML"' in section
     assert 'role="img"' in section and "<caption>Messages sent a minute" in section
     assert _table_rows(page) == [["10:00 AM", "1"]]
     assert "/static/charts.js" in SCRIPTS.findall(page)
