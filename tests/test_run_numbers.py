@@ -92,6 +92,7 @@ def test_a_planned_occurrence_has_no_number_and_reads_planned(app, client, auth,
         assert "None" not in page and "planned run" in page
     assert 'aria-label="Stop Nightly export planned run"' in monitor
     assert f"Job #{job.id} · planned run of this job" in run_page
+    assert "Nightly export" not in client.get("/history").get_data(as_text=True)  # not happened yet
 
 
 def test_firing_gives_the_occurrence_the_next_number(app, users, job):

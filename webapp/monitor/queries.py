@@ -191,6 +191,9 @@ def _history_statement(sees_all: bool, filters: frozenset[str], page_from: str) 
     """History's page statement for one kind of viewer, set of filters in use and direction
     (page_from: "top", "before" or "after" an id), built once."""
     query = visible_runs_of_viewer(sees_all).options(defer(Run.checkpoint), defer(Run.error))
+    # what happened: a planned occurrence joins History once it fires (it then has a number);
+    # until then the monitor shows it waiting and its job's page shows it as Next
+    query = query.where(Run.number.is_not(None))
     if "job_type" in filters:
         query = query.where(Run.job_type == bindparam("job_type"))
     if "state" in filters:
