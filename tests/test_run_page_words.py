@@ -89,3 +89,16 @@ def test_the_job_page_lists_runs_in_the_job_types_words(app, client, auth, users
     page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert " exported" in page  # an export counts what it exported
     assert "created ·" not in page and "unchanged" not in page
+
+
+def test_a_processing_run_reads_processing_in_the_monitor_the_job_page_and_its_page(client, auth, users, job):
+    run = start_run(job, users["user"])
+    run.state, run.started_at, run.heartbeat_at = RunState.PROCESSING, utcnow(), utcnow()
+    run.progress_done, run.progress_total = 10, 100
+    db.session.commit()
+    auth.login(users["user"].email)
+    row = client.get("/").get_data(as_text=True)
+    row = row[row.index(f'id="run-{run.id}"') :]
+    assert "Processing" in row[: row.index("</tr>")]
+    assert "Processing" in client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert "Processing" in status_text(client, run.id)

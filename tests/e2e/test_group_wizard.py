@@ -47,9 +47,13 @@ def test_every_change_is_saved_at_once_and_activate_shows_the_group_page(context
     group_id = re.search(r"/groups/(\d+)/edit/1$", page.url).group(1)
     expect(page.get_by_text("Every change is saved at once.")).to_be_visible()
     expect(flash(page, ADD_MORE)).to_be_visible()
+    created = page.get_by_text("“Kept chain” created as a draft")
+    expect(created).to_be_visible()
 
-    # One job: saved, and the page says only what is missing (no "Saved" beside it).
+    # One job: saved, and the page says only what is missing (no "Saved" beside it); the
+    # message about creating the group has served and goes.
     page.get_by_role("button", name=f"Add {a}").click()
+    expect(created).to_have_count(0)
     expect(page.get_by_role("button", name=f"Remove {a}")).to_be_focused()
     expect(flash(page, ADD_MORE)).to_be_visible()
     expect(page.get_by_text(re.compile(r"Saved"))).to_have_count(0)

@@ -92,3 +92,14 @@
     });
   }
 })();
+
+// A page message says what was just done: once the person does something else on the page
+// through htmx (a wizard step, a button; not a background refresh), it has served and goes,
+// so "Group created" is not still on screen three steps later.
+document.body.addEventListener("htmx:beforeRequest", function (event) {
+  var trigger = (event.detail.elt && event.detail.elt.getAttribute("hx-trigger")) || "";
+  if (trigger.indexOf("every") !== -1) return;
+  document.querySelectorAll("main > .flash.success, main > .flash.info").forEach(function (message) {
+    message.remove();
+  });
+});
