@@ -134,6 +134,14 @@ def test_a_group_runs_steps_unfold_under_its_row(context, folder: Account, serve
     expect(unfold).to_have_attribute("aria-expanded", "false")
     expect(page.locator("tr[data-step-of]").filter(has_text=importer)).to_be_hidden()
 
+    # without JavaScript nothing is folded away: the steps show under their group, no button
+    plain = context.browser.new_context(java_script_enabled=False, base_url=server.url).new_page()
+    log_in(plain, folder)
+    plain.goto("/")
+    expect(row_of(plain, importer)).to_be_visible()
+    expect(plain.get_by_role("button", name=f"Show the steps of {name} run #1")).to_be_hidden()
+    plain.context.close()
+
     group.get_by_role("button", name=f"Dismiss {name} run #1").click()
     expect(row_of(page, name)).to_have_count(0)
     expect(page.locator("tr[data-step-of]")).to_have_count(0)
