@@ -21,6 +21,7 @@ from webapp.admin.outbox import OutboxSearch
 from webapp.auth.forms import AccountEmail, NewPassword
 from webapp.formutil import choices
 from webapp.models.users import Role
+from webapp.rules.clock import format_day
 from webapp.rules.countries import country_choices
 
 
@@ -82,9 +83,7 @@ def _search_day(_form: object, field: DateField) -> None:
     """A search date from SEARCH_DAYS, as a field message otherwise."""
     first, last = SEARCH_DAYS
     if field.data is not None and not first <= field.data <= last:
-        raise ValidationError(
-            f"Choose a date from {first:%b} {first.day}, {first.year} to {last:%b} {last.day}, {last.year}."
-        )
+        raise ValidationError(f"Choose a date from {format_day(first)} to {format_day(last)}.")
 
 
 def _search_text(label: str) -> StringField:

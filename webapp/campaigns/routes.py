@@ -16,7 +16,7 @@ from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
 from webapp.jobtypes.email_campaign import EmailCampaign
 from webapp.mailing.audience import AudienceError, audience_sizes, describe_rule, rule_conditions
-from webapp.mailing.render import CompiledCampaign, RenderError
+from webapp.mailing.render import MERGE_FIELDS, CompiledCampaign, RenderError
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign, CampaignStatus, SavedFilter
 from webapp.models.jobs import Job
@@ -160,20 +160,7 @@ def _preview(campaign: Campaign, email: str) -> tuple[Supporter | None, EmailMes
     if email and supporter is None:
         return None, None, f"No supporter has the email {email}."
     data = (
-        {
-            name: getattr(supporter, name)
-            for name in (
-                "email",
-                "first_name",
-                "last_name",
-                "address1",
-                "city",
-                "state",
-                "zip",
-                "phone",
-                "donation_total",
-            )
-        }
+        {name: getattr(supporter, name) for name in MERGE_FIELDS}
         if supporter
         else {"email": "someone@example.org", "first_name": "Alex"}
     )

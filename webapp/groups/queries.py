@@ -17,7 +17,7 @@ from webapp.models.campaigns import Campaign
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.permissions import job_or_404
-from webapp.rules.clock import format_duration, to_local
+from webapp.rules.clock import format_day, format_duration, to_local
 from webapp.rules.states import RunState
 
 GROUP = JobGroup.key
@@ -54,7 +54,7 @@ def group_state(definition: GroupDefinition, today: date) -> GroupState:
     if definition.never_expires:
         expiry = "Never expires"
     elif expires is not None:
-        expiry = f"Expires {expires:%b} {expires.day}, {expires.year}"
+        expiry = f"Expires {format_day(expires)}"
     else:
         expiry = "No expiration set"
     if definition.activated:

@@ -226,7 +226,7 @@ def describe_schedule(schedule) -> str:
     """'Every Monday and Friday at 1:30 AM', in words, for the job page."""
     if schedule is None:
         return ""
-    at = schedule.time.strftime("%I:%M %p").lstrip("0") if schedule.time else ""
+    at = clock_text(schedule.time.hour, schedule.time.minute) if schedule.time else ""
     kind = schedule.kind
     if kind == ScheduleKind.TIMES_PER_DAY:
         if schedule.times_per_day == 1:

@@ -64,8 +64,7 @@ def get_job_type(key: str) -> JobType:
 
 def lane_of(key: str) -> str:
     """The line a job type's runs wait in ("data" or "email")."""
-    job_type = REGISTRY.get(key)
-    return job_type.lane if job_type else "data"
+    return job_type_for(key).lane
 
 
 def lane_types(lane: str) -> list[str]:

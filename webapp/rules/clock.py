@@ -112,10 +112,7 @@ def check_plannable(value: date | datetime | None) -> str | None:
         return None
     day = value.date() if isinstance(value, datetime) else value
     if day > LAST_PLANNABLE:
-        return (
-            f"Choose a date on or before {LAST_PLANNABLE:%b} {LAST_PLANNABLE.day}, "
-            f"{LAST_PLANNABLE.year}: Conveyor cannot plan later dates."
-        )
+        return f"Choose a date on or before {format_day(LAST_PLANNABLE)}: Conveyor cannot plan later dates."
     return None
 
 

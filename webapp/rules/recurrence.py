@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import rrule
 
-from webapp.rules.clock import LAST_PLANNABLE, exists_locally, local_to_utc, utc_to_local_naive
+from webapp.rules.clock import LAST_PLANNABLE, exists_locally, format_day, local_to_utc, utc_to_local_naive
 
 PAST_SLOT_MESSAGE = "The time selected occurs in the past"
 
@@ -140,7 +140,7 @@ def _validate(s: Schedule) -> None:
 def _check_plannable(what: str, day: date) -> None:
     """Raise ScheduleError for a day after the last one Conveyor plans."""
     if day > LAST_PLANNABLE:
-        last = f"{LAST_PLANNABLE:%b} {LAST_PLANNABLE.day}, {LAST_PLANNABLE.year}"
+        last = format_day(LAST_PLANNABLE)
         raise ScheduleError(f"{what} {day.isoformat()} is after {last}, the last day Conveyor can plan")
 
 
