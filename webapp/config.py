@@ -52,6 +52,15 @@ def make_private(var_dir: Path, folders: list[Path]) -> None:
         logging.getLogger("conveyor").warning("could not make %s owner-only: %s", var_dir, problem)
 
 
+def database_url(url: str) -> str:
+    """The database URL as SQLAlchemy should read it: PostgreSQL through psycopg 3 whichever way
+    the URL names it (`postgres://`, `postgresql://`, `postgresql+psycopg2://` as older docs say)."""
+    for scheme in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
 def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the app config from defaults, the environment and an optional mapping."""
     env = os.environ
@@ -65,6 +74,12 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
         "VAR_DIR": str(var_dir),
         "SQLALCHEMY_DATABASE_URI": env.get("CONVEYOR_DATABASE_URL") or f"sqlite:///{var_dir / 'conveyor.db'}",
         "REDIS_URL": env.get("CONVEYOR_REDIS_URL") or None,
+        # where uploads, results and outbox messages live: a local (or shared) folder under var/
+        # by default, or S3-compatible object storage (s3://bucket/prefix)
+        "STORAGE_URL": env.get("CONVEYOR_STORAGE_URL") or None,
+        # /metrics and /healthz answer without a session only to these addresses (comma-separated
+        # addresses or networks)
+        "METRICS_ALLOW": env.get("CONVEYOR_METRICS_ALLOW", "127.0.0.1,::1"),
         # the schema commands (flask db ...); the RQ worker leaves them out
         "MIGRATIONS": True,
         "TIMEZONE": env.get("CONVEYOR_TIMEZONE", "America/New_York"),
@@ -108,6 +123,7 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
     }
     config.update(overrides)
     config["VAR_DIR"] = str(var_dir)
+    config["SQLALCHEMY_DATABASE_URI"] = database_url(config["SQLALCHEMY_DATABASE_URI"])
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = env.get("CONVEYOR_SECRET_KEY") or _secret_key(var_dir)
     for sub in ("results", "uploads", "outbox"):
