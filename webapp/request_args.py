@@ -10,7 +10,7 @@ from datetime import date
 from flask import abort, request
 from werkzeug.routing import IntegerConverter, Map
 
-MAX_ID = 2**63 - 1  # the largest integer SQLite (and PostgreSQL's bigint) stores
+MAX_ID = 2**31 - 1  # the largest id PostgreSQL's integer columns store (SQLite's go further)
 MAX_PAGE = 1_000_000
 
 
