@@ -83,6 +83,7 @@ def test_the_group_steps_migration_moves_each_groups_steps_into_rows_and_back(tm
 
 def test_secret_key_is_generated_once_and_kept(tmp_path, monkeypatch):
     monkeypatch.delenv("CONVEYOR_SECRET_KEY", raising=False)
+    monkeypatch.delenv("CONVEYOR_DATABASE_URL", raising=False)  # generated on the embedded default only
     first = load_config({"VAR_DIR": str(tmp_path)})["SECRET_KEY"]
     second = load_config({"VAR_DIR": str(tmp_path)})["SECRET_KEY"]
     assert first == second and len(first) >= 40
@@ -94,8 +95,11 @@ def test_environment_configures_database_redis_zone_and_upload_limit(tmp_path, m
     monkeypatch.setenv("CONVEYOR_REDIS_URL", "redis://cache.example:6379/2")
     monkeypatch.setenv("CONVEYOR_TIMEZONE", "Europe/London")
     monkeypatch.setenv("CONVEYOR_UPLOAD_LIMIT", "50MB")
+    monkeypatch.setenv("CONVEYOR_SECRET_KEY", "shared-key")  # required with a shared database
+    monkeypatch.setenv("CONVEYOR_BOUNCE_TOKEN", "shared-token")
     config = load_config({"VAR_DIR": str(tmp_path)})
-    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql://u:p@db.example/conveyor"
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db.example/conveyor"
+    assert (config["SECRET_KEY"], config["BOUNCE_TOKEN"]) == ("shared-key", "shared-token")
     assert config["REDIS_URL"] == "redis://cache.example:6379/2"
     assert config["TIMEZONE"] == "Europe/London"
     assert config["MAX_CONTENT_LENGTH"] == 50 * 1024 * 1024

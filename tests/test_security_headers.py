@@ -172,7 +172,8 @@ def test_the_session_cookie_is_secure_when_the_server_itself_speaks_https(app, u
 
 
 def test_conveyor_trust_proxy_sets_how_many_proxies_are_believed(monkeypatch, tmp_path):
+    identity = {"SECRET_KEY": "x", "BOUNCE_TOKEN": "x"}  # (required on a shared database)
     monkeypatch.setenv("CONVEYOR_TRUST_PROXY", "2")
-    assert load_config({"VAR_DIR": str(tmp_path)})["TRUST_PROXY"] == 2
+    assert load_config({"VAR_DIR": str(tmp_path), **identity})["TRUST_PROXY"] == 2
     monkeypatch.delenv("CONVEYOR_TRUST_PROXY")
-    assert load_config({"VAR_DIR": str(tmp_path)})["TRUST_PROXY"] == 0
+    assert load_config({"VAR_DIR": str(tmp_path), **identity})["TRUST_PROXY"] == 0

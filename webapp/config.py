@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 import os
 import re
 import secrets
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
+
+import click
 
 PRIVATE_MARKER = ".owner-only"  # under var/: files left readable by others were made 0600
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)b?\s*$", re.IGNORECASE)
@@ -23,13 +28,57 @@ def parse_size(text: str) -> int:
     return number * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
 
 
-def _secret_key(var_dir: Path) -> str:
-    """Read the secret key kept under var/, creating it on first use."""
-    path = var_dir / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+class MissingIdentity(click.ClickException):
+    """The deployment's shared secrets are not set although several machines may share its
+    database (a ClickException: the `flask` command prints it as one error line)."""
+
+
+IDENTITY = {"SECRET_KEY": "CONVEYOR_SECRET_KEY", "BOUNCE_TOKEN": "CONVEYOR_BOUNCE_TOKEN"}
+
+
+def kept_secret(var_dir: Path, name: str, nbytes: int = 48) -> str:
+    """The secret kept in var/<name>, created on first use. It is written whole to a temporary
+    file and then linked into place, which fails if the name exists: of processes starting
+    together on a fresh var dir (gunicorn's workers) the first writer wins, and every one reads
+    that value, never a half-written file."""
+    path = var_dir / name
+    if not path.exists() or not path.read_text().strip():
+        handle, temporary = tempfile.mkstemp(dir=var_dir, prefix=f".{name}-")  # 0600
+        try:
+            with os.fdopen(handle, "w") as out:
+                out.write(secrets.token_urlsafe(nbytes) + "\n")
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                if not path.read_text().strip():  # left empty by an older, non-atomic version
+                    os.replace(temporary, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
     return path.read_text().strip()
+
+
+def embedded_database(url: str) -> bool:
+    """Whether the database is the embedded default's kind (SQLite: one machine only)."""
+    return url.startswith("sqlite")
+
+
+def require_identity(config: dict[str, Any]) -> None:
+    """Refuse to start on a shared database without the deployment's secret key and bounce
+    token: each machine would otherwise generate its own, and a link signed on a worker (a
+    campaign's tracking or unsubscribe link) would be rejected by a web server."""
+    missing = [variable for key, variable in IDENTITY.items() if not config.get(key)]
+    if missing and not embedded_database(config["SQLALCHEMY_DATABASE_URI"]):
+        raise MissingIdentity(
+            f"Conveyor refuses to start: {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set. With a database other than the "
+            "embedded SQLite, Conveyor's processes may run on several machines, and each would "
+            "otherwise generate its own secret key and bounce token, signing tracking and "
+            "unsubscribe links (and accepting bounce reports) that the others reject. Set "
+            "CONVEYOR_SECRET_KEY and CONVEYOR_BOUNCE_TOKEN to the same values for every process "
+            "on every machine (e.g. the output of: python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))')."
+        )
 
 
 def make_private(var_dir: Path, folders: list[Path]) -> None:
@@ -59,6 +108,20 @@ def database_url(url: str) -> str:
         if url.startswith(scheme):
             return "postgresql+psycopg://" + url[len(scheme) :]
     return url
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def allowed_networks(text: str) -> list[Network]:
+    """METRICS_ALLOW's comma-separated addresses and networks ('127.0.0.1,::1,10.0.0.0/8')."""
+    networks = []
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"CONVEYOR_METRICS_ALLOW: not an address or network: {entry!r}") from None
+    return networks
 
 
 def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -97,12 +160,13 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
         "HEARTBEAT_SECONDS": float(env.get("CONVEYOR_HEARTBEAT_SECONDS", "5")),
         "DEAD_AFTER_SECONDS": float(env.get("CONVEYOR_DEAD_AFTER_SECONDS", "30")),
         "RECONCILE_EVERY_SECONDS": float(env.get("CONVEYOR_RECONCILE_EVERY_SECONDS", "10")),
+        # /healthz fails once the scheduler's last pass is older than this
+        "SCHEDULER_STALE_SECONDS": float(env.get("CONVEYOR_SCHEDULER_STALE_SECONDS", "60")),
         "PAGE_SIZE": 50,
         "SMTP_CONNECTIONS": int(env.get("CONVEYOR_SMTP_CONNECTIONS", "4")),
         "EMAIL_BATCH_SIZE": int(env.get("CONVEYOR_EMAIL_BATCH_SIZE", "200")),
         "EMAIL_RETRY_BACKOFF": float(env.get("CONVEYOR_EMAIL_RETRY_BACKOFF", "2")),
         "COLLECT_DAYS": float(env.get("CONVEYOR_COLLECT_DAYS", "30")),
-        "BOUNCE_TOKEN": env.get("CONVEYOR_BOUNCE_TOKEN") or None,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -124,8 +188,13 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
     config.update(overrides)
     config["VAR_DIR"] = str(var_dir)
     config["SQLALCHEMY_DATABASE_URI"] = database_url(config["SQLALCHEMY_DATABASE_URI"])
-    if not config.get("SECRET_KEY"):
-        config["SECRET_KEY"] = env.get("CONVEYOR_SECRET_KEY") or _secret_key(var_dir)
+    for key, variable in IDENTITY.items():  # a mapping's empty value leaves it to the environment
+        config[key] = config.get(key) or env.get(variable) or None
+    require_identity(config)
+    allowed_networks(config["METRICS_ALLOW"])  # a mistyped entry stops the start, not a scrape
+    # the embedded default runs on one machine: its secrets are generated once and kept under var/
+    config["SECRET_KEY"] = config["SECRET_KEY"] or kept_secret(var_dir, "secret_key", 48)
+    config["BOUNCE_TOKEN"] = config["BOUNCE_TOKEN"] or kept_secret(var_dir, "bounce_token", 32)
     for sub in ("results", "uploads", "outbox"):
         key = f"{sub.upper()}_DIR"
         config.setdefault(key, str(var_dir / sub))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from webapp import create_app
 from webapp.cli import bootstrap
+from webapp.config import MissingIdentity
 
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
@@ -278,7 +279,10 @@ def supervise(supervised: list[Child]) -> None:
 
 def main() -> int:
     """Start everything, print where to log in, keep it running, and stop it all on Ctrl-C."""
-    app = create_app()
+    try:
+        app = create_app()
+    except MissingIdentity as problem:
+        raise SystemExit(f"conveyor: {problem.message}") from None
     host = os.environ.get("CONVEYOR_HOST", "127.0.0.1")
     port = os.environ.get("CONVEYOR_PORT", "5000")
     env = dict(os.environ)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import os
-import secrets
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -15,17 +13,9 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def bounce_token() -> str:
-    """The bounce webhook's bearer token (configured, or kept under var/ like the secret key)."""
-    configured = current_app.config.get("BOUNCE_TOKEN")
-    if configured:
-        return configured
-    path = os.path.join(current_app.config["VAR_DIR"], "bounce_token")
-    if not os.path.exists(path):
-        with open(path, "w") as out:
-            out.write(secrets.token_urlsafe(32))
-        os.chmod(path, 0o600)
-    with open(path) as token_file:
-        return token_file.read().strip()
+    """The bounce webhook's bearer token (CONVEYOR_BOUNCE_TOKEN, or on the embedded default the
+    one kept under var/: webapp/config.py)."""
+    return current_app.config["BOUNCE_TOKEN"]
 
 
 def _error(status: int, message: str):
