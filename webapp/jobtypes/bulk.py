@@ -1,11 +1,14 @@
-"""Fast batched SQL for job types: the driver's executemany, portable across SQLite and PostgreSQL."""
+"""Fast batched SQL for job types: the driver's executemany, portable across SQLite and PostgreSQL,
+and a thread that writes one batch while the next is prepared."""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import datetime
+from types import TracebackType
 from typing import Any, cast
 
 from webapp.extensions import db
@@ -15,6 +18,17 @@ def _sql(statement: str) -> str:
     """Write statements with '?' placeholders; switch to '%s' for format-style drivers."""
     style = db.session.get_bind().dialect.paramstyle
     return statement if style == "qmark" else statement.replace("?", "%s")
+
+
+def dialect() -> str:
+    """The session's database: 'sqlite' or 'postgresql'."""
+    return db.session.get_bind().dialect.name
+
+
+def driver_connection() -> Any:
+    """The driver's own connection under the session, in the session's open transaction (psycopg's
+    for COPY)."""
+    return db.session.connection().connection.driver_connection
 
 
 def execute(statement: str, params: Sequence[Any]) -> None:
@@ -75,6 +89,43 @@ def sqlite_bulk_writes(cache_kib: int, checkpoint_pages: int) -> Iterator[None]:
             connection = db.session.connection()
             for name, old in previous.items():
                 connection.exec_driver_sql(f"PRAGMA {name} = {old}")
+
+
+class WriteBehind:
+    """One write at a time in a thread of its own, while the caller prepares the next: the
+    database stores one batch while Python reads and validates the following one.
+
+    The write gets everything it needs as arguments (a driver connection, never the session);
+    the caller leaves the session alone until result() returned, and leaving the block waits
+    for the write in progress, so a rollback never meets a connection still busy."""
+
+    def __enter__(self) -> WriteBehind:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-behind")
+        self._pending: Future[Any] | None = None
+        return self
+
+    def start(self, write: Callable[..., Any], *args: Any) -> None:
+        """Start write(*args) in the thread; the one before must have been collected."""
+        if self._pending is not None:
+            raise RuntimeError("the previous write was not collected")
+        self._pending = self._pool.submit(write, *args)
+
+    def result(self) -> Any:
+        """Wait for the write in progress and return its result (None when there is none); its
+        exception, if it failed."""
+        pending, self._pending = self._pending, None
+        return None if pending is None else pending.result()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        try:
+            if kind is None:
+                self.result()
+            elif self._pending is not None:
+                wait([self._pending])  # its own failure, if any, is not the one to report
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def placeholders(count: int) -> str:

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 from webapp.csvfiles import RecordBatch, iter_record_batches
 from webapp.jobtypes import fields
 from webapp.jobtypes.bulk import (
+    WriteBehind,
+    dialect,
+    driver_connection,
     execute,
     executemany,
     fetchall,
@@ -21,6 +24,7 @@ from webapp.jobtypes.bulk import (
     sqlite_bulk_writes,
     timestamp,
 )
+from webapp.jobtypes.pg_copy import StagedUpsert, Written
 from webapp.models.base import utcnow
 from webapp.rules.countries import DEFAULT
 
@@ -117,6 +121,9 @@ class Importer:
             -(-self.batch_size // slices),
             skip=1 + done,
         )  # the header, then what was imported before
+        if dialect() == "postgresql":
+            self.run_copying(batches, done)
+            return
         counts: Counter[str] = Counter()
         with sqlite_bulk_writes(PAGE_CACHE_KIB, CHECKPOINT_PAGES), rare_collections():
             for batch in batches:
@@ -128,6 +135,52 @@ class Importer:
                     counts.clear()
             if counts:
                 ctx.commit_batch(done=done, checkpoint={"records": done}, **counts)
+
+    def run_copying(self, batches: Iterator[RecordBatch], done: int) -> None:
+        """The batch loop on PostgreSQL: a writer thread COPYs each slice into a staging table
+        and upserts it from there (pg_copy.StagedUpsert) while this thread reads and validates
+        the next slice. A batch is committed once its last slice is written; the session is
+        used only while the writer waits."""
+        ctx = self.ctx
+        upsert = StagedUpsert(self.names, self.run_id, default_opted_in="opted_in" not in self.names)
+        counts: Counter[str] = Counter()
+
+        def collect(last: bool = False) -> None:
+            """Wait for the slice being written; commit the batch it completes (or the last)."""
+            counts.update(self.written(writer.result()))
+            if counts["checked"] >= self.batch_size or (last and counts):
+                ctx.commit_batch(done=done, checkpoint={"records": done}, **counts)
+                counts.clear()
+
+        with rare_collections(), WriteBehind() as writer:
+            while True:
+                try:
+                    batch = next(batches, None)  # read while the slice before is written
+                except Exception:
+                    collect()  # as on SQLite, the batches before the unreadable record stay
+                    raise
+                if batch is None:
+                    break
+                parsed = self.parse_batch(batch)
+                checked = len(batch)
+                del batch
+                collect()
+                done += checked
+                counts.update(self.sort_out(parsed, checked))
+                if parsed.emails:
+                    rows = (parsed.lines, parsed.emails, parsed.columns)
+                    writer.start(upsert.write, driver_connection(), *rows, utcnow())
+                del parsed
+            collect(last=True)
+
+    def written(self, written: Written | None) -> dict[str, int]:
+        """The counts of a slice StagedUpsert wrote; its emails stored earlier by this run logged
+        as upsert logs them."""
+        if written is None:
+            return {}
+        for line, email in written.again:
+            self.note_duplicate(f"line {line}: {email} appeared earlier in the file; this later row wins")
+        return {"created": written.created, "updated": written.updated, "unchanged": written.unchanged}
 
     def parse(self, values: list[str]) -> tuple[str, list[Any]]:
         """Validate one record into (email, values per mapped field; None = leave as stored)."""
@@ -226,18 +279,17 @@ class Importer:
     def write_slice(self, batch: RecordBatch) -> dict[str, int]:
         """Validate and upsert records (in the open transaction); return their counts."""
         parsed = self.parse_batch(batch)
+        counts = self.sort_out(parsed, len(batch))
+        created, updated, unchanged = self.upsert(parsed)
+        return {**counts, "created": created, "updated": updated, "unchanged": unchanged}
+
+    def sort_out(self, parsed: Parsed, checked: int) -> dict[str, int]:
+        """Reject a slice's invalid records and drop its repeated emails before it is written;
+        return its counts so far."""
         for line, problem in parsed.invalid:
             self.ctx.reject(line, f"line {line}: {problem}")
         skipped = self.drop_repeated_emails(parsed)
-        created, updated, unchanged = self.upsert(parsed)
-        return {
-            "checked": len(batch),
-            "created": created,
-            "updated": updated,
-            "unchanged": unchanged,
-            "skipped": skipped,
-            "rejected": len(parsed.invalid),
-        }
+        return {"checked": checked, "skipped": skipped, "rejected": len(parsed.invalid)}
 
     def drop_repeated_emails(self, parsed: Parsed) -> int:
         """Keep the last record of each email in the batch; log and count the others."""
