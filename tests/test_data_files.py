@@ -25,6 +25,7 @@ from webapp.models import Job
 from webapp.models.base import utcnow
 from webapp.models.runs import Run, RunLogLine
 from webapp.rules.states import RunState
+from webapp.storage import current_storage
 
 CSV = "email,zip\nann@example.org,02134\n"
 
@@ -64,6 +65,13 @@ def map_upload(client, token: str) -> Job:
     return Job.query.order_by(Job.id.desc()).first()
 
 
+def stored(key: str) -> str:
+    """The local file of a storage key (the tests' storage is the local folders)."""
+    path = current_storage().path(key)
+    assert path is not None
+    return path
+
+
 def upload_files(app, token: str) -> list[str]:
     return sorted(n for n in os.listdir(app.config["UPLOADS_DIR"]) if n.startswith(token))
 
@@ -81,7 +89,7 @@ def test_every_file_written_under_var_is_the_owners_only(app, client, auth, user
 
     files = [os.path.join(app.config["UPLOADS_DIR"], name) for name in upload_files(app, token)]
     files += [
-        fresh(run).result_path,
+        stored(fresh(run).result_path),
         tmp_path / "test.db",
         tmp_path / "own" / "secret_key",
         os.path.join(app.config["VAR_DIR"], "bounce_token"),
@@ -103,7 +111,7 @@ def test_an_older_install_readable_by_others_is_made_owner_only_at_start(tmp_pat
         path.chmod(0o644)
     var.chmod(0o755)
     (var / "uploads").chmod(0o755)
-    load_config({"VAR_DIR": str(var), "SECRET_KEY": "x"})
+    load_config({"VAR_DIR": str(var), "SECRET_KEY": "x", "BOUNCE_TOKEN": "x"})
     assert [
         oct(mode(p)) for p in (var, var / "uploads", var / "conveyor.db", var / "uploads" / "abc.csv")
     ] == ["0o700", "0o700", "0o600", "0o600"]
@@ -121,7 +129,7 @@ def test_an_upload_never_mapped_is_deleted_after_24_hours_and_a_mapped_one_kept(
     assert upload_files(app, abandoned) == []
     assert load_upload(abandoned, users["user"].id) is None
     assert upload_files(app, young) == [f"{young}.csv", f"{young}.json"]
-    assert os.path.exists(job.params["path"])
+    assert os.path.exists(stored(job.params["path"]))
 
 
 def test_deleting_an_import_job_deletes_its_upload_unless_a_run_still_needs_it(
@@ -138,13 +146,13 @@ def test_deleting_an_import_job_deletes_its_upload_unless_a_run_still_needs_it(
     for job in (plain, paused, foreign):
         assert client.post(f"/jobs/{job.id}/delete").status_code == 302
 
-    assert not os.path.exists(plain.params["path"])
-    assert os.path.exists(paused.params["path"])  # the paused run resumes from it
+    assert not os.path.exists(stored(plain.params["path"]))
+    assert os.path.exists(stored(paused.params["path"]))  # the paused run resumes from it
     assert outside.exists()
     fresh(run).state = RunState.CANCELLED
     db.session.commit()
-    age(paused.params["path"], hours=25)
-    assert sweep_uploads() == 1 and not os.path.exists(paused.params["path"])
+    age(stored(paused.params["path"]), hours=25)
+    assert sweep_uploads() == 1 and not os.path.exists(stored(paused.params["path"]))
 
 
 def test_the_hourly_sweep_deletes_old_logs_outbox_messages_and_partial_results(app, users):

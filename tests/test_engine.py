@@ -25,6 +25,7 @@ from webapp.jobtypes import importer
 from webapp.models import Run, RunLogLine, Supporter
 from webapp.models.base import utcnow
 from webapp.rules.states import RunState
+from webapp.storage import current_storage
 
 
 def people_csv(path, count, start=0):
@@ -197,7 +198,7 @@ def test_retention_sweep_deletes_old_result_files_and_history_says_so(app, clien
     run = start_run(job, users["user"])
     work(app)
     run = fresh(run)
-    path = run.result_path
+    path = current_storage().path(run.result_path)
     assert os.path.exists(path)
     assert sweep_results() == 0  # still inside the 30 days
     run.finished_at = utcnow() - timedelta(days=31)

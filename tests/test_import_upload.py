@@ -8,6 +8,7 @@ from markupsafe import escape
 
 from tests.conftest import upload_csv
 from webapp.models import Job
+from webapp.storage import current_storage
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ def test_saving_the_mapping_creates_the_job(client, logged_in):
     assert response.headers["Location"] == f"/jobs/{job.id}"
     assert job.params["mapping"] == ["email", "zip"]
     assert job.owner_id == logged_in.id
-    assert os.path.exists(job.params["path"])
+    assert os.path.exists(current_storage().path(job.params["path"]))
 
 
 def test_the_upload_counts_its_records_into_the_jobs_params(client, logged_in):

@@ -14,6 +14,7 @@ from webapp.jobtypes import user_data_export
 from webapp.jobtypes.user_data_export import UserDataExport
 from webapp.models import Job, RunLogLine, Supporter
 from webapp.rules.states import RunState
+from webapp.storage import current_storage
 
 
 def add(email, **values):
@@ -28,8 +29,15 @@ def run_export(app, user, **kwargs):
     return fresh(run)
 
 
+def result_file(run) -> str:
+    """The result's local file (the tests' storage is the local folders)."""
+    path = current_storage().path(run.result_path)
+    assert path is not None
+    return path
+
+
 def rows(run):
-    with open(run.result_path, newline="", encoding="utf-8") as result:
+    with open(result_file(run), newline="", encoding="utf-8") as result:
         return list(csv.reader(result))
 
 
@@ -42,7 +50,8 @@ def test_export_writes_chosen_fields_for_every_supporter(app, users):
     assert table[0] == ["Email", "First name", "Opted in"]
     assert [r[0] for r in table[1:]] == [f"p{i}@example.org" for i in range(7)]
     assert table[1][2] == "yes" and table[2][2] == "no"
-    assert run.result_path.startswith(app.config["RESULTS_DIR"])
+    assert run.result_path == f"results/run-{run.id}-export.csv"
+    assert result_file(run).startswith(app.config["RESULTS_DIR"])
     assert (run.progress_done, run.progress_total, run.checked) == (7, 7, 7)
     assert run.in_monitor
 
@@ -125,11 +134,11 @@ def test_the_file_starts_with_a_bom_only_when_the_job_asks_for_one(app, users, b
     add("zoe@example.org", first_name="Zoë", last_name="Ångström", city="São Paulo")
     add("jose@example.org", first_name="José", last_name="Müller-Lüdenscheidt", city="Kraków")
     run = run_export_with(app, users["user"], bom, fields=["email", "first_name", "last_name", "city"])
-    with open(run.result_path, "rb") as result:
+    with open(result_file(run), "rb") as result:
         raw = result.read()
     assert raw.startswith(b"\xef\xbb\xbf") is starts_with_bom  # None: a job saved before the choice
     assert raw.count(b"\xef\xbb\xbf") == int(starts_with_bom)
-    with open(run.result_path, newline="", encoding="utf-8-sig") as result:
+    with open(result_file(run), newline="", encoding="utf-8-sig") as result:
         assert list(csv.reader(result)) == [
             ["Email", "First name", "Last name", "City"],
             ["zoe@example.org", "Zoë", "Ångström", "São Paulo"],
@@ -157,7 +166,7 @@ def test_a_retried_export_keeps_one_bom_at_the_start(app, users, monkeypatch):
     assert run.state is RunState.COMPLETED
     log = [line.message for line in RunLogLine.query.filter_by(run_id=run.id)]
     assert "Resuming after 3 rows already written." in log
-    with open(run.result_path, "rb") as result:
+    with open(result_file(run), "rb") as result:
         raw = result.read()
     assert raw.startswith(b"\xef\xbb\xbfEmail,First name\r\n") and raw.count(b"\xef\xbb\xbf") == 1
     assert raw.decode("utf-8-sig").splitlines()[1:] == [f"p{i}@example.org,Zoë {i}" for i in range(7)]

@@ -13,6 +13,7 @@ from webapp.jobtypes import importer
 from webapp.models import SUPPORTER_FIELDS, RunLogLine, RunRejection, Supporter
 from webapp.models.settings import AccountSettings
 from webapp.rules.states import RunState
+from webapp.storage import current_storage
 
 
 def run_import(
@@ -160,8 +161,8 @@ def test_row_with_too_many_fields_is_rejected_not_fatal(app, users, tmp_path):
 def test_import_result_is_a_report_of_rejected_lines(app, users, tmp_path):
     text = "email,zip\nann@example.org,1\nbob@example.org,02134\n"
     run, _ = run_import(app, users["user"], tmp_path, text, ["email", "zip"])
-    with open(run.result_path, encoding="utf-8") as report:
-        assert report.read().splitlines() == [
+    with current_storage().open(run.result_path) as report:
+        assert report.read().decode().splitlines() == [
             "line,reason",
             "2,line 2: '1' is not a valid US ZIP code (like 12345 or 12345-6789)",
         ]
@@ -308,8 +309,8 @@ def test_a_rejected_line_lists_every_problem_it_has(app, users, tmp_path):
         "'maybe' is not yes/no for opted_in",
         "line 5: email is missing; 'sure' is not yes/no for opted_in",
     ]
-    with open(fresh(run).result_path, encoding="utf-8") as report:
-        assert list(csv.reader(report))[1] == ["3", reasons[0]]
+    with current_storage().open(fresh(run).result_path) as report:
+        assert list(csv.reader(report.read().decode().splitlines()))[1] == ["3", reasons[0]]
 
 
 def test_a_line_with_more_problems_than_a_reason_holds_lists_those_that_fit(app, users, tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.policy
-import os
 from email.message import EmailMessage
 from email.parser import BytesParser
 
@@ -12,7 +11,7 @@ from sqlalchemy import select
 
 from webapp import audit
 from webapp.admin.forms import OutboxSearchForm, SettingsForm
-from webapp.admin.outbox import message_names, outbox_page
+from webapp.admin.outbox import outbox_page
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
 from webapp.jobs.schedule_forms import BlackoutForm, blackout_text
@@ -21,6 +20,7 @@ from webapp.models.settings import AccountSettings
 from webapp.permissions import admin_required, super_admin_required
 from webapp.request_args import page_arg
 from webapp.security import email_html
+from webapp.storage import current_storage
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -105,7 +105,7 @@ def outbox():
     page = None  # a search with a field message lists nothing
     if not args or form.validate():
         page = outbox_page(
-            current_app.config["OUTBOX_DIR"],
+            current_storage(),
             form.search(),
             page_arg(),
             current_app.config["PAGE_SIZE"],
@@ -136,10 +136,13 @@ def outbox_html(name: str):
 
 def _outbox_message(name: str) -> tuple[EmailMessage, dict[str, str]]:
     """An outbox message (404 unless it is one) and its text/plain and text/html parts."""
-    if name not in message_names(current_app.config["OUTBOX_DIR"]):
+    if not name.endswith(".eml") or not name.isprintable():  # (no file has a NUL in its name)
         abort(404)
-    with open(os.path.join(current_app.config["OUTBOX_DIR"], name), "rb") as raw:
-        message = BytesParser(policy=email.policy.default).parse(raw)
+    try:
+        with current_storage().open(f"outbox/{name}") as raw:
+            message = BytesParser(policy=email.policy.default).parsebytes(raw.read())
+    except FileNotFoundError:
+        abort(404)
     parts = {
         part.get_content_type(): part.get_content()
         for part in message.walk()

@@ -15,6 +15,7 @@ from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.runs import COUNT_NAMES, Run, RunRejection
 from webapp.rules.states import RunState
+from webapp.storage import storage_for
 
 
 def new_request_id() -> str:
@@ -28,6 +29,7 @@ class RunContext:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.config = current_app.config
+        self.storage = storage_for(current_app)
         self._rejections: list[dict[str, Any]] = []
 
     @property
@@ -82,11 +84,23 @@ class RunContext:
         if control == "pause":
             raise RunPaused
 
-    def result_path(self, filename: str) -> str:
-        """Where this run's result file lives (under the results directory)."""
-        return os.path.join(self.config["RESULTS_DIR"], f"run-{self.run.id}-{filename}")
+    def result_key(self, filename: str) -> str:
+        """The storage key of this run's result file `filename` (results/run-12-export.csv)."""
+        return f"results/run-{self.run.id}-{filename}"
 
-    def set_result(self, path: str, name: str) -> None:
-        """Attach a finished result file to the run."""
-        self.run.result_path = path
+    def scratch_path(self, filename: str) -> str:
+        """Where this machine writes the result `filename` until it is finished: a .part file in
+        the local results folder (with the local storage, the file its key ends in `.part`)."""
+        return os.path.join(self.config["RESULTS_DIR"], f"run-{self.run.id}-{filename}.part")
+
+    def keep_result(self, filename: str, name: str) -> None:
+        """Move the finished scratch file into storage and attach it to the run, downloaded as
+        `name` (Run.result_path holds its key)."""
+        key = self.result_key(filename)
+        self.storage.store(key, self.scratch_path(filename))
+        self.set_result(key, name)
+
+    def set_result(self, key: str, name: str) -> None:
+        """Attach a stored result file to the run."""
+        self.run.result_path = key
         self.run.result_name = name

@@ -1,7 +1,8 @@
 """Deletes what is past the account's retention period — result files (History says so), run
 logs, local-outbox messages, audit entries (past their own setting) — and uploads no job
-needs: never mapped within UPLOAD_TTL_HOURS, or the file of a deleted job. Each sweep stands
-alone, so one that fails leaves the others to run."""
+needs: never mapped within UPLOAD_TTL_HOURS, or the file of a deleted job. Files are deleted
+through the storage, wherever the machine that wrote them is. Each sweep stands alone, so one
+that fails leaves the others to run."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, cast
 
@@ -23,13 +24,15 @@ from webapp.models.jobs import Job
 from webapp.models.runs import Run, RunLogLine
 from webapp.models.settings import AccountSettings
 from webapp.rules.states import ACTIVE, RunState
+from webapp.storage import Entry, Storage, current_storage, located
 
 log = logging.getLogger("conveyor.scheduler")
 
 
 def sweep_results() -> int:
-    """Delete expired result files; return how many were deleted (a file that cannot be removed
-    is logged and tried again at the next sweep)."""
+    """Delete expired result files; return how many were deleted. A run is marked deleted only
+    once its file is (or was already) gone: one that cannot be deleted is logged and tried
+    again at the next sweep."""
     days = AccountSettings.get().retention_days
     cutoff = utcnow() - timedelta(days=days)
     expired = (
@@ -41,15 +44,10 @@ def sweep_results() -> int:
         .scalars()
         .all()
     )
-    deleted = 0
+    storage, deleted = current_storage(), 0
     for run in expired:
         assert run.result_path is not None  # the query keeps runs with a result file
-        try:
-            os.remove(run.result_path)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            log.exception("the result file of run %s could not be deleted", run.id)
+        if not _remove(*located(storage, run.result_path)):
             continue
         run.result_deleted_at = utcnow()
         run.in_monitor = False
@@ -102,9 +100,10 @@ def sweep_outbox() -> int:
     """Delete local-outbox messages (and half-written ones) older than the retention period;
     return how many files."""
     cutoff = time.time() - _retention_days() * 86400
+    storage = current_storage()
     return sum(
-        _remove(entry.path)
-        for entry in _files_older_than(current_app.config["OUTBOX_DIR"], cutoff)
+        _remove(storage, entry.key)
+        for entry in _older_than(storage.entries("outbox"), cutoff)
         if entry.name.endswith((".eml", ".eml.part"))
     )
 
@@ -113,9 +112,10 @@ def sweep_partial_results() -> int:
     """Delete half-written result files older than the retention period that no run can continue
     (their run ended other than failed, or is gone); return how many."""
     cutoff = time.time() - _retention_days() * 86400
+    storage = current_storage()
     old = {
-        entry.path: int(match.group(1))
-        for entry in _files_older_than(current_app.config["RESULTS_DIR"], cutoff)
+        entry.key: int(match.group(1))
+        for entry in _older_than(storage.entries("results"), cutoff)
         if (match := _PARTIAL_RESULT.match(entry.name))
     }
     if not old:
@@ -125,7 +125,7 @@ def sweep_partial_results() -> int:
             select(Run.id).where(Run.id.in_(set(old.values())), Run.state.in_([*ACTIVE, RunState.FAILED]))
         ).scalars()
     )
-    return sum(_remove(path) for path, run_id in old.items() if run_id not in resumable)
+    return sum(_remove(storage, key) for key, run_id in old.items() if run_id not in resumable)
 
 
 def upload_files_in_use() -> set[str]:
@@ -142,45 +142,37 @@ def sweep_uploads() -> int:
     """Delete every upload whose files are all older than UPLOAD_TTL_HOURS and that no job
     reads: never mapped (its pending record goes first, so the mapping step never offers a
     missing file), or the file of a deleted job; return how many uploads."""
-    folder = current_app.config["UPLOADS_DIR"]
+    storage = current_storage()
     cutoff = time.time() - current_app.config["UPLOAD_TTL_HOURS"] * 3600
-    uploads: dict[str, list[os.DirEntry]] = {}
+    uploads: dict[str, list[str]] = {}
     young: set[str] = set()
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            token = entry.name.split(".", 1)[0]  # token.csv, token.csv.part, token.json
-            uploads.setdefault(token, []).append(entry)
-            if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
-                young.add(token)
+    for entry in storage.entries("uploads"):
+        token = entry.name.split(".", 1)[0]  # token.csv, token.csv.part, token.json
+        uploads.setdefault(token, []).append(entry.key)
+        if entry.modified >= cutoff:
+            young.add(token)
     in_use = upload_files_in_use()
     deleted = 0
-    for token, files in uploads.items():
+    for token, keys in uploads.items():
         if token in young or f"{token}.csv" in in_use:
             continue
-        files.sort(key=lambda entry: not entry.name.endswith(".json"))  # the record first
-        if all([_remove(entry.path) for entry in files]):
+        keys.sort(key=lambda key: not key.endswith(".json"))  # the record first
+        if all([_remove(storage, key) for key in keys]):
             deleted += 1
     return deleted
 
 
-def _files_older_than(folder: str, cutoff: float) -> Iterator[os.DirEntry]:
-    """The regular files directly in `folder` last written before `cutoff` (a Unix time)."""
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                yield entry
+def _older_than(entries: Iterable[Entry], cutoff: float) -> list[Entry]:
+    """The stored files last written before `cutoff` (a Unix time)."""
+    return [entry for entry in entries if entry.modified < cutoff]
 
 
-def _remove(path: str) -> bool:
+def _remove(storage: Storage, key: str) -> bool:
     """Delete one file; False if it could not be (logged, and tried again at the next sweep)."""
     try:
-        os.remove(path)
-    except FileNotFoundError:
-        return True
+        storage.delete(key)
     except OSError:
-        log.exception("%s could not be deleted", path)
+        log.exception("%s could not be deleted", storage.where(key))
         return False
     return True
 

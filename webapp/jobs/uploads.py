@@ -1,9 +1,11 @@
-"""Uploaded import files under var/uploads/: a CSV plus a JSON record while it waits for its
-column mapping; once mapped the job owns the CSV (the record goes), and deleting the job deletes
-it. The retention sweep deletes uploads never mapped within UPLOAD_TTL_HOURS."""
+"""Uploaded import files in storage (uploads/<token>.csv): a CSV plus a JSON record while it waits
+for its column mapping, so the mapping step works on any web server; once mapped the job owns
+the CSV (the record goes), and deleting the job deletes it. The retention sweep deletes uploads
+never mapped within UPLOAD_TTL_HOURS."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -16,6 +18,7 @@ from werkzeug.datastructures import FileStorage
 from webapp.csvfiles import inspect_csv
 from webapp.engine.retention import upload_files_in_use
 from webapp.models.jobs import Job
+from webapp.storage import Storage, current_storage, located
 
 
 @dataclass
@@ -33,13 +36,13 @@ class Upload:
     rows: int | None = None  # data records; None for an upload saved before they were counted
 
     @property
-    def path(self) -> str:
-        return _path(self.token, "csv")
+    def key(self) -> str:
+        return _key(self.token, "csv")
 
     def params(self, mapping: list[str]) -> dict[str, Any]:
         """The import job's parameters once the columns are mapped."""
         params: dict[str, Any] = {
-            "path": self.path,
+            "path": self.key,  # the storage key (a job saved before storage: a local path)
             "filename": self.filename,
             "encoding": self.encoding,
             "delimiter": self.delimiter,
@@ -51,32 +54,32 @@ class Upload:
         return params
 
 
-def _path(token: str, ext: str) -> str:
-    return os.path.join(current_app.config["UPLOADS_DIR"], f"{token}.{ext}")
+def _key(token: str, ext: str) -> str:
+    return f"uploads/{token}.{ext}"
 
 
 def save_upload(file: FileStorage, owner_id: int, name: str, encoding: str) -> Upload:
-    """Store the file, check it end to end, and remember it; refused files leave nothing behind."""
-    token = secrets.token_urlsafe(16)
+    """Check the file end to end on this machine, then store it and remember it; refused files
+    leave nothing behind."""
     upload = Upload(
-        token=token,
+        token=secrets.token_urlsafe(16),
         owner_id=owner_id,
         name=name,
         filename=os.path.basename(file.filename or "upload.csv"),
         encoding=encoding,
     )
-    partial = upload.path + ".part"
+    storage = current_storage()
+    partial = os.path.join(current_app.config["UPLOADS_DIR"], f"{upload.token}.csv.part")
     try:
         file.save(partial)
         info = inspect_csv(partial, encoding)
+        storage.store(upload.key, partial)
     except BaseException:
         _remove(partial)
         raise
-    os.replace(partial, upload.path)
     upload.delimiter, upload.header, upload.preview = info.delimiter, info.header, info.preview
     upload.rows = info.rows
-    with open(_path(token, "json"), "w", encoding="utf-8") as meta:
-        json.dump(asdict(upload), meta)
+    storage.save(_key(upload.token, "json"), io.BytesIO(json.dumps(asdict(upload)).encode()))
     return upload
 
 
@@ -85,7 +88,7 @@ def load_upload(token: str, owner_id: int) -> Upload | None:
     if not token.replace("-", "").replace("_", "").isalnum():
         return None
     try:
-        with open(_path(token, "json"), encoding="utf-8") as meta:
+        with current_storage().open(_key(token, "json")) as meta:
             upload = Upload(**json.load(meta))
     except (OSError, ValueError, TypeError):
         return None
@@ -94,22 +97,36 @@ def load_upload(token: str, owner_id: int) -> Upload | None:
 
 def forget_upload(upload: Upload) -> None:
     """Drop the pending-upload record once a job owns the file."""
-    _remove(_path(upload.token, "json"))
+    current_storage().delete(_key(upload.token, "json"))
 
 
 def discard_job_file(job: Job) -> bool:
     """Delete a deleted job's uploaded file (True), unless another job reads it or a run of this
     one has not finished: the retention sweep deletes it once that run ends. The results of its
     past runs stay until the normal result retention, like every run's."""
-    path = (job.params or {}).get("path")
-    if not isinstance(path, str) or os.path.dirname(os.path.realpath(path)) != os.path.realpath(
-        current_app.config["UPLOADS_DIR"]
-    ):  # only ever our own files
+    found = _own_upload((job.params or {}).get("path"))
+    if found is None:
         return False
-    if os.path.basename(path) in upload_files_in_use():
+    storage, key = found
+    if os.path.basename(key) in upload_files_in_use():
         return False
-    _remove(path)
+    storage.delete(key)
     return True
+
+
+def _own_upload(location: object) -> tuple[Storage, str] | None:
+    """The storage and key of an import job's file when it is one of our uploads (a key under
+    uploads/, or, for a job saved before storage, a file of the local uploads folder); None for
+    any other file, which is never ours to delete."""
+    if not isinstance(location, str):
+        return None
+    if os.path.isabs(location):
+        folder = os.path.realpath(current_app.config["UPLOADS_DIR"])
+        if os.path.dirname(os.path.realpath(location)) != folder:
+            return None
+    elif not location.startswith("uploads/"):
+        return None
+    return located(current_storage(), location)
 
 
 def _remove(path: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from contextlib import suppress
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from webapp.rules.clock import local_midnight_utc
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
 
+RESULT = "export.csv"
 FILTERS = {
     "all": "All supporters",
     "opted_in": "Opted-in supporters only",
@@ -71,6 +73,26 @@ class ExportForm(FlaskForm):
         return {"fields": ordered, "filter": self.filter.data, "since": since, "bom": self.bom.data}
 
 
+def _partial_at_hand(ctx: RunContext, partial: str, size: int) -> bool:
+    """Whether this machine has the partial file to continue, `size` bytes at least: the one a
+    failed run kept in storage (perhaps from another worker), else one a killed run left here.
+    (With the local storage the stored partial is that very file.)"""
+    try:
+        ctx.storage.fetch(ctx.result_key(f"{RESULT}.part"), partial)
+    except FileNotFoundError:
+        pass
+    return os.path.exists(partial) and os.path.getsize(partial) >= size
+
+
+def _keep_partial(ctx: RunContext, partial: str) -> None:
+    """Move the partial file into storage for the retry, on whichever worker it runs.
+    Storage failing too, it stays here (a retry on this machine continues it) and the run fails
+    with its own error, not the storage's."""
+    if os.path.exists(partial):
+        with suppress(OSError):
+            ctx.storage.store(ctx.result_key(f"{RESULT}.part"), partial)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -82,7 +104,13 @@ def _cell(value: Any) -> str:
 
 
 class UserDataExport(JobType):
-    """Supporters → CSV under var/results/, safe against spreadsheet formula injection."""
+    """Supporters → a CSV result file in storage, safe against spreadsheet formula injection.
+
+    The file is written on the worker's machine (ctx.scratch_path) and moved into storage when
+    complete. A run that fails moves its partial file into storage too (results/run-<id>-
+    export.csv.part), so Retry continues it on whichever worker takes the run; a worker killed
+    outright leaves it on its own disk only: a retry there continues it, one elsewhere starts
+    the export again."""
 
     key = "user_data_export"
     label = "User Data Export"
@@ -119,19 +147,22 @@ class UserDataExport(JobType):
         ctx.begin_processing(total)
         names = params["fields"]
         columns = [getattr(Supporter, n) for n in names]
-        final = ctx.result_path("export.csv")
-        partial = final + ".part"
+        partial = ctx.scratch_path(RESULT)
         point = ctx.checkpoint
         last_id, done = point.get("last_id", 0), point.get("rows", 0)
-        mode = "r+" if done and os.path.exists(partial) else "w"
+        if done and not _partial_at_hand(ctx, partial, point["bytes"]):
+            ctx.log(f"The partial file of {done:,} rows is not here: the export starts again.")
+            last_id = done = ctx.run.checked = ctx.run.created = 0
         try:
-            self._write(ctx, partial, mode, names, columns, conditions, last_id, done)
+            self._write(ctx, partial, "r+" if done else "w", names, columns, conditions, last_id, done)
         except RunStopped:
             os.remove(partial)  # a stopped export leaves no half file behind
             ctx.log("The partial export file was discarded.")
             raise
-        os.replace(partial, final)
-        ctx.set_result(final, f"{ctx.run.job_name} - export #{ctx.run.number}.csv")
+        except BaseException:
+            _keep_partial(ctx, partial)
+            raise
+        ctx.keep_result(RESULT, f"{ctx.run.job_name} - export #{ctx.run.number}.csv")
 
     def _write(
         self,

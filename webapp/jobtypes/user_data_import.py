@@ -19,6 +19,7 @@ from webapp.models.people import FIELDS_BY_NAME, SUPPORTER_FIELDS
 from webapp.models.runs import RunRejection
 from webapp.models.settings import AccountSettings
 from webapp.rules.countries import COUNTRIES
+from webapp.storage import located
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
@@ -105,7 +106,15 @@ class UserDataImport(JobType):
         ]
 
     def run(self, ctx: RunContext) -> None:
-        params = ctx.params
+        storage, key = located(ctx.storage, ctx.params["path"])
+        # the upload as a file of this worker's machine for the run (the Importer reads a path):
+        # with object storage, a copy downloaded for the run (again on a resume) and deleted after
+        with storage.local_copy(key) as path:
+            self._import(ctx, {**ctx.params, "path": path})
+        write_report(ctx)
+
+    def _import(self, ctx: RunContext, params: dict[str, Any]) -> None:
+        """Import the upload from params["path"], a file of this machine."""
         # what the upload step refuses, refused again before anything is written (a file that
         # reached the run some other way): a plain CsvProblem naming the line fails the run
         check_columns(len(params["mapping"]))
@@ -123,7 +132,6 @@ class UserDataImport(JobType):
                 else f"Postal codes are checked for {default}."
             )
         Importer(ctx, params, total, default_country=country).run()
-        write_report(ctx)
 
     def summary(self, run) -> str:
         base = super().summary(run)
@@ -146,8 +154,7 @@ def count_data_records(ctx: RunContext, params: dict[str, Any]) -> int:
 
 def write_report(ctx: RunContext) -> None:
     """The import's result file: every rejected line with its reason (CSV)."""
-    path = ctx.result_path("import-report.csv")
-    with open(path, "w", newline="", encoding="utf-8") as out:
+    with open(ctx.scratch_path("import-report.csv"), "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["line", "reason"])
         query = (
@@ -157,4 +164,4 @@ def write_report(ctx: RunContext) -> None:
         )
         for line, reason in db.session.execute(query).yield_per(5000):
             writer.writerow([line, reason])
-    ctx.set_result(path, f"{ctx.run.job_name} - import report #{ctx.run.number}.csv")
+    ctx.keep_result("import-report.csv", f"{ctx.run.job_name} - import report #{ctx.run.number}.csv")

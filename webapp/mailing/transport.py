@@ -24,6 +24,8 @@ from email.parser import BytesParser
 from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from webapp.storage import LocalStorage, Storage
+
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _POLICY = email.policy.SMTP
 
@@ -174,10 +176,13 @@ class SmtpConnection:
 
 
 class OutboxConnection:
-    """Writes each message as one .eml file under the outbox folder (the embedded default)."""
+    """Writes each message as one .eml file into the outbox (the embedded default): written in
+    full to `folder` on this machine first, then moved into `storage` (outbox/<name>) once the
+    recipient is recorded as sent. Without a storage, `folder` is the outbox itself."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, storage: Storage | None = None) -> None:
         self.folder = folder
+        self.storage = storage or LocalStorage({"outbox": folder})
 
     def open(self) -> None:
         os.makedirs(self.folder, exist_ok=True)
@@ -187,8 +192,7 @@ class OutboxConnection:
 
     def send(self, message: Outgoing, record_sent: Callable[[], None] | None = None) -> Result:
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}.eml"
-        final = os.path.join(self.folder, name)
-        partial = final + ".part"
+        partial = os.path.join(self.folder, f"{name}.part")
         # the owner's only, whatever the umask: a message holds a person's address and its links
         with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             out.write(message.data)
@@ -198,7 +202,7 @@ class OutboxConnection:
             except BaseException:
                 os.remove(partial)
                 raise
-        os.replace(partial, final)
+        self.storage.store(f"outbox/{name}", partial)
         return Result(Outcome.SENT)
 
 
@@ -227,8 +231,10 @@ class Outgoing:
         return BytesParser(policy=email.policy.default).parsebytes(self.data)
 
 
-def connection_for(smtp_url: str | None, outbox_dir: str) -> Connection:
-    """A new, not yet opened connection for the configured transport."""
+def connection_for(smtp_url: str | None, outbox_dir: str, storage: Storage | None = None) -> Connection:
+    """A new, not yet opened connection for the configured transport: the SMTP relay, else the
+    outbox in `storage` (the app's, so every machine's messages are in one outbox), written
+    through this machine's `outbox_dir`."""
     if smtp_url:
         return SmtpConnection(SmtpSettings.from_url(smtp_url))
-    return OutboxConnection(outbox_dir)
+    return OutboxConnection(outbox_dir, storage)
