@@ -1,5 +1,5 @@
 """Runs an RQ worker for Conveyor's queues with the app's config
-(python worker.py [--lane data|email|all] [--burst])."""
+(python worker.py [--lane data|email|all] [--burst] [--name NAME])."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import signal
 import time
 
+from flask import current_app
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Worker
@@ -17,6 +18,7 @@ from rq.job import Job
 from rq.queue import Queue
 
 from webapp import create_app
+from webapp.config import MissingIdentity
 from webapp.engine import queueing
 from webapp.engine.runner import warm_up
 from webapp.extensions import db
@@ -62,18 +64,31 @@ def wait_for_horse(worker: Worker | None) -> None:
 
 def work(lane: str, *, burst: bool = False, name: str | None = None) -> None:
     """Work the lane's queues until stopped; while Redis is unreachable, retry with back-off
-    instead of exiting (RQ's own loop gives up on a Redis error outside its dequeue)."""
-    delay, attempt, warmed = 1.0, 0, False
+    instead of exiting (RQ's own loop gives up on a Redis error outside its dequeue). A worker
+    given a name takes it over from a dead worker's registration (queueing.claim_worker_name),
+    also when it starts again itself after an outage."""
+    dead_after = current_app.config["DEAD_AFTER_SECONDS"]
+    beat = queueing.worker_beat_seconds(dead_after)
+    delay, warmed = 1.0, False
     while True:
         began, worker = time.monotonic(), None
         try:
             if not warmed:
                 warm_up()  # also dispatches waiting runs: needs Redis
                 warmed = True
+            if name and not queueing.claim_worker_name(name, dead_after):
+                raise SystemExit(
+                    f"worker: a live worker named {name!r} is already registered (its heartbeat is "
+                    f"less than {dead_after:g} s old); stop it first or choose another --name"
+                )
             worker = LaneWorker(
                 queueing.lane_queues(lane),
                 connection=queueing.redis_connection(),
-                name=f"{name}-{attempt}" if name and attempt else name,
+                name=name,
+                # its registration is refreshed every `beat` s, idle or busy, so another machine
+                # can tell a dead one from a live one by the heartbeat's age
+                worker_ttl=beat + 15,
+                job_monitoring_interval=beat,
             )
             worker.work(burst=burst, with_scheduler=False)
             if burst or worker.stop_asked:
@@ -97,7 +112,7 @@ def work(lane: str, *, burst: bool = False, name: str | None = None) -> None:
         else:
             log.warning("job queue unreachable; retrying in %g s", delay)
         time.sleep(delay)
-        delay, attempt = min(MAX_BACKOFF, delay * 2), attempt + 1
+        delay = min(MAX_BACKOFF, delay * 2)
 
 
 def main() -> None:
@@ -113,7 +128,10 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="worker name (default: a random id)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
-    app = create_app({"MIGRATIONS": False})  # a worker never changes the schema
+    try:
+        app = create_app({"MIGRATIONS": False})  # a worker never changes the schema
+    except MissingIdentity as problem:
+        raise SystemExit(f"worker: {problem.message}") from None
     with app.app_context(), contextlib.suppress(KeyboardInterrupt):
         work(args.lane, burst=args.burst, name=args.name)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -13,13 +15,16 @@ from flask import current_app
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import Queue
+from rq import Queue, Worker, worker_registration
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
 from rq.job import Job as RQJob
 from rq.job import JobStatus
+from rq.utils import decode_redis_hash, utcparse
 from rq_scheduler import Scheduler
 
+log = logging.getLogger("conveyor.worker")
 RUN_FUNCTION = "webapp.engine.runner.execute_run"
 JOB_TIMEOUT = 7 * 24 * 3600  # runs stop themselves; RQ's timeout is only a last resort
 
@@ -115,6 +120,14 @@ class FiringScheduler(Scheduler):
                 self.connection.zrem(self.scheduled_jobs_key, job.id)
                 job.delete()
         return jobs
+
+    def lateness(self) -> float:
+        """How late, in seconds, the oldest timed job that came due is (0 when none is due):
+        the scheduler's lag, measured before its pass puts them on the queue."""
+        now = time.time()
+        key = self.scheduled_jobs_key
+        oldest = self.connection.zrangebyscore(key, 0, now, start=0, num=1, withscores=True)
+        return max(0.0, now - float(oldest[0][1])) if oldest else 0.0
 
 
 def scheduler(fire: FireHook | None = None) -> FiringScheduler:
@@ -218,6 +231,72 @@ def require_queue() -> None:
     """Raise QueueUnavailable unless Redis answers now (before an action that needs it)."""
     if not queue_reachable(max_age=0):
         raise QueueUnavailable
+
+
+def worker_beat_seconds(dead_after: float) -> int:
+    """How often a worker refreshes its registration in Redis: a third of the time after which
+    it counts as dead, so a live one is never taken for a dead one (RQ's default is 405 s idle)."""
+    return max(1, int(dead_after // 3))
+
+
+def claim_worker_name(name: str, dead_after: float) -> bool:
+    """Whether a worker may register under `name` now. A registration left behind by a worker
+    that died without unregistering (SIGKILL, a lost machine) is removed first, so its
+    successor starts at once instead of when the registration expires: one on this host whose
+    process is gone (or is this very process, an earlier attempt of it), or one whose last
+    heartbeat is older than `dead_after` by Redis's clock. The runs it held are the
+    reconciler's to fail, by their own heartbeats. False: a live worker holds the name."""
+    connection = redis_connection()
+    key = Worker.redis_worker_namespace_prefix + name
+    fields = decode_redis_hash(connection.hgetall(key), decode_values=True)
+    if not fields or "death" in fields:
+        return True  # free, or left by a worker that unregistered: RQ takes it over itself
+    seconds, micros = connection.time()
+    beat = fields.get("last_heartbeat")
+    age = seconds + micros / 1e6 - utcparse(beat).replace(tzinfo=UTC).timestamp() if beat else None
+    pid = int(fields["pid"]) if fields.get("pid", "").isdigit() else None
+    here = fields.get("hostname") == socket.gethostname()
+    if here and pid is not None and (pid == os.getpid() or not _process_alive(pid)):
+        why = f"its process {pid} on this host is gone"
+    elif age is None or age > dead_after:
+        why = f"its last heartbeat was {age:.0f} s ago" if age is not None else "it has no heartbeat"
+    else:
+        return False
+    with connection.pipeline() as pipeline:
+        pipeline.srem(Worker.redis_workers_keys, key)
+        for queue_name in filter(None, fields.get("queues", "").split(",")):
+            pipeline.srem(worker_registration.WORKERS_BY_QUEUE_KEY % queue_name, key)
+        pipeline.delete(key, WORKER_EXECUTIONS_KEY_TEMPLATE.format(name))
+        pipeline.execute()
+    log.warning("worker %s: removed the registration of a dead worker of that name (%s)", name, why)
+    return True
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (a zombie, killed but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def live_workers(lane: str) -> int:
+    """How many workers listening to `lane`'s queue are registered and not expired."""
+    queue = run_queue(lane)
+    keys = sorted(worker_registration.get_keys(queue))
+    if not keys:
+        return 0
+    with queue.connection.pipeline() as pipeline:
+        for key in keys:
+            pipeline.exists(key)
+        return sum(bool(found) for found in pipeline.execute())
 
 
 def queue_info() -> dict[str, Any]:

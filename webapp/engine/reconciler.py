@@ -3,6 +3,7 @@ and a queued run that lost its RQ job is dispatched again."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -12,13 +13,13 @@ from flask import current_app
 from rq.job import JobStatus
 from sqlalchemy import CursorResult, select, update
 
+from webapp import metrics
 from webapp.engine import queueing
 from webapp.engine.followups import after_run_ended
 from webapp.engine.runs import arm_timed_job, dispatch
-from webapp.engine.transitions import move
+from webapp.engine.transitions import db_now, move
 from webapp.extensions import db
 from webapp.jobtypes import job_type_for, types_where
-from webapp.models.base import utcnow
 from webapp.models.runs import Run
 from webapp.rules.clock import format_local
 from webapp.rules.states import RunState
@@ -40,8 +41,9 @@ def worker_died_reason(run: Run, tz_name: str) -> str:
 
 
 def reconcile() -> dict[str, int]:
-    """One pass: fail runs whose heartbeat stopped, re-dispatch queued runs that lost their job."""
-    now = utcnow()
+    """One pass: fail runs whose heartbeat stopped, re-dispatch queued runs that lost their job.
+    Heartbeats are the database's time, and so is the time they are compared with."""
+    now = db_now()
     dead_after = timedelta(seconds=current_app.config["DEAD_AFTER_SECONDS"])
     tz_name = current_app.config["TIMEZONE"]
     failed = redispatched = 0
@@ -100,7 +102,10 @@ def reconcile() -> dict[str, int]:
         ).rowcount
         db.session.commit()
     dispatch()
-    return {"failed": failed, "redispatched": redispatched, "armed": _arm_unarmed()}
+    outcome = {"failed": failed, "redispatched": redispatched, "armed": _arm_unarmed()}
+    with contextlib.suppress(*queueing.UNREACHABLE):  # counted for /metrics while Redis answers
+        metrics.count_actions(queueing.redis_connection(), current_app.config["QUEUE_NAME"], outcome)
+    return outcome
 
 
 def _arm_unarmed() -> int:

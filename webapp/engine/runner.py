@@ -16,7 +16,7 @@ from webapp.engine.chains import hand_over
 from webapp.engine.context import RunContext, RunPaused, RunStopped
 from webapp.engine.followups import after_run_ended
 from webapp.engine.runs import dispatch, enqueue_or_release, new_run
-from webapp.engine.transitions import move
+from webapp.engine.transitions import db_now, move
 from webapp.errors import JobError
 from webapp.extensions import db
 from webapp.jobtypes import JobType, get_job_type
@@ -93,7 +93,9 @@ def _rehearse_a_hand_over() -> None:
 
 
 class Heartbeat(threading.Thread):
-    """Writes the run's heartbeat while it executes, so the reconciler can tell it is alive."""
+    """Writes the run's heartbeat while it executes, so the reconciler can tell it is alive: the
+    database's time, which the reconciler compares with the database's time again (the
+    machines' own clocks may disagree)."""
 
     def __init__(self, engine: Engine, run_id: int, every: float) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{run_id}")
@@ -104,7 +106,8 @@ class Heartbeat(threading.Thread):
         while not self.stopped.wait(self.every):
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(update(Run).where(Run.id == self.run_id).values(heartbeat_at=utcnow()))
+                    beat = db_now(conn)
+                    conn.execute(update(Run).where(Run.id == self.run_id).values(heartbeat_at=beat))
             except Exception:  # a missed beat is retried at the next tick
                 continue
 
@@ -120,7 +123,7 @@ def execute_run(run_id: int) -> str:
         return "not this run's job"  # a stale job: the run was handed out under another id
     job_type = get_job_type(run.job_type)
     move(run, RunState.PROCESSING if run.request_id else RunState.INITIALIZING, at=entered)
-    run.heartbeat_at = utcnow()
+    run.heartbeat_at = db_now()
     db.session.commit()
     heartbeat = Heartbeat(db.engine, run.id, current_app.config["HEARTBEAT_SECONDS"])
     heartbeat.start()

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session, scoped_session
+
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.runs import Run, RunLogLine
 from webapp.rules.states import RunState, check_transition
+
+# session.info: the runs whose work ended in the session's transaction (followups counts them for
+# /metrics once it commits; a rollback forgets them)
+ENDED = "conveyor.ended_runs"
 
 
 def move(run: Run, target: RunState, *, note: str | None = None, at: datetime | None = None) -> None:
     """Move `run` to `target` (refusing illegal moves) and keep its times and monitor flag
     (`at`: when the move happened, if not now)."""
     check_transition(run.state, target)
+    if (target.is_finished or target is RunState.COLLECTING) and run.state is not RunState.COLLECTING:
+        db.session.info.setdefault(ENDED, []).append(run)
     now = at or utcnow()
     if target in (RunState.INITIALIZING, RunState.PROCESSING) and run.started_at is None:
         run.started_at = run.sort_at = now
@@ -39,3 +48,20 @@ def stays_in_monitor(run: Run) -> bool:
 def log(run: Run, message: str, *, level: str = "info") -> None:
     """Add a line to the run's log (written with the next commit)."""
     db.session.add(RunLogLine(run_id=run.id, message=message, level=level))
+
+
+# SQLite's 'now' to the millisecond (CURRENT_TIMESTAMP has whole seconds, as text); PostgreSQL's
+# clock_timestamp() (now() stays at the start of the transaction), as UTC without a zone
+_SQLITE_NOW = text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
+_POSTGRESQL_NOW = text("SELECT CAST(clock_timestamp() AT TIME ZONE 'UTC' AS timestamp)")
+
+
+def db_now(through: Connection | Session | scoped_session[Session] | None = None) -> datetime:
+    """The database's current time as a naive UTC datetime: the one clock that every machine of
+    the deployment writes heartbeats with and compares them against (their own clocks may be
+    off). Read through the session, or `through` a connection (a heartbeat thread's)."""
+    executor = db.session if through is None else through
+    dialect = (executor if isinstance(executor, Connection) else executor.get_bind()).dialect
+    if dialect.name == "sqlite":
+        return datetime.fromisoformat(executor.execute(_SQLITE_NOW).scalar_one())
+    return executor.execute(_POSTGRESQL_NOW).scalar_one()
