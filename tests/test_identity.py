@@ -123,9 +123,10 @@ def test_the_embedded_default_generates_both_once_and_keeps_them(tmp_path, no_id
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".owner-only"]
 
 
-def test_the_bounce_webhook_takes_the_generated_token(client, app):
-    token = (Path(app.config["VAR_DIR"]) / "bounce_token").read_text().strip()
-    assert app.config["BOUNCE_TOKEN"] == token
+def test_the_bounce_webhook_takes_the_token_of_the_config(client, app):
+    token = app.config["BOUNCE_TOKEN"]
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):  # generated, and kept under var/
+        assert (Path(app.config["VAR_DIR"]) / "bounce_token").read_text().strip() == token
     wrong = client.post("/api/bounces", json={"email": "a@b.org"}, headers={"Authorization": "Bearer x"})
     assert wrong.status_code == 401
     right = client.post(

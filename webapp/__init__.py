@@ -34,10 +34,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.login_message_category = "info"
 
     from webapp import models  # noqa: F401  (register the tables)
-    from webapp.engine import chains
+    from webapp.engine import chains, followups
     from webapp.models.users import User
 
     chains.install()  # group runs follow the run engine through engine/handoff.py
+    followups.count_ended_runs()  # every run's end, counted deployment-wide for /metrics
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
@@ -55,12 +56,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         groups,
         jobs,
         monitor,
+        ops,
         runs,
         supporters,
         tracking,
     )
 
-    for area in (auth, monitor, runs, jobs, groups, campaigns, supporters, admin, tracking, api):
+    for area in (auth, monitor, runs, jobs, groups, campaigns, supporters, admin, tracking, api, ops):
         app.register_blueprint(area.bp)
 
     from webapp.security import register_security

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
-from flask import current_app, url_for
-from sqlalchemy import select
+from flask import current_app, has_app_context, url_for
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, SessionTransaction
 
+from webapp import metrics
 from webapp.engine import handoff, queueing
 from webapp.engine.durations import typical_run_seconds
+from webapp.engine.transitions import ENDED
 from webapp.extensions import db
 from webapp.jobtypes import job_type_for
 from webapp.mailing.notifications import notify
@@ -18,6 +22,8 @@ from webapp.rules.clock import format_duration, format_local, sentence
 from webapp.rules.states import RunState
 
 NOTIFY_FUNCTION = "webapp.engine.followups.send_run_notification"
+COUNTING = "conveyor.counting"  # session.info: the ended runs as counted, until the commit is done
+log = logging.getLogger("conveyor.metrics")
 
 
 def wants_notification(run: Run, reason: str) -> bool:
@@ -115,3 +121,64 @@ def notice_long_runs() -> int:
             after_run_ended(run, "long")
             noticed += 1
     return noticed
+
+
+def count_ended_runs() -> None:
+    """Count every run whose work ended, deployment-wide, for /metrics: transitions.move notes
+    each end, and once its transaction commits the counts go to Redis (webapp/metrics.py); an
+    end rolled back (the worker's rehearsal of a hand-over) is never counted. Called once by
+    create_app (listening twice would count twice)."""
+    if not event.contains(Session, "before_commit", _note_ended):
+        event.listen(Session, "before_commit", _note_ended)
+        event.listen(Session, "after_commit", _send_ended)
+        event.listen(Session, "after_soft_rollback", _forget_ended)
+        event.listen(Session, "after_transaction_end", _transaction_ended)
+
+
+def ended_run(run: Run) -> metrics.EndedRun:
+    """What is counted of a run whose work ended: its type, state and run time; the records it
+    processed (a data run) or the messages it sent (an email run: its `created` count)."""
+    job_type = job_type_for(run.job_type)
+    started, ended = run.started_at, run.finished_at or utcnow()  # (collecting: not finished)
+    progress = 0 if job_type.drives_chain else run.progress_done  # a group's progress is steps
+    return metrics.EndedRun(
+        run_id=run.id,
+        job_type=run.job_type,
+        state=run.state.value,
+        seconds=(ended - started).total_seconds() if started is not None else None,
+        rows=progress if job_type.lane != "email" else 0,
+        sent=run.created if job_type.lane == "email" else 0,
+        may_be_retried=run.state is RunState.FAILED,
+    )
+
+
+def _note_ended(session: Session) -> None:
+    """Before the commit: what is counted of each run that ended (read while it is loaded)."""
+    runs = session.info.pop(ENDED, None)
+    if runs:
+        session.info[COUNTING] = [ended_run(run) for run in dict.fromkeys(runs)]
+
+
+def _send_ended(session: Session) -> None:
+    """After the commit: the counts go to Redis; never raises (an unreachable queue loses them)."""
+    ended = session.info.pop(COUNTING, None)
+    if not ended or not has_app_context():
+        return
+    try:
+        if queueing.queue_reachable():
+            metrics.count_ended(queueing.redis_connection(), current_app.config["QUEUE_NAME"], ended)
+    except Exception:
+        log.warning("could not count %d ended runs for /metrics", len(ended), exc_info=True)
+
+
+def _forget_ended(session: Session, _transaction: SessionTransaction) -> None:
+    """A rollback (of a savepoint too): the ends noted in it did not happen."""
+    session.info.pop(ENDED, None)
+    session.info.pop(COUNTING, None)
+
+
+def _transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    """The session's transaction ended however it did (after its commit was counted, or
+    closed without one): nothing noted in it is left for the next."""
+    if transaction.parent is None:
+        _forget_ended(session, transaction)

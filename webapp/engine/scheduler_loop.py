@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from flask import current_app
 
+from webapp import metrics
 from webapp.engine import queueing, retention
 from webapp.engine.chains import sweep_expired_groups
 from webapp.engine.collecting import finish_collecting
@@ -32,6 +33,7 @@ def loop(*, once: bool = False) -> None:
     next_reconcile = next_sweep = 0.0
     while True:
         now = time.monotonic()
+        run_duty("heartbeat", _beat)
         run_duty("firing", lambda: _fire_due(scheduler))
         run_duty("collecting", finish_collecting)
         run_duty("planning", plan_due)
@@ -84,13 +86,21 @@ def run_duty(name: str, duty: Callable[[], object]) -> bool:
     return True
 
 
+def _beat(lag: float | None = None) -> None:
+    """The scheduler is alive (/healthz reads the age of its last pass), with its lag if known."""
+    metrics.scheduler_passed(queueing.redis_connection(), current_app.config["QUEUE_NAME"], lag)
+
+
 def _fire_due(scheduler: queueing.FiringScheduler) -> None:
-    """Put the timed runs that came due onto the queue (one scheduler process at a time)."""
+    """Put the timed runs that came due onto the queue (one scheduler process at a time), and
+    record how late the oldest of them was (the scheduler's lag)."""
     if scheduler.acquire_lock():
         try:
+            lag = scheduler.lateness()
             scheduler.enqueue_jobs()
         finally:
             scheduler.remove_lock()
+        _beat(lag)
 
 
 def _reconcile() -> None:
