@@ -353,3 +353,16 @@ def test_on_s3_the_outbox_is_written_listed_shown_and_swept_through_the_bucket(
     AccountSettings.get().retention_days = 0  # every message is past it
     db.session.commit()
     assert sweep_outbox() == 1 and objects(on_s3) == {}
+
+
+def test_on_s3_campaign_messages_and_notifications_without_a_relay_land_in_the_bucket(app, users, on_s3):
+    from tests.test_email_campaign import campaign_for, launch, supporters
+    from webapp.mailing.notifications import notify
+
+    supporters(2)
+    launch(campaign_for(users["user"], notify_email=""), users["user"])
+    work(app)
+    assert notify("owner@park.example", "[Conveyor] Done", "It is done.")
+    keys = sorted(objects(on_s3))
+    assert len(keys) == 3 and all(key.startswith("conveyor/outbox/") for key in keys)
+    assert local_files(app) == []  # nothing stayed on the machine that sent them

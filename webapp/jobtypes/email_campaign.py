@@ -218,7 +218,8 @@ class _Sender:
         self.connections: list[Connection] = []
         self.db_connections: list[Any] = []
         self.lock = threading.Lock()
-        self.make_connection = lambda: connection_for(smtp_url, config["OUTBOX_DIR"])
+        storage = ctx.storage  # without a relay, messages go where every machine can read them
+        self.make_connection = lambda: connection_for(smtp_url, config["OUTBOX_DIR"], storage)
         base = config["BASE_URL"]
         with current_app.test_request_context(base_url=base):
             self.open_tpl = url_for("tracking.opened", token="TOKEN", _external=True)

@@ -8,6 +8,7 @@ from email.utils import formatdate, make_msgid
 from flask import current_app
 
 from webapp.mailing.transport import Outgoing, TransportError, connection_for
+from webapp.storage import current_storage
 
 SENDER = "Conveyor <conveyor@localhost>"
 
@@ -23,7 +24,8 @@ def notify(to: str, subject: str, body: str) -> bool:
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain="conveyor.local")
     message.set_content(body)
-    connection = connection_for(current_app.config["SMTP_URL"], current_app.config["OUTBOX_DIR"])
+    config = current_app.config
+    connection = connection_for(config["SMTP_URL"], config["OUTBOX_DIR"], current_storage())
     try:
         connection.open()
         result = connection.send(Outgoing.from_email(message))
