@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit e2e check lint chromium clean
+.PHONY: run test unit e2e postgres check lint chromium services clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,14 +20,27 @@ chromium:
 	  echo "Installing Debian's chromium for the browser tests..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) chromium check
+# Debian's PostgreSQL and redis-server, for the second pass of the tests (tests/services.py starts
+# throw-away ones on 127.0.0.1 and stops them afterwards)
+services:
+	@{ command -v redis-server && ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || { \
+	  echo "Installing Debian's PostgreSQL and Redis for the scale-out tests..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; }
+
+# every test on the embedded default (SQLite, embedded Redis), then the unit and integration
+# tests again on PostgreSQL with a real redis-server
+test: $(STAMP) chromium services check
 	$(BIN)/pytest -q
+	$(BIN)/python tests/services.py -- $(BIN)/pytest -q --ignore=tests/e2e
 
 unit: $(STAMP)
 	$(BIN)/pytest -q --ignore=tests/e2e
 
 e2e: $(STAMP) chromium
 	$(BIN)/pytest -q tests/e2e
+
+postgres: $(STAMP) services
+	$(BIN)/python tests/services.py -- $(BIN)/pytest -q --ignore=tests/e2e
 
 # the code's own rules: lint, format, types, and which module may import which (pyproject.toml)
 check: $(STAMP)

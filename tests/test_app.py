@@ -20,6 +20,9 @@ from webapp.extensions import db
 from webapp.models import User
 from webapp.models.users import Role
 
+# what every process needs off the embedded default (make test's PostgreSQL pass)
+IDENTITY = {"CONVEYOR_SECRET_KEY": "test-secret", "CONVEYOR_BOUNCE_TOKEN": "test-bounce-token"}
+
 
 def test_migrations_build_exactly_the_models_schema(tmp_path):
     app = create_app(
@@ -219,7 +222,7 @@ def test_the_worker_app_leaves_the_schema_tools_out(tmp_path):
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={**os.environ, "CONVEYOR_VAR_DIR": str(tmp_path)},
+        env={**os.environ, "CONVEYOR_VAR_DIR": str(tmp_path), **IDENTITY},
         timeout=60,
     )
     assert out.returncode == 0, out.stderr

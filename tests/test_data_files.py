@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import export_job, fresh, import_job, upload_csv, work
+from tests.conftest import embedded_only, export_job, fresh, import_job, upload_csv, work
 from webapp.api.routes import bounce_token
 from webapp.config import load_config
 from webapp.engine import retention, scheduler_loop
@@ -76,6 +76,7 @@ def upload_files(app, token: str) -> list[str]:
     return sorted(n for n in os.listdir(app.config["UPLOADS_DIR"]) if n.startswith(token))
 
 
+@embedded_only  # about the SQLite file and its settings
 def test_every_file_written_under_var_is_the_owners_only(app, client, auth, users, tmp_path):
     auth.login("user@example.org")
     token = new_upload(client)

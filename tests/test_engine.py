@@ -118,16 +118,15 @@ def test_stop_while_processing_stops_at_a_batch_boundary_and_keeps_what_was_done
 def test_failed_run_retries_from_its_checkpoint_without_duplicates(app, users, tmp_path, monkeypatch):
     job = import_job(users["user"], people_csv(tmp_path / "p.csv", 20), ["email", "first_name"])
     run = start_run(job, users["user"])
-    original = importer.Importer.write_slice
-    calls = {"n": 0}
+    original = importer.iter_record_batches
 
-    def flaky(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError("disk went away")
-        return original(self, batch)
+    def flaky(*args, **kwargs):  # the disk goes away while the third batch is read
+        for n, batch in enumerate(original(*args, **kwargs), start=1):
+            if n == 3:
+                raise OSError("disk went away")
+            yield batch
 
-    monkeypatch.setattr(importer.Importer, "write_slice", flaky)
+    monkeypatch.setattr(importer, "iter_record_batches", flaky)
     with pytest.raises(OSError):
         from webapp.engine.runner import execute_run
 
@@ -138,7 +137,7 @@ def test_failed_run_retries_from_its_checkpoint_without_duplicates(app, users, t
     assert run.state is RunState.FAILED
     assert "disk went away" in run.error
     assert run.checkpoint == {"records": 6} and Supporter.query.count() == 6
-    monkeypatch.setattr(importer.Importer, "write_slice", original)
+    monkeypatch.setattr(importer, "iter_record_batches", original)
     retry_run(run, users["user"])
     work(app)
     run = fresh(run)

@@ -32,7 +32,7 @@ def test_a_database_error_quoting_supporters_fails_the_run_with_a_short_plain_re
             Exception("UNIQUE constraint failed: supporter.email"),
         )
 
-    monkeypatch.setattr(importer.Importer, "write_slice", explode)
+    monkeypatch.setattr(importer.Importer, "parse_batch", explode)  # on either database
     queueing.run_queue().empty()
     with pytest.raises(IntegrityError):
         execute_run(run.id)  # as a worker would: the error still reaches RQ and its log
@@ -54,7 +54,7 @@ def test_an_unknown_error_names_its_kind_only(app, users, tmp_path, monkeypatch)
     def explode(self, batch):
         raise KeyError("person3@example.org")
 
-    monkeypatch.setattr(importer.Importer, "write_slice", explode)
+    monkeypatch.setattr(importer.Importer, "parse_batch", explode)  # on either database
     queueing.run_queue().empty()
     with pytest.raises(KeyError):
         execute_run(run.id)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import fresh, import_job, work
+from tests.conftest import embedded_only, fresh, import_job, work
 from webapp.engine.runs import start_run
 from webapp.extensions import db
 from webapp.jobtypes import importer
@@ -257,6 +257,7 @@ def test_reimport_in_several_lookup_slices_counts_every_row_unchanged(app, users
     assert {s.last_run_id for s in Supporter.query} == {again.id}
 
 
+@embedded_only  # about the SQLite file and its settings
 def test_the_sqlite_bulk_write_settings_are_put_back_after_the_run(app, users, tmp_path):
     def pragmas():
         connection = db.session.connection()

@@ -171,7 +171,7 @@ def test_kill_hard_stops_a_run_stuck_on_io(app, users, tmp_path):
         assert not can_kill(fresh(run))  # not before the wait is over
         time.sleep(1.1)
         run = fresh(run)
-        assert run.state is RunState.INITIALIZING and can_kill(run)  # it did not stop
+        assert run.state is RunState.INITIALIZING and can_kill(run), run.error  # it did not stop
         with pytest.raises(Exception, match="Only an admin"):
             kill_run(run, users["user"])
         kill_run(run, users["admin"])

@@ -48,6 +48,7 @@ def warm_up() -> None:
     _rehearse_a_hand_over()
     dispatch()  # also hands out any run that waited for a worker
     db.session.remove()
+    _fresh_connections_after_fork()  # marks the worker's own: each horse opens its own connections
     # what the worker holds now (modules, mappers, compiled statements) moves out of the
     # collector's reach: a full collection in a horse would touch, and so copy, every page of
     # it after the fork (tens of ms, between two steps of a chain); see gc.freeze's docs.
