@@ -287,6 +287,55 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
+# take the lease when it is free, renew it when it is ours: one round trip, never racing
+_HOLD_LEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    redis.call('pexpire', KEYS[1], ARGV[2])
+    return 1
+end
+return redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""
+_DROP_LEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class SchedulerLease:
+    """Which scheduler process does the scheduler's duties: one at a time in a deployment. A
+    second one (a standby on another machine, or started by mistake) waits while the active one
+    renews its lease, and takes over within `seconds` of it stopping or its machine going away.
+    The lease lives in Redis; while Redis is unreachable each keeps the part it had."""
+
+    def __init__(self, seconds: float = 15.0) -> None:
+        self.key = f"conveyor:{current_app.config['QUEUE_NAME']}:scheduler-lease"
+        self.me = f"{socket.gethostname()} pid {os.getpid()} ({uuid.uuid4().hex[:6]})"
+        self.millis = int(seconds * 1000)
+        self.held = False
+
+    def hold(self) -> bool:
+        """Whether this process is the active scheduler now (taking or renewing the lease)."""
+        try:
+            self.held = bool(redis_connection().eval(_HOLD_LEASE, 1, self.key, self.me, self.millis))
+        except REDIS_DOWN:
+            pass  # nobody can take it meanwhile: the active one stays active, a standby waits
+        return self.held
+
+    def holder(self) -> str | None:
+        """Who holds the lease (host, pid), if anyone."""
+        value = redis_connection().get(self.key)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def release(self) -> None:
+        """Give the lease up (on the way out), so a standby takes over at once."""
+        if self.held:
+            self.held = False
+            try:
+                redis_connection().eval(_DROP_LEASE, 1, self.key, self.me)
+            except REDIS_DOWN:
+                pass  # it lapses by itself
+
+
 def live_workers(lane: str) -> int:
     """How many workers listening to `lane`'s queue are registered and not expired."""
     queue = run_queue(lane)

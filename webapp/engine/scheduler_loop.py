@@ -27,12 +27,33 @@ SWEEP_EVERY = 3600.0
 
 
 def loop(*, once: bool = False) -> None:
-    """Run until stopped: every second move due timed jobs; reconcile and sweep periodically."""
+    """Run until stopped: every second move due timed jobs; reconcile and sweep periodically.
+    Only the scheduler holding the lease acts; another one started elsewhere stands by."""
+    lease = queueing.SchedulerLease()
+    try:
+        _loop(lease, once)
+    finally:
+        lease.release()
+
+
+def _loop(lease: queueing.SchedulerLease, once: bool) -> None:
     scheduler = queueing.scheduler(fire)
     every = current_app.config["RECONCILE_EVERY_SECONDS"]
     next_reconcile = next_sweep = 0.0
+    standing_by = False
     while True:
         now = time.monotonic()
+        if not lease.hold():
+            if not standing_by:
+                log.warning("another scheduler is active (%s); this one stands by", _holder(lease))
+            standing_by = True
+            if once:
+                return
+            time.sleep(1.0)
+            continue
+        if standing_by:
+            log.warning("this scheduler is now the active one")
+            standing_by = False
         run_duty("heartbeat", _beat)
         run_duty("firing", lambda: _fire_due(scheduler))
         run_duty("collecting", finish_collecting)
@@ -61,6 +82,13 @@ def loop(*, once: bool = False) -> None:
 
 
 _waiting_for_queue: set[str] = set()  # duties that found the job queue unreachable
+
+
+def _holder(lease: queueing.SchedulerLease) -> str:
+    try:
+        return lease.holder() or "unknown"
+    except queueing.REDIS_DOWN:
+        return "unknown"
 
 
 def run_duty(name: str, duty: Callable[[], object]) -> bool:
