@@ -227,3 +227,15 @@ def test_the_worker_app_leaves_the_schema_tools_out(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_notifications_come_from_the_configured_sender(app, monkeypatch, tmp_path):
+    from webapp.mailing.notifications import notify
+
+    monkeypatch.setenv("CONVEYOR_NOTIFY_FROM", "Park Friends <alerts@park.example>")
+    assert load_config({"VAR_DIR": str(tmp_path)})["NOTIFY_FROM"] == "Park Friends <alerts@park.example>"
+    app.config["NOTIFY_FROM"] = "Park Friends <alerts@park.example>"
+    assert notify("owner@park.example", "[Conveyor] Done", "It is done.")
+    (name,) = os.listdir(app.config["OUTBOX_DIR"])
+    with open(os.path.join(app.config["OUTBOX_DIR"], name), "rb") as raw:
+        assert b"From: Park Friends <alerts@park.example>" in raw.read()

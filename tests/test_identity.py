@@ -63,6 +63,16 @@ def test_a_shared_database_without_the_secret_key_and_bounce_token_refuses_to_st
     assert not (tmp_path / "secret_key").exists() and not (tmp_path / "bounce_token").exists()
 
 
+def test_a_shared_database_without_a_shared_redis_refuses_to_start(tmp_path, no_identity, monkeypatch):
+    monkeypatch.delenv("CONVEYOR_REDIS_URL", raising=False)
+    shared = {"SECRET_KEY": "k", "BOUNCE_TOKEN": "t", "SQLALCHEMY_DATABASE_URI": SHARED}
+    with pytest.raises(MissingIdentity) as refused:
+        load_config({"VAR_DIR": str(tmp_path), **shared})
+    assert "CONVEYOR_REDIS_URL is not set" in refused.value.message
+    assert "would never reach a worker elsewhere" in refused.value.message
+    assert load_config({"VAR_DIR": str(tmp_path)})["REDIS_URL"] is None  # the embedded default
+
+
 def test_create_app_refuses_too(tmp_path, no_identity):
     with pytest.raises(MissingIdentity):
         create_app({"VAR_DIR": str(tmp_path), "SQLALCHEMY_DATABASE_URI": SHARED})
@@ -71,11 +81,13 @@ def test_create_app_refuses_too(tmp_path, no_identity):
 def test_a_mapping_or_the_environment_that_sets_both_counts_as_set(tmp_path, no_identity, monkeypatch):
     config = load_config(
         {"VAR_DIR": str(tmp_path), "SQLALCHEMY_DATABASE_URI": SHARED, "SECRET_KEY": "k", "BOUNCE_TOKEN": "t"}
+        | {"REDIS_URL": "redis://127.0.0.1:1/0"}
     )
     assert (config["SECRET_KEY"], config["BOUNCE_TOKEN"]) == ("k", "t")
     monkeypatch.setenv("CONVEYOR_SECRET_KEY", "env-key")
     monkeypatch.setenv("CONVEYOR_BOUNCE_TOKEN", "env-token")
     monkeypatch.setenv("CONVEYOR_DATABASE_URL", SHARED)
+    monkeypatch.setenv("CONVEYOR_REDIS_URL", "redis://127.0.0.1:1/0")
     config = load_config({"VAR_DIR": str(tmp_path), "BOUNCE_TOKEN": None})  # (as tests/conftest.py passes)
     assert (config["SECRET_KEY"], config["BOUNCE_TOKEN"]) == ("env-key", "env-token")
     assert not (tmp_path / "secret_key").exists() and not (tmp_path / "bounce_token").exists()

@@ -81,6 +81,20 @@ def require_identity(config: dict[str, Any]) -> None:
         )
 
 
+def require_shared_queue(config: dict[str, Any]) -> None:
+    """Refuse to start on a shared database without a shared Redis: the embedded one serves this
+    machine only, so runs asked for here would never reach a worker elsewhere (and theirs never
+    reach this one's)."""
+    if not config.get("REDIS_URL") and not embedded_database(config["SQLALCHEMY_DATABASE_URI"]):
+        raise MissingIdentity(
+            "Conveyor refuses to start: CONVEYOR_REDIS_URL is not set. With a database other "
+            "than the embedded SQLite, Conveyor's processes may run on several machines, and an "
+            "embedded Redis would serve this one only: runs asked for here would never reach a "
+            "worker elsewhere. Set CONVEYOR_REDIS_URL (e.g. redis://host:6379/0) to the same "
+            "Redis for every process on every machine."
+        )
+
+
 def make_private(var_dir: Path, folders: list[Path]) -> None:
     """Make what an older version left readable by others its owner's only: var/ and its folders
     0700 at every start; once per install, the files directly in them 0600 (files written from
@@ -150,6 +164,8 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
         # an upload never mapped to a job is deleted after this many hours
         "UPLOAD_TTL_HOURS": float(env.get("CONVEYOR_UPLOAD_TTL_HOURS", "24")),
         "SMTP_URL": env.get("CONVEYOR_SMTP_URL") or None,
+        # the sender of notifications and set-password emails (a relay may refuse the default)
+        "NOTIFY_FROM": env.get("CONVEYOR_NOTIFY_FROM") or "Conveyor <conveyor@localhost>",
         "BASE_URL": env.get("CONVEYOR_BASE_URL", "http://127.0.0.1:5000"),
         "QUEUE_NAME": env.get("CONVEYOR_QUEUE", "conveyor"),
         "IMPORT_BATCH_SIZE": int(env.get("CONVEYOR_IMPORT_BATCH_SIZE", "20000")),
@@ -191,6 +207,7 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
     for key, variable in IDENTITY.items():  # a mapping's empty value leaves it to the environment
         config[key] = config.get(key) or env.get(variable) or None
     require_identity(config)
+    require_shared_queue(config)
     allowed_networks(config["METRICS_ALLOW"])  # a mistyped entry stops the start, not a scrape
     # the embedded default runs on one machine: its secrets are generated once and kept under var/
     config["SECRET_KEY"] = config["SECRET_KEY"] or kept_secret(var_dir, "secret_key", 48)

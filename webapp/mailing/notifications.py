@@ -10,15 +10,12 @@ from flask import current_app
 from webapp.mailing.transport import Outgoing, TransportError, connection_for
 from webapp.storage import current_storage
 
-SENDER = "Conveyor <conveyor@localhost>"
-
-
 def notify(to: str, subject: str, body: str) -> bool:
     """Send one notification through the configured transport; False if it could not be sent."""
     if not to:
         return False
     message = EmailMessage()
-    message["From"] = current_app.config.get("NOTIFY_FROM", SENDER)
+    message["From"] = current_app.config["NOTIFY_FROM"]
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = formatdate(localtime=False)
