@@ -10,6 +10,7 @@ from flask import current_app
 from webapp.mailing.transport import Outgoing, TransportError, connection_for
 from webapp.storage import current_storage
 
+
 def notify(to: str, subject: str, body: str) -> bool:
     """Send one notification through the configured transport; False if it could not be sent."""
     if not to:
