@@ -366,3 +366,35 @@ def test_on_s3_campaign_messages_and_notifications_without_a_relay_land_in_the_b
     keys = sorted(objects(on_s3))
     assert len(keys) == 3 and all(key.startswith("conveyor/outbox/") for key in keys)
     assert local_files(app) == []  # nothing stayed on the machine that sent them
+
+
+@pytest.fixture
+def unreachable(app, monkeypatch) -> None:
+    """S3 storage whose endpoint answers nothing (a closed port)."""
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    app.config["STORAGE_URL"] = "s3://nowhere/conveyor"
+
+
+def test_while_the_storage_is_unreachable_pages_say_so_and_nothing_saved_is_lost(
+    app, client, auth, users, unreachable
+):
+    auth.login(users["user"].email)
+    refused = upload_csv(client, CSV)
+    assert refused.status_code == 503
+    assert "The file storage did not answer" in refused.get_data(as_text=True)
+    assert local_files(app) == []  # the checked file was not left behind
+    assert client.get("/jobs/new/import/sometoken").status_code == 503  # not "no such upload"
+    job = export_job(users["user"])
+    run = start_run(job, users["user"])
+    run.result_path = f"results/run-{run.id}-export.csv"
+    run.state = RunState.COMPLETED
+    db.session.commit()
+    download = client.get(f"/runs/{run.id}/result")
+    assert download.status_code == 503 and "try again in a moment" in download.get_data(as_text=True)
+    assert fresh(run).result_deleted_at is None  # not taken for a file past its retention

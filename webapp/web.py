@@ -18,6 +18,7 @@ from webapp.jobtypes import REGISTRY, JobType, job_type_for, lane_of, type_label
 from webapp.permissions import can_see
 from webapp.rules.clock import format_day, format_duration, format_local, plural, sentence
 from webapp.rules.states import RunState
+from webapp.storage import StorageUnavailable
 
 
 def is_htmx() -> bool:
@@ -168,6 +169,19 @@ def register_web_helpers(app: Flask) -> None:
 
         db.session.rollback()
         return _error(503, "Job queue unreachable", str(exc))
+
+    @app.errorhandler(StorageUnavailable)
+    def storage_unavailable(exc: StorageUnavailable):
+        from webapp.extensions import db
+
+        app.logger.warning("file storage unavailable: %s", exc)
+        db.session.rollback()
+        return _error(
+            503,
+            "File storage unreachable",
+            "The file storage did not answer, so the file could not be read or saved. Nothing you "
+            "saved was lost; try again in a moment, and tell an admin if it keeps happening.",
+        )
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc: Exception):

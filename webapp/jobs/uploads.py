@@ -18,7 +18,7 @@ from werkzeug.datastructures import FileStorage
 from webapp.csvfiles import inspect_csv
 from webapp.engine.retention import upload_files_in_use
 from webapp.models.jobs import Job
-from webapp.storage import Storage, current_storage, located
+from webapp.storage import Storage, StorageUnavailable, current_storage, located
 
 
 @dataclass
@@ -90,6 +90,8 @@ def load_upload(token: str, owner_id: int) -> Upload | None:
     try:
         with current_storage().open(_key(token, "json")) as meta:
             upload = Upload(**json.load(meta))
+    except StorageUnavailable:
+        raise  # said as such (a 503), not as an unknown upload
     except (OSError, ValueError, TypeError):
         return None
     return upload if upload.owner_id == owner_id else None
@@ -110,7 +112,11 @@ def discard_job_file(job: Job) -> bool:
     storage, key = found
     if os.path.basename(key) in upload_files_in_use():
         return False
-    storage.delete(key)
+    try:
+        storage.delete(key)
+    except StorageUnavailable:  # the job is deleted all the same: the upload sweep takes the file
+        current_app.logger.warning("%s not deleted now: the storage did not answer", storage.where(key))
+        return False
     return True
 
 

@@ -7,7 +7,7 @@ A file is known by a key, `<area>/<name>`: `uploads/<token>.csv`, `results/run-1
 its config (`storage_for`); this package imports nothing else of the app.
 
 Every method raises FileNotFoundError for a key that is not there (`delete` excepted: a file
-already gone is deleted) and OSError when the storage itself fails."""
+already gone is deleted) and StorageUnavailable (an OSError) when the storage itself fails."""
 
 from __future__ import annotations
 
@@ -15,10 +15,18 @@ import os
 
 from flask import Flask, current_app
 
-from webapp.storage.base import Entry, Storage
+from webapp.storage.base import Entry, Storage, StorageUnavailable
 from webapp.storage.local import LocalStorage
 
-__all__ = ["Entry", "LocalStorage", "Storage", "current_storage", "located", "storage_for"]
+__all__ = [
+    "Entry",
+    "LocalStorage",
+    "Storage",
+    "StorageUnavailable",
+    "current_storage",
+    "located",
+    "storage_for",
+]
 AREAS = ("uploads", "results", "outbox")
 
 

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from typing import IO, Protocol
 
 
+class StorageUnavailable(OSError):
+    """The storage itself failed (object storage unreachable or refusing): nothing about the
+    file, which may well be there. Screens answer it with a 503 and a plain sentence."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """A stored file as a listing gives it."""

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from webapp.storage.base import Entry
+from webapp.storage.base import Entry, StorageUnavailable
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -29,9 +29,9 @@ def _as_os_errors(key: str) -> Iterator[None]:
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in _MISSING:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), key) from None
-        raise OSError(f"object storage refused {key}: {error}") from error
+        raise StorageUnavailable(f"object storage refused {key}: {error}") from error
     except BotoCoreError as error:
-        raise OSError(f"object storage unreachable for {key}: {error}") from error
+        raise StorageUnavailable(f"object storage unreachable for {key}: {error}") from error
 
 
 class S3Storage:
