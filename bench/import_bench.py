@@ -18,8 +18,19 @@ Generates --rows valid supporter rows as a CSV in a temporary directory, then:
 
 Prints the figures and, as its last line, one JSON object with them (ratio = job / baseline).
 
+With --postgres the same rows go into PostgreSQL (a throw-away cluster and redis-server started
+by tests/services.py and stopped at the end, or the database of CONVEYOR_DATABASE_URL, whose
+supporter table must be empty, and CONVEYOR_REDIS_URL's Redis if set):
+
+  1. baseline  plain psycopg: csv.reader over the same file, COPY … FROM STDIN (write_row) into a
+               fresh table with the same columns, one transaction, dropped after; run around
+               each import as above.
+  2. import    the real job type, its schema built by the migrations, in a child process.
+  3. reimport  the same file again (every row unchanged); it should be at least as fast.
+
     .venv/bin/python bench/import_bench.py                 # full size (1,000,000 rows)
     .venv/bin/python bench/import_bench.py --rows 20000    # smoke check
+    .venv/bin/python bench/import_bench.py --postgres      # the same on PostgreSQL
 """
 
 from __future__ import annotations
@@ -35,11 +46,14 @@ import sys
 import time
 from pathlib import Path
 
+from _services import postgres_services
 from common import ROOT, bench_dir
 
 HEADER = ["email", "first_name", "last_name", "city", "state", "zip", "phone", "opted_in", "donation_total"]
 TARGET_RATIO = 0.25
+TARGET_RATIO_POSTGRES = 0.3  # to a plain COPY
 TARGET_RSS_MB = 200.0
+BASELINE_TABLE = "import_bench_baseline"
 
 FIRST = [
     "Ann",
@@ -164,6 +178,35 @@ def baseline(csv_path: str, db_path: str) -> dict:
     }
 
 
+def copy_baseline(csv_path: str, database_url: str) -> dict:
+    """Plain psycopg: the same rows, same columns, one COPY (write_row), one transaction, into a
+    fresh table (dropped after)."""
+    import psycopg
+
+    cpu0 = time.process_time()
+    started = time.perf_counter()
+    with psycopg.connect(database_url) as con:
+        con.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
+        con.execute(
+            f"CREATE TABLE {BASELINE_TABLE} (id serial PRIMARY KEY, email VARCHAR(255) NOT NULL, "
+            "first_name VARCHAR(120), last_name VARCHAR(120), city VARCHAR(120), "
+            "state VARCHAR(2), zip VARCHAR(10), phone VARCHAR(40), opted_in BOOLEAN, "
+            "donation_total NUMERIC(12, 2))"
+        )
+        with open(csv_path, newline="", encoding="utf-8") as text, con.cursor() as cursor:
+            reader = csv.reader(text)
+            next(reader)
+            with cursor.copy(f"COPY {BASELINE_TABLE} ({', '.join(HEADER)}) FROM STDIN") as copy:
+                for row in reader:
+                    copy.write_row(row)
+        con.commit()
+        seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu0
+        count = con.execute(f"SELECT count(*) FROM {BASELINE_TABLE}").fetchone()[0]
+        con.execute(f"DROP TABLE {BASELINE_TABLE}")
+    return {"rows": count, "seconds": seconds, "rows_per_s": count / seconds, "cpu_seconds": cpu}
+
+
 def sql_floor(csv_path: str, db_path: str, batch_size: int) -> dict:
     """For reference: the job's SQL alone. The same rows, no validation, into the product's real
     supporter table (unique email and its indexes) in the app's SQLite mode (WAL, synchronous
@@ -227,6 +270,9 @@ def child(args: argparse.Namespace) -> int:
     os.environ["CONVEYOR_VAR_DIR"] = args.var_dir
     os.environ.pop("CONVEYOR_REDIS_URL", None)
     os.environ.pop("CONVEYOR_DATABASE_URL", None)
+    if args.database_url:  # --postgres: the schema is there (the parent ran the migrations)
+        os.environ["CONVEYOR_DATABASE_URL"] = args.database_url
+        os.environ["CONVEYOR_REDIS_URL"] = args.redis_url
     from rq import Queue, SimpleWorker
 
     from webapp import create_app
@@ -237,12 +283,15 @@ def child(args: argparse.Namespace) -> int:
     from webapp.models.users import Role
 
     config = {"VAR_DIR": args.var_dir, "QUEUE_NAME": "import-bench"}
+    if args.database_url:
+        config.update(IDENTITY)
     if args.batch_size:
         config["IMPORT_BATCH_SIZE"] = args.batch_size
     app = create_app(config)
     profiler = None
     with app.app_context():
-        db.create_all()
+        if not args.database_url:
+            db.create_all()
         user = db.session.execute(db.select(User).filter_by(email="bench@example.org")).scalar()
         if user is None:
             # no set_password: its scrypt takes ~40 MB, which would count in this process's peak
@@ -314,7 +363,12 @@ def child(args: argparse.Namespace) -> int:
 
 
 def run_child(
-    csv_path: str, rows: int, var_dir: str, batch_size: int | None, profile: str | None = None
+    csv_path: str,
+    rows: int,
+    var_dir: str,
+    batch_size: int | None,
+    profile: str | None = None,
+    services: tuple[str, str] | None = None,
 ) -> dict:
     cmd = [
         sys.executable,
@@ -331,6 +385,8 @@ def run_child(
         cmd += ["--batch-size", str(batch_size)]
     if profile:
         cmd += ["--profile", profile]
+    if services:
+        cmd += ["--database-url", services[0], "--redis-url", services[1]]
     proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True)
     if proc.returncode != 0 or not proc.stdout.strip():
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
@@ -365,9 +421,16 @@ def main() -> int:
         help="write cProfile stats of each import to DIR (slows it down)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp directory")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="import into PostgreSQL (CONVEYOR_DATABASE_URL's, else a throw-away one) against a plain COPY",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--csv", help=argparse.SUPPRESS)
     parser.add_argument("--var-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)
+    parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
@@ -382,6 +445,9 @@ def main() -> int:
             f"in {time.perf_counter() - t0:.1f}s",
             flush=True,
         )
+        if args.postgres:
+            with postgres_services() as services:
+                return postgres_bench(args, tmp, csv_path, services, load_at_start)
 
         # baseline runs before, between and after the two imports: the box may be shared and
         # its speed drifts over minutes, so each import is set against the median of the
@@ -488,6 +554,107 @@ def main() -> int:
             print(f"cProfile stats in {os.path.abspath(args.profile)}", file=sys.stderr)
         print(json.dumps(result))
         return 0
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+IDENTITY = {"SECRET_KEY": "import-bench-secret", "BOUNCE_TOKEN": "import-bench-bounce"}
+
+
+def migrate(var_dir: str, services: tuple[str, str]) -> None:
+    """The real schema in the PostgreSQL database (Alembic migrations); refuse a database that
+    holds supporters already (the bench counts every row as created)."""
+    import sqlalchemy as sa
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+    from webapp.extensions import db
+
+    app = create_app(
+        {"VAR_DIR": var_dir, "SQLALCHEMY_DATABASE_URI": services[0], "REDIS_URL": services[1], **IDENTITY}
+    )
+    with app.app_context():
+        upgrade()
+        stored = db.session.execute(sa.text("SELECT count(*) FROM supporter")).scalar()
+        db.session.remove()
+        db.engine.dispose()
+    if stored:
+        raise SystemExit(f"the database already holds {stored:,} supporters: give the bench an empty one")
+
+
+def postgres_bench(
+    args: argparse.Namespace, tmp: str, csv_path: str, services: tuple[str, str], load_at_start: float
+) -> int:
+    """The import and the reimport on PostgreSQL, each against the plain COPY runs around it."""
+    url = services[0]
+    runs = max(1, args.baseline_runs)
+
+    def baselines() -> list[dict]:
+        done = [copy_baseline(csv_path, url) for _ in range(runs)]
+        for run in done:
+            if run["rows"] != args.rows:
+                raise SystemExit(f"the COPY baseline stored {run['rows']:,} rows, expected {args.rows:,}")
+        print(f"copy      {', '.join(format(b['rows_per_s'], ',.0f') for b in done)} rows/s", flush=True)
+        return done
+
+    def median(done: list[dict]) -> dict:
+        return sorted(done, key=lambda b: b["rows_per_s"])[len(done) // 2]
+
+    var_dir = os.path.join(tmp, "var")
+    migrate(var_dir, services)
+    before = baselines()
+    first = run_child(csv_path, args.rows, var_dir, args.batch_size, services=services)
+    check(first, args.rows, "created")
+    between = baselines()
+    again = run_child(csv_path, args.rows, var_dir, args.batch_size, services=services)
+    check(again, args.rows, "unchanged")
+    after = baselines()
+    near = {"import": median(before + between), "reimport": median(between + after)}
+    result: dict = {
+        "database": "postgresql",
+        "rows": args.rows,
+        "loadavg_1m_at_start": load_at_start,
+        "copy_rows_per_s": round(median(before + between + after)["rows_per_s"]),
+    }
+    rates = {}
+    for name, run in (("import", first), ("reimport", again)):
+        rate = rates[name] = args.rows / run["seconds"]
+        ratio = rate / near[name]["rows_per_s"]
+        rss = run["peak_rss_kb"] / 1024
+        print(
+            f"{name:<9} {rate:>10,.0f} rows/s  ({run['seconds']:.1f}s, "
+            f"cpu {run['cpu_seconds']:.1f}s, sys {run['sys_seconds']:.1f}s)  "
+            f"ratio {ratio:.3f} (to the COPY runs around it: "
+            f"{near[name]['rows_per_s']:,.0f} rows/s)  peak RSS {rss:.0f} MB",
+            flush=True,
+        )
+        result.update(
+            {
+                f"{name}_copy_rows_per_s": round(near[name]["rows_per_s"]),
+                f"{name}_rows_per_s": round(rate),
+                f"{name}_seconds": round(run["seconds"], 2),
+                f"{name}_cpu_seconds": round(run["cpu_seconds"], 2),
+                f"{name}_ratio": round(ratio, 3),
+                f"{name}_peak_rss_mb": round(rss, 1),
+                f"{name}_meets_target": ratio >= TARGET_RATIO_POSTGRES and rss < TARGET_RSS_MB,
+            }
+        )
+    pace = rates["reimport"] / rates["import"]
+    print(f"reimport at {pace:.2f}x the pace of the first import", flush=True)
+    result.update(
+        {
+            "reimport_to_import": round(pace, 3),
+            "import_created": first["counts"]["created"],
+            "reimport_unchanged": again["counts"]["unchanged"],
+            "target_ratio": TARGET_RATIO_POSTGRES,
+            "target_peak_rss_mb": TARGET_RSS_MB,
+            "meets_target": bool(
+                result["import_meets_target"] and result["reimport_meets_target"] and pace >= 1
+            ),
+        }
+    )
+    print(json.dumps(result))
+    return 0
 
 
 if __name__ == "__main__":

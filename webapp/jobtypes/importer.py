@@ -24,7 +24,7 @@ from webapp.jobtypes.bulk import (
     sqlite_bulk_writes,
     timestamp,
 )
-from webapp.jobtypes.pg_copy import StagedUpsert, Written
+from webapp.jobtypes.pg_copy import SAVEPOINTS, StagedUpsert, Written
 from webapp.models.base import utcnow
 from webapp.rules.countries import DEFAULT
 
@@ -138,11 +138,16 @@ class Importer:
 
     def run_copying(self, batches: Iterator[RecordBatch], done: int) -> None:
         """The batch loop on PostgreSQL: a writer thread COPYs each slice into a staging table
-        and upserts it from there (pg_copy.StagedUpsert) while this thread reads and validates
-        the next slice. A batch is committed once its last slice is written; the session is
-        used only while the writer waits."""
+        and upserts it from there (pg_copy.StagedUpsert) while this thread reads, validates and
+        stages the next slice. A batch is committed once its last slice is written; the session
+        and the run's rejections and log are touched only while the writer waits."""
         ctx = self.ctx
-        upsert = StagedUpsert(self.names, self.run_id, default_opted_in="opted_in" not in self.names)
+        upsert = StagedUpsert(
+            self.names,
+            self.run_id,
+            default_opted_in="opted_in" not in self.names,
+            plain_inserts=-(-self.batch_size // READ_SIZE) <= SAVEPOINTS,  # slices a batch
+        )
         counts: Counter[str] = Counter()
 
         def collect(last: bool = False) -> None:
@@ -161,16 +166,23 @@ class Importer:
                     raise
                 if batch is None:
                     break
-                parsed = self.parse_batch(batch)
                 checked = len(batch)
+                parsed = self.parse_batch(batch)
                 del batch
+                repeated = self.drop_repeated_emails(parsed)
+                staged = (
+                    upsert.stage(parsed.lines, parsed.emails, parsed.columns, utcnow())
+                    if parsed.emails
+                    else None
+                )
                 collect()
                 done += checked
-                counts.update(self.sort_out(parsed, checked))
-                if parsed.emails:
-                    rows = (parsed.lines, parsed.emails, parsed.columns)
-                    writer.start(upsert.write, driver_connection(), *rows, utcnow())
-                del parsed
+                for line, problem in parsed.invalid:
+                    ctx.reject(line, f"line {line}: {problem}")
+                counts.update(self.skipped(checked, parsed, repeated))
+                if staged is not None:
+                    writer.start(upsert.write, driver_connection(), staged)
+                del parsed, staged
             collect(last=True)
 
     def written(self, written: Written | None) -> dict[str, int]:
@@ -288,24 +300,31 @@ class Importer:
         return its counts so far."""
         for line, problem in parsed.invalid:
             self.ctx.reject(line, f"line {line}: {problem}")
-        skipped = self.drop_repeated_emails(parsed)
-        return {"checked": checked, "skipped": skipped, "rejected": len(parsed.invalid)}
+        return self.skipped(checked, parsed, self.drop_repeated_emails(parsed))
 
-    def drop_repeated_emails(self, parsed: Parsed) -> int:
-        """Keep the last record of each email in the batch; log and count the others."""
+    def skipped(self, checked: int, parsed: Parsed, repeated: list[str]) -> dict[str, int]:
+        """Log the records a slice skips as repeated; the slice's counts so far."""
+        for note in repeated:
+            self.note_duplicate(note)
+        return {"checked": checked, "skipped": len(repeated), "rejected": len(parsed.invalid)}
+
+    def drop_repeated_emails(self, parsed: Parsed) -> list[str]:
+        """Keep the last record of each email in the batch; the notes on the others (one each),
+        for note_duplicate."""
         emails = parsed.emails
         if len(set(emails)) == len(emails):
-            return 0
+            return []
         last: dict[str, int] = {}
+        notes = []
         for i, email in enumerate(emails):
             if email in last:
-                self.note_duplicate(
+                notes.append(
                     f"line {parsed.lines[last[email]]}: skipped, {email} appears "
                     f"again on line {parsed.lines[i]} and the later row wins"
                 )
             last[email] = i
         parsed.keep(sorted(last.values()))
-        return len(emails) - len(last)
+        return notes
 
     def upsert(self, parsed: Parsed) -> tuple[int, int, int]:
         """Insert new supporters, update changed ones, touch unchanged ones; return the counts."""
