@@ -16,8 +16,14 @@ the two cores next to nothing, unlike a Python client.
 
 Prints p50/p95 per page and, as its last line, one JSON object with the figures.
 
+With --postgres the database is PostgreSQL (a throw-away cluster and redis-server started by
+tests/services.py and stopped at the end, or CONVEYOR_DATABASE_URL's and CONVEYOR_REDIS_URL's),
+its schema built by the migrations and the same rows loaded with COPY; the web server and the
+measurement are the same.
+
     .venv/bin/python bench/monitor_bench.py                      # full size (1,000,000 runs)
     .venv/bin/python bench/monitor_bench.py --runs 20000 --requests 5   # smoke check
+    .venv/bin/python bench/monitor_bench.py --postgres           # the same on PostgreSQL
 """
 
 from __future__ import annotations
@@ -36,9 +42,11 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
+from _services import IDENTITY, postgres_services
 from common import PASSWORD, ROOT, bench_dir, cpu_seconds, free_port, migrated_app
 
 ADMIN_EMAIL = "super@bench.example.org"
@@ -56,8 +64,122 @@ def create_schema(var_dir: str) -> None:
         pass
 
 
+RUN_COLUMNS = (
+    "id, job_id, owner_id, started_by_id, job_type, job_name, number, state, trigger, "
+    "request_id, created_at, started_at, finished_at, progress_done, progress_total, "
+    "checked, created, updated, unchanged, skipped, rejected, checkpoint, result_path, "
+    "result_name, downloaded_at, result_deleted_at, error, control, control_at, rq_job_id, "
+    "heartbeat_at, in_monitor, sort_at"
+)
+
+
+class SqliteFill:
+    """Where fill() writes on the embedded default: plain sqlite3, one transaction, the run
+    table's secondary indexes dropped for the bulk insert and rebuilt after it (much faster)."""
+
+    def __init__(self, db_path: str) -> None:
+        self.con = sqlite3.connect(db_path, isolation_level=None)  # explicit BEGIN/COMMIT below
+        self.con.execute("PRAGMA synchronous=OFF")
+        self.con.execute("PRAGMA cache_size=-524288")  # 512 MB while filling
+        self.con.execute("PRAGMA temp_store=MEMORY")
+        self.insert = f"INSERT INTO run ({RUN_COLUMNS}) VALUES ({', '.join('?' * 33)})"
+        self.indexes: list[tuple[str, str]] = []
+
+    def begin(self, users: list[tuple], jobs: list[tuple]) -> None:
+        """Write the users and jobs; make the run table ready for runs()."""
+        con = self.con
+        con.execute("BEGIN")
+        con.executemany(
+            "INSERT INTO user (id, email, name, password_hash, role, active, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            users,
+        )
+        con.executemany(
+            "INSERT INTO job (id, owner_id, job_type, name, params, active, "
+            "last_run_number, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            jobs,
+        )
+        # the UNIQUE constraints' automatic indexes stay
+        self.indexes = con.execute(
+            "SELECT name, sql FROM sqlite_master "
+            "WHERE type = 'index' AND tbl_name = 'run' AND sql IS NOT NULL"
+        ).fetchall()
+        for name, _sql in self.indexes:
+            con.execute(f'DROP INDEX "{name}"')
+
+    def runs(self, rows: list[tuple]) -> None:
+        """Write run rows (RUN_COLUMNS)."""
+        self.con.executemany(self.insert, rows)
+
+    def finish(self, numbers: list[tuple[int, int]]) -> None:
+        """Rebuild the indexes, set each job's last run number (number, job id), commit."""
+        con = self.con
+        for _name, sql in self.indexes:
+            con.execute(sql)
+        con.executemany("UPDATE job SET last_run_number = ? WHERE id = ?", numbers)
+        con.execute("COMMIT")
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+
+
+class PostgresFill:
+    """Where fill() writes on PostgreSQL: COPY, one transaction, the run table's secondary
+    indexes dropped for it and rebuilt after it, the id sequences moved past the rows; then
+    VACUUM ANALYZE, as autovacuum soon would after a million inserts."""
+
+    def __init__(self, database_url: str) -> None:
+        import psycopg
+
+        self.con = psycopg.connect(database_url)
+        self.cursor = self.con.cursor()
+        self.indexes: list[tuple[str, str]] = []
+        self.copying = ExitStack()
+
+    def _copy(self, table: str, columns: str, rows: list[tuple]) -> None:
+        with self.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def begin(self, users: list[tuple], jobs: list[tuple]) -> None:
+        """Write the users and jobs; make the run table ready for runs()."""
+        self._copy('"user"', "id, email, name, password_hash, role, active, created_at", users)
+        self._copy(
+            "job",
+            "id, owner_id, job_type, name, params, active, last_run_number, created_at, updated_at",
+            jobs,
+        )
+        self.indexes = self.cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'run' AND indexname NOT IN "
+            "(SELECT conname FROM pg_constraint WHERE conrelid = 'run'::regclass)"
+        ).fetchall()
+        for name, _sql in self.indexes:
+            self.cursor.execute(f'DROP INDEX "{name}"')
+        self.copy = self.copying.enter_context(self.cursor.copy(f"COPY run ({RUN_COLUMNS}) FROM STDIN"))
+
+    def runs(self, rows: list[tuple]) -> None:
+        """Write run rows (RUN_COLUMNS)."""
+        for row in rows:
+            self.copy.write_row(row)
+
+    def finish(self, numbers: list[tuple[int, int]]) -> None:
+        """Rebuild the indexes, set each job's last run number (number, job id), commit."""
+        self.copying.close()
+        cursor = self.cursor
+        for _name, sql in self.indexes:
+            cursor.execute(sql)
+        cursor.executemany("UPDATE job SET last_run_number = %s WHERE id = %s", numbers)
+        for table in ('"user"', "job", "run"):
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+            )
+        self.con.commit()
+        self.con.autocommit = True
+        cursor.execute('VACUUM ANALYZE "user", job, run')
+        self.con.close()
+
+
 def fill(
-    db_path: str,
+    out: SqliteFill | PostgresFill,
     *,
     runs: int,
     running: int,
@@ -67,14 +189,10 @@ def fill(
     failed_in_monitor: bool = False,
     seed: int = 7,
 ) -> dict:
-    """Bulk-insert users, jobs and runs with plain sqlite3 (one transaction)."""
+    """Bulk-insert users, jobs and runs through `out` (one transaction)."""
     from werkzeug.security import generate_password_hash
 
     rng = random.Random(seed)
-    con = sqlite3.connect(db_path, isolation_level=None)  # explicit BEGIN/COMMIT below
-    con.execute("PRAGMA synchronous=OFF")
-    con.execute("PRAGMA cache_size=-524288")  # 512 MB while filling
-    con.execute("PRAGMA temp_store=MEMORY")
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     year_ago = now - timedelta(days=365)
     pw_hash = generate_password_hash(PASSWORD)  # one hash, shared: hashing 51 times is slow
@@ -103,14 +221,6 @@ def fill(
             jobs.append((len(jobs) + 1, owner, job_type, f"Weekly {verb} {k + 1} of user {owner}"))
     next_number = [0] * (len(jobs) + 1)
 
-    cols = (
-        "id, job_id, owner_id, started_by_id, job_type, job_name, number, state, trigger, "
-        "request_id, created_at, started_at, finished_at, progress_done, progress_total, "
-        "checked, created, updated, unchanged, skipped, rejected, checkpoint, result_path, "
-        "result_name, downloaded_at, result_deleted_at, error, control, control_at, rq_job_id, "
-        "heartbeat_at, in_monitor, sort_at"
-    )
-    insert = f"INSERT INTO run ({cols}) VALUES ({', '.join('?' * 33)})"
     span = (now - year_ago).total_seconds() - 3600
     leftovers = (
         set(rng.sample(range(max(1, runs - 20 * monitor_leftovers), runs + 1), min(monitor_leftovers, runs)))
@@ -205,32 +315,18 @@ def fill(
             out.put(None)
 
     t0 = time.perf_counter()
-    con.execute("BEGIN")
-    con.executemany(
-        "INSERT INTO user (id, email, name, password_hash, role, active, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+    out.begin(
         user_rows,
-    )
-    con.executemany(
-        "INSERT INTO job (id, owner_id, job_type, name, params, active, "
-        "last_run_number, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?)",
         [
-            (j, o, t, n, json.dumps({"bench": True}), year_ago.strftime(TS), year_ago.strftime(TS))
+            (j, o, t, n, json.dumps({"bench": True}), 1, 0, year_ago.strftime(TS), year_ago.strftime(TS))
             for j, o, t, n in jobs
         ],
     )
-    # Secondary indexes are dropped for the bulk insert and rebuilt after it (much faster);
-    # the UNIQUE constraints' automatic indexes stay.
-    indexes = con.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'run' AND sql IS NOT NULL"
-    ).fetchall()
-    for name, _sql in indexes:
-        con.execute(f'DROP INDEX "{name}"')
     chunks: queue.Queue = queue.Queue(maxsize=4)
     producer = threading.Thread(target=produce, args=(chunks,), daemon=True)
     producer.start()
     while (rows := chunks.get()) is not None:
-        con.executemany(insert, rows)
+        out.runs(rows)
     producer.join()
 
     running_ids = []
@@ -243,53 +339,55 @@ def fill(
         started = now - timedelta(seconds=rng.uniform(30, 3600))
         total = rng.randrange(10_000, 1_000_000)
         done = rng.randrange(0, total)
-        con.execute(
-            insert,
-            (
-                run_id,
-                job_id,
-                owner,
-                owner,
-                job_type,
-                name,
-                next_number[job_id],
-                "processing",
-                "manual",
-                f"REQ-{started:%Y%m%d}-{run_id:010X}",
-                started.strftime(TS),
-                started.strftime(TS),
-                None,
-                done,
-                total,
-                done,
-                done // 2,
-                done // 4,
-                done // 5,
-                0,
-                0,
-                json.dumps({"records": done}),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                f"run-{run_id}-{run_id:08x}",
-                now.strftime(TS),
-                1,
-                started.strftime(TS),
-            ),
+        out.runs(
+            [
+                (
+                    run_id,
+                    job_id,
+                    owner,
+                    owner,
+                    job_type,
+                    name,
+                    next_number[job_id],
+                    "processing",
+                    "manual",
+                    f"REQ-{started:%Y%m%d}-{run_id:010X}",
+                    started.strftime(TS),
+                    started.strftime(TS),
+                    None,
+                    done,
+                    total,
+                    done,
+                    done // 2,
+                    done // 4,
+                    done // 5,
+                    0,
+                    0,
+                    json.dumps({"records": done}),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    f"run-{run_id}-{run_id:08x}",
+                    now.strftime(TS),
+                    1,
+                    started.strftime(TS),
+                ),
+            ]
         )
-    for _name, sql in indexes:
-        con.execute(sql)
-    con.executemany(
-        "UPDATE job SET last_run_number = ? WHERE id = ?", [(next_number[j], j) for j, *_ in jobs]
-    )
-    con.execute("COMMIT")
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    con.close()
+    out.finish([(next_number[j], j) for j, *_ in jobs])
     return {"fill_seconds": time.perf_counter() - t0, "running_ids": running_ids, "max_id": runs + running}
+
+
+def database_size(database_url: str) -> int:
+    """The PostgreSQL database's size in bytes."""
+    import psycopg
+
+    with psycopg.connect(database_url) as con:
+        return con.execute("SELECT pg_database_size(current_database())").fetchone()[0]
 
 
 # --------------------------------------------------------------------------- HTTP client
@@ -509,25 +607,40 @@ def main() -> int:
         "--threads", type=int, default=1, help="gunicorn threads per worker (default: as `make run`)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp var dir")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="on PostgreSQL (CONVEYOR_DATABASE_URL's, else a throw-away one) and redis-server",
+    )
     args = parser.parse_args()
     if shutil.which("ab") is None:
         raise SystemExit("this bench drives the load with ApacheBench: apt-get install apache2-utils")
 
     load_at_start = round(os.getloadavg()[0], 2)  # the box may be shared: say how busy it was
     with bench_dir("conveyor-monitor-bench-", args.keep) as tmp:
-        return run_bench(args, tmp, load_at_start)
+        if not args.postgres:
+            return run_bench(args, tmp, load_at_start)
+        with postgres_services() as services:
+            return run_bench(args, tmp, load_at_start, services)
 
 
-def run_bench(args: argparse.Namespace, tmp: str, load_at_start: float) -> int:
-    """Fill the database under tmp, start gunicorn, load every page and print the figures."""
+def run_bench(
+    args: argparse.Namespace, tmp: str, load_at_start: float, services: tuple[str, str] | None = None
+) -> int:
+    """Fill the database under tmp (or PostgreSQL's, with `services`: its URL and Redis's),
+    start gunicorn, load every page and print the figures."""
     var_dir = os.path.join(tmp, "var")
     proc = None
+    server_env: dict[str, str] = {}
+    if services is not None:
+        server_env = {"CONVEYOR_DATABASE_URL": services[0], "CONVEYOR_REDIS_URL": services[1], **IDENTITY}
+        os.environ.update(server_env)  # for create_schema
     try:
         t0 = time.perf_counter()
         create_schema(var_dir)
         db_path = os.path.join(var_dir, "conveyor.db")
         filled = fill(
-            db_path,
+            SqliteFill(db_path) if services is None else PostgresFill(services[0]),
             runs=args.runs,
             running=args.running,
             users=args.users,
@@ -536,10 +649,10 @@ def run_bench(args: argparse.Namespace, tmp: str, load_at_start: float) -> int:
             failed_in_monitor=args.failed_in_monitor,
         )
         total_runs = args.runs + args.running
+        size = os.path.getsize(db_path) if services is None else database_size(services[0])
         print(
             f"filled {total_runs:,} runs in {filled['fill_seconds']:.1f}s "
-            f"(setup total {time.perf_counter() - t0:.1f}s, "
-            f"db {os.path.getsize(db_path) / 1e6:.0f} MB)",
+            f"(setup total {time.perf_counter() - t0:.1f}s, db {size / 1e6:.0f} MB)",
             flush=True,
         )
 
@@ -547,6 +660,7 @@ def run_bench(args: argparse.Namespace, tmp: str, load_at_start: float) -> int:
         env = dict(os.environ, CONVEYOR_VAR_DIR=var_dir)
         env.pop("CONVEYOR_DATABASE_URL", None)
         env.pop("CONVEYOR_REDIS_URL", None)
+        env.update(server_env)
         gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
         with open(os.path.join(tmp, "gunicorn.log"), "w") as log:
             proc = subprocess.Popen(
@@ -580,10 +694,11 @@ def run_bench(args: argparse.Namespace, tmp: str, load_at_start: float) -> int:
                 {"HX-Request": "true"},
                 "monitor-poller",
             ),
-            "history": ("/history", {}, f'<td class="num">{filled["max_id"]}</td>'),
-            "history_deep": (f"/history?before={middle}", {}, f'<td class="num">{middle - 1}</td>'),
+            "history": ("/history", {}, f'href="/runs/{filled["max_id"]}"'),
+            "history_deep": (f"/history?before={middle}", {}, f'href="/runs/{middle - 1}"'),
         }
         result: dict = {
+            "database": "sqlite" if services is None else "postgresql",
             "runs": total_runs,
             "clients": args.clients,
             "requests_per_client": args.requests,
