@@ -257,3 +257,15 @@ def test_a_new_supporter_without_opted_in_is_refused_alike(apps, tmp_path):
     for name, app in apps.items():
         with pytest.raises(sa.exc.IntegrityError):
             run_import(app, tmp_path / f"{name}.csv", text, ["email", "opted_in"])
+
+
+def test_new_emails_after_slices_of_stored_ones_are_created_alike(apps, tmp_path, monkeypatch):
+    # a re-import with new people at its end: slices of stored emails only, then mixed ones
+    monkeypatch.setattr(importer, "READ_SIZE", 7)
+    for app in apps.values():
+        app.config["IMPORT_BATCH_SIZE"] = 14
+    header = "email,city\n"
+    stored = header + "".join(f"p{i}@example.org,Boston\n" for i in range(30))
+    more = header + "".join(f"p{i}@example.org,{'Austin' if i % 4 else 'Boston'}\n" for i in range(40))
+    _, again = on_both(apps, tmp_path, [(stored, ["email", "city"]), (more, ["email", "city"])])
+    assert (again["counts"]["created"], again["counts"]["updated"]) == (10, 22)

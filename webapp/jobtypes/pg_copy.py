@@ -48,9 +48,11 @@ def _texts(values: list[Any]) -> list[str]:
 
 @dataclass
 class Staged:
-    """A slice of records (unique emails) as rows of supporter in COPY's text format."""
+    """A slice of records (unique emails) in COPY's text format: the mapped fields of each, and
+    what a new supporter adds to them (last_run_id, created_at, updated_at, opted_in)."""
 
     data: str
+    added: str
     lines: list[int]
     emails: list[str]
     now: datetime  # its created_at / updated_at
@@ -78,24 +80,24 @@ class StagedUpsert:
         self.plain_inserts = plain_inserts
         table = Supporter.__table__
         dialect = postgresql.dialect()
-        columns = ["email", *names, "last_run_id", "created_at", "updated_at"]
+        fields = ["email", *names]
+        added = ["last_run_id", "created_at", "updated_at"]
         self.default_opted_in = default_opted_in
         if default_opted_in:
-            columns.append("opted_in")
-        listed = ", ".join(columns)
+            added.append("opted_in")
         # ON COMMIT DROP: the table lives as long as the batch's transaction, whichever pooled
         # connection the next batch gets; created in this transaction, TRUNCATE empties it in
         # place. Its rows are read back in the order they were written (ids follow the file).
-        stage_columns = ", ".join(f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in columns)
+        stage_columns = ", ".join(f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in fields)
         self.prepare_sql = (
             f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({stage_columns}) ON COMMIT DROP; TRUNCATE {STAGE}"
         )
-        self.copy_stage_sql = f"COPY {STAGE} ({listed}) FROM STDIN"
+        self.copy_stage_sql = f"COPY {STAGE} ({', '.join(fields)}) FROM STDIN"
         # a slice whose emails are all new (every slice of a first import) goes straight into
         # supporter, in a savepoint: the first stored email it meets undoes it and the slice is
         # upserted instead. Half the server's work of an INSERT … ON CONFLICT from the staging
         # table, which looks each email up first and confirms each row it inserts
-        self.copy_supporter_sql = f"COPY supporter ({listed}) FROM STDIN"
+        self.copy_supporter_sql = f"COPY supporter ({', '.join(fields + added)}) FROM STDIN"
         # columns that cannot be empty (opted_in): a record leaving one empty is an update, or
         # else a failure as on SQLite; it never meets a stored row's key as an insert
         # (PostgreSQL refuses the empty value before it looks at the key)
@@ -115,9 +117,11 @@ class StagedUpsert:
             f"updated_at = CASE WHEN {changed} THEN %(now)s ELSE o.updated_at END",
         ]
 
+        values = [f"s.{name}" for name in fields] + ["%(run)s", "%(now)s", "%(now)s", "false"][: len(added)]
+
         def insert(where: str = "") -> str:
             return (
-                f"INSERT INTO supporter ({listed}) SELECT {', '.join('s.' + name for name in columns)} "
+                f"INSERT INTO supporter ({', '.join(fields + added)}) SELECT {', '.join(values)} "
                 f"FROM {STAGE} s {where} ON CONFLICT (email) DO NOTHING"
             )
 
@@ -151,14 +155,16 @@ class StagedUpsert:
         self.update_first_sql = (
             f"WITH updated AS ({update()}), inserted AS ({insert(not_updated)} RETURNING 1) {counts}"
         )
+        # a slice of stored emails only (every slice of a re-import): no insert at all, unless
+        # the update leaves some records out (then the pass below inserts them)
+        self.update_only_sql = f"WITH updated AS ({update()}), inserted AS (SELECT WHERE false) {counts}"
         # the records the passes before left out: those another import stored (or changed)
         # after this statement's snapshot; every row this run wrote already has its id
         self.again_sql = (
             f"WITH updated AS ({update('AND o.last_run_id IS DISTINCT FROM %(run)s')}), "
             f"inserted AS ({insert(not_updated)} RETURNING 1) {counts}"
         )
-        self.all_new = True  # the last slice was all new emails
-        self.insert_first = True  # it was mostly new emails
+        self.created = (1, 1)  # of the last slice: (new emails, records)
 
     def stage(self, lines: list[int], emails: list[str], columns: list[list[Any]], now: datetime) -> Staged:
         """A slice of records (unique emails) in COPY's text format. Done by the thread that
@@ -173,9 +179,9 @@ class StagedUpsert:
         added = f"\t{self.run_id}\t{now:%Y-%m-%d %H:%M:%S.%f}\t{now:%Y-%m-%d %H:%M:%S.%f}"
         if self.default_opted_in:
             added += "\tf"
-        end = added + "\n"
         return Staged(
-            data=end.join(map("\t".join, zip(*fields, strict=True))) + end,
+            data="\n".join(map("\t".join, zip(*fields, strict=True))) + "\n",
+            added=added,
             lines=lines,
             emails=emails,
             now=now,
@@ -191,7 +197,8 @@ class StagedUpsert:
         written = Written()
         try:
             with connection.cursor() as cursor:
-                if self.plain_inserts and self.all_new and staged.complete and self.copy_all(cursor, staged):
+                all_new = self.created[0] == self.created[1]
+                if self.plain_inserts and all_new and staged.complete and self.copy_all(cursor, staged):
                     written.created = records
                 else:
                     cursor.execute(self.prepare_sql)
@@ -200,8 +207,7 @@ class StagedUpsert:
                     self.upsert(cursor, params, staged, written)
         except psycopg.Error as error:
             raise DBAPIError.instance(None, params, error, psycopg.Error) from error
-        self.all_new = written.created == records
-        self.insert_first = written.created * 2 >= records
+        self.created = (written.created, records)
         return written
 
     def copy_all(self, cursor: Any, staged: Staged) -> bool:
@@ -209,7 +215,8 @@ class StagedUpsert:
         cursor.execute(f"SAVEPOINT {STAGE}")
         try:
             with cursor.copy(self.copy_supporter_sql) as copy:
-                copy.write(staged.data)
+                # (a value's own line breaks are escaped: each one ends a record)
+                copy.write(staged.data.replace("\n", staged.added + "\n"))
         except psycopg.errors.UniqueViolation:
             cursor.execute(f"ROLLBACK TO SAVEPOINT {STAGE}; RELEASE SAVEPOINT {STAGE}")
             return False
@@ -220,7 +227,11 @@ class StagedUpsert:
         """Insert the new emails, update the stored ones; a pass again for those another
         import stored meanwhile."""
         records = len(staged.emails)
-        statement = self.insert_first_sql if self.insert_first else self.update_first_sql
+        created, last = self.created  # as the last slice went
+        if created == 0:
+            statement = self.update_only_sql
+        else:
+            statement = self.insert_first_sql if created * 2 >= last else self.update_first_sql
         for _ in range(PASSES):
             cursor.execute(statement, params)
             created, updated, unchanged, again = cursor.fetchone()
