@@ -233,6 +233,7 @@ def test_notifications_come_from_the_configured_sender(app, monkeypatch, tmp_pat
     from webapp.mailing.notifications import notify
 
     monkeypatch.setenv("CONVEYOR_NOTIFY_FROM", "Park Friends <alerts@park.example>")
+    monkeypatch.delenv("CONVEYOR_DATABASE_URL", raising=False)  # the embedded default
     assert load_config({"VAR_DIR": str(tmp_path)})["NOTIFY_FROM"] == "Park Friends <alerts@park.example>"
     app.config["NOTIFY_FROM"] = "Park Friends <alerts@park.example>"
     assert notify("owner@park.example", "[Conveyor] Done", "It is done.")
