@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from _services import IDENTITY, postgres_services
-from common import PASSWORD, ROOT, bench_dir, cpu_seconds, free_port, migrated_app
+from common import PASSWORD, ROOT, bench_dir, cpu_seconds, embedded_redis, free_port, migrated_app
 
 ADMIN_EMAIL = "super@bench.example.org"
 TARGET_P95_MS = 100.0
@@ -635,6 +635,7 @@ def run_bench(
     if services is not None:
         server_env = {"CONVEYOR_DATABASE_URL": services[0], "CONVEYOR_REDIS_URL": services[1], **IDENTITY}
         os.environ.update(server_env)  # for create_schema
+    redis = ExitStack()
     try:
         t0 = time.perf_counter()
         create_schema(var_dir)
@@ -656,6 +657,11 @@ def run_bench(
             flush=True,
         )
 
+        if services is None:
+            # one embedded Redis for the web workers, held by this process and shut down at the
+            # end, as `make run` starts it (each worker would otherwise start its own, left running)
+            redis.enter_context(embedded_redis(var_dir, 1))
+            server_env["CONVEYOR_REDIS_URL"] = os.environ["CONVEYOR_REDIS_URL"]
         port = free_port()
         env = dict(os.environ, CONVEYOR_VAR_DIR=var_dir)
         env.pop("CONVEYOR_DATABASE_URL", None)
@@ -760,6 +766,7 @@ def run_bench(
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        redis.close()
 
 
 if __name__ == "__main__":
