@@ -23,6 +23,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_config(test_config))
 
     db.init_app(app)
+    from webapp import readonly
+
+    readonly.install(app)  # a request that only read ends with COMMIT (psycopg keeps its plans)
     if app.config["MIGRATIONS"]:
         from flask_migrate import Migrate  # Alembic: ~11 MB a worker forks for every run
 
