@@ -33,6 +33,8 @@ EXTERNAL_DATABASE = database_url(os.environ.get("CONVEYOR_DATABASE_URL") or "") 
 EXTERNAL_REDIS = os.environ.get("CONVEYOR_REDIS_URL") or None
 # a test about the embedded default itself (its SQLite file, SQLite's own settings)
 embedded_only = pytest.mark.skipif(bool(EXTERNAL_DATABASE), reason="about the embedded SQLite default")
+# a test that touches no database or Redis: the first pass has run it already
+no_database = pytest.mark.skipif(bool(EXTERNAL_DATABASE), reason="touches no database: run in the first pass")
 
 
 @pytest.fixture(scope="session")

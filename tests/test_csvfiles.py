@@ -5,7 +5,10 @@ import time
 
 import pytest
 
+from tests.conftest import no_database
 from webapp.csvfiles import LINE_LIMIT, CsvProblem, check_bytes, iter_record_batches, iter_records
+
+pytestmark = no_database
 
 TEXT = (
     "email,note\r\n"

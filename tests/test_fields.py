@@ -5,7 +5,10 @@ from functools import partial
 
 import pytest
 
+from tests.conftest import no_database
 from webapp.jobtypes import fields
+
+pytestmark = no_database
 
 # per field: values a column takes whole; valid values it leaves to the converter one by one
 # (not in their stored form); invalid values

@@ -20,12 +20,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import import_job
+from tests.conftest import embedded_only, import_job
 from webapp import create_app
 from webapp.extensions import db
 from webapp.launcher import Child, exit_reason, redis_socket_path
 from webapp.models import Run, Supporter, User
 from webapp.rules.states import RunState
+
+pytestmark = embedded_only  # `make run` supervises the embedded default
 
 ROOT = Path(__file__).resolve().parents[1]
 BACK_WITHIN = 10.0  # seconds a killed process has to be running again

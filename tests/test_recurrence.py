@@ -5,6 +5,7 @@ import pytest
 from dateutil import rrule as rr
 from dateutil import tz as dtz
 
+from tests.conftest import no_database
 from webapp.rules.clock import local_to_utc, utc_to_local_naive
 from webapp.rules.recurrence import (
     LAST_WEEK,
@@ -18,6 +19,8 @@ from webapp.rules.recurrence import (
     pick_slot_minute,
     slot_in_past,
 )
+
+pytestmark = no_database
 
 K = ScheduleKind
 NY = "America/New_York"

@@ -1,5 +1,6 @@
 import pytest
 
+from tests.conftest import no_database
 from webapp.rules.states import (
     FINISHED,
     TRANSITIONS,
@@ -8,6 +9,8 @@ from webapp.rules.states import (
     can_transition,
     check_transition,
 )
+
+pytestmark = no_database
 
 S = RunState
 
