@@ -386,8 +386,9 @@ def test_while_the_storage_is_unreachable_pages_say_so_and_nothing_saved_is_lost
 ):
     auth.login(users["user"].email)
     refused = upload_csv(client, CSV)
-    assert refused.status_code == 503
-    assert "The file storage did not answer" in refused.get_data(as_text=True)
+    assert refused.status_code == 503  # the form again, with what happened under the file
+    assert "The file storage did not answer, so the file was not saved" in refused.get_data(as_text=True)
+    assert 'name="name"' in refused.get_data(as_text=True)
     assert local_files(app) == []  # the checked file was not left behind
     assert client.get("/jobs/new/import/sometoken").status_code == 503  # not "no such upload"
     job = export_job(users["user"])

@@ -24,6 +24,7 @@ from webapp.jobtypes.user_data_import import ImportUploadForm, UserDataImport, g
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.permissions import job_or_404
+from webapp.storage import StorageUnavailable
 from webapp.web import queue_place, upload_limit_text
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
@@ -61,6 +62,12 @@ def new_import():
             upload = save_upload(form.file.data, current_user.id, form.name.data.strip(), form.encoding.data)
         except CsvProblem as problem:
             form.file.errors.append(str(problem))
+        except StorageUnavailable:
+            form.file.errors.append(
+                "The file storage did not answer, so the file was not saved. Try again in a moment, "
+                "and tell an admin if it keeps happening."
+            )
+            return render_template("jobs/import_upload.html", form=form), 503
         else:
             return redirect(url_for("jobs.map_import", token=upload.token))
     return render_template("jobs/import_upload.html", form=form)
