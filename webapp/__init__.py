@@ -35,6 +35,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."
     login_manager.login_message_category = "info"
+    from webapp.api.tokens import load_user_from_request
+
+    login_manager.request_loader(load_user_from_request)  # /api/v1 with a personal API token
 
     from webapp import models  # noqa: F401  (register the tables)
     from webapp.engine import chains, followups
@@ -62,11 +65,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         ops,
         runs,
         supporters,
+        tokens,
         tracking,
     )
 
-    for area in (auth, monitor, runs, jobs, groups, campaigns, supporters, admin, tracking, api, ops):
+    for area in (auth, monitor, runs, jobs, groups, campaigns, supporters, admin, tracking, api, ops, tokens):
         app.register_blueprint(area.bp)
+    from webapp.api import v1
+
+    app.register_blueprint(v1.bp)
 
     from webapp.security import register_security
     from webapp.web import register_web_helpers

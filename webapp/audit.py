@@ -21,6 +21,7 @@ LABELS = {
     "settings": None,
     "filter": "name",
     "blackout": "reason",
+    "apitoken": "name",
 }
 
 

@@ -15,10 +15,12 @@ from webapp.models.people import SUPPORTER_FIELDS, Supporter
 from webapp.models.runs import Run, RunLogLine, RunRejection
 from webapp.models.schedules import Blackout, JobSchedule
 from webapp.models.settings import AccountSettings
+from webapp.models.tokens import ApiToken
 from webapp.models.users import Role, User
 
 __all__ = [
     "AccountSettings",
+    "ApiToken",
     "AuditEntry",
     "Blackout",
     "Campaign",

@@ -1,0 +1,149 @@
+"""Personal API tokens: made on the API tokens page (shown once, stored as a hash), used as
+`Authorization: Bearer` on /api/v1 with the screens' rules, revoked, expired, audited."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import date, timedelta
+
+from tests.conftest import export_job, fresh
+from webapp.engine.runs import start_run
+from webapp.extensions import db
+from webapp.models import ApiToken, AuditEntry
+from webapp.models.base import utcnow
+
+
+def make_token(client, auth, email: str, name: str = "CRM sync", **fields) -> str:
+    auth.login(email)
+    page = client.post("/account/api-tokens/", data={"name": name, "access": "read"} | fields)
+    assert page.status_code == 201, page.get_data(as_text=True)
+    secret = re.search(r'id="new-token"[^>]*value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    auth.logout()
+    return secret
+
+
+def api(client, path: str, secret: str | None, method: str = "GET", **kwargs):
+    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+    return client.open(path, method=method, headers=headers, **kwargs)
+
+
+def test_a_new_token_is_shown_once_and_stored_only_as_its_hash(client, auth, users):
+    secret = make_token(client, auth, "user@example.org")
+    token = ApiToken.query.one()
+    assert secret.startswith("cvy_") and len(secret) > 40
+    assert token.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in {token.name, token.prefix} and secret.startswith(token.prefix)
+    auth.login("user@example.org")
+    listed = client.get("/account/api-tokens/").get_data(as_text=True)
+    assert "CRM sync" in listed and token.prefix in listed and secret not in listed
+    assert "Never" in listed  # not used yet
+    entry = AuditEntry.query.filter_by(action="api_token.created").one()
+    assert entry.actor_id == users["user"].id and "read-only" in entry.detail
+
+
+def test_a_token_reads_its_users_runs_and_another_users_run_is_a_404(app, client, auth, users):
+    own = start_run(export_job(users["user"]), users["user"])
+    theirs = start_run(export_job(users["other"]), users["other"])
+    secret = make_token(client, auth, "user@example.org")
+    answer = api(client, f"/api/v1/runs/{own.id}", secret)
+    assert answer.status_code == 200
+    assert answer.json["id"] == own.id and answer.json["state"] == own.state.value
+    assert set(answer.json["counts"]) >= {"checked", "created", "rejected"}
+    missing = api(client, f"/api/v1/runs/{theirs.id}", secret)
+    assert missing.status_code == 404 and missing.json["error"]
+    assert api(client, f"/api/v1/runs/{theirs.id + 1000}", secret).status_code == 404
+
+
+def test_a_super_admins_token_sees_every_users_run(client, auth, users):
+    theirs = start_run(export_job(users["other"]), users["other"])
+    secret = make_token(client, auth, "super@example.org")
+    assert api(client, f"/api/v1/runs/{theirs.id}", secret).status_code == 200
+
+
+def test_without_a_usable_token_the_api_answers_401_in_json(client, auth, users):
+    run = start_run(export_job(users["user"]), users["user"])
+    assert api(client, f"/api/v1/runs/{run.id}", None).status_code == 401
+    assert api(client, f"/api/v1/runs/{run.id}", "cvy_wrong").json["error"].startswith("send a usable")
+    auth.login("user@example.org")  # a browser session is not a token
+    assert client.get(f"/api/v1/runs/{run.id}").status_code == 401
+
+
+def test_a_token_on_a_page_of_the_screens_signs_nobody_in(client, auth, users):
+    secret = make_token(client, auth, "user@example.org")
+    page = api(client, "/", secret)
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+
+
+def test_a_read_only_token_may_not_write(client, auth, users):
+    run = start_run(export_job(users["user"]), users["user"])
+    secret = make_token(client, auth, "user@example.org")
+    refused = api(client, f"/api/v1/runs/{run.id}/stop", secret, method="POST")
+    assert refused.status_code == 403 and refused.json["error"] == "this API token is read-only"
+    assert fresh(run).control is None and not fresh(run).state.is_finished  # nothing happened
+
+
+def test_a_read_write_token_stops_a_run_as_the_button_does_and_it_is_audited(client, auth, users):
+    run = start_run(export_job(users["user"]), users["user"])
+    theirs = start_run(export_job(users["other"]), users["other"])
+    secret = make_token(client, auth, "user@example.org", access="write")
+    assert api(client, f"/api/v1/runs/{theirs.id}/stop", secret, method="POST").status_code == 404
+    stopped = api(client, f"/api/v1/runs/{run.id}/stop", secret, method="POST")
+    assert stopped.status_code == 200, stopped.json
+    assert stopped.json["run"]["state"] == "cancelled" and stopped.json["message"]
+    entry = AuditEntry.query.filter_by(action="run.stopped").one()
+    assert entry.actor_id == users["user"].id and "(API)" in entry.detail
+    again = api(client, f"/api/v1/runs/{run.id}/stop", secret, method="POST")
+    assert again.status_code == 409 and again.json["error"]
+
+
+def test_a_revoked_token_stops_working_at_once_and_only_its_owner_may_revoke_it(client, auth, users):
+    run = start_run(export_job(users["user"]), users["user"])
+    secret = make_token(client, auth, "user@example.org")
+    token = ApiToken.query.one()
+    auth.login("other@example.org")  # another user's token id is a 404
+    assert client.post(f"/account/api-tokens/{token.id}/revoke").status_code == 404
+    auth.logout()
+    assert api(client, f"/api/v1/runs/{run.id}", secret).status_code == 200
+    auth.logout()
+    auth.login("user@example.org")
+    done = client.post(f"/account/api-tokens/{token.id}/revoke", follow_redirects=True)
+    assert "was revoked" in done.get_data(as_text=True)
+    assert api(client, f"/api/v1/runs/{run.id}", secret).status_code == 401
+    assert AuditEntry.query.filter_by(action="api_token.revoked").count() == 1
+
+
+def test_an_expired_token_stops_working(client, auth, users):
+    run = start_run(export_job(users["user"]), users["user"])
+    secret = make_token(
+        client, auth, "user@example.org", expires_on=(date.today() + timedelta(days=2)).isoformat()
+    )
+    assert api(client, f"/api/v1/runs/{run.id}", secret).status_code == 200
+    token = ApiToken.query.one()
+    token.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert api(client, f"/api/v1/runs/{run.id}", secret).status_code == 401
+
+
+def test_the_form_refuses_a_past_expiry_and_a_second_token_of_the_same_name(client, auth, users):
+    auth.login("user@example.org")
+    past = client.post(
+        "/account/api-tokens/", data={"name": "Sync", "access": "read", "expires_on": "2020-01-01"}
+    )
+    assert past.status_code == 400 and "Choose a day after today" in past.get_data(as_text=True)
+    assert client.post("/account/api-tokens/", data={"name": "Sync", "access": "write"}).status_code == 201
+    again = client.post("/account/api-tokens/", data={"name": "Sync", "access": "write"})  # sent twice
+    assert again.status_code == 400 and "already have a token named" in again.get_data(as_text=True)
+    assert ApiToken.query.count() == 1
+
+
+def test_use_is_noted_and_a_new_address_is_audited_once(client, auth, users):
+    run = start_run(export_job(users["user"]), users["user"])
+    secret = make_token(client, auth, "user@example.org")
+    for _ in range(3):
+        api(client, f"/api/v1/runs/{run.id}", secret, environ_base={"REMOTE_ADDR": "10.0.0.7"})
+    api(client, f"/api/v1/runs/{run.id}", secret, environ_base={"REMOTE_ADDR": "10.0.0.8"})
+    token = ApiToken.query.one()
+    assert token.last_used_at is not None and token.last_used_ip == "10.0.0.8"
+    used = AuditEntry.query.filter_by(action="api_token.used").all()
+    assert [entry.ip for entry in used] == ["10.0.0.7", "10.0.0.8"]
