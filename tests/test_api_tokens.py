@@ -91,7 +91,7 @@ def test_a_read_write_token_stops_a_run_as_the_button_does_and_it_is_audited(cli
     stopped = api(client, f"/api/v1/runs/{run.id}/stop", secret, method="POST")
     assert stopped.status_code == 200, stopped.json
     assert stopped.json["run"]["state"] == "cancelled" and stopped.json["message"]
-    entry = AuditEntry.query.filter_by(action="run.stopped").one()
+    entry = AuditEntry.query.filter_by(action="run.cancelled").one()  # stopped before it ran
     assert entry.actor_id == users["user"].id and "(API)" in entry.detail
     again = api(client, f"/api/v1/runs/{run.id}/stop", secret, method="POST")
     assert again.status_code == 409 and again.json["error"]
@@ -147,3 +147,48 @@ def test_use_is_noted_and_a_new_address_is_audited_once(client, auth, users):
     assert token.last_used_at is not None and token.last_used_ip == "10.0.0.8"
     used = AuditEntry.query.filter_by(action="api_token.used").all()
     assert [entry.ip for entry in used] == ["10.0.0.7", "10.0.0.8"]
+
+
+def write_token(client, auth, email: str = "user@example.org") -> str:
+    return make_token(client, auth, email, name=f"Writer {email}", access="write")
+
+
+def test_a_job_is_listed_read_and_run_and_its_result_log_and_actions_work_through_the_api(
+    app, client, auth, users
+):
+    from tests.conftest import work
+    from webapp.models import Supporter
+
+    db.session.add(Supporter(email="ann@example.org", first_name="Ann"))
+    db.session.commit()
+    job = export_job(users["user"], name="Nightly export")
+    other = export_job(users["other"], name="Their export")
+    secret = write_token(client, auth)
+    listed = api(client, "/api/v1/jobs", secret).json["jobs"]
+    assert [entry["name"] for entry in listed] == ["Nightly export"]
+    assert api(client, f"/api/v1/jobs/{job.id}", secret).json["type"] == "user_data_export"
+    assert api(client, f"/api/v1/jobs/{other.id}", secret).status_code == 404
+    assert api(client, f"/api/v1/jobs/{other.id}/runs", secret, method="POST").status_code == 404
+
+    started = api(client, f"/api/v1/jobs/{job.id}/runs", secret, method="POST")
+    assert started.status_code == 201 and started.json["state"] in ("queued", "initializing", "processing")
+    run_id = started.json["id"]
+    work(app)
+    assert api(client, f"/api/v1/runs/{run_id}", secret).json["state"] == "completed"
+    result = api(client, f"/api/v1/runs/{run_id}/result", secret)
+    assert result.status_code == 200 and "ann@example.org" in result.get_data(as_text=True)
+    lines = api(client, f"/api/v1/runs/{run_id}/log", secret).json["lines"]
+    assert lines and all(line["at"].endswith("+00:00") for line in lines)
+    refused = api(client, f"/api/v1/runs/{run_id}/pause", secret, method="POST")
+    assert refused.status_code == 409 and "paused" in refused.json["error"]
+    assert api(client, f"/api/v1/runs/{run_id}/kill", secret, method="POST").status_code == 403
+    assert api(client, f"/api/v1/runs/{run_id}/explode", secret, method="POST").status_code == 404
+
+
+def test_a_result_deleted_after_its_retention_is_a_410(app, client, auth, users):
+    run = start_run(export_job(users["user"]), users["user"])
+    run.result_path, run.result_deleted_at = f"results/run-{run.id}-export.csv", utcnow()
+    db.session.commit()
+    secret = make_token(client, auth, "user@example.org")
+    gone = api(client, f"/api/v1/runs/{run.id}/result", secret)
+    assert gone.status_code == 410 and "retention" in gone.json["error"]

@@ -8,16 +8,21 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, jsonify, request
 from flask_login import current_user
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from webapp import audit
 from webapp.api.tokens import current_token
 from webapp.engine import control
 from webapp.engine.queueing import QueueUnavailable
-from webapp.engine.runs import RunActionError
+from webapp.engine.runs import RunActionError, mark_downloaded, start_run
 from webapp.extensions import csrf, db
-from webapp.models.runs import COUNT_NAMES
-from webapp.permissions import run_or_404
+from webapp.jobtypes import job_type_for, types_where
+from webapp.models.jobs import Job
+from webapp.models.runs import COUNT_NAMES, RunLogLine
+from webapp.permissions import job_or_404, run_or_404
+from webapp.rules.states import RunState
+from webapp.runs.files import result_file, result_name, send_run_file
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # a bearer token is not sent by a browser on its own: nothing to forge
@@ -74,16 +79,99 @@ def run_status(run_id: int):
     return jsonify(_run_json(run_or_404(run_id)))
 
 
-@bp.post("/runs/<int:run_id>/stop")
-def stop_run(run_id: int):
-    """Stop a run as its Stop button does: cancelled before it starts, else stopped at the next
-    batch. Answers what happened and the run as it is now (audited as the token's user)."""
+# what a run's buttons do, by the API's name: (the engine's action, what the audit log calls it)
+ACTIONS = {
+    "stop": (control.stop, "run.stopped"),
+    "pause": (control.pause, "run.paused"),
+    "resume": (control.resume, "run.resumed"),
+    "cancel": (control.cancel_paused, "run.cancelled"),
+    "kill": (control.kill, "run.killed"),
+    "retry": (control.retry, "run.retried"),
+}
+
+
+@bp.post("/runs/<int:run_id>/<any(stop, pause, resume, cancel, kill, retry):action>")
+def run_action(run_id: int, action: str):
+    """Stop, pause, resume, cancel (a paused run), kill (admins) or retry a run, as its buttons
+    do. Answers what happened and the run as it is now (audited as the token's user); an action
+    the run's state does not allow is a 409 saying why."""
     run = run_or_404(run_id)
+    if action == "kill" and not current_user.is_admin:
+        return _error(403, "only an admin can kill a run")
+    act, audited = ACTIONS[action]
     try:
-        message = control.stop(run, current_user)
+        message = act(run, current_user)
     except (RunActionError, QueueUnavailable) as problem:
         db.session.rollback()
         return _error(409, str(problem))
-    audit.record("run.stopped", run, detail=f"{run.label.capitalize()}: {message} (API)")
     db.session.refresh(run)
+    if audited == "run.stopped" and run.state is RunState.CANCELLED:
+        audited = "run.cancelled"
+    audit.record(audited, run, detail=f"{run.label.capitalize()}: {message} (API)")
     return jsonify(message=message, run=_run_json(run))
+
+
+@bp.get("/runs/<int:run_id>/log")
+def run_log(run_id: int):
+    """The run's log lines, oldest first (times in UTC with their zone)."""
+    run = run_or_404(run_id)
+    query = select(RunLogLine).where(RunLogLine.run_id == run.id).order_by(RunLogLine.id)
+    lines = db.session.execute(query).scalars()
+    return jsonify(
+        run_id=run.id, lines=[{"at": _iso(x.at), "level": x.level, "message": x.message} for x in lines]
+    )
+
+
+@bp.get("/runs/<int:run_id>/result")
+def run_result(run_id: int):
+    """The run's result file (streamed); 404 when it has none, 410 once deleted after the
+    retention period. Taken by its owner, the run leaves their monitor as on the run page."""
+    run = run_or_404(run_id)
+    if not run.result_path:
+        return _error(404, "this run has no result file")
+    stored = result_file(run)
+    if stored is None:
+        return _error(410, "the result file was deleted after the retention period")
+    if run.owner_id == current_user.id:
+        mark_downloaded(run)
+    return send_run_file(run, "result", result_name(run), stored, "text/csv")
+
+
+def _job_json(job: Job) -> dict:
+    return {
+        "id": job.id,
+        "name": job.name,
+        "type": job.job_type,
+        "owner": job.owner.email,
+        "created_at": _iso(job.created_at),
+    }
+
+
+@bp.get("/jobs")
+def jobs():
+    """The token's user's jobs (everyone's for a super admin's token), by name."""
+    query = select(Job).where(Job.active.is_(True), Job.job_type.in_(types_where("listed_as_job")))
+    if not current_user.is_super_admin:
+        query = query.where(Job.owner_id == current_user.id)
+    found = db.session.execute(query.order_by(Job.name, Job.id)).scalars()
+    return jsonify(jobs=[_job_json(job) for job in found])
+
+
+@bp.get("/jobs/<int:job_id>")
+def job(job_id: int):
+    """One job."""
+    return jsonify(_job_json(job_or_404(job_id)))
+
+
+@bp.post("/jobs/<int:job_id>/runs")
+def start(job_id: int):
+    """Start a run of the job now, as Run now does (it waits if another run of it is busy): 201
+    with the run. A campaign is sent by its launch, not here (409)."""
+    found = job_or_404(job_id)
+    if not found.active:
+        return _error(409, "this job was deleted")
+    if not job_type_for(found.job_type).runs_on_request:
+        return _error(409, "a campaign is sent by its launch, which shows the audience size first")
+    run = start_run(found, current_user)
+    audit.record("run.started", run, detail=f"Run #{run.number}, through the API")
+    return jsonify(_run_json(run)), 201

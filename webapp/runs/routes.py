@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 from flask import (
     Blueprint,
     Response,
@@ -15,8 +11,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -32,13 +26,13 @@ from webapp.groups.queries import step_names, timeline
 from webapp.jobtypes import job_type_for
 from webapp.mailing.stats import contact_stats
 from webapp.models.campaigns import Campaign
-from webapp.models.runs import Run, RunLogLine, RunRejection
+from webapp.models.runs import RunLogLine, RunRejection
 from webapp.monitor.queries import POLLED, row_names
 from webapp.monitor.rows import row_html
 from webapp.permissions import run_or_404
 from webapp.rules.clock import format_local
 from webapp.rules.states import RunState
-from webapp.storage import Storage, current_storage, located
+from webapp.runs.files import result_file, result_name, send_run_file
 from webapp.web import is_htmx, safe_path
 
 bp = Blueprint("runs", __name__, url_prefix="/runs")
@@ -157,19 +151,13 @@ def result(run_id: int):
     run = run_or_404(run_id)
     if not run.result_path:
         abort(404)
-    storage, key = located(current_storage(), run.result_path)
-    try:
-        size = storage.size(key)
-    except FileNotFoundError:
-        size = None
-    if run.result_deleted_at or size is None:
+    stored = result_file(run)
+    if stored is None:
         flash("This result file was deleted after the retention period.", "warning")
         return redirect(url_for("runs.detail", run_id=run.id))
     if run.owner_id == current_user.id:  # taken on their behalf, it waits in their monitor
         engine.mark_downloaded(run)
-    # (set with the key; else the file's own name, as send_file would name it)
-    name = run.result_name if run.result_name is not None else os.path.basename(run.result_path)
-    return send_run_file(run, "result", name, StoredFile(storage, key, size), "text/csv")
+    return send_run_file(run, "result", result_name(run), stored, "text/csv")
 
 
 def _after_action(run, message: str, category: str = "info"):
@@ -283,58 +271,3 @@ def rejections(run_id: int):
             yield f'{line},"{reason.replace(chr(34), chr(34) * 2)}"\n'
 
     return send_run_file(run, "rejections", f"run-{run.id}-rejected-{count}.csv", rows(), "text/csv")
-
-
-RUN_FILES = {"result": "result", "log": "log", "rejections": "rejected lines"}  # kind: words
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    """A file in storage, and its size, to send."""
-
-    storage: Storage
-    key: str
-    size: int
-
-    def response(self, name: str, mimetype: str) -> Response:
-        """The file as the attachment `name`: sent from disk when the storage keeps it on this
-        machine; else streamed from the storage as it is sent, a block at a time (never whole
-        in memory), with its length. Both through send_file, which words Content-Disposition
-        for any name (RFC 5987 for one beyond ASCII)."""
-        path = self.storage.path(self.key)
-        if path is not None:
-            return send_file(path, as_attachment=True, download_name=name, mimetype=mimetype)
-        response = send_file(
-            self.storage.open(self.key),
-            as_attachment=True,
-            download_name=name,
-            mimetype=mimetype,
-            conditional=False,
-        )
-        response.content_length = self.size
-        return response
-
-
-def send_run_file(
-    run: Run, kind: str, name: str, content: StoredFile | Iterator[str], mimetype: str
-) -> Response:
-    """Send a file of `run` (`kind`, one of RUN_FILES) as the attachment `name`; `content` is a
-    stored file or the lines of a file made as it is sent (which must not read `run`: the
-    audit entry's commit has expired it by then). Every file of a run leaves through
-    here, so that each one taken of another user's run (by a super admin: nobody else gets past
-    run_or_404) is audited as run.<kind>_downloaded_for_owner, naming the file and the owner.
-    The owner's own downloads are not audited."""
-    if run.owner_id != current_user.id:
-        audit.record(
-            f"run.{kind}_downloaded_for_owner",
-            run,
-            detail=f"Downloaded {name} on behalf of {run.owner.email}: the {RUN_FILES[kind]} of "
-            f"{run.reference}",
-        )
-    if isinstance(content, StoredFile):
-        return content.response(name, mimetype)
-    return Response(
-        stream_with_context(content),
-        mimetype=mimetype,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
