@@ -44,6 +44,7 @@ def samples(users, others_objects):  # noqa: F811
         "token": "not-a-token",
         "name": "nothing.eml",
         "filename": "nothing.css",
+        "action": "stop",
     }
 
 
