@@ -192,3 +192,20 @@ def test_a_result_deleted_after_its_retention_is_a_410(app, client, auth, users)
     secret = make_token(client, auth, "user@example.org")
     gone = api(client, f"/api/v1/runs/{run.id}/result", secret)
     assert gone.status_code == 410 and "retention" in gone.json["error"]
+
+
+def test_history_pages_by_cursor_with_its_filters_and_shows_only_the_users_runs(app, client, auth, users):
+    app.config["PAGE_SIZE"] = 2
+    job = export_job(users["user"])
+    own = [start_run(job, users["user"]) for _ in range(3)]
+    start_run(export_job(users["other"]), users["other"])
+    secret = make_token(client, auth, "user@example.org")
+    first = api(client, "/api/v1/history?type=user_data_export", secret).json
+    assert [run["id"] for run in first["runs"]] == [own[2].id, own[1].id] and first["previous"] is None
+    assert "type=user_data_export" in first["next"] and f"before={own[1].id}" in first["next"]
+    second = api(client, first["next"], secret).json
+    assert [run["id"] for run in second["runs"]] == [own[0].id] and second["next"] is None
+    assert api(client, "/api/v1/history?state=nonsense", secret).status_code == 400
+    assert api(client, f"/api/v1/history?user={users['other'].id}", secret).status_code == 404
+    monitor = api(client, "/api/v1/monitor", secret).json
+    assert monitor["total"] == 3 and len(monitor["runs"]) == 2 and "page=2" in monitor["next"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
@@ -17,16 +17,20 @@ from webapp.engine import control
 from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import RunActionError, mark_downloaded, start_run
 from webapp.extensions import csrf, db
-from webapp.jobtypes import job_type_for, types_where
+from webapp.jobtypes import REGISTRY, job_type_for, types_where
 from webapp.models.jobs import Job
 from webapp.models.runs import COUNT_NAMES, RunLogLine
-from webapp.permissions import job_or_404, run_or_404
+from webapp.monitor.queries import HistoryFilter, history_page, monitor_page
+from webapp.paging import Keyset
+from webapp.permissions import history_user_or_404, job_or_404, run_or_404
+from webapp.request_args import choice_arg, int_arg, page_arg
 from webapp.rules.states import RunState
 from webapp.runs.files import result_file, result_name, send_run_file
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # a bearer token is not sent by a browser on its own: nothing to forge
 READING = frozenset({"GET", "HEAD", "OPTIONS"})
+STATES = frozenset(state.value for state in RunState)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -175,3 +179,48 @@ def start(job_id: int):
     run = start_run(found, current_user)
     audit.record("run.started", run, detail=f"Run #{run.number}, through the API")
     return jsonify(_run_json(run)), 201
+
+
+def _listed(page, next_args: dict | None, prev_args: dict | None, endpoint: str, **filters) -> dict:
+    """A list answer: the runs, and the addresses of the pages on either side (None at an end)."""
+    kept = {name: value for name, value in filters.items() if value not in (None, "")}
+
+    def link(args: dict | None) -> str | None:
+        return url_for(endpoint, **kept, **args) if args else None
+
+    return {
+        "runs": [_run_json(run) for run in page.items],
+        "next": link(next_args),
+        "previous": link(prev_args),
+    }
+
+
+@bp.get("/history")
+def history():
+    """History: every run that happened, newest first, 50 a page by cursor (`before`/`after` a
+    run id: follow `next`), with its filters: `type`, `state`, and a super admin's `user`."""
+    filters = HistoryFilter(
+        job_type=choice_arg("type", REGISTRY),
+        state=choice_arg("state", STATES),
+        user_id=history_user_or_404(int_arg("user")),
+    )
+    page = history_page(current_user, filters, Keyset.from_request(current_app.config["PAGE_SIZE"]))
+    found = _listed(
+        page,
+        page.next_args,
+        page.prev_args,
+        "api_v1.history",
+        type=filters.job_type,
+        state=filters.state,
+        user=filters.user_id,
+    )
+    return jsonify(found)
+
+
+@bp.get("/monitor")
+def monitor():
+    """The monitor's rows (runs waiting, running, and finished ones not yet dismissed), newest
+    first, a page at a time (`page`: follow `next`), with how many there are."""
+    page = monitor_page(current_user, page_arg(), current_app.config["PAGE_SIZE"])
+    found = _listed(page, page.next_args, page.prev_args, "api_v1.monitor")
+    return jsonify(total=page.total, **found)
