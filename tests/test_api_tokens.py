@@ -209,3 +209,39 @@ def test_history_pages_by_cursor_with_its_filters_and_shows_only_the_users_runs(
     assert api(client, f"/api/v1/history?user={users['other'].id}", secret).status_code == 404
     monitor = api(client, "/api/v1/monitor", secret).json
     assert monitor["total"] == 3 and len(monitor["runs"]) == 2 and "page=2" in monitor["next"]
+
+
+def test_rejected_lines_and_dismiss_through_the_api(app, client, auth, users, tmp_path):
+    from tests.conftest import import_job, work
+
+    path = tmp_path / "people.csv"
+    path.write_text("email\nann@example.org\nnot-an-address\n")
+    run = start_run(import_job(users["user"], path, ["email"]), users["user"])
+    work(app)
+    secret = write_token(client, auth)
+    rejected = api(client, f"/api/v1/runs/{run.id}/rejections", secret).json["rejected"]
+    assert [entry["line"] for entry in rejected] == [3] and rejected[0]["reason"]
+    dismissed = api(client, f"/api/v1/runs/{run.id}/dismiss", secret, method="POST")
+    assert dismissed.status_code == 200 and dismissed.json["dismissed"] == [run.id]
+    assert fresh(run).in_monitor is False
+    waiting = start_run(export_job(users["user"]), users["user"])
+    refused = api(client, f"/api/v1/runs/{waiting.id}/dismiss", secret, method="POST")
+    assert refused.status_code == 409 and "finished" in refused.json["error"]
+
+
+def test_groups_are_listed_read_and_run_through_the_api(app, client, auth, users):
+    from tests.conftest import work
+    from tests.test_chains import group_of
+
+    first, second = export_job(users["user"], name="First"), export_job(users["user"], name="Second")
+    group = group_of(users["user"], [first, second])
+    theirs = group_of(users["other"], [export_job(users["other"]), export_job(users["other"])])
+    secret = write_token(client, auth)
+    listed = api(client, "/api/v1/groups", secret).json["groups"]
+    assert [(entry["id"], entry["steps"]) for entry in listed] == [(group.id, [first.id, second.id])]
+    assert api(client, f"/api/v1/groups/{theirs.id}", secret).status_code == 404
+    assert api(client, f"/api/v1/groups/{first.id}", secret).status_code == 404  # a job, not a group
+    started = api(client, f"/api/v1/groups/{group.id}/runs", secret, method="POST")
+    assert started.status_code == 201 and started.json["type"] == "job_group"
+    work(app)
+    assert api(client, f"/api/v1/runs/{started.json['id']}", secret).json["state"] == "completed"

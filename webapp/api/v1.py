@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
@@ -16,10 +16,12 @@ from webapp.api.tokens import current_token
 from webapp.engine import control
 from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import RunActionError, mark_downloaded, start_run
+from webapp.engine.runs import dismiss as dismiss_run
 from webapp.extensions import csrf, db
 from webapp.jobtypes import REGISTRY, job_type_for, types_where
+from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition, JobGroup
 from webapp.models.jobs import Job
-from webapp.models.runs import COUNT_NAMES, RunLogLine
+from webapp.models.runs import COUNT_NAMES, RunLogLine, RunRejection
 from webapp.monitor.queries import HistoryFilter, history_page, monitor_page
 from webapp.paging import Keyset
 from webapp.permissions import history_user_or_404, job_or_404, run_or_404
@@ -224,3 +226,74 @@ def monitor():
     page = monitor_page(current_user, page_arg(), current_app.config["PAGE_SIZE"])
     found = _listed(page, page.next_args, page.prev_args, "api_v1.monitor")
     return jsonify(total=page.total, **found)
+
+
+@bp.post("/runs/<int:run_id>/dismiss")
+def dismiss(run_id: int):
+    """Take a finished run off the monitor (it stays in History), as its Dismiss button does."""
+    run = run_or_404(run_id)
+    try:
+        left = dismiss_run(run)
+    except RunActionError as problem:
+        db.session.rollback()
+        return _error(409, str(problem))
+    audit.record("run.dismissed", run, detail=f"{run.label.capitalize()}: dismissed (API)")
+    return jsonify(dismissed=left)
+
+
+@bp.get("/runs/<int:run_id>/rejections")
+def rejections(run_id: int):
+    """Every line the run rejected, with its reason, in line order."""
+    run = run_or_404(run_id)
+    query = (
+        select(RunRejection.line, RunRejection.reason)
+        .where(RunRejection.run_id == run.id)
+        .order_by(RunRejection.line)
+    )
+    lines = [{"line": line, "reason": reason} for line, reason in db.session.execute(query)]
+    return jsonify(run_id=run.id, rejected=lines)
+
+
+def _group_json(group: Job) -> dict:
+    definition = GroupDefinition.of(group)
+    return {
+        **_job_json(group),
+        "activated": definition.activated,
+        "steps": definition.steps,  # job ids, in order
+        "expires_on": definition.expires_on,  # an ISO date in the account's time zone, or None
+    }
+
+
+@bp.get("/groups")
+def groups():
+    """The token's user's groups (everyone's for a super admin's token), by name."""
+    query = select(Job).where(Job.job_type == JobGroup.key)
+    if not current_user.is_super_admin:
+        query = query.where(Job.owner_id == current_user.id)
+    found = db.session.execute(query.order_by(Job.name, Job.id)).scalars()
+    return jsonify(groups=[_group_json(group) for group in found])
+
+
+@bp.get("/groups/<int:group_id>")
+def group(group_id: int):
+    """One group, with its steps (job ids in order)."""
+    return jsonify(_group_json(_group_or_404(group_id)))
+
+
+@bp.post("/groups/<int:group_id>/runs")
+def run_group(group_id: int):
+    """Start a run of the group now, as its Run now button (it waits while another run of the
+    group is busy): 201 with the group run; 409 for a group of fewer than two jobs."""
+    found = _group_or_404(group_id)
+    if len(GroupDefinition.of(found).steps) < MIN_STEPS:
+        return _error(409, f"a group needs at least {MIN_STEPS} jobs to run")
+    run = start_run(found, current_user)
+    audit.record("run.started", run, detail=f"Group run #{run.number}, through the API")
+    return jsonify(_run_json(run)), 201
+
+
+def _group_or_404(group_id: int) -> Job:
+    found = job_or_404(group_id)
+    if found.job_type != JobGroup.key:
+        abort(404)
+    return found
