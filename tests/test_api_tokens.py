@@ -245,3 +245,44 @@ def test_groups_are_listed_read_and_run_through_the_api(app, client, auth, users
     assert started.status_code == 201 and started.json["type"] == "job_group"
     work(app)
     assert api(client, f"/api/v1/runs/{started.json['id']}", secret).json["state"] == "completed"
+
+
+def test_an_export_job_is_made_and_deleted_through_the_api_with_each_problem_named(app, client, auth, users):
+    from tests.test_chains import group_of
+    from webapp.models import Job
+
+    secret = write_token(client, auth)
+    made = api(
+        client,
+        "/api/v1/jobs",
+        secret,
+        method="POST",
+        json={
+            "type": "user_data_export",
+            "name": "Donors",
+            "fields": ["email", "city"],
+            "filter": "opted_in",
+        },
+    )
+    assert made.status_code == 201, made.json
+    job = db.session.get(Job, made.json["id"])
+    assert job.owner_id == users["user"].id and job.params["fields"] == ["email", "city"]
+    assert AuditEntry.query.filter_by(action="job.created").count() == 1
+
+    bad = api(client, "/api/v1/jobs", secret, method="POST", json={"type": "user_data_export", "fields": []})
+    assert bad.status_code == 400 and set(bad.json["problems"]) >= {"name", "fields"}
+    since = {"type": "user_data_export", "name": "New ones", "filter": "created_since"}
+    assert "since" in api(client, "/api/v1/jobs", secret, method="POST", json=since).json["problems"]
+    assert api(client, "/api/v1/jobs", secret, method="POST", data="not json").status_code == 400
+    other_type = api(client, "/api/v1/jobs", secret, method="POST", json={"type": "job_group", "name": "G"})
+    assert other_type.status_code == 400
+
+    second = export_job(users["user"], name="Second")
+    group_of(users["user"], [job, second])
+    held = api(client, f"/api/v1/jobs/{job.id}", secret, method="DELETE")
+    assert held.status_code == 409 and "is a step of the group" in held.json["error"]
+    alone = export_job(users["user"], name="Alone")
+    assert api(client, f"/api/v1/jobs/{alone.id}", secret, method="DELETE").json == {"deleted": alone.id}
+    assert db.session.get(Job, alone.id).active is False
+    theirs = export_job(users["other"], name="Theirs")
+    assert api(client, f"/api/v1/jobs/{theirs.id}", secret, method="DELETE").status_code == 404

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
 from webapp import audit
@@ -18,8 +19,10 @@ from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import RunActionError, mark_downloaded, start_run
 from webapp.engine.runs import dismiss as dismiss_run
 from webapp.extensions import csrf, db
+from webapp.jobs.deletion import delete_job, refusal
 from webapp.jobtypes import REGISTRY, job_type_for, types_where
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition, JobGroup
+from webapp.jobtypes.user_data_export import ExportForm, UserDataExport
 from webapp.models.jobs import Job
 from webapp.models.runs import COUNT_NAMES, RunLogLine, RunRejection
 from webapp.monitor.queries import HistoryFilter, history_page, monitor_page
@@ -297,3 +300,65 @@ def _group_or_404(group_id: int) -> Job:
     if found.job_type != JobGroup.key:
         abort(404)
     return found
+
+
+def _export_form(payload: dict) -> ExportForm:
+    """The export form filled from a JSON body, as the New export page's would be."""
+    values: MultiDict[str, str] = MultiDict()
+    for name in ("name", "filter", "since"):
+        if isinstance(payload.get(name), str):
+            values.add(name, payload[name])
+    for name in payload.get("fields", []) if isinstance(payload.get("fields"), list) else []:
+        values.add("fields", str(name))
+    if payload.get("bom", True) is True:
+        values.add("bom", "y")
+    form = ExportForm(formdata=values, meta={"csrf": False})
+    if "fields" not in payload:
+        form.fields.data = form.fields.default  # every field, as the page offers
+    return form
+
+
+@bp.post("/jobs")
+def create_job():
+    """Make a User Data Export job: {"type": "user_data_export", "name": …, "fields": [...],
+    "filter": "all" | …, "since": "YYYY-MM-DD", "bom": true}. 201 with the job; 400 naming each
+    problem. (An import is made from an upload: the Import Service, still to come.)"""
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        return _error(400, 'send a JSON object, e.g. {"type": "user_data_export", "name": "Nightly export"}')
+    if payload.get("type") != UserDataExport.key:
+        return _error(
+            400, f'type must be "{UserDataExport.key}" (other types are made on their pages for now)'
+        )
+    form = _export_form(payload)
+    if not form.validate():
+        problems = {name: errors for name, errors in form.errors.items() if name != "csrf_token"}
+        return jsonify(error="the job was not saved: " + _said(problems), status=400, problems=problems), 400
+    job = Job(
+        owner_id=current_user.id,
+        job_type=UserDataExport.key,
+        name=form.name.data.strip(),
+        params=form.params(),
+    )
+    db.session.add(job)
+    db.session.commit()
+    audit.record("job.created", job, detail="User Data Export (API)")
+    return jsonify(_job_json(job)), 201
+
+
+def _said(problems: dict[str, list[str]]) -> str:
+    return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in problems.items())
+
+
+@bp.delete("/jobs/<int:job_id>")
+def delete_job_(job_id: int):
+    """Delete a job as its Delete button does (its runs stay in History); 409 while a group
+    runs it as a step, saying which."""
+    found = job_or_404(job_id)
+    if not found.active or not job_type_for(found.job_type).listed_as_job:
+        return _error(409, "this is no job the Jobs page lists: delete it on its own page")
+    refused = refusal(found)
+    if refused:
+        return _error(409, refused)
+    delete_job(found)
+    return jsonify(deleted=found.id)

@@ -14,11 +14,11 @@ from webapp.csvfiles import DELIMITER_NAMES, CsvProblem
 from webapp.engine import queueing
 from webapp.engine import runs as engine
 from webapp.extensions import db
+from webapp.jobs.deletion import delete_job, refusal
 from webapp.jobs.forms import ConfirmForm, NotificationsForm, mapping_form
 from webapp.jobs.schedule_forms import PauseForm, describe_schedule
-from webapp.jobs.uploads import discard_job_file, forget_upload, load_upload, save_upload
+from webapp.jobs.uploads import forget_upload, load_upload, save_upload
 from webapp.jobtypes import REGISTRY, get_job_type, job_type_for, types_where
-from webapp.jobtypes.job_group import groups_using
 from webapp.jobtypes.user_data_export import ExportForm, UserDataExport
 from webapp.jobtypes.user_data_import import ImportUploadForm, UserDataImport, guess_field, mapping_problems
 from webapp.models.jobs import Job
@@ -250,19 +250,11 @@ def delete(job_id: int):
     job = job_or_404(job_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    groups = groups_using(job)
-    if groups:  # a group never points at a deleted job
-        flash(
-            f"“{job.name}” is a step of the group{'s' if len(groups) > 1 else ''} "
-            + ", ".join(f"“{group.name}”" for group in groups)
-            + f". Remove it from {'them' if len(groups) > 1 else 'it'} first.",
-            "error",
-        )
+    refused = refusal(job)
+    if refused:  # a group never points at a deleted job
+        flash(refused, "error")
         return redirect(url_for("jobs.detail", job_id=job.id))
-    job.active = False
-    audit.record("job.deleted", job, commit=False)
-    db.session.commit()
-    discard_job_file(job)
+    delete_job(job)
     current_app.logger.info("job %s deleted by %s", job.id, current_user.email)
     flash(f"“{job.name}” was deleted. Its runs stay in History.", "success")
     return redirect(url_for("jobs.index"))

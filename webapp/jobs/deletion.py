@@ -1,0 +1,30 @@
+"""Deleting a job, for its page and the JSON API alike: never one a group runs as a step; its
+runs stay in History, its uploaded file goes (see uploads.discard_job_file)."""
+
+from __future__ import annotations
+
+from webapp import audit
+from webapp.extensions import db
+from webapp.jobs.uploads import discard_job_file
+from webapp.jobtypes.job_group import groups_using
+from webapp.models.jobs import Job
+
+
+def refusal(job: Job) -> str | None:
+    """Why the job may not be deleted now (a step of a group), or None."""
+    groups = groups_using(job)
+    if not groups:
+        return None
+    return (
+        f"“{job.name}” is a step of the group{'s' if len(groups) > 1 else ''} "
+        + ", ".join(f"“{group.name}”" for group in groups)
+        + f". Remove it from {'them' if len(groups) > 1 else 'it'} first."
+    )
+
+
+def delete_job(job: Job) -> None:
+    """Delete the job (audited); the caller checked refusal() first."""
+    job.active = False
+    audit.record("job.deleted", job, commit=False)
+    db.session.commit()
+    discard_job_file(job)
