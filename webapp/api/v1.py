@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
@@ -19,6 +19,7 @@ from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import RunActionError, mark_downloaded, start_run
 from webapp.engine.runs import dismiss as dismiss_run
 from webapp.extensions import csrf, db
+from webapp.groups.queries import group_or_404
 from webapp.jobs.deletion import delete_job, refusal
 from webapp.jobtypes import REGISTRY, job_type_for, types_where
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition, JobGroup
@@ -159,11 +160,17 @@ def _job_json(job: Job) -> dict:
 @bp.get("/jobs")
 def jobs():
     """The token's user's jobs (everyone's for a super admin's token), by name."""
-    query = select(Job).where(Job.active.is_(True), Job.job_type.in_(types_where("listed_as_job")))
+    found = _visible(Job.active.is_(True), Job.job_type.in_(types_where("listed_as_job")))
+    return jsonify(jobs=[_job_json(job) for job in found])
+
+
+def _visible(*conditions) -> list[Job]:
+    """The jobs meeting `conditions` the token's user may see (everyone's for a super admin),
+    by name."""
+    query = select(Job).where(*conditions)
     if not current_user.is_super_admin:
         query = query.where(Job.owner_id == current_user.id)
-    found = db.session.execute(query.order_by(Job.name, Job.id)).scalars()
-    return jsonify(jobs=[_job_json(job) for job in found])
+    return list(db.session.execute(query.order_by(Job.name, Job.id)).scalars())
 
 
 @bp.get("/jobs/<int:job_id>")
@@ -270,36 +277,25 @@ def _group_json(group: Job) -> dict:
 @bp.get("/groups")
 def groups():
     """The token's user's groups (everyone's for a super admin's token), by name."""
-    query = select(Job).where(Job.job_type == JobGroup.key)
-    if not current_user.is_super_admin:
-        query = query.where(Job.owner_id == current_user.id)
-    found = db.session.execute(query.order_by(Job.name, Job.id)).scalars()
-    return jsonify(groups=[_group_json(group) for group in found])
+    return jsonify(groups=[_group_json(group) for group in _visible(Job.job_type == JobGroup.key)])
 
 
 @bp.get("/groups/<int:group_id>")
 def group(group_id: int):
     """One group, with its steps (job ids in order)."""
-    return jsonify(_group_json(_group_or_404(group_id)))
+    return jsonify(_group_json(group_or_404(group_id)))
 
 
 @bp.post("/groups/<int:group_id>/runs")
 def run_group(group_id: int):
     """Start a run of the group now, as its Run now button (it waits while another run of the
     group is busy): 201 with the group run; 409 for a group of fewer than two jobs."""
-    found = _group_or_404(group_id)
+    found = group_or_404(group_id)
     if len(GroupDefinition.of(found).steps) < MIN_STEPS:
         return _error(409, f"a group needs at least {MIN_STEPS} jobs to run")
     run = start_run(found, current_user)
     audit.record("run.started", run, detail=f"Group run #{run.number}, through the API")
     return jsonify(_run_json(run)), 201
-
-
-def _group_or_404(group_id: int) -> Job:
-    found = job_or_404(group_id)
-    if found.job_type != JobGroup.key:
-        abort(404)
-    return found
 
 
 def _export_form(payload: dict) -> ExportForm:
