@@ -58,7 +58,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         admin,
         api,
         auth,
+        bounces,
         campaigns,
+        erasure,
         groups,
         jobs,
         monitor,
@@ -69,7 +71,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         tracking,
     )
 
-    for area in (auth, monitor, runs, jobs, groups, campaigns, supporters, admin, tracking, api, ops, tokens):
+    for area in (auth, monitor, runs, jobs, groups, campaigns, supporters, admin, tracking, api, ops, tokens,
+                 erasure, bounces):
         app.register_blueprint(area.bp)
     from webapp.api import v1
 
