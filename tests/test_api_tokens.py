@@ -64,7 +64,11 @@ def test_a_super_admins_token_sees_every_users_run(client, auth, users):
 def test_without_a_usable_token_the_api_answers_401_in_json(client, auth, users):
     run = start_run(export_job(users["user"]), users["user"])
     assert api(client, f"/api/v1/runs/{run.id}", None).status_code == 401
-    assert api(client, f"/api/v1/runs/{run.id}", "cvy_wrong").json["error"].startswith("send a usable")
+    assert (
+        api(client, f"/api/v1/runs/{run.id}", "cvy_wrong")
+        .json["error"]["message"]
+        .startswith("send a usable")
+    )
     auth.login("user@example.org")  # a browser session is not a token
     assert client.get(f"/api/v1/runs/{run.id}").status_code == 401
 
@@ -79,7 +83,10 @@ def test_a_read_only_token_may_not_write(client, auth, users):
     run = start_run(export_job(users["user"]), users["user"])
     secret = make_token(client, auth, "user@example.org")
     refused = api(client, f"/api/v1/runs/{run.id}/stop", secret, method="POST")
-    assert refused.status_code == 403 and refused.json["error"] == "this API token is read-only"
+    assert refused.status_code == 403 and refused.json["error"] == {
+        "code": "forbidden",
+        "message": "this API token is read-only",
+    }
     assert fresh(run).control is None and not fresh(run).state.is_finished  # nothing happened
 
 
@@ -180,7 +187,7 @@ def test_a_job_is_listed_read_and_run_and_its_result_log_and_actions_work_throug
     lines = api(client, f"/api/v1/runs/{run_id}/log", secret).json["lines"]
     assert lines and all(line["at"].endswith("+00:00") for line in lines)
     refused = api(client, f"/api/v1/runs/{run_id}/pause", secret, method="POST")
-    assert refused.status_code == 409 and "paused" in refused.json["error"]
+    assert refused.status_code == 409 and "paused" in refused.json["error"]["message"]
     assert api(client, f"/api/v1/runs/{run_id}/kill", secret, method="POST").status_code == 403
     assert api(client, f"/api/v1/runs/{run_id}/explode", secret, method="POST").status_code == 404
 
@@ -191,7 +198,7 @@ def test_a_result_deleted_after_its_retention_is_a_410(app, client, auth, users)
     db.session.commit()
     secret = make_token(client, auth, "user@example.org")
     gone = api(client, f"/api/v1/runs/{run.id}/result", secret)
-    assert gone.status_code == 410 and "retention" in gone.json["error"]
+    assert gone.status_code == 410 and "retention" in gone.json["error"]["message"]
 
 
 def test_history_pages_by_cursor_with_its_filters_and_shows_only_the_users_runs(app, client, auth, users):
@@ -208,7 +215,13 @@ def test_history_pages_by_cursor_with_its_filters_and_shows_only_the_users_runs(
     assert api(client, "/api/v1/history?state=nonsense", secret).status_code == 400
     assert api(client, f"/api/v1/history?user={users['other'].id}", secret).status_code == 404
     monitor = api(client, "/api/v1/monitor", secret).json
-    assert monitor["total"] == 3 and len(monitor["runs"]) == 2 and "page=2" in monitor["next"]
+    assert monitor["total"] == 3 and len(monitor["runs"]) == 2 and "cursor=" in monitor["next"]
+    start_run(job, users["user"])  # a new run arrives while the client pages: the cursor holds
+    rest = api(client, monitor["next"], secret).json
+    assert [run["id"] for run in rest["runs"]] == [own[0].id] and rest["next"] is None
+    assert rest["total"] == 4
+    garbled = api(client, "/api/v1/monitor?cursor=!!!", secret)
+    assert garbled.status_code == 400 and garbled.json["error"]["code"] == "bad_request"
 
 
 def test_rejected_lines_and_dismiss_through_the_api(app, client, auth, users, tmp_path):
@@ -226,7 +239,7 @@ def test_rejected_lines_and_dismiss_through_the_api(app, client, auth, users, tm
     assert fresh(run).in_monitor is False
     waiting = start_run(export_job(users["user"]), users["user"])
     refused = api(client, f"/api/v1/runs/{waiting.id}/dismiss", secret, method="POST")
-    assert refused.status_code == 409 and "finished" in refused.json["error"]
+    assert refused.status_code == 409 and "finished" in refused.json["error"]["message"]
 
 
 def test_groups_are_listed_read_and_run_through_the_api(app, client, auth, users):
@@ -269,18 +282,37 @@ def test_an_export_job_is_made_and_deleted_through_the_api_with_each_problem_nam
     assert job.owner_id == users["user"].id and job.params["fields"] == ["email", "city"]
     assert AuditEntry.query.filter_by(action="job.created").count() == 1
 
-    bad = api(client, "/api/v1/jobs", secret, method="POST", json={"type": "user_data_export", "fields": []})
-    assert bad.status_code == 400 and set(bad.json["problems"]) >= {"name", "fields"}
+    nameless = api(client, "/api/v1/jobs", secret, method="POST", json={"type": "user_data_export"})
+    assert nameless.status_code == 422 and nameless.json["error"]["code"] == "invalid"
+    assert set(nameless.json["error"]["problems"]) == {"name"}
+    bad = api(
+        client,
+        "/api/v1/jobs",
+        secret,
+        method="POST",
+        json={"type": "user_data_export", "name": "X", "fields": []},
+    )
+    assert bad.status_code == 422 and set(bad.json["error"]["problems"]) == {"fields"}
     since = {"type": "user_data_export", "name": "New ones", "filter": "created_since"}
-    assert "since" in api(client, "/api/v1/jobs", secret, method="POST", json=since).json["problems"]
-    assert api(client, "/api/v1/jobs", secret, method="POST", data="not json").status_code == 400
+    assert "since" in api(client, "/api/v1/jobs", secret, method="POST", json=since).json["error"]["problems"]
+    assert api(client, "/api/v1/jobs", secret, method="POST", data="not json").status_code == 415
+    broken = api(client, "/api/v1/jobs", secret, method="POST", data="{nope", content_type="application/json")
+    assert broken.status_code == 400 and broken.json["error"]["code"] == "malformed_json"
     other_type = api(client, "/api/v1/jobs", secret, method="POST", json={"type": "job_group", "name": "G"})
-    assert other_type.status_code == 400
+    assert other_type.status_code == 422 and "type" in other_type.json["error"]["problems"]
+    unknown = api(
+        client,
+        "/api/v1/jobs",
+        secret,
+        method="POST",
+        json={"type": "user_data_export", "name": "Y", "colour": 1},
+    )
+    assert unknown.status_code == 422 and "colour" in unknown.json["error"]["problems"]
 
     second = export_job(users["user"], name="Second")
     group_of(users["user"], [job, second])
     held = api(client, f"/api/v1/jobs/{job.id}", secret, method="DELETE")
-    assert held.status_code == 409 and "is a step of the group" in held.json["error"]
+    assert held.status_code == 409 and "is a step of the group" in held.json["error"]["message"]
     alone = export_job(users["user"], name="Alone")
     assert api(client, f"/api/v1/jobs/{alone.id}", secret, method="DELETE").json == {"deleted": alone.id}
     assert db.session.get(Job, alone.id).active is False

@@ -179,6 +179,8 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
         # /healthz fails once the scheduler's last pass is older than this
         "SCHEDULER_STALE_SECONDS": float(env.get("CONVEYOR_SCHEDULER_STALE_SECONDS", "60")),
         "PAGE_SIZE": 50,
+        # requests an API token may make a minute (more are a 429 with Retry-After)
+        "API_RATE_LIMIT": int(env.get("CONVEYOR_API_RATE_LIMIT", "600")),
         "SMTP_CONNECTIONS": int(env.get("CONVEYOR_SMTP_CONNECTIONS", "4")),
         "EMAIL_BATCH_SIZE": int(env.get("CONVEYOR_EMAIL_BATCH_SIZE", "200")),
         "EMAIL_RETRY_BACKOFF": float(env.get("CONVEYOR_EMAIL_RETRY_BACKOFF", "2")),

@@ -129,7 +129,27 @@ def _queue_down_since() -> Any:
     return queue_down_since()
 
 
+# the stable codes of the versioned API's errors, by status
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "server_error",
+    503: "unavailable",
+}
+
+
 def _error(status: int, title: str, message: str):
+    if request.path.startswith("/api/v1/"):
+        return jsonify(error={"code": ERROR_CODES.get(status, "error"), "message": message}), status
     if wants_json():
         return jsonify(error=message, status=status), status
     template = "errors/_error.html" if is_htmx() else "errors/error.html"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import re
 
 from flask import Blueprint, current_app, jsonify, request
 
 from webapp.extensions import csrf
 from webapp.mailing.events import record_bounce
+from webapp.models.campaigns import BOUNCE_REASON_MAX
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -18,6 +20,11 @@ def bounce_token() -> str:
     return current_app.config["BOUNCE_TOKEN"]
 
 
+# control characters other than tab and line breaks (a server's reason may span lines); a NUL
+# would not even fit in a PostgreSQL text column
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _error(status: int, message: str):
     return jsonify(error=message, status=status), status
 
@@ -25,7 +32,7 @@ def _error(status: int, message: str):
 @bp.route("/bounces", methods=["POST"])
 @csrf.exempt
 def bounces():
-    """Record a bounce: {"email": ..., "request_id": ..., "type": "hard" | "soft"}."""
+    """Record a bounce: {"email": ..., "request_id": ..., "type": "hard" | "soft", "reason": ...}."""
     auth = request.headers.get("Authorization", "")
     if not hmac.compare_digest(auth, f"Bearer {bounce_token()}"):
         return _error(401, "missing or wrong bearer token")
@@ -38,6 +45,15 @@ def bounces():
     request_id = payload.get("request_id")
     if request_id is not None and not isinstance(request_id, str):
         return _error(400, "request_id must be a string")
-    if not record_bounce(payload["email"], request_id, kind == "hard"):
+    reason = payload.get("reason", "")
+    if reason is None:
+        reason = ""
+    if not isinstance(reason, str):
+        return _error(400, "reason must be a string (the mail server's words)")
+    if len(reason) > BOUNCE_REASON_MAX:
+        return _error(400, f"reason must be at most {BOUNCE_REASON_MAX} characters")
+    if any(_CONTROL.search(text) for text in (payload["email"], request_id or "", reason)):
+        return _error(400, "email, request_id and reason must be plain text (no control characters)")
+    if not record_bounce(payload["email"], request_id, kind == "hard", reason):
         return _error(404, "no campaign recipient with that email (and request id)")
-    return jsonify(recorded=True, email=payload["email"].strip().lower(), type=kind)
+    return jsonify(recorded=True, email=payload["email"].strip().lower(), type=kind, reason=reason.strip())

@@ -274,7 +274,7 @@ def _post_schedule(group: Job):
     definition.never_expires, definition.expires_on = bool(form.never_expires.data), expires_on
     definition.save_to(group)
     db.session.commit()
-    message = _activate(group) if activate else _save_inactive(group)
+    message = activate_group(group) if activate else _save_inactive(group)
     audit.record(
         "group.activated" if activate else "group.edited",
         group,
@@ -295,7 +295,7 @@ def _save_inactive(group: Job) -> str:
     return f"“{group.name}” was saved. It is not active: nothing runs by itself until you activate it."
 
 
-def _activate(group: Job) -> str:
+def activate_group(group: Job) -> str:
     definition = GroupDefinition.of(group)
     definition.activated = True
     definition.save_to(group)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -73,6 +74,22 @@ def monitor_page(user: User, page: int, per_page: int) -> NumberedPage[Run]:
         .all()
     )
     return NumberedPage(list(runs), page, per_page, total)
+
+
+def monitor_from(
+    user: User, after: tuple[datetime, int] | None, per_page: int
+) -> tuple[list[Run], int, bool]:
+    """The monitor's top-level rows after a row (its sort time and id; None: from the top), in
+    the monitor's order: a page of them, how many rows the monitor has, and whether more follow.
+    A cursor, unlike a page number, does not shift when new runs arrive while a client pages."""
+    count, rows, _ = _monitor_statements(user.is_super_admin)
+    total = db.session.execute(count, viewer(user)).scalar_one()
+    query = rows.limit(per_page + 1).offset(None)
+    if after is not None:
+        sort_at, run_id = after
+        query = query.where((Run.sort_at < sort_at) | ((Run.sort_at == sort_at) & (Run.id < run_id)))
+    runs = list(db.session.execute(query, viewer(user)).scalars())
+    return runs[:per_page], total, len(runs) > per_page
 
 
 def folded_steps(user: User, runs: list[Run]) -> dict[int, list[Run]]:

@@ -1,0 +1,56 @@
+"""The API's answers made from the app's objects (one place, so every endpoint shows a run or a
+job alike)."""
+
+from __future__ import annotations
+
+from webapp.api.v1.core import iso
+from webapp.api.v1.schemas import Counts, GroupOut, JobOut, Progress, RunOut
+from webapp.jobtypes import REGISTRY, type_label
+from webapp.jobtypes.job_group import GroupDefinition
+from webapp.models.jobs import Job
+from webapp.models.runs import Run
+
+
+def run_out(run: Run) -> RunOut:
+    return RunOut(
+        id=run.id,
+        job_id=run.job_id,
+        job_name=run.job_name,
+        type=run.job_type,
+        type_label=type_label(run.job_type),
+        number=run.number,
+        state=run.state.value,
+        owner=run.owner.email,
+        progress=Progress(done=run.progress_done, total=run.progress_total, percent=run.percent),
+        counts=Counts(**run.counts),
+        error=run.error,
+        created_at=iso(run.created_at),
+        started_at=iso(run.started_at),
+        finished_at=iso(run.finished_at),
+        result_available=run.has_result,
+        parent_run_id=run.parent_run_id,
+    )
+
+
+def job_out(job: Job) -> JobOut:
+    job_type = REGISTRY.get(job.job_type)
+    described = job_type.describe(job.params) if job_type else []
+    return JobOut(
+        id=job.id,
+        name=job.name,
+        type=job.job_type,
+        type_label=type_label(job.job_type),
+        owner=job.owner.email,
+        created_at=iso(job.created_at),
+        settings={label: str(value) for label, value in described},
+    )
+
+
+def group_out(group: Job) -> GroupOut:
+    definition = GroupDefinition.of(group)
+    return GroupOut(
+        **job_out(group).model_dump(),
+        activated=definition.activated,
+        steps=definition.steps,
+        expires_on=definition.expires_on,
+    )

@@ -1,0 +1,216 @@
+"""Jobs by the API: list, read, make (an export), change, delete, activate, and start a run."""
+
+from __future__ import annotations
+
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from webapp import audit
+from webapp.api.v1.answers import job_out, run_out
+from webapp.api.v1.core import fail
+from webapp.api.v1.schemas import Deleted, ExportJobIn, JobList, JobOut, JobUpdateIn, RunOut
+from webapp.api.v1.spec import operation
+from webapp.engine.runs import start_run
+from webapp.extensions import db
+from webapp.groups.routes import deactivate_group
+from webapp.groups.wizard import activate_group
+from webapp.jobs.deletion import delete_job, refusal
+from webapp.jobs.forms import NotificationsForm
+from webapp.jobtypes import job_type_for, types_where
+from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition, JobGroup
+from webapp.jobtypes.user_data_export import ExportForm, UserDataExport
+from webapp.models.jobs import Job
+from webapp.permissions import job_or_404
+
+TAG = "Jobs"
+
+
+def visible_jobs(*conditions) -> list[Job]:
+    """The jobs meeting `conditions` the token's user may see (everyone's for a super admin),
+    by name."""
+    query = select(Job).where(*conditions)
+    if not current_user.is_super_admin:
+        query = query.where(Job.owner_id == current_user.id)
+    return list(db.session.execute(query.order_by(Job.name, Job.id)).scalars())
+
+
+@operation("GET", "/jobs", tag=TAG, answers={200: JobList})
+def jobs():
+    """The token's user's jobs (everyone's for a super admin's token), by name."""
+    found = visible_jobs(Job.active.is_(True), Job.job_type.in_(types_where("listed_as_job")))
+    return JobList(jobs=[job_out(job) for job in found])
+
+
+def listed_job_or_404(job_id: int) -> Job:
+    """A job the Jobs page lists that the token's user may see."""
+    found = job_or_404(job_id)
+    if not found.active:
+        raise fail(404, "this job was deleted")
+    return found
+
+
+@operation("GET", "/jobs/<int:job_id>", tag=TAG, answers={200: JobOut}, errors=(404,))
+def job(job_id: int):
+    """One job, with the settings its page lists."""
+    return job_out(job_or_404(job_id))
+
+
+def _export_form(values: dict) -> ExportForm:
+    """The export form filled from JSON values, as the New export page's would be."""
+    data: MultiDict[str, str] = MultiDict()
+    for name in ("name", "filter", "since"):
+        if values.get(name) is not None:
+            data.add(name, str(values[name]))
+    for name in values.get("fields") or []:
+        data.add("fields", name)
+    if values.get("bom", True):
+        data.add("bom", "y")
+    form = ExportForm(formdata=data, meta={"csrf": False})
+    if values.get("fields") is None:
+        form.fields.data = form.fields.default  # every field, as the page offers
+    return form
+
+
+def _checked(form) -> None:
+    """A 422 naming each problem the form found."""
+    if not form.validate():
+        problems = {name: errors for name, errors in form.errors.items() if name != "csrf_token"}
+        said = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in problems.items())
+        raise fail(422, f"the job was not saved: {said}", problems=problems)
+
+
+@operation("POST", "/jobs", tag=TAG, answers={201: JobOut}, body=ExportJobIn, errors=(400, 415))
+def create_job(body: ExportJobIn):
+    """Make a User Data Export job.
+
+    The export form's own checks apply; each problem is named in a 422. (An import is made by
+    `POST /imports`, a campaign on its page.)"""
+    form = _export_form(body.model_dump())
+    _checked(form)
+    job = Job(
+        owner_id=current_user.id,
+        job_type=UserDataExport.key,
+        name=form.name.data.strip(),
+        params=form.params(),
+    )
+    db.session.add(job)
+    db.session.commit()
+    audit.record("job.created", job, detail="User Data Export (API)")
+    return job_out(job), 201
+
+
+@operation(
+    "PATCH",
+    "/jobs/<int:job_id>",
+    tag=TAG,
+    answers={200: JobOut},
+    body=JobUpdateIn,
+    errors=(400, 404, 409, 415),
+)
+def update_job(job_id: int, body: JobUpdateIn):
+    """Change a job: its name, who is emailed about its runs, and an export's settings.
+
+    Only the fields sent change; the same checks as on its page apply (a 422 naming each)."""
+    found = listed_job_or_404(job_id)
+    sent = body.model_dump(exclude_unset=True)
+    export_settings = {"fields", "filter", "since", "bom"} & sent.keys()
+    if export_settings and found.job_type != UserDataExport.key:
+        raise fail(409, f"only an export has {', '.join(sorted(export_settings))}")
+    if found.job_type == UserDataExport.key:
+        changed = {name: value for name, value in sent.items() if not name.startswith("notify")}
+        form = _export_form({**found.params, "name": found.name, **changed})
+        _checked(form)
+        found.params = form.params()
+    if "name" in sent:
+        found.name = sent["name"].strip()
+        if not found.name:
+            raise fail(422, "the job was not saved: name: This field is required.")
+    notify = {k: v for k, v in sent.items() if k.startswith("notify")}
+    if notify:
+        data: MultiDict[str, str] = MultiDict()
+        merged = {
+            "notify_emails": found.notify_emails,
+            "notify_on": found.notify_on,
+            "notify_missed": found.notify_missed,
+            "notify_long": found.notify_long,
+            **notify,
+        }
+        data.add("notify_emails", merged["notify_emails"] or "")
+        data.add("notify_on", merged["notify_on"])
+        for flag in ("notify_missed", "notify_long"):
+            if merged[flag]:
+                data.add(flag, "y")
+        form = NotificationsForm(formdata=data, meta={"csrf": False})
+        _checked(form)
+        found.notify_on, found.notify_missed, found.notify_long = (
+            form.notify_on.data,
+            form.notify_missed.data,
+            form.notify_long.data,
+        )
+        found.notify_emails = ", ".join(
+            a.strip() for a in (form.notify_emails.data or "").split(",") if a.strip()
+        )
+    audit.record(
+        "job.edited", found, commit=False, detail=f"Changed {', '.join(sorted(sent)) or 'nothing'} (API)"
+    )
+    db.session.commit()
+    return job_out(found)
+
+
+@operation("DELETE", "/jobs/<int:job_id>", tag=TAG, answers={200: Deleted}, errors=(404, 409))
+def delete_job_(job_id: int):
+    """Delete a job as its Delete button does (its runs stay in History).
+
+    409 while a group runs it as a step, saying which."""
+    found = listed_job_or_404(job_id)
+    if not job_type_for(found.job_type).listed_as_job:
+        raise fail(409, "this is no job the Jobs page lists: delete it on its own page")
+    refused = refusal(found)
+    if refused:
+        raise fail(409, refused)
+    delete_job(found)
+    return Deleted(deleted=found.id)
+
+
+@operation(
+    "POST",
+    "/jobs/<int:job_id>/<any(activate, deactivate):action>",
+    tag=TAG,
+    answers={200: JobOut},
+    errors=(404, 409),
+)
+def activate(job_id: int, action: str):
+    """Activate or deactivate a group (a group is a job).
+
+    Active, its schedule runs it; deactivated, nothing runs by itself until it is activated
+    again. Only a group is activated: a job's schedule is paused and resumed instead."""
+    found = job_or_404(job_id)
+    if found.job_type != JobGroup.key or not found.active:
+        raise fail(409, "only a group is activated or deactivated: pause or resume a job's schedule")
+    if action == "activate":
+        if len(GroupDefinition.of(found).steps) < MIN_STEPS:
+            raise fail(409, f"a group needs at least {MIN_STEPS} jobs to be activated")
+        message = activate_group(found)
+        audit.record("group.activated", found, kind="group", detail=f"{message} (API)")
+    else:
+        deactivate_group(found)
+        audit.record("group.deactivated", found, kind="group", detail="(API)")
+    return job_out(found)
+
+
+@operation("POST", "/jobs/<int:job_id>/runs", tag=TAG, answers={201: RunOut}, errors=(404, 409))
+def start(job_id: int):
+    """Start a run of the job now, as Run now does (it waits if another run of it is busy).
+
+    A campaign is sent by its launch, not here (409)."""
+    found = job_or_404(job_id)
+    if not found.active:
+        raise fail(409, "this job was deleted")
+    if not job_type_for(found.job_type).runs_on_request:
+        raise fail(409, "a campaign is sent by its launch, which shows the audience size first")
+    if found.job_type == JobGroup.key and len(GroupDefinition.of(found).steps) < MIN_STEPS:
+        raise fail(409, f"a group needs at least {MIN_STEPS} jobs to run")
+    run = start_run(found, current_user)
+    audit.record("run.started", run, detail=f"{run.label.capitalize()}, through the API")
+    return run_out(run), 201

@@ -1,0 +1,93 @@
+"""The monitor and History by the API, with the screens' filters and cursor pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+from flask import current_app, url_for
+from flask_login import current_user
+from pydantic import BaseModel, Field
+
+from webapp.api.v1.answers import run_out
+from webapp.api.v1.core import fail
+from webapp.api.v1.schemas import MonitorPage, RunPage
+from webapp.api.v1.spec import operation
+from webapp.jobtypes import REGISTRY
+from webapp.monitor.queries import HistoryFilter, history_page, monitor_from
+from webapp.paging import Keyset
+from webapp.permissions import history_user_or_404
+from webapp.request_args import choice_arg, int_arg
+from webapp.rules.states import RunState
+
+TAG = "Monitor and History"
+STATES = frozenset(state.value for state in RunState)
+
+
+class HistoryQuery(BaseModel):
+    """History's filters and where a page starts."""
+
+    type: str | None = Field(default=None, description="a job type's key")
+    state: str | None = Field(default=None, description="a run state, e.g. failed")
+    user: int | None = Field(default=None, description="a user's id (super admins only)")
+    before: int | None = Field(default=None, description="the page after (older than) this run id")
+    after: int | None = Field(default=None, description="the page before (newer than) this run id")
+
+
+class MonitorQuery(BaseModel):
+    """Where a page of the monitor starts."""
+
+    cursor: str | None = Field(default=None, description="the `next` address's cursor")
+
+
+@operation("GET", "/history", tag=TAG, answers={200: RunPage}, errors=(400, 404), query=HistoryQuery)
+def history(query: HistoryQuery):
+    """History: every run that happened, newest first, 50 a page.
+
+    Follow `next` (`before` a run id) and `previous` (`after` one). Filters: `type` (a job
+    type's key), `state`, and a super admin's `user` (an id)."""
+    filters = HistoryFilter(
+        job_type=choice_arg("type", REGISTRY),
+        state=choice_arg("state", STATES),
+        user_id=history_user_or_404(int_arg("user")),
+    )
+    page = history_page(current_user, filters, Keyset.from_request(current_app.config["PAGE_SIZE"]))
+    kept = {
+        name: value
+        for name, value in (("type", filters.job_type), ("state", filters.state), ("user", filters.user_id))
+        if value not in (None, "")
+    }
+
+    def link(args: dict | None) -> str | None:
+        return url_for("api_v1.history", **kept, **args) if args else None
+
+    return RunPage(
+        runs=[run_out(run) for run in page.items], next=link(page.next_args), previous=link(page.prev_args)
+    )
+
+
+def _cursor_of(run) -> str:
+    raw = f"{run.sort_at.isoformat()}|{run.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_cursor(raw: str) -> tuple[datetime, int]:
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        moment, _, run_id = text.partition("|")
+        return datetime.fromisoformat(moment), int(run_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise fail(400, "cursor is not one this API gave: follow the `next` address") from None
+
+
+@operation("GET", "/monitor", tag=TAG, answers={200: MonitorPage}, errors=(400,), query=MonitorQuery)
+def monitor(query: MonitorQuery):
+    """The monitor's rows: runs waiting, running, and finished ones not yet dismissed.
+
+    Newest first, 50 a page, with how many there are: follow `next` (an opaque `cursor`),
+    which does not shift when new runs arrive while you page."""
+    after = _read_cursor(query.cursor[:200]) if query.cursor else None
+    runs, total, more = monitor_from(current_user, after, current_app.config["PAGE_SIZE"])
+    following = url_for("api_v1.monitor", cursor=_cursor_of(runs[-1])) if more and runs else None
+    return MonitorPage(runs=[run_out(run) for run in runs], total=total, next=following, previous=None)

@@ -1,0 +1,183 @@
+"""What the API answers and takes, as pydantic models: they validate request bodies, shape the
+answers, and are the OpenAPI document's schemas (webapp/api/v1/spec.py)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Id = Field(ge=1, le=2**31 - 1)
+
+
+class Closed(BaseModel):
+    """A body with a name for each field: an unknown field is a 422, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code for a program, a sentence for a person."""
+
+    model_config = ConfigDict(extra="allow")  # e.g. problems (field → messages), retry_after
+
+    code: str = Field(examples=["not_found"])
+    message: str
+
+
+class ErrorAnswer(BaseModel):
+    """An error."""
+
+    error: ErrorDetail
+
+
+class Progress(BaseModel):
+    done: int
+    total: int | None
+    percent: int
+
+
+class Counts(BaseModel):
+    checked: int
+    created: int
+    updated: int
+    unchanged: int
+    skipped: int
+    rejected: int
+
+
+class RunOut(BaseModel):
+    """A run: its state, progress and counts."""
+
+    id: int
+    job_id: int
+    job_name: str
+    type: str = Field(description="the job type's key, e.g. user_data_import")
+    type_label: str = Field(description="the monitor's Type column, e.g. User Data Import")
+    number: int | None
+    state: str
+    owner: str = Field(description="the email of the user the run belongs to")
+    progress: Progress
+    counts: Counts
+    error: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    result_available: bool
+    parent_run_id: int | None = Field(description="the group run this run is a step of")
+
+
+class RunActionOut(BaseModel):
+    """What an action did, and the run as it is now."""
+
+    message: str
+    run: RunOut
+
+
+class RunPage(BaseModel):
+    """A page of runs, newest first, and the addresses of the pages either side (null at an end)."""
+
+    runs: list[RunOut]
+    next: str | None
+    previous: str | None
+
+
+class MonitorPage(RunPage):
+    """A page of the monitor, and how many rows the monitor has."""
+
+    total: int
+
+
+class LogLine(BaseModel):
+    at: str | None
+    level: str
+    message: str
+
+
+class RunLog(BaseModel):
+    """A run's log, oldest line first."""
+
+    run_id: int
+    lines: list[LogLine]
+
+
+class Rejection(BaseModel):
+    line: int
+    reason: str
+
+
+class RunRejections(BaseModel):
+    """Every line a run rejected, in line order."""
+
+    run_id: int
+    rejected: list[Rejection]
+
+
+class Dismissed(BaseModel):
+    """The runs taken off the monitor (a group run takes its steps with it)."""
+
+    dismissed: list[int]
+
+
+class JobOut(BaseModel):
+    """A job."""
+
+    id: int
+    name: str
+    type: str
+    type_label: str
+    owner: str
+    created_at: str | None
+    settings: dict[str, str] = Field(description="what the job's page lists about it")
+
+
+class JobList(BaseModel):
+    """Jobs, by name."""
+
+    jobs: list[JobOut]
+
+
+class Deleted(BaseModel):
+    """The id of what was deleted."""
+
+    deleted: int
+
+
+class ExportJobIn(Closed):
+    """A User Data Export job to make."""
+
+    type: Literal["user_data_export"]
+    name: str = Field(min_length=1, max_length=200)
+    fields: list[str] | None = Field(default=None, description="supporter fields; all when left out")
+    filter: str = Field(default="all", description="all, opted_in, or created_since")
+    since: str | None = Field(default=None, description="YYYY-MM-DD, with filter changed_since")
+    bom: bool = True
+
+
+class JobUpdateIn(Closed):
+    """What to change on a job (only the fields sent change): its name, who is emailed about
+    its runs, and for an export its settings."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    notify_emails: str | None = Field(default=None, max_length=500, description="comma separated")
+    notify_on: Literal["every", "failure", "never"] | None = None
+    notify_missed: bool | None = None
+    notify_long: bool | None = None
+    fields: list[str] | None = None
+    filter: str | None = None
+    since: str | None = None
+    bom: bool | None = None
+
+
+class GroupOut(JobOut):
+    """A group: its steps in order and whether it is active."""
+
+    activated: bool
+    steps: list[int] = Field(description="the steps' job ids, in order")
+    expires_on: str | None = Field(description="YYYY-MM-DD in the account's time zone")
+
+
+class GroupList(BaseModel):
+    """Groups, by name."""
+
+    groups: list[GroupOut]

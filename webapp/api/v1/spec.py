@@ -1,0 +1,243 @@
+"""The API's operations and the OpenAPI 3.1 document made from them: each endpoint is declared
+once, with the pydantic models that validate its request and describe its answers, and the
+document is built from those same declarations (so it cannot drift from what is served)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Response, jsonify, request
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
+
+from webapp.api.v1.core import ApiError, bp
+from webapp.api.v1.schemas import ErrorAnswer
+
+REF = "#/components/schemas/{model}"
+FILE = "file"  # an answer that is a file (text/csv), not JSON
+# every error an operation may answer, with what it means (the body is always ErrorAnswer)
+ERRORS = {
+    400: "The request is malformed (a bad query value or body)",
+    401: "No usable API token was sent",
+    403: "The token may not do this (read-only, or not an admin)",
+    404: "No such object, or not yours to see",
+    409: "The object's state does not allow this now",
+    410: "Gone: deleted after the retention period",
+    413: "The body is larger than allowed",
+    415: "The body is of a type this endpoint does not take",
+    422: "The body is well-formed but its values are not valid",
+    429: "Too many requests for this token: wait Retry-After seconds",
+    503: "A service Conveyor needs (the queue, the file store) is not answering",
+}
+ALWAYS = (401, 429)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One endpoint: where it is, what it takes and what it answers."""
+
+    method: str
+    rule: str  # Flask's rule, below /api/v1
+    endpoint: str
+    tag: str
+    summary: str
+    description: str
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    answers: dict[int, type[BaseModel] | str]
+    errors: tuple[int, ...]
+    body_types: tuple[str, ...] = field(default=("application/json",))
+
+
+OPERATIONS: list[Operation] = []
+
+
+def operation(
+    method: str,
+    rule: str,
+    *,
+    tag: str,
+    answers: dict[int, type[BaseModel] | str],
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    errors: tuple[int, ...] = (),
+    body_types: tuple[str, ...] = ("application/json",),
+) -> Callable:
+    """Declare and route an endpoint. A JSON `body` model is validated before the view runs (a
+    422 naming each problem) and given to it as `body`; a `query` model likewise as `query`.
+    The view returns a model (sent with the first status of `answers`), a (model, status) pair,
+    or a Response of its own (a file)."""
+
+    def declare(view: Callable) -> Callable:
+        doc = inspect.getdoc(view) or ""
+        summary, _, description = doc.partition("\n\n")
+        documented = tuple(sorted({*errors, *ALWAYS, *((422,) if body or query else ())}))
+
+        @functools.wraps(view)
+        def served(**kwargs: Any):
+            if body is not None and "application/json" in body_types:
+                kwargs["body"] = _validated(body, _json_body())
+            if query is not None:
+                kwargs["query"] = _validated(query, request.args.to_dict())
+            return _answer(view(**kwargs), next(iter(answers)))
+
+        bp.add_url_rule(rule, view.__name__, served, methods=[method])
+        OPERATIONS.append(
+            Operation(
+                method=method.lower(),
+                rule=rule,
+                endpoint=f"{bp.name}.{view.__name__}",
+                tag=tag,
+                summary=summary.replace("\n", " "),
+                description=description,
+                body=body,
+                query=query,
+                answers=answers,
+                errors=documented,
+                body_types=body_types,
+            )
+        )
+        return served
+
+    return declare
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        raise ApiError(
+            415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
+        )
+    payload = request.get_json(silent=True)
+    if payload is None:
+        raise ApiError(400, "malformed_json", "the body is not valid JSON")
+    return payload
+
+
+def _validated(model: type[BaseModel], data: Any) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as invalid:
+        problems: dict[str, list[str]] = {}
+        for error in invalid.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in error["loc"]) or "body"
+            problems.setdefault(where, []).append(error["msg"])
+        said = "; ".join(f"{name}: {' '.join(found)}" for name, found in problems.items())
+        raise ApiError(422, "invalid", f"the request was not accepted: {said}", problems=problems) from None
+
+
+def _answer(answer: Any, status: int) -> Response | tuple[Response, int]:
+    if isinstance(answer, Response):
+        return answer
+    if isinstance(answer, tuple):
+        answer, status = answer
+    response = jsonify(answer.model_dump(mode="json"))
+    response.status_code = status
+    return response
+
+
+def _path(rule: str) -> tuple[str, list[dict]]:
+    """A Flask rule as an OpenAPI path, and its path parameters."""
+    parameters = []
+
+    def braces(found: re.Match) -> str:
+        converter, name = found.group(1), found.group(2)
+        schema: dict[str, Any] = {"type": "string"}
+        if converter == "int":
+            schema = {"type": "integer", "minimum": 0}
+        elif converter and converter.startswith("any("):
+            schema = {"type": "string", "enum": [x.strip() for x in converter[4:-1].split(",")]}
+        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+        return "{" + name + "}"
+
+    path = re.sub(r"<(?:([^:<>]+(?:\([^)]*\))?):)?([a-z_]+)>", braces, rule)
+    return "/api/v1" + path, parameters
+
+
+def document(server_url: str = "/") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every declared operation."""
+    models: set[type[BaseModel]] = {ErrorAnswer}
+    for op in OPERATIONS:
+        models.update(m for m in (op.body, *op.answers.values()) if isinstance(m, type))
+    pairs = [(model, "serialization") for model in models] + [
+        (op.body, "validation") for op in OPERATIONS if op.body is not None
+    ]
+    refs, schemas = models_json_schema(list(dict.fromkeys(pairs)), ref_template=REF)
+
+    def ref(model: type[BaseModel], mode: str = "serialization") -> dict:
+        return refs[(model, mode)]
+
+    paths: dict[str, dict] = {}
+    for op in OPERATIONS:
+        path, parameters = _path(op.rule)
+        if op.query is not None:
+            for name, info in op.query.model_json_schema()["properties"].items():
+                parameters.append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in op.query.model_json_schema().get("required", []),
+                        "description": info.get("description", ""),
+                        "schema": {k: v for k, v in info.items() if k not in ("title", "description")},
+                    }
+                )
+        responses: dict[str, Any] = {}
+        for status, model in op.answers.items():
+            if model == FILE:
+                content = {"text/csv": {"schema": {"type": "string", "contentMediaType": "text/csv"}}}
+            else:
+                content = {"application/json": {"schema": ref(model)}}
+            responses[str(status)] = {
+                "description": model.__doc__ or "OK" if model != FILE else "A CSV file",
+                "content": content,
+            }
+        for status in op.errors:
+            responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+        entry: dict[str, Any] = {
+            "operationId": op.endpoint.split(".", 1)[1],
+            "tags": [op.tag],
+            "summary": op.summary,
+            "parameters": parameters,
+            "responses": responses,
+        }
+        if op.description:
+            entry["description"] = op.description
+        if op.body is not None:
+            content = {}
+            for media in op.body_types:
+                content[media] = (
+                    {"schema": ref(op.body, "validation")}
+                    if media == "application/json"
+                    else {"schema": {"type": "string"}}
+                )
+            entry["requestBody"] = {"required": True, "content": content}
+        paths.setdefault(path, {})[op.method] = entry
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "Conveyor API",
+            "version": "1",
+            "description": "Everything a person does on Conveyor's screens, for scripts: send "
+            "`Authorization: Bearer <token>` with a token made on the API tokens page. A token "
+            "sees exactly what its user sees.",
+        },
+        "servers": [{"url": server_url}],
+        "security": [{"token": []}],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas.get("$defs", {}),
+            "responses": {
+                f"E{status}": {
+                    "description": meaning,
+                    "content": {"application/json": {"schema": ref(ErrorAnswer)}},
+                }
+                for status, meaning in ERRORS.items()
+            },
+        },
+    }
