@@ -6,12 +6,22 @@ from functools import cache
 from typing import ClassVar
 
 from webapp.jobtypes.base import JobType
+from webapp.jobtypes.email_bounces import EmailBounces
 from webapp.jobtypes.email_campaign import EmailCampaign
 from webapp.jobtypes.job_group import JobGroup
 from webapp.jobtypes.user_data_export import UserDataExport
 from webapp.jobtypes.user_data_import import UserDataImport
 
-REGISTRY: dict[str, JobType] = {t.key: t() for t in (UserDataImport, UserDataExport, EmailCampaign, JobGroup)}
+REGISTRY: dict[str, JobType] = {
+    t.key: t()
+    for t in (
+        UserDataImport,
+        UserDataExport,
+        EmailCampaign,
+        JobGroup,
+        EmailBounces,
+    )
+}
 
 
 class UnknownJobType(KeyError):

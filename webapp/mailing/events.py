@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models.base import utcnow
-from webapp.models.campaigns import Recipient, Suppression
+from webapp.models.campaigns import BOUNCE_REASON_MAX, Bounce, BounceKind, Recipient, Suppression
 from webapp.models.people import Supporter
 from webapp.models.runs import Run
 
@@ -45,8 +45,11 @@ def record_unsubscribe(recipient: Recipient) -> None:
     db.session.commit()
 
 
-def record_bounce(email: str, request_id: str | None, hard: bool) -> bool:
-    """A bounce for an address (in a run, when its request id is given); hard ones suppress."""
+def record_bounce(email: str, request_id: str | None, hard: bool, reason: str = "") -> bool:
+    """A bounce for an address (in a run, when its request id is given; else its latest send):
+    kept with its type, the server's reason and its time; hard ones suppress. The same report
+    received again (a webhook's retry: same recipient, type and reason) is kept once. False when
+    no recipient has that address."""
     email = email.strip().lower()
     query = select(Recipient).where(Recipient.email == email)
     if request_id:
@@ -54,7 +57,21 @@ def record_bounce(email: str, request_id: str | None, hard: bool) -> bool:
     recipient = db.session.execute(query.order_by(Recipient.id.desc()).limit(1)).scalar()
     if recipient is None:
         return False
-    recipient.bounced_at = recipient.bounced_at or utcnow()
+    now = utcnow()
+    kind = BounceKind.HARD if hard else BounceKind.SOFT
+    reason = reason.strip()[:BOUNCE_REASON_MAX]
+    repeated = db.session.execute(
+        select(Bounce.id).where(
+            Bounce.recipient_id == recipient.id, Bounce.kind == kind, Bounce.reason == reason
+        )
+    ).first()
+    if repeated is None:
+        db.session.add(
+            Bounce(
+                recipient_id=recipient.id, run_id=recipient.run_id, kind=kind, reason=reason, bounced_at=now
+            )
+        )
+    recipient.bounced_at = recipient.bounced_at or now
     if hard:
         suppress(email, "hard_bounce", recipient.run_id)
     db.session.commit()

@@ -110,3 +110,35 @@ class Recipient(Model):
     clicked_at: Mapped[datetime | None] = mapped_column()
     bounced_at: Mapped[datetime | None] = mapped_column()
     unsubscribed_at: Mapped[datetime | None] = mapped_column()
+
+
+class BounceKind(enum.StrEnum):
+    """A bounce as the mail server reported it: hard (the address does not work; it is
+    suppressed) or soft (full mailbox, server down: it may work later)."""
+
+    HARD = "hard"
+    SOFT = "soft"
+
+
+BOUNCE_REASON_MAX = 500  # characters of the server's reason kept (the endpoint refuses more)
+
+
+class Bounce(Model):
+    """One bounce the bounce endpoint received for a recipient of a send: its type, the server's
+    reason and when. A recipient may bounce more than once (soft, then hard); the same report
+    sent again is kept once (mailing.events.record_bounce). It carries no email of its own: the
+    recipient's is read through it, and goes with the recipient."""
+
+    __table_args__ = (
+        Index("ix_bounce_run_id", "run_id", "id"),  # a send's bounces, in order
+        Index("ix_bounce_bounced_at", "bounced_at", "id"),  # a date range's bounces, in order
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipient.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    kind: Mapped[BounceKind] = mapped_column(_enum(BounceKind))
+    reason: Mapped[str] = mapped_column(String(BOUNCE_REASON_MAX), default="")
+    bounced_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    recipient = relationship("Recipient")
