@@ -56,3 +56,19 @@ def test_a_token_made_on_its_page_reads_the_users_run_until_it_is_revoked(
     row.get_by_role("button", name="Revoke CRM sync").click()
     expect(page.get_by_text("The token “CRM sync” was revoked: it no longer works.")).to_be_visible()
     assert call(server, f"/api/v1/runs/{run_id}", token)[0] == 401
+
+
+def test_the_api_reference_page_shows_each_endpoint_and_its_shapes(page: Page, token_user: Account):
+    log_in(page, token_user)
+    page.get_by_role("link", name=token_user.email).click()
+    page.get_by_role("link", name="API reference").click()
+    expect(page.get_by_role("heading", name="API reference", exact=True)).to_be_visible()
+    navigation = page.get_by_role("navigation", name="API areas")
+    navigation.get_by_role("link", name="Runs").click()
+    status = page.get_by_role("article").filter(
+        has=page.get_by_role("heading", name="GET /api/v1/runs/{run_id}", exact=True)
+    )
+    expect(status).to_contain_text("A run's state, progress and counts.")
+    status.get_by_role("link", name="RunOut").click()
+    shape = page.get_by_role("article").filter(has=page.get_by_role("heading", name="RunOut", exact=True))
+    expect(shape.get_by_role("row").filter(has_text="progress")).to_contain_text("Progress")
