@@ -318,3 +318,20 @@ def test_an_export_job_is_made_and_deleted_through_the_api_with_each_problem_nam
     assert db.session.get(Job, alone.id).active is False
     theirs = export_job(users["other"], name="Theirs")
     assert api(client, f"/api/v1/jobs/{theirs.id}", secret, method="DELETE").status_code == 404
+
+
+def test_a_token_over_its_rate_limit_waits_and_a_huge_json_body_is_refused(app, client, auth, users):
+    app.config["API_RATE_LIMIT"] = 3
+    secret = make_token(client, auth, "user@example.org")
+    answers = [api(client, "/api/v1/jobs", secret) for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    refused = answers[-1]
+    assert refused.json["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61
+    other = make_token(client, auth, "other@example.org", access="write")  # the limit is per token
+    assert api(client, "/api/v1/jobs", other).status_code == 200
+
+    app.config["API_RATE_LIMIT"] = 100
+    huge = '{"type": "user_data_export", "name": "' + "x" * (2 * 1024 * 1024) + '"}'
+    too_big = api(client, "/api/v1/jobs", other, method="POST", data=huge, content_type="application/json")
+    assert too_big.status_code == 413 and too_big.json["error"]["code"] == "too_large"
