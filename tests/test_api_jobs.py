@@ -1,0 +1,110 @@
+"""Jobs and groups by the API beyond reading them: change a job (PATCH), activate and deactivate
+a group, and pause, resume or retry a group's run — each with the screens' checks."""
+
+from __future__ import annotations
+
+from tests.conftest import export_job, fresh, work
+from tests.test_api_tokens import api, make_token, write_token
+from tests.test_chains import broken_import, group_of
+from webapp.engine.runs import start_run
+from webapp.extensions import db
+from webapp.jobtypes.job_group import GroupDefinition
+from webapp.models import AuditEntry
+from webapp.models.jobs import Job
+from webapp.rules.states import RunState
+
+
+def test_a_job_is_changed_by_patch_with_the_pages_checks(app, client, auth, users):
+    job = export_job(users["user"], name="Donors")
+    secret = write_token(client, auth)
+    changed = api(
+        client,
+        f"/api/v1/jobs/{job.id}",
+        secret,
+        method="PATCH",
+        json={
+            "name": "Donors (city)",
+            "fields": ["email", "city"],
+            "notify_on": "failure",
+            "notify_emails": "a@example.org",
+        },
+    )
+    assert changed.status_code == 200, changed.json
+    db.session.refresh(job)
+    assert job.name == "Donors (city)" and job.params["fields"] == ["email", "city"]
+    assert job.params["filter"] == "all"  # what was not sent is kept
+    assert (job.notify_on, job.notify_emails) == ("failure", "a@example.org")
+    assert changed.json["name"] == "Donors (city)"
+    assert AuditEntry.query.filter_by(action="job.edited").count() == 1
+
+    nobody = api(client, f"/api/v1/jobs/{job.id}", secret, method="PATCH", json={"notify_emails": ""})
+    assert nobody.status_code == 422 and "notify_emails" in nobody.json["error"]["problems"]
+    no_fields = api(client, f"/api/v1/jobs/{job.id}", secret, method="PATCH", json={"fields": []})
+    assert no_fields.status_code == 422 and "fields" in no_fields.json["error"]["problems"]
+    wrong_kind = api(client, f"/api/v1/jobs/{job.id}", secret, method="PATCH", json={"notify_on": "hourly"})
+    assert wrong_kind.status_code == 422
+    db.session.refresh(job)
+    assert job.name == "Donors (city)" and job.notify_emails == "a@example.org"  # nothing half-saved
+
+    theirs = export_job(users["other"], name="Theirs")
+    assert (
+        api(client, f"/api/v1/jobs/{theirs.id}", secret, method="PATCH", json={"name": "Mine"}).status_code
+        == 404
+    )
+    reader = make_token(client, auth, "user@example.org", name="Reader")
+    assert (
+        api(client, f"/api/v1/jobs/{job.id}", reader, method="PATCH", json={"name": "X"}).status_code == 403
+    )
+
+
+def test_export_settings_belong_to_exports_only(app, client, auth, users, tmp_path):
+    importing = broken_import(users["user"], tmp_path)
+    secret = write_token(client, auth)
+    refused = api(client, f"/api/v1/jobs/{importing.id}", secret, method="PATCH", json={"fields": ["email"]})
+    assert refused.status_code == 409 and "only an export" in refused.json["error"]["message"]
+    renamed = api(client, f"/api/v1/jobs/{importing.id}", secret, method="PATCH", json={"name": "Renamed"})
+    assert renamed.status_code == 200 and fresh_job(importing).name == "Renamed"
+
+
+def fresh_job(job: Job) -> Job:
+    db.session.expire_all()
+    return db.session.get(Job, job.id)
+
+
+def test_a_group_is_activated_and_deactivated_and_a_job_is_not(app, client, auth, users):
+    first, second = export_job(users["user"], name="First"), export_job(users["user"], name="Second")
+    group = group_of(users["user"], [first, second])
+    secret = write_token(client, auth)
+    on = api(client, f"/api/v1/jobs/{group.id}/activate", secret, method="POST")
+    assert on.status_code == 200 and GroupDefinition.of(fresh_job(group)).activated is True
+    off = api(client, f"/api/v1/jobs/{group.id}/deactivate", secret, method="POST")
+    assert off.status_code == 200 and GroupDefinition.of(fresh_job(group)).activated is False
+    assert {"group.activated", "group.deactivated"} <= {entry.action for entry in AuditEntry.query}
+
+    lonely = group_of(users["user"], [first], name="Too short")
+    short = api(client, f"/api/v1/jobs/{lonely.id}/activate", secret, method="POST")
+    assert short.status_code == 409 and "at least 2" in short.json["error"]["message"]
+    not_a_group = api(client, f"/api/v1/jobs/{first.id}/activate", secret, method="POST")
+    assert not_a_group.status_code == 409
+    theirs = group_of(users["other"], [export_job(users["other"]), export_job(users["other"])])
+    assert api(client, f"/api/v1/jobs/{theirs.id}/activate", secret, method="POST").status_code == 404
+
+
+def test_a_groups_failed_run_is_retried_and_actions_without_such_a_run_are_409(
+    app, client, auth, users, tmp_path
+):
+    broken = broken_import(users["user"], tmp_path)
+    group = group_of(users["user"], [broken, export_job(users["user"], name="After")])
+    secret = write_token(client, auth)
+    nothing = api(client, f"/api/v1/groups/{group.id}/retry", secret, method="POST")
+    assert nothing.status_code == 409 and "no failed run" in nothing.json["error"]["message"]
+    assert api(client, f"/api/v1/groups/{group.id}/resume", secret, method="POST").status_code == 409
+
+    run = start_run(group, users["user"])
+    work(app)
+    assert fresh(run).state is RunState.FAILED
+    retried = api(client, f"/api/v1/groups/{group.id}/retry", secret, method="POST")
+    assert retried.status_code == 200, retried.json
+    assert retried.json["run"]["id"] == run.id and retried.json["run"]["state"] != "failed"
+    theirs = group_of(users["other"], [export_job(users["other"]), export_job(users["other"])])
+    assert api(client, f"/api/v1/groups/{theirs.id}/retry", secret, method="POST").status_code == 404
