@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import request
 from sqlalchemy import select
@@ -20,6 +20,7 @@ from webapp.models.users import User
 PREFIX = "cvy_"  # says what the secret is when it turns up in a log or a repository
 API_PATH = "/api/v1/"
 _TOKEN_KEY = "conveyor.api_token"  # kept with the request itself, never beyond it
+USE_NOTED_EVERY = timedelta(minutes=1)  # how stale a token's "last used" may get
 
 
 def _hash(secret: str) -> str:
@@ -79,8 +80,11 @@ def load_user_from_request(_request: object) -> User | None:
             owner_id=token.user_id,
             commit=False,
         )
-    token.last_used_at, token.last_used_ip = now, ip
-    db.session.commit()
+    # a write (and a commit) only for a new address or a last use noted over a minute ago: a
+    # script polling a run would otherwise write the token's row on every request
+    if token.last_used_ip != ip or token.last_used_at is None or now - token.last_used_at >= USE_NOTED_EVERY:
+        token.last_used_at, token.last_used_ip = now, ip
+        db.session.commit()
     request.environ[_TOKEN_KEY] = token
     return token.user
 
