@@ -444,11 +444,25 @@ def _history_user(client, mine, theirs):
     )
 
 
+def _supporter_delete_filter(client, mine, theirs):
+    from webapp.models import Job
+
+    response = client.post(
+        "/supporter-deletes/new", data={"name": "Delete", "source": "filter", "filter_id": theirs["filter"]}
+    )
+    stored = [
+        job.params.get("filter_id")
+        for job in db.session.execute(db.select(Job).where(Job.job_type == "supporter_delete")).scalars()
+    ]
+    return response, stored == [theirs["filter"]]
+
+
 # (endpoint, field): (how it is sent and whether it was used, single id?, a super admin may
 # name anyone's object there?)
 ID_FIELDS = {
     ("campaigns.new", "filter_id"): (_new_campaign_filter, True, False),
     ("campaigns.edit", "filter_id"): (_edited_campaign_filter, True, False),
+    ("erasure.new", "filter_id"): (_supporter_delete_filter, True, False),
     ("groups.wizard", "steps"): (_group_steps, False, False),
     ("groups.wizard", "op"): (_group_add_step, False, False),
     ("groups.wizard", "campaign_ids"): (_group_campaigns, False, False),
@@ -593,7 +607,11 @@ def hand_read_values() -> set[tuple[str, str]]:
 
 
 def test_every_id_field_is_in_the_matrix(app):
-    covered_fields = {("CampaignForm", "filter_id"), ("CampaignsForm", "campaign_ids")}
+    covered_fields = {
+        ("CampaignForm", "filter_id"),
+        ("CampaignsForm", "campaign_ids"),
+        ("DeleteForm", "filter_id"),
+    }
     covered_values = {
         ("groups/wizard.py", "steps"),
         ("groups/wizard.py", "op"),

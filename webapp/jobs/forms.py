@@ -39,6 +39,11 @@ class MappingForm(FlaskForm):
     """Step 2 of an import: a field for every CSV column, plus the job name."""
 
     name = StringField("Job name", validators=[DataRequired(), Length(max=200)])
+    readd_deleted = BooleanField(
+        "Re-add previously deleted supporters",
+        description="Left off, a row whose email belongs to a supporter deleted on request is "
+        "rejected as “deleted on <date> on request”.",
+    )
 
 
 def mapping_form(columns: list[str], guesses: list[str], formdata=None) -> MappingForm:

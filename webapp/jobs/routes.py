@@ -103,7 +103,7 @@ def map_import(token: str):
                 owner_id=current_user.id,
                 job_type=UserDataImport.key,
                 name=form.name.data.strip(),
-                params=upload.params(mapping),
+                params={**upload.params(mapping), "readd_deleted": form.readd_deleted.data},
             )
             db.session.add(job)
             db.session.commit()

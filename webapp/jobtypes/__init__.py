@@ -9,6 +9,7 @@ from webapp.jobtypes.base import JobType
 from webapp.jobtypes.email_bounces import EmailBounces
 from webapp.jobtypes.email_campaign import EmailCampaign
 from webapp.jobtypes.job_group import JobGroup
+from webapp.jobtypes.supporter_delete import SupporterDelete
 from webapp.jobtypes.user_data_export import UserDataExport
 from webapp.jobtypes.user_data_import import UserDataImport
 
@@ -20,6 +21,7 @@ REGISTRY: dict[str, JobType] = {
         EmailCampaign,
         JobGroup,
         EmailBounces,
+        SupporterDelete,
     )
 }
 

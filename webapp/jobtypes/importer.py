@@ -3,9 +3,11 @@ into supporters by email, a commit per batch with its counts and checkpoint."""
 
 from __future__ import annotations
 
+import hmac
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,8 @@ from webapp.jobtypes.bulk import (
 )
 from webapp.jobtypes.pg_copy import SAVEPOINTS, StagedUpsert, Written
 from webapp.models.base import utcnow
+from webapp.models.people import email_key
+from webapp.rules.clock import to_local
 from webapp.rules.countries import DEFAULT
 
 if TYPE_CHECKING:
@@ -47,6 +51,14 @@ class Parsed:
     emails: list[str]
     columns: list[list[Any]]  # a list per mapped field: its values (None = leave as stored)
     invalid: list[tuple[int, fields.Invalid]]  # (line, problem)
+
+    def drop(self, indexes: set[int], reasons: list[str]) -> None:
+        """Reject the records at these positions (in order), each with its reason."""
+        positions = sorted(indexes)
+        self.invalid += [
+            (self.lines[i], fields.Invalid(reason)) for i, reason in zip(positions, reasons, strict=True)
+        ]
+        self.keep([i for i in range(len(self.emails)) if i not in indexes])
 
     def keep(self, indexes: list[int]) -> None:
         """Keep only the valid records at these positions."""
@@ -104,6 +116,7 @@ class Importer:
         )
         sets = ", ".join(f"{name} = ?" for name in [*self.names, "last_run_id", "updated_at"])
         self.update_sql = f"UPDATE supporter SET {sets} WHERE id = ?"
+        self.erased = ErasedCheck(ctx, readd=bool(params.get("readd_deleted")))
 
     def run(self) -> None:
         ctx = self.ctx
@@ -170,12 +183,19 @@ class Importer:
                 parsed = self.parse_batch(batch)
                 del batch
                 repeated = self.drop_repeated_emails(parsed)
+                hashes = self.erased.hashes(parsed.emails)
                 staged = (
                     upsert.stage(parsed.lines, parsed.emails, parsed.columns, utcnow())
                     if parsed.emails
                     else None
                 )
                 collect()
+                if self.erased.sort_out(parsed, hashes):  # (rarely: staged again without them)
+                    staged = (
+                        upsert.stage(parsed.lines, parsed.emails, parsed.columns, staged.now)
+                        if parsed.emails and staged is not None
+                        else None
+                    )
                 done += checked
                 for line, problem in parsed.invalid:
                     ctx.reject(line, f"line {line}: {problem}")
@@ -291,6 +311,7 @@ class Importer:
     def write_slice(self, batch: RecordBatch) -> dict[str, int]:
         """Validate and upsert records (in the open transaction); return their counts."""
         parsed = self.parse_batch(batch)
+        self.erased.sort_out(parsed, self.erased.hashes(parsed.emails))
         counts = self.sort_out(parsed, len(batch))
         created, updated, unchanged = self.upsert(parsed)
         return {**counts, "created": created, "updated": updated, "unchanged": unchanged}
@@ -407,6 +428,65 @@ class Importer:
             self.ctx.log(message)
         elif self.duplicates_logged == DUPLICATE_LOG_LIMIT + 1:
             self.ctx.log("More duplicate emails follow; only the first 100 are listed.")
+
+
+class ErasedCheck:
+    """Supporters deleted on request (models.people.ErasedEmail, by a keyed hash) stay deleted: a record with
+    such an email is rejected as "deleted on <date> on request", unless the import job says to
+    re-add them (params["readd_deleted"]), which also forgets that they were deleted.
+
+    A slice's emails are hashed by the thread that validates them and looked up in one query
+    while the writer waits; with no deleted supporter at all (checked once, as the run starts)
+    nothing is hashed."""
+
+    def __init__(self, ctx: RunContext, *, readd: bool) -> None:
+        self.ctx, self.readd = ctx, readd
+        anyone = execute_exists("SELECT 1 FROM erased_email")
+        self.key = email_key(ctx.config["SECRET_KEY"]) if anyone else None
+        self.zone = ctx.config["TIMEZONE"]
+        if anyone and readd:
+            ctx.log("Supporters deleted on request earlier are added again: the job says to re-add them.")
+
+    def hashes(self, emails: list[str]) -> list[str] | None:
+        """The keyed hashes of a slice's (normalised) emails; None when none can be deleted."""
+        if self.key is None or not emails:
+            return None
+        key, digest = self.key, hmac.digest
+        return [digest(key, email.encode(), "sha256").hex() for email in emails]
+
+    def sort_out(self, parsed: Parsed, hashes: list[str] | None) -> bool:
+        """Reject the slice's records of deleted supporters (or forget them, to re-add them);
+        True when some were rejected."""
+        if hashes is None:
+            return False
+        deleted: dict[str, datetime] = {}
+        for start in range(0, len(hashes), LOOKUP_SLICE):
+            chunk = hashes[start : start + LOOKUP_SLICE]
+            where = f"email_hash IN ({placeholders(len(chunk))})"
+            deleted.update(fetchall(f"SELECT email_hash, deleted_at FROM erased_email WHERE {where}", chunk))
+        if not deleted:
+            return False
+        if self.readd:
+            found = list(deleted)
+            for start in range(0, len(found), LOOKUP_SLICE):
+                chunk = found[start : start + LOOKUP_SLICE]
+                execute(f"DELETE FROM erased_email WHERE email_hash IN ({placeholders(len(chunk))})", chunk)
+            return False
+        at = {i: deleted[h] for i, h in enumerate(hashes) if h in deleted}
+        parsed.drop(set(at), [f"deleted on {self.day(at[i])} on request" for i in sorted(at)])
+        return True
+
+    def day(self, moment: datetime | str) -> str:
+        """'Nov 30, 2026': the day a supporter was deleted, in the account time zone."""
+        if isinstance(moment, str):  # SQLite's driver gives the stored text
+            moment = datetime.fromisoformat(moment)
+        local = to_local(moment, self.zone)
+        return f"{local:%b} {local.day}, {local.year}"
+
+
+def execute_exists(statement: str) -> bool:
+    """Whether a query finds a row."""
+    return bool(fetchall(f"{statement} LIMIT 1", []))
 
 
 def _unchecked(name: str, value: str) -> str:

@@ -103,6 +103,10 @@ class UserDataImport(JobType):
             ("Encoding", params.get("encoding", "utf-8")),
             ("Delimiter", DELIMITER_NAMES.get(params.get("delimiter", ","), "comma")),
             ("Columns", mapped),
+            (
+                "Previously deleted supporters",
+                "re-added" if params.get("readd_deleted") else "rejected (deleted on request)",
+            ),
         ]
 
     def run(self, ctx: RunContext) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Numeric, String
+from sqlalchemy import Index, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import Model
 from webapp.models.base import utcnow
+from webapp.models.campaigns import Recipient
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,31 @@ class Supporter(Model):
     last_run_id: Mapped[int | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ErasedEmail(Model):
+    """A supporter deleted on request: only a keyed hash of the email is kept (email_key), so
+    that a later import can refuse that address without Conveyor knowing it."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex HMAC-SHA256
+    deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    run_id: Mapped[int | None] = mapped_column()  # the Supporter Delete run that deleted it
+
+
+# a deleted supporter's recipient rows (one per send) are found by supporter: without this
+# index every batch of a Supporter Delete would read the whole recipient table
+Index("ix_recipient_supporter_id", Recipient.supporter_id)
+
+HASH_CONTEXT = b"conveyor supporter delete: email key"
+
+
+def email_key(secret_key: str) -> bytes:
+    """The key of the email hashes, derived from the deployment's SECRET_KEY (the same on
+    every machine); a new SECRET_KEY forgets which addresses were deleted."""
+    return hmac.digest(secret_key.encode(), HASH_CONTEXT, "sha256")
+
+
+def email_hash(key: bytes, email: str) -> str:
+    """The keyed hash kept of a deleted supporter's email (case-insensitive)."""
+    return hmac.digest(key, email.strip().lower().encode(), "sha256").hex()
