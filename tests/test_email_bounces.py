@@ -78,6 +78,12 @@ def table(run: Run) -> list[list[str]]:
         return list(csv.reader(result))
 
 
+def result_log(run: Run) -> list:
+    from webapp.models import RunLogLine
+
+    return db.session.execute(db.select(RunLogLine).filter_by(run_id=run.id)).scalars().all()
+
+
 def post_bounce(client, **body):
     return client.post("/api/bounces", json=body, headers={"Authorization": f"Bearer {bounce_token()}"})
 
@@ -193,6 +199,24 @@ def test_a_date_range_is_whole_days_in_the_account_time_zone(app, users):
     ]
 
 
+def test_the_days_before_each_run_are_those_before_its_planned_occurrence(app, users):
+    run = a_send(users["user"], emails=[f"p{i}@example.org" for i in range(4)])
+    bounce(run, "p0@example.org", datetime(2026, 3, 2, 4, 59, 59))  # Mar 1, 23:59:59 EST: out
+    bounce(run, "p1@example.org", datetime(2026, 3, 2, 5, 0))  # Mar 2, 00:00 EST: in
+    bounce(run, "p2@example.org", datetime(2026, 3, 9, 3, 59, 59))  # Mar 8, 23:59:59 EDT: in
+    bounce(run, "p3@example.org", datetime(2026, 3, 9, 4, 0))  # Mar 9 (the run's own day): out
+    job = bounces_job(users["user"], source="recent", period="7")
+    weekly = start_run(job, users["user"])
+    weekly.planned_for = datetime(2026, 3, 9, 13, 0)  # Monday 9 AM EDT; it may run later
+    db.session.commit()
+    work(app)
+    result = fresh(weekly)
+    assert [r[0] for r in table(result)[1:]] == ["p1@example.org", "p2@example.org"]
+    assert "Bounces of 2026-03-02 to 2026-03-08 (America/New_York)." in [
+        line.message for line in result_log(result)
+    ]
+
+
 def test_a_users_range_holds_only_their_own_sends_a_super_admins_every_send(app, users):
     mine = a_send(users["user"], name="Mine", emails=("m@example.org",))
     theirs = a_send(users["other"], name="Secret of other", emails=("t@example.org",))
@@ -286,6 +310,8 @@ def test_the_form_saves_a_send_and_a_date_range(client, auth, users):
         data={"name": "March", "source": "range", "start": "2026-03-01", "end": "2026-03-31", "bom": "y"},
     )
     assert response.status_code == 302
+    response = client.post("/bounce-exports/new", data={"name": "Weekly", "source": "recent", "period": "7"})
+    assert response.status_code == 302
     jobs = (
         db.session.execute(db.select(Job).filter_by(job_type="email_bounces").order_by(Job.id))
         .scalars()
@@ -294,11 +320,12 @@ def test_the_form_saves_a_send_and_a_date_range(client, auth, users):
     assert [(j.name, j.params) for j in jobs] == [
         ("One send", {"source": "send", "run_id": run.id, "bom": False}),
         ("March", {"source": "range", "start": "2026-03-01", "end": "2026-03-31", "bom": True}),
+        ("Weekly", {"source": "recent", "period": "7", "bom": False}),
     ]
-    page = client.get(f"/jobs/{jobs[0].id}").get_data(as_text=True)
-    assert "“Spring appeal” send #1" in page and "Mar 1, 2026 – Mar 31, 2026" in client.get(
-        f"/jobs/{jobs[1].id}"
-    ).get_data(as_text=True)
+    pages = [client.get(f"/jobs/{job.id}").get_data(as_text=True) for job in jobs]
+    assert "“Spring appeal” send #1" in pages[0]
+    assert "Mar 1, 2026 – Mar 31, 2026" in pages[1]
+    assert "Every send: the 7 days before each run" in pages[2]
 
 
 def test_save_and_run_now_starts_a_run(client, auth, users):
@@ -326,6 +353,7 @@ def test_save_and_run_now_starts_a_run(client, auth, users):
         ({"source": "range", "start": "2026-03-01", "end": "2101-01-01"}, "on or before"),
         ({"source": "range", "start": "not a day", "end": "2026-03-01"}, "Not a valid date"),
         ({"source": "everything"}, "Not a valid choice"),
+        ({"source": "recent", "period": "365"}, "Not a valid choice"),
     ],
 )
 def test_bad_input_is_a_message_on_the_form_and_saves_nothing(client, auth, users, data, message):

@@ -10,7 +10,7 @@ from wtforms import BooleanField, DateField, RadioField, SelectField, StringFiel
 from wtforms.validators import DataRequired, Length, Optional
 
 from webapp.formutil import choices
-from webapp.jobtypes.email_bounces import SOURCES
+from webapp.jobtypes.email_bounces import PERIODS, SOURCES
 from webapp.request_args import as_int
 from webapp.rules.clock import check_plannable, format_day
 
@@ -27,6 +27,7 @@ class BounceExportForm(FlaskForm):
     send = SelectField("Campaign send", choices=[], validate_choice=False)
     start = DateField("First day", validators=[Optional()])
     end = DateField("Last day", validators=[Optional()])
+    period = SelectField("Days before each run", choices=choices(PERIODS.items()), default="7")
     bom = BooleanField(
         "Excel-friendly (UTF-8 with BOM)",
         default=True,
@@ -44,6 +45,8 @@ class BounceExportForm(FlaskForm):
                 self.send.errors = [*self.send.errors, "Choose the campaign send whose bounces to export."]
                 valid = False
             return valid
+        if self.source.data == "recent":
+            return valid  # the period is a choice (checked by SelectField)
         for day, missing in ((self.start, "Choose the first day."), (self.end, "Choose the last day.")):
             problem = None if day.data else missing
             if day.data and day.data < FIRST_DAY:
@@ -61,6 +64,8 @@ class BounceExportForm(FlaskForm):
         """The job parameters this form describes."""
         if self.source.data == "send":
             return {"source": "send", "run_id": self.send_id(), "bom": self.bom.data}
+        if self.source.data == "recent":
+            return {"source": "recent", "period": self.period.data, "bom": self.bom.data}
         return {
             "source": "range",
             "start": self.start.data.isoformat(),
@@ -72,6 +77,7 @@ class BounceExportForm(FlaskForm):
         """Show a saved job's parameters (editing it)."""
         self.source.data = params.get("source", "send")
         self.send.data = str(params.get("run_id") or "")
+        self.period.data = str(params.get("period") or "7")
         for name in ("start", "end"):
             if params.get(name):
                 getattr(self, name).data = date.fromisoformat(params[name])

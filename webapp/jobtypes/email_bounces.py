@@ -14,6 +14,7 @@ from webapp.csvfiles import neutralise
 from webapp.errors import JobError, RunStopped
 from webapp.extensions import db
 from webapp.jobtypes.base import JobType
+from webapp.models.base import utcnow
 from webapp.models.campaigns import Bounce, Recipient
 from webapp.models.runs import Run
 from webapp.models.users import User
@@ -25,7 +26,13 @@ if TYPE_CHECKING:
 RESULT = "bounces.csv"
 CAMPAIGN_TYPE = "email_campaign"  # the runs that are campaign sends (webapp/jobtypes/email_campaign.py)
 COLUMNS = ("Email", "Campaign", "Send", "Request id", "Bounce type", "Reason", "Bounced at")
-SOURCES = {"send": "One campaign send", "range": "Every send, bounces in a date range"}
+SOURCES = {
+    "send": "One campaign send",
+    "range": "Every send, bounces in a date range",
+    "recent": "Every send, bounces of the days before each run",
+}
+# the days before each run a "recent" export covers (a weekly schedule with 7: last week's)
+PERIODS = {"1": "The day before", "7": "The 7 days before", "30": "The 30 days before"}
 
 
 def visible_sends(user: User) -> Select:
@@ -46,6 +53,13 @@ def range_bounds(start: str, end: str, tz_name: str) -> tuple[datetime, datetime
     up to (not including) the midnight after `end`."""
     after = (date.fromisoformat(end) + timedelta(days=1)).isoformat()
     return local_midnight_utc(start, tz_name), local_midnight_utc(after, tz_name)
+
+
+def recent_days(period: str, moment: datetime, tz_name: str) -> tuple[str, str]:
+    """The first and last day (ISO) of the `period` whole days before `moment`'s day in the
+    account time zone."""
+    today = to_local(moment, tz_name).date()
+    return (today - timedelta(days=int(period))).isoformat(), (today - timedelta(days=1)).isoformat()
 
 
 def _cell(value: str | None) -> str:
@@ -74,6 +88,9 @@ class EmailBounces(JobType):
             run = db.session.get(Run, params.get("run_id") or 0)
             which = send_label(run) if run is not None else f"Send of a deleted run #{params.get('run_id')}"
             return [("Bounces of", which)]
+        if params.get("source") == "recent":
+            period = PERIODS.get(str(params.get("period")), "")
+            return [("Bounces of", f"Every send: {period.lower()} each run (days in the account time zone)")]
         try:
             first, last = (format_day(date.fromisoformat(params[k])) for k in ("start", "end"))
         except (KeyError, TypeError, ValueError):
@@ -95,7 +112,12 @@ class EmailBounces(JobType):
             if seen is None:
                 raise JobError(f"the campaign send (run {run_id}) is gone, or is no longer one you may see")
             return [*visible, Bounce.run_id == run_id]
-        start, end = range_bounds(params["start"], params["end"], ctx.config["TIMEZONE"])
+        tz_name = ctx.config["TIMEZONE"]
+        first, last = params.get("start"), params.get("end")
+        if params.get("source") == "recent":  # the days before the occurrence, even if it ran late
+            first, last = recent_days(params["period"], ctx.run.planned_for or utcnow(), tz_name)
+            ctx.log(f"Bounces of {first} to {last} ({tz_name}).")
+        start, end = range_bounds(first, last, tz_name)
         return [*visible, Bounce.bounced_at >= start, Bounce.bounced_at < end]
 
     def run(self, ctx: RunContext) -> None:
