@@ -110,7 +110,7 @@ def test_the_endpoint_keeps_each_bounces_type_reason_and_time(client, users):
     rows = db.session.execute(db.select(Bounce).order_by(Bounce.id)).scalars().all()
     assert [(b.recipient.email, b.kind, b.reason) for b in rows] == [
         ("a@example.org", BounceKind.SOFT, "452 mailbox full"),
-        ("a@example.org", BounceKind.HARD, "550 5.1.1 <a@example.org>: no such user"),
+        ("a@example.org", BounceKind.HARD, "550 5.1.1 <recipient>: no such user"),
         ("b@example.org", BounceKind.SOFT, ""),
     ]
     assert all(b.run_id == run.id and b.bounced_at is not None for b in rows)
@@ -137,6 +137,14 @@ def test_a_bad_reason_is_a_400_with_a_sentence_and_records_nothing(client, users
     assert response.status_code == 400 and message in response.get_json()["error"]
     assert db.session.execute(db.select(db.func.count(Bounce.id))).scalar() == 0
     assert Suppression.query.count() == 0
+
+
+def test_the_address_in_a_reason_is_written_recipient_so_it_goes_with_the_recipient(client, users):
+    a_send(users["user"])
+    reason = "550 5.1.1 <A@Example.org>... User a@example.org unknown; try b@example.org"
+    assert post_bounce(client, email="a@example.org", reason=reason).status_code == 200
+    stored = db.session.execute(db.select(Bounce.reason)).scalar()
+    assert stored == "550 5.1.1 <recipient>... User <recipient> unknown; try b@example.org"
 
 
 def test_a_reason_of_500_characters_is_kept_whole(client, users):

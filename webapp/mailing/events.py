@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from webapp.extensions import db
@@ -47,9 +49,9 @@ def record_unsubscribe(recipient: Recipient) -> None:
 
 def record_bounce(email: str, request_id: str | None, hard: bool, reason: str = "") -> bool:
     """A bounce for an address (in a run, when its request id is given; else its latest send):
-    kept with its type, the server's reason and its time; hard ones suppress. The same report
-    received again (a webhook's retry: same recipient, type and reason) is kept once. False when
-    no recipient has that address."""
+    kept with its type, the server's reason (the address itself in it written <recipient>) and
+    its time; hard ones suppress. The same report received again (a webhook's retry: same
+    recipient, type and reason) is kept once. False when no recipient has that address."""
     email = email.strip().lower()
     query = select(Recipient).where(Recipient.email == email)
     if request_id:
@@ -59,7 +61,10 @@ def record_bounce(email: str, request_id: str | None, hard: bool, reason: str = 
         return False
     now = utcnow()
     kind = BounceKind.HARD if hard else BounceKind.SOFT
-    reason = reason.strip()[:BOUNCE_REASON_MAX]
+    # the address stays the recipient's alone (Supporter Delete blanks it there): a server that
+    # echoes it in its reason ("550 5.1.1 <a@b.org>: no such user") has it written <recipient>
+    address = re.compile(rf"<{re.escape(email)}>|{re.escape(email)}", re.IGNORECASE)
+    reason = address.sub("<recipient>", reason.strip())[:BOUNCE_REASON_MAX]
     repeated = db.session.execute(
         select(Bounce.id).where(
             Bounce.recipient_id == recipient.id, Bounce.kind == kind, Bounce.reason == reason
