@@ -8,6 +8,8 @@ from typing import ClassVar
 from webapp.jobtypes.base import JobType
 from webapp.jobtypes.email_bounces import EmailBounces
 from webapp.jobtypes.email_campaign import EmailCampaign
+from webapp.jobtypes.export_service import ExportService
+from webapp.jobtypes.import_service import ImportService
 from webapp.jobtypes.job_group import JobGroup
 from webapp.jobtypes.supporter_delete import SupporterDelete
 from webapp.jobtypes.user_data_export import UserDataExport
@@ -22,6 +24,8 @@ REGISTRY: dict[str, JobType] = {
         JobGroup,
         EmailBounces,
         SupporterDelete,
+        ImportService,
+        ExportService,
     )
 }
 

@@ -181,3 +181,41 @@ class GroupList(BaseModel):
     """Groups, by name."""
 
     groups: list[GroupOut]
+
+
+class ImportQuery(Closed):
+    """How to read an import's body (POST /imports): the query string."""
+
+    name: str = Field(
+        default="Import through the API", min_length=1, max_length=200, description="the run's job name"
+    )
+    encoding: Literal["utf-8", "latin-1"] = Field(
+        default="utf-8", description="of a CSV body (JSON lines are UTF-8)"
+    )
+    job_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="a saved User Data Import job: its mapping is used",
+    )
+    map: str | None = Field(
+        default=None,
+        description="Column:field, once per column to import (repeat the parameter), e.g. "
+        "map=E-mail:email&map=Given name:first_name; a field left empty ignores the column. "
+        "Without map or job_id each column is mapped as the mapping page guesses it from its name.",
+    )
+    readd_deleted: bool = Field(
+        default=False, description="re-add supporters deleted on request earlier (else they are rejected)"
+    )
+
+
+class ExportServiceIn(Closed):
+    """An export to run now (POST /exports): a saved export job's settings (job_id), the
+    settings themselves, or a saved job's with some of them changed."""
+
+    job_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description="a saved User Data Export job")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    fields: list[str] | None = Field(default=None, description="supporter fields; all when left out")
+    filter: str | None = Field(default=None, description="all (the default), opted_in, or created_since")
+    since: str | None = Field(default=None, description="YYYY-MM-DD, with filter created_since")
+    bom: bool | None = Field(default=None, description="start the file with a UTF-8 BOM (default true)")

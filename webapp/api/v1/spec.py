@@ -215,6 +215,11 @@ def document(server_url: str = "/") -> dict[str, Any]:
                     else {"schema": {"type": "string"}}
                 )
             entry["requestBody"] = {"required": True, "content": content}
+        elif "application/json" not in op.body_types:  # a body its view reads itself (a CSV file)
+            entry["requestBody"] = {
+                "required": True,
+                "content": {media: {"schema": {"type": "string"}} for media in op.body_types},
+            }
         paths.setdefault(path, {})[op.method] = entry
     return {
         "openapi": "3.1.0",

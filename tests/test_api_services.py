@@ -1,0 +1,277 @@
+"""Import Service and Export Service: imports and exports started through POST /api/v1/imports
+and /api/v1/exports, run as their own types with the counts, rejected lines, Stop, Retry and
+result of any run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+
+import pytest
+
+from tests.conftest import export_job, fresh, upload_csv, work
+from tests.test_api_tokens import api, make_token
+from webapp.api.v1.spec import document
+from webapp.extensions import db
+from webapp.models import Job, Run, Supporter
+from webapp.rules.states import RunState
+
+PEOPLE = (
+    "E-mail,Given name,ZIP\n"
+    "ann@example.org,Ann,02134\n"
+    "bob@example.org,Bob,1234\n"  # line 3: a bad ZIP
+    "not-an-email,Cy,10001\n"  # line 4: a bad email
+    "dee@example.org,Dee,10001\n"
+)
+MAP = "?map=E-mail:email&map=Given name:first_name&map=ZIP:zip"
+
+
+@pytest.fixture
+def writer(client, auth, users) -> str:
+    return make_token(client, auth, "user@example.org", access="write")
+
+
+def post_import(client, secret, body: str | bytes, query: str = MAP, kind: str = "text/csv", **headers):
+    data = body.encode() if isinstance(body, str) else body
+    return client.post(
+        f"/api/v1/imports{query}",
+        data=data,
+        content_type=kind,
+        headers={"Authorization": f"Bearer {secret}", **headers},
+    )
+
+
+def post_export(client, secret, body: dict, **headers):
+    return client.post("/api/v1/exports", json=body, headers={"Authorization": f"Bearer {secret}", **headers})
+
+
+def rejected(client, secret, run_id: int) -> list[tuple[int, str]]:
+    answer = api(client, f"/api/v1/runs/{run_id}/rejections", secret)
+    assert answer.status_code == 200
+    return [(line["line"], line["reason"]) for line in answer.json["rejected"]]
+
+
+def test_a_csv_sent_to_the_api_counts_as_the_same_file_uploaded_on_the_page(app, client, auth, writer):
+    answer = post_import(client, writer, PEOPLE)
+    assert answer.status_code == 202, answer.json
+    assert answer.json["type"] == "import_service" and answer.json["type_label"] == "Import Service"
+    assert answer.json["state"] == "queued" and answer.json["job_name"] == "Import through the API"
+    work(app)
+    by_api = api(client, f"/api/v1/runs/{answer.json['id']}", writer).json
+    assert by_api["state"] == "completed"
+    lines_by_api = rejected(client, writer, by_api["id"])
+    assert lines_by_api == [
+        (3, "line 3: '1234' is not a valid US ZIP code (like 12345 or 12345-6789)"),
+        (4, "line 4: 'not-an-email' is not a valid email address"),
+    ]
+    assert Supporter.query.filter_by(email="ann@example.org").one().first_name == "Ann"
+
+    Supporter.query.delete()  # the same file again, now by the upload page
+    db.session.commit()
+    auth.login("user@example.org")
+    mapped = client.post(
+        upload_csv(client, PEOPLE).headers["Location"],
+        data={"name": "Page", "col_0": "email", "col_1": "first_name", "col_2": "zip", "action": "save_run"},
+    )
+    by_page = Run.query.filter_by(job_type="user_data_import").one()
+    assert mapped.status_code == 302
+    auth.logout()
+    work(app)
+    assert (
+        by_api["counts"]
+        == fresh(by_page).counts
+        == {
+            "checked": 4,
+            "created": 2,
+            "updated": 0,
+            "unchanged": 0,
+            "skipped": 0,
+            "rejected": 2,
+        }
+    )
+    assert rejected(client, writer, by_page.id) == lines_by_api
+
+
+def test_an_api_import_is_a_hidden_job_of_its_own_run_by_the_api_and_retired_when_done(app, client, writer):
+    run_id = post_import(client, writer, PEOPLE, MAP + "&name=Nightly CRM").json["id"]
+    run = db.session.get(Run, run_id)
+    assert (run.job_type, run.job_name, run.trigger) == ("import_service", "Nightly CRM", "api")
+    listed = api(client, "/api/v1/jobs", writer).json["jobs"]
+    assert listed == []  # not on the Jobs page
+    assert run.job.active  # its file is kept while the run may need it
+    work(app)
+    assert not fresh(run).job.active  # completed: the upload sweep may take its file
+
+
+def test_without_a_mapping_the_columns_are_guessed_as_on_the_mapping_page(app, client, writer):
+    answer = post_import(client, writer, "Email,First name,Shoe size\nann@example.org,Ann,9\n", query="")
+    assert answer.status_code == 202, answer.json
+    assert db.session.get(Run, answer.json["id"]).job.params["mapping"] == ["email", "first_name", ""]
+
+
+def test_a_saved_import_jobs_mapping_is_used_and_another_users_job_is_a_404(app, client, auth, users, writer):
+    auth.login("user@example.org")
+    client.post(
+        upload_csv(client, PEOPLE).headers["Location"],
+        data={"name": "Saved", "col_0": "email", "col_1": "last_name", "col_2": "", "action": "save"},
+    )
+    auth.logout()
+    saved = Job.query.filter_by(job_type="user_data_import").one()
+    answer = post_import(client, writer, PEOPLE, f"?job_id={saved.id}")
+    assert answer.status_code == 202, answer.json
+    assert db.session.get(Run, answer.json["id"]).job.params["mapping"] == ["email", "last_name", ""]
+    work(app)
+    assert Supporter.query.filter_by(email="ann@example.org").one().last_name == "Ann"
+
+    theirs = export_job(users["other"])
+    assert post_import(client, writer, PEOPLE, f"?job_id={theirs.id}").status_code == 404
+    own_export = export_job(users["user"])
+    assert post_import(client, writer, PEOPLE, f"?job_id={own_export.id}").status_code == 422
+
+
+def test_json_lines_are_imported_with_their_keys_as_the_fields(app, client, writer):
+    lines = [
+        {"email": "ann@example.org", "first_name": "Ann", "opted_in": True, "donation_total": 12.5},
+        {"email": "bob@example.org", "zip": "1234"},
+    ]
+    body = "\n".join(json.dumps(line) for line in lines) + "\n\n"
+    answer = post_import(client, writer, body, query="", kind="application/x-ndjson")
+    assert answer.status_code == 202, answer.json
+    work(app)
+    run = api(client, f"/api/v1/runs/{answer.json['id']}", writer).json
+    assert (run["counts"]["created"], run["counts"]["rejected"]) == (1, 1)
+    ann = Supporter.query.filter_by(email="ann@example.org").one()
+    assert (ann.first_name, ann.opted_in, float(ann.donation_total)) == ("Ann", True, 12.5)
+    assert rejected(client, writer, run["id"])[0][0] == 3  # body line 2 is line 3 (after the header)
+
+
+@pytest.mark.parametrize(
+    "body,query,kind,status,said",
+    [
+        (PEOPLE, MAP, "application/json", 415, "send the body as CSV"),
+        (PEOPLE, MAP, "text/plain", 415, "send the body as CSV"),
+        (b"", MAP, "text/csv", 400, "The file is empty."),
+        (b"email\n", "", "text/csv", 400, "header row but no data rows"),
+        (b"email\nb\xe9a@example.org\n", "", "text/csv", 400, "not valid UTF-8 (line 2"),
+        (b"PK\x03\x04\x14\x00binary", "", "text/csv", 400, "not a CSV file"),
+        (PEOPLE, "?map=E-mail:e_mail", "text/csv", 422, "'e_mail' is no supporter field"),
+        (PEOPLE, "?map=email", "text/csv", 422, "is not Column:field"),
+        (PEOPLE, "?map=Email address:email", "text/csv", 422, "does not have: 'Email address'"),
+        (PEOPLE, "?map=Given name:first_name", "text/csv", 422, "Map one column to Email"),
+        (PEOPLE, "?encoding=utf-16", "text/csv", 422, "encoding"),
+        (PEOPLE, "?mapping=x", "text/csv", 422, "mapping"),
+        ('{"email": "a@example.org", "shoe": 9}', "", "application/x-ndjson", 422, "'shoe' is no supporter"),
+        ('{"email": ["a@example.org"]}', "", "application/x-ndjson", 422, "line 1: the value of email"),
+        ('{"email": "a@example.org"}\n{oops', "", "application/x-ndjson", 400, "Line 2 is not valid JSON"),
+        ('["a@example.org"]', "", "application/x-ndjson", 400, "Line 1 is not a JSON object"),
+        ("\n\n", "", "application/x-ndjson", 400, "holds no JSON object"),
+        ('{"email": "a@example.org"}', MAP, "application/x-ndjson", 422, "map and job_id are for a CSV"),
+    ],
+)
+def test_a_bad_import_request_is_refused_with_its_reason_and_nothing_kept(
+    app, client, writer, body, query, kind, status, said
+):
+    answer = post_import(client, writer, body, query, kind)
+    assert answer.status_code == status, answer.json
+    assert said in answer.json["error"]["message"]
+    assert Run.query.count() == 0 and Job.query.count() == 0
+    assert os.listdir(app.config["UPLOADS_DIR"]) == []
+
+
+def test_a_body_over_the_upload_limit_is_a_413_in_json(app, client, writer):
+    app.config["MAX_CONTENT_LENGTH"] = 2048
+    big = "email\n" + "".join(f"person{i}@example.org\n" for i in range(500))
+    answer = post_import(client, writer, big, query="")
+    assert answer.status_code == 413 and answer.json["error"]["code"]
+    assert Run.query.count() == 0
+
+
+def test_a_read_only_token_may_neither_import_nor_export(client, auth, users):
+    reader = make_token(client, auth, "user@example.org")
+    assert post_import(client, reader, PEOPLE).status_code == 403
+    assert post_export(client, reader, {}).status_code == 403
+    assert Run.query.count() == 0
+
+
+def test_an_import_service_run_is_stopped_and_a_failed_one_retried_by_the_api(app, client, writer):
+    queued = post_import(client, writer, PEOPLE).json["id"]
+    stopped = client.post(f"/api/v1/runs/{queued}/stop", headers={"Authorization": f"Bearer {writer}"})
+    assert stopped.status_code == 200 and stopped.json["run"]["state"] == "cancelled"
+    assert not db.session.get(Run, queued).job.active
+
+    run = db.session.get(Run, post_import(client, writer, PEOPLE).json["id"])
+    good = dict(run.job.params)
+    run.job.params = {**good, "encoding": "utf-32"}  # the run fails on it
+    db.session.commit()
+    work(app)
+    assert fresh(run).state is RunState.FAILED and fresh(run).job.active  # kept for Retry
+    run.job.params = good
+    db.session.commit()
+    retried = client.post(f"/api/v1/runs/{run.id}/retry", headers={"Authorization": f"Bearer {writer}"})
+    assert retried.status_code == 200, retried.json
+    work(app)
+    assert fresh(run).state is RunState.COMPLETED
+    assert (fresh(run).created, fresh(run).rejected) == (2, 2)
+
+
+def test_an_export_service_run_leaves_a_result_downloaded_by_the_api(app, client, users, writer):
+    post_import(client, writer, PEOPLE)
+    work(app)
+    answer = post_export(client, writer, {"fields": ["email", "first_name"], "bom": False})
+    assert answer.status_code == 202, answer.json
+    assert answer.json["type_label"] == "Export Service"
+    assert answer.json["job_name"] == "Export through the API"
+    work(app)
+    run = api(client, f"/api/v1/runs/{answer.json['id']}", writer).json
+    assert run["state"] == "completed" and run["result_available"] and run["counts"]["created"] == 2
+    result = api(client, f"/api/v1/runs/{run['id']}/result", writer)
+    assert result.status_code == 200
+    assert list(csv.reader(io.StringIO(result.get_data(as_text=True)))) == [
+        ["Email", "First name"],
+        ["ann@example.org", "Ann"],
+        ["dee@example.org", "Dee"],
+    ]
+
+
+def test_an_export_takes_a_saved_export_jobs_settings_and_refuses_bad_ones(app, client, users, writer):
+    saved = export_job(users["user"], fields=["email"], name="Weekly")
+    answer = post_export(client, writer, {"job_id": saved.id, "filter": "opted_in"})
+    assert answer.status_code == 202, answer.json
+    params = db.session.get(Run, answer.json["id"]).job.params
+    assert (params["fields"], params["filter"], answer.json["job_name"]) == (["email"], "opted_in", "Weekly")
+    theirs = export_job(users["other"])
+    assert post_export(client, writer, {"job_id": theirs.id}).status_code == 404
+    bad = post_export(client, writer, {"fields": ["shoe_size"]})
+    assert bad.status_code == 422 and "fields" in bad.json["error"]["problems"]
+    assert post_export(client, writer, {"filter": "created_since"}).status_code == 422
+    assert post_export(client, writer, {"colour": "red"}).status_code == 422
+
+
+def test_the_same_idempotency_key_answers_the_first_run(app, client, writer):
+    first = post_import(client, writer, PEOPLE, **{"Idempotency-Key": "nightly-2026-11-30"})
+    again = post_import(client, writer, PEOPLE, **{"Idempotency-Key": "nightly-2026-11-30"})
+    assert first.status_code == again.status_code == 202
+    assert again.json["id"] == first.json["id"] and again.headers["Idempotent-Replayed"] == "true"
+    other = post_import(client, writer, PEOPLE, **{"Idempotency-Key": "nightly-2026-12-01"})
+    assert other.json["id"] != first.json["id"]
+    export = post_export(client, writer, {}, **{"Idempotency-Key": "nightly-2026-11-30"})
+    assert export.json["type"] == "export_service"  # keys are kept per endpoint
+    assert Run.query.count() == 3
+
+
+def test_a_refused_request_frees_its_idempotency_key(app, client, writer):
+    key = {"Idempotency-Key": "retry-me"}
+    assert post_import(client, writer, PEOPLE, "?map=x:y", **key).status_code == 422
+    assert post_import(client, writer, PEOPLE, **key).status_code == 202
+
+
+def test_the_openapi_document_describes_the_csv_and_json_lines_bodies(app):
+    spec = document()
+    imports = spec["paths"]["/api/v1/imports"]["post"]
+    assert set(imports["requestBody"]["content"]) == {"text/csv", "application/x-ndjson"}
+    assert {"202", "413", "415", "422"} <= set(imports["responses"])
+    assert {p["name"] for p in imports["parameters"]} >= {"map", "job_id", "encoding", "name"}
+    exports = spec["paths"]["/api/v1/exports"]["post"]
+    assert "application/json" in exports["requestBody"]["content"]
