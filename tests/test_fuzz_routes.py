@@ -45,6 +45,7 @@ def samples(users, others_objects):  # noqa: F811
         "name": "nothing.eml",
         "filename": "nothing.css",
         "action": "stop",
+        "supporter_id": 1,  # the API's supporters (the account's, not a user's)
     }
 
 
