@@ -412,10 +412,30 @@ def test_the_edit_page_changes_a_job_and_hides_anyone_elses(client, auth, users)
 
 
 def test_a_bounce_export_gets_a_schedule_like_any_job(client, auth, users):
-    job = bounces_job(users["user"], source="range", start="2026-03-01", end="2026-03-31")
+    from datetime import date
+
+    from webapp.models import JobSchedule
+
+    job = bounces_job(users["user"], source="recent", period="7")
     auth.login(users["user"].email)
     assert client.get(f"/jobs/{job.id}/schedule").status_code == 200
-    assert EmailBounces().may_run_by_itself(job) and EmailBounces.runs_on_request
+    response = client.post(
+        f"/jobs/{job.id}/schedule",
+        data={
+            "enabled": "y",
+            "kind": "days_of_week",
+            "weekdays": ["0"],
+            "time": "09:00",
+            "start_date": date.today().isoformat(),
+            "overlap_policy": "skip",
+            "misfire_policy": "run_once",
+            "misfire_grace_minutes": "60",
+        },
+    )
+    assert response.status_code == 302
+    schedule = db.session.execute(db.select(JobSchedule).filter_by(job_id=job.id)).scalar_one()
+    assert schedule.enabled and schedule.next_run_at is not None
+    assert EmailBounces().may_run_by_itself(job)
 
 
 def test_a_real_send_bounce_and_export_end_to_end(app, client, users):
