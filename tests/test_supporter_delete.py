@@ -2,6 +2,8 @@
 supporter (a keyed hash), and imports that reject a deleted address unless told to re-add it."""
 
 import csv
+import hashlib
+import hmac
 import io
 import os
 import re
@@ -115,6 +117,11 @@ def test_an_admin_deletes_with_the_typed_count_and_only_a_keyed_hash_is_left(
     kept = {row.email_hash for row in ErasedEmail.query}
     assert kept == {email_hash(key, "ann@example.org"), email_hash(key, "bob@example.org")}
     assert all("example.org" not in h for h in kept)
+    # HMAC-SHA256 of the lower-cased email, under a key derived from the SECRET_KEY
+    assert (
+        email_hash(key, " ANN@example.org") == hmac.new(key, b"ann@example.org", hashlib.sha256).hexdigest()
+    )
+    assert key == hmac.digest(b"test-secret", b"conveyor supporter delete: email key", "sha256")
     # the uploaded list of emails is gone; the job is not on the Jobs page, nor run again
     stored = current_storage().path(db.session.get(Job, job_id).params["path"])
     assert stored is not None and not os.path.exists(stored)

@@ -3,7 +3,6 @@ into supporters by email, a commit per batch with its counts and checkpoint."""
 
 from __future__ import annotations
 
-import hmac
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from webapp.jobtypes.bulk import (
 )
 from webapp.jobtypes.pg_copy import SAVEPOINTS, StagedUpsert, Written
 from webapp.models.base import utcnow
-from webapp.models.people import email_key
+from webapp.models.people import EmailHasher, email_key
 from webapp.rules.clock import to_local
 from webapp.rules.countries import DEFAULT
 
@@ -442,17 +441,16 @@ class ErasedCheck:
     def __init__(self, ctx: RunContext, *, readd: bool) -> None:
         self.ctx, self.readd = ctx, readd
         anyone = execute_exists("SELECT 1 FROM erased_email")
-        self.key = email_key(ctx.config["SECRET_KEY"]) if anyone else None
+        self.hasher = EmailHasher(email_key(ctx.config["SECRET_KEY"])) if anyone else None
         self.zone = ctx.config["TIMEZONE"]
         if anyone and readd:
             ctx.log("Supporters deleted on request earlier are added again: the job says to re-add them.")
 
     def hashes(self, emails: list[str]) -> list[str] | None:
         """The keyed hashes of a slice's (normalised) emails; None when none can be deleted."""
-        if self.key is None or not emails:
+        if self.hasher is None or not emails:
             return None
-        key, digest = self.key, hmac.digest
-        return [digest(key, email.encode(), "sha256").hex() for email in emails]
+        return self.hasher.many(emails)
 
     def sort_out(self, parsed: Parsed, hashes: list[str] | None) -> bool:
         """Reject the slice's records of deleted supporters (or forget them, to re-add them);

@@ -33,7 +33,7 @@ from webapp.jobtypes.base import JobType
 from webapp.mailing.audience import AudienceError, describe_rule, rule_conditions
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Recipient, SavedFilter, Suppression
-from webapp.models.people import ErasedEmail, Supporter, email_hash, email_key
+from webapp.models.people import EmailHasher, ErasedEmail, Supporter, email_key
 from webapp.models.runs import Run
 from webapp.models.users import User
 from webapp.storage import StorageUnavailable, current_storage, located
@@ -160,7 +160,8 @@ def erase(rows: list[tuple[int, str]], key: bytes, run_id: int) -> None:
     ids = [supporter_id for supporter_id, _ in rows]
     emails = [email for _, email in rows]
     now = utcnow()
-    values = [{"email_hash": email_hash(key, email), "deleted_at": now, "run_id": run_id} for email in emails]
+    hashes = EmailHasher(key).many(emails)
+    values = [{"email_hash": hashed, "deleted_at": now, "run_id": run_id} for hashed in hashes]
     insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = insert(ErasedEmail).values(values)
     db.session.execute(
