@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import act_midway, fresh, work
+from tests.conftest import act_midway, embedded_only, fresh, work
 from tests.test_email_campaign import campaign_for, launch, supporters
 from webapp.api.routes import bounce_token
 from webapp.engine.runs import request_stop, retry_run, start_run
@@ -151,6 +151,63 @@ def test_a_reason_of_500_characters_is_kept_whole(client, users):
     a_send(users["user"])
     assert post_bounce(client, email="a@example.org", type="soft", reason="r" * 500).status_code == 200
     assert db.session.execute(db.select(Bounce.reason)).scalar() == "r" * 500
+
+
+@embedded_only
+def test_the_migration_turns_each_bounce_recorded_before_it_into_one_bounce(tmp_path):
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    from webapp import create_app
+
+    app = create_app(
+        {"VAR_DIR": str(tmp_path / "var"), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'b.db'}"}
+    )
+    with app.app_context():
+        upgrade(revision="b3d5f7a9c1e2")  # the revision before bounce
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO user (id, email, name, password_hash, role, active, created_at, "
+                    "session_version) VALUES (1, 'u@example.org', 'U', 'x', 'user', 1, '2026-01-01', 0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO run (id, owner_id, job_type, job_name, state, trigger, created_at, "
+                    "progress_done, checked, created, updated, unchanged, skipped, rejected, checkpoint, "
+                    "in_monitor, long_notified, sort_at) VALUES (7, 1, 'email_campaign', 'C', "
+                    "'collecting', 'manual', '2026-01-01', 0, 0, 0, 0, 0, 0, 0, '{}', 1, 0, '2026-01-01')"
+                )
+            )
+            for rid, email, bounced in [(1, "h@x.org", "2026-01-02 03:04:05"), (2, "s@x.org", "2026-01-03"),
+                                        (3, "n@x.org", None)]:  # fmt: skip
+                conn.execute(
+                    text(
+                        "INSERT INTO recipient (id, run_id, supporter_id, email, data, status, attempts, "
+                        "bounced_at) VALUES (:id, 7, :id, :email, '{}', 'sent', 1, :at)"
+                    ),
+                    {"id": rid, "email": email, "at": bounced},
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO suppression (email, reason, created_at) "
+                    "VALUES ('h@x.org', 'hard_bounce', '2026-01-02')"
+                )
+            )
+        upgrade(revision="c8e1a2b4d6f0")
+        with db.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT recipient_id, run_id, kind, reason FROM bounce ORDER BY id")
+            ).all()
+        assert rows == [(1, 7, "hard", ""), (2, 7, "soft", "")]
+        downgrade(revision="b3d5f7a9c1e2")
+        with db.engine.connect() as conn:
+            assert (
+                conn.execute(text("SELECT count(*) FROM recipient WHERE bounced_at IS NOT NULL")).scalar()
+                == 2
+            )
+        db.engine.dispose()
 
 
 # ------------------------------------------------------------------------------- the CSV
