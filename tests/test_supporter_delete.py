@@ -15,6 +15,7 @@ from webapp.engine.runs import request_stop, start_run
 from webapp.extensions import db
 from webapp.jobtypes.supporter_delete import SupporterDelete
 from webapp.models import AuditEntry, Job, Recipient, Run, RunRejection, SavedFilter, Supporter, Suppression
+from webapp.models.campaigns import Bounce, BounceKind
 from webapp.models.people import ErasedEmail, email_hash, email_key
 from webapp.rules.states import RunState
 from webapp.storage import current_storage
@@ -77,6 +78,15 @@ def test_an_admin_deletes_with_the_typed_count_and_only_a_keyed_hash_is_left(
             Suppression(email="ann@example.org", reason="unsubscribe"),
         ]
     )
+    db.session.flush()
+    db.session.add(
+        Bounce(
+            recipient_id=Recipient.query.one().id,
+            run_id=sent.id,
+            kind=BounceKind.SOFT,
+            reason="452 4.2.2 <ann@example.org>: mailbox full",
+        )
+    )
     db.session.commit()
     auth.login(users["admin"].email)
     job_id = job_id_of(
@@ -113,6 +123,7 @@ def test_an_admin_deletes_with_the_typed_count_and_only_a_keyed_hash_is_left(
     recipient = Recipient.query.one()
     assert (recipient.email, recipient.data, recipient.supporter_id < 0) == ("", {}, True)
     assert Suppression.query.count() == 0
+    assert [(b.kind, b.reason) for b in Bounce.query] == [(BounceKind.SOFT, "")]
     key = email_key(app.config["SECRET_KEY"])
     kept = {row.email_hash for row in ErasedEmail.query}
     assert kept == {email_hash(key, "ann@example.org"), email_hash(key, "bob@example.org")}
@@ -127,7 +138,7 @@ def test_an_admin_deletes_with_the_typed_count_and_only_a_keyed_hash_is_left(
     assert stored is not None and not os.path.exists(stored)
     assert "Requests of November" not in client.get("/jobs/").get_data(as_text=True)
     assert client.post(f"/jobs/{job_id}/run").status_code == 400
-    assert AuditEntry.query.filter_by(action="supporters.delete_confirmed").count() == 1
+    assert AuditEntry.query.filter_by(action="supporter_delete.confirmed").count() == 1
 
 
 def test_confirming_twice_starts_one_run(app, client, auth, users, tmp_path):
@@ -315,3 +326,34 @@ def test_the_mapping_form_stores_the_readd_checkbox(app, client, auth, users):
     assert "Re-add previously deleted supporters" in page
     client.post(f"/jobs/new/import/{token}", data={"name": "Back", "col_0": "email", "readd_deleted": "y"})
     assert Job.query.filter_by(name="Back").one().params["readd_deleted"] is True
+
+
+def test_a_failed_delete_continues_on_retry_and_its_result_lists_every_email_once(
+    app, client, auth, users, monkeypatch
+):
+    from webapp.engine.runs import retry_run
+    from webapp.jobtypes import supporter_delete
+
+    app.config["DELETE_BATCH_SIZE"] = 2
+    db.session.execute(db.insert(Supporter), [{"email": f"p{i}@example.org"} for i in range(6)])
+    db.session.commit()
+    auth.login(users["admin"].email)
+    job_id = job_id_of(upload(client, "email\n" + "".join(f"p{i}@example.org\n" for i in range(6))))
+    confirm(client, job_id, "6")
+    real, calls = supporter_delete.erase, []
+
+    def failing_once(rows, key, run_id):
+        calls.append(rows)
+        if len(calls) == 2:
+            raise OSError("the disk went away")
+        real(rows, key, run_id)
+
+    monkeypatch.setattr(supporter_delete, "erase", failing_once)
+    work(app)
+    run = fresh(Run.query.filter_by(job_id=job_id).one())
+    assert run.state is RunState.FAILED and run.updated == 2 and len(emails_stored()) == 4
+    retry_run(run, users["admin"])
+    work(app)
+    run = fresh(run)
+    assert run.state is RunState.COMPLETED and run.updated == 6 and emails_stored() == set()
+    assert [row[0] for row in result_rows(run)[1:]] == [f"p{i}@example.org" for i in range(6)]

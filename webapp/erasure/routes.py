@@ -214,6 +214,6 @@ def confirm_delete(job_id: int):
     if run is None:
         flash("This delete was confirmed already; it ran (or runs) once.", "info")
         return redirect(url_for("erasure.detail", job_id=job.id))
-    audit.record("supporters.delete_confirmed", run, detail=f"{found.count:,} supporters, “{job.name}”")
+    audit.record("supporter_delete.confirmed", run, detail=f"{found.count:,} supporters, “{job.name}”")
     flash(f"Deleting {found.count:,} supporters: run #{run.number} started.", "success")
     return redirect(url_for("runs.detail", run_id=run.id))

@@ -2,8 +2,8 @@
 filter, in batches; the result file lists every email deleted or not found.
 
 A deleted supporter's personal data goes from supporter, recipient (the rows of past sends are
-kept for the campaigns' counts, without email, merge data or error; opens, clicks and bounces
-then belong to nobody) and the suppression list; only a keyed hash of the email is kept
+kept for the campaigns' counts, without email, merge data, error or bounce reasons; opens,
+clicks and bounces then belong to nobody) and the suppression list; only a keyed hash of the email is kept
 (models.people.ErasedEmail), so that an import rejects the address unless told to re-add it.
 
 Who may delete whom: admins and super admins any supporter; a user only the supporters they
@@ -32,7 +32,7 @@ from webapp.extensions import db
 from webapp.jobtypes.base import JobType
 from webapp.mailing.audience import AudienceError, describe_rule, rule_conditions
 from webapp.models.base import utcnow
-from webapp.models.campaigns import Recipient, SavedFilter, Suppression
+from webapp.models.campaigns import Bounce, Recipient, SavedFilter, Suppression
 from webapp.models.people import EmailHasher, ErasedEmail, Supporter, email_key
 from webapp.models.runs import Run
 from webapp.models.users import User
@@ -169,6 +169,14 @@ def erase(rows: list[tuple[int, str]], key: bytes, run_id: int) -> None:
             index_elements=[ErasedEmail.email_hash],
             set_={"deleted_at": statement.excluded.deleted_at, "run_id": statement.excluded.run_id},
         )
+    )
+    # a bounce's reason is the mail server's text, which often quotes the address
+    sent_to = select(Recipient.id).where(Recipient.supporter_id.in_(ids))
+    db.session.execute(
+        update(Bounce)
+        .where(Bounce.recipient_id.in_(sent_to))
+        .values(reason="")
+        .execution_options(synchronize_session=False)
     )
     # the rows of past sends stay for the campaigns' counts, belonging to nobody (a negative
     # supporter id: never a supporter's, and unique per send as the recipient's own id is)
