@@ -195,7 +195,7 @@ def test_a_read_only_token_may_neither_import_nor_export(client, auth, users):
     assert Run.query.count() == 0
 
 
-def test_an_import_service_run_is_stopped_and_a_failed_one_retried_by_the_api(app, client, writer):
+def test_an_import_service_run_is_stopped_and_a_failed_one_retried_by_the_api(app, client, auth, writer):
     queued = post_import(client, writer, PEOPLE).json["id"]
     stopped = client.post(f"/api/v1/runs/{queued}/stop", headers={"Authorization": f"Bearer {writer}"})
     assert stopped.status_code == 200 and stopped.json["run"]["state"] == "cancelled"
@@ -207,6 +207,9 @@ def test_an_import_service_run_is_stopped_and_a_failed_one_retried_by_the_api(ap
     db.session.commit()
     work(app)
     assert fresh(run).state is RunState.FAILED and fresh(run).job.active  # kept for Retry
+    auth.login("user@example.org")
+    assert ">Retry</button>" in client.get(f"/runs/{run.id}").get_data(as_text=True)  # as on its page
+    auth.logout()
     run.job.params = good
     db.session.commit()
     retried = client.post(f"/api/v1/runs/{run.id}/retry", headers={"Authorization": f"Bearer {writer}"})
@@ -275,3 +278,17 @@ def test_the_openapi_document_describes_the_csv_and_json_lines_bodies(app):
     assert {p["name"] for p in imports["parameters"]} >= {"map", "job_id", "encoding", "name"}
     exports = spec["paths"]["/api/v1/exports"]["post"]
     assert "application/json" in exports["requestBody"]["content"]
+
+
+def test_the_monitor_and_run_page_show_an_import_service_run_with_its_buttons(app, client, auth, writer):
+    queued = post_import(client, writer, PEOPLE, MAP + "&name=From the CRM").json["id"]
+    auth.login("user@example.org")
+    row = client.get("/").get_data(as_text=True)
+    assert "Import Service" in row and "From the CRM" in row
+    assert ">Stop</button>" in client.get(f"/runs/{queued}").get_data(as_text=True)
+    auth.logout()
+    work(app)
+    auth.login("user@example.org")
+    page = client.get(f"/runs/{queued}").get_data(as_text=True)
+    assert "Import Service" in page and "Download results (CSV)" in page
+    assert "&#39;1234&#39; is not a valid US ZIP code" in page and "Download every rejected line" in page

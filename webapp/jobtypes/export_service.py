@@ -7,9 +7,9 @@ Service job it retires once its run ends other than failed (a failed run keeps i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from webapp.jobtypes.import_service import used_up
+from webapp.jobtypes.import_service import LIFETIME, used_up
 from webapp.jobtypes.user_data_export import UserDataExport
 
 if TYPE_CHECKING:
@@ -26,6 +26,9 @@ class ExportService(UserDataExport):
     can_be_step = False
     listed_as_job = False
     new_endpoint, new_label = None, ""
+
+    def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
+        return [*super().describe(params), ("Lifetime", LIFETIME)]
 
     def run(self, ctx: RunContext) -> None:
         super().run(ctx)

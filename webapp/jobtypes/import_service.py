@@ -24,6 +24,9 @@ def used_up(run: Run) -> None:
         run.job.active = False
 
 
+LIFETIME = "one API request: the job retires once its run ends other than failed"
+
+
 class ImportService(UserDataImport):
     """A CSV or JSON lines of supporters sent to the API, imported as the upload page's are."""
 
@@ -36,7 +39,7 @@ class ImportService(UserDataImport):
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         sent = "JSON lines" if params.get("sent_as") == "ndjson" else "CSV"
-        return [("Sent through the API as", sent), *super().describe(params)]
+        return [("Sent through the API as", sent), *super().describe(params), ("Lifetime", LIFETIME)]
 
     def run(self, ctx: RunContext) -> None:
         super().run(ctx)
