@@ -15,7 +15,7 @@ from webapp.engine.runs import request_stop, start_run
 from webapp.extensions import db
 from webapp.jobtypes.supporter_delete import SupporterDelete
 from webapp.models import AuditEntry, Job, Recipient, Run, RunRejection, SavedFilter, Supporter, Suppression
-from webapp.models.campaigns import Bounce, BounceKind
+from webapp.models.campaigns import Bounce, BounceKind, RecipientStatus
 from webapp.models.people import ErasedEmail, email_hash, email_key
 from webapp.rules.states import RunState
 from webapp.storage import current_storage
@@ -70,18 +70,28 @@ def test_an_admin_deletes_with_the_typed_count_and_only_a_keyed_hash_is_left(
     sent = Run(
         owner_id=users["user"].id, job_type="email_campaign", job_name="Appeal", state=RunState.COMPLETED
     )
-    db.session.add(sent)
+    sending = Run(
+        owner_id=users["user"].id, job_type="email_campaign", job_name="Appeal", state=RunState.PAUSED
+    )
+    db.session.add_all([sent, sending])
     db.session.flush()
     db.session.add_all(
         [
-            Recipient(run_id=sent.id, supporter_id=ann.id, email=ann.email, data={"first_name": "Ann"}),
+            Recipient(
+                run_id=sent.id,
+                supporter_id=ann.id,
+                email=ann.email,
+                data={"first_name": "Ann"},
+                status=RecipientStatus.SENT,
+            ),
+            Recipient(run_id=sending.id, supporter_id=ann.id, email=ann.email, data={"first_name": "Ann"}),
             Suppression(email="ann@example.org", reason="unsubscribe"),
         ]
     )
     db.session.flush()
     db.session.add(
         Bounce(
-            recipient_id=Recipient.query.one().id,
+            recipient_id=Recipient.query.filter_by(run_id=sent.id).one().id,
             run_id=sent.id,
             kind=BounceKind.SOFT,
             reason="452 4.2.2 <ann@example.org>: mailbox full",
@@ -120,8 +130,11 @@ def test_an_admin_deletes_with_the_typed_count_and_only_a_keyed_hash_is_left(
         "line 5: 'not-an-email' is not an email address"
     ]
     # the send's row stays for the campaign's counts, with nothing of Ann in it
-    recipient = Recipient.query.one()
-    assert (recipient.email, recipient.data, recipient.supporter_id < 0) == ("", {}, True)
+    recipients = Recipient.query.order_by(Recipient.id).all()
+    assert [(r.email, r.data, r.supporter_id < 0, r.status) for r in recipients] == [
+        ("", {}, True, RecipientStatus.SENT),
+        ("", {}, True, RecipientStatus.FAILED),  # a send still under way never reaches her
+    ]
     assert Suppression.query.count() == 0
     assert [(b.kind, b.reason) for b in Bounce.query] == [(BounceKind.SOFT, "")]
     key = email_key(app.config["SECRET_KEY"])

@@ -22,7 +22,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.csvfiles import iter_record_batches, neutralise
@@ -32,7 +32,7 @@ from webapp.extensions import db
 from webapp.jobtypes.base import JobType
 from webapp.mailing.audience import AudienceError, describe_rule, rule_conditions
 from webapp.models.base import utcnow
-from webapp.models.campaigns import Bounce, Recipient, SavedFilter, Suppression
+from webapp.models.campaigns import Bounce, Recipient, RecipientStatus, SavedFilter, Suppression
 from webapp.models.people import EmailHasher, ErasedEmail, Supporter, email_key
 from webapp.models.runs import Run
 from webapp.models.users import User
@@ -48,6 +48,7 @@ BATCH_SIZE = 1_000  # supporters deleted in one transaction (DELETE_BATCH_SIZE o
 LOOKUP_SLICE = 10_000  # emails per IN (...) while previewing
 SAMPLE_SIZE = 10
 SOURCES = {"csv": "Emails in a CSV file", "filter": "Supporters matching a saved filter"}
+NOT_SENT = "not sent: the supporter was deleted on request"
 EMAIL_HEADERS = {"email", "e-mail", "email address", "e-mail address", "emails"}
 
 
@@ -122,8 +123,10 @@ def preview_file(path: str, params: dict[str, Any], owner: User) -> Preview:
     seen: set[str] = set()
     for batch in file_emails(path, params):
         preview.listed = (preview.listed or 0) + len(batch)
-        emails = [email for _, email, _ in batch if email is not None and email not in seen]
-        preview.invalid += sum(1 for _, email, _ in batch if email is None)
+        emails = [
+            email for email in dict.fromkeys(e for _, e, _ in batch if e is not None) if email not in seen
+        ]
+        preview.invalid += sum(1 for _, email, given in batch if email is None and given)
         seen.update(emails)
         if not emails:
             continue
@@ -179,11 +182,19 @@ def erase(rows: list[tuple[int, str]], key: bytes, run_id: int) -> None:
         .execution_options(synchronize_session=False)
     )
     # the rows of past sends stay for the campaigns' counts, belonging to nobody (a negative
-    # supporter id: never a supporter's, and unique per send as the recipient's own id is)
+    # supporter id: never a supporter's, and unique per send as the recipient's own id is); a
+    # send still under way never reaches them
+    pending = Recipient.status == RecipientStatus.PENDING
     db.session.execute(
         update(Recipient)
         .where(Recipient.supporter_id.in_(ids))
-        .values(email="", data={}, error=None, supporter_id=-Recipient.id)
+        .values(
+            email="",
+            data={},
+            supporter_id=-Recipient.id,
+            status=case((pending, RecipientStatus.FAILED.value), else_=Recipient.status),
+            error=case((pending, NOT_SENT), else_=None),
+        )
         .execution_options(synchronize_session=False)
     )
     db.session.execute(
@@ -210,7 +221,7 @@ class ResultFile:
             with suppress(FileNotFoundError):
                 ctx.storage.fetch(ctx.result_key(f"{RESULT}.part"), self.partial)
             if os.path.exists(self.partial) and os.path.getsize(self.partial) >= point["bytes"]:
-                out = open(self.partial, "r+", newline="", encoding="utf-8")  # noqa: SIM115
+                out = open(self.partial, "r+", newline="", encoding="utf-8")
                 out.seek(point["bytes"])
                 out.truncate()
                 return out, csv.writer(out)
@@ -218,7 +229,7 @@ class ResultFile:
                 "The result file of the batches before is not on this machine: "
                 "the result lists only the emails from here on (the run's log has the counts)."
             )
-        out = open(self.partial, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        out = open(self.partial, "w", newline="", encoding="utf-8")
         writer = csv.writer(out)
         writer.writerow(["email", "result"])
         return out, writer
@@ -345,10 +356,14 @@ class SupporterDelete(JobType):
         with storage.local_copy(stored_key) as path:
             for batch in file_emails(path, params, skip=done, size=size):
                 emails = list(dict.fromkeys(email for _, email, _ in batch if email is not None))
-                found = dict(
-                    db.session.execute(
-                        select(Supporter.email, Supporter.id).where(Supporter.email.in_(emails), *limits)
-                    ).all()
+                found = (
+                    dict(
+                        db.session.execute(
+                            select(Supporter.email, Supporter.id).where(Supporter.email.in_(emails), *limits)
+                        ).all()
+                    )
+                    if emails
+                    else {}
                 )
                 if found:
                     erase([(supporter_id, email) for email, supporter_id in found.items()], key, ctx.run.id)
