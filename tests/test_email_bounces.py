@@ -264,7 +264,7 @@ def test_a_date_range_is_whole_days_in_the_account_time_zone(app, users):
     ]
 
 
-def test_the_days_before_each_run_are_those_before_its_planned_occurrence(app, users):
+def test_the_days_before_each_run_are_those_before_its_occurrence_or_its_request(app, users):
     run = a_send(users["user"], emails=[f"p{i}@example.org" for i in range(4)])
     bounce(run, "p0@example.org", datetime(2026, 3, 2, 4, 59, 59))  # Mar 1, 23:59:59 EST: out
     bounce(run, "p1@example.org", datetime(2026, 3, 2, 5, 0))  # Mar 2, 00:00 EST: in
@@ -280,6 +280,11 @@ def test_the_days_before_each_run_are_those_before_its_planned_occurrence(app, u
     assert "Bounces of 2026-03-02 to 2026-03-08 (America/New_York)." in [
         line.message for line in result_log(result)
     ]
+    by_hand = start_run(job, users["user"])
+    by_hand.created_at = datetime(2026, 3, 10, 3, 0)  # Mon 11 PM EDT; a retry days later: the same days
+    db.session.commit()
+    work(app)
+    assert [r[0] for r in table(fresh(by_hand))[1:]] == ["p1@example.org", "p2@example.org"]
 
 
 def test_a_users_range_holds_only_their_own_sends_a_super_admins_every_send(app, users):

@@ -14,7 +14,6 @@ from webapp.csvfiles import neutralise
 from webapp.errors import JobError, RunStopped
 from webapp.extensions import db
 from webapp.jobtypes.base import JobType
-from webapp.models.base import utcnow
 from webapp.models.campaigns import Bounce, Recipient
 from webapp.models.runs import Run
 from webapp.models.users import User
@@ -114,8 +113,10 @@ class EmailBounces(JobType):
             return [*visible, Bounce.run_id == run_id]
         tz_name = ctx.config["TIMEZONE"]
         first, last = params.get("start"), params.get("end")
-        if params.get("source") == "recent":  # the days before the occurrence, even if it ran late
-            first, last = recent_days(params["period"], ctx.run.planned_for or utcnow(), tz_name)
+        if params.get("source") == "recent":
+            # the days before the occurrence it is (even when it starts late), or before it was
+            # asked for: the same days when a Retry continues it another day
+            first, last = recent_days(params["period"], ctx.run.planned_for or ctx.run.created_at, tz_name)
             ctx.log(f"Bounces of {first} to {last} ({tz_name}).")
         start, end = range_bounds(first, last, tz_name)
         return [*visible, Bounce.bounced_at >= start, Bounce.bounced_at < end]
