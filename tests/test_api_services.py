@@ -278,6 +278,9 @@ def test_the_openapi_document_describes_the_csv_and_json_lines_bodies(app):
     assert {p["name"] for p in imports["parameters"]} >= {"map", "job_id", "encoding", "name"}
     exports = spec["paths"]["/api/v1/exports"]["post"]
     assert "application/json" in exports["requestBody"]["content"]
+    for described in (imports, exports):
+        [once] = [p for p in described["parameters"] if p["in"] == "header"]
+        assert once["name"] == "Idempotency-Key" and not once["required"]
 
 
 def test_the_monitor_and_run_page_show_an_import_service_run_with_its_buttons(app, client, auth, writer):

@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from webapp import audit
 from webapp.api.v1.core import fail
-from webapp.api.v1.imports import TAG, started_once
+from webapp.api.v1.imports import ONCE, TAG, started_once
 from webapp.api.v1.jobs import _checked, _export_form
 from webapp.api.v1.schemas import ExportServiceIn, RunOut
 from webapp.api.v1.spec import operation
@@ -29,6 +29,7 @@ DEFAULT_NAME = "Export through the API"
     answers={202: RunOut},
     body=ExportServiceIn,
     errors=(400, 403, 404, 409, 415, 503),
+    headers=ONCE,
 )
 def create_export(body: ExportServiceIn):
     """Export supporters to a CSV file as an Export Service run.

@@ -45,6 +45,10 @@ TAG = "Imports and exports"
 CSV, NDJSON = "text/csv", "application/x-ndjson"
 REMEMBERED = 24 * 3600  # seconds an Idempotency-Key answers its first run
 PENDING = 15 * 60  # seconds a key is held while its first request is being answered
+ONCE = {
+    "Idempotency-Key": "up to 255 characters naming this request: the same key sent again within a "
+    "day answers its first run (Idempotent-Replayed: true) and starts nothing"
+}
 
 
 @operation(
@@ -55,6 +59,7 @@ PENDING = 15 * 60  # seconds a key is held while its first request is being answ
     query=ImportQuery,
     errors=(400, 403, 404, 409, 413, 415, 503),
     body_types=(CSV, NDJSON),
+    headers=ONCE,
 )
 def create_import(query: ImportQuery):
     """Import supporters from the body (a CSV file, or JSON lines) as an Import Service run.

@@ -52,6 +52,7 @@ class Operation:
     answers: dict[int, type[BaseModel] | str]
     errors: tuple[int, ...]
     body_types: tuple[str, ...] = field(default=("application/json",))
+    headers: tuple[tuple[str, str], ...] = ()  # optional request headers it reads: (name, meaning)
 
 
 OPERATIONS: list[Operation] = []
@@ -67,6 +68,7 @@ def operation(
     query: type[BaseModel] | None = None,
     errors: tuple[int, ...] = (),
     body_types: tuple[str, ...] = ("application/json",),
+    headers: dict[str, str] | None = None,
 ) -> Callable:
     """Declare and route an endpoint. A JSON `body` model is validated before the view runs (a
     422 naming each problem) and given to it as `body`; a `query` model likewise as `query`.
@@ -100,6 +102,7 @@ def operation(
                 answers=answers,
                 errors=documented,
                 body_types=body_types,
+                headers=tuple((headers or {}).items()),
             )
         )
         return served
@@ -185,6 +188,16 @@ def document(server_url: str = "/") -> dict[str, Any]:
                         "schema": {k: v for k, v in info.items() if k not in ("title", "description")},
                     }
                 )
+        for name, meaning in op.headers:
+            parameters.append(
+                {
+                    "name": name,
+                    "in": "header",
+                    "required": False,
+                    "description": meaning,
+                    "schema": {"type": "string"},
+                }
+            )
         responses: dict[str, Any] = {}
         for status, model in op.answers.items():
             if model == FILE:
