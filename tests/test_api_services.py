@@ -14,9 +14,11 @@ import pytest
 from tests.conftest import export_job, fresh, upload_csv, work
 from tests.test_api_tokens import api, make_token
 from webapp.api.v1.spec import document
+from webapp.engine.retention import sweep_uploads
 from webapp.extensions import db
 from webapp.models import Job, Run, Supporter
 from webapp.rules.states import RunState
+from webapp.storage import current_storage
 
 PEOPLE = (
     "E-mail,Given name,ZIP\n"
@@ -295,3 +297,18 @@ def test_the_monitor_and_run_page_show_an_import_service_run_with_its_buttons(ap
     page = client.get(f"/runs/{queued}").get_data(as_text=True)
     assert "Import Service" in page and "Download results (CSV)" in page
     assert "&#39;1234&#39; is not a valid US ZIP code" in page and "Download every rejected line" in page
+
+
+def test_a_finished_api_imports_file_goes_with_the_upload_sweep_and_a_failed_ones_stays(app, client, writer):
+    done = db.session.get(Run, post_import(client, writer, PEOPLE).json["id"])
+    work(app)
+    failed = db.session.get(Run, post_import(client, writer, PEOPLE).json["id"])
+    failed.job.params = {**failed.job.params, "encoding": "utf-32"}
+    db.session.commit()
+    work(app)
+    assert fresh(failed).state is RunState.FAILED
+    app.config["UPLOAD_TTL_HOURS"] = -1  # every upload is older than that
+    assert sweep_uploads() == 1
+    storage = current_storage()
+    assert not os.path.exists(storage.path(fresh(done).job.params["path"]))  # retired: swept
+    assert os.path.exists(storage.path(fresh(failed).job.params["path"]))  # for its Retry
