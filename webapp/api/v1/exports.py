@@ -28,7 +28,7 @@ DEFAULT_NAME = "Export through the API"
     tag=TAG,
     answers={202: RunOut},
     body=ExportServiceIn,
-    errors=(400, 403, 404, 409, 415, 503),
+    errors=(400, 403, 404, 409, 415),
     headers=ONCE,
 )
 def create_export(body: ExportServiceIn):

@@ -95,7 +95,7 @@ def _import(query: ImportQuery) -> Run:
     params: dict[str, Any] = {
         **upload.params(mapping),
         "readd_deleted": readd,
-        "sent_as": kind.split("-")[-1],
+        "sent_as": "ndjson" if kind == NDJSON else "csv",
     }
     if saved:
         params["mapping_from_job_id"] = saved.id
@@ -152,7 +152,8 @@ def _mapping(header: list[str], pairs: list[tuple[str, str]], saved: Job | None)
         mapping = [guess_field(column) for column in header]
     problems = mapping_problems(mapping)
     if problems:
-        raise fail(422, f"the columns cannot be imported so: {' '.join(problems)}", problems=problems)
+        said = " ".join(problems)
+        raise fail(422, f"the columns cannot be imported so: {said}", problems={"map": problems})
     return mapping
 
 
