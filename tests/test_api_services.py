@@ -97,9 +97,10 @@ def test_a_csv_sent_to_the_api_counts_as_the_same_file_uploaded_on_the_page(app,
 
 
 def test_an_api_import_is_a_hidden_job_of_its_own_run_by_the_api_and_retired_when_done(app, client, writer):
-    run_id = post_import(client, writer, PEOPLE, MAP + "&name=Nightly CRM").json["id"]
+    run_id = post_import(client, writer, PEOPLE, MAP + "&name=Nightly CRM&readd_deleted=true").json["id"]
     run = db.session.get(Run, run_id)
     assert (run.job_type, run.job_name, run.trigger) == ("import_service", "Nightly CRM", "api")
+    assert run.job.params["readd_deleted"] is True and run.job.params["sent_as"] == "csv"
     listed = api(client, "/api/v1/jobs", writer).json["jobs"]
     assert listed == []  # not on the Jobs page
     assert run.job.active  # its file is kept while the run may need it
@@ -254,7 +255,7 @@ def test_an_export_takes_a_saved_export_jobs_settings_and_refuses_bad_ones(app, 
     assert post_export(client, writer, {"colour": "red"}).status_code == 422
 
 
-def test_the_same_idempotency_key_answers_the_first_run(app, client, writer):
+def test_the_same_idempotency_key_answers_the_first_run(app, client, auth, writer):
     first = post_import(client, writer, PEOPLE, **{"Idempotency-Key": "nightly-2026-11-30"})
     again = post_import(client, writer, PEOPLE, **{"Idempotency-Key": "nightly-2026-11-30"})
     assert first.status_code == again.status_code == 202
@@ -263,7 +264,10 @@ def test_the_same_idempotency_key_answers_the_first_run(app, client, writer):
     assert other.json["id"] != first.json["id"]
     export = post_export(client, writer, {}, **{"Idempotency-Key": "nightly-2026-11-30"})
     assert export.json["type"] == "export_service"  # keys are kept per endpoint
-    assert Run.query.count() == 3
+    theirs = make_token(client, auth, "other@example.org", access="write")
+    own = post_import(client, theirs, PEOPLE, **{"Idempotency-Key": "nightly-2026-11-30"})
+    assert own.status_code == 202 and "Idempotent-Replayed" not in own.headers  # and per user
+    assert Run.query.count() == 4
 
 
 def test_a_refused_request_frees_its_idempotency_key(app, client, writer):
