@@ -120,3 +120,34 @@ def test_a_bounce_export_of_a_send_downloads_its_bounces_formula_safe(
     for row in rows[1:]:  # ISO 8601 in the account's zone, with its offset
         bounced = datetime.fromisoformat(row[6])
         assert bounced.utcoffset() == datetime.now(ZONE).utcoffset()
+
+
+def test_a_double_click_on_save_job_saves_one_bounce_export(page: Page, mailer: Account):
+    log_in(page, mailer)
+    open_new_job(page, "bounce export")
+    page.get_by_label("Job name").fill("Double-clicked bounces")
+    page.get_by_role("group", name="Bounces of").get_by_role(
+        "radio", name=re.compile("days before each run")
+    ).check()
+    held = []
+
+    def hold(route):  # a slow answer: the second click lands while the first is answered
+        held.append((route, route.fetch(max_redirects=0)))
+
+    page.route(
+        "**/bounce-exports/new",
+        lambda route: hold(route) if route.request.method == "POST" else route.continue_(),
+    )
+    save = page.get_by_role("button", name="Save job")
+    save.scroll_into_view_if_needed()
+    box = save.bounding_box()
+    for _ in range(2):  # a person's double click
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(300)
+    assert len(held) == 1, "the page sent the form twice"
+    route, answer = held[0]
+    route.fulfill(response=answer)
+    expect(page.get_by_role("heading", name="Double-clicked bounces", exact=True)).to_be_visible()
+    expect(page.get_by_text("Every send: the 7 days before each run")).to_be_visible()
+    page.goto("/jobs/")
+    expect(page.get_by_role("link", name="Double-clicked bounces", exact=True)).to_have_count(1)
