@@ -1,4 +1,4 @@
-"""Email Bounces: the bounces of one campaign send or of a date range → a CSV result file, streamed."""
+"""Email Bounces: the bounces of one campaign send or of a range of days → a CSV result file, streamed."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ class EmailBounces(JobType):
 
     key = "email_bounces"
     label = "Email Bounces"
-    description = "Export the bounces of a campaign send, or of a date range, to a CSV file."
+    description = "Export the bounces of a campaign send, or of a range of days, to a CSV file."
     noun = "bounces"
     noun_past = "exported"
     result_kind = "CSV"
