@@ -456,6 +456,8 @@ def test_the_edit_page_changes_a_job_and_hides_anyone_elses(client, auth, users)
     run = a_send(users["user"])
     job = bounces_job(users["user"], source="range", start="2026-03-01", end="2026-03-31")
     auth.login(users["user"].email)
+    job_page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert f'href="/bounce-exports/{job.id}/edit">Edit</a>' in job_page
     page = client.get(f"/bounce-exports/{job.id}/edit").get_data(as_text=True)
     assert 'value="2026-03-01"' in page and 'value="2026-03-31"' in page
     response = client.post(

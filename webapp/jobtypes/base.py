@@ -58,6 +58,8 @@ class JobType:
     # its parameter form: the page that creates a job of this type, and its button on New job
     new_endpoint: ClassVar[str | None] = None
     new_label: ClassVar[str] = ""
+    # the page that changes a job's parameters (built with job_id): an Edit button on its page
+    edit_endpoint: ClassVar[str | None] = None
 
     def page_url(self, job_id: int) -> str:
         """The page of one job of this type."""

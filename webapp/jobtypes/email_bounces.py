@@ -80,6 +80,7 @@ class EmailBounces(JobType):
     noun_past = "exported"
     result_kind = "CSV"
     new_endpoint, new_label = "bounces.new", "New bounce export"
+    edit_endpoint = "bounces.edit"
     count_labels = {"created": "Exported"}
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
