@@ -47,14 +47,32 @@ def _filters(owner_id: int) -> list[SavedFilter]:
     )
 
 
+def campaign_or_404(campaign_id: int) -> Campaign:
+    """The campaign if the current user owns it (or is a super admin); 404 otherwise."""
+    return _owned(Campaign, campaign_id)
+
+
+def visible_campaigns() -> list[Campaign]:
+    """The current user's campaigns (every user's for a super admin), newest first."""
+    query = select(Campaign).order_by(Campaign.id.desc())
+    if not current_user.is_super_admin:
+        query = query.where(Campaign.owner_id == current_user.id)
+    return list(db.session.execute(query).scalars())
+
+
+def recent_sends(campaign: Campaign) -> list[Run]:
+    """The campaign's last 20 runs (its launch, sends to the remaining, sends after groups)."""
+    if not campaign.job_id:
+        return []
+    query = select(Run).where(Run.job_id == campaign.job_id).order_by(Run.id.desc()).limit(20)
+    return list(db.session.execute(query).scalars())
+
+
 @bp.route("/")
 @login_required
 def index():
     """The user's campaigns (every user's for a super admin)."""
-    query = select(Campaign).order_by(Campaign.id.desc())
-    if not current_user.is_super_admin:
-        query = query.where(Campaign.owner_id == current_user.id)
-    return render_template("campaigns/index.html", campaigns=db.session.execute(query).scalars())
+    return render_template("campaigns/index.html", campaigns=visible_campaigns())
 
 
 def _form(campaign: Campaign | None) -> CampaignForm:
@@ -134,24 +152,17 @@ def edit(campaign_id: int):
 def detail(campaign_id: int):
     """A campaign: its content, audience, preview and runs."""
     campaign = _owned(Campaign, campaign_id)
-    runs = (
-        db.session.execute(select(Run).where(Run.job_id == campaign.job_id).order_by(Run.id.desc()).limit(20))
-        .scalars()
-        .all()
-        if campaign.job_id
-        else []
-    )
     return render_template(
         "campaigns/detail.html",
         campaign=campaign,
-        runs=runs,
+        runs=recent_sends(campaign),
         audiences=AUDIENCES,
         form=ConfirmForm(),
         rule=describe_rule(campaign.saved_filter.rule) if campaign.saved_filter else "",
     )
 
 
-def _preview(campaign: Campaign, email: str) -> tuple[Supporter | None, EmailMessage | None, str | None]:
+def preview_for(campaign: Campaign, email: str) -> tuple[Supporter | None, EmailMessage | None, str | None]:
     """(supporter, the rendered message, a problem) for the supporter with `email`, or for the
     first supporter (a sample one when there is none)."""
     query = select(Supporter)
@@ -180,7 +191,7 @@ def _preview(campaign: Campaign, email: str) -> tuple[Supporter | None, EmailMes
     return supporter, message, None
 
 
-def _parts(message: EmailMessage | None) -> dict[str, str]:
+def message_parts(message: EmailMessage | None) -> dict[str, str]:
     """The text/plain and text/html parts of a message, by type."""
     if message is None:
         return {}
@@ -197,13 +208,13 @@ def preview(campaign_id: int):
     """The email rendered for a chosen supporter (by email), or for the first in the audience."""
     campaign = _owned(Campaign, campaign_id)
     email = request.args.get("email", "").strip().lower()
-    supporter, message, problem = _preview(campaign, email)
+    supporter, message, problem = preview_for(campaign, email)
     return render_template(
         "campaigns/preview.html",
         campaign=campaign,
         supporter=supporter,
         message=message,
-        parts=_parts(message),
+        parts=message_parts(message),
         problem=problem,
         email=email,
     )
@@ -214,8 +225,8 @@ def preview(campaign_id: int):
 def preview_html(campaign_id: int):
     """The HTML part of that preview on its own, for the preview page's sandboxed frame."""
     campaign = _owned(Campaign, campaign_id)
-    _supporter, message, _problem = _preview(campaign, request.args.get("email", "").strip().lower())
-    html = _parts(message).get("text/html")
+    _supporter, message, _problem = preview_for(campaign, request.args.get("email", "").strip().lower())
+    html = message_parts(message).get("text/html")
     if not html:
         abort(404)
     return email_html(html)
@@ -262,15 +273,7 @@ def _confirm_then_send(campaign: Campaign, sizes, send, *, remaining: bool):
         except QueueUnavailable as exc:
             flash(str(exc), "error")
             return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
-        audit.record(
-            "campaign.sent_to_remaining"
-            if remaining
-            else "campaign.scheduled"
-            if run.state is RunState.SCHEDULED
-            else "campaign.launched",
-            campaign,
-            detail=f"{total:,} supporters, {run.reference}",
-        )
+        record_send(campaign, run, total, remaining=remaining)
         if remaining:
             flash(f"“{campaign.name}” is being sent to the remaining supporters.", "success")
         elif run.state is RunState.SCHEDULED:
@@ -285,6 +288,19 @@ def _confirm_then_send(campaign: Campaign, sizes, send, *, remaining: bool):
         suppressed=suppressed,
         form=form,
         remaining=remaining,
+    )
+
+
+def record_send(campaign: Campaign, run: Run, total: int, *, remaining: bool, note: str = "") -> None:
+    """The audit entry of a send: launched, scheduled, or sent to the remaining, and to how many."""
+    audit.record(
+        "campaign.sent_to_remaining"
+        if remaining
+        else "campaign.scheduled"
+        if run.state is RunState.SCHEDULED
+        else "campaign.launched",
+        campaign,
+        detail=f"{total:,} supporters, {run.reference}{note}",
     )
 
 
