@@ -36,6 +36,7 @@ from webapp.models.campaigns import Bounce, Recipient, RecipientStatus, SavedFil
 from webapp.models.people import EmailHasher, ErasedEmail, Supporter, email_key
 from webapp.models.runs import Run
 from webapp.models.users import User
+from webapp.rules.clock import plural
 from webapp.storage import StorageUnavailable, current_storage, located
 
 if TYPE_CHECKING:
@@ -282,8 +283,10 @@ class SupporterDelete(JobType):
         ]
 
     def summary(self, run: Run) -> str:
-        return f"Completed: {run.updated:,} supporters deleted, {run.unchanged:,} emails not found" + (
-            f", {run.rejected:,} lines rejected." if run.rejected else "."
+        rejected = f", {plural(run.rejected, 'line')} rejected" if run.rejected else ""
+        return (
+            f"Completed: {plural(run.updated, 'supporter')} deleted, "
+            f"{plural(run.unchanged, 'email')} not found{rejected}."
         )
 
     def run(self, ctx: RunContext) -> None:
