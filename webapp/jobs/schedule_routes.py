@@ -1,9 +1,11 @@
 """A job's schedule: the form (kind fields swapped in with HTMX), the live preview of the next
-runs, and saving it (which re-plans the next occurrence)."""
+runs, and saving it (which re-plans the next occurrence). What the page does apart from the
+request (check, preview, save, pause, resume, blackouts) is a plain function here, which the
+API (webapp/api/v1/schedules.py) calls too."""
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -82,7 +84,7 @@ def _pure(form: ScheduleForm, minute: int | None) -> Schedule:
     )
 
 
-def _slot_minute(form: ScheduleForm, existing: JobSchedule | None) -> int | None:
+def slot_minute(form: ScheduleForm, existing: JobSchedule | None) -> int | None:
     """Keep the random minute already chosen for the same hour and slot; else pick one."""
     if form.kind.data != ScheduleKind.HOURLY_SLOT:
         return None
@@ -133,7 +135,7 @@ def _preview_minute(form: ScheduleForm, existing: JobSchedule | None) -> int | N
     return None
 
 
-def _preview(form: ScheduleForm, job_id: int, existing: JobSchedule | None) -> dict:
+def preview_runs(form: ScheduleForm, job_id: int, existing: JobSchedule | None) -> dict:
     """The next runs (local times, DST-moved ones marked), or why there are none, plus a
     warning when runs come faster than the job usually takes."""
     if form.start_date.data is None:
@@ -202,21 +204,12 @@ def schedule(job_id: int):
     existing = job.schedule
     form = _form_for(existing, request.form if request.method == "POST" else None)
     if form.validate_on_submit():
-        minute = _slot_minute(form, existing)
-        if past_slot := _past_slot(form, existing):
-            form.hour.errors = [past_slot]
-        else:
-            try:
-                _pure(form, minute)
-            except ScheduleError as exc:
-                form.kind.errors = [str(exc)]
-            else:
-                return _save(job, existing, form, minute)
-    blackouts = (
-        db.session.execute(select(Blackout).where(Blackout.job_id == job.id).order_by(Blackout.start_date))
-        .scalars()
-        .all()
-    )
+        minute = slot_minute(form, existing)
+        if savable(form, existing, minute):
+            message = set_schedule(job, existing, form, minute)
+            flash(message, "success")
+            return redirect(job_type_for(job.job_type).schedule_done_url(job.id))
+    blackouts = blackouts_of(job)
     return render_template(
         "jobs/schedule.html",
         job=job,
@@ -228,11 +221,29 @@ def schedule(job_id: int):
         blackout_form=BlackoutForm(),
         confirm=ConfirmForm(),
         schedule_problem=planner.problem_of(existing),
-        **_preview(form, job.id, existing),
+        **preview_runs(form, job.id, existing),
     )
 
 
-def _save(job, existing: JobSchedule | None, form: ScheduleForm, minute: int | None):
+def savable(form: ScheduleForm, existing: JobSchedule | None, minute: int | None) -> bool:
+    """Whether a validated form holds a schedule that can be saved; if not, a field's errors say
+    why (a slot that has begun today, or values that make no schedule)."""
+    if past_slot := _past_slot(form, existing):
+        form.hour.errors = [past_slot]
+        return False
+    try:
+        _pure(form, minute)
+    except ScheduleError as exc:
+        form.kind.errors = [str(exc)]
+        return False
+    return True
+
+
+def set_schedule(
+    job, existing: JobSchedule | None, form: ScheduleForm, minute: int | None, note: str = ""
+) -> str:
+    """Save a savable form as the job's schedule (audited, `note` added to the entry) and plan
+    its next run; switching on a times-per-day schedule starts a run now. Says what happened."""
     was_on = bool(existing and existing.enabled)
     target = existing or JobSchedule(job_id=job.id)
     form.populate_obj(target)
@@ -248,7 +259,7 @@ def _save(job, existing: JobSchedule | None, form: ScheduleForm, minute: int | N
         job,
         kind=_kind(job),
         commit=False,
-        detail=f"{describe_schedule(target)} ({'on' if target.enabled else 'off'})",
+        detail=f"{describe_schedule(target)} ({'on' if target.enabled else 'off'}){note}",
     )
     db.session.commit()
     unplan(job)
@@ -256,15 +267,14 @@ def _save(job, existing: JobSchedule | None, form: ScheduleForm, minute: int | N
     message = "Schedule saved."
     if target.enabled and not was_on and target.kind == ScheduleKind.TIMES_PER_DAY:
         run = engine.start_run(job, current_user, trigger="schedule")
-        audit.record("run.started", run, detail=f"Run #{run.number}, as the schedule was switched on")
+        audit.record("run.started", run, detail=f"Run #{run.number}, as the schedule was switched on{note}")
         message += f" Run #{run.number} started now, as the schedule was switched on."
     elif not target.enabled:
         message += " It is off: nothing runs by itself."
     if target.kind == ScheduleKind.HOURLY_SLOT:
         at = clock_text(target.hour or 0, minute or 0)
         message += f" It runs daily at {at}: the minute :{minute:02d} was picked at random in its slot."
-    flash(message, "success")
-    return redirect(job_type_for(job.job_type).schedule_done_url(job.id))
+    return message
 
 
 @bp.route("/<int:job_id>/schedule/fields")
@@ -279,7 +289,7 @@ def schedule_fields(job_id: int):
         form=form,
         uses_time=USES_TIME,
         saved_slot_time=_saved_slot_time(form, job.schedule),
-        **_preview(form, job.id, job.schedule),
+        **preview_runs(form, job.id, job.schedule),
     )
 
 
@@ -289,7 +299,49 @@ def schedule_preview(job_id: int):
     """The next runs for the form as it is now (HTMX, as the form changes)."""
     job = schedulable_job_or_404(job_id)
     form = _form_for(job.schedule, request.args)
-    return render_template("jobs/partials/_schedule_preview.html", **_preview(form, job.id, job.schedule))
+    return render_template("jobs/partials/_schedule_preview.html", **preview_runs(form, job.id, job.schedule))
+
+
+def pause_job_schedule(job, reason: str, resume_on: date | None, note: str = "") -> None:
+    """Pause the job's schedule (its planned run withdrawn), maybe until `resume_on`; audited."""
+    planner.pause_schedule(job.schedule, current_user.id, reason, resume_on)
+    until = f"; resumes on {format_day(resume_on)}" if resume_on else ""
+    audit.record("schedule.paused", job, kind=_kind(job), detail=f"Reason: {reason}{until}{note}")
+
+
+def resume_job_schedule(job, note: str = "") -> None:
+    """End the pause of the job's schedule and plan its next run again; audited."""
+    planner.resume_schedule(job.schedule)
+    audit.record("schedule.resumed", job, kind=_kind(job), detail=note.strip())
+
+
+def add_blackout_dates(job, form: BlackoutForm, note: str = "") -> Blackout:
+    """Blackout dates from a validated form, added to the job's schedule; audited."""
+    blackout = Blackout(
+        job_id=job.id,
+        start_date=form.start_date.data,
+        end_date=form.end_date.data,
+        reason=form.reason.data.strip(),
+    )
+    db.session.add(blackout)
+    audit.record("blackout.added", job, kind=_kind(job), commit=False, detail=blackout_text(blackout) + note)
+    db.session.commit()
+    return blackout
+
+
+def remove_blackout_dates(job, blackout: Blackout, note: str = "") -> None:
+    """Remove blackout dates of the job's schedule; audited."""
+    db.session.delete(blackout)
+    audit.record(
+        "blackout.removed", job, kind=_kind(job), commit=False, detail=blackout_text(blackout) + note
+    )
+    db.session.commit()
+
+
+def blackouts_of(job) -> list[Blackout]:
+    """The job's own blackout dates, by start date."""
+    query = select(Blackout).where(Blackout.job_id == job.id).order_by(Blackout.start_date)
+    return list(db.session.execute(query).scalars())
 
 
 @bp.route("/<int:job_id>/schedule/pause", methods=["POST"])
@@ -301,11 +353,7 @@ def pause_schedule(job_id: int):
     if job.schedule is None:
         flash("This job has no schedule to pause.", "warning")
     elif form.validate_on_submit():
-        planner.pause_schedule(job.schedule, current_user.id, form.reason.data.strip(), form.resume_on.data)
-        until = f"; resumes on {format_day(form.resume_on.data)}" if form.resume_on.data else ""
-        audit.record(
-            "schedule.paused", job, kind=_kind(job), detail=f"Reason: {form.reason.data.strip()}{until}"
-        )
+        pause_job_schedule(job, form.reason.data.strip(), form.resume_on.data)
         flash("Schedule paused: nothing runs by itself until it is resumed.", "success")
     else:
         flash(" ".join(form.resume_on.errors) or "Give a reason to pause the schedule.", "error")
@@ -318,8 +366,7 @@ def resume_schedule(job_id: int):
     """Resume a paused schedule."""
     job = schedulable_job_or_404(job_id)
     if job.schedule is not None and job.schedule.paused and ConfirmForm().validate_on_submit():
-        planner.resume_schedule(job.schedule)
-        audit.record("schedule.resumed", job, kind=_kind(job))
+        resume_job_schedule(job)
         flash("Schedule resumed.", "success")
     return redirect(url_for("jobs.detail", job_id=job.id))
 
@@ -331,15 +378,7 @@ def add_blackout(job_id: int):
     job = schedulable_job_or_404(job_id)
     form = BlackoutForm()
     if form.validate_on_submit():
-        blackout = Blackout(
-            job_id=job.id,
-            start_date=form.start_date.data,
-            end_date=form.end_date.data,
-            reason=form.reason.data.strip(),
-        )
-        db.session.add(blackout)
-        audit.record("blackout.added", job, kind=_kind(job), commit=False, detail=blackout_text(blackout))
-        db.session.commit()
+        add_blackout_dates(job, form)
         flash("Blackout dates added.", "success")
     else:
         flash(" ".join(e for f in form for e in f.errors) or "Check the dates.", "error")
@@ -354,8 +393,6 @@ def delete_blackout(job_id: int, blackout_id: int):
     blackout = db.session.get(Blackout, blackout_id)
     if blackout is None or blackout.job_id != job.id or not ConfirmForm().validate_on_submit():
         abort(404)
-    db.session.delete(blackout)
-    audit.record("blackout.removed", job, kind=_kind(job), commit=False, detail=blackout_text(blackout))
-    db.session.commit()
+    remove_blackout_dates(job, blackout)
     flash("Blackout dates removed.", "success")
     return redirect(url_for("jobs.schedule", job_id=job.id))
