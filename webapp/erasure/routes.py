@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -58,20 +60,11 @@ def new():
     form = DeleteForm()
     form.filter_id.choices = [(0, "Choose a saved filter")] + [(f.id, f.name) for f in _filters()]
     if form.validate_on_submit():
-        if form.source.data == "filter":
-            saved = usable_or_404(SavedFilter, form.filter_id.data, current_user.id)
-            params = {
-                "source": "filter",
-                "filter_id": saved.id,
-                "filter_name": saved.name,
-                "rule_text": rule_text(saved),
-            }
-        else:
-            try:
-                params = _uploaded(form)
-            except StorageUnavailable:
-                form.file.errors.append(STORAGE_DOWN)
-                return render_template("erasure/new.html", form=form), 503
+        try:
+            params = _filtered(form) if form.source.data == "filter" else _uploaded(form)
+        except StorageUnavailable:
+            form.file.errors.append(STORAGE_DOWN)
+            return render_template("erasure/new.html", form=form), 503
         if params is not None:
             job = new_request(current_user, form.name.data.strip(), params)
             audit.record("job.created", job, detail="Supporter Delete (waiting for its confirmation)")
@@ -79,7 +72,18 @@ def new():
     return render_template("erasure/new.html", form=form)
 
 
-def _uploaded(form: DeleteForm) -> dict | None:
+def _filtered(form: DeleteForm) -> dict[str, Any]:
+    """The job's parameters for one of the user's saved filters (another's is a 404)."""
+    saved = usable_or_404(SavedFilter, form.filter_id.data, current_user.id)
+    return {
+        "source": "filter",
+        "filter_id": saved.id,
+        "filter_name": saved.name,
+        "rule_text": rule_text(saved),
+    }
+
+
+def _uploaded(form: DeleteForm) -> dict[str, Any] | None:
     """The job's parameters for the uploaded file; None (and the form's message) when it cannot
     be used, and then nothing is kept."""
     try:
