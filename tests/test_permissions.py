@@ -548,6 +548,7 @@ NOT_OBJECT_IDS = {
     # the API's History takes a bearer token, not the session these tests sign in with: its
     # `user` goes through History's own check (history_user_or_404), tests/test_api_tokens.py
     ("api/v1/lists.py", "user"): "history_user_or_404, as History's",
+    ("api/v1/imports.py", "map"): "Column:field pairs naming the body's columns (job_id: job_or_404)",
 }
 HAND_READ = re.compile(
     r'(?:int_arg|ids_arg|choice_arg|page_arg)\(\s*"(\w+)"'
