@@ -4,11 +4,13 @@ it is asked, and a scheduled launch cancelled."""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, work
 from tests.test_api_tokens import api, make_token
 from tests.test_email_campaign import campaign_for, supporters
 from webapp.api.v1.campaigns import CampaignDetail, CampaignList, LaunchOut, PreviewOut
@@ -106,6 +108,30 @@ def test_a_confirmed_launch_sends_once_however_often_it_is_asked(app, client, au
     with pytest.raises(launches.LaunchRefused):  # the page's own guard, underneath both
         launches.launch(campaign.id, users["user"])
     assert Run.query.filter_by(job_id=campaign.job_id).count() == 1
+
+
+def test_concurrent_confirmed_launches_make_one_send(app, client, auth, users, smtp_sink):
+    supporters(5)
+    campaign = campaign_for(users["user"])
+    secret = make_token(client, auth, "user@example.org", access="write")
+    url = f"/api/v1/campaigns/{campaign.id}/launch"
+    barrier, statuses = threading.Barrier(6), []
+
+    def attempt():
+        barrier.wait()
+        statuses.append(
+            api(app.test_client(), url, secret, method="POST", json={"confirm": True}).status_code
+        )
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert Counter(statuses) == {201: 1, 409: 5}
+    assert Run.query.filter_by(job_id=campaign.job_id).count() == 1
+    work(app)
+    assert sorted(smtp_sink.recipients()) == [f"s{i}@example.org" for i in range(5)]  # each once
 
 
 def test_a_scheduled_launch_is_cancelled_back_to_a_draft(client, auth, users, audience):
