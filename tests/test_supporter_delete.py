@@ -276,6 +276,20 @@ def test_a_file_that_cannot_be_used_is_refused_with_a_message(app, client, auth,
     assert not list(current_storage().entries("uploads"))
 
 
+def test_a_file_of_more_emails_than_one_delete_takes_is_refused(app, client, auth, users, monkeypatch):
+    from webapp.erasure import routes
+    from webapp.jobtypes import supporter_delete
+
+    monkeypatch.setattr(routes, "MAX_EMAILS", 3)
+    auth.login(users["user"].email)
+    response = upload(client, "email\n" + "".join(f"p{i}@example.org\n" for i in range(4)))
+    assert "The file has 4 lines; a supporter delete takes at most 3 emails" in response.get_data(
+        as_text=True
+    )
+    assert Job.query.count() == 0 and not list(current_storage().entries("uploads"))
+    assert supporter_delete.MAX_EMAILS == 200_000
+
+
 def test_a_file_of_emails_only_needs_no_header(app, client, auth, users, tmp_path):
     imported(app, users["user"], tmp_path, ["ann@example.org", "bob@example.org"])
     auth.login(users["user"].email)

@@ -19,7 +19,14 @@ from webapp.errors import JobError
 from webapp.extensions import db
 from webapp.jobs.uploads import Upload, forget_upload, save_upload
 from webapp.jobtypes import job_type_for
-from webapp.jobtypes.supporter_delete import Preview, SupporterDelete, email_column, preview, rule_text
+from webapp.jobtypes.supporter_delete import (
+    MAX_EMAILS,
+    Preview,
+    SupporterDelete,
+    email_column,
+    preview,
+    rule_text,
+)
 from webapp.models.campaigns import SavedFilter
 from webapp.models.jobs import Job
 from webapp.permissions import job_or_404, usable_or_404
@@ -92,11 +99,19 @@ def _uploaded(form: DeleteForm) -> dict[str, Any] | None:
         form.file.errors.append(str(problem))
         return None
     column, has_header = _email_column(upload)
+    problem = None
     if column is None:
-        form.file.errors.append(
+        problem = (
             "The file has no column of emails: name one “Email” (its other columns are ignored). "
             "Nothing was saved."
         )
+    elif (upload.rows or 0) > MAX_EMAILS:
+        problem = (
+            f"The file has {upload.rows:,} lines; a supporter delete takes at most {MAX_EMAILS:,} "
+            "emails. Split it into smaller files (or use a saved filter). Nothing was saved."
+        )
+    if problem:
+        form.file.errors.append(problem)
         current_storage().delete(upload.key)
         forget_upload(upload)
         return None

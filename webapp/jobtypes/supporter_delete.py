@@ -48,6 +48,9 @@ RESULT = "deleted.csv"
 BATCH_SIZE = 1_000  # supporters deleted in one transaction (DELETE_BATCH_SIZE overrides it)
 LOOKUP_SLICE = 10_000  # emails per IN (...) while previewing
 SAMPLE_SIZE = 10
+# emails one delete's file may list: its preview reads the whole file on each look (~2 s for
+# this many); a larger request is split into several deletes, or made by a saved filter
+MAX_EMAILS = 200_000
 SOURCES = {"csv": "Emails in a CSV file", "filter": "Supporters matching a saved filter"}
 NOT_SENT = "not sent: the supporter was deleted on request"
 EMAIL_HEADERS = {"email", "e-mail", "email address", "e-mail address", "emails"}
