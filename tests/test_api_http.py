@@ -35,7 +35,7 @@ from webapp.models.users import Role
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-LOW_LIMIT = 3  # requests a minute per token on the second server
+LOW_LIMIT = 3  # requests a minute per token on the second server (whose upload limit is 4 KB)
 
 
 @dataclass
@@ -138,7 +138,7 @@ def deployment(tmp_path_factory, redis_url, migrated_database) -> Iterator[Deplo
         for name, person in people.items():
             here.tokens[name] = issue(person, "Script", read_only=False, expires_at=None)[1]
         here.tokens["reader"] = issue(people["user"], "Reader", read_only=True, expires_at=None)[1]
-        for name in ("expiring", "revoked", "limited", "limited2"):
+        for name in ("expiring", "revoked", "limited", "limited2", "large"):
             here.tokens[name] = issue(people["user"], name, read_only=False, expires_at=None)[1]
         db.session.commit()
         env = {key: value for key, value in os.environ.items() if not key.startswith("CONVEYOR_")}
@@ -156,7 +156,9 @@ def deployment(tmp_path_factory, redis_url, migrated_database) -> Iterator[Deplo
         try:
             here.start("web", [*gunicorn, f"127.0.0.1:{ports[0]}"], env)
             here.start(
-                "web-limited", [*gunicorn, f"127.0.0.1:{ports[1]}"], env | {"CONVEYOR_API_RATE_LIMIT": "3"}
+                "web-limited",
+                [*gunicorn, f"127.0.0.1:{ports[1]}"],
+                env | {"CONVEYOR_API_RATE_LIMIT": str(LOW_LIMIT), "CONVEYOR_UPLOAD_LIMIT": "4k"},
             )
             here.start("worker", [sys.executable, str(REPO / "worker.py"), "--lane", "all"], env)
             for url in (here.url, here.limited_url):
@@ -341,3 +343,20 @@ def test_each_role_on_its_own_and_another_users_run_and_kill_for_admins_only(dep
         call("POST", f"/api/v1/jobs/{own['id']}/runs", "admin").json()["id"], "admin"
     )
     assert call("POST", f"/api/v1/runs/{admins_run['id']}/kill", "admin").status_code == 409
+
+
+def test_a_body_over_the_upload_limit_is_a_413_in_json_and_starts_nothing(deployment):
+    rows = "".join(f"person{i}@example.org,Person {i}\n" for i in range(400))  # ~12 KB
+    with deployment.app.app_context():
+        before = Run.query.count()
+    answer = deployment.call(
+        "POST",
+        "/api/v1/imports",
+        "large",
+        server=deployment.limited_url,
+        data=("email,first_name\n" + rows).encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
+    with deployment.app.app_context():
+        assert Run.query.count() == before
