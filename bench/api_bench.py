@@ -13,7 +13,8 @@ Every request to the API pays what a script's request pays: the token looked up 
 its last use noted (webapp/api/tokens.py) and its rate limit counted in Redis (the limit is set
 high, CONVEYOR_API_RATE_LIMIT, so that the bench measures the counting, not refusals). Then,
 in this process, a profile of --profile-requests requests to each API page through the Flask
-test client says how much of a request goes to the token check, the rate limit and the view.
+test client says how many SQL statements a request makes and how much of its time goes to the
+token check, the rate limit and the view.
 
 Prints p50/p95 per page and, as its last line, one JSON object with the figures and whether the
 target holds (API p95 < 50 ms).
@@ -81,14 +82,27 @@ def issue_token(var_dir: str) -> str:
 def profile(var_dir: str, secret: str, paths: dict[str, str], requests: int) -> dict:
     """Per API page: ms per request in the Flask test client under cProfile, and the share of
     it spent in the token check, the rate limit and the view (PROFILED)."""
+    from sqlalchemy import event
+
     from webapp import create_app
+    from webapp.extensions import db
 
     app = create_app({"VAR_DIR": var_dir, "API_RATE_LIMIT": RATE_LIMIT})
     client = app.test_client()
     headers = {"Authorization": f"Bearer {secret}"}
+    statements = [0]
+
+    def count(*_args) -> None:
+        statements[0] += 1
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", count)
     figures: dict = {}
     for name, path in paths.items():
         assert client.get(path, headers=headers).status_code == 200
+        statements[0] = 0
+        client.get(path, headers=headers)
+        queries = statements[0]
         profiler = cProfile.Profile()
         t0 = time.perf_counter()
         profiler.enable()
@@ -97,7 +111,7 @@ def profile(var_dir: str, secret: str, paths: dict[str, str], requests: int) -> 
         profiler.disable()
         total = (time.perf_counter() - t0) * 1000 / requests
         stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-        shares = {"profiled_ms_per_request": round(total, 2)}
+        shares = {"sql_statements_per_request": queries, "profiled_ms_per_request": round(total, 2)}
         for label, suffix, function in PROFILED:
             spent = sum(
                 cumulative
@@ -240,6 +254,10 @@ def run_bench(
             result[f"{name}_server_cpu_ms_per_request"] = round(cpu_ms, 1)
         for client in browsers + scripts:
             client.close()
+        for name in ("api_run", "api_monitor"):  # against the baseline measured next to it
+            result[f"{name}_p95_vs_html_monitor"] = round(
+                result[f"{name}_p95_ms"] / result["html_monitor_p95_ms"], 2
+            )
         result["target_p95_ms"] = TARGET_P95_MS
         result["api_under_target"] = all(
             result[f"{n}_p95_ms"] < TARGET_P95_MS for n in ("api_run", "api_monitor")
