@@ -110,6 +110,7 @@ class CampaignActionOut(BaseModel):
 
 
 def campaign_out(campaign: Campaign) -> CampaignOut:
+    """A campaign as the API shows it."""
     found = campaign.saved_filter if campaign.audience == "filter" else None
     return CampaignOut(
         id=campaign.id,
@@ -176,6 +177,7 @@ def campaign_preview(campaign_id: int, query: PreviewQuery):
 
 
 def _audience(campaign: Campaign) -> Audience:
+    """How many the launch would email, as its confirmation page counts them (409: a bad rule)."""
     try:
         total, suppressed = audience_sizes(campaign)
     except AudienceError as problem:

@@ -29,7 +29,7 @@ from webapp.jobs.schedule_routes import (
     slot_minute,
 )
 from webapp.models.jobs import Job
-from webapp.models.schedules import Blackout
+from webapp.models.schedules import Blackout, JobSchedule
 from webapp.permissions import schedulable_job_or_404
 from webapp.rules.clock import format_local
 
@@ -159,7 +159,8 @@ def _blackout_out(blackout: Blackout) -> BlackoutOut:
 
 
 def schedule_out(job: Job) -> ScheduleOut:
-    schedule = job.schedule
+    """A job's saved schedule as the API shows it."""
+    schedule = _schedule_of(job)
     paused = None
     if schedule.paused:
         paused = Paused(
@@ -225,11 +226,17 @@ def _schedule_form(body: ScheduleIn) -> ScheduleForm:
     return form
 
 
+def _schedule_of(job: Job) -> JobSchedule:
+    """The job's schedule; a 404 saying so when it has none."""
+    if job.schedule is None:
+        raise fail(404, "this job has no schedule yet: set one with PUT")
+    return job.schedule
+
+
 def _scheduled_job_or_404(job_id: int) -> Job:
     """A job the token's user may see that has a schedule (a 404 saying so when it has none)."""
     job = schedulable_job_or_404(job_id)
-    if job.schedule is None:
-        raise fail(404, "this job has no schedule yet: set one with PUT")
+    _schedule_of(job)
     return job
 
 

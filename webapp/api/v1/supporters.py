@@ -5,6 +5,8 @@ them to every signed-in user, whatever their role, and so does the API to every 
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import url_for
 from pydantic import BaseModel, Field, field_validator
 
@@ -63,6 +65,7 @@ class SupporterQuery(BaseModel):
 
 
 def supporter_out(supporter: Supporter) -> SupporterOut:
+    """A supporter as the API shows it."""
     total = supporter.donation_total
     return SupporterOut(
         id=supporter.id,
@@ -90,7 +93,7 @@ def supporters(query: SupporterQuery):
     `limit` a page (at most 200); follow `next` (`before` an id) and `previous` (`after` one)."""
     q = query.q.strip()
     page = supporters_page(q, Keyset(before=query.before, after=query.after, per_page=query.limit))
-    kept = {name: value for name, value in (("q", q), ("limit", query.limit)) if value}
+    kept: dict[str, Any] = {name: value for name, value in (("q", q), ("limit", query.limit)) if value}
 
     def link(args: dict | None) -> str | None:
         return url_for("api_v1.supporters", **kept, **args) if args else None
