@@ -183,12 +183,31 @@ def test_a_bad_import_request_is_refused_with_its_reason_and_nothing_kept(
     assert os.listdir(app.config["UPLOADS_DIR"]) == []
 
 
-def test_a_body_over_the_upload_limit_is_a_413_in_json(app, client, writer):
+@pytest.mark.parametrize("chunked", [False, True], ids=["with its length", "chunked"])
+@pytest.mark.parametrize(
+    "kind,head,line",
+    [
+        ("text/csv", "email\n", "person{}@example.org\n"),
+        ("application/x-ndjson", "", '{{"email": "p{}@example.org"}}\n'),
+    ],
+)
+def test_a_body_over_the_upload_limit_is_a_413_and_nothing_kept(
+    app, client, writer, kind, head, line, chunked
+):
     app.config["MAX_CONTENT_LENGTH"] = 2048
-    big = "email\n" + "".join(f"person{i}@example.org\n" for i in range(500))
-    answer = post_import(client, writer, big, query="")
-    assert answer.status_code == 413 and answer.json["error"]["code"]
-    assert Run.query.count() == 0
+    big = (head + "".join(line.format(i) for i in range(500))).encode()
+    headers = {"Authorization": f"Bearer {writer}"}
+    if chunked:  # streamed without a Content-Length: counted as it is read
+        headers["Transfer-Encoding"] = "chunked"
+    answer = client.post(
+        "/api/v1/imports",
+        input_stream=io.BytesIO(big),
+        content_type=kind,
+        headers=headers,
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert answer.status_code == 413 and answer.json["error"]["code"] == "too_large"
+    assert Run.query.count() == 0 and os.listdir(app.config["UPLOADS_DIR"]) == []
 
 
 def test_a_read_only_token_may_neither_import_nor_export(client, auth, users):
