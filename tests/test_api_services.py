@@ -165,6 +165,7 @@ def test_json_lines_are_imported_with_their_keys_as_the_fields(app, client, writ
         (PEOPLE, "?map=Given name:first_name", "text/csv", 422, "Map one column to Email"),
         (PEOPLE, "?encoding=utf-16", "text/csv", 422, "encoding"),
         (PEOPLE, "?mapping=x", "text/csv", 422, "mapping"),
+        (PEOPLE, "?name=%20%20", "text/csv", 422, "give the import a name"),
         ('{"email": "a@example.org", "shoe": 9}', "", "application/x-ndjson", 422, "'shoe' is no supporter"),
         ('{"email": ["a@example.org"]}', "", "application/x-ndjson", 422, "line 1: the value of email"),
         ('{"email": "a@example.org"}\n{oops', "", "application/x-ndjson", 400, "Line 2 is not valid JSON"),

@@ -81,6 +81,8 @@ def _import(query: ImportQuery) -> Run:
     kind = request.mimetype
     if kind not in (CSV, NDJSON):
         raise fail(415, f"send the body as CSV ({CSV}) or JSON lines ({NDJSON})")
+    if not query.name.strip():
+        raise fail(422, "name: give the import a name (or leave name out)", problems={"name": ["empty"]})
     pairs = _map_pairs(request.args.getlist("map"))
     saved = _saved_import(query.job_id) if query.job_id else None
     if kind == NDJSON and (pairs or saved):
