@@ -8,10 +8,11 @@ import csv
 import io
 import json
 import os
+import threading
 
 import pytest
 
-from tests.conftest import export_job, fresh, upload_csv, work
+from tests.conftest import export_job, fresh, in_thread, upload_csv, work
 from tests.test_api_tokens import api, make_token
 from webapp.api.v1.spec import document
 from webapp.engine.retention import sweep_uploads
@@ -336,3 +337,52 @@ def test_a_finished_api_imports_file_goes_with_the_upload_sweep_and_a_failed_one
     storage = current_storage()
     assert not os.path.exists(storage.path(fresh(done).job.params["path"]))  # retired: swept
     assert os.path.exists(storage.path(fresh(failed).job.params["path"]))  # for its Retry
+
+
+class _HeldBody(io.RawIOBase):
+    """A request body that waits, half sent, until the test lets it finish."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.sent_half, self.go_on = data, threading.Event(), threading.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0  # the test client rewinds a body before sending it: it is at its start
+
+    def readinto(self, buffer) -> int:
+        if not self.sent_half.is_set():
+            self.sent_half.set()
+        else:
+            self.go_on.wait(10)
+        chunk, self.data = self.data[: len(buffer) // 2 or 1], self.data[len(buffer) // 2 or 1 :]
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_a_key_whose_first_request_is_still_being_answered_is_a_409(app, client, writer):
+    body, first = _HeldBody(PEOPLE.encode()), {}
+    headers = {"Authorization": f"Bearer {writer}", "Idempotency-Key": "slow-upload"}
+
+    def send_slowly():
+        first["answer"] = app.test_client().post(
+            f"/api/v1/imports{MAP}",
+            input_stream=body,
+            content_type="text/csv",
+            headers={**headers, "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+
+    thread, errors = in_thread(app, send_slowly)
+    assert body.sent_half.wait(10)
+    meanwhile = post_import(client, writer, PEOPLE, **{"Idempotency-Key": "slow-upload"})
+    assert meanwhile.status_code == 409 and "still being answered" in meanwhile.json["error"]["message"]
+    body.go_on.set()
+    thread.join(20)
+    assert not errors and first["answer"].status_code == 202
+    again = post_import(client, writer, PEOPLE, **{"Idempotency-Key": "slow-upload"})
+    assert again.json["id"] == first["answer"].json["id"] and Run.query.count() == 1
