@@ -384,3 +384,29 @@ def test_a_failed_delete_continues_on_retry_and_its_result_lists_every_email_onc
     run = fresh(run)
     assert run.state is RunState.COMPLETED and run.updated == 6 and emails_stored() == set()
     assert [row[0] for row in result_rows(run)[1:]] == [f"p{i}@example.org" for i in range(6)]
+
+
+def test_a_delete_waiting_for_its_confirmation_can_be_discarded(app, client, auth, users, tmp_path):
+    imported(app, users["user"], tmp_path, ["ann@example.org"])
+    auth.login(users["user"].email)
+    job_id = job_id_of(upload(client, "email\nann@example.org\n"))
+    path = current_storage().path(db.session.get(Job, job_id).params["path"])
+    assert "Discard this delete" in client.get(f"/supporter-deletes/{job_id}").get_data(as_text=True)
+    response = client.post(f"/supporter-deletes/{job_id}/discard")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/supporter-deletes/")
+    db.session.expire_all()
+    assert db.session.get(Job, job_id) is None and not os.path.exists(path)
+    assert emails_stored() == {"ann@example.org"}
+    assert client.post(f"/supporter-deletes/{job_id}/discard").status_code == 404
+    assert AuditEntry.query.filter_by(action="job.deleted").count() == 1
+
+
+def test_a_confirmed_delete_is_not_discarded(app, client, auth, users, tmp_path):
+    imported(app, users["user"], tmp_path, ["ann@example.org"])
+    auth.login(users["user"].email)
+    job_id = job_id_of(upload(client, "email\nann@example.org\n"))
+    confirm(client, job_id, "1")
+    response = client.post(f"/supporter-deletes/{job_id}/discard")
+    assert response.headers["Location"].endswith(f"/supporter-deletes/{job_id}")
+    assert db.session.get(Job, job_id) is not None
+    assert AuditEntry.query.filter_by(action="job.deleted").count() == 0

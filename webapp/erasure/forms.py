@@ -51,3 +51,7 @@ class ConfirmDeleteForm(FlaskForm):
         """The typed number (commas allowed), or None when it is not one."""
         text = (self.typed.data or "").strip()
         return int(text.replace(",", "")) if NUMBER.match(text) else None
+
+
+class DiscardForm(FlaskForm):
+    """Discard a delete that waits for its confirmation (a button, CSRF protected)."""

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, delete, update
 
 from webapp.engine.runs import dispatch, new_run
 from webapp.engine.transitions import log
 from webapp.extensions import db
-from webapp.jobtypes.supporter_delete import SupporterDelete
+from webapp.jobtypes.supporter_delete import SupporterDelete, forget_request
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.users import User
 from webapp.rules.states import RunState
+from webapp.storage import current_storage
 
 
 def new_request(owner: User, name: str, params: dict[str, Any]) -> Job:
@@ -54,6 +55,26 @@ def confirm(job: Job, user: User, count: int) -> Run | None:
     db.session.commit()
     dispatch()
     return run
+
+
+def discard_request(job: Job) -> bool:
+    """Delete a draft delete and its uploaded file, committing what the session holds with it
+    (its audit entry); False, and nothing committed, when it was confirmed meanwhile."""
+    params = dict(job.params)
+    discarded = cast(
+        CursorResult[Any],
+        db.session.execute(
+            delete(Job)
+            .where(Job.id == job.id, Job.job_type == SupporterDelete.key, Job.last_run_number == 0)
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
+    if not discarded:
+        db.session.rollback()
+        return False
+    db.session.commit()
+    forget_request(current_storage(), params)
+    return True
 
 
 def first_run(job: Job) -> Run | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -13,8 +13,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from webapp import audit
 from webapp.csvfiles import CsvProblem
 from webapp.emails import is_email
-from webapp.erasure.forms import ConfirmDeleteForm, DeleteForm
-from webapp.erasure.requests import confirm, first_run, is_draft, new_request
+from webapp.erasure.forms import ConfirmDeleteForm, DeleteForm, DiscardForm
+from webapp.erasure.requests import confirm, discard_request, first_run, is_draft, new_request
 from webapp.errors import JobError
 from webapp.extensions import db
 from webapp.jobs.uploads import Upload, forget_upload, save_upload
@@ -197,6 +197,7 @@ def _confirm_page(job: Job, form: ConfirmDeleteForm, status: int = 200):
         "erasure/confirm.html",
         job=job,
         form=form,
+        discard_form=DiscardForm(),
         preview=found,
         problem=problem,
         described=SupporterDelete().describe(job.params),
@@ -236,3 +237,23 @@ def confirm_delete(job_id: int):
     audit.record("supporter_delete.confirmed", run, detail=f"{found.count:,} supporters, “{job.name}”")
     flash(f"Deleting {found.count:,} supporters: run #{run.number} started.", "success")
     return redirect(url_for("runs.detail", run_id=run.id))
+
+
+@bp.route("/<int:job_id>/discard", methods=["POST"])
+@login_required
+def discard(job_id: int):
+    """Drop a delete that waits for its confirmation, and its uploaded file (nothing was deleted)."""
+    job, elsewhere = _delete_job_or_404(job_id)
+    if elsewhere is not None:
+        return elsewhere
+    if not DiscardForm().validate_on_submit():
+        abort(400)
+    name = job.name
+    if not discard_request(job):
+        flash("This delete was confirmed already; it ran (or runs) once.", "info")
+        return redirect(url_for("erasure.detail", job_id=job_id))
+    audit.record(
+        "job.deleted", kind="Job", detail=f"Supporter Delete “{name}” (job {job_id}), never confirmed"
+    )
+    flash(f"“{name}” was discarded; nothing was deleted.", "success")
+    return redirect(url_for("erasure.index"))
