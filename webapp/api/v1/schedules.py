@@ -14,7 +14,6 @@ from webapp.api.v1.core import fail, iso
 from webapp.api.v1.schemas import Closed, Deleted
 from webapp.api.v1.spec import operation
 from webapp.engine import planner
-from webapp.engine.queueing import QueueUnavailable
 from webapp.extensions import db
 from webapp.jobs.schedule_forms import BlackoutForm, PauseForm, ScheduleForm, describe_schedule, local_now
 from webapp.jobs.schedule_routes import (
@@ -254,7 +253,7 @@ def schedule(job_id: int):
     tag=TAG,
     answers={200: ScheduleSet},
     body=ScheduleIn,
-    errors=(400, 403, 404, 415, 503),
+    errors=(400, 403, 404, 415),
 )
 def save_schedule(job_id: int, body: ScheduleIn):
     """Set a job's schedule, as saving the schedule page does: its next run is planned again.
@@ -268,11 +267,7 @@ def save_schedule(job_id: int, body: ScheduleIn):
     minute = slot_minute(form, existing)
     if not savable(form, existing, minute):
         _checked(form, "schedule")
-    try:
-        message = set_schedule(job, existing, form, minute, note=NOTE)
-    except QueueUnavailable as problem:
-        db.session.rollback()
-        raise fail(503, str(problem)) from None
+    message = set_schedule(job, existing, form, minute, note=NOTE)  # runs wait if the queue is down
     return ScheduleSet(message=message, schedule=schedule_out(job))
 
 
