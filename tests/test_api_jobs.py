@@ -108,3 +108,12 @@ def test_a_groups_failed_run_is_retried_and_actions_without_such_a_run_are_409(
     assert retried.json["run"]["id"] == run.id and retried.json["run"]["state"] != "failed"
     theirs = group_of(users["other"], [export_job(users["other"]), export_job(users["other"])])
     assert api(client, f"/api/v1/groups/{theirs.id}/retry", secret, method="POST").status_code == 404
+
+
+def test_a_run_started_through_the_api_says_so_on_its_page(app, client, auth, users):
+    job = export_job(users["user"])
+    secret = write_token(client, auth)
+    started = api(client, f"/api/v1/jobs/{job.id}/runs", secret, method="POST")
+    assert started.status_code == 201
+    auth.login("user@example.org")
+    assert "through the API" in client.get(f"/runs/{started.json['id']}").get_data(as_text=True)

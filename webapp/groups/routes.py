@@ -12,8 +12,8 @@ from webapp import audit
 from webapp.charts import group_runs_chart
 from webapp.engine import chains
 from webapp.engine import runs as engine
-from webapp.engine.planner import unplan
 from webapp.extensions import db
+from webapp.groups.activation import deactivate_group
 from webapp.groups.forms import CreateGroupForm
 from webapp.groups.queries import (
     GROUP,
@@ -136,18 +136,6 @@ def run_now(group_id: int):
     else:
         flash(f"Group run #{run.number} started.", "success")
     return redirect(url_for("runs.detail", run_id=run.id))
-
-
-def deactivate_group(group: Job) -> None:
-    """Make a group a draft again: its schedule is switched off and its planned runs go."""
-    definition = GroupDefinition.of(group)
-    definition.activated = False
-    definition.save_to(group)
-    if group.schedule is not None:
-        group.schedule.enabled = False
-        group.schedule.next_run_at = None
-    db.session.commit()
-    unplan(group)
 
 
 @bp.route("/<int:group_id>/deactivate", methods=["POST"])

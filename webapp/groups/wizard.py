@@ -12,8 +12,8 @@ from flask import abort, flash, make_response, redirect, render_template, reques
 from flask_login import login_required
 
 from webapp import audit
-from webapp.engine.planner import plan
 from webapp.extensions import db
+from webapp.groups.activation import activate_group, deactivate_group
 from webapp.groups.forms import CampaignsForm, ExpirationForm, NotifyForm, split_addresses
 from webapp.groups.queries import (
     candidate_jobs,
@@ -22,7 +22,7 @@ from webapp.groups.queries import (
     local_today,
     owner_campaigns,
 )
-from webapp.groups.routes import bp, deactivate_group
+from webapp.groups.routes import bp
 from webapp.jobs.schedule_forms import describe_schedule
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
 from webapp.models.campaigns import Campaign
@@ -293,24 +293,6 @@ def _post_schedule(group: Job):
 def _save_inactive(group: Job) -> str:
     deactivate_group(group)
     return f"“{group.name}” was saved. It is not active: nothing runs by itself until you activate it."
-
-
-def activate_group(group: Job) -> str:
-    definition = GroupDefinition.of(group)
-    definition.activated = True
-    definition.save_to(group)
-    schedule = group.schedule
-    if schedule is None:
-        db.session.commit()
-        return f"“{group.name}” is active. It has no schedule: it runs on demand only."
-    schedule.enabled = True
-    db.session.commit()
-    plan(schedule)
-    if schedule.paused:
-        return f"“{group.name}” is active, but its schedule is paused."
-    if schedule.next_run_at is None:
-        return f"“{group.name}” is active; its schedule has no further runs."
-    return f"“{group.name}” is active. Next run: {localtime(schedule.next_run_at)}."
 
 
 _CONTEXTS: dict[int, Callable[..., dict[str, Any]]] = {

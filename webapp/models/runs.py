@@ -99,11 +99,13 @@ class Run(Model):
     @property
     def trigger_text(self) -> str:
         """How the run came about, in words: 'by hand', 'on its schedule', 'at a time set by hand',
-        'a step of a group run', 'after a group run'."""
+        'a step of a group run', 'after a group run', 'through the API'."""
         if self.trigger == "schedule":
             return "on its schedule"
         if self.trigger == "group":
             return "after a group run" if self.origin_run_id else "a step of a group run"
+        if self.trigger == "api":
+            return "through the API"
         if self.scheduled_for is not None:
             return "at a time set by hand"
         return "by hand"

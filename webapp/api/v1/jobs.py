@@ -13,8 +13,7 @@ from webapp.api.v1.schemas import Deleted, ExportJobIn, JobList, JobOut, JobUpda
 from webapp.api.v1.spec import operation
 from webapp.engine.runs import start_run
 from webapp.extensions import db
-from webapp.groups.routes import deactivate_group
-from webapp.groups.wizard import activate_group
+from webapp.groups.activation import activate_group, deactivate_group
 from webapp.jobs.deletion import delete_job, refusal
 from webapp.jobs.forms import NotificationsForm
 from webapp.jobtypes import job_type_for, types_where
@@ -211,6 +210,6 @@ def start(job_id: int):
         raise fail(409, "a campaign is sent by its launch, which shows the audience size first")
     if found.job_type == JobGroup.key and len(GroupDefinition.of(found).steps) < MIN_STEPS:
         raise fail(409, f"a group needs at least {MIN_STEPS} jobs to run")
-    run = start_run(found, current_user)
+    run = start_run(found, current_user, trigger="api")
     audit.record("run.started", run, detail=f"{run.label.capitalize()}, through the API")
     return run_out(run), 201
