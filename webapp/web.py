@@ -9,7 +9,7 @@ from flask import Flask, current_app, g, jsonify, render_template, request, url_
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from webapp.engine.outage import queue_down_since
 from webapp.engine.queueing import QueueUnavailable
@@ -156,6 +156,21 @@ def _error(status: int, title: str, message: str):
     return render_template(template, status=status, title=title, message=message), status
 
 
+def _there_by_another_method(exc: MethodNotAllowed) -> bool:
+    """Whether a 405's address names something under one of its other methods. Werkzeug answers
+    405 as soon as a rule of another method has the address's shape, before any converter is
+    tried: an id too large for the database (`<int:…>` refuses it) on an address that also has
+    a GET would be a 405 "method not allowed" instead of the 404 it is."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in exc.valid_methods or ():
+        try:
+            adapter.match(request.path, method=method)
+        except HTTPException:
+            continue
+        return True
+    return False
+
+
 def register_web_helpers(app: Flask) -> None:
     """Filters, globals and error handlers used by every blueprint."""
     app.jinja_env.filters["localtime"] = localtime
@@ -225,6 +240,8 @@ def register_web_helpers(app: Flask) -> None:
             403: "You do not have permission to do that.",
         }
         status = exc.code or 500
+        if isinstance(exc, MethodNotAllowed) and not _there_by_another_method(exc):
+            status = 404
         return _error(status, exc.name, messages.get(status) or exc.description or exc.name)
 
     @app.errorhandler(Exception)

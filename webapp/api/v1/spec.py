@@ -15,7 +15,7 @@ from flask import Response, jsonify, request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from webapp.api.v1.core import ApiError, bp
+from webapp.api.v1.core import READING, ApiError, bp
 from webapp.api.v1.schemas import ErrorAnswer
 
 REF = "#/components/schemas/{model}"
@@ -78,7 +78,16 @@ def operation(
     def declare(view: Callable) -> Callable:
         doc = inspect.getdoc(view) or ""
         summary, _, description = doc.partition("\n\n")
-        documented = tuple(sorted({*errors, *ALWAYS, *((422,) if body or query else ())}))
+        documented = tuple(
+            sorted(
+                {
+                    *errors,
+                    *ALWAYS,
+                    *((422,) if body or query else ()),
+                    *((403,) if method.upper() not in READING else ()),  # a read-only token
+                }
+            )
+        )
 
         @functools.wraps(view)
         def served(**kwargs: Any):
