@@ -95,8 +95,8 @@ def _uploaded(form: DeleteForm) -> dict[str, Any] | None:
     be used, and then nothing is kept."""
     try:
         upload = save_upload(form.file.data, current_user.id, form.name.data.strip(), form.encoding.data)
-    except CsvProblem as problem:
-        form.file.errors.append(str(problem))
+    except CsvProblem as unreadable:
+        form.file.errors.append(str(unreadable))
         return None
     column, has_header = _email_column(upload)
     problem = None
