@@ -430,9 +430,9 @@ class Importer:
 
 
 class ErasedCheck:
-    """Supporters deleted on request (models.people.ErasedEmail, by a keyed hash) stay deleted: a record with
-    such an email is rejected as "deleted on <date> on request", unless the import job says to
-    re-add them (params["readd_deleted"]), which also forgets that they were deleted.
+    """Supporters deleted on request stay deleted: a record whose email's keyed hash is kept
+    (models.people.ErasedEmail) is rejected as "deleted on <date> on request", unless the import
+    job says to re-add them (params["readd_deleted"]), which also forgets that they were deleted.
 
     A slice's emails are hashed by the thread that validates them and looked up in one query
     while the writer waits; with no deleted supporter at all (checked once, as the run starts)
@@ -440,7 +440,7 @@ class ErasedCheck:
 
     def __init__(self, ctx: RunContext, *, readd: bool) -> None:
         self.ctx, self.readd = ctx, readd
-        anyone = execute_exists("SELECT 1 FROM erased_email")
+        anyone = bool(fetchall("SELECT 1 FROM erased_email LIMIT 1", []))
         self.hasher = EmailHasher(email_key(ctx.config["SECRET_KEY"])) if anyone else None
         self.zone = ctx.config["TIMEZONE"]
         if anyone and readd:
@@ -480,11 +480,6 @@ class ErasedCheck:
             moment = datetime.fromisoformat(moment)
         local = to_local(moment, self.zone)
         return f"{local:%b} {local.day}, {local.year}"
-
-
-def execute_exists(statement: str) -> bool:
-    """Whether a query finds a row."""
-    return bool(fetchall(f"{statement} LIMIT 1", []))
 
 
 def _unchecked(name: str, value: str) -> str:
