@@ -410,3 +410,22 @@ def test_a_confirmed_delete_is_not_discarded(app, client, auth, users, tmp_path)
     assert response.headers["Location"].endswith(f"/supporter-deletes/{job_id}")
     assert db.session.get(Job, job_id) is not None
     assert AuditEntry.query.filter_by(action="job.deleted").count() == 0
+
+
+def test_a_users_saved_filter_deletes_only_the_supporters_they_imported(app, client, auth, users, tmp_path):
+    imported(app, users["user"], tmp_path, ["mine@example.org"], name="mine.csv")
+    imported(app, users["other"], tmp_path, ["theirs@example.org"], name="theirs.csv")
+    db.session.execute(db.update(Supporter).values(city="Boston"))
+    db.session.commit()
+    saved = saved_filter(users["user"])
+    auth.login(users["user"].email)
+    job_id = job_id_of(
+        client.post(
+            "/supporter-deletes/new", data={"name": "Mine", "source": "filter", "filter_id": saved.id}
+        )
+    )
+    page = client.get(f"/supporter-deletes/{job_id}").get_data(as_text=True)
+    assert "1 supporter" in page and "theirs@example.org" not in page
+    confirm(client, job_id, "1")
+    work(app)
+    assert emails_stored() == {"theirs@example.org"}
