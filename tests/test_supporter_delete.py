@@ -429,3 +429,20 @@ def test_a_users_saved_filter_deletes_only_the_supporters_they_imported(app, cli
     confirm(client, job_id, "1")
     work(app)
     assert emails_stored() == {"theirs@example.org"}
+
+
+def test_a_saved_filter_deleted_before_the_confirmation_is_said_plainly(app, client, auth, users):
+    db.session.add(Supporter(email="b@example.org", city="Boston"))
+    saved = saved_filter(users["admin"])
+    auth.login(users["admin"].email)
+    job_id = job_id_of(
+        client.post(
+            "/supporter-deletes/new", data={"name": "Gone", "source": "filter", "filter_id": saved.id}
+        )
+    )
+    db.session.delete(saved)
+    db.session.commit()
+    page = client.get(f"/supporter-deletes/{job_id}")
+    assert page.status_code == 409 and "its saved filter was deleted" in page.get_data(as_text=True)
+    assert confirm(client, job_id, "1").status_code == 409
+    assert Run.query.filter_by(job_id=job_id).count() == 0 and emails_stored() == {"b@example.org"}
