@@ -191,8 +191,14 @@ def detail(job_id: int):
     return _confirm_page(job, ConfirmDeleteForm(formdata=None))
 
 
-def _confirm_page(job: Job, form: ConfirmDeleteForm, status: int = 200):
-    found, problem = _preview(job)
+def _confirm_page(
+    job: Job,
+    form: ConfirmDeleteForm,
+    status: int = 200,
+    previewed: tuple[Preview | None, str | None] | None = None,
+):
+    """The preview and the confirmation form (`previewed`: the preview when already made)."""
+    found, problem = previewed or _preview(job)
     return render_template(
         "erasure/confirm.html",
         job=job,
@@ -217,19 +223,20 @@ def confirm_delete(job_id: int):
     form = ConfirmDeleteForm()
     if not form.validate_on_submit():
         return _confirm_page(job, form, 400)
-    found, problem = _preview(job)
+    previewed = _preview(job)
+    found = previewed[0]
     if found is None:
-        return _confirm_page(job, form, 409)
+        return _confirm_page(job, form, 409, previewed)
     typed = form.number()
     if found.count == 0:
         form.typed.errors = ["No supporter would be deleted: there is nothing to confirm."]
-        return _confirm_page(job, form, 400)
+        return _confirm_page(job, form, 400, previewed)
     if typed != found.count:
         form.typed.errors = [
             f"That is not the number of supporters this deletes: type {found.count:,} to confirm "
             f"(it is {found.count:,} now)."
         ]
-        return _confirm_page(job, form, 400)
+        return _confirm_page(job, form, 400, previewed)
     run = confirm(job, current_user, found.count)
     if run is None:
         flash("This delete was confirmed already; it ran (or runs) once.", "info")
