@@ -3,12 +3,17 @@ job alike)."""
 
 from __future__ import annotations
 
+from sqlalchemy import inspect, select
+from sqlalchemy.orm.attributes import set_committed_value
+
 from webapp.api.v1.core import iso
 from webapp.api.v1.schemas import Counts, GroupOut, JobOut, Progress, RunOut
+from webapp.extensions import db
 from webapp.jobtypes import REGISTRY, type_label
 from webapp.jobtypes.job_group import GroupDefinition
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
+from webapp.models.users import User
 
 
 def run_out(run: Run) -> RunOut:
@@ -30,6 +35,21 @@ def run_out(run: Run) -> RunOut:
         result_available=run.has_result,
         parent_run_id=run.parent_run_id,
     )
+
+
+def runs_out(runs: list[Run]) -> list[RunOut]:
+    """A list's runs as answers, with what the list's query left out (each run's error, its
+    owner) fetched in one query each rather than once per run."""
+    missing = [run for run in runs if "error" in inspect(run).unloaded]
+    if missing:
+        query = select(Run.id, Run.error).where(Run.id.in_([run.id for run in missing]))
+        errors: dict[int, str | None] = {run_id: error for run_id, error in db.session.execute(query)}
+        for run in missing:
+            set_committed_value(run, "error", errors.get(run.id))
+    owners = {run.owner_id for run in runs}
+    if owners:  # loaded into the session, where each run's owner is then found without a query
+        db.session.execute(select(User).where(User.id.in_(owners))).scalars().all()
+    return [run_out(run) for run in runs]
 
 
 def job_out(job: Job) -> JobOut:

@@ -10,7 +10,7 @@ from flask import current_app, url_for
 from flask_login import current_user
 from pydantic import BaseModel, Field
 
-from webapp.api.v1.answers import run_out
+from webapp.api.v1.answers import runs_out
 from webapp.api.v1.core import fail
 from webapp.api.v1.schemas import MonitorPage, RunPage
 from webapp.api.v1.spec import operation
@@ -62,9 +62,7 @@ def history(query: HistoryQuery):
     def link(args: dict | None) -> str | None:
         return url_for("api_v1.history", **kept, **args) if args else None
 
-    return RunPage(
-        runs=[run_out(run) for run in page.items], next=link(page.next_args), previous=link(page.prev_args)
-    )
+    return RunPage(runs=runs_out(page.items), next=link(page.next_args), previous=link(page.prev_args))
 
 
 def _cursor_of(run) -> str:
@@ -90,4 +88,4 @@ def monitor(query: MonitorQuery):
     after = _read_cursor(query.cursor[:200]) if query.cursor else None
     runs, total, more = monitor_from(current_user, after, current_app.config["PAGE_SIZE"])
     following = url_for("api_v1.monitor", cursor=_cursor_of(runs[-1])) if more and runs else None
-    return MonitorPage(runs=[run_out(run) for run in runs], total=total, next=following, previous=None)
+    return MonitorPage(runs=runs_out(runs), total=total, next=following, previous=None)
