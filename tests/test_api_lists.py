@@ -27,7 +27,7 @@ def statements_of(client, path: str, secret: str) -> tuple[dict, int]:
     return answer.json, counted[0]
 
 
-def test_a_page_of_the_monitor_and_of_history_costs_the_same_queries_for_many_owners(app, client, auth, users):
+def test_a_page_of_the_monitor_and_history_costs_the_same_queries_for_many_owners(app, client, auth, users):
     owners = [make_user(f"owner{i}@example.org") for i in range(12)]
     job = export_job(users["user"])
     for number in range(60):
