@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from flask import request
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from webapp import audit
 from webapp.extensions import db
@@ -66,7 +67,8 @@ def load_user_from_request(_request: object) -> User | None:
     secret = bearer_secret()
     if secret is None:
         return None
-    token = db.session.execute(select(ApiToken).where(ApiToken.secret_hash == _hash(secret))).scalar()
+    query = select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.secret_hash == _hash(secret))
+    token = db.session.execute(query).scalar()  # with its user: one query
     now = utcnow()
     if token is None or not token.usable(now):
         return None
