@@ -170,6 +170,7 @@ def load_config(test_config: dict[str, Any] | None = None) -> dict[str, Any]:
         "QUEUE_NAME": env.get("CONVEYOR_QUEUE", "conveyor"),
         "IMPORT_BATCH_SIZE": int(env.get("CONVEYOR_IMPORT_BATCH_SIZE", "20000")),
         "EXPORT_BATCH_SIZE": int(env.get("CONVEYOR_EXPORT_BATCH_SIZE", "5000")),
+        "DELETE_BATCH_SIZE": int(env.get("CONVEYOR_DELETE_BATCH_SIZE", "1000")),
         "CONCURRENCY": max(1, int(env.get("CONVEYOR_CONCURRENCY", "1"))),
         "EMAIL_CONCURRENCY": max(1, int(env.get("CONVEYOR_EMAIL_CONCURRENCY", "1"))),
         "KILL_AFTER_SECONDS": int(env.get("CONVEYOR_KILL_AFTER_SECONDS", "30")),

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from webapp.storage import Storage
 
 RESULT = "deleted.csv"
-BATCH_SIZE = 1_000  # supporters deleted in one transaction (DELETE_BATCH_SIZE overrides it)
 LOOKUP_SLICE = 10_000  # emails per IN (...) while previewing
 SAMPLE_SIZE = 10
 # emails one delete's file may list: its preview reads the whole file on each look (~2 s for
@@ -296,7 +295,7 @@ class SupporterDelete(JobType):
         params = ctx.params
         owner = ctx.run.job.owner
         key = email_key(ctx.config["SECRET_KEY"])
-        batch_size = int(ctx.config.get("DELETE_BATCH_SIZE", BATCH_SIZE))
+        batch_size = ctx.config["DELETE_BATCH_SIZE"]  # supporters deleted in one transaction
         result = ResultFile(ctx)
         out, writer = result.open()
         try:

@@ -1,4 +1,5 @@
-"""Import/Export Service and API (placeholder)
+"""No schema change: Import/Export Service and the API need no tables of their own (a marker in
+the chain, kept so that a database already at this revision still upgrades)
 
 Revision ID: d9f2b3c5e7a1
 Revises: c8e1a2b4d6f0
