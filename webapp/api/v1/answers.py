@@ -46,10 +46,13 @@ def runs_out(runs: list[Run]) -> list[RunOut]:
         errors: dict[int, str | None] = {run_id: error for run_id, error in db.session.execute(query)}
         for run in missing:
             set_committed_value(run, "error", errors.get(run.id))
-    owners = {run.owner_id for run in runs}
-    if owners:  # loaded into the session, where each run's owner is then found without a query
-        db.session.execute(select(User).where(User.id.in_(owners))).scalars().all()
-    return [run_out(run) for run in runs]
+    owner_ids = {run.owner_id for run in runs}
+    # held here while the answers are made: the session keeps loaded objects only as long as
+    # something refers to them, and finds each run's owner among them without a query
+    owners = list(db.session.execute(select(User).where(User.id.in_(owner_ids))).scalars()) if runs else []
+    answers = [run_out(run) for run in runs]
+    del owners
+    return answers
 
 
 def job_out(job: Job) -> JobOut:
