@@ -117,3 +117,32 @@ def test_a_run_started_through_the_api_says_so_on_its_page(app, client, auth, us
     assert started.status_code == 201
     auth.login("user@example.org")
     assert "through the API" in client.get(f"/runs/{started.json['id']}").get_data(as_text=True)
+
+
+def test_an_email_bounces_job_is_made_through_the_api_with_its_forms_checks(app, client, auth, users):
+    from tests.test_email_bounces import a_send
+
+    own, theirs = a_send(users["user"]), a_send(users["other"])
+    secret = write_token(client, auth)
+
+    def make(**fields):
+        return api(client, "/api/v1/jobs", secret, method="POST", json={"type": "email_bounces", **fields})
+
+    made = make(name="Spring bounces", source="send", send=own.id)
+    assert made.status_code == 201, made.json
+    job = db.session.get(Job, made.json["id"])
+    assert (job.job_type, job.owner_id) == ("email_bounces", users["user"].id)
+    assert job.params == {"source": "send", "run_id": own.id, "bom": True}
+    assert made.json["type_label"] == "Email Bounces"
+
+    assert make(name="Not mine", source="send", send=theirs.id).status_code == 404
+    backwards = make(name="March", source="range", start="2026-03-31", end="2026-03-01")
+    assert backwards.status_code == 422 and "end" in backwards.json["error"]["problems"]
+    no_send = make(name="Which?", source="send")
+    assert no_send.status_code == 422 and "send" in no_send.json["error"]["problems"]
+    weekly = make(name="Last week", source="recent", period="7", bom=False)
+    assert weekly.status_code == 201
+    assert db.session.get(Job, weekly.json["id"]).params == {"source": "recent", "period": "7", "bom": False}
+    unknown = api(client, "/api/v1/jobs", secret, method="POST", json={"type": "nightly", "name": "X"})
+    assert unknown.status_code == 422 and "type" in unknown.json["error"]["problems"]
+    assert Job.query.filter_by(job_type="email_bounces").count() == 2

@@ -9,17 +9,20 @@ from werkzeug.datastructures import MultiDict
 from webapp import audit
 from webapp.api.v1.answers import job_out, run_out
 from webapp.api.v1.core import fail
-from webapp.api.v1.schemas import Deleted, ExportJobIn, JobList, JobOut, JobUpdateIn, RunOut
+from webapp.api.v1.schemas import BouncesJobIn, Deleted, JobIn, JobList, JobOut, JobUpdateIn, RunOut
 from webapp.api.v1.spec import operation
+from webapp.bounces.forms import BounceExportForm
 from webapp.engine.runs import start_run
 from webapp.extensions import db
 from webapp.groups.activation import activate_group, deactivate_group
 from webapp.jobs.deletion import delete_job, refusal
 from webapp.jobs.forms import NotificationsForm
 from webapp.jobtypes import job_type_for, types_where
+from webapp.jobtypes.email_bounces import EmailBounces, visible_sends
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition, JobGroup
 from webapp.jobtypes.user_data_export import ExportForm, UserDataExport
 from webapp.models.jobs import Job
+from webapp.models.runs import Run
 from webapp.permissions import job_or_404
 
 TAG = "Jobs"
@@ -79,24 +82,41 @@ def _checked(form) -> None:
         raise fail(422, f"the job was not saved: {said}", problems=problems)
 
 
-@operation("POST", "/jobs", tag=TAG, answers={201: JobOut}, body=ExportJobIn, errors=(400, 415))
-def create_job(body: ExportJobIn):
-    """Make a User Data Export job.
+@operation("POST", "/jobs", tag=TAG, answers={201: JobOut}, body=JobIn, errors=(400, 404, 415))
+def create_job(body: JobIn):
+    """Make a User Data Export or an Email Bounces job.
 
-    The export form's own checks apply; each problem is named in a 422. (An import is made by
-    `POST /imports`, a campaign on its page.)"""
-    form = _export_form(body.model_dump())
+    The page's own form checks apply; each problem is named in a 422. Another user's campaign
+    send is a 404. (An import is made by `POST /imports`, a campaign on its page.)"""
+    wanted = body.root
+    if isinstance(wanted, BouncesJobIn):
+        form = _bounces_form(wanted)
+        job_type, label = EmailBounces.key, EmailBounces.label
+    else:
+        form = _export_form(wanted.model_dump())
+        job_type, label = UserDataExport.key, UserDataExport.label
     _checked(form)
-    job = Job(
-        owner_id=current_user.id,
-        job_type=UserDataExport.key,
-        name=form.name.data.strip(),
-        params=form.params(),
-    )
+    job = Job(owner_id=current_user.id, job_type=job_type, name=form.name.data.strip(), params=form.params())
     db.session.add(job)
     db.session.commit()
-    audit.record("job.created", job, detail="User Data Export (API)")
+    audit.record("job.created", job, detail=f"{label} (API)")
     return job_out(job), 201
+
+
+def _bounces_form(wanted: BouncesJobIn) -> BounceExportForm:
+    """The bounce export form filled from JSON, as its page's would be; a send the token's user
+    may not see is a 404, as on the page."""
+    data: MultiDict[str, str] = MultiDict()
+    for name in ("name", "source", "start", "end", "period"):
+        if getattr(wanted, name) is not None:
+            data.add(name, str(getattr(wanted, name)))
+    if wanted.send is not None:
+        data.add("send", str(wanted.send))
+        if db.session.execute(visible_sends(current_user).where(Run.id == wanted.send)).scalar() is None:
+            raise fail(404, "no campaign send of yours has that id")
+    if wanted.bom:
+        data.add("bom", "y")
+    return BounceExportForm(formdata=data, meta={"csrf": False})
 
 
 @operation(

@@ -3,9 +3,9 @@ answers, and are the OpenAPI document's schemas (webapp/api/v1/spec.py)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 Id = Field(ge=1, le=2**31 - 1)
 
@@ -150,8 +150,26 @@ class ExportJobIn(Closed):
     name: str = Field(min_length=1, max_length=200)
     fields: list[str] | None = Field(default=None, description="supporter fields; all when left out")
     filter: str = Field(default="all", description="all, opted_in, or created_since")
-    since: str | None = Field(default=None, description="YYYY-MM-DD, with filter changed_since")
+    since: str | None = Field(default=None, description="YYYY-MM-DD, with filter created_since")
     bom: bool = True
+
+
+class BouncesJobIn(Closed):
+    """An Email Bounces job to make: one campaign send's bounces, a range of days', or those of
+    the days before each run."""
+
+    type: Literal["email_bounces"]
+    name: str = Field(min_length=1, max_length=200)
+    source: Literal["send", "range", "recent"] = "send"
+    send: int | None = Field(default=None, ge=1, le=2**31 - 1, description="its run id, with source send")
+    start: str | None = Field(default=None, description="YYYY-MM-DD (account time zone), with source range")
+    end: str | None = Field(default=None, description="YYYY-MM-DD, the last day, with source range")
+    period: Literal["1", "7", "30"] = Field(default="7", description="days before a run, with source recent")
+    bom: bool = True
+
+
+class JobIn(RootModel[Annotated[ExportJobIn | BouncesJobIn, Field(discriminator="type")]]):
+    """A job to make: an export or a bounce export, told apart by its type."""
 
 
 class JobUpdateIn(Closed):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Response, jsonify, request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from webapp.api.v1.core import READING, ApiError, bp
@@ -135,8 +135,12 @@ def _validated(model: type[BaseModel], data: Any) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as invalid:
         problems: dict[str, list[str]] = {}
-        for error in invalid.errors(include_url=False, include_input=False):
-            where = ".".join(str(part) for part in error["loc"]) or "body"
+        one_of = issubclass(model, RootModel)  # a union told apart by its type: each problem's
+        for error in invalid.errors(include_url=False, include_input=False):  # place starts with it
+            loc = error["loc"][1:] if one_of and len(error["loc"]) > 1 else error["loc"]
+            where = ".".join(str(part) for part in loc) or "body"
+            if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                where = "type"  # the field that tells the union's members apart
             problems.setdefault(where, []).append(error["msg"])
         said = "; ".join(f"{name}: {' '.join(found)}" for name, found in problems.items())
         raise ApiError(422, "invalid", f"the request was not accepted: {said}", problems=problems) from None
