@@ -71,8 +71,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         tracking,
     )
 
-    for area in (auth, monitor, runs, jobs, groups, campaigns, supporters, admin, tracking, api, ops, tokens,
-                 erasure, bounces):
+    for area in (
+        auth,
+        monitor,
+        runs,
+        jobs,
+        groups,
+        campaigns,
+        supporters,
+        admin,
+        tracking,
+        api,
+        ops,
+        tokens,
+        erasure,
+        bounces,
+    ):
         app.register_blueprint(area.bp)
     from webapp.api import v1
 

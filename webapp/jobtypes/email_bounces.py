@@ -113,7 +113,7 @@ class EmailBounces(JobType):
                 raise JobError(f"the campaign send (run {run_id}) is gone, or is no longer one you may see")
             return [*visible, Bounce.run_id == run_id]
         tz_name = ctx.config["TIMEZONE"]
-        first, last = params.get("start"), params.get("end")
+        first, last = str(params.get("start")), str(params.get("end"))
         if params.get("source") == "recent":
             # the days before the occurrence it is (even when it starts late), or before it was
             # asked for: the same days when a Retry continues it another day

@@ -25,7 +25,8 @@ class ExportService(UserDataExport):
     description = "Supporters exported to a CSV file at the request of POST /api/v1/exports."
     can_be_step = False
     listed_as_job = False
-    new_endpoint, new_label = None, ""
+    new_endpoint = None  # made through the API, not on a page
+    new_label = ""
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         return [*super().describe(params), ("Lifetime", LIFETIME)]

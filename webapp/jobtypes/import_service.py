@@ -35,7 +35,8 @@ class ImportService(UserDataImport):
     description = "Supporters sent to POST /api/v1/imports (CSV or JSON lines), imported by email."
     can_be_step = False
     listed_as_job = False
-    new_endpoint, new_label = None, ""
+    new_endpoint = None  # made through the API, not on a page
+    new_label = ""
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         sent = "JSON lines" if params.get("sent_as") == "ndjson" else "CSV"

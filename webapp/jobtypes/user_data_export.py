@@ -6,7 +6,7 @@ import csv
 import os
 from contextlib import suppress
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -118,7 +118,8 @@ class UserDataExport(JobType):
     noun = "supporters"
     noun_past = "exported"
     result_kind = "CSV"
-    new_endpoint, new_label = "jobs.new_export", "New export"
+    new_endpoint: ClassVar[str | None] = "jobs.new_export"
+    new_label = "New export"
     count_labels = {"created": "Exported"}
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -90,7 +90,8 @@ class UserDataImport(JobType):
     description = "Upload a CSV of supporters; rows are matched by email and created or updated."
     noun_past = "imported"
     result_kind = "CSV"  # the import report
-    new_endpoint, new_label = "jobs.new_import", "New import"
+    new_endpoint: ClassVar[str | None] = "jobs.new_import"
+    new_label = "New import"
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         mapping = params.get("mapping", [])

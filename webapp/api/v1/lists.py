@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
+from typing import Any
 
 from flask import current_app, url_for
 from flask_login import current_user
@@ -53,7 +54,7 @@ def history(query: HistoryQuery):
         user_id=history_user_or_404(int_arg("user")),
     )
     page = history_page(current_user, filters, Keyset.from_request(current_app.config["PAGE_SIZE"]))
-    kept = {
+    kept: dict[str, Any] = {
         name: value
         for name, value in (("type", filters.job_type), ("state", filters.state), ("user", filters.user_id))
         if value not in (None, "")

@@ -50,7 +50,7 @@ class RunOut(BaseModel):
     """A run: its state, progress and counts."""
 
     id: int
-    job_id: int
+    job_id: int | None = Field(description="null once its job was deleted")
     job_name: str
     type: str = Field(description="the job type's key, e.g. user_data_import")
     type_label: str = Field(description="the monitor's Type column, e.g. User Data Import")

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 from pydantic import BaseModel, RootModel, ValidationError
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from webapp.api.v1.core import READING, ApiError, bp
 from webapp.api.v1.schemas import ErrorAnswer
@@ -179,12 +179,11 @@ def document(server_url: str = "/") -> dict[str, Any]:
     models: set[type[BaseModel]] = {ErrorAnswer}
     for op in OPERATIONS:
         models.update(m for m in (op.body, *op.answers.values()) if isinstance(m, type))
-    pairs = [(model, "serialization") for model in models] + [
-        (op.body, "validation") for op in OPERATIONS if op.body is not None
-    ]
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "serialization") for model in models]
+    pairs += [(op.body, "validation") for op in OPERATIONS if op.body is not None]
     refs, schemas = models_json_schema(list(dict.fromkeys(pairs)), ref_template=REF)
 
-    def ref(model: type[BaseModel], mode: str = "serialization") -> dict:
+    def ref(model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> dict:
         return refs[(model, mode)]
 
     paths: dict[str, dict] = {}
@@ -213,7 +212,7 @@ def document(server_url: str = "/") -> dict[str, Any]:
             )
         responses: dict[str, Any] = {}
         for status, model in op.answers.items():
-            if model == FILE:
+            if isinstance(model, str):  # FILE
                 content = {"text/csv": {"schema": {"type": "string", "contentMediaType": "text/csv"}}}
             else:
                 content = {"application/json": {"schema": ref(model)}}
