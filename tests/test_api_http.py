@@ -229,8 +229,7 @@ def test_a_script_imports_reads_the_rejected_lines_exports_and_downloads_by_toke
 
 
 def test_an_export_service_run_from_a_saved_job_is_downloaded(deployment):
-    if not documented(deployment, "post", "/api/v1/exports"):
-        pytest.skip("POST /api/v1/exports is not served yet")
+    assert documented(deployment, "post", "/api/v1/exports")
     call = deployment.call
     made = call(
         "POST",

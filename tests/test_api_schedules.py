@@ -4,7 +4,7 @@ again), blackout dates, each audited as on the page with "(API)"; another user's
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 
@@ -15,6 +15,7 @@ from webapp.api.v1.core import iso
 from webapp.api.v1.schedules import BlackoutOut, NextRuns, ScheduleOut, ScheduleSet
 from webapp.engine import planner
 from webapp.extensions import db
+from webapp.jobs import schedule_routes
 from webapp.models import AuditEntry, Job, Run
 from webapp.models.base import utcnow
 from webapp.rules.clock import to_local
@@ -118,10 +119,10 @@ def test_the_schedule_forms_own_checks_answer_a_422_naming_the_field(client, job
     assert job.schedule is None
 
 
-def test_a_slot_that_has_begun_today_is_refused_as_the_page_refuses_it(app, client, job, secret):
-    now = to_local(utcnow(), app.config["TIMEZONE"])
-    if now.hour == 23 and now.minute >= 45:
-        pytest.skip("the slot after this one is tomorrow's")
+def test_a_slot_that_has_begun_today_is_refused_as_the_page_refuses_it(app, client, job, secret, monkeypatch):
+    # mid-morning today, whatever the clock says (late at night the next slot would be tomorrow's)
+    now = datetime.combine(to_local(utcnow(), app.config["TIMEZONE"]).date(), time(10, 20))
+    monkeypatch.setattr(schedule_routes, "local_now", lambda: now)
     begun = {
         "kind": "hourly_slot",
         "hour": now.hour,
