@@ -89,6 +89,12 @@ class NotificationsForm(FlaskForm):
     notify_missed = BooleanField("Also when a run is missed")
     notify_long = BooleanField("Also when a run takes over twice as long as usual")
 
+    def save_to(self, job) -> None:
+        """Keep the choices on the job, the addresses as one tidy comma-separated list."""
+        self.populate_obj(job)
+        addresses = (self.notify_emails.data or "").split(",")
+        job.notify_emails = ", ".join(a.strip() for a in addresses if a.strip())
+
     def validate_notify_emails(self, field: StringField) -> None:
         for address in [a.strip() for a in (field.data or "").split(",") if a.strip()]:
             if not is_email(address):

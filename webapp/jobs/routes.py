@@ -192,10 +192,7 @@ def notifications(job_id: int):
     job = job_or_404(job_id)
     form = NotificationsForm()
     if form.validate_on_submit():
-        form.populate_obj(job)
-        job.notify_emails = ", ".join(
-            a.strip() for a in (form.notify_emails.data or "").split(",") if a.strip()
-        )
+        form.save_to(job)
         audit.record(
             "job.edited",
             job,

@@ -7,8 +7,9 @@ from flask_login import current_user
 
 from webapp import audit
 from webapp.api.v1.core import fail
+from webapp.api.v1.forms import validated
 from webapp.api.v1.imports import ONCE, TAG, started_once
-from webapp.api.v1.jobs import _checked, _export_form
+from webapp.api.v1.jobs import export_form
 from webapp.api.v1.schemas import ExportServiceIn, RunOut
 from webapp.api.v1.spec import operation
 from webapp.engine.runs import start_run
@@ -54,8 +55,8 @@ def _export(body: ExportServiceIn) -> Run:
             raise fail(422, f"job {saved.id} is not a User Data Export job")
         settings = {**saved.params, "name": saved.name}
     settings.update({name: value for name, value in sent.items() if value is not None})
-    form = _export_form(settings)
-    _checked(form)
+    form = export_form(settings)
+    validated(form, "job")
     job = Job(
         owner_id=current_user.id,
         job_type=ExportService.key,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask_login import current_user
 from sqlalchemy import select
-from werkzeug.datastructures import MultiDict
 
 from webapp import audit
 from webapp.api.v1.answers import job_out, run_out
 from webapp.api.v1.core import fail
+from webapp.api.v1.forms import form_data, validated
 from webapp.api.v1.schemas import BouncesJobIn, Deleted, JobIn, JobList, JobOut, JobUpdateIn, RunOut
 from webapp.api.v1.spec import operation
 from webapp.bounces.forms import BounceExportForm
@@ -58,28 +58,13 @@ def job(job_id: int):
     return job_out(job_or_404(job_id))
 
 
-def _export_form(values: dict) -> ExportForm:
+def export_form(values: dict) -> ExportForm:
     """The export form filled from JSON values, as the New export page's would be."""
-    data: MultiDict[str, str] = MultiDict()
-    for name in ("name", "filter", "since"):
-        if values.get(name) is not None:
-            data.add(name, str(values[name]))
-    for name in values.get("fields") or []:
-        data.add("fields", name)
-    if values.get("bom", True):
-        data.add("bom", "y")
-    form = ExportForm(formdata=data, meta={"csrf": False})
+    wanted = {name: values.get(name) for name in ("name", "filter", "since", "fields")}
+    form = ExportForm(formdata=form_data({**wanted, "bom": values.get("bom", True)}), meta={"csrf": False})
     if values.get("fields") is None:
         form.fields.data = form.fields.default  # every field, as the page offers
     return form
-
-
-def _checked(form) -> None:
-    """A 422 naming each problem the form found."""
-    if not form.validate():
-        problems = {name: errors for name, errors in form.errors.items() if name != "csrf_token"}
-        said = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in problems.items())
-        raise fail(422, f"the job was not saved: {said}", problems=problems)
 
 
 @operation("POST", "/jobs", tag=TAG, answers={201: JobOut}, body=JobIn, errors=(400, 404, 415))
@@ -93,9 +78,9 @@ def create_job(body: JobIn):
         form = _bounces_form(wanted)
         job_type, label = EmailBounces.key, EmailBounces.label
     else:
-        form = _export_form(wanted.model_dump())
+        form = export_form(wanted.model_dump())
         job_type, label = UserDataExport.key, UserDataExport.label
-    _checked(form)
+    validated(form, "job")
     job = Job(owner_id=current_user.id, job_type=job_type, name=form.name.data.strip(), params=form.params())
     db.session.add(job)
     db.session.commit()
@@ -106,17 +91,10 @@ def create_job(body: JobIn):
 def _bounces_form(wanted: BouncesJobIn) -> BounceExportForm:
     """The bounce export form filled from JSON, as its page's would be; a send the token's user
     may not see is a 404, as on the page."""
-    data: MultiDict[str, str] = MultiDict()
-    for name in ("name", "source", "start", "end", "period"):
-        if getattr(wanted, name) is not None:
-            data.add(name, str(getattr(wanted, name)))
     if wanted.send is not None:
-        data.add("send", str(wanted.send))
         if db.session.execute(visible_sends(current_user).where(Run.id == wanted.send)).scalar() is None:
             raise fail(404, "no campaign send of yours has that id")
-    if wanted.bom:
-        data.add("bom", "y")
-    return BounceExportForm(formdata=data, meta={"csrf": False})
+    return BounceExportForm(formdata=form_data(wanted.model_dump(exclude={"type"})), meta={"csrf": False})
 
 
 @operation(
@@ -138,8 +116,8 @@ def update_job(job_id: int, body: JobUpdateIn):
         raise fail(409, f"only an export has {', '.join(sorted(export_settings))}")
     if found.job_type == UserDataExport.key:
         changed = {name: value for name, value in sent.items() if not name.startswith("notify")}
-        form = _export_form({**found.params, "name": found.name, **changed})
-        _checked(form)
+        form = export_form({**found.params, "name": found.name, **changed})
+        validated(form, "job")
         found.params = form.params()
     if "name" in sent:
         found.name = sent["name"].strip()
@@ -147,29 +125,16 @@ def update_job(job_id: int, body: JobUpdateIn):
             raise fail(422, "the job was not saved: name: This field is required.")
     notify = {k: v for k, v in sent.items() if k.startswith("notify")}
     if notify:
-        data: MultiDict[str, str] = MultiDict()
         merged = {
-            "notify_emails": found.notify_emails,
+            "notify_emails": found.notify_emails or "",
             "notify_on": found.notify_on,
             "notify_missed": found.notify_missed,
             "notify_long": found.notify_long,
             **notify,
         }
-        data.add("notify_emails", merged["notify_emails"] or "")
-        data.add("notify_on", merged["notify_on"])
-        for flag in ("notify_missed", "notify_long"):
-            if merged[flag]:
-                data.add(flag, "y")
-        form = NotificationsForm(formdata=data, meta={"csrf": False})
-        _checked(form)
-        found.notify_on, found.notify_missed, found.notify_long = (
-            form.notify_on.data,
-            form.notify_missed.data,
-            form.notify_long.data,
-        )
-        found.notify_emails = ", ".join(
-            a.strip() for a in (form.notify_emails.data or "").split(",") if a.strip()
-        )
+        notifications = NotificationsForm(formdata=form_data(merged), meta={"csrf": False})
+        validated(notifications, "job")
+        notifications.save_to(found)
     audit.record(
         "job.edited", found, commit=False, detail=f"Changed {', '.join(sorted(sent)) or 'nothing'} (API)"
     )

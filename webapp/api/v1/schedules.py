@@ -8,9 +8,9 @@ from typing import Literal
 
 from flask import current_app
 from pydantic import BaseModel, Field
-from werkzeug.datastructures import MultiDict
 
 from webapp.api.v1.core import fail, iso
+from webapp.api.v1.forms import form_data, refuse_if_invalid, validated
 from webapp.api.v1.schemas import Closed, Deleted
 from webapp.api.v1.spec import operation
 from webapp.engine import planner
@@ -194,34 +194,14 @@ def schedule_out(job: Job) -> ScheduleOut:
     )
 
 
-def _form_data(values: dict) -> MultiDict[str, str]:
-    """JSON values as the page's form would post them (a checkbox is "y" when ticked)."""
-    data: MultiDict[str, str] = MultiDict()
-    for name, value in values.items():
-        if value is None or value is False:
-            continue
-        for one in value if isinstance(value, list) else [value]:
-            data.add(name, "y" if one is True else str(one))
-    return data
-
-
-def _checked(form, what: str) -> None:
-    """A 422 naming each problem the form found."""
-    problems = {name: list(errors) for name, errors in form.errors.items() if name != "csrf_token" and errors}
-    if problems:
-        said = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in problems.items())
-        raise fail(422, f"the {what} was not saved: {said}", problems=problems)
-
-
 def _schedule_form(body: ScheduleIn) -> ScheduleForm:
     """The schedule form filled from the body, checked as the page checks it (a 422 naming
     each problem)."""
     values = body.model_dump()
     if values["start_date"] is None:
         values["start_date"] = local_now().date().isoformat()  # the page's own first value
-    form = ScheduleForm(formdata=_form_data(values), meta={"csrf": False})
-    form.validate()
-    _checked(form, "schedule")
+    form = ScheduleForm(formdata=form_data(values), meta={"csrf": False})
+    validated(form, "schedule")
     return form
 
 
@@ -266,7 +246,7 @@ def save_schedule(job_id: int, body: ScheduleIn):
     form = _schedule_form(body)
     minute = slot_minute(form, existing)
     if not savable(form, existing, minute):
-        _checked(form, "schedule")
+        refuse_if_invalid(form, "schedule")
     message = set_schedule(job, existing, form, minute, note=NOTE)  # runs wait if the queue is down
     return ScheduleSet(message=message, schedule=schedule_out(job))
 
@@ -331,9 +311,8 @@ def pause_schedule(job_id: int, body: PauseIn):
     job = schedulable_job_or_404(job_id)
     if job.schedule is None:
         raise fail(409, "this job has no schedule to pause")
-    form = PauseForm(formdata=_form_data(body.model_dump()), meta={"csrf": False})
-    form.validate()
-    _checked(form, "pause")
+    form = PauseForm(formdata=form_data(body.model_dump()), meta={"csrf": False})
+    validated(form, "pause")
     pause_job_schedule(job, form.reason.data.strip(), form.resume_on.data, note=NOTE)
     return schedule_out(job)
 
@@ -375,9 +354,8 @@ def add_blackout(job_id: int, body: BlackoutIn):
     """Add blackout dates: the schedule's runs on those days (in the account's time zone) are
     skipped."""
     job = schedulable_job_or_404(job_id)
-    form = BlackoutForm(formdata=_form_data(body.model_dump()), meta={"csrf": False})
-    form.validate()
-    _checked(form, "blackout")
+    form = BlackoutForm(formdata=form_data(body.model_dump()), meta={"csrf": False})
+    validated(form, "blackout")
     return _blackout_out(add_blackout_dates(job, form, note=NOTE)), 201
 
 
