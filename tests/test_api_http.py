@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -24,6 +22,7 @@ import pytest
 import requests
 
 from tests.conftest import PASSWORD, _emptied, make_user
+from tests.processes import REPO, Processes
 from tests.services import free_port
 from webapp import create_app
 from webapp.api.tokens import issue
@@ -32,43 +31,20 @@ from webapp.models import ApiToken, AuditEntry, Run, Supporter
 from webapp.models.base import utcnow
 from webapp.models.users import Role
 
-REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 LOW_LIMIT = 3  # requests a minute per token on the second server (whose upload limit is 4 KB)
 
 
-@dataclass
-class Deployment:
+@dataclass(kw_only=True)
+class Deployment(Processes):
     """The processes, where the servers answer, the tokens by name, and the app for looking at
     the database from the test."""
 
     url: str
     limited_url: str
-    tmp: Path
     app: object
     tokens: dict[str, str] = field(default_factory=dict)
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
-        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
-        self.processes[name] = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.tmp.glob("*.log")))
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
     def call(self, method: str, path: str, token: str | None, *, server: str | None = None, **kwargs):
         """One request to the API, as a script sends it (its token's name, or None)."""
@@ -154,13 +130,13 @@ def deployment(tmp_path_factory, redis_url, migrated_database) -> Iterator[Deplo
         }
         gunicorn = [str(BIN / "gunicorn"), "--workers", "2", "app:app", "--bind"]
         try:
-            here.start("web", [*gunicorn, f"127.0.0.1:{ports[0]}"], env)
-            here.start(
+            here.launch("web", [*gunicorn, f"127.0.0.1:{ports[0]}"], env)
+            here.launch(
                 "web-limited",
                 [*gunicorn, f"127.0.0.1:{ports[1]}"],
                 env | {"CONVEYOR_API_RATE_LIMIT": str(LOW_LIMIT), "CONVEYOR_UPLOAD_LIMIT": "4k"},
             )
-            here.start("worker", [sys.executable, str(REPO / "worker.py"), "--lane", "all"], env)
+            here.launch("worker", [sys.executable, str(REPO / "worker.py"), "--lane", "all"], env)
             for url in (here.url, here.limited_url):
                 here.until(f"{url} answers", lambda url=url: _answers(f"{url}/login"), 60)
             yield here

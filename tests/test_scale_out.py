@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +25,7 @@ import requests
 from rq import Worker
 
 from tests.conftest import EXTERNAL_DATABASE, EXTERNAL_REDIS, PASSWORD, fresh, make_user
+from tests.processes import REPO, Processes
 from tests.services import free_port
 from webapp.engine import launches, queueing
 from webapp.extensions import db
@@ -37,7 +38,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs CONVEYOR_DATABASE_URL (PostgreSQL) and CONVEYOR_REDIS_URL: make test's second pass",
 )
 
-REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 BUCKET = "conveyor-scale-out"
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -60,39 +60,19 @@ def s3_endpoint():
     server.stop()
 
 
-@dataclass
-class Deployment:
+@dataclass(kw_only=True)
+class Deployment(Processes):
     """The processes of one deployment, and where each web server answers."""
 
     web: list[str]
     env: dict[str, str]
-    tmp: Path
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
         env = {**self.env, "CONVEYOR_VAR_DIR": str(self.tmp / name)}  # each its own empty folder
-        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
-        self.processes[name] = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        return self.processes[name]
+        return self.launch(name, command, env)
 
     def start_worker(self, name: str) -> subprocess.Popen:
         return self.start(name, [sys.executable, str(REPO / "worker.py"), "--lane", "all", "--name", name])
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.tmp.glob("*.log")))
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 @pytest.fixture
