@@ -43,12 +43,8 @@ from common import PASSWORD, ROOT, bench_dir, embedded_redis, free_port, migrate
 from monitor_bench import (
     ADMIN_EMAIL,
     Client,
-    PostgresFill,
-    SqliteFill,
     ab_load,
-    create_schema,
-    database_size,
-    fill,
+    fill_database,
     load,
     server_cpu_seconds,
     wait_for_server,
@@ -174,24 +170,8 @@ def run_bench(
         os.environ.update(server_env)
     stack = ExitStack()
     try:
-        t0 = time.perf_counter()
-        create_schema(var_dir)
-        db_path = os.path.join(var_dir, "conveyor.db")
-        filled = fill(
-            SqliteFill(db_path) if services is None else PostgresFill(services[0]),
-            runs=args.runs,
-            running=args.running,
-            users=args.users,
-            jobs_per_user=args.jobs_per_user,
-            monitor_leftovers=args.leftovers,
-        )
+        filled = fill_database(args, var_dir, services)
         total_runs = args.runs + args.running
-        size = os.path.getsize(db_path) if services is None else database_size(services[0])
-        print(
-            f"filled {total_runs:,} runs in {filled['fill_seconds']:.1f}s "
-            f"(setup total {time.perf_counter() - t0:.1f}s, db {size / 1e6:.0f} MB)",
-            flush=True,
-        )
         if services is None:
             stack.enter_context(embedded_redis(var_dir, 1))  # one Redis, held here, as `make run`
             server_env["CONVEYOR_REDIS_URL"] = os.environ["CONVEYOR_REDIS_URL"]

@@ -382,6 +382,31 @@ def fill(
     return {"fill_seconds": time.perf_counter() - t0, "running_ids": running_ids, "max_id": runs + running}
 
 
+def fill_database(args: argparse.Namespace, var_dir: str, services: tuple[str, str] | None, **extra) -> dict:
+    """The schema by the migrations, then the runs `args` asks for (SQLite under `var_dir`, or
+    the PostgreSQL of `services`), saying how long it took and how big the database is."""
+    t0 = time.perf_counter()
+    create_schema(var_dir)
+    db_path = os.path.join(var_dir, "conveyor.db")
+    filled = fill(
+        SqliteFill(db_path) if services is None else PostgresFill(services[0]),
+        runs=args.runs,
+        running=args.running,
+        users=args.users,
+        jobs_per_user=args.jobs_per_user,
+        monitor_leftovers=args.leftovers,
+        **extra,
+    )
+    total_runs = args.runs + args.running
+    size = os.path.getsize(db_path) if services is None else database_size(services[0])
+    print(
+        f"filled {total_runs:,} runs in {filled['fill_seconds']:.1f}s "
+        f"(setup total {time.perf_counter() - t0:.1f}s, db {size / 1e6:.0f} MB)",
+        flush=True,
+    )
+    return filled
+
+
 def database_size(database_url: str) -> int:
     """The PostgreSQL database's size in bytes."""
     import psycopg
@@ -637,25 +662,8 @@ def run_bench(
         os.environ.update(server_env)  # for create_schema
     redis = ExitStack()
     try:
-        t0 = time.perf_counter()
-        create_schema(var_dir)
-        db_path = os.path.join(var_dir, "conveyor.db")
-        filled = fill(
-            SqliteFill(db_path) if services is None else PostgresFill(services[0]),
-            runs=args.runs,
-            running=args.running,
-            users=args.users,
-            jobs_per_user=args.jobs_per_user,
-            monitor_leftovers=args.leftovers,
-            failed_in_monitor=args.failed_in_monitor,
-        )
+        filled = fill_database(args, var_dir, services, failed_in_monitor=args.failed_in_monitor)
         total_runs = args.runs + args.running
-        size = os.path.getsize(db_path) if services is None else database_size(services[0])
-        print(
-            f"filled {total_runs:,} runs in {filled['fill_seconds']:.1f}s "
-            f"(setup total {time.perf_counter() - t0:.1f}s, db {size / 1e6:.0f} MB)",
-            flush=True,
-        )
 
         if services is None:
             # one embedded Redis for the web workers, held by this process and shut down at the
