@@ -3,13 +3,13 @@ results are every job's: the Jobs page, the schedule pages, the monitor)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from webapp import audit
 from webapp.bounces.forms import BounceExportForm
-from webapp.engine import runs as engine
 from webapp.extensions import db
+from webapp.jobs.saving import after_saving
 from webapp.jobtypes import job_type_for
 from webapp.jobtypes.email_bounces import EmailBounces, send_label, visible_sends
 from webapp.models.base import utcnow
@@ -69,7 +69,7 @@ def new():
         db.session.add(job)
         db.session.commit()
         audit.record("job.created", job, detail=EmailBounces.label)
-        return _saved(job)
+        return after_saving(job)
     return _render(form, None, 400 if form.is_submitted() else 200)
 
 
@@ -93,14 +93,3 @@ def edit(job_id: int):
         flash(f"“{job.name}” was saved.", "success")
         return redirect(url_for("jobs.detail", job_id=job.id))
     return _render(form, job, 400 if form.is_submitted() else 200)
-
-
-def _saved(job: Job):
-    """After saving a new job: run it now if asked, else show it."""
-    if request.form.get("action") == "save_run":
-        run = engine.start_run(job, current_user)
-        audit.record("run.started", run, detail=f"Run #{run.number}, on saving the job")
-        flash(f"“{job.name}” was saved and run #{run.number} started.", "success")
-        return redirect(url_for("runs.detail", run_id=run.id))
-    flash(f"“{job.name}” was saved.", "success")
-    return redirect(url_for("jobs.detail", job_id=job.id))

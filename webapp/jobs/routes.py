@@ -16,6 +16,7 @@ from webapp.engine import runs as engine
 from webapp.extensions import db
 from webapp.jobs.deletion import delete_job, refusal
 from webapp.jobs.forms import ConfirmForm, NotificationsForm, mapping_form
+from webapp.jobs.saving import after_saving
 from webapp.jobs.schedule_forms import PauseForm, describe_schedule
 from webapp.jobs.uploads import forget_upload, load_upload, save_upload
 from webapp.jobtypes import REGISTRY, get_job_type, job_type_for, types_where
@@ -109,7 +110,7 @@ def map_import(token: str):
             db.session.commit()
             audit.record("job.created", job, detail="User Data Import")
             forget_upload(upload)
-            return _saved(job)
+            return after_saving(job)
     unknown = [c for c, g in zip(upload.header, guesses, strict=False) if not g]
     return render_template(
         "jobs/import_map.html",
@@ -136,19 +137,8 @@ def new_export():
         db.session.add(job)
         db.session.commit()
         audit.record("job.created", job, detail="User Data Export")
-        return _saved(job)
+        return after_saving(job)
     return render_template("jobs/export_form.html", form=form)
-
-
-def _saved(job: Job):
-    """After saving a job: run it now if asked, else show it."""
-    if request.form.get("action") == "save_run":
-        run = engine.start_run(job, current_user)
-        audit.record("run.started", run, detail=f"Run #{run.number}, on saving the job")
-        flash(f"“{job.name}” was saved and run #{run.number} started.", "success")
-        return redirect(url_for("runs.detail", run_id=run.id))
-    flash(f"“{job.name}” was saved.", "success")
-    return redirect(url_for("jobs.detail", job_id=job.id))
 
 
 @bp.route("/<int:job_id>")
