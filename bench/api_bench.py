@@ -32,7 +32,6 @@ import json
 import os
 import pstats
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -47,6 +46,8 @@ from monitor_bench import (
     fill_database,
     load,
     server_cpu_seconds,
+    server_log_to_stderr,
+    stop_server,
     wait_for_server,
 )
 
@@ -250,18 +251,10 @@ def run_bench(
         print(json.dumps(result))
         return 0
     except BaseException:
-        log_path = os.path.join(tmp, "gunicorn.log")
-        if os.path.exists(log_path):
-            with open(log_path, errors="replace") as fh:
-                sys.stderr.write("--- gunicorn log (tail) ---\n" + fh.read()[-6000:])
+        server_log_to_stderr(tmp)
         raise
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_server(proc)
         stack.close()
 
 

@@ -407,6 +407,24 @@ def fill_database(args: argparse.Namespace, var_dir: str, services: tuple[str, s
     return filled
 
 
+def server_log_to_stderr(tmp: str) -> None:
+    """The tail of the server's log, the server's side of a failure."""
+    log_path = os.path.join(tmp, "gunicorn.log")
+    if os.path.exists(log_path):
+        with open(log_path, errors="replace") as fh:
+            sys.stderr.write("--- gunicorn log (tail) ---\n" + fh.read()[-6000:])
+
+
+def stop_server(proc: subprocess.Popen | None) -> None:
+    """SIGTERM to the server, SIGKILL if it has not ended 20 s later."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def database_size(database_url: str) -> int:
     """The PostgreSQL database's size in bytes."""
     import psycopg
@@ -762,18 +780,10 @@ def run_bench(
         print(json.dumps(result))
         return 0
     except BaseException:
-        log_path = os.path.join(tmp, "gunicorn.log")
-        if os.path.exists(log_path):  # the server's side of a failure
-            with open(log_path, errors="replace") as fh:
-                sys.stderr.write("--- gunicorn log (tail) ---\n" + fh.read()[-6000:])
+        server_log_to_stderr(tmp)
         raise
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_server(proc)
         redis.close()
 
 
