@@ -65,10 +65,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         jobs,
         monitor,
         ops,
+        receipts,
+        reports,
+        rollbacks,
         runs,
         supporters,
         tokens,
         tracking,
+        transactions,
     )
 
     for area in (
@@ -86,6 +90,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         tokens,
         erasure,
         bounces,
+        transactions,
+        rollbacks,
+        reports,
+        receipts,
     ):
         app.register_blueprint(area.bp)
     from webapp.api import v1

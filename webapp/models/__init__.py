@@ -11,6 +11,15 @@ from webapp.models.campaigns import (
 )
 from webapp.models.groups import GroupStep
 from webapp.models.jobs import Job
+from webapp.models.money import (
+    ImportRollback,
+    Receipt,
+    ReceiptCounter,
+    ReceiptItem,
+    ReceiptTemplate,
+    SupporterChange,
+    Transaction,
+)
 from webapp.models.people import SUPPORTER_FIELDS, Supporter
 from webapp.models.runs import Run, RunLogLine, RunRejection
 from webapp.models.schedules import Blackout, JobSchedule
@@ -30,13 +39,20 @@ __all__ = [
     "SavedFilter",
     "Suppression",
     "GroupStep",
+    "ImportRollback",
     "Job",
     "JobSchedule",
+    "Receipt",
+    "ReceiptCounter",
+    "ReceiptItem",
+    "ReceiptTemplate",
     "Role",
     "Run",
     "RunLogLine",
     "RunRejection",
     "SUPPORTER_FIELDS",
     "Supporter",
+    "SupporterChange",
+    "Transaction",
     "User",
 ]

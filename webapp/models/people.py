@@ -60,6 +60,10 @@ class Supporter(Model):
     phone: Mapped[str | None] = mapped_column(String(40))
     opted_in: Mapped[bool] = mapped_column(default=False)
     donation_total: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    # the id another system (a CRM, a payment processor) knows the supporter by: a transaction
+    # import may match supporters by it. Indexed only where set, so imports that leave it
+    # empty write no index entry for it.
+    external_id: Mapped[str | None] = mapped_column(String(100))
     last_run_id: Mapped[int | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -74,6 +78,14 @@ class ErasedEmail(Model):
     deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
     run_id: Mapped[int | None] = mapped_column()  # the Supporter Delete run that deleted it
 
+
+Index(
+    "ix_supporter_external_id",
+    Supporter.external_id,
+    unique=True,
+    sqlite_where=Supporter.external_id.isnot(None),
+    postgresql_where=Supporter.external_id.isnot(None),
+)
 
 # a deleted supporter's recipient rows (one per send) are found by supporter: without this
 # index every batch of a Supporter Delete would read the whole recipient table
