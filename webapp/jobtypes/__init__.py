@@ -5,13 +5,19 @@ from __future__ import annotations
 from functools import cache
 from typing import ClassVar
 
+from webapp.jobtypes.annual_receipts import AnnualReceipts
 from webapp.jobtypes.base import JobType
+from webapp.jobtypes.batch_receipts import BatchReceipts
 from webapp.jobtypes.email_bounces import EmailBounces
 from webapp.jobtypes.email_campaign import EmailCampaign
 from webapp.jobtypes.export_service import ExportService
 from webapp.jobtypes.import_service import ImportService
 from webapp.jobtypes.job_group import JobGroup
+from webapp.jobtypes.receipt_inventory import ReceiptInventory
 from webapp.jobtypes.supporter_delete import SupporterDelete
+from webapp.jobtypes.transaction_import import TransactionImport
+from webapp.jobtypes.transaction_report import TransactionReport
+from webapp.jobtypes.transaction_rollback import TransactionRollback
 from webapp.jobtypes.user_data_export import UserDataExport
 from webapp.jobtypes.user_data_import import UserDataImport
 
@@ -26,6 +32,12 @@ REGISTRY: dict[str, JobType] = {
         SupporterDelete,
         ImportService,
         ExportService,
+        TransactionImport,
+        TransactionRollback,
+        TransactionReport,
+        BatchReceipts,
+        AnnualReceipts,
+        ReceiptInventory,
     )
 }
 
