@@ -28,10 +28,18 @@ services:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; }
 
 # every test on the embedded default (SQLite, embedded Redis), then the unit and integration
-# tests again on PostgreSQL with a real redis-server
+# tests again on PostgreSQL with a real redis-server. The browser tests mostly wait (on the
+# browser, the server, the worker), so they run alongside the PostgreSQL pass, whose output is
+# shown once both have finished.
 test: $(STAMP) chromium services check
-	$(BIN)/pytest -q
-	$(BIN)/python tests/services.py -- $(BIN)/pytest -q --ignore=tests/e2e
+	$(BIN)/pytest -q --ignore=tests/e2e
+	@mkdir -p var; log=var/postgres-pass.log; \
+	echo "Browser tests, with the PostgreSQL pass alongside (its output follows)..."; \
+	$(BIN)/python tests/services.py -- $(BIN)/pytest -q --ignore=tests/e2e >$$log 2>&1 & pass=$$!; \
+	$(BIN)/pytest -q tests/e2e; browser=$$?; \
+	wait $$pass; postgres=$$?; \
+	echo "--- PostgreSQL pass ---"; cat $$log; \
+	test $$browser -eq 0 && test $$postgres -eq 0
 
 unit: $(STAMP)
 	$(BIN)/pytest -q --ignore=tests/e2e
