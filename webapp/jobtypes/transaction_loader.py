@@ -1,0 +1,629 @@
+"""The batch loop of Transaction Data Import: each slice of lines parsed (every problem of a line
+kept), checked against the stored transactions and supporters, then written in bulk — supporters
+created and updated, what changed recorded in SupporterChange, the transactions inserted — with a
+commit per batch carrying its counts and checkpoint.
+
+A line is rejected with all its reasons joined. A transaction id repeated in the file is
+rejected on its later lines (the first line with it wins, valid or not, within a slice; across
+slices the earlier one is already stored by this run). Another import storing the same
+(source, transaction id) between this run's lookup and its insert fails the batch on the unique
+key; Retry continues from the checkpoint and rejects the line as already stored.
+
+SupporterChange, one row per (run, supporter), for the rollback: `created` for a supporter this
+run created (`after` = what it wrote); otherwise `before` holds each changed field's stored
+value from before this run first changed it and `after` the last value this run wrote. A later
+batch adds fields to `before` and never replaces one already there, so a retry or a resume,
+which sees the values this run already wrote, leaves the original values alone."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from webapp.csvfiles import RecordBatch, iter_record_batches
+from webapp.jobtypes import fields
+from webapp.jobtypes.bulk import (
+    executemany,
+    fetchall,
+    placeholders,
+    rare_collections,
+    sqlite_bulk_writes,
+    timestamp,
+)
+from webapp.jobtypes.importer import (
+    CHECKPOINT_PAGES,
+    LOOKUP_SLICE,
+    PAGE_CACHE_KIB,
+    READ_SIZE,
+    ErasedCheck,
+    Parsed,
+)
+from webapp.models.base import utcnow
+from webapp.rules.clock import to_local
+from webapp.rules.countries import DEFAULT as DEFAULT_COUNTRY
+from webapp.rules.currencies import DEFAULT as DEFAULT_CURRENCY
+from webapp.rules.currencies import currency_code
+
+if TYPE_CHECKING:
+    from webapp.engine.context import RunContext
+
+PROFILE = ("first_name", "last_name", "address1", "city", "state", "zip", "country", "phone")
+KINDS = {
+    "one_off": "one_off",
+    "oneoff": "one_off",
+    "one off": "one_off",
+    "one-off": "one_off",
+    "single": "one_off",
+    "recurring": "recurring",
+    "refund": "refund",
+}
+KIND_WORDS = {"one_off": "one-off gift", "recurring": "recurring gift", "refund": "refund"}
+# yyyy-mm-dd, optionally followed by a time (as payment processors export a charge's moment)
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.+\-Z ]*)?")
+DATE_FORMAT = "yyyy-mm-dd (like 2026-01-31)"
+TEXT_LIMITS = {"payment_method": 40, "appeal": 80, "transaction_id": 100, "external_id": 100}
+TEXT_NAMES = {
+    "payment_method": "payment method",
+    "appeal": "appeal code",
+    "transaction_id": "transaction id",
+    "external_id": "external supporter id",
+}
+
+
+@dataclass(slots=True)
+class Line:
+    """One data line of the file as parsed: its values and every problem found with it."""
+
+    line: int
+    problems: list[str] = field(default_factory=list)
+    email: str | None = None
+    external_id: str | None = None  # the supporter's
+    profile: list[Any] = field(default_factory=list)  # per mapped profile field; None = blank
+    amount: Decimal | None = None
+    currency: str = DEFAULT_CURRENCY
+    received_on: str | None = None
+    payment_method: str | None = None
+    kind: str = "one_off"
+    appeal: str | None = None
+    transaction_id: str | None = None
+    tax_deductible: Decimal | None = None
+    supporter_id: int | None = None
+    create: bool = False  # its supporter is new: created from it (the first line naming it)
+
+
+def _json_safe(value: Any) -> Any:
+    """A stored value as SupporterChange keeps it (numbers and dates as text, None kept)."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _loaded(value: Any) -> dict[str, Any]:
+    """A JSON column as the driver returns it (SQLite: text; PostgreSQL: already parsed)."""
+    if isinstance(value, str):
+        return json.loads(value)
+    return dict(value or {})
+
+
+class TransactionLoader:
+    """One Transaction Data Import run's batch loop."""
+
+    def __init__(
+        self, ctx: RunContext, params: dict[str, Any], default_country: str = DEFAULT_COUNTRY
+    ) -> None:
+        self.ctx, self.params = ctx, params
+        self.run_id, self.owner_id = ctx.run.id, ctx.run.owner_id
+        mapping: list[str] = params["mapping"]
+        self.width = len(mapping)
+        self.at = {name: index for index, name in enumerate(mapping) if name}
+        self.source: str = params["source"]
+        self.match_by: str = params.get("match_by", "email")
+        self.create_unknown = params.get("unknown", "create") == "create"
+        self.default_currency: str = params.get("default_currency") or DEFAULT_CURRENCY
+        self.default_country = default_country
+        self.profile = [name for name in PROFILE if name in self.at]
+        self.converters = [fields.converter_for(name) for name in self.profile]
+        self.zip_at = self.profile.index("zip") if "zip" in self.profile else None
+        self.country_at = self.profile.index("country") if "country" in self.profile else None
+        self.normalisers = [fields.stored_normaliser(name) for name in self.profile]
+        # the supporter columns a line may change: its profile, and its external id when
+        # supporters are matched by email (matched by external id, the email is never changed)
+        self.written = [*self.profile, *(["external_id"] if self._updates_external_id else [])]
+        self.written_normalisers = [*self.normalisers, *([None] if self._updates_external_id else [])]
+        self.batch_size = ctx.config["IMPORT_BATCH_SIZE"]
+        self.today = to_local(utcnow(), ctx.config["TIMEZONE"]).date().isoformat()
+        self.erased = ErasedCheck(ctx, readd=bool(params.get("readd_deleted")))
+        self.insert_transaction_sql = (
+            "INSERT INTO money_transaction (supporter_id, amount, currency, received_on, "
+            "payment_method, kind, appeal, source, external_id, tax_deductible, run_id, owner_id, "
+            f"created_at) VALUES ({placeholders(13)})"
+        )
+        inserted = [
+            "email",
+            "external_id",
+            *self.profile,
+            "opted_in",
+            "last_run_id",
+            "created_at",
+            "updated_at",
+        ]
+        # a supporter stored by another import since the lookup is left alone (and found next)
+        self.insert_supporter_sql = (
+            f"INSERT INTO supporter ({', '.join(inserted)}) VALUES ({placeholders(len(inserted))}) "
+            "ON CONFLICT DO NOTHING"
+        )
+        sets = ", ".join(f"{name} = ?" for name in [*self.written, "last_run_id", "updated_at"])
+        self.update_supporter_sql = f"UPDATE supporter SET {sets} WHERE id = ?"
+
+    @property
+    def _updates_external_id(self) -> bool:
+        return self.match_by == "email" and "external_id" in self.at
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        ctx = self.ctx
+        done = ctx.checkpoint.get("records", 0)
+        if done:
+            ctx.log(f"Resuming after line {done:,} of data: the lines before it were already imported.")
+        slices = -(-self.batch_size // READ_SIZE)
+        batches = iter_record_batches(
+            self.params["path"],
+            self.params["encoding"],
+            self.params["delimiter"],
+            -(-self.batch_size // slices),
+            skip=1 + done,
+        )  # the header, then what was imported before
+        counts: Counter[str] = Counter()
+        with sqlite_bulk_writes(PAGE_CACHE_KIB, CHECKPOINT_PAGES), rare_collections():
+            for batch in batches:
+                done += len(batch)
+                counts.update(self.write_slice(batch))
+                del batch
+                if counts["checked"] >= self.batch_size:
+                    ctx.commit_batch(done=done, checkpoint={"records": done}, **counts)
+                    counts.clear()
+            if counts:
+                ctx.commit_batch(done=done, checkpoint={"records": done}, **counts)
+
+    def write_slice(self, batch: RecordBatch) -> dict[str, int]:
+        """Parse, check and write one slice of lines (in the open transaction); its counts."""
+        lines = [self.parse(line, values) for line, values in batch]
+        self.check_erased(lines)
+        self.check_transaction_ids(lines)
+        self.match_supporters(lines)
+        rejected = 0
+        for line in lines:
+            if line.problems:
+                rejected += 1
+                self.ctx.reject(line.line, f"line {line.line}: {fields.problems_text(line.problems)}")
+        valid = [line for line in lines if not line.problems]
+        created, lost = self.create_supporters(valid)
+        for line in lost:
+            self.ctx.reject(line.line, f"line {line.line}: {line.problems[0]}")
+        valid = [line for line in valid if not line.problems]
+        updated = self.update_supporters(valid)
+        self.insert_transactions(valid)
+        return {
+            "checked": len(lines),
+            "created": len(valid),
+            "skipped": created,
+            "updated": updated,
+            "rejected": rejected + len(lost),
+        }
+
+    # -- parsing ----------------------------------------------------------------------------
+
+    def parse(self, number: int, values: list[str]) -> Line:
+        """One data line with every problem it has."""
+        line = Line(number)
+        if len(values) != self.width:
+            if len(values) > self.width:
+                line.problems.append(f"has {len(values)} fields but the header has {self.width}")
+                return line
+            values = values + [""] * (self.width - len(values))
+        at, problems = self.at, line.problems
+        self._parse_supporter(line, values)
+        kind = values[at["type"]].strip() if "type" in at else ""
+        if kind:
+            line.kind = KINDS.get(kind.lower().replace("_", " "), "")
+            if not line.kind:
+                problems.append(
+                    f"'{fields._shown(kind)}' is not a transaction type: use one-off, recurring or refund"
+                )
+        line.amount = self._amount(values[at["amount"]].strip(), "amount", problems)
+        if line.amount is not None and line.amount < 0 and line.kind in ("one_off", "recurring"):
+            problems.append(
+                f"amount {line.amount} is negative for a {KIND_WORDS[line.kind]} (only a refund may be)"
+            )
+        if "currency" in at and (cell := values[at["currency"]].strip()):
+            code = currency_code(cell)
+            if code is None:
+                problems.append(
+                    f"'{fields._shown(cell)}' is not a currency code (ISO 4217, like USD, EUR or GBP)"
+                )
+            else:
+                line.currency = code
+        else:
+            line.currency = self.default_currency
+        line.received_on = self._date(values[at["date"]].strip(), problems)
+        for name in ("payment_method", "appeal", "transaction_id"):
+            if name in at:
+                setattr(line, name, self._text(name, values[at[name]].strip(), problems))
+        if "tax_deductible" in at and (cell := values[at["tax_deductible"]].strip()):
+            tax = self._amount(cell, "the tax-deductible amount", problems)
+            if tax is not None and line.amount is not None and abs(tax) > abs(line.amount):
+                problems.append(
+                    f"the tax-deductible amount {abs(tax)} is larger than the amount {abs(line.amount)}"
+                )
+            elif tax is not None:
+                line.tax_deductible = -abs(tax) if line.kind == "refund" else tax
+        if line.kind == "refund" and line.amount is not None:
+            line.amount = -abs(line.amount)  # a refund is stored negative whichever sign the file has
+        return line
+
+    def _parse_supporter(self, line: Line, values: list[str]) -> None:
+        """The line's supporter key and profile values."""
+        at, problems = self.at, line.problems
+        email = values[at["email"]].strip() if "email" in at else ""
+        if email:
+            try:
+                line.email = fields._email("email", email)
+            except fields.Invalid as problem:
+                problems.append(str(problem))
+        elif self.match_by == "email":
+            problems.append("email is missing")
+        if "external_id" in at:
+            line.external_id = self._text("external_id", values[at["external_id"]].strip(), problems)
+        if self.match_by == "external_id" and not values[at["external_id"]].strip():
+            problems.append("external supporter id is missing")
+        profile: list[Any] = []
+        for name, convert in zip(self.profile, self.converters, strict=True):
+            cell = values[at[name]].strip()
+            if not cell or name == "zip":  # a postal code is checked for its country, below
+                profile.append(cell or None)
+                continue
+            try:
+                profile.append(convert(name, cell))
+            except fields.Invalid as problem:
+                problems.append(str(problem))
+                profile.append(None)
+        if self.zip_at is not None and profile[self.zip_at] is not None:
+            own = profile[self.country_at] if self.country_at is not None else None
+            try:
+                profile[self.zip_at] = fields.postal_code(profile[self.zip_at], own or self.default_country)
+            except fields.Invalid as problem:
+                problems.append(str(problem))
+        line.profile = profile
+
+    @staticmethod
+    def _amount(cell: str, name: str, problems: list[str]) -> Decimal | None:
+        if not cell:
+            problems.append(f"{name} is missing")
+            return None
+        try:
+            return Decimal(fields._number(name, cell))
+        except fields.Invalid as problem:
+            problems.append(str(problem))
+            return None
+
+    def _date(self, cell: str, problems: list[str]) -> str | None:
+        if not cell:
+            problems.append("date is missing")
+            return None
+        match = _DATE.fullmatch(cell)
+        try:
+            day = date(*map(int, match.groups())).isoformat() if match else None
+        except ValueError:
+            day = None
+        if day is None:
+            problems.append(f"'{fields._shown(cell)}' is not a date: write it as {DATE_FORMAT}")
+        elif day > self.today:
+            problems.append(f"date {day} is in the future")
+        return day
+
+    @staticmethod
+    def _text(name: str, cell: str, problems: list[str]) -> str | None:
+        if len(cell) > TEXT_LIMITS[name]:
+            problems.append(f"{TEXT_NAMES[name]} is longer than {TEXT_LIMITS[name]} characters")
+            return None
+        return cell or None
+
+    # -- checks against what is stored ------------------------------------------------------
+
+    def check_erased(self, lines: list[Line]) -> None:
+        """A line whose email belongs to a supporter deleted on request is rejected, unless the
+        job says to re-add them (importer.ErasedCheck, as the supporter import does)."""
+        emailed = [index for index, line in enumerate(lines) if line.email is not None]
+        if not emailed:
+            return
+        emails = [lines[index].email or "" for index in emailed]
+        parsed = Parsed([lines[index].line for index in emailed], emails, [emailed], [])
+        if not self.erased.sort_out(parsed, self.erased.hashes(emails)):
+            return
+        kept = set(parsed.columns[0])
+        for index, (_, problem) in zip(
+            (index for index in emailed if index not in kept), parsed.invalid, strict=True
+        ):
+            lines[index].problems.append(str(problem))
+
+    def check_transaction_ids(self, lines: list[Line]) -> None:
+        """A transaction id already stored for the source, or on an earlier line of the file."""
+        first: dict[str, int] = {}
+        for line in lines:
+            if line.transaction_id is None:
+                continue
+            if line.transaction_id in first:
+                line.problems.append(
+                    f"transaction id '{fields._shown(line.transaction_id)}' is repeated: "
+                    f"line {first[line.transaction_id]} has it too"
+                )
+            else:
+                first[line.transaction_id] = line.line
+        stored = dict(
+            self._lookup(
+                "SELECT external_id, run_id FROM money_transaction WHERE source = ? AND external_id IN ({})",
+                list(first),
+                [self.source],
+            )
+        )
+        for line in lines:
+            if line.transaction_id is None or line.transaction_id not in stored:
+                continue
+            if first[line.transaction_id] == line.line:
+                shown = fields._shown(line.transaction_id)
+                if stored[line.transaction_id] == self.run_id:
+                    line.problems.append(f"transaction id '{shown}' appears on an earlier line of this file")
+                else:
+                    line.problems.append(f"transaction id '{shown}' is already stored for {self.source}")
+
+    def match_supporters(self, lines: list[Line]) -> None:
+        """Give each line its supporter (or mark it to create one), or the reason it has none."""
+        key_of = self._key
+        keys = {key for line in lines if (key := key_of(line)) is not None}
+        stored = self.stored(self.match_by, list(keys))
+        # who holds the other key already: a new external id or a new supporter's email
+        other = "external_id" if self.match_by == "email" else "email"
+        claimed_values = {
+            value
+            for line in lines
+            if (value := (line.external_id if other == "external_id" else line.email)) is not None
+        }
+        holders = dict(
+            self._lookup(f"SELECT {other}, id FROM supporter WHERE {other} IN ({{}})", list(claimed_values))
+            if (other == "external_id" and self._updates_external_id) or other == "email"
+            else []
+        )
+        claims: dict[str, str] = {}  # the other key's value -> the key of the line that has it
+        for line in lines:
+            key = key_of(line)
+            if key is None:
+                continue
+            row = stored.get(key)
+            if row is not None:
+                line.supporter_id = row[0]
+            elif not self.create_unknown:
+                line.problems.append(
+                    f"no supporter has the email {key}"
+                    if self.match_by == "email"
+                    else f"no supporter has the external id '{fields._shown(key)}'"
+                )
+                continue
+            else:
+                line.create = True
+                if self.match_by == "external_id" and line.email is None:
+                    line.problems.append("email is missing: a new supporter needs one")
+            self._check_claim(line, key, row, holders, claims)
+
+    def _check_claim(
+        self,
+        line: Line,
+        key: str,
+        row: tuple[Any, ...] | None,
+        holders: dict[str, int],
+        claims: dict[str, str],
+    ) -> None:
+        """The line's other key (matched by email: the external id it would set; matched by
+        external id: a new supporter's email) must not belong to another supporter."""
+        if self.match_by == "email":
+            value = line.external_id if self._updates_external_id else None
+            if value is None:
+                return
+            holder = holders.get(value)
+            if (holder is not None and (row is None or holder != row[0])) or claims.get(value, key) != key:
+                line.problems.append(
+                    f"external supporter id '{fields._shown(value)}' belongs to another supporter"
+                )
+                return
+        else:
+            value = line.email if line.create else None
+            if value is None:
+                return
+            if value in holders or claims.get(value, key) != key:
+                line.problems.append(f"{value} belongs to another supporter (with another external id)")
+                return
+        if not line.problems:  # a line rejected for another reason claims nothing
+            claims[value] = key
+
+    def _key(self, line: Line) -> str | None:
+        return line.email if self.match_by == "email" else line.external_id
+
+    def stored(self, column: str, keys: list[str]) -> dict[str, tuple[Any, ...]]:
+        """The stored supporters whose `column` is among `keys`, by it: (id, email, external_id,
+        last_run_id, the written fields …)."""
+        columns = ", ".join(["id", "email", "external_id", "last_run_id", *self.written])
+        rows = self._lookup(f"SELECT {columns} FROM supporter WHERE {column} IN ({{}})", keys)
+        at = 1 if column == "email" else 2
+        return {row[at]: row for row in rows}
+
+    @staticmethod
+    def _lookup(sql: str, values: list[Any], before: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """fetchall(sql) for `values` in slices of bound values (its IN list is `{}`)."""
+        found: list[tuple[Any, ...]] = []
+        for start in range(0, len(values), LOOKUP_SLICE):
+            chunk = values[start : start + LOOKUP_SLICE]
+            found += fetchall(sql.format(placeholders(len(chunk))), [*(before or []), *chunk])
+        return found
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def create_supporters(self, lines: list[Line]) -> tuple[int, list[Line]]:
+        """Create the new supporters the lines name (one per key, with the values of all its
+        lines, a later non-blank value winning); give each line its supporter id. Returns how
+        many were created and the lines whose supporter could not be (another import stored one
+        with the same email or external id meanwhile), each with its reason."""
+        new: dict[str, list[Any]] = {}
+        for line in lines:
+            if not line.create:
+                continue
+            key = self._key(line)
+            assert key is not None
+            merged = new.get(key)
+            if merged is None:
+                new[key] = [line.email, line.external_id, *line.profile]
+            else:
+                for index, value in enumerate([line.email, line.external_id, *line.profile]):
+                    if value is not None:
+                        merged[index] = value
+        if not new:
+            return 0, []
+        now = timestamp(utcnow())
+        executemany(
+            self.insert_supporter_sql,
+            [(*values, False, self.run_id, now, now) for values in new.values()],
+        )
+        stored = self.stored(self.match_by, list(new))
+        names = ["email", "external_id", *self.profile]
+        changes = []
+        for key, values in new.items():
+            row = stored.get(key)
+            if row is not None and row[3] == self.run_id:
+                after = {name: value for name, value in zip(names, values, strict=True) if value is not None}
+                changes.append((self.run_id, row[0], True, "{}", json.dumps(after)))
+        executemany(
+            'INSERT INTO supporter_change (run_id, supporter_id, created, "before", "after") '
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, supporter_id) DO NOTHING",
+            changes,
+        )
+        lost = []
+        for line in lines:
+            if line.create:
+                row = stored.get(self._key(line) or "")
+                if row is None:
+                    line.problems.append(
+                        "the supporter could not be created: another import stored one like it"
+                    )
+                    lost.append(line)
+                else:
+                    line.supporter_id = row[0]
+        return len(changes), lost
+
+    def update_supporters(self, lines: list[Line]) -> int:
+        """Write the mapped fields of matched supporters where a value differs (blank cells
+        keep what is stored), and what changed into SupporterChange; the number of supporters
+        changed for the first time in this run."""
+        if not self.written:
+            return 0
+        matched: dict[int, list[Line]] = {}
+        for line in lines:
+            if not line.create and line.supporter_id is not None:
+                matched.setdefault(line.supporter_id, []).append(line)
+        if not matched:
+            return 0
+        columns = ", ".join(["id", *self.written])
+        current = {
+            row[0]: list(row[1:])
+            for row in self._lookup(f"SELECT {columns} FROM supporter WHERE id IN ({{}})", list(matched))
+        }
+        now = timestamp(utcnow())
+        updates, changed = [], {}
+        for supporter_id, its_lines in matched.items():
+            if supporter_id not in current:  # deleted since the lookup: its gifts are kept
+                continue
+            stored = [
+                value if normalise is None else normalise(value)
+                for value, normalise in zip(current[supporter_id], self.written_normalisers, strict=True)
+            ]
+            merged = list(stored)
+            for line in its_lines:
+                values = [*line.profile, *([line.external_id] if self._updates_external_id else [])]
+                for index, value in enumerate(values):
+                    if value is not None:
+                        merged[index] = value
+            if merged != stored:
+                updates.append((*merged, self.run_id, now, supporter_id))
+                changed[supporter_id] = {
+                    name: (_json_safe(old), _json_safe(new))
+                    for name, old, new in zip(self.written, stored, merged, strict=True)
+                    if old != new
+                }
+        executemany(self.update_supporter_sql, updates)
+        return self.record_changes(changed)
+
+    def record_changes(self, changed: dict[int, dict[str, tuple[Any, Any]]]) -> int:
+        """Keep what this batch changed per supporter in SupporterChange (see the module
+        docstring); the number of supporters without a row for this run before."""
+        if not changed:
+            return 0
+        known = {
+            row[0]: row[1:]
+            for row in self._lookup(
+                'SELECT supporter_id, id, created, "before", "after" FROM supporter_change '
+                "WHERE run_id = ? AND supporter_id IN ({})",
+                list(changed),
+                [self.run_id],
+            )
+        }
+        inserts, updates = [], []
+        for supporter_id, fields_changed in changed.items():
+            before = {name: old for name, (old, _) in fields_changed.items()}
+            after = {name: new for name, (_, new) in fields_changed.items()}
+            row = known.get(supporter_id)
+            if row is None:
+                inserts.append((self.run_id, supporter_id, False, json.dumps(before), json.dumps(after)))
+                continue
+            change_id, created, had_before, had_after = row
+            kept_before = _loaded(had_before)
+            merged_before = {} if created else {**before, **kept_before}  # the first change wins
+            merged_after = {**_loaded(had_after), **after}
+            updates.append((json.dumps(merged_before), json.dumps(merged_after), change_id))
+        executemany(
+            'INSERT INTO supporter_change (run_id, supporter_id, created, "before", "after") '
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, supporter_id) DO NOTHING",
+            inserts,
+        )
+        executemany('UPDATE supporter_change SET "before" = ?, "after" = ? WHERE id = ?', updates)
+        return len(inserts)
+
+    def insert_transactions(self, lines: list[Line]) -> None:
+        """Insert the valid lines' transactions in one statement."""
+        now = timestamp(utcnow())
+        source, run_id, owner_id = self.source, self.run_id, self.owner_id
+        executemany(
+            self.insert_transaction_sql,
+            [
+                (
+                    line.supporter_id,
+                    str(line.amount),
+                    line.currency,
+                    line.received_on,
+                    line.payment_method,
+                    line.kind,
+                    line.appeal,
+                    source,
+                    line.transaction_id,
+                    None if line.tax_deductible is None else str(line.tax_deductible),
+                    run_id,
+                    owner_id,
+                    now,
+                )
+                for line in lines
+            ],
+        )
