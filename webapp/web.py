@@ -113,6 +113,11 @@ def draft_link(run: Any) -> tuple[str, str, str] | None:
     return job_type_for(run.job_type).draft_of(run)
 
 
+def run_links(run: Any) -> list[tuple[str, str, str]]:
+    """(sentence, label, url) of the links the job types put on a run's page (JobType.links_for_run)."""
+    return [link for job_type in REGISTRY.values() for link in job_type.links_for_run(run)]
+
+
 def stop_question(run: Any) -> str:
     """The confirmation asked before Stop, saying what was already done."""
     if run.state.is_pending:
@@ -188,6 +193,7 @@ def register_web_helpers(app: Flask) -> None:
         can_kill=can_kill,
         stop_question=stop_question,
         draft_link=draft_link,
+        run_links=run_links,
         job_type_of=job_type_of,
         run_url=run_url,
         state_badge=state_badge,

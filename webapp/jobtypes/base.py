@@ -97,6 +97,12 @@ class JobType:
         """Label/value pairs that summarise a job's parameters on its page."""
         return []
 
+    def links_for_run(self, run: Run) -> list[tuple[str, str, str]]:
+        """Links this type puts on the page of a run of any type, as (sentence, label, url):
+        a type that acts on other runs offers them there (a rollback on its import's page).
+        The run page asks every registered type; the default is none."""
+        return []
+
     def run(self, ctx: RunContext) -> None:
         """Do the work in batches through `ctx` (commit_batch checks for stop between batches)."""
         raise NotImplementedError

@@ -3,7 +3,9 @@ filter, in batches; the result file lists every email deleted or not found.
 
 A deleted supporter's personal data goes from supporter, recipient (the rows of past sends are
 kept for the campaigns' counts, without email, merge data, error or bounce reasons; opens,
-clicks and bounces then belong to nobody) and the suppression list; only a keyed hash of the email is kept
+clicks and bounces then belong to nobody) and the suppression list; their transactions and
+receipts stay on the books (money received, receipts issued: tax records) with no supporter and
+no email on the receipts; only a keyed hash of the email is kept
 (models.people.ErasedEmail), so that an import rejects the address unless told to re-add it.
 
 Who may delete whom: admins and super admins any supporter; a user only the supporters they
@@ -33,6 +35,7 @@ from webapp.jobtypes.base import JobType
 from webapp.mailing.audience import AudienceError, describe_rule, rule_conditions
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Bounce, Recipient, RecipientStatus, SavedFilter, Suppression
+from webapp.models.money import Receipt, Transaction
 from webapp.models.people import EmailHasher, ErasedEmail, Supporter, email_key
 from webapp.models.runs import Run
 from webapp.models.users import User
@@ -202,6 +205,20 @@ def erase(rows: list[tuple[int, str]], key: bytes, run_id: int) -> None:
     )
     db.session.execute(
         delete(Suppression).where(Suppression.email.in_(emails)).execution_options(synchronize_session=False)
+    )
+    # the money stays on the books and the receipts issued stay as issued (tax records), no
+    # longer tied to the person: no supporter, and no email on the receipts
+    db.session.execute(
+        update(Transaction)
+        .where(Transaction.supporter_id.in_(ids))
+        .values(supporter_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(Receipt)
+        .where(Receipt.supporter_id.in_(ids))
+        .values(supporter_id=None, donor_email=None)
+        .execution_options(synchronize_session=False)
     )
     db.session.execute(
         delete(Supporter).where(Supporter.id.in_(ids)).execution_options(synchronize_session=False)
