@@ -1,0 +1,121 @@
+"""The Transactions pages: a transaction import's upload and mapping (with the mapping remembered
+from the user's last import), the list's filters, totals and pages, a supporter's page."""
+
+import io
+import re
+from datetime import date
+from decimal import Decimal
+
+from tests.conftest import work
+from webapp.extensions import db
+from webapp.models import Job, Run, Supporter
+from webapp.models.money import Transaction
+from webapp.rules.states import RunState
+
+GIFTS = "Betrag,E-mail,Date,Appeal\n12.50,ann@example.org,2026-01-05,SPRING\n3,bob@example.org,2026-01-06,\n"
+
+
+def upload(client, text=GIFTS, name="January gifts"):
+    return client.post(
+        "/transactions/new",
+        data={"name": name, "encoding": "utf-8", "file": (io.BytesIO(text.encode()), "gifts.csv")},
+        content_type="multipart/form-data",
+    )
+
+
+def mapping_url(response) -> str:
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert re.fullmatch(r"/transactions/new/[\w-]+", response.headers["Location"])
+    return response.headers["Location"]
+
+
+def selected(page: str, column: str) -> str:
+    select = re.search(rf'<select[^>]*aria-label="Field for column “{column}”".*?</select>', page, re.S)
+    assert select is not None
+    chosen = re.search(r'<option selected value="([^"]*)"|<option value="([^"]*)" selected', select.group(0))
+    return next(value for value in chosen.groups() if value is not None) if chosen else ""
+
+
+def test_an_import_is_uploaded_mapped_saved_and_run_and_its_mapping_remembered(app, client, auth, users):
+    db.session.add(Supporter(email="ann@example.org"))
+    db.session.commit()
+    auth.login(users["user"].email)
+    url = mapping_url(upload(client))
+    page = client.get(url).get_data(as_text=True)
+    assert "12.50" in page and "SPRING" in page  # the preview
+    assert [selected(page, c) for c in ("Betrag", "E-mail", "Date", "Appeal")] == [
+        "",
+        "email",
+        "date",
+        "appeal",
+    ]
+    form = {
+        "name": "January gifts",
+        "source": "Stripe",
+        "match_by": "email",
+        "unknown": "create",
+        "default_currency": "EUR",
+        **{"col_0": "", "col_1": "email", "col_2": "date", "col_3": "appeal"},
+    }
+    refused = client.post(url, data=form)
+    assert refused.status_code == 200
+    assert "Map one column to Amount: every transaction needs one." in refused.get_data(as_text=True)
+    saved = client.post(url, data={**form, "col_0": "amount", "action": "save_run"})
+    assert saved.status_code == 302 and "/runs/" in saved.headers["Location"]
+    assert client.post(url, data={**form, "col_0": "amount", "action": "save_run"}).status_code == 404
+    job = Job.query.filter_by(job_type="transaction_import").one()
+    assert job.params["source"] == "Stripe" and job.params["default_currency"] == "EUR"
+    work(app)
+    run = Run.query.filter_by(job_id=job.id).one()
+    assert run.state is RunState.COMPLETED and (run.created, run.skipped) == (2, 1)
+    assert {(t.amount, t.currency) for t in Transaction.query} == {
+        (Decimal("12.50"), "EUR"),
+        (Decimal("3.00"), "EUR"),
+    }
+
+    again = client.get(mapping_url(upload(client, name="February gifts"))).get_data(as_text=True)
+    assert selected(again, "Betrag") == "amount"  # as the user mapped it last time
+    assert "New transaction import" in client.get("/jobs/new").get_data(as_text=True)
+
+
+def gift(owner, amount, currency="USD", kind="one_off", day=date(2026, 1, 5), **extra):
+    return Transaction(
+        owner_id=owner.id,
+        amount=Decimal(amount),
+        currency=currency,
+        kind=kind,
+        received_on=day,
+        source="Bank",
+        **extra,
+    )
+
+
+def test_the_list_filters_totals_by_currency_and_pages(app, client, auth, users):
+    ann = Supporter(email="ann@example.org")
+    db.session.add(ann)
+    db.session.flush()
+    user = users["user"]
+    db.session.add_all(
+        [
+            gift(user, "10", supporter_id=ann.id, appeal="SPRING"),
+            gift(user, "20", "EUR", appeal="SPRING", day=date(2026, 2, 1)),
+            gift(user, "-5", kind="refund", supporter_id=ann.id),
+            gift(users["other"], "1000"),
+        ]
+    )
+    db.session.commit()
+    auth.login(user.email)
+    page = client.get("/transactions/").get_data(as_text=True)
+    assert re.search(r"<td>USD</td><td class=\"num\">2</td><td class=\"num\">5.00</td>", page)
+    assert "1,000.00" not in page and f'href="/supporters/{ann.id}"' in page
+    spring = client.get("/transactions/?appeal=SPRING&date_to=2026-01-31").get_data(as_text=True)
+    assert "10.00 USD" in spring and "20.00 EUR" not in spring and "-5.00" not in spring
+    refunds = client.get("/transactions/?type=refund&email=ANN").get_data(as_text=True)
+    assert "-5.00 USD" in refunds and "10.00 USD" not in refunds
+    assert client.get("/transactions/?date_from=31/01/2026").status_code == 400
+    app.config["PAGE_SIZE"] = 2
+    first = client.get("/transactions/").get_data(as_text=True)
+    older = re.search(r'href="(/transactions/\?before=\d+)"', first)
+    assert older and "10.00 USD" in client.get(older.group(1)).get_data(as_text=True)
+    detail = client.get(f"/supporters/{ann.id}").get_data(as_text=True)
+    assert "ann@example.org" in detail and "-5.00 USD" in detail and "20.00 EUR" not in detail
