@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from contextlib import suppress
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -144,7 +145,7 @@ def _row(row: Any) -> list[Any]:
     ]
 
 
-def add_to_totals(totals: dict[str, list[str | int]], rows: list[Any]) -> None:
+def add_to_totals(totals: dict[str, list[str | int]], rows: Sequence[Any]) -> None:
     """Add rows to the running totals {currency: [count, amount, tax-deductible]} (amounts as
     strings, as the checkpoint keeps them)."""
     for row in rows:
