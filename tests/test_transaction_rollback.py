@@ -298,3 +298,30 @@ def test_a_deleted_supporters_gifts_and_receipts_stay_without_the_person(app, us
     tx, issued = db.session.get(Transaction, tx.id), db.session.get(Receipt, issued.id)
     assert tx.supporter_id is None and tx.amount == Decimal("25.00")
     assert issued.supporter_id is None and issued.donor_email is None and issued.donor_name == "Ann Smith"
+
+
+def test_a_real_import_is_rolled_back_to_what_was_there_before(app, client, auth, users, tmp_path):
+    from tests.test_transaction_import import run_transactions
+
+    ann = supporter("ann@example.org", first_name="Ann", city="Oslo")
+    db.session.commit()
+    text = (
+        "email,amount,currency,date,first_name,city\n"
+        "ann@example.org,25.00,USD,2026-03-01,Anne,Oslo\n"
+        "new@example.org,10.00,USD,2026-03-02,Neil,Rome\n"
+    )
+    mapping = ["email", "amount", "currency", "date", "first_name", "city"]
+    imported = run_transactions(app, users["user"], tmp_path, text, mapping)
+    assert imported.state is RunState.COMPLETED and db.session.query(Transaction).count() == 2
+    assert db.session.get(Supporter, ann.id).first_name == "Anne"
+    auth.login(users["user"].email)
+    confirm(client, imported)
+    work(app)
+    (rollback,) = rollback_runs()
+    rollback = fresh(rollback)
+    assert rollback.state is RunState.COMPLETED, rollback.error
+    assert (rollback.created, rollback.skipped, rollback.updated) == (2, 1, 1)
+    assert db.session.query(Transaction).count() == 0
+    assert db.session.execute(db.select(Supporter.email)).scalars().all() == ["ann@example.org"]
+    ann = db.session.get(Supporter, ann.id)
+    assert (ann.first_name, ann.city) == ("Ann", "Oslo")
