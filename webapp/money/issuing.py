@@ -310,8 +310,11 @@ def void(receipt: Receipt, reason: str) -> None:
 
 
 def letterhead() -> Letterhead:
-    """The receipt template as the PDF prints it."""
-    template = ReceiptTemplate.get()
+    """The receipt template as the PDF prints it (a blank one until an admin saves it; not
+    made here: parallel runs would each make it)."""
+    template = db.session.get(ReceiptTemplate, 1)
+    if template is None:
+        return Letterhead(organisation_name="")
     return Letterhead(
         organisation_name=template.organisation_name,
         address=template.address,

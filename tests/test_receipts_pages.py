@@ -1,0 +1,137 @@
+"""The receipts pages: the template (admins only, a real image), the job forms, the list and a
+receipt's page with its PDF and Void, and who may open what."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import pytest
+from PIL import Image
+
+from tests.conftest import work
+from tests.test_receipts import gift, pdf_text, supporter
+from webapp.extensions import db
+from webapp.models import Job, Run
+from webapp.models.audit import AuditEntry
+from webapp.models.money import Receipt, ReceiptTemplate
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (60, 20), "white").save(out, "PNG")
+    return out.getvalue()
+
+
+def template_form(**changes):
+    data = {
+        "organisation_name": "Les Amis",
+        "address": "1 Rue Haute\nLyon",
+        "charity_number": "CH-9",
+        "signatory": "Jean Dupont, Treasurer",
+        "wording": "Official receipt for income tax purposes.",
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/receipts/template",
+        "/receipts/batch/new",
+        "/receipts/annual/new",
+        "/receipts/inventory/new",
+        "/receipts/1",
+    ],
+)
+def test_a_user_cannot_open_the_admin_pages(client, auth, users, path):
+    auth.login("user@example.org")
+    assert client.get(path).status_code == 403
+    page = client.get("/receipts/")
+    assert page.status_code == 200 and b"admins issue, void and list them" in page.data
+
+
+def test_an_admin_saves_the_template_with_a_real_signature_image(client, auth, users):
+    auth.login("admin@example.org")
+    page = client.get("/receipts/template")
+    assert b"Official receipt for income tax purposes" in page.data  # the default wording offered
+    fake = client.post(
+        "/receipts/template",
+        data={**template_form(), "signature": (io.BytesIO(b"\x89PNG not really"), "sig.png")},
+        content_type="multipart/form-data",
+    )
+    assert fake.status_code == 400 and b"must be a PNG or JPEG image" in fake.data
+    assert ReceiptTemplate.get().organisation_name == ""  # nothing saved
+    saved = client.post(
+        "/receipts/template",
+        data={**template_form(), "signature": (io.BytesIO(png()), "sig.png")},
+        content_type="multipart/form-data",
+    )
+    assert saved.status_code == 302
+    db.session.expire_all()
+    stored = ReceiptTemplate.get()
+    assert stored.organisation_name == "Les Amis" and stored.signature_type == "image/png"
+    assert client.get("/receipts/template/signature").data == stored.signature
+    entry = db.session.execute(
+        db.select(AuditEntry).filter_by(action="receipts.template_changed")
+    ).scalar_one()
+    assert "signature" in entry.detail
+    missing = client.post("/receipts/template", data=template_form(organisation_name=""))
+    assert missing.status_code == 400 and db.session.get(ReceiptTemplate, 1).organisation_name == "Les Amis"
+
+
+def test_an_admin_makes_and_runs_a_batch_from_the_form_and_voids_a_receipt(app, client, auth, users):
+    person = supporter("zoe@example.org", "Zoë", "Müller-Ñúñez")
+    gift(person, "30.00", date(2026, 1, 20))
+    auth.login("admin@example.org")
+    bad = client.post(
+        "/receipts/batch/new",
+        data={"name": "Jan", "source": "range", "start": "2026-02-01", "end": "2026-01-01"},
+    )
+    assert bad.status_code == 400 and b"The last day is before the first day." in bad.data
+    answer = client.post(
+        "/receipts/batch/new",
+        data={
+            "name": "Jan",
+            "source": "range",
+            "start": "2026-01-01",
+            "end": "2026-01-31",
+            "action": "save_run",
+        },
+    )
+    assert answer.status_code == 302 and "/runs/" in answer.location
+    work(app)
+    job = db.session.execute(db.select(Job).filter_by(job_type="batch_receipts")).scalar_one()
+    assert job.params == {"source": "range", "start": "2026-01-01", "end": "2026-01-31", "email": False}
+    assert client.get(f"/receipts/batch/{job.id}/edit").status_code == 200
+    receipt = db.session.execute(db.select(Receipt)).scalar_one()
+    listing = client.get("/receipts/?donor=müller")
+    assert b"Receipt 1" in listing.data
+    assert b"Receipt 1" not in client.get("/receipts/?status=voided").data
+    download = client.get(f"/receipts/{receipt.id}/pdf")
+    assert download.mimetype == "application/pdf" and "Zoë Müller-Ñúñez" in pdf_text(download.data)
+    no_reason = client.post(f"/receipts/{receipt.id}/void", data={"reason": "", "confirm": "y"})
+    assert no_reason.status_code == 400 and b"Give the reason" in no_reason.data
+    voided = client.post(f"/receipts/{receipt.id}/void", data={"reason": "Duplicate gift", "confirm": "y"})
+    assert voided.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Receipt, receipt.id).status == "voided"
+    assert db.session.execute(db.select(AuditEntry).filter_by(action="receipt.voided")).scalar_one()
+    assert b"Voided" in client.get(f"/receipts/{receipt.id}").data
+
+
+def test_a_user_cannot_open_an_admins_receipt_run_nor_an_admin_another_admins_import(client, auth, users):
+    run = Run(owner_id=users["super_admin"].id, job_type="transaction_import", job_name="Import", number=1)
+    receipts_run = Run(owner_id=users["admin"].id, job_type="batch_receipts", job_name="Receipts", number=1)
+    db.session.add_all([run, receipts_run])
+    db.session.commit()
+    auth.login("user@example.org")
+    assert client.get(f"/runs/{receipts_run.id}").status_code == 404
+    auth.logout()
+    auth.login("admin@example.org")
+    guessed = client.post(
+        "/receipts/batch/new", data={"name": "X", "source": "run", "import_run": str(run.id)}
+    )
+    assert guessed.status_code == 404
+    assert db.session.execute(db.select(Job)).first() is None
