@@ -135,3 +135,14 @@ def test_a_user_cannot_open_an_admins_receipt_run_nor_an_admin_another_admins_im
     )
     assert guessed.status_code == 404
     assert db.session.execute(db.select(Job)).first() is None
+
+
+def test_new_job_offers_the_receipt_generators_to_admins_only(client, auth, users):
+    auth.login("user@example.org")
+    assert b"New batch receipts" not in client.get("/jobs/new").data
+    auth.logout()
+    auth.login("admin@example.org")
+    page = client.get("/jobs/new").data
+    assert (
+        b"New batch receipts" in page and b"New annual receipts" in page and b"New receipt inventory" in page
+    )

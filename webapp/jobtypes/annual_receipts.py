@@ -38,6 +38,7 @@ class AnnualReceipts(JobType):
     description = "Annual Receipting: one consolidated PDF receipt per supporter per tax year."
     noun = "supporters"
     noun_past = "receipted"
+    admins_only = True
     result_kind = "ZIP"
     new_endpoint, new_label = "receipts.new_annual", "New annual receipts"
     edit_endpoint = "receipts.edit_annual"

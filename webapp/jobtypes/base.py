@@ -60,6 +60,9 @@ class JobType:
     new_label: ClassVar[str] = ""
     # the page that changes a job's parameters (built with job_id): an Edit button on its page
     edit_endpoint: ClassVar[str | None] = None
+    # only admins and super admins make jobs of this type (New job offers it to them alone; its
+    # form pages refuse anyone else): receipts, the organisation's documents
+    admins_only: ClassVar[bool] = False
 
     def page_url(self, job_id: int) -> str:
         """The page of one job of this type."""

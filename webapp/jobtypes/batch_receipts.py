@@ -82,6 +82,7 @@ class BatchReceipts(JobType):
     description = "Single Transaction Receipts: one PDF tax receipt per gift."
     noun = "gifts"
     noun_past = "receipted"
+    admins_only = True
     result_kind = "ZIP"
     new_endpoint, new_label = "receipts.new_batch", "New batch receipts"
     edit_endpoint = "receipts.edit_batch"

@@ -59,6 +59,7 @@ class ReceiptInventory(JobType):
     )
     noun = "receipts"
     noun_past = "listed"
+    admins_only = True
     result_kind = "CSV"
     new_endpoint, new_label = "receipts.new_inventory", "New receipt inventory"
     edit_endpoint = "receipts.edit_inventory"
