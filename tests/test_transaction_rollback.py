@@ -325,3 +325,25 @@ def test_a_real_import_is_rolled_back_to_what_was_there_before(app, client, auth
     assert db.session.execute(db.select(Supporter.email)).scalars().all() == ["ann@example.org"]
     ann = db.session.get(Supporter, ann.id)
     assert (ann.first_name, ann.city) == ("Ann", "Oslo")
+
+
+def test_a_rollback_stopped_part_way_is_finished_by_a_new_one(app, client, auth, users, imported):
+    from tests.conftest import act_midway
+
+    app.config["DELETE_BATCH_SIZE"] = 1
+    auth.login(users["user"].email)
+    confirm(client, imported)
+    stopped = act_midway(app, rollback_runs()[0], users["user"], request_stop, after=2)
+    assert stopped.state is RunState.CANCELLED and 2 <= stopped.progress_done < 8
+    assert db.session.execute(db.select(ImportRollback.rollback_run_id)).scalar_one() == stopped.id
+    assert "ended cancelled part-way" in client.get(f"/runs/{imported.id}").get_data(as_text=True)
+    confirm(client, imported)
+    work(app)
+    finished = fresh(rollback_runs()[1])
+    assert finished.state is RunState.COMPLETED, finished.error
+    assert db.session.execute(db.select(ImportRollback.rollback_run_id)).scalar_one() == finished.id
+    assert stopped.created + finished.created == 4
+    assert db.session.execute(db.select(Transaction.external_id)).scalars().all() == ["LATER-1"]
+    ann = db.session.execute(db.select(Supporter).filter_by(email="ann@example.org")).scalar_one()
+    assert (ann.first_name, ann.city, ann.donation_total) == ("Ann", None, Decimal("10.00"))
+    assert db.session.execute(db.select(Supporter).filter_by(email="bea@example.org")).scalar() is None
