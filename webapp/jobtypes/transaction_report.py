@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 
 from webapp.csvfiles import neutralise
 from webapp.errors import JobError, RunStopped
@@ -40,6 +40,8 @@ from webapp.jobtypes.base import JobType
 from webapp.models.money import TRANSACTION_KINDS, Transaction
 from webapp.models.people import Supporter
 from webapp.models.users import User
+from webapp.money.periods import relative_days
+from webapp.money.transactions import visible_transactions
 from webapp.rules.clock import format_day, to_local
 
 if TYPE_CHECKING:
@@ -83,8 +85,7 @@ def date_range(params: dict[str, Any], moment: datetime, tz_name: str) -> tuple[
     kind = params.get("range", "fixed")
     today = to_local(moment, tz_name).date()
     if kind == "previous_month":
-        last = today.replace(day=1) - timedelta(days=1)
-        return last.replace(day=1), last
+        return relative_days(kind, moment, tz_name)
     if kind == "last_7_days":
         return today - timedelta(days=7), today - timedelta(days=1)
     if kind == "year_to_date":
@@ -107,12 +108,6 @@ def filters(params: dict[str, Any]) -> list[Any]:
     if params.get("min_amount") not in (None, ""):
         where.append(Transaction.amount >= Decimal(str(params["min_amount"])))
     return where
-
-
-def visible(owner: User) -> list[Any]:
-    """The transactions `owner` may see: their own imports', every one for a super admin (the
-    rule of webapp.permissions.can_see, which a job type may not import)."""
-    return [] if owner.is_super_admin else [Transaction.owner_id == owner.id]
 
 
 def _text(value: Any) -> str:
@@ -204,23 +199,21 @@ class TransactionReport(JobType):
             raise JobError("the job's owner no longer exists")
         tz_name = ctx.config["TIMEZONE"]
         first, last = date_range(ctx.params, ctx.run.planned_for or ctx.run.created_at, tz_name)
-        where = [
-            Transaction.received_on >= first,
-            Transaction.received_on <= last,
-            *filters(ctx.params),
-            *visible(owner),
-        ]
+        where = [Transaction.received_on >= first, Transaction.received_on <= last, *filters(ctx.params)]
+        visible = visible_transactions(owner)  # the owner's imports', every one for a super admin
         point = ctx.checkpoint
         if not point:
             ctx.log(f"Transactions of {first.isoformat()} to {last.isoformat()} (days in {tz_name}).")
-        total = db.session.execute(select(func.count()).select_from(Transaction).where(*where)).scalar_one()
+        total = db.session.execute(
+            select(func.count()).select_from(visible.where(*where).subquery())
+        ).scalar_one()
         ctx.begin_processing(total)
         partial = ctx.scratch_path(RESULT)
         if point.get("rows") and not self._partial_at_hand(ctx, partial, point["bytes"]):
             ctx.log(f"The partial file of {point['rows']:,} rows is not here: the report starts again.")
             point, ctx.run.checked, ctx.run.created = {}, 0, 0
         try:
-            totals = self._write(ctx, partial, where, point)
+            totals = self._write(ctx, partial, visible.where(*where), point)
         except RunStopped:
             with suppress(FileNotFoundError):
                 os.remove(partial)  # a stopped report leaves no half file behind
@@ -242,7 +235,7 @@ class TransactionReport(JobType):
         return os.path.exists(partial) and os.path.getsize(partial) >= size
 
     def _write(
-        self, ctx: RunContext, partial: str, where: list[Any], point: dict[str, Any]
+        self, ctx: RunContext, partial: str, chosen: Select, point: dict[str, Any]
     ) -> dict[str, list[str | int]]:
         """Stream the transactions into the file in keyset batches (date, id), then the totals."""
         batch_size = ctx.config["EXPORT_BATCH_SIZE"]
@@ -250,7 +243,7 @@ class TransactionReport(JobType):
         totals = {currency: list(values) for currency, values in point.get("totals", {}).items()}
         after = (date.fromisoformat(point["last_date"]), point["last_id"]) if done else None
         query = (
-            select(
+            chosen.with_only_columns(
                 Transaction.id,
                 Transaction.received_on,
                 Transaction.amount,
@@ -273,7 +266,6 @@ class TransactionReport(JobType):
                 Supporter.external_id.label("supporter_external_id"),
             )
             .outerjoin(Supporter, Supporter.id == Transaction.supporter_id)
-            .where(*where)
             .order_by(Transaction.received_on, Transaction.id)
             .limit(batch_size)
         )
