@@ -11,11 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from webapp.engine.runs import dispatch, new_run
 from webapp.engine.transitions import log
 from webapp.extensions import db
-from webapp.jobtypes.transaction_rollback import ENDED_UNDONE, TransactionRollback, claim_of
+from webapp.jobtypes.transaction_rollback import TransactionRollback
 from webapp.models.jobs import Job
 from webapp.models.money import ImportRollback
 from webapp.models.runs import Run
 from webapp.models.users import User
+from webapp.money.rollback import ENDED_UNDONE, claim_of
 from webapp.rules.states import RunState
 
 

@@ -10,13 +10,8 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
 from webapp import audit
-from webapp.jobtypes.transaction_rollback import (
-    ENDED_UNDONE,
-    TransactionRollback,
-    preview,
-    refusal,
-    rollback_of,
-)
+from webapp.jobtypes.transaction_rollback import TransactionRollback
+from webapp.money.rollback import ENDED_UNDONE, preview, refusal, rollback_of
 from webapp.permissions import job_or_404, run_or_404
 from webapp.rollbacks.requests import first_run, start_rollback
 
