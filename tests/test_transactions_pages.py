@@ -7,9 +7,11 @@ from datetime import date
 from decimal import Decimal
 
 from tests.conftest import work
+from tests.test_api_tokens import api, make_token
 from webapp.extensions import db
 from webapp.models import Job, Run, Supporter
 from webapp.models.money import Transaction
+from webapp.money.rollback import import_refusal
 from webapp.rules.states import RunState
 
 GIFTS = "Betrag,E-mail,Date,Appeal\n12.50,ann@example.org,2026-01-05,SPRING\n3,bob@example.org,2026-01-06,\n"
@@ -119,3 +121,34 @@ def test_the_list_filters_totals_by_currency_and_pages(app, client, auth, users)
     assert older and "10.00 USD" in client.get(older.group(1)).get_data(as_text=True)
     detail = client.get(f"/supporters/{ann.id}").get_data(as_text=True)
     assert "ann@example.org" in detail and "-5.00 USD" in detail and "20.00 EUR" not in detail
+
+
+def test_the_api_imports_a_csv_body_as_a_run_that_cannot_be_rolled_back_and_lists_only_own(
+    app, client, auth, users
+):
+    writer = make_token(client, auth, users["user"].email, access="write")
+    reader = make_token(client, auth, users["other"].email)
+    body = "Gift,Email,Date\n12.50,ann@example.org,2026-01-05\n"
+    path = "/api/v1/transaction-imports?source=Bank&map=Gift:amount&map=Email:email&map=Date:date"
+    answer = api(client, path, writer, "POST", data=body, content_type="text/csv")
+    assert answer.status_code == 202, answer.json
+    work(app)
+    run = db.session.get(Run, answer.json["id"])
+    assert run.trigger == "api" and run.state is RunState.COMPLETED and run.created == 1
+    assert "API" in import_refusal(run)  # only dashboard imports can be rolled back
+    unknown_column = body.replace("Gift", "Betrag")  # "Gift" is remembered from the first import
+    refused = api(
+        client,
+        "/api/v1/transaction-imports?source=Bank",
+        writer,
+        "POST",
+        data=unknown_column,
+        content_type="text/csv",
+    )
+    assert refused.status_code == 422, refused.json
+    assert "Map one column to Amount" in refused.json["error"]["message"]
+    own = api(client, "/api/v1/transactions?email=ANN&date_from=2026-01-01", writer).json
+    assert [(t["amount"], t["supporter_email"], t["run_id"]) for t in own["transactions"]] == [
+        ("12.50", "ann@example.org", run.id)
+    ]
+    assert api(client, "/api/v1/transactions", reader).json["transactions"] == []
