@@ -8,8 +8,9 @@ from sqlalchemy import func, select
 
 from webapp.extensions import db
 from webapp.jobtypes.base import JobType
-from webapp.jobtypes.batch_receipts import deliver, owner_may_issue
+from webapp.jobtypes.batch_receipts import deliver, owner_may_issue, receipt_counts
 from webapp.models.money import Receipt
+from webapp.models.runs import Run
 from webapp.money import issuing
 from webapp.rules.clock import to_local
 
@@ -50,6 +51,9 @@ class AnnualReceipts(JobType):
         "updated": "Emailed",
         "rejected": "Not emailed",
     }
+
+    def counts(self, run: Run) -> list[tuple[str, int]]:
+        return receipt_counts(self, run)
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         year = (

@@ -42,7 +42,11 @@ def deliver(ctx: RunContext) -> None:
         + (" and emailing them." if ctx.params.get("email") else ".")
     )
     ctx.run.progress_total, ctx.run.progress_done = issued, 0
-    ctx.run.updated = ctx.run.rejected = 0  # emailed / not emailed, counted again by this pass
+    # emailed (by an earlier attempt too) / not emailed, counted again by this pass
+    ctx.run.updated = db.session.execute(
+        select(func.count()).where(Receipt.run_id == ctx.run.id, Receipt.emailed_at.is_not(None))
+    ).scalar_one()
+    ctx.run.rejected = 0
     db.session.commit()
     partial = ctx.scratch_path(RESULT)
     emailer = Emailer(ctx.config, ctx.storage) if ctx.params.get("email") else None
@@ -52,7 +56,12 @@ def deliver(ctx: RunContext) -> None:
 
     try:
         write_zip(
-            partial, ctx.run.id, email=emailer, batch_size=ctx.config["EXPORT_BATCH_SIZE"], progress=progress
+            partial,
+            ctx.run.id,
+            email=emailer,
+            batch_size=ctx.config["EXPORT_BATCH_SIZE"],
+            tz_name=ctx.config["TIMEZONE"],
+            progress=progress,
         )
     except BaseException:
         with suppress(OSError):
@@ -67,6 +76,16 @@ def deliver(ctx: RunContext) -> None:
         ).scalar_one()
         ctx.log(f"{emailed:,} of {issued:,} receipts have been emailed to their donors.")
     ctx.keep_result(RESULT, f"{ctx.run.job_name} - receipts #{ctx.run.number}.zip")
+
+
+def receipt_counts(job_type: JobType, run: Run) -> list[tuple[str, int]]:
+    """A receipt run's counts; Emailed and Not emailed only when its job emails receipts."""
+    emails = bool(run.job and run.job.params.get("email")) or bool(run.updated or run.rejected)
+    return [
+        (label, getattr(run, name))
+        for name, label in job_type.count_labels.items()
+        if emails or name not in ("updated", "rejected")
+    ]
 
 
 class BatchReceipts(JobType):
@@ -87,6 +106,9 @@ class BatchReceipts(JobType):
     new_endpoint, new_label = "receipts.new_batch", "New batch receipts"
     edit_endpoint = "receipts.edit_batch"
     count_labels = {"created": "Receipts issued", "updated": "Emailed", "rejected": "Not emailed"}
+
+    def counts(self, run: Run) -> list[tuple[str, int]]:
+        return receipt_counts(self, run)
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         if params.get("source") == "run":

@@ -114,6 +114,7 @@ def write_zip(
     *,
     email: Emailer | None,
     batch_size: int,
+    tz_name: str,
     progress: Callable[[int, int, int], None],
 ) -> tuple[int, int, int]:
     """Write the ZIP of the receipts run `run_id` issued (by number) and email the ones not yet
@@ -137,7 +138,7 @@ def write_zip(
         ):
             batch_emailed = batch_not_sent = 0
             for receipt in batch:
-                text = printed(receipt)
+                text = printed(receipt, tz_name)
                 pdf = render.render(text, head)
                 name = pdf_name(receipt.number)
                 # PDFs are compressed already: stored as they are

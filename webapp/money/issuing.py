@@ -23,6 +23,7 @@ from webapp.models.money import Receipt, ReceiptItem, ReceiptTemplate, Transacti
 from webapp.models.people import Supporter
 from webapp.money import numbering
 from webapp.money.pdf import DEFAULT_WORDING, Gift, Letterhead, ReceiptText
+from webapp.rules.clock import to_local
 
 LIVE = "issued"
 ELIGIBLE_KINDS = ("one_off", "recurring")
@@ -325,8 +326,9 @@ def letterhead() -> Letterhead:
     )
 
 
-def printed(receipt: Receipt) -> ReceiptText:
-    """A stored receipt as its PDF prints it (its gifts read from its items)."""
+def printed(receipt: Receipt, tz_name: str = "UTC") -> ReceiptText:
+    """A stored receipt as its PDF prints it (its gifts read from its items; the day it was
+    issued in the account time zone `tz_name`)."""
     gifts = db.session.execute(
         select(Transaction.received_on, Transaction.amount, ReceiptItem.amount.label("eligible"))
         .join(Transaction, Transaction.id == ReceiptItem.transaction_id)
@@ -344,7 +346,7 @@ def printed(receipt: Receipt) -> ReceiptText:
     return ReceiptText(
         number=receipt.number,
         kind=receipt.kind,
-        issued_on=receipt.issued_at.date(),
+        issued_on=to_local(receipt.issued_at, tz_name).date(),
         donor_name=receipt.donor_name,
         donor_address=receipt.donor_address,
         amount=receipt.amount,

@@ -138,11 +138,9 @@ def deletable(import_run_id: int) -> list[Any]:
         ),
         ~exists().where(Receipt.supporter_id == Supporter.id),
         ~exists().where(Recipient.supporter_id == Supporter.id),
-        ~exists().where(
-            SupporterChange.supporter_id == Supporter.id,
-            SupporterChange.run_id != import_run_id,
-            SupporterChange.run_id.not_in(undone),
-        ),
+        # every import (of supporters or of transactions) writes last_run_id on the supporters
+        # it creates or changes: a later one's change is seen here, with no look-up in
+        # supporter_change (not indexed by supporter: each index entry would cost the imports)
         or_(
             Supporter.last_run_id.is_(None),
             Supporter.last_run_id == import_run_id,

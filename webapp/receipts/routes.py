@@ -120,7 +120,7 @@ def _detail(receipt: Receipt, form: VoidForm, status: int = 200):
 def pdf(receipt_id: int):
     """The receipt's PDF, rendered again from what was issued (a voided one says so)."""
     receipt = _receipt_or_404(receipt_id)
-    data = render_receipt(issuing.printed(receipt), issuing.letterhead())
+    data = render_receipt(issuing.printed(receipt, current_app.config["TIMEZONE"]), issuing.letterhead())
     return Response(
         data,
         mimetype="application/pdf",
