@@ -101,8 +101,9 @@ def result_rows(run: Run) -> list[list[str]]:
 
 @pytest.fixture
 def imported(users):
-    """An import of user@ that changed Ann and Dan, created Bea and Cy (Cy has a gift of a
-    later import since), with four gifts; Dan's city was edited after the import."""
+    """An import of user@ that changed Ann and Dan, created Bea, Cy and Eve (Cy has a gift of a
+    later import since, Eve was changed by a later import), with four gifts; Dan's city was
+    edited after the import."""
     run = an_import(users["user"])
     ann = supporter("ann@example.org", first_name="Anne", city="Paris", donation_total=Decimal("35.00"))
     bea = supporter("bea@example.org", first_name="Bea", last_run_id=run.id)
@@ -121,6 +122,8 @@ def imported(users):
         gift(run, who, external_id=f"T-{who.first_name}")
     later = an_import(users["user"])
     gift(later, cy, "5.00", external_id="LATER-1")
+    eve = supporter("eve@example.org", first_name="Eve", last_run_id=later.id)  # a later import's
+    created(run, eve)
     db.session.commit()
     return run
 
@@ -143,10 +146,10 @@ def test_a_rollback_deletes_what_the_import_created_and_restores_what_it_changed
     work(app)
     rollback = fresh(rollback)
     assert rollback.state is RunState.COMPLETED, rollback.error
-    assert (rollback.created, rollback.skipped, rollback.updated, rollback.unchanged) == (4, 1, 1, 2)
-    assert rollback.checked == 8
+    assert (rollback.created, rollback.skipped, rollback.updated, rollback.unchanged) == (4, 1, 1, 3)
+    assert rollback.checked == 9
     emails = db.session.execute(db.select(Supporter.email).order_by(Supporter.email)).scalars().all()
-    assert emails == ["ann@example.org", "cy@example.org", "dan@example.org"]
+    assert emails == ["ann@example.org", "cy@example.org", "dan@example.org", "eve@example.org"]
     ann = db.session.execute(db.select(Supporter).filter_by(email="ann@example.org")).scalar_one()
     assert (ann.first_name, ann.city, ann.donation_total) == ("Ann", None, Decimal("10.00"))
     dan = db.session.execute(db.select(Supporter).filter_by(email="dan@example.org")).scalar_one()
@@ -161,6 +164,7 @@ def test_a_rollback_deletes_what_the_import_created_and_restores_what_it_changed
         "city changed since; restored first_name",
     ]
     assert rows[("supporter", "cy@example.org")][0] == "kept (changed since)"
+    assert rows[("supporter", "eve@example.org")][0] == "kept (changed since)"
     assert rows[("transaction", "T-Bea")][0] == "deleted"
     page = client.get(f"/runs/{imported.id}").get_data(as_text=True)
     assert "This import was rolled back" in page and f"/runs/{rollback.id}" in page
@@ -270,8 +274,8 @@ def test_a_failed_rollback_continues_on_retry_doing_nothing_twice(
     work(app)
     rollback = fresh(rollback)
     assert rollback.state is RunState.COMPLETED
-    assert (rollback.created, rollback.skipped, rollback.updated, rollback.unchanged) == (4, 1, 1, 2)
-    assert len(result_rows(rollback)) == 1 + 8  # each record listed once
+    assert (rollback.created, rollback.skipped, rollback.updated, rollback.unchanged) == (4, 1, 1, 3)
+    assert len(result_rows(rollback)) == 1 + 9  # each record listed once
 
 
 @pytest.mark.parametrize(("role", "status"), [("other", 404), ("admin", 404), ("super_admin", 200)])
@@ -334,7 +338,7 @@ def test_a_rollback_stopped_part_way_is_finished_by_a_new_one(app, client, auth,
     auth.login(users["user"].email)
     confirm(client, imported)
     stopped = act_midway(app, rollback_runs()[0], users["user"], request_stop, after=2)
-    assert stopped.state is RunState.CANCELLED and 2 <= stopped.progress_done < 8
+    assert stopped.state is RunState.CANCELLED and 2 <= stopped.progress_done < 9
     assert db.session.execute(db.select(ImportRollback.rollback_run_id)).scalar_one() == stopped.id
     assert "ended cancelled part-way" in client.get(f"/runs/{imported.id}").get_data(as_text=True)
     confirm(client, imported)

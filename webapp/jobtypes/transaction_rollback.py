@@ -3,9 +3,10 @@
 What a rollback does, from what the import recorded (models/money.py):
 - every transaction the import created (money_transaction.run_id) is deleted;
 - a supporter the import created is deleted when nothing refers to it now: no transaction of
-  another import, no receipt, no campaign recipient row, no change recorded by another import
-  that was not rolled back, and no later import as its last one (Supporter.last_run_id is none,
-  this import's run or a rolled-back import's). Otherwise it stays: "kept (changed since)";
+  another import, no receipt, no campaign recipient row, and no later import as its last one —
+  Supporter.last_run_id, which every import of supporters or transactions writes on what it
+  creates or changes, is none, this import's run or a rolled-back import's. Otherwise it stays:
+  "kept (changed since)";
 - each field the import changed goes back to its `before` value where it still holds the
   import's `after` value. A field that holds anything else was changed since: it keeps today's
   value (a later edit wins) and its supporter counts as "kept (changed since)", its other fields
