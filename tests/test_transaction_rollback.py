@@ -340,7 +340,7 @@ def test_a_rollback_stopped_part_way_is_finished_by_a_new_one(app, client, auth,
     stopped = act_midway(app, rollback_runs()[0], users["user"], request_stop, after=2)
     assert stopped.state is RunState.CANCELLED and 2 <= stopped.progress_done < 9
     assert db.session.execute(db.select(ImportRollback.rollback_run_id)).scalar_one() == stopped.id
-    assert "ended cancelled part-way" in client.get(f"/runs/{imported.id}").get_data(as_text=True)
+    assert "ended cancelled before it finished" in client.get(f"/runs/{imported.id}").get_data(as_text=True)
     confirm(client, imported)
     work(app)
     finished = fresh(rollback_runs()[1])

@@ -169,7 +169,7 @@ class TransactionRollback(JobType):
         if holder.state is RunState.COMPLETED:
             return [("This import was rolled back:", f"rollback {holder.label}", to_holder)]
         if holder.state in ENDED_UNDONE:
-            ended = f"A rollback of this import ended {holder.state.value} part-way:"
+            ended = f"A rollback of this import ended {holder.state.value} before it finished:"
             return [(ended, f"rollback {holder.label}", to_holder), start]
         return [("This import is being rolled back:", f"rollback {holder.label}", to_holder)]
 
