@@ -18,11 +18,9 @@ which sees the values this run already wrote, leaves the original values alone."
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from webapp.csvfiles import RecordBatch, iter_record_batches
@@ -43,57 +41,14 @@ from webapp.jobtypes.importer import (
     ErasedCheck,
     Parsed,
 )
+from webapp.jobtypes.transaction_lines import Line, LineParser
 from webapp.models.base import utcnow
 from webapp.rules.clock import to_local
 from webapp.rules.countries import DEFAULT as DEFAULT_COUNTRY
 from webapp.rules.currencies import DEFAULT as DEFAULT_CURRENCY
-from webapp.rules.currencies import currency_code
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
-
-PROFILE = ("first_name", "last_name", "address1", "city", "state", "zip", "country", "phone")
-KINDS = {
-    "one_off": "one_off",
-    "oneoff": "one_off",
-    "one off": "one_off",
-    "one-off": "one_off",
-    "single": "one_off",
-    "recurring": "recurring",
-    "refund": "refund",
-}
-KIND_WORDS = {"one_off": "one-off gift", "recurring": "recurring gift", "refund": "refund"}
-# yyyy-mm-dd, optionally followed by a time (as payment processors export a charge's moment)
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.+\-Z ]*)?")
-DATE_FORMAT = "yyyy-mm-dd (like 2026-01-31)"
-TEXT_LIMITS = {"payment_method": 40, "appeal": 80, "transaction_id": 100, "external_id": 100}
-TEXT_NAMES = {
-    "payment_method": "payment method",
-    "appeal": "appeal code",
-    "transaction_id": "transaction id",
-    "external_id": "external supporter id",
-}
-
-
-@dataclass(slots=True)
-class Line:
-    """One data line of the file as parsed: its values and every problem found with it."""
-
-    line: int
-    problems: list[str] = field(default_factory=list)
-    email: str | None = None
-    external_id: str | None = None  # the supporter's
-    profile: list[Any] = field(default_factory=list)  # per mapped profile field; None = blank
-    amount: Decimal | None = None
-    currency: str = DEFAULT_CURRENCY
-    received_on: str | None = None
-    payment_method: str | None = None
-    kind: str = "one_off"
-    appeal: str | None = None
-    transaction_id: str | None = None
-    tax_deductible: Decimal | None = None
-    supporter_id: int | None = None
-    create: bool = False  # its supporter is new: created from it (the first line naming it)
 
 
 def _json_safe(value: Any) -> Any:
@@ -120,25 +75,23 @@ class TransactionLoader:
     ) -> None:
         self.ctx, self.params = ctx, params
         self.run_id, self.owner_id = ctx.run.id, ctx.run.owner_id
-        mapping: list[str] = params["mapping"]
-        self.width = len(mapping)
-        self.at = {name: index for index, name in enumerate(mapping) if name}
         self.source: str = params["source"]
         self.match_by: str = params.get("match_by", "email")
         self.create_unknown = params.get("unknown", "create") == "create"
-        self.default_currency: str = params.get("default_currency") or DEFAULT_CURRENCY
-        self.default_country = default_country
-        self.profile = [name for name in PROFILE if name in self.at]
-        self.converters = [fields.converter_for(name) for name in self.profile]
-        self.zip_at = self.profile.index("zip") if "zip" in self.profile else None
-        self.country_at = self.profile.index("country") if "country" in self.profile else None
+        self.parser = LineParser(
+            params["mapping"],
+            match_by=self.match_by,
+            default_currency=params.get("default_currency") or DEFAULT_CURRENCY,
+            default_country=default_country,
+            today=to_local(utcnow(), ctx.config["TIMEZONE"]).date().isoformat(),
+        )
+        self.at, self.profile = self.parser.at, self.parser.profile
         self.normalisers = [fields.stored_normaliser(name) for name in self.profile]
         # the supporter columns a line may change: its profile, and its external id when
         # supporters are matched by email (matched by external id, the email is never changed)
         self.written = [*self.profile, *(["external_id"] if self._updates_external_id else [])]
         self.written_normalisers = [*self.normalisers, *([None] if self._updates_external_id else [])]
         self.batch_size = ctx.config["IMPORT_BATCH_SIZE"]
-        self.today = to_local(utcnow(), ctx.config["TIMEZONE"]).date().isoformat()
         self.erased = ErasedCheck(ctx, readd=bool(params.get("readd_deleted")))
         self.insert_transaction_sql = (
             "INSERT INTO money_transaction (supporter_id, amount, currency, received_on, "
@@ -195,10 +148,10 @@ class TransactionLoader:
 
     def write_slice(self, batch: RecordBatch) -> dict[str, int]:
         """Parse, check and write one slice of lines (in the open transaction); its counts."""
-        lines = [self.parse(line, values) for line, values in batch]
+        lines = self.parser.parse(batch)
         self.check_erased(lines)
         self.check_transaction_ids(lines)
-        self.match_supporters(lines)
+        stored = self.match_supporters(lines)
         rejected = 0
         for line in lines:
             if line.problems:
@@ -209,7 +162,7 @@ class TransactionLoader:
         for line in lost:
             self.ctx.reject(line.line, f"line {line.line}: {line.problems[0]}")
         valid = [line for line in valid if not line.problems]
-        updated = self.update_supporters(valid)
+        updated = self.update_supporters(valid, {row[0]: list(row[4:]) for row in stored.values()})
         self.insert_transactions(valid)
         return {
             "checked": len(lines),
@@ -218,123 +171,6 @@ class TransactionLoader:
             "updated": updated,
             "rejected": rejected + len(lost),
         }
-
-    # -- parsing ----------------------------------------------------------------------------
-
-    def parse(self, number: int, values: list[str]) -> Line:
-        """One data line with every problem it has."""
-        line = Line(number)
-        if len(values) != self.width:
-            if len(values) > self.width:
-                line.problems.append(f"has {len(values)} fields but the header has {self.width}")
-                return line
-            values = values + [""] * (self.width - len(values))
-        at, problems = self.at, line.problems
-        self._parse_supporter(line, values)
-        kind = values[at["type"]].strip() if "type" in at else ""
-        if kind:
-            line.kind = KINDS.get(kind.lower().replace("_", " "), "")
-            if not line.kind:
-                problems.append(
-                    f"'{fields._shown(kind)}' is not a transaction type: use one-off, recurring or refund"
-                )
-        line.amount = self._amount(values[at["amount"]].strip(), "amount", problems)
-        if line.amount is not None and line.amount < 0 and line.kind in ("one_off", "recurring"):
-            problems.append(
-                f"amount {line.amount} is negative for a {KIND_WORDS[line.kind]} (only a refund may be)"
-            )
-        if "currency" in at and (cell := values[at["currency"]].strip()):
-            code = currency_code(cell)
-            if code is None:
-                problems.append(
-                    f"'{fields._shown(cell)}' is not a currency code (ISO 4217, like USD, EUR or GBP)"
-                )
-            else:
-                line.currency = code
-        else:
-            line.currency = self.default_currency
-        line.received_on = self._date(values[at["date"]].strip(), problems)
-        for name in ("payment_method", "appeal", "transaction_id"):
-            if name in at:
-                setattr(line, name, self._text(name, values[at[name]].strip(), problems))
-        if "tax_deductible" in at and (cell := values[at["tax_deductible"]].strip()):
-            tax = self._amount(cell, "the tax-deductible amount", problems)
-            if tax is not None and line.amount is not None and abs(tax) > abs(line.amount):
-                problems.append(
-                    f"the tax-deductible amount {abs(tax)} is larger than the amount {abs(line.amount)}"
-                )
-            elif tax is not None:
-                line.tax_deductible = -abs(tax) if line.kind == "refund" else tax
-        if line.kind == "refund" and line.amount is not None:
-            line.amount = -abs(line.amount)  # a refund is stored negative whichever sign the file has
-        return line
-
-    def _parse_supporter(self, line: Line, values: list[str]) -> None:
-        """The line's supporter key and profile values."""
-        at, problems = self.at, line.problems
-        email = values[at["email"]].strip() if "email" in at else ""
-        if email:
-            try:
-                line.email = fields._email("email", email)
-            except fields.Invalid as problem:
-                problems.append(str(problem))
-        elif self.match_by == "email":
-            problems.append("email is missing")
-        if "external_id" in at:
-            line.external_id = self._text("external_id", values[at["external_id"]].strip(), problems)
-        if self.match_by == "external_id" and not values[at["external_id"]].strip():
-            problems.append("external supporter id is missing")
-        profile: list[Any] = []
-        for name, convert in zip(self.profile, self.converters, strict=True):
-            cell = values[at[name]].strip()
-            if not cell or name == "zip":  # a postal code is checked for its country, below
-                profile.append(cell or None)
-                continue
-            try:
-                profile.append(convert(name, cell))
-            except fields.Invalid as problem:
-                problems.append(str(problem))
-                profile.append(None)
-        if self.zip_at is not None and profile[self.zip_at] is not None:
-            own = profile[self.country_at] if self.country_at is not None else None
-            try:
-                profile[self.zip_at] = fields.postal_code(profile[self.zip_at], own or self.default_country)
-            except fields.Invalid as problem:
-                problems.append(str(problem))
-        line.profile = profile
-
-    @staticmethod
-    def _amount(cell: str, name: str, problems: list[str]) -> Decimal | None:
-        if not cell:
-            problems.append(f"{name} is missing")
-            return None
-        try:
-            return Decimal(fields._number(name, cell))
-        except fields.Invalid as problem:
-            problems.append(str(problem))
-            return None
-
-    def _date(self, cell: str, problems: list[str]) -> str | None:
-        if not cell:
-            problems.append("date is missing")
-            return None
-        match = _DATE.fullmatch(cell)
-        try:
-            day = date(*map(int, match.groups())).isoformat() if match else None
-        except ValueError:
-            day = None
-        if day is None:
-            problems.append(f"'{fields._shown(cell)}' is not a date: write it as {DATE_FORMAT}")
-        elif day > self.today:
-            problems.append(f"date {day} is in the future")
-        return day
-
-    @staticmethod
-    def _text(name: str, cell: str, problems: list[str]) -> str | None:
-        if len(cell) > TEXT_LIMITS[name]:
-            problems.append(f"{TEXT_NAMES[name]} is longer than {TEXT_LIMITS[name]} characters")
-            return None
-        return cell or None
 
     # -- checks against what is stored ------------------------------------------------------
 
@@ -384,22 +220,20 @@ class TransactionLoader:
                 else:
                     line.problems.append(f"transaction id '{shown}' is already stored for {self.source}")
 
-    def match_supporters(self, lines: list[Line]) -> None:
-        """Give each line its supporter (or mark it to create one), or the reason it has none."""
-        key_of = self._key
-        keys = {key for line in lines if (key := key_of(line)) is not None}
+    def match_supporters(self, lines: list[Line]) -> dict[str, tuple[Any, ...]]:
+        """Give each line its supporter (or mark it to create one), or the reason it has none;
+        the stored supporters found, by key (as `stored` gives them)."""
+        key_of = attrgetter("email" if self.match_by == "email" else "external_id")
+        keys = set(map(key_of, lines))
+        keys.discard(None)
         stored = self.stored(self.match_by, list(keys))
         # who holds the other key already: a new external id or a new supporter's email
         other = "external_id" if self.match_by == "email" else "email"
-        claimed_values = {
-            value
-            for line in lines
-            if (value := (line.external_id if other == "external_id" else line.email)) is not None
-        }
+        claiming = other == "email" or self._updates_external_id
+        claimed_values = set(map(attrgetter(other), lines)) if claiming else set()
+        claimed_values.discard(None)
         holders = dict(
             self._lookup(f"SELECT {other}, id FROM supporter WHERE {other} IN ({{}})", list(claimed_values))
-            if (other == "external_id" and self._updates_external_id) or other == "email"
-            else []
         )
         claims: dict[str, str] = {}  # the other key's value -> the key of the line that has it
         for line in lines:
@@ -420,7 +254,9 @@ class TransactionLoader:
                 line.create = True
                 if self.match_by == "external_id" and line.email is None:
                     line.problems.append("email is missing: a new supporter needs one")
-            self._check_claim(line, key, row, holders, claims)
+            if claiming:
+                self._check_claim(line, key, row, holders, claims)
+        return stored
 
     def _check_claim(
         self,
@@ -525,10 +361,11 @@ class TransactionLoader:
                     line.supporter_id = row[0]
         return len(changes), lost
 
-    def update_supporters(self, lines: list[Line]) -> int:
+    def update_supporters(self, lines: list[Line], current: dict[int, list[Any]]) -> int:
         """Write the mapped fields of matched supporters where a value differs (blank cells
         keep what is stored), and what changed into SupporterChange; the number of supporters
-        changed for the first time in this run."""
+        changed for the first time in this run. `current`: the written fields of the matched
+        supporters as the slice's lookup read them (in this transaction, before any write)."""
         if not self.written:
             return 0
         matched: dict[int, list[Line]] = {}
@@ -537,23 +374,25 @@ class TransactionLoader:
                 matched.setdefault(line.supporter_id, []).append(line)
         if not matched:
             return 0
-        columns = ", ".join(["id", *self.written])
-        current = {
-            row[0]: list(row[1:])
-            for row in self._lookup(f"SELECT {columns} FROM supporter WHERE id IN ({{}})", list(matched))
-        }
         now = timestamp(utcnow())
         updates, changed = [], {}
+        normalisers = self.written_normalisers if any(self.written_normalisers) else None
+        with_id = self._updates_external_id
         for supporter_id, its_lines in matched.items():
-            if supporter_id not in current:  # deleted since the lookup: its gifts are kept
+            stored = current.get(supporter_id)
+            if stored is None:  # deleted since the lookup: its gifts are kept
                 continue
-            stored = [
-                value if normalise is None else normalise(value)
-                for value, normalise in zip(current[supporter_id], self.written_normalisers, strict=True)
-            ]
+            if normalisers is not None:
+                stored = [
+                    value if normalise is None else normalise(value)
+                    for value, normalise in zip(stored, normalisers, strict=True)
+                ]
             merged = list(stored)
             for line in its_lines:
-                values = [*line.profile, *([line.external_id] if self._updates_external_id else [])]
+                values = [*line.profile, line.external_id] if with_id else line.profile
+                if None not in values:
+                    merged[:] = values
+                    continue
                 for index, value in enumerate(values):
                     if value is not None:
                         merged[index] = value
@@ -611,7 +450,7 @@ class TransactionLoader:
             [
                 (
                     line.supporter_id,
-                    str(line.amount),
+                    line.amount,
                     line.currency,
                     line.received_on,
                     line.payment_method,
@@ -619,7 +458,7 @@ class TransactionLoader:
                     line.appeal,
                     source,
                     line.transaction_id,
-                    None if line.tax_deductible is None else str(line.tax_deductible),
+                    line.tax_deductible,
                     run_id,
                     owner_id,
                     now,
