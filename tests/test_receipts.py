@@ -329,3 +329,17 @@ def test_the_inventory_lists_issued_voided_and_replaced_receipts(app, users, gif
     ]
     assert rows[1]["Void reason"] == "'=HYPERLINK(1)"
     assert rows[0]["Issued at"][-6] in "+-" and rows[0]["Tax year"] == "2026"
+
+
+def test_a_stopped_run_keeps_the_receipts_of_its_committed_batches(app, users, gifts, monkeypatch):
+    app.config["EXPORT_BATCH_SIZE"] = 2
+    taken = numbering.take
+
+    def asked_to_stop(first: int, count: int) -> None:  # as the Stop button does, between batches
+        taken(first, count)
+        db.session.execute(db.update(Run).values(control="stop"))
+
+    monkeypatch.setattr(numbering, "take", asked_to_stop)
+    run = run_job(app, batch(users["admin"]))
+    assert run.state is RunState.CANCELLED and run.created == 2
+    assert numbers() == [1, 2] and receipted() == [gifts[0].id, gifts[2].id]
