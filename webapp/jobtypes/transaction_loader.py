@@ -23,9 +23,14 @@ from datetime import date
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+import psycopg
+from sqlalchemy.exc import DBAPIError
+
 from webapp.csvfiles import RecordBatch, iter_record_batches
 from webapp.jobtypes import fields
 from webapp.jobtypes.bulk import (
+    dialect,
+    driver_connection,
     executemany,
     fetchall,
     placeholders,
@@ -49,6 +54,12 @@ from webapp.rules.currencies import DEFAULT as DEFAULT_CURRENCY
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
+
+TRANSACTION_COLUMNS = (
+    "supporter_id, amount, currency, received_on, payment_method, kind, appeal, source, "
+    "external_id, tax_deductible, run_id, owner_id, created_at"
+)
+COPY_TRANSACTIONS = f"COPY money_transaction ({TRANSACTION_COLUMNS}) FROM STDIN"
 
 
 def _json_safe(value: Any) -> Any:
@@ -94,9 +105,7 @@ class TransactionLoader:
         self.batch_size = ctx.config["IMPORT_BATCH_SIZE"]
         self.erased = ErasedCheck(ctx, readd=bool(params.get("readd_deleted")))
         self.insert_transaction_sql = (
-            "INSERT INTO money_transaction (supporter_id, amount, currency, received_on, "
-            "payment_method, kind, appeal, source, external_id, tax_deductible, run_id, owner_id, "
-            f"created_at) VALUES ({placeholders(13)})"
+            f"INSERT INTO money_transaction ({TRANSACTION_COLUMNS}) VALUES ({placeholders(13)})"
         )
         inserted = [
             "email",
@@ -442,27 +451,36 @@ class TransactionLoader:
         return len(inserts)
 
     def insert_transactions(self, lines: list[Line]) -> None:
-        """Insert the valid lines' transactions in one statement."""
+        """Insert the valid lines' transactions: one executemany, or on PostgreSQL one COPY (in
+        the session's transaction)."""
         now = timestamp(utcnow())
         source, run_id, owner_id = self.source, self.run_id, self.owner_id
-        executemany(
-            self.insert_transaction_sql,
-            [
-                (
-                    line.supporter_id,
-                    line.amount,
-                    line.currency,
-                    line.received_on,
-                    line.payment_method,
-                    line.kind,
-                    line.appeal,
-                    source,
-                    line.transaction_id,
-                    line.tax_deductible,
-                    run_id,
-                    owner_id,
-                    now,
-                )
-                for line in lines
-            ],
-        )
+        rows = [
+            (
+                line.supporter_id,
+                line.amount,
+                line.currency,
+                line.received_on,
+                line.payment_method,
+                line.kind,
+                line.appeal,
+                source,
+                line.transaction_id,
+                line.tax_deductible,
+                run_id,
+                owner_id,
+                now,
+            )
+            for line in lines
+        ]
+        if not rows:
+            return
+        if dialect() != "postgresql":
+            executemany(self.insert_transaction_sql, rows)
+            return
+        try:
+            with driver_connection().cursor() as cursor, cursor.copy(COPY_TRANSACTIONS) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as error:
+            raise DBAPIError.instance(COPY_TRANSACTIONS, None, error, psycopg.Error) from error
