@@ -237,6 +237,7 @@ def _copy_font(font: TTFFont, data: bytes, index: int) -> TTFFont:
     fresh = copy.copy(font)
     fresh.i = index
     fresh.ttfont = ttLib.TTFont(io.BytesIO(data), recalcTimestamp=False, lazy=True)
+    fresh.desc = copy.copy(font.desc)  # (writing a document sets its name and file on it)
     fresh.subset = SubsetMap(fresh)
     fresh.missing_glyphs = []
     fresh.biggest_size_pt = 0
