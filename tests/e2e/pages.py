@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from playwright.sync_api import Locator, Page, expect
 
 ZONE = ZoneInfo("America/New_York")  # the server's CONVEYOR_TIMEZONE (its default)
-RUN_TIMEOUT = 30_000  # ms: a run reaching a state on the real worker
+RUN_TIMEOUT = 60_000  # ms: a run reaching a state on the real worker (a busy machine is slow)
 # 400,000 one-column rows (about 4 MB, under the server's 5 MB upload limit) keep an import
 # busy for several seconds on the real worker.
 LARGE_ROWS = 400_000
