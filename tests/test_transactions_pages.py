@@ -152,3 +152,15 @@ def test_the_api_imports_a_csv_body_as_a_run_that_cannot_be_rolled_back_and_list
         ("12.50", "ann@example.org", run.id)
     ]
     assert api(client, "/api/v1/transactions", reader).json["transactions"] == []
+
+
+def test_malformed_filters_and_ids_are_a_4xx_never_a_500(client, auth, users):
+    auth.login(users["user"].email)
+    for name in ("date_from", "date_to", "type", "run", "before", "after"):
+        for value in ("abc", "²", "-1", "99999999999999999999", "2026-02-30"):
+            answer = client.get("/transactions/", query_string={name: value})
+            assert answer.status_code == 400, (name, value)
+    assert client.get("/transactions/?appeal=%25&email=_&method=" + "x" * 500).status_code == 200
+    for value in ("99999999999999999999", "²", "0"):
+        assert client.get(f"/supporters/{value}").status_code == 404
+    assert client.get("/transactions/new/not-a-token").status_code == 404
