@@ -29,6 +29,7 @@ FILTERS = {
     "admin.outbox": ["page"],
     "campaigns.preview": ["email"],
     "runs.stop": ["from", "next"],
+    "receipts.index": ["before", "after", "number", "status", "kind", "year", "donor"],
 }
 EVERY_FILTER = sorted({name for names in FILTERS.values() for name in names} - {"next"})
 ALLOWED = {200, 302, 400, 401, 403, 404, 405, 413}
@@ -46,6 +47,7 @@ def samples(users, others_objects):  # noqa: F811
         "filename": "nothing.css",
         "action": "stop",
         "supporter_id": 1,  # the API's supporters (the account's, not a user's)
+        "receipt_id": 1,  # receipts are the account's (admins see every one)
     }
 
 

@@ -194,7 +194,7 @@ class ReceiptFilters(FlaskForm):
     class Meta:
         csrf = False
 
-    number = IntegerField("Number", validators=[Optional(), NumberRange(min=1)])
+    number = IntegerField("Number", validators=[Optional(), NumberRange(min=1, max=2**31 - 1)])
     status = SelectField("Status", choices=choices([("", "Any")]), validate_choice=False)
     kind = SelectField(
         "Kind",
