@@ -11,7 +11,7 @@ from tests.conftest import fresh, work
 from webapp.engine.runs import retry_run, start_run
 from webapp.extensions import db
 from webapp.jobtypes import job_type_for, transaction_loader
-from webapp.models import Job, RunRejection, Supporter
+from webapp.models import Job, RunLogLine, RunRejection, Supporter
 from webapp.models.money import SupporterChange, Transaction
 from webapp.models.people import ErasedEmail, email_hash, email_key
 from webapp.rules.states import RunState
@@ -170,6 +170,8 @@ def test_matched_by_email_an_unknown_supporter_is_created_once_and_a_known_one_u
     mapping = ["email", "first_name", "city", "amount", "date", "external_id"]
     run = run_transactions(app, users["user"], tmp_path, text, mapping)
     assert [reason.split(" on ", 1)[0] for reason in reasons(run)] == ["line 6: deleted"]
+    logged = [line.message for line in RunLogLine.query.filter_by(run_id=run.id)]
+    assert any(message.startswith("No column is mapped to External transaction id") for message in logged)
     assert (run.checked, run.created, run.skipped, run.updated, run.rejected) == (6, 5, 1, 1, 1)
     new = supporter("new@example.org")
     assert (new.first_name, new.city, new.external_id, new.last_run_id) == ("Nia", "Lowell", "N-1", run.id)

@@ -135,6 +135,11 @@ class TransactionLoader:
         done = ctx.checkpoint.get("records", 0)
         if done:
             ctx.log(f"Resuming after line {done:,} of data: the lines before it were already imported.")
+        elif "transaction_id" not in self.at:
+            ctx.log(
+                "No column is mapped to External transaction id: nothing tells a gift imported before "
+                "from a new one, so running this job again imports its gifts again."
+            )
         slices = -(-self.batch_size // READ_SIZE)
         batches = iter_record_batches(
             self.params["path"],
