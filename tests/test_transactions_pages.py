@@ -45,6 +45,7 @@ def test_an_import_is_uploaded_mapped_saved_and_run_and_its_mapping_remembered(a
     url = mapping_url(upload(client))
     page = client.get(url).get_data(as_text=True)
     assert "12.50" in page and "SPRING" in page  # the preview
+    assert "Unknown columns: Betrag." in page
     assert [selected(page, c) for c in ("Betrag", "E-mail", "Date", "Appeal")] == [
         "",
         "email",

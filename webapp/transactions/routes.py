@@ -210,5 +210,6 @@ def map_import(token: str):
         form=form,
         upload=upload,
         problems=problems,
+        unknown=[column for column, guess in zip(upload.header, guesses, strict=False) if not guess],
         delimiter_name=DELIMITER_NAMES[upload.delimiter],
     )
