@@ -245,3 +245,77 @@ class Children:
                 except ProcessLookupError:
                     pass
                 proc.wait(timeout=5)
+
+
+# --------------------------------------------------------------------------- a measured run
+
+
+def bench_owner() -> User:
+    """The benches' job owner (an admin), made on first use, inside an app context. No
+    set_password: its scrypt takes ~40 MB, which would count in a child process's peak RSS."""
+    from webapp.extensions import db
+    from webapp.models import User
+    from webapp.models.users import Role
+
+    user = db.session.execute(db.select(User).filter_by(email="bench@example.org")).scalar()
+    if user is None:
+        user = User(email="bench@example.org", name="Bench", role=Role.ADMIN, password_hash="!no-login")
+        db.session.add(user)
+        db.session.commit()
+    return user
+
+
+def measured_run(job_type: str, name: str, params: dict, profile: str | None = None) -> dict:
+    """Save a job of `job_type` owned by bench_owner(), start a run of it and execute it in this
+    process with RQ's SimpleWorker in burst mode (inside an app context, on every lane); the
+    run's state, counts and figures: wall, CPU and system seconds from start_run to the end of
+    the burst, the run's own seconds, and this process's peak RSS (ru_maxrss, KiB) before and
+    after. With `profile`, cProfile stats of the run go to that file."""
+    import resource
+
+    from rq import SimpleWorker
+
+    from webapp.engine import queueing
+    from webapp.engine.runs import start_run
+    from webapp.extensions import db
+    from webapp.models import Job, Run
+
+    user = bench_owner()
+    job = Job(owner_id=user.id, job_type=job_type, name=name, params=params)
+    db.session.add(job)
+    db.session.commit()
+    queues = queueing.lane_queues("all")
+    queues[0].connection.ping()  # the embedded Redis is up before the clock starts
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    run_id = start_run(job, user).id
+    SimpleWorker(queues, connection=queues[0].connection).work(burst=True)
+    seconds = time.perf_counter() - started
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    db.session.expire_all()
+    run = db.session.get(Run, run_id)
+    assert run is not None
+    own = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else None
+    return {
+        "run_id": run.id,
+        "state": run.state.value,
+        "error": run.error,
+        "counts": run.counts,
+        "progress_total": run.progress_total,
+        "seconds": seconds,
+        "cpu_seconds": (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime),
+        "sys_seconds": usage1.ru_stime - usage0.ru_stime,
+        "run_seconds": own,
+        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "rss_before_run_kb": rss_before,
+    }
