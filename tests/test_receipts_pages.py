@@ -146,3 +146,12 @@ def test_new_job_offers_the_receipt_generators_to_admins_only(client, auth, user
     assert (
         b"New batch receipts" in page and b"New annual receipts" in page and b"New receipt inventory" in page
     )
+
+
+def test_an_admin_cannot_open_another_admins_receipt_job(client, auth, users):
+    job = Job(owner_id=users["super_admin"].id, job_type="batch_receipts", name="Secret", params={})
+    db.session.add(job)
+    db.session.commit()
+    auth.login("admin@example.org")
+    assert client.get(f"/receipts/batch/{job.id}/edit").status_code == 404
+    assert client.post(f"/receipts/batch/{job.id}/edit", data={"name": "Mine now"}).status_code == 404
