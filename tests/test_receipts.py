@@ -83,10 +83,17 @@ def pdf_text(data: bytes) -> str:
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
 
 
+def set_template(name: str = "Société des Amis") -> None:
+    template = ReceiptTemplate.get()
+    template.organisation_name = name
+    db.session.commit()
+
+
 @pytest.fixture
 def gifts(app, users):
     """Five January gifts of three supporters, a refund, a gift with nothing deductible, a
     February gift and a gift of a deleted supporter."""
+    set_template()
     ann, bob, zoe = (
         supporter("ann@example.org"),
         supporter("bob@example.org", "Bob"),
@@ -156,7 +163,14 @@ def test_a_batch_receipts_each_eligible_gift_of_the_range_once_with_a_zip_and_in
     assert again.created == 0 and numbers() == [1, 2, 3, 4, 5]
 
 
+def test_no_receipt_is_issued_before_the_template_is_set(app, users):
+    gift(supporter("ann@example.org"), "10.00", date(2026, 1, 5))
+    run = run_job(app, batch(users["admin"]))
+    assert run.state is RunState.FAILED and "Receipts settings" in run.error and numbers() == []
+
+
 def test_a_batch_of_one_import_run_takes_only_that_runs_gifts(app, users):
+    set_template()
     person = supporter("ann@example.org")
     mine = gift(person, "10.00", date(2025, 5, 1), run_id=77)
     gift(person, "10.00", date(2025, 5, 1), run_id=78)
@@ -188,6 +202,7 @@ def test_a_voided_receipt_gives_its_gift_back_and_its_number_is_not_used_again(a
 
 
 def test_two_runs_in_parallel_share_the_gifts_with_unique_gap_free_numbers(app, users):
+    set_template()
     people = [supporter(f"p{i}@example.org") for i in range(4)]
     for i in range(24):
         gift(people[i % 4], "5.00", date(2026, 1, 1 + i))
@@ -245,9 +260,6 @@ def test_a_run_killed_midway_and_retried_leaves_no_gap_and_no_gift_twice(app, us
 
 
 def test_each_receipt_is_emailed_once_even_when_the_run_is_retried(app, users, gifts, monkeypatch):
-    template = ReceiptTemplate.get()
-    template.organisation_name = "Amis"
-    db.session.commit()
     from webapp.money import delivery
 
     sent = []

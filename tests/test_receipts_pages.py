@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import work
-from tests.test_receipts import gift, pdf_text, supporter
+from tests.test_receipts import gift, pdf_text, set_template, supporter
 from webapp.extensions import db
 from webapp.models import Job, Run
 from webapp.models.audit import AuditEntry
@@ -85,6 +85,9 @@ def test_an_admin_makes_and_runs_a_batch_from_the_form_and_voids_a_receipt(app, 
     person = supporter("zoe@example.org", "Zoë", "Müller-Ñúñez")
     gift(person, "30.00", date(2026, 1, 20))
     auth.login("admin@example.org")
+    assert b"The receipt template is not set yet" in client.get("/receipts/batch/new").data
+    set_template()
+    assert b"The receipt template is not set yet" not in client.get("/receipts/batch/new").data
     bad = client.post(
         "/receipts/batch/new",
         data={"name": "Jan", "source": "range", "start": "2026-02-01", "end": "2026-01-01"},

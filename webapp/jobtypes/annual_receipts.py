@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from webapp.extensions import db
 from webapp.jobtypes.base import JobType
-from webapp.jobtypes.batch_receipts import deliver, owner_may_issue, receipt_counts
+from webapp.jobtypes.batch_receipts import deliver, owner_may_issue, receipt_counts, template_ready
 from webapp.models.money import Receipt
 from webapp.models.runs import Run
 from webapp.money import issuing
@@ -63,6 +63,7 @@ class AnnualReceipts(JobType):
 
     def run(self, ctx: RunContext) -> None:
         owner_may_issue(ctx)
+        template_ready()
         year = tax_year(ctx.params, ctx)
         ctx.log(f"Annual receipts for {year}.")
         point = ctx.checkpoint

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from webapp.errors import JobError
 from webapp.extensions import db
 from webapp.jobtypes.base import JobType
-from webapp.models.money import Receipt
+from webapp.models.money import Receipt, ReceiptTemplate
 from webapp.models.runs import Run
 from webapp.models.users import User
 from webapp.money import issuing
@@ -31,6 +31,13 @@ def owner_may_issue(ctx: RunContext) -> User:
     if owner is None or not owner.is_admin:
         raise JobError("only an admin may issue receipts, and the job's owner is no longer one")
     return owner
+
+
+def template_ready() -> None:
+    """Refuse to issue receipts before an admin has set the receipt template."""
+    template = db.session.get(ReceiptTemplate, 1)
+    if template is None or not template.organisation_name:
+        raise JobError("the receipt template has no organisation name yet: set it in Receipts settings first")
 
 
 def deliver(ctx: RunContext) -> None:
@@ -134,6 +141,7 @@ class BatchReceipts(JobType):
 
     def run(self, ctx: RunContext) -> None:
         owner_may_issue(ctx)
+        template_ready()
         conditions = self._conditions(ctx)
         already = db.session.execute(select(func.count()).where(Receipt.run_id == ctx.run.id)).scalar_one()
         if already:

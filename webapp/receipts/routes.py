@@ -260,7 +260,19 @@ def _job_form(type_key: str, job: Job | None):
     tz_name = current_app.config["TIMEZONE"]
     zone = f"{tz_name} ({to_local(utcnow(), tz_name):%Z})"
     status = 400 if form.is_submitted() else 200
-    return render_template("receipts/job_form.html", form=form, job=job, job_type=job_type, zone=zone), status
+    stored = db.session.get(ReceiptTemplate, 1)
+    no_template = job_type.key != ReceiptInventory.key and not (stored and stored.organisation_name)
+    return (
+        render_template(
+            "receipts/job_form.html",
+            form=form,
+            job=job,
+            job_type=job_type,
+            zone=zone,
+            no_template=no_template,
+        ),
+        status,
+    )
 
 
 def _own_job(job_id: int, type_key: str) -> Any:
