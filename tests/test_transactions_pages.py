@@ -68,6 +68,8 @@ def test_an_import_is_uploaded_mapped_saved_and_run_and_its_mapping_remembered(a
     assert client.post(url, data={**form, "col_0": "amount", "action": "save_run"}).status_code == 404
     job = Job.query.filter_by(job_type="transaction_import").one()
     assert job.params["source"] == "Stripe" and job.params["default_currency"] == "EUR"
+    described = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert "Betrag → Amount" in described and "<dd>Create the supporter</dd>" in described
     work(app)
     run = Run.query.filter_by(job_id=job.id).one()
     assert run.state is RunState.COMPLETED and (run.created, run.skipped) == (2, 1)
