@@ -8,13 +8,13 @@ import csv
 import io
 import threading
 import zipfile
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
 from pypdf import PdfReader
 
-from tests.conftest import fresh, work
+from tests.conftest import fresh, no_database, work
 from webapp.engine.runner import execute_run
 from webapp.engine.runs import retry_run, start_run
 from webapp.extensions import db
@@ -22,6 +22,7 @@ from webapp.models import Job, Run, Supporter
 from webapp.models.money import Receipt, ReceiptItem, ReceiptTemplate, Transaction
 from webapp.money import issuing, numbering
 from webapp.money.pdf import Letterhead, render_receipt, sample_receipt
+from webapp.money.periods import relative_days
 from webapp.rules.states import RunState
 from webapp.storage import current_storage
 
@@ -132,6 +133,22 @@ def test_the_pdf_is_text_with_accented_names_and_what_it_replaces():
         assert expected in text
     # a name outside the trimmed fonts is rendered with the full ones
     assert "Ⴀლა" in pdf_text(render_receipt(sample_receipt(donor_name="Ⴀლა"), head))
+
+
+@no_database
+@pytest.mark.parametrize(
+    "period,first,last",
+    [
+        ("yesterday", date(2026, 3, 1), date(2026, 3, 1)),
+        ("previous_week", date(2026, 2, 23), date(2026, 3, 1)),
+        ("previous_month", date(2026, 2, 1), date(2026, 2, 28)),
+        ("previous_quarter", date(2025, 10, 1), date(2025, 12, 31)),
+        ("previous_year", date(2025, 1, 1), date(2025, 12, 31)),
+    ],
+)
+def test_a_relative_period_is_whole_days_before_the_runs_day_in_the_account_zone(period, first, last):
+    moment = datetime(2026, 3, 3, 3, 0)  # UTC: still Monday March 2 in New York
+    assert relative_days(period, moment, "America/New_York") == (first, last)
 
 
 # ------------------------------------------------------------------------ batch eligibility
