@@ -72,6 +72,7 @@ def test_an_admin_sets_the_template_generates_receipts_and_runs_the_inventory(
     page.get_by_label("Signatory").fill("Jean Dupont, Treasurer")
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_text("The receipt template was saved.")).to_be_visible()
+    shot(page, "template")
 
     main_nav(page).get_by_role("link", name="Receipts").click()
     page.get_by_role("button", name="New batch receipts").click()
@@ -92,6 +93,11 @@ def test_an_admin_sets_the_template_generates_receipts_and_runs_the_inventory(
 
     main_nav(page).get_by_role("link", name="Receipts").click()
     expect(page.get_by_role("link", name=f"Receipt {numbers[0]}")).to_be_visible()
+    shot(page, "receipts")
+    page.get_by_role("link", name=f"Receipt {numbers[0]}").click()
+    expect(page.get_by_role("heading", name=re.compile(rf"^Receipt {numbers[0]}"))).to_be_visible()
+    shot(page, "receipt")
+    main_nav(page).get_by_role("link", name="Receipts").click()
     page.get_by_role("button", name="New receipt inventory").click()
     page.get_by_label("Job name").fill("Receipts of today")
     page.get_by_role("group", name="Period").get_by_role("radio", name="Fixed days").check()
