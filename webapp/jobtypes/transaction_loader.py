@@ -10,10 +10,11 @@ slices the earlier one is already stored by this run). Another import storing th
 key; Retry continues from the checkpoint and rejects the line as already stored.
 
 SupporterChange, one row per (run, supporter), for the rollback: `created` for a supporter this
-run created (`after` = what it wrote); otherwise `before` holds each changed field's stored
-value from before this run first changed it and `after` the last value this run wrote. A later
-batch adds fields to `before` and never replaces one already there, so a retry or a resume,
-which sees the values this run already wrote, leaves the original values alone."""
+run created (nothing more is kept: its rollback deletes it; `before` and `after` stay {});
+otherwise `before` holds each changed field's stored value from before this run first changed
+it and `after` the last value this run wrote. A later batch adds fields to `before` and never
+replaces one already there, so a retry or a resume, which sees the values this run already
+wrote, leaves the original values alone."""
 
 from __future__ import annotations
 
@@ -350,13 +351,8 @@ class TransactionLoader:
             [(*values, False, self.run_id, now, now) for values in new.values()],
         )
         stored = self.stored(self.match_by, list(new))
-        names = ["email", "external_id", *self.profile]
-        changes = []
-        for key, values in new.items():
-            row = stored.get(key)
-            if row is not None and row[3] == self.run_id:
-                after = {name: value for name, value in zip(names, values, strict=True) if value is not None}
-                changes.append((self.run_id, row[0], True, "{}", json.dumps(after)))
+        created = [row[0] for key in new if (row := stored.get(key)) is not None and row[3] == self.run_id]
+        changes = [(self.run_id, supporter_id, True, "{}", "{}") for supporter_id in created]
         executemany(
             'INSERT INTO supporter_change (run_id, supporter_id, created, "before", "after") '
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, supporter_id) DO NOTHING",
@@ -443,8 +439,9 @@ class TransactionLoader:
                 inserts.append((self.run_id, supporter_id, False, json.dumps(before), json.dumps(after)))
                 continue
             change_id, created, had_before, had_after = row
-            kept_before = _loaded(had_before)
-            merged_before = {} if created else {**before, **kept_before}  # the first change wins
+            if created:  # created by this run: its rollback deletes it, nothing more is kept
+                continue
+            merged_before = {**before, **_loaded(had_before)}  # the first change wins
             merged_after = {**_loaded(had_after), **after}
             updates.append((json.dumps(merged_before), json.dumps(merged_after), change_id))
         executemany(
