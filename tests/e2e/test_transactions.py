@@ -62,6 +62,8 @@ def test_a_transaction_import_shows_its_counts_and_rejected_line_and_lists_the_g
         )
     ).to_be_visible()
 
+    page.get_by_role("link", name="the transactions of this import").click()
+    expect(page.get_by_role("row").filter(has_text="ch_1")).to_be_visible()
     main_nav(page).get_by_role("link", name="Transactions", exact=True).click()
     expect(page.get_by_role("heading", name="Transactions", exact=True)).to_be_visible()
     listed = page.get_by_role("row").filter(

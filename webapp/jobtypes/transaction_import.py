@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from flask import url_for
+
 from webapp.csvfiles import DELIMITER_NAMES, check_bytes, check_columns
 from webapp.jobtypes.base import JobType
 from webapp.jobtypes.transaction_loader import TransactionLoader
@@ -174,6 +176,18 @@ class TransactionImport(JobType):
                 "Previously deleted supporters",
                 "re-added" if params.get("readd_deleted") else "rejected (deleted on request)",
             ),
+        ]
+
+    def links_for_run(self, run: Run) -> list[tuple[str, str, str]]:
+        """On an import's page: the transactions it created, on the Transactions page."""
+        if run.job_type != self.key or not run.created:
+            return []
+        return [
+            (
+                "Its gifts and refunds:",
+                "the transactions of this import",
+                url_for("transactions.index", run=run.id),
+            )
         ]
 
     def run(self, ctx: RunContext) -> None:
