@@ -5,7 +5,8 @@ dir).
 Generates --rows supporters (import_bench's file) and --rows transaction lines, then:
 
   1. supporters   the real User Data Import over the supporter file, into an empty database
-                  (import_bench's child process): the yardstick's rows/s.
+                  (its schema made by the migrations), in a child process measured as the
+                  transaction import is (common.measured_run): the yardstick's rows/s.
   2. transactions the real Transaction Data Import over the transaction file, in a child
                   process (the job as the mapping page saves it, run by RQ's SimpleWorker in
                   burst mode; peak RSS by ru_maxrss): rows/s, and its ratio to the supporter
@@ -14,7 +15,10 @@ Generates --rows supporters (import_bench's file) and --rows transaction lines, 
                   a supporter the first import stored (one in 20 of those with a new last name:
                   the supporter is updated and the change kept for the rollback), the others
                   gifts of new donors (created); one-off 78 %, recurring 20 %, refunds 2 %;
-                  USD, EUR, GBP; a third with a tax-deductible amount; unique external ids.
+                  USD, EUR, GBP; a third with a tax-deductible amount; unique external ids;
+                  dated through 2025 in the file's order (an export is in time order: lines
+                  shuffled by date make the received_on index's inserts random, and the plain
+                  SQL insert of the same rows about half as fast).
   3. receipts     --receipts eligible gifts of existing supporters imported by a run of their
                   own (its figures shown, no target), then the real Batch Receipt Generator for
                   that import run (numbering, ZIP of PDFs and index, no email) in a child
@@ -39,6 +43,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import os
 import random
 import subprocess
@@ -47,7 +52,7 @@ import time
 from datetime import date, timedelta
 
 import import_bench
-from common import ROOT, bench_dir, measured_run
+from common import ROOT, bench_dir, measured_run, migrated_app
 from fpdf import FPDF
 
 from webapp.money.pdf import FAMILY, FONT_FILES, Renderer
@@ -92,6 +97,20 @@ def transaction_params(csv_path: str, rows: int, source: str) -> dict:
         "unknown": "create",
         "default_currency": "USD",
         "readd_deleted": False,
+    }
+
+
+def supporter_params(csv_path: str, rows: int) -> dict:
+    """The User Data Import's parameters for import_bench's supporter file, as its mapping page
+    saves them (as import_bench's child does)."""
+    return {
+        "path": csv_path,
+        "filename": os.path.basename(csv_path),
+        "encoding": "utf-8",
+        "delimiter": ",",
+        "columns": import_bench.HEADER,
+        "mapping": import_bench.HEADER,
+        "total_rows": rows,
     }
 
 
@@ -141,7 +160,7 @@ def generate_transactions(path: str, supporters_csv: str, rows: int, seed: int =
                     last,
                     amount,
                     CURRENCIES[i % len(CURRENCIES)],
-                    days[int(rand() * len(days))],
+                    days[i * len(days) // rows],
                     METHODS[int(rand() * len(METHODS))],
                     kind,
                     APPEALS[int(rand() * len(APPEALS))],
@@ -183,7 +202,6 @@ def child(args: argparse.Namespace) -> int:
 
     app = create_app({"VAR_DIR": args.var_dir, "QUEUE_NAME": "transaction-bench"})
     with app.app_context():
-        db.create_all()  # (made already by the supporter import's child: nothing to do)
         result = measured_run(args.job_type, args.job_name, json.loads(args.params), args.profile)
         db.session.remove()
         db.engine.dispose()
@@ -262,29 +280,59 @@ def set_receipt_template(var_dir: str) -> None:
         db.engine.dispose()
 
 
-def printed_receipts(var_dir: str, run_id: int) -> tuple[object, list]:
-    """The letterhead and every receipt of run `run_id` as the job printed them."""
+def receipt_texts(var_dir: str, *, gifts_of: int | None = None, issued_by: int | None = None):
+    """The letterhead, and the receipts as printed: those run `issued_by` issued (read back as
+    the job prints them), or, before the job, those it will issue for the gifts import run
+    `gifts_of` made (in its order, numbered from the counter, dated today)."""
     from webapp import create_app
     from webapp.extensions import db
-    from webapp.models.money import Receipt
-    from webapp.money.issuing import letterhead, printed
+    from webapp.models.base import utcnow
+    from webapp.models.money import Receipt, Transaction
+    from webapp.models.people import Supporter
+    from webapp.money import issuing
+    from webapp.money.pdf import Gift, ReceiptText
+    from webapp.rules.clock import to_local
 
     app = create_app({"VAR_DIR": var_dir})
     with app.app_context():
-        head = letterhead()
-        receipts = db.session.execute(
-            db.select(Receipt).where(Receipt.run_id == run_id).order_by(Receipt.number)
-        ).scalars()
-        texts = [printed(receipt, app.config["TIMEZONE"]) for receipt in receipts]
+        head = issuing.letterhead()
+        tz_name = app.config["TIMEZONE"]
+        if issued_by is not None:
+            receipts = db.session.execute(
+                db.select(Receipt).where(Receipt.run_id == issued_by).order_by(Receipt.number)
+            ).scalars()
+            texts = [issuing.printed(receipt, tz_name) for receipt in receipts]
+        else:
+            today = to_local(utcnow(), tz_name).date()
+            first = db.session.execute(
+                db.select(db.func.coalesce(db.func.max(Receipt.number), 0) + 1)
+            ).scalar_one()
+            rows = db.session.execute(
+                db.select(Transaction, issuing.eligible_amount().label("eligible"), Supporter)
+                .join(Supporter, Supporter.id == Transaction.supporter_id)
+                .where(Transaction.run_id == gifts_of)
+                .order_by(Transaction.received_on, Transaction.id)
+            ).all()
+            texts = [
+                ReceiptText(
+                    number=first + i,
+                    kind="single",
+                    issued_on=today,
+                    donor_name=issuing.donor_name(person)[:255],
+                    donor_address=issuing.donor_address(person),
+                    amount=eligible,
+                    currency=gift.currency,
+                    gifts=[Gift(gift.received_on, gift.amount, eligible)],
+                )
+                for i, (gift, eligible, person) in enumerate(rows)
+            ]
         db.session.remove()
         db.engine.dispose()
     return head, texts
 
 
-def bare_loop(head, texts: list, plain: bool = False) -> dict:
-    """`texts` rendered one after another by a fresh renderer, as the job renders each (the
-    fonts read on first use, counted); with `plain`, by fpdf2 as its documentation shows it."""
-    render = (PlainFpdf() if plain else Renderer()).render
+def bare_loop(head, texts: list, render) -> dict:
+    """`texts` rendered one after another by `render`, as the job renders each."""
     cpu0 = time.process_time()
     started = time.perf_counter()
     size = 0
@@ -368,7 +416,17 @@ def main() -> int:
         result: dict = {"rows": args.rows, "receipts": args.receipts, "loadavg_1m_at_start": load_at_start}
 
         # 1. the yardstick: the supporter import into the empty database
-        people = import_bench.run_child(supporters_csv, args.rows, var_dir, None, prof("supporter-import"))
+        logging.disable(logging.INFO)  # (the migrations' log lines)
+        with migrated_app(var_dir):
+            pass
+        logging.disable(logging.NOTSET)
+        people = run_child(
+            var_dir,
+            "user_data_import",
+            "Bench supporters",
+            supporter_params(supporters_csv, args.rows),
+            prof("supporter-import"),
+        )
         import_bench.check(people, args.rows, "created")
         # 2. the transaction import over it
         gifts = run_child(
@@ -393,13 +451,15 @@ def main() -> int:
             rss = run["peak_rss_kb"] / 1024
             print(
                 f"{name.replace('_', ' '):<19} {rate:>9,.0f} rows/s  ({run['seconds']:.1f}s, "
-                f"cpu {run['cpu_seconds']:.1f}s, sys {run['sys_seconds']:.1f}s)  peak RSS {rss:.0f} MB",
+                f"the run's own {run['run_seconds']:.1f}s, cpu {run['cpu_seconds']:.1f}s, "
+                f"sys {run['sys_seconds']:.1f}s)  peak RSS {rss:.0f} MB",
                 flush=True,
             )
             result.update(
                 {
                     f"{name}_rows_per_s": round(rate),
                     f"{name}_seconds": round(run["seconds"], 2),
+                    f"{name}_run_seconds": round(run["run_seconds"], 2),
                     f"{name}_cpu_seconds": round(run["cpu_seconds"], 2),
                     f"{name}_peak_rss_mb": round(rss, 1),
                 }
@@ -446,6 +506,13 @@ def main() -> int:
                 flush=True,
             )
             set_receipt_template(var_dir)
+            # the bare loop: one renderer (its fonts read once, counted, as the job's), half the
+            # receipts rendered before the job and half after it (the box is shared and its
+            # speed drifts over minutes)
+            render = Renderer().render
+            head, expected = receipt_texts(var_dir, gifts_of=setup["run_id"])
+            half = len(expected) // 2
+            before = bare_loop(head, expected[:half], render)
             job = run_child(
                 var_dir,
                 "batch_receipts",
@@ -454,13 +521,18 @@ def main() -> int:
                 prof("batch-receipts"),
             )
             check(job, "batch receipts", created=args.receipts)
-            head, texts = printed_receipts(var_dir, job["run_id"])
-            if len(texts) != args.receipts:
-                raise SystemExit(
-                    f"the receipt run issued {len(texts):,} receipts, expected {args.receipts:,}"
-                )
-            bare = bare_loop(head, texts)
-            plain = bare_loop(head, texts[: max(1, args.plain_sample)], plain=True)
+            head_after, texts = receipt_texts(var_dir, issued_by=job["run_id"])
+            if head_after != head or texts != expected:
+                raise SystemExit("the receipts the job printed are not the ones the bare loop rendered")
+            after = bare_loop(head, texts[half:], render)
+            seconds, cpu = before["seconds"] + after["seconds"], before["cpu_seconds"] + after["cpu_seconds"]
+            bare = {
+                "receipts_per_s": len(texts) / seconds,
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "mean_pdf_bytes": after["mean_pdf_bytes"],
+            }
+            plain = bare_loop(head, texts[: max(1, args.plain_sample)], PlainFpdf().render)
             job_rate = args.receipts / job["seconds"]
             receipt_ratio = job_rate / bare["receipts_per_s"]
             receipt_rss = job["peak_rss_kb"] / 1024
@@ -470,7 +542,8 @@ def main() -> int:
                 f"batch receipts job   {job_rate:>8,.1f} receipts/s  ({job['seconds']:.1f}s, "
                 f"cpu {job['cpu_seconds']:.1f}s)  peak RSS {receipt_rss:.0f} MB (target < "
                 f"{TARGET_RSS_MB:.0f}) {verdict(targets['receipt_peak_rss'])}\n"
-                f"bare fpdf2 loop      {bare['receipts_per_s']:>8,.1f} receipts/s  ({bare['seconds']:.1f}s, "
+                f"bare fpdf2 loop      {bare['receipts_per_s']:>8,.1f} receipts/s  ({bare['seconds']:.1f}s: "
+                f"{before['receipts_per_s']:,.1f}/s before the job, {after['receipts_per_s']:,.1f}/s after; "
                 f"cpu {bare['cpu_seconds']:.1f}s, {bare['mean_pdf_bytes'] / 1024:.0f} KiB a PDF)\n"
                 f"job/bare ratio {receipt_ratio:.3f} (target >= {TARGET_RECEIPT_RATIO}) "
                 f"{verdict(targets['receipt_ratio'])};  in CPU seconds "
@@ -487,6 +560,8 @@ def main() -> int:
                     "receipt_job_cpu_seconds": round(job["cpu_seconds"], 2),
                     "receipt_job_peak_rss_mb": round(receipt_rss, 1),
                     "bare_loop_receipts_per_s": round(bare["receipts_per_s"], 1),
+                    "bare_loop_before_receipts_per_s": round(before["receipts_per_s"], 1),
+                    "bare_loop_after_receipts_per_s": round(after["receipts_per_s"], 1),
                     "bare_loop_cpu_seconds": round(bare["cpu_seconds"], 2),
                     "receipt_ratio": round(receipt_ratio, 3),
                     "receipt_cpu_ratio": round(bare["cpu_seconds"] / job["cpu_seconds"], 3),
