@@ -32,7 +32,7 @@ FILTERS = {
     "receipts.index": ["before", "after", "number", "status", "kind", "year", "donor"],
 }
 EVERY_FILTER = sorted({name for names in FILTERS.values() for name in names} - {"next"})
-ALLOWED = {200, 302, 400, 401, 403, 404, 405, 413}
+ALLOWED = {200, 302, 400, 401, 403, 404, 405, 409, 413}  # 409: an action refused as things stand
 ARGUMENT = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 

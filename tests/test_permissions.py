@@ -556,6 +556,12 @@ NOT_OBJECT_IDS = {
     # `user` goes through History's own check (history_user_or_404), tests/test_api_tokens.py
     ("api/v1/lists.py", "user"): "history_user_or_404, as History's",
     ("api/v1/imports.py", "map"): "Column:field pairs naming the body's columns (job_id: job_or_404)",
+    ("api/v1/transactions.py", "map"): "Column:field pairs naming the body's columns",
+    ("transactions/routes.py", "appeal"): "an appeal code (text)",
+    ("transactions/routes.py", "method"): "a payment method (text)",
+    # a filter within the viewer's own transactions (visible_transactions): another user's
+    # import run id narrows them to none, and shows nothing of that run
+    ("transactions/routes.py", "run"): "narrows the viewer's own transactions only",
 }
 HAND_READ = re.compile(
     r'(?:int_arg|ids_arg|choice_arg|page_arg)\(\s*"(\w+)"'

@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
 from webapp import audit
+from webapp.jobtypes import job_type_for
 from webapp.jobtypes.transaction_rollback import TransactionRollback
 from webapp.money.rollback import ENDED_UNDONE, preview, refusal, rollback_of
 from webapp.permissions import job_or_404, run_or_404
@@ -72,9 +73,9 @@ def confirm(run_id: int):
 @bp.route("/<int:job_id>")
 @login_required
 def job(job_id: int):
-    """A rollback job's page is its run's."""
+    """A rollback job's page is its run's (a job of another type: its own page)."""
     found = job_or_404(job_id)
     if found.job_type != TransactionRollback.key:
-        abort(404)
+        return redirect(job_type_for(found.job_type).page_url(found.id))
     run = first_run(found)
     return redirect(url_for("runs.detail", run_id=run.id) if run else url_for("monitor.index"))
