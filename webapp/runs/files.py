@@ -81,6 +81,15 @@ def result_file(run: Run) -> StoredFile | None:
         return None
 
 
+RESULT_TYPES = {".zip": "application/zip", ".pdf": "application/pdf"}
+
+
+def result_mimetype(name: str) -> str:
+    """The media type a result file is sent as, by its name: a CSV unless it is a ZIP (receipts)
+    or a PDF."""
+    return RESULT_TYPES.get(os.path.splitext(name)[1].lower(), "text/csv")
+
+
 def result_name(run: Run) -> str:
     """The name the result downloads as: the one set with it, else its file's own name."""
     return run.result_name if run.result_name is not None else os.path.basename(run.result_path or "")

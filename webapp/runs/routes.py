@@ -32,7 +32,7 @@ from webapp.monitor.rows import row_html
 from webapp.permissions import run_or_404
 from webapp.rules.clock import format_local
 from webapp.rules.states import RunState
-from webapp.runs.files import result_file, result_name, send_run_file
+from webapp.runs.files import result_file, result_mimetype, result_name, send_run_file
 from webapp.web import is_htmx, safe_path
 
 bp = Blueprint("runs", __name__, url_prefix="/runs")
@@ -157,7 +157,8 @@ def result(run_id: int):
         return redirect(url_for("runs.detail", run_id=run.id))
     if run.owner_id == current_user.id:  # taken on their behalf, it waits in their monitor
         engine.mark_downloaded(run)
-    return send_run_file(run, "result", result_name(run), stored, "text/csv")
+    name = result_name(run)
+    return send_run_file(run, "result", name, stored, result_mimetype(name))
 
 
 def _after_action(run, message: str, category: str = "info"):

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from webapp import audit
 from webapp.api.v1.answers import job_out, run_out
 from webapp.api.v1.core import fail
 from webapp.api.v1.forms import form_data, validated
-from webapp.api.v1.schemas import BouncesJobIn, Deleted, JobIn, JobList, JobOut, JobUpdateIn, RunOut
+from webapp.api.v1.schemas import (
+    AnnualReceiptsJobIn,
+    BatchReceiptsJobIn,
+    BouncesJobIn,
+    Deleted,
+    ExportJobIn,
+    JobIn,
+    JobList,
+    JobOut,
+    JobUpdateIn,
+    ReceiptInventoryJobIn,
+    ReportJobIn,
+    RunOut,
+)
 from webapp.api.v1.spec import operation
 from webapp.bounces.forms import BounceExportForm
 from webapp.engine.runs import start_run
@@ -17,13 +31,16 @@ from webapp.extensions import db
 from webapp.groups.activation import activate_group, deactivate_group
 from webapp.jobs.deletion import delete_job, refusal
 from webapp.jobs.forms import NotificationsForm
-from webapp.jobtypes import job_type_for, types_where
-from webapp.jobtypes.email_bounces import EmailBounces, visible_sends
+from webapp.jobtypes import get_job_type, job_type_for, types_where
+from webapp.jobtypes.email_bounces import visible_sends
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition, JobGroup
+from webapp.jobtypes.transaction_import import TransactionImport
 from webapp.jobtypes.user_data_export import ExportForm, UserDataExport
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
-from webapp.permissions import job_or_404
+from webapp.permissions import can_see, job_or_404
+from webapp.receipts.forms import AnnualForm, BatchForm, InventoryForm
+from webapp.reports.forms import ReportForm
 
 TAG = "Jobs"
 
@@ -67,25 +84,47 @@ def export_form(values: dict) -> ExportForm:
     return form
 
 
-@operation("POST", "/jobs", tag=TAG, answers={201: JobOut}, body=JobIn, errors=(400, 404, 415))
+@operation("POST", "/jobs", tag=TAG, answers={201: JobOut}, body=JobIn, errors=(400, 403, 404, 415))
 def create_job(body: JobIn):
-    """Make a User Data Export or an Email Bounces job.
+    """Make a job: a User Data Export, an Email Bounces job, a Netdonor Transaction Report, or
+    (admins only, a 403 for anyone else) a Batch, Annual or Inventory receipt generator.
 
     The page's own form checks apply; each problem is named in a 422. Another user's campaign
-    send is a 404. (An import is made by `POST /imports`, a campaign on its page.)"""
+    send or transaction import is a 404. (An import is made by `POST /imports` or
+    `POST /transaction-imports`, a campaign on its page.)"""
     wanted = body.root
-    if isinstance(wanted, BouncesJobIn):
-        form = _bounces_form(wanted)
-        job_type, label = EmailBounces.key, EmailBounces.label
-    else:
-        form = export_form(wanted.model_dump())
-        job_type, label = UserDataExport.key, UserDataExport.label
+    job_type = get_job_type(wanted.type)
+    if job_type.admins_only and not current_user.is_admin:
+        raise fail(403, f"only an admin can make a {job_type.label} job (receipts are the organisation's)")
+    form = _form_for(wanted)
     validated(form, "job")
-    job = Job(owner_id=current_user.id, job_type=job_type, name=form.name.data.strip(), params=form.params())
+    job = Job(
+        owner_id=current_user.id, job_type=job_type.key, name=form.name.data.strip(), params=form.params()
+    )
     db.session.add(job)
     db.session.commit()
-    audit.record("job.created", job, detail=f"{label} (API)")
+    audit.record("job.created", job, detail=f"{job_type.label} (API)")
     return job_out(job), 201
+
+
+def _form_for(wanted) -> FlaskForm:
+    """The page's form of the job type `wanted` names, filled from its JSON as the page's would be."""
+    values = wanted.model_dump(exclude={"type"})
+    if isinstance(wanted, BouncesJobIn):
+        return _bounces_form(wanted)
+    if isinstance(wanted, ExportJobIn):
+        return export_form(values)
+    if isinstance(wanted, BatchReceiptsJobIn) and wanted.source == "run" and wanted.import_run is not None:
+        run = db.session.get(Run, wanted.import_run)
+        if run is None or run.job_type != TransactionImport.key or not can_see(current_user, run):
+            raise fail(404, "no transaction import of yours has that run id")
+    forms: dict[type, type[FlaskForm]] = {
+        ReportJobIn: ReportForm,
+        BatchReceiptsJobIn: BatchForm,
+        AnnualReceiptsJobIn: AnnualForm,
+        ReceiptInventoryJobIn: InventoryForm,
+    }
+    return forms[type(wanted)](formdata=form_data(values), meta={"csrf": False})
 
 
 def _bounces_form(wanted: BouncesJobIn) -> BounceExportForm:

@@ -17,7 +17,7 @@ from webapp.api.v1.schemas import (
     RunOut,
     RunRejections,
 )
-from webapp.api.v1.spec import FILE, operation
+from webapp.api.v1.spec import RESULT, operation
 from webapp.engine import control
 from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import RunActionError, mark_downloaded
@@ -26,7 +26,7 @@ from webapp.extensions import db
 from webapp.models.runs import RunLogLine, RunRejection
 from webapp.permissions import run_or_404
 from webapp.rules.states import RunState
-from webapp.runs.files import result_file, result_name, send_run_file
+from webapp.runs.files import result_file, result_mimetype, result_name, send_run_file
 
 TAG = "Runs"
 # what a run's buttons do, by the API's name: (the engine's action, what the audit log calls it)
@@ -103,7 +103,7 @@ def rejections(run_id: int):
     return RunRejections(run_id=run.id, rejected=found)
 
 
-@operation("GET", "/runs/<int:run_id>/result", tag=TAG, answers={200: FILE}, errors=(404, 410, 503))
+@operation("GET", "/runs/<int:run_id>/result", tag=TAG, answers={200: RESULT}, errors=(404, 410, 503))
 def run_result(run_id: int):
     """The run's result file, streamed.
 
@@ -117,7 +117,8 @@ def run_result(run_id: int):
         raise fail(410, "the result file was deleted after the retention period")
     if run.owner_id == current_user.id:
         mark_downloaded(run)
-    return send_run_file(run, "result", result_name(run), stored, "text/csv")
+    name = result_name(run)
+    return send_run_file(run, "result", name, stored, result_mimetype(name))
 
 
 @operation("POST", "/runs/<int:run_id>/dismiss", tag=TAG, answers={200: Dismissed}, errors=(404, 409))

@@ -168,8 +168,75 @@ class BouncesJobIn(Closed):
     bom: bool = True
 
 
-class JobIn(RootModel[Annotated[ExportJobIn | BouncesJobIn, Field(discriminator="type")]]):
-    """A job to make: an export or a bounce export, told apart by its type."""
+class ReportJobIn(Closed):
+    """A Netdonor Transaction Report job to make: transactions of fixed days or of days counted
+    from each run, filtered."""
+
+    type: Literal["transaction_report"]
+    name: str = Field(min_length=1, max_length=200)
+    range: Literal["previous_month", "last_7_days", "year_to_date", "fixed"] = "previous_month"
+    start: str | None = Field(default=None, description="YYYY-MM-DD, the first day, with range fixed")
+    end: str | None = Field(default=None, description="YYYY-MM-DD, the last day, with range fixed")
+    appeal: str | None = Field(default=None, max_length=80, description="campaign or appeal code")
+    payment_method: str | None = Field(default=None, max_length=40)
+    kind: Literal["one_off", "recurring", "refund"] | None = None
+    min_amount: str | None = Field(default=None, description="a decimal number, e.g. 25.00")
+    bom: bool = True
+
+
+class _ReceiptPeriod(Closed):
+    name: str = Field(min_length=1, max_length=200)
+    source: Literal["relative", "range"] = "relative"
+    period: Literal["yesterday", "previous_week", "previous_month", "previous_quarter", "previous_year"] = (
+        Field(default="previous_month", description="days before each run, with source relative")
+    )
+    start: str | None = Field(default=None, description="YYYY-MM-DD, with source range")
+    end: str | None = Field(default=None, description="YYYY-MM-DD, the last day, with source range")
+
+
+class BatchReceiptsJobIn(_ReceiptPeriod):
+    """A Batch Receipt Generator job to make (admins only): a receipt for each eligible gift of
+    a period, or of one transaction import run."""
+
+    type: Literal["batch_receipts"]
+    source: Literal["relative", "range", "run"] = "relative"  # type: ignore[assignment]
+    import_run: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="its run id, with source run"
+    )
+    email: bool = Field(default=False, description="email each receipt to its donor")
+
+
+class AnnualReceiptsJobIn(Closed):
+    """An Annual Receipt Generator job to make (admins only): one receipt per supporter for a
+    tax year (a calendar year): the year before each run, or a fixed one."""
+
+    type: Literal["annual_receipts"]
+    name: str = Field(min_length=1, max_length=200)
+    year_choice: Literal["previous", "fixed"] = "previous"
+    year: int | None = Field(default=None, description="with year_choice fixed")
+    email: bool = Field(default=False, description="email each receipt to its donor")
+
+
+class ReceiptInventoryJobIn(_ReceiptPeriod):
+    """A Receipt Inventory Generator job to make (admins only): every receipt number issued,
+    voided or replaced in a period, as a CSV."""
+
+    type: Literal["receipt_inventory"]
+
+
+JOB_BODIES = (
+    ExportJobIn
+    | BouncesJobIn
+    | ReportJobIn
+    | BatchReceiptsJobIn
+    | AnnualReceiptsJobIn
+    | ReceiptInventoryJobIn
+)
+
+
+class JobIn(RootModel[Annotated[JOB_BODIES, Field(discriminator="type")]]):
+    """A job to make, told apart by its type: an export, a bounce export, a transaction report,
+    or a receipt generator (admins only)."""
 
 
 class JobUpdateIn(Closed):

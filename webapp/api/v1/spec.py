@@ -20,6 +20,13 @@ from webapp.api.v1.schemas import ErrorAnswer
 
 REF = "#/components/schemas/{model}"
 FILE = "file"  # an answer that is a file (text/csv), not JSON
+PDF = "pdf"  # a PDF file (a receipt)
+RESULT = "result"  # a run's result file: a CSV, or a ZIP (a receipt run's PDFs)
+FILES: dict[str, tuple[str, tuple[str, ...]]] = {  # its description, its media types
+    FILE: ("A CSV file", ("text/csv",)),
+    PDF: ("A PDF file", ("application/pdf",)),
+    RESULT: ("The result file: a CSV, or a ZIP for a receipt run", ("text/csv", "application/zip")),
+}
 # every error an operation may answer, with what it means (the body is always ErrorAnswer)
 ERRORS = {
     400: "The request is malformed (a bad query value or body)",
@@ -212,14 +219,13 @@ def document(server_url: str = "/") -> dict[str, Any]:
             )
         responses: dict[str, Any] = {}
         for status, model in op.answers.items():
-            if isinstance(model, str):  # FILE
-                content = {"text/csv": {"schema": {"type": "string", "contentMediaType": "text/csv"}}}
+            if isinstance(model, str):  # a file: FILES
+                described, types = FILES[model]
+                content = {kind: {"schema": {"type": "string", "contentMediaType": kind}} for kind in types}
             else:
+                described = model.__doc__ or "OK"
                 content = {"application/json": {"schema": ref(model)}}
-            responses[str(status)] = {
-                "description": model.__doc__ or "OK" if model != FILE else "A CSV file",
-                "content": content,
-            }
+            responses[str(status)] = {"description": described, "content": content}
         for status in op.errors:
             responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
         entry: dict[str, Any] = {
