@@ -202,17 +202,21 @@ def test_an_import_rolled_back_already_is_refused(app, client, auth, users, impo
 
 
 def test_receipted_gifts_are_listed_and_refused_and_a_voided_receipt_is_not(app, client, auth, users):
+    """Only a live (issued) receipt holds a gift: a voided one does not, nor one replaced by
+    another (a replaced receipt's number is void and it cannot be voided again)."""
     run = an_import(users["user"])
     ann = supporter("ann@example.org")
     receipted = gift(run, ann, external_id="T-1")
     voided = gift(run, ann, external_id="T-2")
+    replaced = gift(run, ann, external_id="T-3")
     receipt(receipted, 1041)
     receipt(voided, 1042, status="voided")
+    receipt(replaced, 1043, status="replaced")
     db.session.commit()
     auth.login(users["user"].email)
     page = client.get(f"/rollbacks/imports/{run.id}").get_data(as_text=True)
     assert "a receipted gift must be voided on its receipt first" in page
-    assert "1041" in page and "T-1" in page and "1042" not in page
+    assert "1041" in page and "T-1" in page and "1042" not in page and "1043" not in page
     assert confirm(client, run).status_code == 409 and rollback_runs() == []
 
 

@@ -18,6 +18,7 @@ from webapp.models.campaigns import Recipient
 from webapp.models.money import ImportRollback, Receipt, ReceiptItem, SupporterChange, Transaction
 from webapp.models.people import Supporter
 from webapp.models.runs import Run
+from webapp.money.issuing import LIVE
 from webapp.rules.clock import plural
 from webapp.rules.states import RunState
 
@@ -84,12 +85,13 @@ def claim_refusal(claim: ImportRollback | None, besides: int | None = None) -> s
 
 
 def _receipted_statement(import_run_id: int, ids: list[int] | None = None):
-    """The import's transactions (of `ids`, if given) on a receipt that is not voided."""
+    """The import's transactions (of `ids`, if given) on a live receipt (issued: neither voided
+    nor replaced; a replaced receipt's number is void, and it cannot be voided again)."""
     query = (
         select(Transaction.id, Transaction.external_id, Receipt.number)
         .join(ReceiptItem, ReceiptItem.transaction_id == Transaction.id)
         .join(Receipt, Receipt.id == ReceiptItem.receipt_id)
-        .where(Transaction.run_id == import_run_id, Receipt.status != "voided")
+        .where(Transaction.run_id == import_run_id, Receipt.status == LIVE)
     )
     return query.where(Transaction.id.in_(ids)) if ids is not None else query
 
