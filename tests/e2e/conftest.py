@@ -26,6 +26,11 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import SmtpSink
 
+# what a person waits for a page to show: ten seconds, not Playwright's five (the browser tests
+# run alongside the PostgreSQL pass on two cores, so a page can be slow; a failing check only
+# takes longer to say so)
+expect.set_options(timeout=10_000)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 CHROMIUM_ARGS = [
