@@ -158,3 +158,21 @@ def test_an_admin_cannot_open_another_admins_receipt_job(client, auth, users):
     auth.login("admin@example.org")
     assert client.get(f"/receipts/batch/{job.id}/edit").status_code == 404
     assert client.post(f"/receipts/batch/{job.id}/edit", data={"name": "Mine now"}).status_code == 404
+
+
+def test_a_void_sent_twice_voids_once_and_the_second_says_so(client, auth, users):
+    person = supporter("twice@example.org")
+    given = gift(person, "10.00", date(2026, 1, 5))
+    row = Receipt(number=7, kind="single", amount=given.amount, currency="EUR")
+    row.supporter_id = person.id
+    db.session.add(row)
+    db.session.commit()
+    auth.login("admin@example.org")
+    first = client.post(f"/receipts/{row.id}/void", data={"reason": "Duplicate gift", "confirm": "y"})
+    assert first.status_code == 302
+    # the same form sent again (a double click, a second tab): the page says it was voided already
+    second = client.post(f"/receipts/{row.id}/void", data={"reason": "Again", "confirm": "y"})
+    assert second.status_code == 302 and second.location.endswith(f"/receipts/{row.id}")
+    assert "Receipt 7 is voided already: nothing changed." in client.get(second.location).text
+    db.session.expire_all()
+    assert db.session.get(Receipt, row.id).void_reason == "Duplicate gift"

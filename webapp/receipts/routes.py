@@ -141,6 +141,10 @@ def void(receipt_id: int):
         issuing.void(receipt, form.reason.data)
     except issuing.VoidError as exc:
         db.session.rollback()
+        db.session.refresh(receipt)
+        if receipt.status != "issued":  # voided or replaced meanwhile (a second click, another tab)
+            flash(f"Receipt {receipt.number} is {receipt.status} already: nothing changed.", "info")
+            return redirect(url_for("receipts.detail", receipt_id=receipt.id))
         form.reason.errors = [str(exc)]
         return _detail(receipt, form, 400)
     audit.record(
