@@ -355,3 +355,24 @@ def test_a_rollback_stopped_part_way_is_finished_by_a_new_one(app, client, auth,
     ann = db.session.execute(db.select(Supporter).filter_by(email="ann@example.org")).scalar_one()
     assert (ann.first_name, ann.city, ann.donation_total) == ("Ann", None, Decimal("10.00"))
     assert db.session.execute(db.select(Supporter).filter_by(email="bea@example.org")).scalar() is None
+
+
+def test_the_preview_names_each_gifts_supporter_and_tells_a_user_who_voids_a_receipt(
+    app, client, auth, users, imported
+):
+    auth.login(users["user"].email)
+    page = client.get(f"/rollbacks/imports/{imported.id}").get_data(as_text=True)
+    sample = page[page.index("Sample of the transactions to delete") :]
+    bea = db.session.execute(db.select(Supporter).filter_by(email="bea@example.org")).scalar_one()
+    assert f'<a href="/supporters/{bea.id}">bea@example.org</a>' in sample  # not a bare id
+    assert "<td>First name</td>" in sample and "first_name" not in sample  # a field as staff name it
+    tx = gift(an_import(users["user"]), bea, external_id="T-R")
+    receipt(tx, 2051)
+    db.session.commit()
+    refused = client.get(f"/rollbacks/imports/{tx.run_id}").get_data(as_text=True)
+    assert "only an admin can void a receipt: ask an admin" in refused  # a user cannot void
+    assert "/receipts/?number=2051" not in refused
+    auth.logout()
+    auth.login(users["super_admin"].email)
+    refused = client.get(f"/rollbacks/imports/{tx.run_id}").get_data(as_text=True)
+    assert "/receipts/?number=2051" in refused and "ask an admin" not in refused

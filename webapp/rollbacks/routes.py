@@ -8,10 +8,14 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 
 from webapp import audit
+from webapp.extensions import db
 from webapp.jobtypes import job_type_for
+from webapp.jobtypes.transaction_import import SUPPORTER_FIELDS
 from webapp.jobtypes.transaction_rollback import TransactionRollback
+from webapp.models.people import Supporter
 from webapp.money.rollback import ENDED_UNDONE, preview, refusal, rollback_of
 from webapp.permissions import job_or_404, run_or_404
 from webapp.rollbacks.requests import first_run, start_rollback
@@ -34,11 +38,16 @@ def _page(run_id: int, form: ConfirmForm, status: int = 200):
     import_run = run_or_404(run_id)
     refused = refusal(import_run)
     found = preview(import_run) if refused is None else None
+    shown = {tx.supporter_id for tx in found.sample_transactions} if found else set()
+    emails_of = select(Supporter.id, Supporter.email).where(Supporter.id.in_(shown))
+    emails = {supporter_id: email for supporter_id, email in db.session.execute(emails_of)}
     return render_template(
         "rollbacks/preview.html",
         import_run=import_run,
         refused=refused,
         preview=found,
+        emails=emails,
+        field_labels=SUPPORTER_FIELDS,
         holder=rollback_of(import_run.id),
         form=form,
     ), status
