@@ -167,3 +167,11 @@ def test_malformed_filters_and_ids_are_a_4xx_never_a_500(client, auth, users):
     for value in ("99999999999999999999", "²", "0"):
         assert client.get(f"/supporters/{value}").status_code == 404
     assert client.get("/transactions/new/not-a-token").status_code == 404
+
+
+def test_a_text_filter_with_a_nul_character_is_a_400_not_a_database_error(client, auth, users):
+    """PostgreSQL refuses a NUL in any text it is sent (it was a 500 there)."""
+    auth.login(users["user"].email)
+    for name in ("appeal", "method", "email"):
+        answer = client.get("/transactions/", query_string={name: "a\x00b"})
+        assert answer.status_code == 400 and "NUL character" in answer.text, name

@@ -34,6 +34,15 @@ bp = Blueprint("transactions", __name__, url_prefix="/transactions")
 REMEMBERED_JOBS = 20  # the user's latest transaction imports whose mappings are remembered
 
 
+def text_arg(name: str, limit: int) -> str:
+    """The query value `name`, trimmed to `limit` characters; a 400 with a sentence when it holds
+    a NUL character (PostgreSQL refuses one in any text, so no stored value has it)."""
+    value = request.args.get(name, "").strip()[:limit]
+    if "\x00" in value:
+        abort(400, description=f"“{name}” holds a NUL character (0x00), which no stored value has.")
+    return value
+
+
 @dataclass(frozen=True)
 class TransactionFilter:
     """What the Transactions page is narrowed to (each part optional)."""
@@ -52,10 +61,10 @@ class TransactionFilter:
         return cls(
             date_from=date_arg("date_from"),
             date_to=date_arg("date_to"),
-            appeal=request.args.get("appeal", "").strip()[:80],
-            payment_method=request.args.get("method", "").strip()[:40],
+            appeal=text_arg("appeal", 80),
+            payment_method=text_arg("method", 40),
             kind=choice_arg("type", TRANSACTION_KINDS),
-            email=request.args.get("email", "").strip().lower()[:255],
+            email=text_arg("email", 255).lower(),
             run_id=int_arg("run"),
         )
 
