@@ -176,3 +176,11 @@ def test_a_void_sent_twice_voids_once_and_the_second_says_so(client, auth, users
     assert "Receipt 7 is voided already: nothing changed." in client.get(second.location).text
     db.session.expire_all()
     assert db.session.get(Receipt, row.id).void_reason == "Duplicate gift"
+
+
+@pytest.mark.parametrize("path", ["/receipts/batch/new", "/receipts/inventory/new"])
+def test_the_period_select_is_named_apart_from_the_radio_beside_it(client, auth, users, path):
+    """Two controls both called “Days before each run” could not be told apart by name."""
+    auth.login("admin@example.org")
+    page = client.get(path).text
+    assert '<label for="period">Which days before each run</label>' in page

@@ -69,7 +69,9 @@ class _PeriodForm(FlaskForm):
     source = RadioField("Period", choices=choices(PERIOD_SOURCES.items()), default="relative")
     start = DateField("First day", validators=[Optional()])
     end = DateField("Last day", validators=[Optional()])
-    period = SelectField("Days before each run", choices=choices(RELATIVE.items()), default="previous_month")
+    period = SelectField(
+        "Which days before each run", choices=choices(RELATIVE.items()), default="previous_month"
+    )
 
     def _check_days(self) -> bool:
         valid = True
