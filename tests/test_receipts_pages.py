@@ -184,3 +184,21 @@ def test_the_period_select_is_named_apart_from_the_radio_beside_it(client, auth,
     auth.login("admin@example.org")
     page = client.get(path).text
     assert '<label for="period">Which days before each run</label>' in page
+
+
+def test_a_nul_character_in_a_receipts_form_or_filter_is_a_400_and_nothing_changes(client, auth, users):
+    """PostgreSQL refuses a NUL in any text (these were 500s there)."""
+    set_template()
+    person = supporter("nul@example.org")
+    given = gift(person, "10.00", date(2026, 1, 5))
+    row = Receipt(number=8, kind="single", amount=given.amount, currency="EUR")
+    db.session.add(row)
+    db.session.commit()
+    auth.login("admin@example.org")
+    voided = client.post(f"/receipts/{row.id}/void", data={"reason": "a\x00b", "confirm": "y"})
+    assert voided.status_code == 400 and "NUL character" in voided.text
+    assert client.post("/receipts/template", data=template_form(organisation_name="A\x00")).status_code == 400
+    assert client.get("/receipts/", query_string={"donor": "a\x00"}).status_code == 400
+    db.session.expire_all()
+    assert db.session.get(Receipt, row.id).status == "issued"
+    assert ReceiptTemplate.get().organisation_name == "Société des Amis"

@@ -175,3 +175,13 @@ def test_a_text_filter_with_a_nul_character_is_a_400_not_a_database_error(client
     for name in ("appeal", "method", "email"):
         answer = client.get("/transactions/", query_string={name: "a\x00b"})
         assert answer.status_code == 400 and "NUL character" in answer.text, name
+
+
+def test_a_form_field_with_a_nul_character_is_a_400_on_the_report_and_rollback_pages(client, auth, users):
+    """The reports and rollbacks screens refuse a NUL as the Transactions page does (a 500 on
+    PostgreSQL before)."""
+    auth.login(users["user"].email)
+    answer = client.post("/reports/new", data={"name": "a\x00b", "range": "previous_month"})
+    assert answer.status_code == 400 and "NUL character" in answer.text
+    assert db.session.execute(db.select(Job)).first() is None
+    assert client.post("/rollbacks/imports/1", data={"x": "\x00"}).status_code == 400

@@ -27,6 +27,7 @@ from webapp.paging import Keyset
 from webapp.request_args import choice_arg, date_arg, int_arg
 from webapp.storage import StorageUnavailable
 from webapp.transactions.forms import transaction_mapping_form
+from webapp.transactions.guards import refuse_nul
 from webapp.web import upload_limit_text
 
 bp = Blueprint("transactions", __name__, url_prefix="/transactions")
@@ -34,13 +35,12 @@ bp = Blueprint("transactions", __name__, url_prefix="/transactions")
 REMEMBERED_JOBS = 20  # the user's latest transaction imports whose mappings are remembered
 
 
+bp.before_request(refuse_nul)  # a NUL in a form or query value: a 400, not a 500
+
+
 def text_arg(name: str, limit: int) -> str:
-    """The query value `name`, trimmed to `limit` characters; a 400 with a sentence when it holds
-    a NUL character (PostgreSQL refuses one in any text, so no stored value has it)."""
-    value = request.args.get(name, "").strip()[:limit]
-    if "\x00" in value:
-        abort(400, description=f"“{name}” holds a NUL character (0x00), which no stored value has.")
-    return value
+    """The query value `name`, trimmed to `limit` characters (a NUL is refused before)."""
+    return request.args.get(name, "").strip()[:limit]
 
 
 @dataclass(frozen=True)
