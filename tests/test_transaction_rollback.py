@@ -241,6 +241,8 @@ def test_pressing_the_button_twice_starts_one_rollback(app, client, auth, users,
     runs = rollback_runs()
     assert len(runs) == 1 and len(db.session.execute(db.select(ImportRollback)).all()) == 1
     assert first.location == second.location == f"/runs/{runs[0].id}"
+    # named for the import's run, without a second "run #1" beside its own run's label
+    assert runs[0].job.name == f"Rollback of “{imported.job_name}” (import #{imported.number})"
 
 
 def test_a_rollback_cancelled_before_it_starts_frees_the_import(app, client, auth, users, imported):

@@ -26,7 +26,8 @@ def start_rollback(import_run: Run, user: User) -> Run | None:
     over: the new rollback finishes what that one left."""
     db.session.commit()  # end any read: what follows is one transaction
     claim = claim_of(import_run.id)
-    name = f"Rollback of {import_run.job_name}"[:190] + f" {import_run.label}"
+    # (its one run is named "run #1" beside it: the import's run is told apart as "import #N")
+    name = f"Rollback of “{import_run.job_name[:170]}” (import {import_run.short_label})"
     # owned by the import's owner (who sees the import sees its rollback), started by `user`
     job = Job(
         owner_id=import_run.owner_id,
