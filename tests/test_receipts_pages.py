@@ -202,3 +202,13 @@ def test_a_nul_character_in_a_receipts_form_or_filter_is_a_400_and_nothing_chang
     db.session.expire_all()
     assert db.session.get(Receipt, row.id).status == "issued"
     assert ReceiptTemplate.get().organisation_name == "Société des Amis"
+
+
+def test_the_donor_filter_finds_a_percent_or_underscore_as_typed(client, auth, users):
+    for number, email in ((21, "ann_lee@example.org"), (22, "annxlee@example.org")):
+        db.session.add(Receipt(number=number, kind="single", amount=1, currency="EUR", donor_email=email))
+    db.session.commit()
+    auth.login("admin@example.org")
+    page = client.get("/receipts/", query_string={"donor": "ann_lee"}).text
+    assert "Receipt 21" in page and "Receipt 22" not in page  # _ is no wildcard
+    assert "No receipts match these filters." in client.get("/receipts/?donor=%25").text

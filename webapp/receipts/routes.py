@@ -52,9 +52,13 @@ def filtered(filters: ReceiptFilters) -> Select:
     if filters.year.data:
         query = query.where(Receipt.tax_year == filters.year.data)
     if donor := (filters.donor.data or "").strip().lower():
-        like = f"%{donor}%"
+        # % and _ are the words typed, not wildcards ("100%" or "ann_lee" find what they say)
+        like = "%" + donor.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(
-            or_(func.lower(Receipt.donor_email).like(like), func.lower(Receipt.donor_name).like(like))
+            or_(
+                func.lower(Receipt.donor_email).like(like, escape="\\"),
+                func.lower(Receipt.donor_name).like(like, escape="\\"),
+            )
         )
     return query
 
