@@ -185,3 +185,12 @@ def test_a_form_field_with_a_nul_character_is_a_400_on_the_report_and_rollback_p
     assert answer.status_code == 400 and "NUL character" in answer.text
     assert db.session.execute(db.select(Job)).first() is None
     assert client.post("/rollbacks/imports/1", data={"x": "\x00"}).status_code == 400
+
+
+def test_an_upload_over_the_limit_is_told_on_the_form_despite_the_nul_check(app, client, auth, users):
+    """The NUL check reads the form before the view: a body over the limit still gets the
+    form's sentence (413), not a bare error."""
+    app.config["MAX_CONTENT_LENGTH"] = 2048
+    auth.login(users["user"].email)
+    answer = upload(client, "email,amount\n" + "".join(f"p{i}@example.org,5\n" for i in range(300)))
+    assert answer.status_code == 413 and "larger than the upload limit of 2 KB" in answer.text
