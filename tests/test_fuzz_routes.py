@@ -7,6 +7,7 @@ import re
 import pytest
 
 from tests.conftest import export_job
+from tests.test_api_tokens import make_token
 from tests.test_permissions import others_objects  # noqa: F401  (the fixture: one of everything)
 from webapp.extensions import db
 from webapp.jobtypes.job_group import GroupDefinition
@@ -283,3 +284,27 @@ def test_no_route_answers_500_while_the_job_queue_is_unreachable(app, client, au
     assert checked > 50
     page = client.get("/").get_data(as_text=True)
     assert "The job queue has been unreachable since" in page
+
+
+def test_a_nul_character_anywhere_is_a_400_with_a_sentence_on_every_screen_and_the_api(
+    app, client, auth, users
+):
+    """PostgreSQL refuses a NUL in any text it is sent: a query value, form field or JSON string
+    holding one is refused before any view (it was a 500 on PostgreSQL)."""
+    auth.login(users["user"].email)
+    for url in ("/supporters/", "/monitor/history", "/jobs/"):
+        answer = client.get(url, query_string={"q": "ann\x00"})
+        assert answer.status_code == 400 and "NUL character" in answer.text, url
+    answer = client.post("/account/api-tokens/", data={"name": "CRM\x00", "access": "read"})
+    assert answer.status_code == 400 and "NUL character" in answer.text
+    assert client.get("/supporters/", query_string={"q": "ann"}).status_code == 200
+    secret = make_token(client, auth, users["user"].email, access="write")
+    headers = {"Authorization": f"Bearer {secret}"}
+    answer = client.get("/api/v1/supporters", query_string={"q": "\x00"}, headers=headers)
+    assert answer.status_code == 400 and answer.json["error"]["code"] == "bad_request"
+    answer = client.post(
+        "/api/v1/jobs", json={"type": "user_data_export", "name": "Nightly\x00"}, headers=headers
+    )
+    assert answer.status_code == 400 and "“name” holds a NUL" in answer.json["error"]["message"]
+    fine = client.post("/api/v1/jobs", json={"type": "user_data_export", "name": "Nightly"}, headers=headers)
+    assert fine.status_code == 201

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from webapp.engine.outage import queue_down_since
 from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import can_kill, queue_position
+from webapp.guards import refuse_nul
 from webapp.jobtypes import REGISTRY, JobType, job_type_for, lane_of, type_label
 from webapp.permissions import can_see
 from webapp.rules.clock import format_day, format_duration, format_local, plural, sentence
@@ -199,6 +200,8 @@ def register_web_helpers(app: Flask) -> None:
         state_badge=state_badge,
         _state_badge=state_badge,
     )
+
+    app.before_request(refuse_nul)  # a NUL in a form, query or JSON value: a 400, not a 500
 
     @app.context_processor
     def _account() -> dict[str, Any]:
