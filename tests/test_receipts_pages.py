@@ -212,3 +212,14 @@ def test_the_donor_filter_finds_a_percent_or_underscore_as_typed(client, auth, u
     page = client.get("/receipts/", query_string={"donor": "ann_lee"}).text
     assert "Receipt 21" in page and "Receipt 22" not in page  # _ is no wildcard
     assert "No receipts match these filters." in client.get("/receipts/?donor=%25").text
+
+
+def test_the_template_form_names_a_bad_image_and_a_missing_name_at_once(client, auth, users):
+    auth.login("admin@example.org")
+    answer = client.post(
+        "/receipts/template",
+        data={**template_form(organisation_name=""), "signature": (io.BytesIO(b"not an image"), "sig.png")},
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 400
+    assert "This field is required." in answer.text and "must be a PNG or JPEG image" in answer.text

@@ -172,8 +172,10 @@ def template():
     form = TemplateForm(obj=stored)
     if not form.is_submitted() and not stored.wording:
         form.wording.data = DEFAULT_WORDING
-    if form.validate_on_submit():
-        image = form.signature_image()
+    valid = form.validate_on_submit()
+    # the image is checked even when another field is wrong: the form names every problem at once
+    image = form.signature_image() if form.is_submitted() else None
+    if valid:
         if not form.signature.errors:
             for name in ("organisation_name", "address", "charity_number", "signatory", "wording"):
                 setattr(stored, name, (getattr(form, name).data or "").strip())
