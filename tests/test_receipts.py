@@ -358,6 +358,9 @@ def test_the_inventory_lists_issued_voided_and_replaced_receipts(app, users, gif
     ]
     assert rows[1]["Void reason"] == "'=HYPERLINK(1)"
     assert rows[0]["Issued at"][-6] in "+-" and rows[0]["Tax year"] == "2026"
+    # the run an auditor can find: its job's name and number, not a bare "#1"
+    first_run = db.session.get(Run, int(rows[0]["Issuing run id"]))
+    assert rows[0]["Issuing run"] == f"“{first_run.job_name}” run #{first_run.number}"
 
 
 def test_a_stopped_run_keeps_the_receipts_of_its_committed_batches(app, users, gifts, monkeypatch):
