@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -149,6 +148,11 @@ def _field(name: str) -> Callable[[str], Any]:
             return Problem(problem)
 
     return converted
+
+
+def _cents(amount: str) -> int:
+    """A stored amount without its sign ("12.50", as fields._number gives it) in cents."""
+    return int(amount.replace(".", "", 1))
 
 
 def _negated(amount: str) -> str:
@@ -357,10 +361,8 @@ class LineParser:
                 kept.append(None)
                 continue
             bare = tax.lstrip("-")
-            if amount is not None and Decimal(bare) > abs(Decimal(amount)):
-                problems[index].append(
-                    f"the tax-deductible amount {bare} is larger than the amount {amount.lstrip('-')}"
-                )
+            if amount is not None and bare != (whole := amount.lstrip("-")) and _cents(bare) > _cents(whole):
+                problems[index].append(f"the tax-deductible amount {bare} is larger than the amount {whole}")
                 kept.append(None)
             else:
                 kept.append(_negated(tax) if kind == "refund" else tax)
