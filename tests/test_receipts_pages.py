@@ -223,3 +223,10 @@ def test_the_template_form_names_a_bad_image_and_a_missing_name_at_once(client, 
     )
     assert answer.status_code == 400
     assert "This field is required." in answer.text and "must be a PNG or JPEG image" in answer.text
+
+
+def test_a_tax_year_that_is_no_number_gets_one_message_not_two(client, auth, users):
+    auth.login("admin@example.org")
+    page = client.post("/receipts/annual/new", data={"name": "2025", "year_choice": "fixed", "year": "abc"})
+    assert page.status_code == 400 and page.text.count('class="field-error"') == 1
+    assert client.get("/receipts/", query_string={"year": "abc"}).text.count('class="field-error"') == 1

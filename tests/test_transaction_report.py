@@ -246,3 +246,11 @@ def test_the_form_saves_and_runs_edits_and_schedules_a_report(app, client, auth,
     auth.logout()
     auth.login(users["other"].email)
     assert client.get(f"/reports/{job.id}/edit").status_code == 404
+
+
+def test_an_amount_that_is_no_number_gets_one_message_not_two(client, auth, users):
+    auth.login(users["user"].email)
+    for given in ("abc", "NaN"):
+        form = {"name": "Q1", "range": "previous_month", "min_amount": given}
+        page = client.post("/reports/new", data=form)
+        assert page.status_code == 400 and page.text.count('class="field-error"') == 1, given

@@ -23,6 +23,15 @@ FIRST_DAY = date(2000, 1, 1)
 PERIOD_SOURCES = {"range": "Fixed days", "relative": "Days before each run"}
 
 
+class InRange(NumberRange):
+    """NumberRange for an optional number field: a value that is no number at all gets only the
+    field's own message ("Not a valid …"), not the range's as well."""
+
+    def __call__(self, form, field) -> None:
+        if field.data is not None:
+            super().__call__(form, field)
+
+
 class TemplateForm(FlaskForm):
     """What every receipt prints."""
 
@@ -150,7 +159,7 @@ class AnnualForm(FlaskForm):
         ),
         default="previous",
     )
-    year = IntegerField("Year", validators=[Optional(), NumberRange(min=2000, max=2100)])
+    year = IntegerField("Year", validators=[Optional(), InRange(min=2000, max=2100)])
     email = BooleanField("Email each receipt to its donor (PDF attached)")
 
     def validate(self, extra_validators=None) -> bool:
@@ -196,12 +205,12 @@ class ReceiptFilters(FlaskForm):
     class Meta:
         csrf = False
 
-    number = IntegerField("Number", validators=[Optional(), NumberRange(min=1, max=2**31 - 1)])
+    number = IntegerField("Number", validators=[Optional(), InRange(min=1, max=2**31 - 1)])
     status = SelectField("Status", choices=choices([("", "Any")]), validate_choice=False)
     kind = SelectField(
         "Kind",
         choices=choices([("", "Any"), ("single", "Single"), ("annual", "Annual")]),
         validate_choice=False,
     )
-    year = IntegerField("Tax year", validators=[Optional(), NumberRange(min=1900, max=2200)])
+    year = IntegerField("Tax year", validators=[Optional(), InRange(min=1900, max=2200)])
     donor = StringField("Donor", validators=[Length(max=200)], description="Email or name contains")

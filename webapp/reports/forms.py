@@ -9,7 +9,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, DecimalField, RadioField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, StopValidation
 
 from webapp.formutil import choices
 from webapp.jobtypes.transaction_report import RANGES
@@ -21,10 +21,19 @@ LAST_DAY = date(2100, 12, 31)
 MAX_AMOUNT = Decimal("9999999999.99")  # the column's Numeric(12, 2)
 
 
+class InRange(NumberRange):
+    """NumberRange for an optional number field: a value that is no number at all gets only the
+    field's own message ("Not a valid …"), not the range's as well."""
+
+    def __call__(self, form, field) -> None:
+        if field.data is not None:
+            super().__call__(form, field)
+
+
 def _finite(form: FlaskForm, field: DecimalField) -> None:
     """Refuse NaN and infinities (Decimal parses them) before they are compared."""
     if field.data is not None and not field.data.is_finite():
-        raise ValidationError("Enter an amount such as 100 or 25.50.")
+        raise StopValidation("Enter an amount such as 100 or 25.50.")  # (no range to compare)
 
 
 class ReportForm(FlaskForm):
@@ -43,7 +52,7 @@ class ReportForm(FlaskForm):
         validators=[
             Optional(),
             _finite,
-            NumberRange(min=0, max=MAX_AMOUNT, message="Enter an amount from 0 to 9,999,999,999.99."),
+            InRange(min=0, max=MAX_AMOUNT, message="Enter an amount from 0 to 9,999,999,999.99."),
         ],
     )
     bom = BooleanField(
