@@ -259,6 +259,41 @@ def test_a_failed_run_retried_continues_from_its_checkpoint_without_duplicates_o
     assert changes(run) == {"ann@example.org": (False, {"city": "Boston"}, {"city": "Salem"})}
 
 
+def test_supporters_another_import_stores_between_the_lookup_and_the_insert(
+    app, users, tmp_path, monkeypatch
+):
+    original = transaction_loader.TransactionLoader.match_supporters
+
+    def raced(self, lines):  # another import stores two of the new supporters meanwhile
+        stored = original(self, lines)
+        if not Supporter.query.filter_by(email="race@example.org").count():
+            db.session.execute(
+                db.insert(Supporter),
+                [
+                    {"email": "race@example.org", "city": "Boston"},
+                    {"email": "x@example.org", "external_id": "X-9"},
+                ],
+            )
+        return stored
+
+    monkeypatch.setattr(transaction_loader.TransactionLoader, "match_supporters", raced)
+    text = (
+        "email,city,amount,date,donor id\n"
+        "new@example.org,Lowell,10,2026-01-05,N-1\n"  # created
+        "race@example.org,Salem,5,2026-01-05,\n"  # stored meanwhile: its gift goes to that one
+        "claim@example.org,,5,2026-01-05,X-9\n"  # its external id stored meanwhile: refused
+    )
+    mapping = ["email", "city", "amount", "date", "external_id"]
+    run = run_transactions(app, users["user"], tmp_path, text, mapping)
+    assert reasons(run) == ["line 4: the supporter could not be created: another import stored one like it"]
+    assert (run.created, run.skipped, run.rejected) == (2, 1, 1)
+    assert changes(run) == {"new@example.org": (True, {}, {})}
+    race = supporter("race@example.org")
+    assert (race.city, race.last_run_id) == ("Boston", None)
+    assert Transaction.query.filter_by(supporter_id=race.id).count() == 1
+    assert supporter("new@example.org").external_id == "N-1"
+
+
 @pytest.mark.parametrize("viewer", ["user", "other", "super_admin"])
 def test_the_transactions_page_lists_only_the_viewers_own_and_a_super_admin_all(
     app, client, auth, users, tmp_path, viewer

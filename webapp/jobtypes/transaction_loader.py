@@ -346,11 +346,18 @@ class TransactionLoader:
         if not new:
             return 0, []
         now = timestamp(utcnow())
+        before = (
+            fetchall("SELECT coalesce(max(id), 0) FROM supporter", [])[0][0]
+            if dialect() == "sqlite"
+            else None
+        )
         executemany(
             self.insert_supporter_sql,
             [(*values, False, self.run_id, now, now) for values in new.values()],
         )
-        stored = self.stored(self.match_by, list(new))
+        stored = self.inserted(before, new) if before is not None else {}
+        if len(stored) < len(new):
+            stored.update(self.stored(self.match_by, [key for key in new if key not in stored]))
         created = [row[0] for key in new if (row := stored.get(key)) is not None and row[3] == self.run_id]
         changes = [(self.run_id, supporter_id, True, "{}", "{}") for supporter_id in created]
         executemany(
@@ -370,6 +377,15 @@ class TransactionLoader:
                 else:
                     line.supporter_id = row[0]
         return len(changes), lost
+
+    def inserted(self, before: int, new: dict[str, list[Any]]) -> dict[str, tuple[Any, ...]]:
+        """On SQLite, the supporters this run just inserted for the keys `new`, read by one range
+        read of the ids after `before` (the largest id before the insert) instead of a lookup per
+        key; shaped as `stored` gives them (id, email, external_id, last_run_id). A key missing
+        here (another import stored it first, or its id is not after `before`) is looked up."""
+        at = 1 if self.match_by == "email" else 2
+        rows = fetchall("SELECT id, email, external_id, last_run_id FROM supporter WHERE id > ?", [before])
+        return {row[at]: row for row in rows if row[3] == self.run_id and row[at] in new}
 
     def update_supporters(self, lines: list[Line], current: dict[int, list[Any]]) -> int:
         """Write the mapped fields of matched supporters where a value differs (blank cells
