@@ -162,6 +162,13 @@ def test_a_batch_receipts_each_eligible_gift_of_the_range_once_with_a_zip_and_in
     assert numbers() == [1, 2, 3, 4, 5] and run.created == 5
     amounts = dict(db.session.execute(db.select(ReceiptItem.transaction_id, ReceiptItem.amount)).all())
     assert amounts[gifts[1].id] == Decimal("15.00")  # the tax-deductible part, not the amount
+    # each receipt names its gift's supporter (not the gift's own id, as it once did)
+    linked = db.session.execute(
+        db.select(Receipt.supporter_id, Transaction.supporter_id)
+        .join(ReceiptItem, ReceiptItem.receipt_id == Receipt.id)
+        .join(Transaction, Transaction.id == ReceiptItem.transaction_id)
+    ).all()
+    assert len(linked) == 5 and all(receipt == gift for receipt, gift in linked)
     archive = zip_of(run)
     assert sorted(archive.namelist()) == ["index.csv"] + [f"receipt-{n}.pdf" for n in range(1, 6)]
     index = list(csv.reader(io.StringIO(archive.read("index.csv").decode("utf-8-sig"))))

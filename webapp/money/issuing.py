@@ -138,7 +138,12 @@ def issue_single_batch(conditions: list[ColumnElement[bool]], run_id: int, limit
     so a parallel run's committed receipts are seen and its gifts not receipted twice."""
     first = numbering.lock_counter()
     gifts = db.session.execute(
-        select(Transaction.id, Transaction.currency, eligible_amount().label("eligible"), *_SUPPORTER_COLUMNS)
+        select(
+            Transaction.id.label("transaction_id"),  # (`id` is the supporter's: _receipt_row)
+            Transaction.currency,
+            eligible_amount().label("eligible"),
+            *_SUPPORTER_COLUMNS,
+        )
         .join(Supporter, Supporter.id == Transaction.supporter_id)
         .where(*conditions)
         .order_by(Transaction.received_on, Transaction.id)
@@ -150,7 +155,7 @@ def issue_single_batch(conditions: list[ColumnElement[bool]], run_id: int, limit
     rows = [
         _receipt_row(first + i, "single", g, g.eligible, g.currency, run_id, now) for i, g in enumerate(gifts)
     ]
-    _insert_receipts(rows, [[(g.id, g.eligible)] for g in gifts])
+    _insert_receipts(rows, [[(g.transaction_id, g.eligible)] for g in gifts])
     numbering.take(first, len(gifts))
     return len(gifts)
 
