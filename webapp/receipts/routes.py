@@ -32,10 +32,8 @@ from webapp.paging import Keyset
 from webapp.permissions import admin_required, can_see, job_or_404
 from webapp.receipts.forms import AnnualForm, BatchForm, InventoryForm, ReceiptFilters, TemplateForm, VoidForm
 from webapp.rules.clock import to_local
-from webapp.transactions.guards import refuse_nul
 
 bp = Blueprint("receipts", __name__, url_prefix="/receipts")
-bp.before_request(refuse_nul)  # a NUL in a form or query value: a 400, not a 500
 
 IMPORTS_LISTED = 300  # the newest transaction imports offered to a batch
 

@@ -16,10 +16,8 @@ from webapp.models.jobs import Job
 from webapp.permissions import job_or_404
 from webapp.reports.forms import ReportForm
 from webapp.rules.clock import to_local
-from webapp.transactions.guards import refuse_nul
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
-bp.before_request(refuse_nul)  # a NUL in a form or query value: a 400, not a 500
 
 
 def _render(form: ReportForm, job: Job | None, status: int = 200):

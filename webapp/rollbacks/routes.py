@@ -19,10 +19,8 @@ from webapp.models.people import Supporter
 from webapp.money.rollback import ENDED_UNDONE, preview, refusal, rollback_of
 from webapp.permissions import job_or_404, run_or_404
 from webapp.rollbacks.requests import first_run, start_rollback
-from webapp.transactions.guards import refuse_nul
 
 bp = Blueprint("rollbacks", __name__, url_prefix="/rollbacks")
-bp.before_request(refuse_nul)  # a NUL in a form or query value: a 400, not a 500
 
 
 class ConfirmForm(FlaskForm):

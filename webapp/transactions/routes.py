@@ -27,15 +27,11 @@ from webapp.paging import Keyset
 from webapp.request_args import choice_arg, date_arg, int_arg
 from webapp.storage import StorageUnavailable
 from webapp.transactions.forms import transaction_mapping_form
-from webapp.transactions.guards import refuse_nul
 from webapp.web import upload_limit_text
 
 bp = Blueprint("transactions", __name__, url_prefix="/transactions")
 
 REMEMBERED_JOBS = 20  # the user's latest transaction imports whose mappings are remembered
-
-
-bp.before_request(refuse_nul)  # a NUL in a form or query value: a 400, not a 500
 
 
 def text_arg(name: str, limit: int) -> str:
