@@ -6,6 +6,7 @@ Delete leaves of a supporter's money (the books and receipts, without the person
 from __future__ import annotations
 
 import csv
+import time
 from datetime import date
 from decimal import Decimal
 
@@ -337,10 +338,20 @@ def test_a_real_import_is_rolled_back_to_what_was_there_before(app, client, auth
     assert (ann.first_name, ann.city) == ("Ann", "Oslo")
 
 
-def test_a_rollback_stopped_part_way_is_finished_by_a_new_one(app, client, auth, users, imported):
+def test_a_rollback_stopped_part_way_is_finished_by_a_new_one(
+    app, client, auth, users, imported, monkeypatch
+):
     from tests.conftest import act_midway
+    from webapp.engine.context import RunContext
 
     app.config["DELETE_BATCH_SIZE"] = 1
+    commit_batch = RunContext.commit_batch
+
+    def slowly(ctx, **counts):  # a batch at a time, slowly enough for Stop to land part-way
+        commit_batch(ctx, **counts)
+        time.sleep(0.25)
+
+    monkeypatch.setattr(RunContext, "commit_batch", slowly)
     auth.login(users["user"].email)
     confirm(client, imported)
     stopped = act_midway(app, rollback_runs()[0], users["user"], request_stop, after=2)
