@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, request
 from pydantic import BaseModel, RootModel, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
@@ -158,9 +158,9 @@ def _answer(answer: Any, status: int) -> Response | tuple[Response, int]:
         return answer
     if isinstance(answer, tuple):
         answer, status = answer
-    response = jsonify(answer.model_dump(mode="json"))
-    response.status_code = status
-    return response
+    # serialised by pydantic itself (in Rust: several times faster than dumping to dicts and
+    # then to JSON, which a page of 50 runs pays on every poll)
+    return Response(answer.model_dump_json(), status=status, mimetype="application/json")
 
 
 def _path(rule: str) -> tuple[str, list[dict]]:
