@@ -10,23 +10,23 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from webapp import audit
 from webapp.charts import job_runs_chart
-from webapp.csvfiles import DELIMITER_NAMES, CsvProblem
+from webapp.csvfiles import DELIMITER_NAMES
 from webapp.engine import queueing
 from webapp.engine import runs as engine
 from webapp.extensions import db
+from webapp.jobs import uploads
 from webapp.jobs.deletion import delete_job, refusal
 from webapp.jobs.forms import ConfirmForm, NotificationsForm, mapping_form
 from webapp.jobs.saving import after_saving
 from webapp.jobs.schedule_forms import PauseForm, describe_schedule
-from webapp.jobs.uploads import forget_upload, load_upload, save_upload
+from webapp.jobs.uploads import forget_upload, load_upload, upload_step
 from webapp.jobtypes import REGISTRY, get_job_type, job_type_for, types_where
 from webapp.jobtypes.user_data_export import ExportForm, UserDataExport
 from webapp.jobtypes.user_data_import import ImportUploadForm, UserDataImport, guess_field, mapping_problems
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.permissions import job_or_404
-from webapp.storage import StorageUnavailable
-from webapp.web import queue_place, upload_limit_text
+from webapp.web import queue_place
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -57,31 +57,13 @@ def new():
 @login_required
 def new_import():
     """Import step 1: upload the CSV (checked end to end before anything is kept)."""
-    form = ImportUploadForm()
-    if form.validate_on_submit():
-        try:
-            upload = save_upload(form.file.data, current_user.id, form.name.data.strip(), form.encoding.data)
-        except CsvProblem as problem:
-            form.file.errors.append(str(problem))
-        except StorageUnavailable:
-            form.file.errors.append(
-                "The file storage did not answer, so the file was not saved. Try again in a moment, "
-                "and tell an admin if it keeps happening."
-            )
-            return render_template("jobs/import_upload.html", form=form), 503
-        else:
-            return redirect(url_for("jobs.map_import", token=upload.token))
-    return render_template("jobs/import_upload.html", form=form)
+    return upload_step(ImportUploadForm(), "jobs/import_upload.html", "jobs.map_import")
 
 
 @bp.errorhandler(RequestEntityTooLarge)
 def upload_too_large(_exc):
     """An upload over the limit: the form again with a clear message; nothing was kept."""
-    form = ImportUploadForm(formdata=None)
-    form.file.errors = [
-        f"The file is larger than the upload limit of {upload_limit_text()}. Nothing was saved."
-    ]
-    return render_template("jobs/import_upload.html", form=form), 413
+    return uploads.upload_too_large(ImportUploadForm(formdata=None), "jobs/import_upload.html")
 
 
 @bp.route("/new/import/<token>", methods=["GET", "POST"])

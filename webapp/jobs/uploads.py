@@ -12,13 +12,15 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flask import current_app
+from flask import current_app, redirect, render_template, url_for
+from flask_login import current_user
 from werkzeug.datastructures import FileStorage
 
-from webapp.csvfiles import inspect_csv
+from webapp.csvfiles import CsvProblem, inspect_csv
 from webapp.engine.retention import upload_files_in_use
 from webapp.models.jobs import Job
 from webapp.storage import Storage, StorageUnavailable, current_storage, located
+from webapp.web import upload_limit_text
 
 
 @dataclass
@@ -140,3 +142,33 @@ def _remove(path: str) -> None:
         os.remove(path)
     except FileNotFoundError:
         pass
+
+
+STORAGE_DOWN = (
+    "The file storage did not answer, so the file was not saved. Try again in a moment, "
+    "and tell an admin if it keeps happening."
+)
+
+
+def upload_step(form: Any, template: str, mapping_endpoint: str) -> Any:
+    """Step 1 of an import (of supporters, of transactions): the CSV checked end to end and
+    kept, then on to its mapping page; the form again with what was wrong, else."""
+    if form.validate_on_submit():
+        try:
+            upload = save_upload(form.file.data, current_user.id, form.name.data.strip(), form.encoding.data)
+        except CsvProblem as problem:
+            form.file.errors.append(str(problem))
+        except StorageUnavailable:
+            form.file.errors.append(STORAGE_DOWN)
+            return render_template(template, form=form), 503
+        else:
+            return redirect(url_for(mapping_endpoint, token=upload.token))
+    return render_template(template, form=form)
+
+
+def upload_too_large(form: Any, template: str) -> Any:
+    """An upload over the limit: the (empty) form again with a clear message; nothing was kept."""
+    form.file.errors = [
+        f"The file is larger than the upload limit of {upload_limit_text()}. Nothing was saved."
+    ]
+    return render_template(template, form=form), 413

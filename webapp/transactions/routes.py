@@ -6,16 +6,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user, login_required
 from sqlalchemy import Select, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webapp import audit
-from webapp.csvfiles import DELIMITER_NAMES, CsvProblem
+from webapp.csvfiles import DELIMITER_NAMES
 from webapp.extensions import db
+from webapp.jobs import uploads
 from webapp.jobs.saving import after_saving
-from webapp.jobs.uploads import forget_upload, load_upload, save_upload
+from webapp.jobs.uploads import forget_upload, load_upload, upload_step
 from webapp.jobtypes.transaction_import import TransactionImport, guess_field, mapping_problems
 from webapp.jobtypes.user_data_import import ImportUploadForm
 from webapp.models.jobs import Job
@@ -25,9 +26,7 @@ from webapp.models.runs import Run
 from webapp.money.transactions import totals_by_currency, visible_transactions
 from webapp.paging import Keyset
 from webapp.request_args import choice_arg, date_arg, int_arg
-from webapp.storage import StorageUnavailable
 from webapp.transactions.forms import transaction_mapping_form
-from webapp.web import upload_limit_text
 
 bp = Blueprint("transactions", __name__, url_prefix="/transactions")
 
@@ -137,31 +136,13 @@ def index():
 @login_required
 def new_import():
     """Transaction import step 1: upload the CSV (checked end to end before anything is kept)."""
-    form = ImportUploadForm()
-    if form.validate_on_submit():
-        try:
-            upload = save_upload(form.file.data, current_user.id, form.name.data.strip(), form.encoding.data)
-        except CsvProblem as problem:
-            form.file.errors.append(str(problem))
-        except StorageUnavailable:
-            form.file.errors.append(
-                "The file storage did not answer, so the file was not saved. Try again in a moment, "
-                "and tell an admin if it keeps happening."
-            )
-            return render_template("transactions/import_upload.html", form=form), 503
-        else:
-            return redirect(url_for("transactions.map_import", token=upload.token))
-    return render_template("transactions/import_upload.html", form=form)
+    return upload_step(ImportUploadForm(), "transactions/import_upload.html", "transactions.map_import")
 
 
 @bp.errorhandler(RequestEntityTooLarge)
 def upload_too_large(_exc):
     """An upload over the limit: the form again with a clear message; nothing was kept."""
-    form = ImportUploadForm(formdata=None)
-    form.file.errors = [
-        f"The file is larger than the upload limit of {upload_limit_text()}. Nothing was saved."
-    ]
-    return render_template("transactions/import_upload.html", form=form), 413
+    return uploads.upload_too_large(ImportUploadForm(formdata=None), "transactions/import_upload.html")
 
 
 def remembered_guesses(columns: list[str], owner_id: int) -> list[str]:
