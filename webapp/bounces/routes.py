@@ -3,13 +3,12 @@ results are every job's: the Jobs page, the schedule pages, the monitor)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template
 from flask_login import current_user, login_required
 
-from webapp import audit
 from webapp.bounces.forms import BounceExportForm
 from webapp.extensions import db
-from webapp.jobs.saving import after_saving
+from webapp.jobs.saving import save_form
 from webapp.jobtypes import job_type_for
 from webapp.jobtypes.email_bounces import EmailBounces, send_label, visible_sends
 from webapp.models.base import utcnow
@@ -64,12 +63,7 @@ def new():
     _offer_sends(form, current_user, form.send_id())
     _chosen_send(form, current_user)
     if form.validate_on_submit():
-        job = Job(owner_id=current_user.id, job_type=EmailBounces.key, name=form.name.data.strip())
-        job.params = form.params()
-        db.session.add(job)
-        db.session.commit()
-        audit.record("job.created", job, detail=EmailBounces.label)
-        return after_saving(job)
+        return save_form(form, EmailBounces, None, "")
     return _render(form, None, 400 if form.is_submitted() else 200)
 
 
@@ -87,9 +81,5 @@ def edit(job_id: int):
     _offer_sends(form, job.owner, form.send_id())
     _chosen_send(form, job.owner)
     if form.validate_on_submit():
-        job.name, job.params = form.name.data.strip(), form.params()
-        audit.record("job.edited", job, commit=False, detail="Bounces chosen again")
-        db.session.commit()
-        flash(f"“{job.name}” was saved.", "success")
-        return redirect(url_for("jobs.detail", job_id=job.id))
+        return save_form(form, EmailBounces, job, "Bounces chosen again")
     return _render(form, job, 400 if form.is_submitted() else 200)

@@ -1,13 +1,17 @@
-"""What follows saving a new job on its form page, for every job type's form: its Save and run
-button starts a run at once; Save shows the job."""
+"""Saving a job type's form, and what follows saving a new job, for every job type's form: its
+Save and run button starts a run at once; Save shows the job."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import flash, redirect, request, url_for
 from flask_login import current_user
 
 from webapp import audit
 from webapp.engine import runs as engine
+from webapp.extensions import db
+from webapp.jobtypes.base import JobType
 from webapp.models.jobs import Job
 
 
@@ -18,5 +22,22 @@ def after_saving(job: Job):
         audit.record("run.started", run, detail=f"Run #{run.number}, on saving the job")
         flash(f"“{job.name}” was saved and run #{run.number} started.", "success")
         return redirect(url_for("runs.detail", run_id=run.id))
+    flash(f"“{job.name}” was saved.", "success")
+    return redirect(url_for("jobs.detail", job_id=job.id))
+
+
+def save_form(form: Any, job_type: type[JobType], job: Job | None, edited: str):
+    """Save a job type's form (its `name` and `params()`): a new job, then after_saving; or the
+    job being edited (`edited`: what the audit entry says changed), then its page."""
+    name = form.name.data.strip()
+    if job is None:
+        job = Job(owner_id=current_user.id, job_type=job_type.key, name=name, params=form.params())
+        db.session.add(job)
+        db.session.commit()
+        audit.record("job.created", job, detail=job_type.label)
+        return after_saving(job)
+    job.name, job.params = name, form.params()
+    audit.record("job.edited", job, commit=False, detail=edited)
+    db.session.commit()
     flash(f"“{job.name}” was saved.", "success")
     return redirect(url_for("jobs.detail", job_id=job.id))

@@ -15,7 +15,7 @@ from sqlalchemy import Select, func, or_, select
 from webapp import audit
 from webapp.extensions import db
 from webapp.formutil import choices
-from webapp.jobs.saving import after_saving
+from webapp.jobs.saving import save_form
 from webapp.jobtypes import job_type_for
 from webapp.jobtypes.annual_receipts import AnnualReceipts
 from webapp.jobtypes.base import JobType
@@ -255,18 +255,7 @@ def _job_form(type_key: str, job: Job | None):
         form.import_run.choices = _imports(form.import_run_id())
     _check_import(form)
     if form.validate_on_submit():
-        if job is None:
-            job = Job(owner_id=current_user.id, job_type=job_type.key, name=form.name.data.strip())
-            job.params = form.params()
-            db.session.add(job)
-            db.session.commit()
-            audit.record("job.created", job, detail=job_type.label)
-            return after_saving(job)
-        job.name, job.params = form.name.data.strip(), form.params()
-        audit.record("job.edited", job, commit=False, detail="Parameters changed")
-        db.session.commit()
-        flash(f"“{job.name}” was saved.", "success")
-        return redirect(url_for("jobs.detail", job_id=job.id))
+        return save_form(form, job_type, job, "Parameters changed")
     tz_name = current_app.config["TIMEZONE"]
     zone = f"{tz_name} ({to_local(utcnow(), tz_name):%Z})"
     status = 400 if form.is_submitted() else 200

@@ -3,12 +3,10 @@ schedule and results are every job's: the Jobs page, the schedule pages, the mon
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask import Blueprint, current_app, redirect, render_template
+from flask_login import login_required
 
-from webapp import audit
-from webapp.extensions import db
-from webapp.jobs.saving import after_saving
+from webapp.jobs.saving import save_form
 from webapp.jobtypes import job_type_for
 from webapp.jobtypes.transaction_report import TransactionReport
 from webapp.models.base import utcnow
@@ -32,12 +30,7 @@ def new():
     """Create a transaction report job: its date range and filters."""
     form = ReportForm()
     if form.validate_on_submit():
-        job = Job(owner_id=current_user.id, job_type=TransactionReport.key, name=form.name.data.strip())
-        job.params = form.params()
-        db.session.add(job)
-        db.session.commit()
-        audit.record("job.created", job, detail=TransactionReport.label)
-        return after_saving(job)
+        return save_form(form, TransactionReport, None, "")
     return _render(form, None, 400 if form.is_submitted() else 200)
 
 
@@ -53,9 +46,5 @@ def edit(job_id: int):
         form.name.data = job.name
         form.fill_from(job.params)
     if form.validate_on_submit():
-        job.name, job.params = form.name.data.strip(), form.params()
-        audit.record("job.edited", job, commit=False, detail="Report range or filters changed")
-        db.session.commit()
-        flash(f"“{job.name}” was saved.", "success")
-        return redirect(url_for("jobs.detail", job_id=job.id))
+        return save_form(form, TransactionReport, job, "Report range or filters changed")
     return _render(form, job, 400 if form.is_submitted() else 200)
