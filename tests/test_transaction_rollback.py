@@ -303,12 +303,26 @@ def test_a_deleted_supporters_gifts_and_receipts_stay_without_the_person(app, us
     tx = gift(run, ann)
     issued = receipt(tx, 1)
     issued.donor_email, issued.donor_name = "ann@example.org", "Ann Smith"
+    bea = supporter("bea@example.org", first_name="Bea")
+    db.session.add_all(
+        [
+            SupporterChange(
+                run_id=run.id, supporter_id=ann.id, before={"city": "Oslo"}, after={"city": "Rome"}
+            ),
+            SupporterChange(
+                run_id=run.id, supporter_id=bea.id, before={"city": "Bern"}, after={"city": "Graz"}
+            ),
+        ]
+    )
     db.session.commit()
     erase([(ann.id, ann.email)], email_key("test-secret"), run.id)
     db.session.commit()
     tx, issued = db.session.get(Transaction, tx.id), db.session.get(Receipt, issued.id)
     assert tx.supporter_id is None and tx.amount == Decimal("25.00")
     assert issued.supporter_id is None and issued.donor_email is None and issued.donor_name == "Ann Smith"
+    # what an import changed on the person (their old and new city) is gone too; others' stays
+    kept = db.session.execute(db.select(SupporterChange.supporter_id)).scalars().all()
+    assert kept == [bea.id]
 
 
 def test_a_real_import_is_rolled_back_to_what_was_there_before(app, client, auth, users, tmp_path):

@@ -35,7 +35,7 @@ from webapp.jobtypes.base import JobType
 from webapp.mailing.audience import AudienceError, describe_rule, rule_conditions
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Bounce, Recipient, RecipientStatus, SavedFilter, Suppression
-from webapp.models.money import Receipt, Transaction
+from webapp.models.money import Receipt, SupporterChange, Transaction
 from webapp.models.people import EmailHasher, ErasedEmail, Supporter, email_key
 from webapp.models.runs import Run
 from webapp.models.users import User
@@ -218,6 +218,12 @@ def erase(rows: list[tuple[int, str]], key: bytes, run_id: int) -> None:
         update(Receipt)
         .where(Receipt.supporter_id.in_(ids))
         .values(supporter_id=None, donor_email=None)
+        .execution_options(synchronize_session=False)
+    )
+    # what transaction imports changed on the person (their names, address … before and after)
+    db.session.execute(
+        delete(SupporterChange)
+        .where(SupporterChange.supporter_id.in_(ids))
         .execution_options(synchronize_session=False)
     )
     db.session.execute(
