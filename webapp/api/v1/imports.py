@@ -14,7 +14,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -83,7 +83,7 @@ def _import(query: ImportQuery) -> Run:
         raise fail(415, f"send the body as CSV ({CSV}) or JSON lines ({NDJSON})")
     if not query.name.strip():
         raise fail(422, "name: give the import a name (or leave name out)", problems={"name": ["empty"]})
-    pairs = _map_pairs(request.args.getlist("map"))
+    pairs = map_pairs(request.args.getlist("map"), FIELDS_BY_NAME)
     saved = _saved_import(query.job_id) if query.job_id else None
     if kind == NDJSON and (pairs or saved):
         raise fail(422, "the keys of JSON lines are the fields: map and job_id are for a CSV body")
@@ -91,7 +91,7 @@ def _import(query: ImportQuery) -> Run:
     try:
         mapping = list(upload.header) if kind == NDJSON else _mapping(upload.header, pairs, saved)
     except BaseException:
-        _discard(upload)
+        discard(upload)
         raise
     readd = query.readd_deleted or bool(saved and saved.params.get("readd_deleted"))
     params: dict[str, Any] = {
@@ -110,18 +110,20 @@ def _import(query: ImportQuery) -> Run:
     return run
 
 
-def _map_pairs(values: list[str]) -> list[tuple[str, str]]:
-    """The `map` parameters as (column, field) pairs; a 422 naming a malformed one or an
-    unknown field."""
+def map_pairs(
+    values: list[str], fields: Iterable[str], what: str = "supporter field", example: str = "E-mail:email"
+) -> list[tuple[str, str]]:
+    """The `map` parameters as (column, field) pairs; a 422 naming a malformed one or a field
+    not among `fields` (`what` names them in the message; `example` shows the form)."""
+    known = list(fields)
     pairs = []
     for value in values:
         column, colon, name = value.rpartition(":")
         column, name = column.strip(), name.strip()
         if not colon or not column:
-            raise fail(422, f"map={value[:100]!r} is not Column:field (e.g. map=E-mail:email)")
-        if name and name not in FIELDS_BY_NAME:
-            known = ", ".join(FIELDS_BY_NAME)
-            raise fail(422, f"map: {name[:100]!r} is no supporter field (the fields: {known})")
+            raise fail(422, f"map={value[:100]!r} is not Column:field (e.g. map={example})")
+        if name and name not in known:
+            raise fail(422, f"map: {name[:100]!r} is no {what} (the fields: {', '.join(known)})")
         pairs.append((column, name))
     return pairs
 
@@ -256,7 +258,7 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _discard(upload: Upload) -> None:
+def discard(upload: Upload) -> None:
     """Delete a stored upload the request did not use."""
     storage = current_storage()
     for key in (upload.key, upload.key.removesuffix(".csv") + ".json"):

@@ -17,7 +17,7 @@ from werkzeug.datastructures import FileStorage
 
 from webapp import audit
 from webapp.api.v1.core import fail
-from webapp.api.v1.imports import _discard, started_once
+from webapp.api.v1.imports import discard, map_pairs, started_once
 from webapp.api.v1.schemas import RunOut
 from webapp.api.v1.spec import operation
 from webapp.csvfiles import CsvProblem
@@ -193,7 +193,9 @@ def _import(query: TransactionImportQuery) -> Run:
         raise fail(415, f"send the body as CSV ({CSV})")
     if not query.name.strip() or not query.source.strip():
         raise fail(422, "name and source must not be blank", problems={"source": ["blank"]})
-    pairs = _map_pairs(request.args.getlist("map"))
+    pairs = map_pairs(
+        request.args.getlist("map"), IMPORT_FIELDS, "field of a transaction import", "Gift:amount"
+    )
     try:
         body = FileStorage(stream=request.stream, filename="api-transactions.csv")
         upload = save_upload(body, current_user.id, query.name.strip(), query.encoding)
@@ -204,7 +206,7 @@ def _import(query: TransactionImportQuery) -> Run:
     try:
         mapping = _mapping(upload, pairs, query)
     except BaseException:
-        _discard(upload)
+        discard(upload)
         raise
     options = {
         "source": query.source.strip(),
@@ -227,25 +229,6 @@ def _import(query: TransactionImportQuery) -> Run:
         "run.started", run, detail=f"Transaction Data Import {run.label}: {upload.rows:,} lines sent (API)"
     )
     return run
-
-
-def _map_pairs(values: list[str]) -> list[tuple[str, str]]:
-    """The `map` parameters as (column, field) pairs; a 422 naming a malformed one or an
-    unknown field."""
-    pairs = []
-    for value in values:
-        column, colon, name = value.rpartition(":")
-        column, name = column.strip(), name.strip()
-        if not colon or not column:
-            raise fail(422, f"map={value[:100]!r} is not Column:field (e.g. map=Gift:amount)")
-        if name and name not in IMPORT_FIELDS:
-            raise fail(
-                422,
-                f"map: {name[:100]!r} is no field of a transaction import "
-                f"(the fields: {', '.join(IMPORT_FIELDS)})",
-            )
-        pairs.append((column, name))
-    return pairs
 
 
 def _mapping(upload: Upload, pairs: list[tuple[str, str]], query: TransactionImportQuery) -> list[str]:
