@@ -25,6 +25,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import SmtpSink
+from tests.e2e.pages import UPLOAD_LIMIT_MB
 
 # what a person waits for a page to show: ten seconds, not Playwright's five (the browser tests
 # run alongside the PostgreSQL pass on two cores, so a page can be slow; a failing check only
@@ -159,7 +160,7 @@ def server(tmp_path_factory, smtp_sink) -> Server:
             "CONVEYOR_VAR_DIR": str(var_dir),
             "CONVEYOR_HOST": "127.0.0.1",
             "CONVEYOR_PORT": str(port),
-            "CONVEYOR_UPLOAD_LIMIT": "5MB",
+            "CONVEYOR_UPLOAD_LIMIT": f"{UPLOAD_LIMIT_MB}MB",
             # a large import (pages.LARGE_ROWS) commits every 2,000 rows: it lasts long enough to be
             # watched, queued behind and stopped even when the machine is idle and fast
             "CONVEYOR_IMPORT_BATCH_SIZE": "2000",

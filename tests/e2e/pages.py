@@ -10,9 +10,12 @@ from playwright.sync_api import Locator, Page, expect
 
 ZONE = ZoneInfo("America/New_York")  # the server's CONVEYOR_TIMEZONE (its default)
 RUN_TIMEOUT = 60_000  # ms: a run reaching a state on the real worker (a busy machine is slow)
-# 400,000 one-column rows (about 4 MB, under the server's 5 MB upload limit) keep an import
-# busy for several seconds on the real worker.
+# 400,000 one-column rows (about 4 MB) keep an import busy for a few seconds on the real worker.
 LARGE_ROWS = 400_000
+# 1,600,000 rows (about 19 MB, under the server's 24 MB upload limit) last several 2 s monitor
+# polls even on a fast idle machine, where 400,000 rows can finish between two polls.
+LONG_ROWS = 1_600_000
+UPLOAD_LIMIT_MB = 24
 
 
 def main_nav(page: Page) -> Locator:
@@ -55,5 +58,5 @@ def large_import_csv(directory: Path, prefix: str, rows: int = LARGE_ROWS) -> Pa
     with path.open("w", newline="") as out:
         out.write("Email\n")
         out.writelines(f"{prefix}{_base36(i)}@x.io\n" for i in range(rows))
-    assert path.stat().st_size < 5 * 1024 * 1024
+    assert path.stat().st_size < UPLOAD_LIMIT_MB * 1024 * 1024
     return path

@@ -17,6 +17,7 @@ from playwright.sync_api import BrowserContext, Locator, Page, expect
 from tests.e2e.conftest import Account, log_in
 from tests.e2e.pages import (
     LARGE_ROWS,
+    LONG_ROWS,
     RUN_TIMEOUT,
     job_number,
     large_import_csv,
@@ -329,7 +330,7 @@ def test_a_user_cannot_open_someone_elses_run(page: Page, super_admin, plain_use
 def test_monitor_shows_live_progress_then_stops_polling(page: Page, second_user, tmp_path):
     """(f) A large import's progress bar and percentage update live; polling then stops."""
     name = "Large import with progress"
-    path = large_import_csv(tmp_path, "p")
+    path = large_import_csv(tmp_path, "p", rows=LONG_ROWS)
     log_in(page, second_user)
     upload_import(page, name, path)
     expect(page.get_by_role("combobox", name="Field for column “Email”")).to_have_value("email")
