@@ -9,7 +9,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from webapp import audit
@@ -22,6 +22,10 @@ PREFIX = "cvy_"  # says what the secret is when it turns up in a log or a reposi
 API_PATH = "/api/v1/"
 _TOKEN_KEY = "conveyor.api_token"  # kept with the request itself, never beyond it
 USE_NOTED_EVERY = timedelta(minutes=1)  # how stale a token's "last used" may get
+# a token with its user, by its secret's hash: one query, built once (every API request runs it)
+_BY_HASH = (
+    select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.secret_hash == bindparam("hash"))
+)
 
 
 def _hash(secret: str) -> str:
@@ -67,8 +71,7 @@ def load_user_from_request(_request: object) -> User | None:
     secret = bearer_secret()
     if secret is None:
         return None
-    query = select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.secret_hash == _hash(secret))
-    token = db.session.execute(query).scalar()  # with its user: one query
+    token = db.session.execute(_BY_HASH, {"hash": _hash(secret)}).scalar()
     now = utcnow()
     if token is None or not token.usable(now):
         return None

@@ -120,9 +120,7 @@ class Run(Model):
     @property
     def percent(self) -> int:
         """Whole percent done, 0 when the total is not known yet."""
-        if not self.progress_total:
-            return 100 if self.state is RunState.COMPLETED else 0
-        return min(100, int(self.progress_done * 100 / self.progress_total))
+        return percent_done(self.progress_done, self.progress_total, self.state)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -131,13 +129,26 @@ class Run(Model):
     @property
     def has_result(self) -> bool:
         """A result file exists and may be downloaded."""
-        return bool(self.result_path) and self.result_deleted_at is None
+        return result_kept(self.result_path, self.result_deleted_at)
 
     @property
     def duration_seconds(self) -> float | None:
         if not self.started_at:
             return None
         return ((self.finished_at or utcnow()) - self.started_at).total_seconds()
+
+
+def percent_done(done: int, total: int | None, state: RunState) -> int:
+    """Whole percent done, 0 when the total is not known yet (Run.percent, for a run's values
+    read as columns)."""
+    if not total:
+        return 100 if state is RunState.COMPLETED else 0
+    return min(100, int(done * 100 / total))
+
+
+def result_kept(path: str | None, deleted_at: datetime | None) -> bool:
+    """A result file exists and may be downloaded (Run.has_result, from a run's columns)."""
+    return bool(path) and deleted_at is None
 
 
 class RunLogLine(Model):

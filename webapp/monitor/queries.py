@@ -76,20 +76,38 @@ def monitor_page(user: User, page: int, per_page: int) -> NumberedPage[Run]:
     return NumberedPage(list(runs), page, per_page, total)
 
 
+@cache
+def _listed_statements(sees_all: bool, columns: tuple[Any, ...]) -> tuple[Select, Select]:
+    """monitor_from's statements: the first page, and a page after a row (its sort time, id)."""
+    count, _, _ = _monitor_statements(sees_all)
+    top_level = count.with_only_columns(*columns, User.email.label("owner"))
+    first = (
+        top_level.join(User, User.id == Run.owner_id)
+        .order_by(Run.sort_at.desc(), Run.id.desc())
+        .limit(bindparam("limit"))
+    )
+    after = first.where(
+        (Run.sort_at < bindparam("sort_at"))
+        | ((Run.sort_at == bindparam("sort_at")) & (Run.id < bindparam("run_id")))
+    )
+    return first, after
+
+
 def monitor_from(
-    user: User, after: tuple[datetime, int] | None, per_page: int
-) -> tuple[list[Run], int, bool]:
+    user: User, after: tuple[datetime, int] | None, per_page: int, columns: tuple[Any, ...]
+) -> tuple[list[Row], int, bool]:
     """The monitor's top-level rows after a row (its sort time and id; None: from the top), in
-    the monitor's order: a page of them, how many rows the monitor has, and whether more follow.
-    A cursor, unlike a page number, does not shift when new runs arrive while a client pages."""
-    count, rows, _ = _monitor_statements(user.is_super_admin)
+    the monitor's order: a page of them as rows of `columns` (of Run) and the owner's email
+    (`owner`), how many rows the monitor has, and whether more follow. A cursor, unlike a page
+    number, does not shift when new runs arrive while a client pages."""
+    count, _, _ = _monitor_statements(user.is_super_admin)
     total = db.session.execute(count, viewer(user)).scalar_one()
-    query = rows.limit(per_page + 1).offset(None)
+    first, following = _listed_statements(user.is_super_admin, columns)
+    params: dict[str, Any] = {**viewer(user), "limit": per_page + 1}
     if after is not None:
-        sort_at, run_id = after
-        query = query.where((Run.sort_at < sort_at) | ((Run.sort_at == sort_at) & (Run.id < run_id)))
-    runs = list(db.session.execute(query, viewer(user)).scalars())
-    return runs[:per_page], total, len(runs) > per_page
+        params["sort_at"], params["run_id"] = after
+    rows = list(db.session.execute(first if after is None else following, params))
+    return rows[:per_page], total, len(rows) > per_page
 
 
 def folded_steps(user: User, runs: list[Run]) -> dict[int, list[Run]]:

@@ -87,7 +87,7 @@ def _count_against_limit(token_id: int) -> None:
     window = int(now // 60)
     key = f"{current_app.config['QUEUE_NAME']}:api-rate:{token_id}:{window}"
     try:
-        pipe = redis_connection().pipeline()
+        pipe = redis_connection().pipeline(transaction=False)  # one round trip, no MULTI
         pipe.incr(key)
         pipe.expire(key, 90)
         used = pipe.execute()[0]

@@ -10,12 +10,14 @@ from typing import Any
 from flask import current_app, url_for
 from flask_login import current_user
 from pydantic import BaseModel, Field
+from sqlalchemy import Row
 
-from webapp.api.v1.answers import runs_out
+from webapp.api.v1.answers import RUN_COLUMNS, run_fields, runs_out
 from webapp.api.v1.core import fail
 from webapp.api.v1.schemas import MonitorPage, RunPage
 from webapp.api.v1.spec import operation
 from webapp.jobtypes import REGISTRY
+from webapp.models.runs import Run
 from webapp.monitor.queries import HistoryFilter, history_page, monitor_from
 from webapp.paging import Keyset
 from webapp.permissions import history_user_or_404
@@ -23,6 +25,7 @@ from webapp.request_args import choice_arg, int_arg
 from webapp.rules.states import RunState
 
 TAG = "Monitor and History"
+MONITOR_COLUMNS = (*RUN_COLUMNS, Run.sort_at)  # and where the next page starts
 STATES = frozenset(state.value for state in RunState)
 
 
@@ -63,10 +66,12 @@ def history(query: HistoryQuery):
     def link(args: dict | None) -> str | None:
         return url_for("api_v1.history", **kept, **args) if args else None
 
-    return RunPage(runs=runs_out(page.items), next=link(page.next_args), previous=link(page.prev_args))
+    return RunPage.model_validate(
+        {"runs": runs_out(page.items), "next": link(page.next_args), "previous": link(page.prev_args)}
+    )
 
 
-def _cursor_of(run) -> str:
+def _cursor_of(run: Row) -> str:
     raw = f"{run.sort_at.isoformat()}|{run.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -87,6 +92,7 @@ def monitor(query: MonitorQuery):
     Newest first, 50 a page, with how many there are: follow `next` (an opaque `cursor`),
     which does not shift when new runs arrive while you page."""
     after = _read_cursor(query.cursor[:200]) if query.cursor else None
-    runs, total, more = monitor_from(current_user, after, current_app.config["PAGE_SIZE"])
-    following = url_for("api_v1.monitor", cursor=_cursor_of(runs[-1])) if more and runs else None
-    return MonitorPage(runs=runs_out(runs), total=total, next=following, previous=None)
+    rows, total, more = monitor_from(current_user, after, current_app.config["PAGE_SIZE"], MONITOR_COLUMNS)
+    following = url_for("api_v1.monitor", cursor=_cursor_of(rows[-1])) if more and rows else None
+    runs = [run_fields(row, row.owner) for row in rows]
+    return MonitorPage.model_validate({"runs": runs, "total": total, "next": following, "previous": None})
