@@ -269,3 +269,20 @@ def test_new_emails_after_slices_of_stored_ones_are_created_alike(apps, tmp_path
     more = header + "".join(f"p{i}@example.org,{'Austin' if i % 4 else 'Boston'}\n" for i in range(40))
     _, again = on_both(apps, tmp_path, [(stored, ["email", "city"]), (more, ["email", "city"])])
     assert (again["counts"]["created"], again["counts"]["updated"]) == (10, 22)
+
+
+def test_an_email_in_two_slices_of_one_batch_is_written_in_turn_alike(apps, tmp_path, monkeypatch):
+    # a batch is written as one when its slices share no email; here slices of 3 in batches of
+    # 9 share some: those batches are written slice by slice, the later row winning as on SQLite
+    monkeypatch.setattr(importer, "READ_SIZE", 3)
+    for app in apps.values():
+        app.config["IMPORT_BATCH_SIZE"] = 9
+    header = "email,city\n"
+    cities = ["Boston", "Austin", "Reno", "Salem"]
+    emails = [0, 1, 2, 3, 1, 4, 5, 2, 6, 7, 8, 9, 10, 11, 7, 12, 0, 13]
+    first = header + "".join(f"p{n}@example.org,{cities[i % 4]}\n" for i, n in enumerate(emails))
+    again = header + "".join(f"p{n}@example.org,{cities[n % 4]}\n" for n in reversed(emails))
+    runs = on_both(apps, tmp_path, [(first, ["email", "city"]), (again, ["email", "city"])])
+    assert runs[0]["counts"]["created"] == 14
+    assert sum("appeared earlier in the file" in line for line in runs[0]["log"]) == 4
+    assert runs[1]["counts"]["created"] == 0

@@ -25,7 +25,7 @@ from webapp.jobtypes.bulk import (
     sqlite_bulk_writes,
     timestamp,
 )
-from webapp.jobtypes.pg_copy import SAVEPOINTS, StagedUpsert, Written
+from webapp.jobtypes.pg_copy import SAVEPOINTS, SeenEmails, Staged, StagedUpsert, Written
 from webapp.models.base import utcnow
 from webapp.models.people import EmailHasher, email_key
 from webapp.rules.clock import to_local
@@ -69,6 +69,20 @@ class Parsed:
         """(line, email, value per mapped field) per valid record."""
         values = zip(*self.columns, strict=True) if self.columns else repeat(())
         return zip(self.lines, self.emails, values, strict=False)
+
+
+@dataclass
+class SliceRead:
+    """A slice read on PostgreSQL, until its batch is written: what to write and to log."""
+
+    checked: int
+    done: int  # records done once it is written
+    invalid: list[tuple[int, fields.Invalid]]
+    repeated: list[str]  # notes on the records it skips as repeated
+    staged: Staged | None  # None: no valid record
+    parsed: Parsed | None  # kept for the erased check (while some supporter was deleted)
+    hashes: list[str] | None
+    maybe_again: list[str]
 
 
 class Importer:
@@ -149,30 +163,51 @@ class Importer:
                 ctx.commit_batch(done=done, checkpoint={"records": done}, **counts)
 
     def run_copying(self, batches: Iterator[RecordBatch], done: int) -> None:
-        """The batch loop on PostgreSQL: a writer thread COPYs each slice into a staging table
-        and upserts it from there (pg_copy.StagedUpsert) while this thread reads, validates and
-        stages the next slice. A batch is committed once its last slice is written; the session
-        and the run's rejections and log are touched only while the writer waits."""
-        ctx = self.ctx
+        """The batch loop on PostgreSQL: a writer thread writes a batch (its slices joined, in
+        email order, pg_copy.StagedUpsert) while this thread reads, validates and stages the
+        slices of the next one. The session and the run's rejections and log are touched only
+        while the writer waits: a batch's are logged in file order, as on SQLite, and committed
+        with it."""
         upsert = StagedUpsert(
             self.names,
             self.run_id,
             default_opted_in="opted_in" not in self.names,
-            plain_inserts=-(-self.batch_size // READ_SIZE) <= SAVEPOINTS,  # slices a batch
+            # a batch is one write (one savepoint), or a write a slice when an email is in two
+            plain_inserts=-(-self.batch_size // READ_SIZE) <= SAVEPOINTS,
         )
-        counts: Counter[str] = Counter()
+        seen = SeenEmails(resumed=done > 0)
+        reading: list[SliceRead] = []  # the slices of the batch being read
+        writing: list[list[SliceRead]] = []  # the batch being written, if any
 
-        def collect(last: bool = False) -> None:
-            """Wait for the slice being written; commit the batch it completes (or the last)."""
-            counts.update(self.written(writer.result()))
-            if counts["checked"] >= self.batch_size or (last and counts):
-                ctx.commit_batch(done=done, checkpoint={"records": done}, **counts)
-                counts.clear()
+        def collect() -> None:
+            """Wait for the batch being written; log what it did and commit it."""
+            written = writer.result()
+            if writing:
+                self.commit_written(writing.pop(), written)
+
+        def start() -> None:
+            """Write the batch read (the one before was collected)."""
+            for part in reading:  # (the erased check looks up hashes: the writer is idle)
+                if part.parsed is not None and self.erased.sort_out(part.parsed, part.hashes):
+                    parsed = part.parsed
+                    part.staged = (
+                        upsert.stage(parsed.lines, parsed.emails, parsed.columns, utcnow(), part.maybe_again)
+                        if parsed.emails
+                        else None
+                    )
+                    part.invalid = parsed.invalid
+                part.parsed = None
+            staged = [part.staged for part in reading if part.staged is not None]
+            writing.append(list(reading))
+            reading.clear()
+            if staged:
+                writer.start(upsert.write_all, driver_connection(), staged)
 
         with rare_collections(), WriteBehind() as writer:
+            read = 0
             while True:
                 try:
-                    batch = next(batches, None)  # read while the slice before is written
+                    batch = next(batches, None)  # read while the batch before is written
                 except Exception:
                     collect()  # as on SQLite, the batches before the unreadable record stay
                     raise
@@ -183,35 +218,54 @@ class Importer:
                 del batch
                 repeated = self.drop_repeated_emails(parsed)
                 hashes = self.erased.hashes(parsed.emails)
-                staged = (
-                    upsert.stage(parsed.lines, parsed.emails, parsed.columns, utcnow())
-                    if parsed.emails
-                    else None
-                )
-                collect()
-                if self.erased.sort_out(parsed, hashes):  # (rarely: staged again without them)
-                    staged = (
-                        upsert.stage(parsed.lines, parsed.emails, parsed.columns, staged.now)
-                        if parsed.emails and staged is not None
-                        else None
-                    )
+                maybe_again = seen.add(parsed.emails)
                 done += checked
-                for line, problem in parsed.invalid:
-                    ctx.reject(line, f"line {line}: {problem}")
-                counts.update(self.skipped(checked, parsed, repeated))
-                if staged is not None:
-                    writer.start(upsert.write, driver_connection(), staged)
-                del parsed, staged
-            collect(last=True)
+                read += checked
+                reading.append(
+                    SliceRead(
+                        checked=checked,
+                        done=done,
+                        invalid=parsed.invalid,
+                        repeated=repeated,
+                        staged=(
+                            upsert.stage(parsed.lines, parsed.emails, parsed.columns, utcnow(), maybe_again)
+                            if parsed.emails
+                            else None
+                        ),
+                        parsed=parsed if hashes is not None else None,  # kept for the erased check
+                        hashes=hashes,
+                        maybe_again=maybe_again,
+                    )
+                )
+                del parsed
+                if read >= self.batch_size:
+                    collect()
+                    start()
+                    read = 0
+            collect()
+            if reading:
+                start()
+                collect()
 
-    def written(self, written: Written | None) -> dict[str, int]:
-        """The counts of a slice StagedUpsert wrote; its emails stored earlier by this run logged
-        as upsert logs them."""
-        if written is None:
-            return {}
-        for line, email in written.again:
-            self.note_duplicate(f"line {line}: {email} appeared earlier in the file; this later row wins")
-        return {"created": written.created, "updated": written.updated, "unchanged": written.unchanged}
+    def commit_written(self, parts: list[SliceRead], written: Written | None) -> None:
+        """Log what a written batch's slices rejected, skipped and met again, slice by slice in
+        file order as on SQLite; commit the batch with its counts and checkpoint."""
+        counts: Counter[str] = Counter()
+        again = written.again if written is not None else []
+        met = 0
+        for part in parts:
+            for line, problem in part.invalid:
+                self.ctx.reject(line, f"line {line}: {problem}")
+            counts.update(self.skipped(part.checked, part.invalid, part.repeated))
+            lines = part.staged.lines if part.staged is not None else []
+            while met < len(again) and lines and again[met][0] <= lines[-1]:
+                line, email = again[met]
+                self.note_duplicate(f"line {line}: {email} appeared earlier in the file; this later row wins")
+                met += 1
+        if written is not None:
+            counts.update(created=written.created, updated=written.updated, unchanged=written.unchanged)
+        done = parts[-1].done
+        self.ctx.commit_batch(done=done, checkpoint={"records": done}, **counts)
 
     def parse(self, values: list[str]) -> tuple[str, list[Any]]:
         """Validate one record into (email, values per mapped field; None = leave as stored)."""
@@ -320,13 +374,13 @@ class Importer:
         return its counts so far."""
         for line, problem in parsed.invalid:
             self.ctx.reject(line, f"line {line}: {problem}")
-        return self.skipped(checked, parsed, self.drop_repeated_emails(parsed))
+        return self.skipped(checked, parsed.invalid, self.drop_repeated_emails(parsed))
 
-    def skipped(self, checked: int, parsed: Parsed, repeated: list[str]) -> dict[str, int]:
+    def skipped(self, checked: int, invalid: list[Any], repeated: list[str]) -> dict[str, int]:
         """Log the records a slice skips as repeated; the slice's counts so far."""
         for note in repeated:
             self.note_duplicate(note)
-        return {"checked": checked, "skipped": len(repeated), "rejected": len(parsed.invalid)}
+        return {"checked": checked, "skipped": len(repeated), "rejected": len(invalid)}
 
     def drop_repeated_emails(self, parsed: Parsed) -> list[str]:
         """Keep the last record of each email in the batch; the notes on the others (one each),
