@@ -185,11 +185,13 @@ class Importer:
             if writing:
                 self.commit_written(writing.pop(), written)
 
-        def start() -> None:
-            """Write the batch read (the one before was collected)."""
+        def start(joined: Staged | None) -> None:
+            """Write the batch read (`joined`: its slices as one write, if they can be); the
+            one before was collected."""
+            restaged = False
             for part in reading:  # (the erased check looks up hashes: the writer is idle)
                 if part.parsed is not None and self.erased.sort_out(part.parsed, part.hashes):
-                    parsed = part.parsed
+                    parsed, restaged = part.parsed, True
                     part.staged = (
                         upsert.stage(parsed.lines, parsed.emails, parsed.columns, utcnow(), part.maybe_again)
                         if parsed.emails
@@ -201,7 +203,14 @@ class Importer:
             writing.append(list(reading))
             reading.clear()
             if staged:
-                writer.start(upsert.write_all, driver_connection(), staged)
+                if restaged:
+                    joined = Staged.joined(staged)
+                writer.start(upsert.write_all, driver_connection(), staged, joined)
+
+        def one_write() -> Staged | None:
+            """The batch read as one write, made while the batch before is written."""
+            staged = [part.staged for part in reading if part.staged is not None]
+            return Staged.joined(staged) if staged else None
 
         with rare_collections(), WriteBehind() as writer:
             read = 0
@@ -239,12 +248,13 @@ class Importer:
                 )
                 del parsed
                 if read >= self.batch_size:
+                    whole = one_write()
                     collect()
-                    start()
+                    start(whole)
                     read = 0
             collect()
             if reading:
-                start()
+                start(one_write())
                 collect()
 
     def commit_written(self, parts: list[SliceRead], written: Written | None) -> None:

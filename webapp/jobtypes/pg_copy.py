@@ -16,6 +16,7 @@ that row is merged on a second pass."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,7 +54,7 @@ def _texts(values: list[Any]) -> list[str]:
 class Staged:
     """Records (unique emails) in COPY's text format, in email order: the mapped fields of each.
     `lines` and `emails` are in file order; `maybe_again`: those of the emails this run may
-    have met before (SeenEmails), looked up before they are written."""
+    have met before (SeenEmails), looked up as they are written."""
 
     records: list[str]
     lines: list[int]
@@ -61,17 +62,28 @@ class Staged:
     now: datetime  # its created_at / updated_at
     complete: bool  # no record leaves a column that cannot be empty empty
     maybe_again: list[str] = field(default_factory=list)
+    _text: str | None = field(default=None, repr=False)
+
+    def text(self) -> str:
+        """The records as COPY reads them (made once)."""
+        if self._text is None:
+            self._text = "\n".join(self.records) + "\n"
+        return self._text
 
     @classmethod
     def joined(cls, parts: list[Staged]) -> Staged | None:
-        """Slices as one write, in email order, with the newest `now` of them; None when an
-        email is in two of them (then each is written in turn, as the importer would)."""
+        """A batch's slices as one write, in email order, with the newest `now` of them and its
+        text made (by the thread that validates, while the writer writes the batch before);
+        None when an email is in two of them: then each is written in turn, as on SQLite."""
+        if len(parts) == 1:
+            parts[0].text()
+            return parts[0]
         emails = [email for part in parts for email in part.emails]
         if len(set(emails)) != len(emails):
             return None
         records = [record for part in parts for record in part.records]
         records.sort()  # (each part is sorted already: this merges them)
-        return cls(
+        one = cls(
             records=records,
             lines=[line for part in parts for line in part.lines],
             emails=emails,
@@ -79,6 +91,8 @@ class Staged:
             complete=all(part.complete for part in parts),
             maybe_again=[email for part in parts for email in part.maybe_again],
         )
+        one.text()
+        return one
 
 
 class SeenEmails:
@@ -133,14 +147,15 @@ class StagedUpsert:
         self.default_opted_in = default_opted_in
         if default_opted_in:
             added.append("opted_in")
-        # ON COMMIT DROP: the table lives as long as the batch's transaction, whichever pooled
-        # connection the next batch gets; created in this transaction, TRUNCATE empties it in
-        # place. Its rows are read back in the order they were written (ids follow the file).
+        # a temporary table of the connection (whichever pooled one the write gets), one per
+        # set of fields, made once: no catalog rows written and deleted again for every batch.
+        # ON COMMIT DELETE ROWS empties it in place at each commit; DELETE, before each write,
+        # empties it between the writes of one transaction
         stage_columns = ", ".join(f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in fields)
-        self.prepare_sql = (
-            f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({stage_columns}) ON COMMIT DROP; TRUNCATE {STAGE}"
-        )
-        self.copy_stage_sql = f"COPY {STAGE} ({', '.join(fields)}) FROM STDIN"
+        stage = f"{STAGE}_{hashlib.sha1(stage_columns.encode()).hexdigest()[:10]}"
+        create = f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({stage_columns}) ON COMMIT DELETE ROWS"
+        self.prepare_sql = f"{create}; DELETE FROM {stage}"
+        self.copy_stage_sql = f"COPY {stage} ({', '.join(fields)}) FROM STDIN"
         # a slice whose emails are all new (every slice of a first import) goes straight into
         # supporter, in a savepoint: the first stored email it meets undoes it and the slice is
         # upserted instead. Half the server's work of an INSERT … ON CONFLICT from the staging
@@ -170,22 +185,25 @@ class StagedUpsert:
         def insert(where: str = "") -> str:
             return (
                 f"INSERT INTO supporter ({', '.join(fields + added)}) SELECT {', '.join(values)} "
-                f"FROM {STAGE} s {where} ON CONFLICT (email) DO NOTHING"
+                f"FROM {stage} s {where} ON CONFLICT (email) DO NOTHING"
             )
 
-        def update(where: str = "") -> str:
+        def update(where: str = "", emails: bool = True) -> str:
             # o.<name> in SET is the stored value; a row another import changes meanwhile is
             # merged with its new version (PostgreSQL re-checks it). A changed row takes this
             # write's updated_at: RETURNING (the new row) tells changed ones apart by it
             return (
                 f"UPDATE supporter o SET {', '.join(sets)} "
-                f"FROM {STAGE} s WHERE o.email = s.email {where} "
-                "RETURNING o.email, o.updated_at = %(now)s AS changed"
+                f"FROM {stage} s WHERE o.email = s.email {where} "
+                f"RETURNING {'o.email, ' if emails else ''}o.updated_at = %(now)s AS changed"
             )
 
+        # and the emails among those that may be met again (SeenEmails) this run stored
+        # already, as the statement found them
         counts = (
             "SELECT (SELECT count(*) FROM inserted), count(*) FILTER (WHERE changed), "
-            "count(*) FILTER (WHERE NOT changed) FROM updated"
+            "count(*) FILTER (WHERE NOT changed), (SELECT array_agg(email) FROM supporter "
+            "WHERE email = ANY(%(maybe)s) AND last_run_id = %(run)s) FROM updated"
         )
         not_updated = "WHERE NOT EXISTS (SELECT FROM updated u WHERE u.email = s.email)"
         # the upsert: one statement, two orders. The sub-statements of a WITH see the table as
@@ -204,14 +222,15 @@ class StagedUpsert:
         )
         # a slice of stored emails only (every slice of a re-import): no insert at all, unless
         # the update leaves some records out (then the pass below inserts them)
-        self.update_only_sql = f"WITH updated AS ({update()}), inserted AS (SELECT WHERE false) {counts}"
+        self.update_only_sql = (
+            f"WITH updated AS ({update(emails=False)}), inserted AS (SELECT WHERE false) {counts}"
+        )
         # the records the passes before left out: those another import stored after the
         # statement's snapshot; every row this run wrote already has its id
         self.again_sql = (
             f"WITH updated AS ({update('AND o.last_run_id IS DISTINCT FROM %(run)s')}), "
             f"inserted AS ({insert(not_updated)} RETURNING 1) {counts}"
         )
-        self.again_sql_lookup = "SELECT email FROM supporter WHERE email = ANY(%s) AND last_run_id = %s"
         self.created = (1, 1)  # of the last write: (new emails, records)
 
     def stage(
@@ -241,10 +260,9 @@ class StagedUpsert:
             maybe_again=maybe_again or [],
         )
 
-    def write_all(self, connection: Any, parts: list[Staged]) -> Written:
-        """Write a batch's staged slices: as one write when no email is in two of them, else
-        one after the other. What they did, together."""
-        joined = Staged.joined(parts) if len(parts) > 1 else parts[0]
+    def write_all(self, connection: Any, parts: list[Staged], joined: Staged | None) -> Written:
+        """Write a batch's staged slices: `joined` (Staged.joined of them) when there is one,
+        else each slice in turn. What they did, together."""
         if joined is not None:
             return self.write(connection, joined)
         written = Written()
@@ -269,36 +287,22 @@ class StagedUpsert:
                 if self.plain_inserts and all_new and staged.complete and self.copy_all(cursor, staged):
                     written.created = records
                 else:
-                    written.again = self.met_again(cursor, staged)
                     cursor.execute(self.prepare_sql)
                     with cursor.copy(self.copy_stage_sql) as copy:
-                        copy.write("\n".join(staged.records) + "\n")
+                        copy.write(staged.text())
                     self.upsert(cursor, params, staged, written)
         except psycopg.Error as error:
             raise DBAPIError.instance(None, params, error, psycopg.Error) from error
         self.created = (written.created, records)
         return written
 
-    def met_again(self, cursor: Any, staged: Staged) -> list[tuple[int, str]]:
-        """(line, email) of the records whose email this run stored already (in a write before
-        this one), in file order: of those SeenEmails says it may have met, one query."""
-        if not staged.maybe_again:
-            return []
-        cursor.execute(self.again_sql_lookup, (staged.maybe_again, self.run_id))
-        again = {email for (email,) in cursor.fetchall()}
-        if not again:
-            return []
-        return [
-            (line, email) for line, email in zip(staged.lines, staged.emails, strict=True) if email in again
-        ]
-
     def copy_all(self, cursor: Any, staged: Staged) -> bool:
         """COPY every record into supporter; False (and nothing stored) when one is already."""
         cursor.execute(f"SAVEPOINT {STAGE}")
         try:
             with cursor.copy(self.copy_supporter_sql) as copy:
-                ends = self.added(staged.now) + "\n"  # each record ends with what it adds
-                copy.write(ends.join(staged.records) + ends)
+                # (a value's own line breaks are escaped: each one ends a record)
+                copy.write(staged.text().replace("\n", self.added(staged.now) + "\n"))
         except psycopg.errors.UniqueViolation:
             cursor.execute(f"ROLLBACK TO SAVEPOINT {STAGE}; RELEASE SAVEPOINT {STAGE}")
             return False
@@ -320,12 +324,18 @@ class StagedUpsert:
             statement = self.update_only_sql
         else:
             statement = self.insert_first_sql if created * 2 >= last else self.update_first_sql
+        params = {**params, "maybe": staged.maybe_again}
         for _ in range(PASSES):
             cursor.execute(statement, params)
-            created, updated, unchanged = cursor.fetchone()
+            created, updated, unchanged, again = cursor.fetchone()
             written.created += created
             written.updated += updated
             written.unchanged += unchanged
+            if again:
+                met = set(again)
+                pairs = zip(staged.lines, staged.emails, strict=True)
+                written.again = [(line, email) for line, email in pairs if email in met]
+            params["maybe"] = []  # (the passes after it see this run's own writes)
             if written.created + written.updated + written.unchanged == records:
                 return
             statement = self.again_sql
