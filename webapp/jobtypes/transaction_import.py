@@ -17,12 +17,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask import url_for
+from sqlalchemy import select
 
 from webapp.csvfiles import DELIMITER_NAMES, check_bytes, check_columns
+from webapp.extensions import db
 from webapp.jobtypes.base import JobType
 from webapp.jobtypes.transaction_loader import TransactionLoader
 from webapp.jobtypes.user_data_import import count_data_records, write_report
 from webapp.jobtypes.user_data_import import guess_field as guess_supporter_field
+from webapp.models.jobs import Job
 from webapp.models.settings import AccountSettings
 from webapp.rules.currencies import CURRENCIES, DEFAULT
 from webapp.storage import located
@@ -210,3 +213,22 @@ class TransactionImport(JobType):
             return base
         lines = "line was" if run.rejected == 1 else "lines were"
         return f"{base} {run.rejected:,} {lines} rejected: see the rejected lines."
+
+
+REMEMBERED_JOBS = 20  # the user's latest transaction imports whose mappings are remembered
+
+
+def remembered_guesses(columns: list[str], owner_id: int) -> list[str]:
+    """The field of each column: as the user mapped a column of that name in one of their
+    latest transaction imports, else guessed from its name."""
+    jobs = db.session.execute(
+        select(Job.params)
+        .where(Job.owner_id == owner_id, Job.job_type == TransactionImport.key)
+        .order_by(Job.id.desc())
+        .limit(REMEMBERED_JOBS)
+    ).scalars()
+    memory: dict[str, str] = {}
+    for params in jobs:
+        for column, name in zip(params.get("columns", []), params.get("mapping", []), strict=False):
+            memory.setdefault(column.strip().lower(), name)
+    return [memory.get(column.strip().lower(), guess_field(column)) for column in columns]

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
-from typing import Any
-
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user, login_required
-from sqlalchemy import Select, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webapp import audit
@@ -17,20 +12,20 @@ from webapp.extensions import db
 from webapp.jobs import uploads
 from webapp.jobs.saving import after_saving
 from webapp.jobs.uploads import forget_upload, load_upload, upload_step
-from webapp.jobtypes.transaction_import import TransactionImport, guess_field, mapping_problems
+from webapp.jobtypes.transaction_import import (
+    TransactionImport,
+    mapping_problems,
+    remembered_guesses,
+)
 from webapp.jobtypes.user_data_import import ImportUploadForm
 from webapp.models.jobs import Job
 from webapp.models.money import TRANSACTION_KINDS, Transaction
-from webapp.models.people import Supporter
-from webapp.models.runs import Run
-from webapp.money.transactions import totals_by_currency, visible_transactions
+from webapp.money.transactions import TransactionFilter, page_links, totals_by_currency, visible_transactions
 from webapp.paging import Keyset
 from webapp.request_args import choice_arg, date_arg, int_arg
 from webapp.transactions.forms import transaction_mapping_form
 
 bp = Blueprint("transactions", __name__, url_prefix="/transactions")
-
-REMEMBERED_JOBS = 20  # the user's latest transaction imports whose mappings are remembered
 
 
 def text_arg(name: str, limit: int) -> str:
@@ -38,84 +33,25 @@ def text_arg(name: str, limit: int) -> str:
     return request.args.get(name, "").strip()[:limit]
 
 
-@dataclass(frozen=True)
-class TransactionFilter:
-    """What the Transactions page is narrowed to (each part optional)."""
-
-    date_from: date | None = None
-    date_to: date | None = None
-    appeal: str = ""
-    payment_method: str = ""
-    kind: str = ""
-    email: str = ""
-    run_id: int | None = None
-
-    @classmethod
-    def from_request(cls) -> TransactionFilter:
-        """The filter in the query string; a malformed date or run is a 400 with a sentence."""
-        return cls(
-            date_from=date_arg("date_from"),
-            date_to=date_arg("date_to"),
-            appeal=text_arg("appeal", 80),
-            payment_method=text_arg("method", 40),
-            kind=choice_arg("type", TRANSACTION_KINDS),
-            email=text_arg("email", 255).lower(),
-            run_id=int_arg("run"),
-        )
-
-    def args(self) -> dict[str, Any]:
-        """The filter as query values, for the pager."""
-        values = {
-            "date_from": self.date_from.isoformat() if self.date_from else "",
-            "date_to": self.date_to.isoformat() if self.date_to else "",
-            "appeal": self.appeal,
-            "method": self.payment_method,
-            "type": self.kind,
-            "email": self.email,
-            "run": self.run_id or "",
-        }
-        return {name: value for name, value in values.items() if value}
-
-    def apply(self, query: Select) -> Select:
-        """`query` narrowed to the transactions that match."""
-        if self.date_from is not None:
-            query = query.where(Transaction.received_on >= self.date_from)
-        if self.date_to is not None:
-            query = query.where(Transaction.received_on <= self.date_to)
-        if self.appeal:
-            query = query.where(Transaction.appeal == self.appeal)
-        if self.payment_method:
-            query = query.where(Transaction.payment_method == self.payment_method)
-        if self.kind:
-            query = query.where(Transaction.kind == self.kind)
-        if self.run_id is not None:
-            query = query.where(Transaction.run_id == self.run_id)
-        if self.email:
-            like = "%" + self.email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            matching = select(Supporter.id).where(Supporter.email.like(like, escape="\\"))
-            query = query.where(Transaction.supporter_id.in_(matching))
-        return query
-
-
-def page_links(transactions: list[Transaction]) -> tuple[dict[int, str], dict[int, Run]]:
-    """The supporters' emails and the import runs of a page of transactions, by id."""
-    supporter_ids = {t.supporter_id for t in transactions if t.supporter_id is not None}
-    run_ids = {t.run_id for t in transactions if t.run_id is not None}
-    emails = {
-        supporter_id: email
-        for supporter_id, email in db.session.execute(
-            select(Supporter.id, Supporter.email).where(Supporter.id.in_(supporter_ids))
-        )
-    }
-    runs = {run.id: run for run in db.session.execute(select(Run).where(Run.id.in_(run_ids))).scalars()}
-    return emails, runs
+def filter_from_request() -> TransactionFilter:
+    """The Transactions filter in the query string; a malformed date or run is a 400 with a
+    sentence."""
+    return TransactionFilter(
+        date_from=date_arg("date_from"),
+        date_to=date_arg("date_to"),
+        appeal=text_arg("appeal", 80),
+        payment_method=text_arg("method", 40),
+        kind=choice_arg("type", TRANSACTION_KINDS),
+        email=text_arg("email", 255).lower(),
+        run_id=int_arg("run"),
+    )
 
 
 @bp.route("/")
 @login_required
 def index():
     """Transactions the user may see, newest first, with filters and totals by currency."""
-    filters = TransactionFilter.from_request()
+    filters = filter_from_request()
     query = filters.apply(visible_transactions(current_user))
     keyset = Keyset.from_request(current_app.config["PAGE_SIZE"])
     page = keyset.page(db.session.execute(keyset.narrow(query, Transaction.id)).scalars().all())
@@ -143,22 +79,6 @@ def new_import():
 def upload_too_large(_exc):
     """An upload over the limit: the form again with a clear message; nothing was kept."""
     return uploads.upload_too_large(ImportUploadForm(formdata=None), "transactions/import_upload.html")
-
-
-def remembered_guesses(columns: list[str], owner_id: int) -> list[str]:
-    """The field of each column: as the user mapped a column of that name in one of their
-    latest transaction imports, else guessed from its name."""
-    jobs = db.session.execute(
-        select(Job.params)
-        .where(Job.owner_id == owner_id, Job.job_type == TransactionImport.key)
-        .order_by(Job.id.desc())
-        .limit(REMEMBERED_JOBS)
-    ).scalars()
-    memory: dict[str, str] = {}
-    for params in jobs:
-        for column, name in zip(params.get("columns", []), params.get("mapping", []), strict=False):
-            memory.setdefault(column.strip().lower(), name)
-    return [memory.get(column.strip().lower(), guess_field(column)) for column in columns]
 
 
 @bp.route("/new/<token>", methods=["GET", "POST"])

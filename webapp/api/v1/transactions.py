@@ -24,16 +24,20 @@ from webapp.csvfiles import CsvProblem
 from webapp.engine.runs import start_run
 from webapp.extensions import db
 from webapp.jobs.uploads import Upload, forget_upload, save_upload
-from webapp.jobtypes.transaction_import import IMPORT_FIELDS, TransactionImport, mapping_problems
+from webapp.jobtypes.transaction_import import (
+    IMPORT_FIELDS,
+    TransactionImport,
+    mapping_problems,
+    remembered_guesses,
+)
 from webapp.models.jobs import Job
 from webapp.models.money import TRANSACTION_KINDS, Transaction
 from webapp.models.runs import Run
-from webapp.money.transactions import visible_transactions
+from webapp.money.transactions import TransactionFilter, page_links, visible_transactions
 from webapp.paging import Keyset
 from webapp.request_args import MAX_ID
 from webapp.rules.currencies import CURRENCIES
 from webapp.storage import StorageUnavailable
-from webapp.transactions.routes import TransactionFilter, page_links, remembered_guesses
 
 TAG = "Transactions"
 MAX_PAGE_SIZE = 200
