@@ -46,6 +46,9 @@ def test_search_finds_by_email_prefix_and_by_name_in_any_case(client, auth, user
     assert emails(api(client, "/api/v1/supporters?q=nobody", secret)) == []
     everyone = api(client, "/api/v1/supporters", secret)
     assert len(emails(everyone)) == 12 and emails(everyone)[0] == "alan@bletchley.example"  # newest first
+    # % and _ are searched for as themselves, not as LIKE's wildcards
+    assert emails(api(client, "/api/v1/supporters?q=_", secret)) == []
+    assert emails(api(client, "/api/v1/supporters?q=%25", secret)) == []
 
 
 def test_pages_follow_next_and_previous_without_gaps_or_repeats(client, auth, users, people):

@@ -75,8 +75,7 @@ class TransactionFilter:
         if self.run_id is not None:
             query = query.where(Transaction.run_id == self.run_id)
         if self.email:
-            like = "%" + self.email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            matching = select(Supporter.id).where(Supporter.email.like(like, escape="\\"))
+            matching = select(Supporter.id).where(Supporter.email.contains(self.email, autoescape=True))
             query = query.where(Transaction.supporter_id.in_(matching))
         return query
 

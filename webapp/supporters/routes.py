@@ -5,36 +5,17 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user, login_required
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import func, select
 
 from webapp.extensions import db
 from webapp.models.money import TRANSACTION_KINDS, Transaction
 from webapp.models.people import SUPPORTER_FIELDS, Supporter
 from webapp.models.runs import Run
 from webapp.money.transactions import totals_by_currency, visible_transactions
-from webapp.paging import Keyset, KeysetPage
+from webapp.paging import Keyset
+from webapp.supporters.queries import supporters_page
 
 bp = Blueprint("supporters", __name__, url_prefix="/supporters")
-
-
-def matching(q: str) -> Select:
-    """Supporters whose email or name contains `q` (any case); every supporter for an empty `q`."""
-    query = select(Supporter)
-    if q:
-        like = f"%{q.lower()}%"
-        query = query.where(
-            or_(
-                Supporter.email.like(like),
-                func.lower(Supporter.last_name).like(like),
-                func.lower(Supporter.first_name).like(like),
-            )
-        )
-    return query
-
-
-def supporters_page(q: str, keyset: Keyset) -> KeysetPage[Supporter]:
-    """One page of the supporters matching `q`, newest first."""
-    return keyset.page(db.session.execute(keyset.narrow(matching(q), Supporter.id)).scalars().all())
 
 
 @bp.route("/")

@@ -16,7 +16,7 @@ from webapp.extensions import db
 from webapp.models.people import Supporter
 from webapp.paging import Keyset
 from webapp.request_args import MAX_ID
-from webapp.supporters.routes import supporters_page
+from webapp.supporters.queries import supporters_page
 
 TAG = "Supporters"
 MAX_PAGE_SIZE = 200
