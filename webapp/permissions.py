@@ -57,20 +57,23 @@ def can_see(user: User, owned: Owned) -> bool:
     return user.is_super_admin or owned.owner_id == user.id
 
 
-def run_or_404(run_id: int) -> Run:
-    """The run if the current user may see it; 404 otherwise (never 403: ids are not confirmed)."""
-    run = db.session.get(Run, run_id)
-    if run is None or not can_see(current_user, run):
+def seen_or_404(model: type[OwnedT], object_id: int) -> OwnedT:
+    """The `model` object if the current user may see it; 404 otherwise (never 403: ids are not
+    confirmed)."""
+    obj = db.session.get(model, object_id)
+    if obj is None or not can_see(current_user, obj):
         abort(404)
-    return run
+    return obj
+
+
+def run_or_404(run_id: int) -> Run:
+    """The run if the current user may see it; 404 otherwise."""
+    return seen_or_404(Run, run_id)
 
 
 def job_or_404(job_id: int) -> Job:
     """The job if the current user may see it; 404 otherwise."""
-    job = db.session.get(Job, job_id)
-    if job is None or not can_see(current_user, job):
-        abort(404)
-    return job
+    return seen_or_404(Job, job_id)
 
 
 def usable_or_404(model: type[OwnedT], object_id: int, owner_id: int) -> OwnedT:

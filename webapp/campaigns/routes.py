@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from webapp import audit
+from webapp.campaigns.common import (
+    message_parts,
+    preview_for,
+    recent_sends,
+    record_send,
+    visible_campaigns,
+)
 from webapp.campaigns.forms import AUDIENCES, CampaignForm, FilterForm, merge_field_help
 from webapp.engine import launches
 from webapp.engine.queueing import QueueUnavailable
@@ -16,26 +21,15 @@ from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
 from webapp.jobtypes.email_campaign import EmailCampaign
 from webapp.mailing.audience import AudienceError, audience_sizes, describe_rule, rule_conditions
-from webapp.mailing.render import MERGE_FIELDS, CompiledCampaign, RenderError
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign, CampaignStatus, SavedFilter
 from webapp.models.jobs import Job
-from webapp.models.people import Supporter
-from webapp.models.runs import Run
-from webapp.permissions import usable_or_404
+from webapp.permissions import seen_or_404, usable_or_404
 from webapp.rules.clock import check_plannable, local_to_utc, utc_to_local_naive
 from webapp.rules.states import RunState
 from webapp.security import email_html
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
-
-
-def _owned(model, object_id: int):
-    """The object if the current user owns it (or is a super admin); 404 otherwise."""
-    obj = db.session.get(model, object_id)
-    if obj is None or not (current_user.is_super_admin or obj.owner_id == current_user.id):
-        abort(404)
-    return obj
 
 
 def _filters(owner_id: int) -> list[SavedFilter]:
@@ -45,27 +39,6 @@ def _filters(owner_id: int) -> list[SavedFilter]:
             select(SavedFilter).where(SavedFilter.owner_id == owner_id).order_by(SavedFilter.name)
         ).scalars()
     )
-
-
-def campaign_or_404(campaign_id: int) -> Campaign:
-    """The campaign if the current user owns it (or is a super admin); 404 otherwise."""
-    return _owned(Campaign, campaign_id)
-
-
-def visible_campaigns() -> list[Campaign]:
-    """The current user's campaigns (every user's for a super admin), newest first."""
-    query = select(Campaign).order_by(Campaign.id.desc())
-    if not current_user.is_super_admin:
-        query = query.where(Campaign.owner_id == current_user.id)
-    return list(db.session.execute(query).scalars())
-
-
-def recent_sends(campaign: Campaign) -> list[Run]:
-    """The campaign's last 20 runs (its launch, sends to the remaining, sends after groups)."""
-    if not campaign.job_id:
-        return []
-    query = select(Run).where(Run.job_id == campaign.job_id).order_by(Run.id.desc()).limit(20)
-    return list(db.session.execute(query).scalars())
 
 
 @bp.route("/")
@@ -136,7 +109,7 @@ def new():
 @login_required
 def edit(campaign_id: int):
     """Edit a draft campaign."""
-    campaign = _owned(Campaign, campaign_id)
+    campaign = seen_or_404(Campaign, campaign_id)
     if campaign.status is not CampaignStatus.DRAFT:
         flash("Only a draft can be edited. Cancel its scheduled run first.", "warning")
         return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
@@ -151,7 +124,7 @@ def edit(campaign_id: int):
 @login_required
 def detail(campaign_id: int):
     """A campaign: its content, audience, preview and runs."""
-    campaign = _owned(Campaign, campaign_id)
+    campaign = seen_or_404(Campaign, campaign_id)
     return render_template(
         "campaigns/detail.html",
         campaign=campaign,
@@ -162,51 +135,11 @@ def detail(campaign_id: int):
     )
 
 
-def preview_for(campaign: Campaign, email: str) -> tuple[Supporter | None, EmailMessage | None, str | None]:
-    """(supporter, the rendered message, a problem) for the supporter with `email`, or for the
-    first supporter (a sample one when there is none)."""
-    query = select(Supporter)
-    query = query.where(Supporter.email == email) if email else query.order_by(Supporter.id)
-    supporter = db.session.execute(query.limit(1)).scalar()
-    if email and supporter is None:
-        return None, None, f"No supporter has the email {email}."
-    data = (
-        {name: getattr(supporter, name) for name in MERGE_FIELDS}
-        if supporter
-        else {"email": "someone@example.org", "first_name": "Alex"}
-    )
-    try:
-        message = (
-            CompiledCampaign(
-                from_address=campaign.from_address,
-                subject=campaign.subject,
-                html_body=campaign.html_body,
-                text_body=campaign.text_body,
-            )
-            .render(data)
-            .as_email()
-        )
-    except RenderError as exc:
-        return supporter, None, str(exc)
-    return supporter, message, None
-
-
-def message_parts(message: EmailMessage | None) -> dict[str, str]:
-    """The text/plain and text/html parts of a message, by type."""
-    if message is None:
-        return {}
-    return {
-        part.get_content_type(): part.get_content()
-        for part in message.walk()
-        if part.get_content_type() in ("text/plain", "text/html")
-    }
-
-
 @bp.route("/<int:campaign_id>/preview")
 @login_required
 def preview(campaign_id: int):
     """The email rendered for a chosen supporter (by email), or for the first in the audience."""
-    campaign = _owned(Campaign, campaign_id)
+    campaign = seen_or_404(Campaign, campaign_id)
     email = request.args.get("email", "").strip().lower()
     supporter, message, problem = preview_for(campaign, email)
     return render_template(
@@ -224,7 +157,7 @@ def preview(campaign_id: int):
 @login_required
 def preview_html(campaign_id: int):
     """The HTML part of that preview on its own, for the preview page's sandboxed frame."""
-    campaign = _owned(Campaign, campaign_id)
+    campaign = seen_or_404(Campaign, campaign_id)
     _supporter, message, _problem = preview_for(campaign, request.args.get("email", "").strip().lower())
     html = message_parts(message).get("text/html")
     if not html:
@@ -237,7 +170,7 @@ def preview_html(campaign_id: int):
 def launch(campaign_id: int):
     """Confirm with the audience size, then launch (or schedule) the campaign: once, however
     often the form is sent."""
-    campaign = _owned(Campaign, campaign_id)
+    campaign = seen_or_404(Campaign, campaign_id)
     if campaign.status is not CampaignStatus.DRAFT:
         return _not_sent(campaign.id, launches.ALREADY_LAUNCHED)
     return _confirm_then_send(campaign, audience_sizes, launches.launch, remaining=False)
@@ -247,7 +180,7 @@ def launch(campaign_id: int):
 @login_required
 def send_remaining(campaign_id: int):
     """After a stop: confirm with the number not reached yet, then send to them only."""
-    campaign = _owned(Campaign, campaign_id)
+    campaign = seen_or_404(Campaign, campaign_id)
     if campaign.status is not CampaignStatus.STOPPED:
         return _not_sent(
             campaign.id,
@@ -291,19 +224,6 @@ def _confirm_then_send(campaign: Campaign, sizes, send, *, remaining: bool):
     )
 
 
-def record_send(campaign: Campaign, run: Run, total: int, *, remaining: bool, note: str = "") -> None:
-    """The audit entry of a send: launched, scheduled, or sent to the remaining, and to how many."""
-    audit.record(
-        "campaign.sent_to_remaining"
-        if remaining
-        else "campaign.scheduled"
-        if run.state is RunState.SCHEDULED
-        else "campaign.launched",
-        campaign,
-        detail=f"{total:,} supporters, {run.reference}{note}",
-    )
-
-
 def _not_sent(campaign_id: int, why: str):
     """A send asked for again (a double click, a second tab, a retried request) or that no
     longer applies: say so, and show the campaign's launch run if it has one."""
@@ -318,7 +238,7 @@ def _not_sent(campaign_id: int, why: str):
 @login_required
 def copy(campaign_id: int):
     """Copy a campaign (e.g. a stopped one) into a new draft."""
-    campaign = _owned(Campaign, campaign_id)
+    campaign = seen_or_404(Campaign, campaign_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     draft = launches.copy_campaign(campaign, current_user)

@@ -12,7 +12,7 @@ from webapp.api.v1.core import fail, iso
 from webapp.api.v1.runs import act_on_run
 from webapp.api.v1.schemas import Closed, RunOut
 from webapp.api.v1.spec import operation
-from webapp.campaigns.routes import (
+from webapp.campaigns.common import (
     campaign_or_404,
     message_parts,
     preview_for,
