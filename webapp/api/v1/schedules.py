@@ -16,7 +16,7 @@ from webapp.api.v1.spec import operation
 from webapp.engine import planner
 from webapp.extensions import db
 from webapp.jobs.schedule_forms import BlackoutForm, PauseForm, ScheduleForm, describe_schedule, local_now
-from webapp.jobs.schedule_routes import (
+from webapp.jobs.scheduling import (
     add_blackout_dates,
     blackouts_of,
     pause_job_schedule,
@@ -252,7 +252,7 @@ def save_schedule(job_id: int, body: ScheduleIn):
 
 
 def _next_runs(preview: dict) -> NextRuns:
-    """The page's preview (webapp.jobs.schedule_routes.preview_runs) as the API answers it."""
+    """The page's preview (webapp.jobs.scheduling.preview_runs) as the API answers it."""
     tz = current_app.config["TIMEZONE"]
     return NextRuns(
         runs=[
