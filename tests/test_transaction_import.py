@@ -107,6 +107,7 @@ def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(ap
         "ann@example.org,10,USD,2026-01-05,one_off,t14,lots\n"
         "ann@example.org,abc,EUR1,2026-02-30,one_off,t15,\n"  # 19: three problems
         "ann@example.org,7,,2026-01-06,Refund,t16,2\n"  # 20: good, stored negative
+        "ann@example.org,0.00,USD,2026-01-06,one_off,t17,\n"  # 21: nothing given
     )
     run = run_transactions(app, users["user"], tmp_path, text, ALL_COLUMNS, unknown="reject")
     assert run.state is RunState.COMPLETED
@@ -128,8 +129,9 @@ def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(ap
         "line 18: 'lots' is not a number for the tax-deductible amount",
         "line 19: 'abc' is not a number for amount; 'EUR1' is not a currency code (ISO 4217, like USD, "
         "EUR or GBP); '2026-02-30' is not a date: write it as yyyy-mm-dd (like 2026-01-31)",
+        "line 21: amount 0.00 is zero: a gift or refund has an amount",
     ]
-    assert (run.checked, run.created, run.rejected, run.skipped, run.updated) == (19, 3, 16, 0, 0)
+    assert (run.checked, run.created, run.rejected, run.skipped, run.updated) == (20, 3, 17, 0, 0)
     stored = {
         t.external_id: (t.amount, t.currency, t.received_on, t.kind, t.tax_deductible, t.run_id, t.owner_id)
         for t in Transaction.query.filter_by(run_id=run.id)
@@ -142,11 +144,11 @@ def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(ap
     }
     assert run.has_result  # the import report of the rejected lines
     assert job_type_for("transaction_import").counts(run) == [
-        ("Lines checked", 19),
+        ("Lines checked", 20),
         ("Transactions created", 3),
         ("Supporters created", 0),
         ("Supporters updated", 0),
-        ("Lines rejected", 16),
+        ("Lines rejected", 17),
     ]
 
 
@@ -230,7 +232,7 @@ def test_a_failed_run_retried_continues_from_its_checkpoint_without_duplicates_o
 ):
     add_supporters({"email": "ann@example.org", "city": "Boston"})
     rows = [
-        f"ann@example.org,{city},{n},2026-01-05,t{n}\n"
+        f"ann@example.org,{city},{n + 1},2026-01-05,t{n}\n"
         for n, city in enumerate(["Cambridge"] * 6 + ["Salem"] * 3)
     ]
     path = tmp_path / "gifts.csv"

@@ -2,7 +2,7 @@
 each cell converted (a repeated value — a date, a currency, a type — once per run) or replaced by
 its Problem, then each line with its values and every problem it has, in the order of its fields.
 
-Accepted: an amount as a number ("12.50", "1,200", "$5"); a date written yyyy-mm-dd, optionally
+Accepted: an amount as a number other than zero ("12.50", "1,200", "$5"); a date written yyyy-mm-dd, optionally
 followed by a time ("2026-01-05 10:30:00", "2026-01-05T10:30:00Z": a payment processor's charge
 time), not after today in the account time zone; a type one-off (one_off, single), recurring or
 refund in any case; an ISO 4217 currency code in any case."""
@@ -336,12 +336,14 @@ class LineParser:
 
     @staticmethod
     def _signs(amounts: list[Any], kinds: list[Any], problems: list[list[str]]) -> None:
-        """A gift's amount may not be negative; a refund's is stored negative whichever sign the
-        file gives it."""
+        """A gift's amount may not be negative, nor any amount zero; a refund's is stored negative
+        whichever sign the file gives it."""
         for index, (amount, kind) in enumerate(zip(amounts, kinds, strict=True)):
             if amount is None:
                 continue
-            if kind == "refund":
+            if _cents(amount.lstrip("-")) == 0:
+                problems[index].append(f"amount {amount.lstrip('-')} is zero: a gift or refund has an amount")
+            elif kind == "refund":
                 amounts[index] = _negated(amount)
             elif amount[0] == "-" and kind is not None:
                 problems[index].append(
