@@ -206,6 +206,9 @@ class Importer:
                 if restaged:
                     joined = Staged.joined(staged)
                 writer.start(upsert.write_all, driver_connection(), staged, joined)
+                if joined is not None:  # its text is made: the records are no longer needed
+                    for written in (*staged, joined):
+                        written.records = []
 
         def one_write() -> Staged | None:
             """The batch read as one write, made while the batch before is written."""

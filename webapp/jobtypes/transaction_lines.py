@@ -2,10 +2,10 @@
 each cell converted (a repeated value — a date, a currency, a type — once per run) or replaced by
 its Problem, then each line with its values and every problem it has, in the order of its fields.
 
-Accepted: an amount as a number other than zero ("12.50", "1,200", "$5"); a date written yyyy-mm-dd, optionally
-followed by a time ("2026-01-05 10:30:00", "2026-01-05T10:30:00Z": a payment processor's charge
-time), not after today in the account time zone; a type one-off (one_off, single), recurring or
-refund in any case; an ISO 4217 currency code in any case."""
+Accepted: an amount as a number other than zero ("12.50", "1,200", "$5"); a date written
+yyyy-mm-dd, optionally followed by a time ("2026-01-05 10:30:00", "2026-01-05T10:30:00Z": a
+payment processor's charge time), not after today in the account time zone; a type one-off
+(one_off, single), recurring or refund in any case; an ISO 4217 currency code in any case."""
 
 from __future__ import annotations
 
