@@ -101,12 +101,13 @@ def monitor_from(
     (`owner`), how many rows the monitor has, and whether more follow. A cursor, unlike a page
     number, does not shift when new runs arrive while a client pages."""
     count, _, _ = _monitor_statements(user.is_super_admin)
-    total = db.session.execute(count, viewer(user)).scalar_one()
+    connection = db.session.connection()  # columns only: no ORM step needed
+    total = connection.execute(count, viewer(user)).scalar_one()
     first, following = _listed_statements(user.is_super_admin, columns)
     params: dict[str, Any] = {**viewer(user), "limit": per_page + 1}
     if after is not None:
         params["sort_at"], params["run_id"] = after
-    rows = list(db.session.execute(first if after is None else following, params))
+    rows = list(connection.execute(first if after is None else following, params))
     return rows[:per_page], total, len(rows) > per_page
 
 

@@ -3,6 +3,7 @@ job alike)."""
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Row, inspect, select
@@ -39,6 +40,9 @@ RUN_COLUMNS = (
 )
 
 
+_COUNTS = attrgetter(*COUNT_NAMES)
+
+
 def run_fields(run: Run | Row, owner: str) -> dict[str, Any]:
     """A run's answer (RunOut) as plain values, from a Run or a row of RUN_COLUMNS: a page of
     runs is validated into its models in one go."""
@@ -56,7 +60,7 @@ def run_fields(run: Run | Row, owner: str) -> dict[str, Any]:
             "total": run.progress_total,
             "percent": percent_done(run.progress_done, run.progress_total, run.state),
         },
-        "counts": {name: getattr(run, name) for name in COUNT_NAMES},
+        "counts": dict(zip(COUNT_NAMES, _COUNTS(run), strict=True)),
         "error": run.error,
         "created_at": iso(run.created_at),
         "started_at": iso(run.started_at),
