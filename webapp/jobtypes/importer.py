@@ -85,6 +85,11 @@ class SliceRead:
     maybe_again: list[str]
 
 
+def staged_of(parts: list[SliceRead]) -> list[Staged]:
+    """What the slices of a batch have to write."""
+    return [part.staged for part in parts if part.staged is not None]
+
+
 class Importer:
     """One import run's batch loop."""
 
@@ -199,7 +204,7 @@ class Importer:
                     )
                     part.invalid = parsed.invalid
                 part.parsed = None
-            staged = [part.staged for part in reading if part.staged is not None]
+            staged = staged_of(reading)
             writing.append(list(reading))
             reading.clear()
             if staged:
@@ -212,7 +217,7 @@ class Importer:
 
         def one_write() -> Staged | None:
             """The batch read as one write, made while the batch before is written."""
-            staged = [part.staged for part in reading if part.staged is not None]
+            staged = staged_of(reading)
             return Staged.joined(staged) if staged else None
 
         with rare_collections(), WriteBehind() as writer:

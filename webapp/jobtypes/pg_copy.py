@@ -23,7 +23,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress, repeat
-from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -33,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from webapp.models.people import FIELDS_BY_NAME, Supporter
 
 STAGE = "conveyor_import_stage"
-PASSES = 5  # statements per slice at most: a second one only when another import raced us
+PASSES = 5  # statements per write at most: a second one only when another import raced us
 SAVEPOINTS = 32  # at most in one transaction: over 64 subtransactions slow every session down
 NULL = "\\N"  # COPY's text format: an empty value, and the escapes of the four it cannot hold
 _SPECIAL = re.compile(r"[\\\t\n\r]")
@@ -102,7 +101,7 @@ class Staged:
 class SeenEmails:
     """The emails an import met so far, approximately, in 16 MB: a byte per hash value. An
     email met again is always reported as maybe met; one never met sometimes (~3% at 1M
-    emails), which costs only its lookup (StagedUpsert.met_again). A resumed import did not see
+    emails), which costs only its lookup (in StagedUpsert's upsert statement). A resumed import did not see
     the emails before its checkpoint: every email may be met again."""
 
     SLOTS = 1 << 24
@@ -116,17 +115,15 @@ class SeenEmails:
         is one C-level loop over the slice: ~0.2 µs an email.)"""
         if self.resumed:
             return list(emails)
-        if not emails:
-            return []
         codes = list(map((self.SLOTS - 1).__and__, map(hash, emails)))
-        met = itemgetter(*codes)(self.seen) if len(codes) > 1 else (self.seen[codes[0]],)
+        met = list(map(self.seen.__getitem__, codes))
         deque(map(self.seen.__setitem__, codes, repeat(1)), maxlen=0)
         return list(compress(emails, met))
 
 
 @dataclass
 class Written:
-    """What one slice's upsert did."""
+    """What one write did."""
 
     created: int = 0
     updated: int = 0
@@ -135,8 +132,8 @@ class Written:
 
 
 class StagedUpsert:
-    """Write a slice: COPY it into supporter when its emails are all new, else COPY it into the
-    staging table and upsert supporter from there."""
+    """Write staged records: COPY them into supporter when their emails are all new, else COPY
+    them into the staging table and upsert supporter from there."""
 
     def __init__(self, names: list[str], run_id: int, *, default_opted_in: bool, plain_inserts: bool) -> None:
         """`plain_inserts`: a slice of new emails only may be COPYed in a savepoint (a
@@ -163,8 +160,8 @@ class StagedUpsert:
         # rolled back (and took the table with it) ends the run
         self.prepared: weakref.WeakSet[Any] = weakref.WeakSet()
         self.copy_stage_sql = f"COPY {stage} ({', '.join(fields)}) FROM STDIN"
-        # a slice whose emails are all new (every slice of a first import) goes straight into
-        # supporter, in a savepoint: the first stored email it meets undoes it and the slice is
+        # a write whose emails are all new (every batch of a first import) goes straight into
+        # supporter, in a savepoint: the first stored email it meets undoes it and the write is
         # upserted instead. Half the server's work of an INSERT … ON CONFLICT from the staging
         # table, which looks each email up first and confirms each row it inserts
         self.copy_supporter_sql = f"COPY supporter ({', '.join(fields + added)}) FROM STDIN"
@@ -227,7 +224,7 @@ class StagedUpsert:
         self.update_first_sql = (
             f"WITH updated AS ({update()}), inserted AS ({insert(not_updated)} RETURNING 1) {counts}"
         )
-        # a slice of stored emails only (every slice of a re-import): no insert at all, unless
+        # a write of stored emails only (every batch of a re-import): no insert at all, unless
         # the update leaves some records out (then the pass below inserts them)
         self.update_only_sql = (
             f"WITH updated AS ({update(emails=False)}), inserted AS (SELECT WHERE false) {counts}"
