@@ -15,7 +15,7 @@ from webapp.api.v1.core import iso
 from webapp.api.v1.schedules import BlackoutOut, NextRuns, ScheduleOut, ScheduleSet
 from webapp.engine import planner
 from webapp.extensions import db
-from webapp.jobs import schedule_routes
+from webapp.jobs import scheduling
 from webapp.models import AuditEntry, Job, Run
 from webapp.models.base import utcnow
 from webapp.rules.clock import to_local
@@ -120,9 +120,10 @@ def test_the_schedule_forms_own_checks_answer_a_422_naming_the_field(client, job
 
 
 def test_a_slot_that_has_begun_today_is_refused_as_the_page_refuses_it(app, client, job, secret, monkeypatch):
-    # mid-morning today, whatever the clock says (late at night the next slot would be tomorrow's)
+    # mid-morning today, whatever the clock says (late at night the next slot would be tomorrow's;
+    # early in the morning 10:15 would not have begun): the clock the slot check itself reads
     now = datetime.combine(to_local(utcnow(), app.config["TIMEZONE"]).date(), time(10, 20))
-    monkeypatch.setattr(schedule_routes, "local_now", lambda: now)
+    monkeypatch.setattr(scheduling, "local_now", lambda: now)
     begun = {
         "kind": "hourly_slot",
         "hour": now.hour,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 
@@ -21,6 +21,7 @@ from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign
 from webapp.models.schedules import JobSchedule
 from webapp.models.settings import AccountSettings
+from webapp.rules.clock import local_to_utc, to_local
 from webapp.rules.states import RunState
 
 CAMPAIGN = {
@@ -180,10 +181,14 @@ def logged(app, users):
         audit.record("run.started", run, actor=users["user"]),
     ]
     job.active = False
+    zone = app.config["TIMEZONE"]
+    today = to_local(utcnow(), zone).date()
     for days_ago, entry in zip((3, 2, 1), made, strict=True):
-        entry.at = utcnow() - timedelta(days=days_ago)
+        # 10:30 PM account time on each of the last three days: already the next day in UTC, and
+        # one entry an account day (24 hours apart, two could share a day across a DST change)
+        entry.at = local_to_utc(datetime.combine(today - timedelta(days=days_ago), time(22, 30)), zone)
     db.session.commit()
-    return {"job": job.id, "run": run.id}
+    return {"job": job.id, "run": run.id, "today": today}
 
 
 def test_the_audit_page_shows_entries_with_their_object_linked_while_it_exists(client, auth, users, logged):
@@ -218,9 +223,7 @@ def test_the_audit_filters_narrow_the_entries(client, auth, users, logged, args,
 
 def test_the_audit_date_range_is_in_account_days(client, auth, users, logged, app):
     auth.login(users["super_admin"].email)
-    from webapp.rules.clock import to_local
-
-    two_days_ago = to_local(utcnow() - timedelta(days=2), app.config["TIMEZONE"]).date()
+    two_days_ago = logged["today"] - timedelta(days=2)  # the fixture's today, even past midnight
     html = page(client, date_from=two_days_ago.isoformat(), date_to=two_days_ago.isoformat()).split(
         "<tbody>"
     )[1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 
@@ -19,7 +19,7 @@ from webapp.jobtypes.job_group import GroupDefinition
 from webapp.models import Job, Run
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign, Recipient, RecipientStatus
-from webapp.rules.clock import to_local
+from webapp.rules.clock import local_to_utc, to_local
 from webapp.rules.states import RunState
 
 T0 = datetime(2026, 3, 2, 15, 0)  # Mar 2, 2026 10:00 AM EST
@@ -243,8 +243,12 @@ def test_nothing_sent_yet_is_an_empty_chart_that_keeps_refreshing(app, users):
     assert chart["refresh"] == charts.REFRESH_SENDING
 
 
-def test_opens_and_clicks_are_counted_a_day_in_the_account_time_zone(app, users):
-    now = utcnow()
+def test_opens_and_clicks_are_counted_a_day_in_the_account_time_zone(app, users, monkeypatch):
+    zone = app.config["TIMEZONE"]
+    # 9:30 PM account time today (already tomorrow in UTC), the chart's clock held there: its last
+    # day cannot move at midnight under the test, nor `begun` and a second later fall on two days
+    now = local_to_utc(datetime.combine(to_local(utcnow(), zone).date(), time(21, 30)), zone)
+    monkeypatch.setattr(charts, "utcnow", lambda: now)
     begun = now - timedelta(days=2)
     run = _campaign_run(
         users["user"], RunState.COLLECTING, started_at=begun, collect_until=now + timedelta(days=5)
@@ -257,7 +261,6 @@ def test_opens_and_clicks_are_counted_a_day_in_the_account_time_zone(app, users)
 
     chart = charts.campaign_chart(run)
 
-    zone = app.config["TIMEZONE"]
     first, today = to_local(begun, zone).date(), to_local(now, zone).date()
     days = [first + timedelta(days=i) for i in range((today - first).days + 1)]
     assert chart is not None and chart["kind"] == "engagement"

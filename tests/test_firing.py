@@ -2,14 +2,14 @@
 rq-scheduler (the scheduler process's loop), outages are recorded occurrence by occurrence and
 never fire a burst, and the concurrency limit holds for scheduled runs too."""
 
-from datetime import date, time, timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from rq import Queue
 from rq.job import Job as RQJob
 
 from tests.conftest import embedded_only, export_job, fresh, work
-from webapp.engine import queueing
+from webapp.engine import firing, queueing
 from webapp.engine.firing import fire, fire_overdue
 from webapp.engine.planner import plan
 from webapp.engine.runs import schedule_run, start_run
@@ -18,6 +18,17 @@ from webapp.models import JobSchedule, Run, RunLogLine
 from webapp.models.base import utcnow
 from webapp.rules.clock import to_local
 from webapp.rules.states import RunState
+
+# "Now" for the firing pass of the outage tests: the middle of an hour, on a day with no DST change.
+# Counted from the real clock, the hours an outage swallowed changed when the hour turned between
+# the test and the pass, and on the day clocks fall back (24 a day skips the repeated hour).
+FIRING_NOW = datetime(2026, 6, 3, 14, 30)
+
+
+def fire_at_firing_now(monkeypatch) -> datetime:
+    """Make FIRING_NOW the time the firing pass reads; return it."""
+    monkeypatch.setattr(firing, "utcnow", lambda: FIRING_NOW)
+    return FIRING_NOW
 
 
 @pytest.fixture
@@ -30,7 +41,7 @@ def hourly(job, **extra) -> JobSchedule:
         job_id=job.id,
         kind="times_per_day",
         times_per_day=24,
-        start_date=date.today() - timedelta(days=2),
+        start_date=FIRING_NOW.date() - timedelta(days=2),
         time=time(0, 0),
         enabled=True,
         **extra,
@@ -40,11 +51,11 @@ def hourly(job, **extra) -> JobSchedule:
     return schedule
 
 
-def planned_hours_ago(schedule: JobSchedule, hours: int) -> Run:
-    """The schedule's planned run, as if the scheduler had been down since `hours` hours ago:
-    its time is that of the occurrence then."""
+def planned_hours_ago(schedule: JobSchedule, hours: int, now: datetime | None = None) -> Run:
+    """The schedule's planned run, as if the scheduler had been down since `hours` hours before
+    `now` (default: the clock's): its time is that of the occurrence then."""
     run = plan(schedule)
-    at = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours)
+    at = (now or utcnow()).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours)
     run.scheduled_for = run.planned_for = at
     db.session.commit()
     return run
@@ -54,8 +65,8 @@ def runs_of(job) -> list[Run]:
     return Run.query.filter_by(job_id=job.id).order_by(Run.planned_for).all()
 
 
-def test_an_outage_records_every_missed_time_and_runs_only_the_latest_once(app, users, job):
-    run = planned_hours_ago(hourly(job), 5)
+def test_an_outage_records_every_missed_time_and_runs_only_the_latest_once(app, users, job, monkeypatch):
+    run = planned_hours_ago(hourly(job), 5, fire_at_firing_now(monkeypatch))
     fire({run.id: None})
     runs = runs_of(job)
     assert len(runs) == 6  # the planned one and the five hours since, the last one is now's
@@ -71,8 +82,8 @@ def test_an_outage_records_every_missed_time_and_runs_only_the_latest_once(app, 
     assert Run.query.filter_by(job_id=job.id, state=RunState.COMPLETED).count() == 1
 
 
-def test_with_the_skip_policy_every_missed_time_is_only_recorded(app, users, job):
-    run = planned_hours_ago(hourly(job, misfire_policy="skip"), 3)
+def test_with_the_skip_policy_every_missed_time_is_only_recorded(app, users, job, monkeypatch):
+    run = planned_hours_ago(hourly(job, misfire_policy="skip"), 3, fire_at_firing_now(monkeypatch))
     fire({run.id: None})
     runs = runs_of(job)
     assert len(runs) == 4
@@ -153,9 +164,9 @@ def test_a_scheduled_run_whose_timed_job_was_lost_fires_anyway(app, users, job):
     assert fresh(run).state is RunState.COMPLETED
 
 
-def test_times_that_already_have_a_run_are_not_recorded_twice(app, users, job):
+def test_times_that_already_have_a_run_are_not_recorded_twice(app, users, job, monkeypatch):
     schedule = hourly(job)
-    run = planned_hours_ago(schedule, 3)
+    run = planned_hours_ago(schedule, 3, fire_at_firing_now(monkeypatch))
     already = schedule_run(
         job,
         None,

@@ -29,7 +29,7 @@ def _staged(upsert: StagedUpsert, lines: list[int], emails: list[str], moment: d
 
 
 def test_slices_are_joined_in_email_order_unless_an_email_is_in_two():
-    upsert = StagedUpsert(["city"], 7, default_opted_in=True, plain_inserts=True)
+    upsert = StagedUpsert(["city"], 7, default_opted_in=True, plain_inserts=True, digests=False)
     early, late = datetime(2026, 1, 1), datetime(2026, 1, 2)
     one = _staged(upsert, [2, 3], ["zed@example.org", "amy@example.org"], early)
     two = _staged(upsert, [4, 5], ["bob@example.org", "cy@example.org"], late)

@@ -11,6 +11,7 @@ from webapp.engine.firing import fire
 from webapp.engine.planner import plan, plan_due
 from webapp.engine.runs import start_run
 from webapp.extensions import db
+from webapp.jobs import scheduling
 from webapp.models import JobSchedule, Run
 from webapp.models.base import utcnow
 from webapp.rules.clock import to_local
@@ -81,8 +82,10 @@ def test_times_per_day_switched_on_starts_the_first_run_now(app, client, logged_
     assert {r.state for r in runs} == {RunState.QUEUED, RunState.SCHEDULED}
 
 
-def test_hourly_slot_in_the_past_is_refused(app, client, logged_in, job):
+def test_hourly_slot_in_the_past_is_refused(app, client, logged_in, job, monkeypatch):
     now_local = to_local(utcnow(), app.config["TIMEZONE"])
+    # the slot checked at the same moment (the current slot of 11:59 PM must not become tomorrow's)
+    monkeypatch.setattr(scheduling, "local_now", lambda: now_local.replace(tzinfo=None))
     response = save(
         client,
         job,
@@ -181,15 +184,15 @@ def test_missed_occurrence_more_than_an_hour_late_is_recorded_not_run(app, users
 def test_preview_lists_the_next_ten_runs_and_marks_dst_moves(app, client, logged_in, job):
     args = {
         "kind": "days_of_week",
-        "start_date": "2027-03-13",
+        "start_date": "2099-03-07",  # far ahead: a start date that has passed previews from today
         "time": "02:30",
         "weekdays": ["6"],
         "enabled": "y",
     }
     html = client.get(f"/jobs/{job.id}/schedule/preview", query_string=args).get_data(as_text=True)
     assert html.count("<li>") == 10
-    assert "Mar 14, 2027 3:00 AM EDT" in html and "moved by DST" in html
-    assert "Mar 21, 2027 2:30 AM EDT" in html
+    assert "Mar 8, 2099 3:00 AM EDT" in html and "moved by DST" in html  # clocks spring forward
+    assert "Mar 15, 2099 2:30 AM EDT" in html
 
 
 def test_kind_change_swaps_in_that_kinds_fields(app, client, logged_in, job):

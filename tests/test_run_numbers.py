@@ -15,6 +15,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
 
 from tests.conftest import export_job, fresh, work
+from tests.test_firing import fire_at_firing_now
 from webapp import create_app
 from webapp.engine.firing import fire
 from webapp.engine.followups import send_run_notification
@@ -146,19 +147,22 @@ def test_a_skipped_occurrence_takes_a_number(app, users, job, why):
         assert skipped.error.startswith("Skipped: run #1 was still processing")
 
 
-def test_occurrences_missed_in_an_outage_are_numbered_in_the_order_they_came_due(app, users, job):
+def test_occurrences_missed_in_an_outage_are_numbered_in_the_order_they_came_due(
+    app, users, job, monkeypatch
+):
+    now = fire_at_firing_now(monkeypatch)  # the hours missed must not depend on when the test runs
     schedule = JobSchedule(
         job_id=job.id,
         kind="times_per_day",
         times_per_day=24,
-        start_date=date.today() - timedelta(days=2),
+        start_date=now.date() - timedelta(days=2),
         time=time(0, 0),
         enabled=True,
     )
     db.session.add(schedule)
     db.session.commit()
     planned = plan(schedule)
-    at = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    at = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
     planned.scheduled_for = planned.planned_for = at
     db.session.commit()
     fire({planned.id: None})

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import export_job
 from webapp.extensions import db
-from webapp.jobs import schedule_routes
+from webapp.jobs import schedule_routes, scheduling
 from webapp.jobs.schedule_forms import counted, describe_schedule, past_slot_message
 from webapp.models import JobSchedule
 from webapp.models.base import utcnow
@@ -90,8 +90,9 @@ def test_a_once_time_later_today_is_saved(app, client, logged_in, job):
     assert JobSchedule.query.one().next_run_at is not None
 
 
-def test_a_past_slot_refusal_names_the_next_free_slot(app, client, logged_in, job):
+def test_a_past_slot_refusal_names_the_next_free_slot(app, client, logged_in, job, monkeypatch):
     now = local_now(app)
+    monkeypatch.setattr(scheduling, "local_now", lambda: now)  # the slot checked at the same moment
     response = client.post(
         f"/jobs/{job.id}/schedule",
         data={
@@ -141,12 +142,14 @@ def test_the_past_slot_message_in_words(now, hour, slot, expected):
     assert past_slot_message(hour, slot, now, TZ) == expected
 
 
-def test_a_saved_slot_that_began_today_can_still_be_edited(app, client, logged_in, job):
+def test_a_saved_slot_that_began_today_can_still_be_edited(app, client, logged_in, job, monkeypatch):
     """Editing other settings of a saved daily slot is not refused because today's slot began."""
+    now = local_now(app)
+    monkeypatch.setattr(scheduling, "local_now", lambda: now)  # "tomorrow" stays tomorrow at midnight
     slot_form = {
         "enabled": "y",
         "kind": "hourly_slot",
-        "start_date": (local_now(app).date() + timedelta(days=1)).isoformat(),
+        "start_date": (now.date() + timedelta(days=1)).isoformat(),
         "hour": "0",
         "slot": "0",
         "overlap_policy": "skip",
@@ -155,7 +158,7 @@ def test_a_saved_slot_that_began_today_can_still_be_edited(app, client, logged_i
     }
     assert client.post(f"/jobs/{job.id}/schedule", data=slot_form).status_code == 302
     saved = JobSchedule.query.one()
-    saved.start_date = local_now(app).date() - timedelta(days=7)  # a week has passed
+    saved.start_date = now.date() - timedelta(days=7)  # a week has passed
     db.session.commit()
     page = client.get(f"/jobs/{job.id}/schedule").get_data(as_text=True)
     assert not ERROR_MARKUP.search(page)
@@ -198,6 +201,8 @@ def test_the_slot_fields_offer_the_next_free_slot_once_the_default_has_begun(
     app, client, logged_in, job, monkeypatch
 ):
     late = datetime.combine(local_now(app).date(), time(23, 50))
+    # both clocks the fields read: whether the default 9:00 slot has begun, and the next free slot
+    monkeypatch.setattr(scheduling, "local_now", lambda: late)
     monkeypatch.setattr(schedule_routes, "local_now", lambda: late)
     html = client.get(
         f"/jobs/{job.id}/schedule/fields",

@@ -3,16 +3,23 @@ into supporters by email, a commit per batch with its counts and checkpoint."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
-from itertools import repeat
+from functools import cache, partial
+from itertools import compress, repeat
+from operator import itemgetter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from webapp import emails as email_rules
 from webapp.csvfiles import RecordBatch, iter_record_batches
-from webapp.jobtypes import fields
+from webapp.jobtypes import fields, pg_copy
 from webapp.jobtypes.bulk import (
     WriteBehind,
     dialect,
@@ -25,9 +32,20 @@ from webapp.jobtypes.bulk import (
     sqlite_bulk_writes,
     timestamp,
 )
-from webapp.jobtypes.pg_copy import SAVEPOINTS, SeenEmails, Staged, StagedUpsert, Written
+from webapp.jobtypes.pg_copy import (
+    EMAIL_CHARS,
+    SAVEPOINTS,
+    Checked,
+    RecordDigests,
+    SeenEmails,
+    Staged,
+    StagedUpsert,
+    UnchangedCheck,
+    Written,
+)
 from webapp.models.base import utcnow
-from webapp.models.people import EmailHasher, email_key
+from webapp.models.people import EmailHasher, Supporter, email_key
+from webapp.rules import countries
 from webapp.rules.clock import to_local
 from webapp.rules.countries import DEFAULT
 
@@ -50,6 +68,7 @@ class Parsed:
     emails: list[str]
     columns: list[list[Any]]  # a list per mapped field: its values (None = leave as stored)
     invalid: list[tuple[int, fields.Invalid]]  # (line, problem)
+    digests: list[int] | None = None  # per valid record, of the record as read (RecordDigests)
 
     def drop(self, indexes: set[int], reasons: list[str]) -> None:
         """Reject the records at these positions (in order), each with its reason."""
@@ -64,6 +83,8 @@ class Parsed:
         self.lines = [self.lines[i] for i in indexes]
         self.emails = [self.emails[i] for i in indexes]
         self.columns = [[column[i] for i in indexes] for column in self.columns]
+        if self.digests is not None:
+            self.digests = [self.digests[i] for i in indexes]
 
     def rows(self) -> Iterator[tuple[int, str, tuple[Any, ...]]]:
         """(line, email, value per mapped field) per valid record."""
@@ -153,7 +174,7 @@ class Importer:
             skip=1 + done,
         )  # the header, then what was imported before
         if dialect() == "postgresql":
-            self.run_copying(batches, done)
+            CopyingLoop(self, batches, done).run()
             return
         counts: Counter[str] = Counter()
         with sqlite_bulk_writes(PAGE_CACHE_KIB, CHECKPOINT_PAGES), rare_collections():
@@ -167,108 +188,18 @@ class Importer:
             if counts:
                 ctx.commit_batch(done=done, checkpoint={"records": done}, **counts)
 
-    def run_copying(self, batches: Iterator[RecordBatch], done: int) -> None:
-        """The batch loop on PostgreSQL: a writer thread writes a batch (its slices joined, in
-        email order, pg_copy.StagedUpsert) while this thread reads, validates and stages the
-        slices of the next one. The session and the run's rejections and log are touched only
-        while the writer waits: a batch's are logged in file order, as on SQLite, and committed
-        with it."""
-        upsert = StagedUpsert(
-            self.names,
-            self.run_id,
-            default_opted_in="opted_in" not in self.names,
-            # a batch is one write (one savepoint), or a write a slice when an email is in two
-            plain_inserts=-(-self.batch_size // READ_SIZE) <= SAVEPOINTS,
-        )
-        seen = SeenEmails(resumed=done > 0)
-        reading: list[SliceRead] = []  # the slices of the batch being read
-        writing: list[list[SliceRead]] = []  # the batch being written, if any
+    def digest_seed(self) -> bytes:
+        """What a record's digest depends on besides the record (RecordDigests): the deployment's
+        secret, the rules that validate it, the mapping and the default country. Another
+        mapping or a new version of the rules meets no stored digest: each record is validated."""
+        parts = [self.ctx.config["SECRET_KEY"], _rules_fingerprint(), self.params["mapping"]]
+        return json.dumps([*parts, self.default_country]).encode()
 
-        def collect() -> None:
-            """Wait for the batch being written; log what it did and commit it."""
-            written = writer.result()
-            if writing:
-                self.commit_written(writing.pop(), written)
-
-        def start(joined: Staged | None) -> None:
-            """Write the batch read (`joined`: its slices as one write, if they can be); the
-            one before was collected."""
-            restaged = False
-            for part in reading:  # (the erased check looks up hashes: the writer is idle)
-                if part.parsed is not None and self.erased.sort_out(part.parsed, part.hashes):
-                    parsed, restaged = part.parsed, True
-                    part.staged = (
-                        upsert.stage(parsed.lines, parsed.emails, parsed.columns, utcnow(), part.maybe_again)
-                        if parsed.emails
-                        else None
-                    )
-                    part.invalid = parsed.invalid
-                part.parsed = None
-            staged = staged_of(reading)
-            writing.append(list(reading))
-            reading.clear()
-            if staged:
-                if restaged:
-                    joined = Staged.joined(staged)
-                writer.start(upsert.write_all, driver_connection(), staged, joined)
-                if joined is not None:  # its text is made: the records are no longer needed
-                    for written in (*staged, joined):
-                        written.records = []
-
-        def one_write() -> Staged | None:
-            """The batch read as one write, made while the batch before is written."""
-            staged = staged_of(reading)
-            return Staged.joined(staged) if staged else None
-
-        with rare_collections(), WriteBehind() as writer:
-            read = 0
-            while True:
-                try:
-                    batch = next(batches, None)  # read while the batch before is written
-                except Exception:
-                    collect()  # as on SQLite, the batches before the unreadable record stay
-                    raise
-                if batch is None:
-                    break
-                checked = len(batch)
-                parsed = self.parse_batch(batch)
-                del batch
-                repeated = self.drop_repeated_emails(parsed)
-                hashes = self.erased.hashes(parsed.emails)
-                maybe_again = seen.add(parsed.emails)
-                done += checked
-                read += checked
-                reading.append(
-                    SliceRead(
-                        checked=checked,
-                        done=done,
-                        invalid=parsed.invalid,
-                        repeated=repeated,
-                        staged=(
-                            upsert.stage(parsed.lines, parsed.emails, parsed.columns, utcnow(), maybe_again)
-                            if parsed.emails
-                            else None
-                        ),
-                        parsed=parsed if hashes is not None else None,  # kept for the erased check
-                        hashes=hashes,
-                        maybe_again=maybe_again,
-                    )
-                )
-                del parsed
-                if read >= self.batch_size:
-                    whole = one_write()
-                    collect()
-                    start(whole)
-                    read = 0
-            collect()
-            if reading:
-                start(one_write())
-                collect()
-
-    def commit_written(self, parts: list[SliceRead], written: Written | None) -> None:
+    def commit_written(self, parts: list[SliceRead], written: Written | None, touched: int = 0) -> None:
         """Log what a written batch's slices rejected, skipped and met again, slice by slice in
-        file order as on SQLite; commit the batch with its counts and checkpoint."""
-        counts: Counter[str] = Counter()
+        file order as on SQLite; commit the batch with its counts (`touched`: the records it
+        found unchanged before validation) and checkpoint."""
+        counts: Counter[str] = Counter(unchanged=touched)
         again = written.again if written is not None else []
         met = 0
         for part in parts:
@@ -323,13 +254,13 @@ class Importer:
         own = None if self.country_at is None else values[self.country_at]
         return own or self.default_country
 
-    def parse_batch(self, batch: RecordBatch) -> Parsed:
+    def parse_batch(self, batch: RecordBatch, digests: list[int] | None = None) -> Parsed:
         """parse() for a whole batch. Columns are converted whole (see
         fields.column_converter_for); a batch with an invalid record, or a record with another
         number of fields than the header, goes through parse() record by record instead (which
         also words the reasons)."""
         if set(map(len, batch.records)) != {self.width}:
-            return self.parse_each(batch)
+            return self.parse_each(batch, digests)
         columns = list(zip(*batch.records, strict=True))
         invalid = False
 
@@ -346,12 +277,12 @@ class Importer:
 
         emails = column(self.email_index, fields.email_column, partial(fields._email, "email"))
         if invalid or None in emails:
-            return self.parse_each(batch)
+            return self.parse_each(batch, digests)
         converted = []
         for index, name, convert, convert_all in self.columns:
             converted.append(column(index, partial(convert_all, name), partial(convert, name)))
             if invalid:
-                return self.parse_each(batch)
+                return self.parse_each(batch, digests)
         if self.zip_at is not None:
             countries = (
                 [code or self.default_country for code in converted[self.country_at]]
@@ -360,14 +291,14 @@ class Importer:
             )
             codes = fields.postal_codes(converted[self.zip_at], countries)
             if codes is None:
-                return self.parse_each(batch)
+                return self.parse_each(batch, digests)
             converted[self.zip_at] = codes
-        return Parsed(list(batch.lines), emails, converted, [])
+        return Parsed(list(batch.lines), emails, converted, [], digests)
 
-    def parse_each(self, batch: RecordBatch) -> Parsed:
+    def parse_each(self, batch: RecordBatch, digests: list[int] | None = None) -> Parsed:
         """parse() record by record, as parse_batch returns it."""
-        lines, emails, rows, invalid = [], [], [], []
-        for line, values in batch:
+        lines, emails, rows, invalid, valid = [], [], [], [], []
+        for i, (line, values) in enumerate(batch):
             try:
                 email, row = self.parse(values)
             except fields.Invalid as problem:
@@ -376,8 +307,10 @@ class Importer:
                 lines.append(line)
                 emails.append(email)
                 rows.append(row)
+                valid.append(i)
         columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in self.columns]
-        return Parsed(lines, emails, columns, invalid)
+        kept = None if digests is None else [digests[i] for i in valid]
+        return Parsed(lines, emails, columns, invalid, kept)
 
     def write_slice(self, batch: RecordBatch) -> dict[str, int]:
         """Validate and upsert records (in the open transaction); return their counts."""
@@ -499,6 +432,301 @@ class Importer:
             self.ctx.log(message)
         elif self.duplicates_logged == DUPLICATE_LOG_LIMIT + 1:
             self.ctx.log("More duplicate emails follow; only the first 100 are listed.")
+
+
+@dataclass
+class RawSlice:
+    """A slice read on PostgreSQL, not yet validated: its records' digests, and whether they can
+    be checked against the stored ones (RecordDigests.of; every record as wide as the header)."""
+
+    batch: RecordBatch
+    digests: list[int] | None
+    checkable: bool
+
+
+@dataclass
+class CheckRead:
+    """A batch read to be checked: its slices, how many of its records the check sends (`text`)
+    and the positions of the others."""
+
+    group: list[RawSlice]
+    count: int
+    unchecked: list[int]
+    text: str
+
+
+class CopyingLoop:
+    """The batch loop on PostgreSQL. A writer thread writes a batch (its slices joined, in email
+    order, pg_copy.StagedUpsert) while this thread reads, validates and stages the slices of
+    the next one. The session and the run's rejections and log are touched only while the
+    writer waits: a batch's are logged in file order, as on SQLite, and committed with it.
+
+    While most records of a batch turn out unchanged (and for the first batch), the loop checks
+    each batch against the stored digests first (pg_copy.UnchangedCheck): the unchanged
+    supporters are touched by the database alone, and only the other records are validated and
+    written. The next batch is read while the database checks."""
+
+    def __init__(self, importer: Importer, batches: Iterator[RecordBatch], done: int) -> None:
+        self.importer = importer
+        digests = UnchangedCheck.available(driver_connection())
+        self.upsert = StagedUpsert(
+            importer.names,
+            importer.run_id,
+            default_opted_in="opted_in" not in importer.names,
+            # a batch is one write (one savepoint), or a write a slice when an email is in two
+            plain_inserts=-(-importer.batch_size // READ_SIZE) <= SAVEPOINTS,
+            digests=digests,
+        )
+        self.check = UnchangedCheck(importer.run_id) if digests else None
+        self.digester = RecordDigests(importer.digest_seed()) if digests else None
+        self.checking = digests  # the first batch is checked; then each after a mostly unchanged one
+        self.seen = SeenEmails(resumed=done > 0)
+        self.slices = map(self.raw, batches)
+        self.ahead: list[RawSlice] = []  # slices read already, to validate whole
+        self.ahead_check: CheckRead | None = None  # the batch read while the one before was checked
+        self.failure: Exception | None = None  # met while reading ahead: raised when its turn comes
+        self.done = done
+        self.reading: list[SliceRead] = []  # the slices of the batch being read
+        self.read = 0  # records in them
+        self.writing: list[tuple[list[SliceRead], int | None]] = []  # the batch being written, if any
+        self.writer = WriteBehind()
+
+    def run(self) -> None:
+        with rare_collections(), self.writer:
+            while True:
+                if self.checking:
+                    if not self.check_batch():
+                        break
+                    continue
+                try:
+                    raw = self.next_slice()  # read while the batch before is written
+                except Exception:
+                    self.collect()  # as on SQLite, the batches before the unreadable record stay
+                    raise
+                if raw is None:
+                    break
+                self.prepare(raw)
+                if self.read >= self.importer.batch_size:
+                    whole = self.one_write()
+                    self.collect()
+                    self.start(whole)
+            self.collect()
+            if self.reading:
+                self.start(self.one_write())
+                self.collect()
+
+    def raw(self, batch: RecordBatch) -> RawSlice:
+        """A slice as read, with its records' digests when they are stored."""
+        if self.digester is None:
+            return RawSlice(batch, None, False)
+        digests, checkable = self.digester.of(batch.records)
+        return RawSlice(batch, digests, checkable and len(batch.records[0]) == self.importer.width)
+
+    def next_slice(self) -> RawSlice | None:
+        """The next slice: read ahead already, else from the file (None at its end)."""
+        if self.ahead:
+            return self.ahead.pop(0)
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+        return next(self.slices, None)
+
+    def take(self) -> list[RawSlice]:
+        """The slices of the next batch (none at the end of the file)."""
+        group: list[RawSlice] = []
+        count = 0
+        while count < self.importer.batch_size and (raw := self.next_slice()) is not None:
+            group.append(raw)
+            count += len(raw.batch)
+        return group
+
+    def read_check(self) -> CheckRead | None:
+        """Read the next batch and make what its check sends (None at the end of the file)."""
+        group = self.take()
+        if not group:
+            return None
+        positions, emails, digests, unchecked = self.to_check(group)
+        text = UnchangedCheck.text(positions, emails, digests) if positions else ""
+        return CheckRead(group, len(positions), unchecked, text)
+
+    def check_batch(self) -> bool:
+        """Check a batch against the stored digests, then validate and write the records not
+        found unchanged, and commit it; False at the end of the file."""
+        read, self.ahead_check = self.ahead_check, None
+        try:
+            read = read or self.read_check()
+        except Exception:
+            self.collect()
+            raise
+        if read is None:
+            return False
+        self.collect()  # the batch before is committed: this one's touches go with its commit
+        assert self.check is not None
+        group, unchecked = read.group, read.unchecked
+        checked = Checked(0, [], set())
+        if read.count:
+            self.writer.start(self.check.touch, driver_connection(), read.text, read.count)
+            try:
+                self.ahead_check = self.read_check()  # the next batch, while this one is checked
+            except Exception as failure:  # (raised once this batch is committed, as on SQLite)
+                self.failure = failure
+            checked = self.writer.result()
+        if checked.touched:
+            self.seen.forget()  # it never saw the emails of the touched supporters
+        unmatched = sorted([*checked.unmatched, *unchecked])
+        offset = 0
+        for raw in group:
+            size = len(raw.batch)
+            end = bisect_left(unmatched, offset + size)
+            mine = [position - offset for position in unmatched[:end]]
+            del unmatched[:end]
+            within = range(offset, offset + size)
+            self.prepare(
+                raw,
+                mine,
+                again={position - offset for position in checked.again if position in within},
+                unchecked={position - offset for position in unchecked if position in within},
+            )
+            offset += size
+        self.start(self.one_write(), touched=checked.touched)
+        self.collect()
+        self.checking = checked.touched * 2 >= offset
+        if not self.checking and self.ahead_check is not None:  # the batch read is validated whole
+            self.ahead, self.ahead_check = self.ahead_check.group, None
+        return True
+
+    def to_check(self, group: list[RawSlice]) -> tuple[list[int], list[str], list[int], list[int]]:
+        """The batch's records to check (positions, emails as validation makes them, digests),
+        and the positions of the others: each record of an email met twice, and every record
+        when one cannot be checked (a record of another width, a field holding the digests'
+        separator, an email too long to be stored: its email could not be told apart)."""
+        email_of = itemgetter(self.importer.email_index)
+        emails: list[str] = []
+        digests: list[int] = []
+        for raw in group:
+            if not raw.checkable or raw.digests is None:
+                break
+            emails += map(str.lower, map(str.strip, map(email_of, raw.batch.records)))
+            digests += raw.digests
+        if len(emails) != sum(len(raw.batch) for raw in group) or max(map(len, emails)) > EMAIL_CHARS:
+            return [], [], [], list(range(sum(len(raw.batch) for raw in group)))
+        positions = list(range(len(emails)))
+        unchecked: list[int] = []
+        if len(set(emails)) != len(emails):  # the later record wins: the importer sees to it
+            times = Counter(emails)
+            once = [times[email] == 1 for email in emails]
+            unchecked = [position for position, one in zip(positions, once, strict=True) if not one]
+            positions = list(compress(positions, once))
+            emails = list(compress(emails, once))
+            digests = list(compress(digests, once))
+        return positions, emails, digests, unchecked
+
+    def prepare(
+        self,
+        raw: RawSlice,
+        positions: list[int] | None = None,
+        again: set[int] | None = None,
+        unchecked: set[int] | None = None,
+    ) -> None:
+        """Validate and stage a slice's records for the batch being read: all of them, or those
+        at `positions` when the batch was checked. Then `again`: those the check found this run
+        wrote already; `unchecked`: those it did not check (the others it found exactly)."""
+        importer = self.importer
+        checked = len(raw.batch)
+        batch, digests = raw.batch, raw.digests
+        if positions is not None and len(positions) < checked:
+            batch = RecordBatch([batch.lines[i] for i in positions], [batch.records[i] for i in positions])
+            digests = None if digests is None else [digests[i] for i in positions]
+        parsed = importer.parse_batch(batch, digests)
+        del batch, digests
+        repeated = importer.drop_repeated_emails(parsed)
+        hashes = importer.erased.hashes(parsed.emails)
+        maybe_again = self.seen.add(parsed.emails)
+        if positions is not None:  # (the check touched the others: the filter would find them all)
+            lines = raw.batch.lines
+            again_lines = {lines[i] for i in again or ()}
+            unchecked_lines = {lines[i] for i in unchecked or ()}
+            flagged = set(maybe_again)
+            pairs = zip(parsed.lines, parsed.emails, strict=True)
+            maybe_again = [
+                email
+                for line, email in pairs
+                if line in again_lines or (line in unchecked_lines and email in flagged)
+            ]
+        self.done += checked
+        self.read += checked
+        self.reading.append(
+            SliceRead(
+                checked=checked,
+                done=self.done,
+                invalid=parsed.invalid,
+                repeated=repeated,
+                staged=self.stage(parsed, maybe_again),
+                parsed=parsed if hashes is not None else None,  # kept for the erased check
+                hashes=hashes,
+                maybe_again=maybe_again,
+            )
+        )
+
+    def stage(self, parsed: Parsed, maybe_again: list[str]) -> Staged | None:
+        """A slice's valid records to write (None: there is none)."""
+        if not parsed.emails:
+            return None
+        return self.upsert.stage(
+            parsed.lines, parsed.emails, parsed.columns, utcnow(), maybe_again, parsed.digests
+        )
+
+    def one_write(self) -> Staged | None:
+        """The batch read as one write, made while the batch before is written."""
+        staged = staged_of(self.reading)
+        return Staged.joined(staged) if staged else None
+
+    def start(self, joined: Staged | None, touched: int | None = None) -> None:
+        """Write the batch read (`joined`: its slices as one write, if they can be); the one
+        before was collected. `touched`: the records the check found unchanged (None: the
+        batch was not checked)."""
+        restaged = False
+        importer = self.importer
+        for part in self.reading:  # (the erased check looks up hashes: the writer is idle)
+            if part.parsed is not None and importer.erased.sort_out(part.parsed, part.hashes):
+                parsed, restaged = part.parsed, True
+                part.staged = self.stage(parsed, part.maybe_again)
+                part.invalid = parsed.invalid
+            part.parsed = None
+        staged = staged_of(self.reading)
+        self.writing.append((list(self.reading), touched))
+        self.reading.clear()
+        self.read = 0
+        if staged:
+            if restaged:
+                joined = Staged.joined(staged)
+            self.writer.start(self.upsert.write_all, driver_connection(), staged, joined)
+            if joined is not None:  # its text is made: the records are no longer needed
+                for written in (*staged, joined):
+                    written.records = []
+
+    def collect(self) -> None:
+        """Wait for the batch being written; log what it did and commit it. A batch that was
+        not checked and found mostly unchanged has the next ones checked."""
+        written = self.writer.result()
+        if not self.writing:
+            return
+        parts, touched = self.writing.pop()
+        self.importer.commit_written(parts, written, touched or 0)
+        if touched is None and written is not None and self.check is not None:
+            self.checking = written.unchanged * 2 >= written.created + written.updated + written.unchanged
+
+
+@cache
+def _rules_fingerprint() -> str:
+    """The source of the modules whose rules read and validate a record, hashed: a stored
+    digest of a record validated under other rules is not met."""
+    people = sys.modules[Supporter.__module__]
+    modules = (fields, email_rules, countries, pg_copy, people, sys.modules[__name__])
+    source = hashlib.sha256()
+    for module in modules:
+        source.update(Path(str(module.__file__)).read_bytes())
+    return source.hexdigest()
 
 
 class ErasedCheck:

@@ -26,12 +26,16 @@ from itertools import compress, repeat
 from typing import Any
 
 import psycopg
+import xxhash
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
 from webapp.models.people import FIELDS_BY_NAME, Supporter
 
 STAGE = "conveyor_import_stage"
+CHECK = "conveyor_import_check"
+EMAIL_CHARS = 255  # as supporter.email holds (a longer one is no stored email)
+DIGEST_TRIGGER = "supporter_forget_import_digest"  # (migration 4c7d1e9a2b63)
 PASSES = 5  # statements per write at most: a second one only when another import raced us
 SAVEPOINTS = 32  # at most in one transaction: over 64 subtransactions slow every session down
 NULL = "\\N"  # COPY's text format: an empty value, and the escapes of the four it cannot hold
@@ -98,6 +102,120 @@ class Staged:
         return one
 
 
+class RecordDigests:
+    """63-bit digests of CSV records as read (xxh3 under a seed from the deployment's secret,
+    the import's mapping and the rules that validate it): equal digests, equal records. A
+    record's fields are joined by SEPARATOR; only a record with exactly its width's separators
+    (checkable) is compared with a stored digest, as then its text holds one list of fields."""
+
+    SEPARATOR = "\x1f"
+
+    def __init__(self, seed: bytes) -> None:
+        self.seed = int.from_bytes(hashlib.sha256(seed).digest()[:8], "big")
+
+    def of(self, records: list[list[str]]) -> tuple[list[int], bool]:
+        """Each record's digest (~0.3 µs a record, C-level loops), and whether every record of
+        them is checkable."""
+        joined = list(map(self.SEPARATOR.join, records))
+        separators = sum(map(str.count, joined, repeat(self.SEPARATOR)))
+        widths = set(map(len, records))
+        checkable = len(widths) == 1 and separators == len(records) * (widths.pop() - 1)
+        encoded = map(str.encode, joined, repeat("utf-8"), repeat("surrogatepass"))
+        digests = map(xxhash.xxh3_64_intdigest, encoded, repeat(self.seed))
+        return list(map(int.__rshift__, digests, repeat(1))), checkable  # (BIGINT is signed)
+
+
+@dataclass
+class Checked:
+    """What UnchangedCheck.touch found among a batch's records (positions in the batch)."""
+
+    touched: int  # records stored as they are: their supporters were only touched
+    unmatched: list[int]  # the others, to validate and write
+    again: set[int]  # of those, the emails this run stored already (a line before wins no more)
+
+
+class UnchangedCheck:
+    """A batch's records against the digests their supporters keep (Supporter.import_digest):
+    a supporter whose stored record is the same as the one read is only touched (last_run_id),
+    as an unchanged one is after validation, and the record is not validated again. A re-import
+    of an unchanged file then does about half of Python's work a record.
+
+    The check touches every stored supporter of the batch, changed or not, in email order: the
+    batch's write then only updates rows its transaction holds already, and two imports sharing
+    supporters take them in one order (neither waits for the other in a circle). A supporter
+    this run wrote already is left alone: its record is unmatched, and reported `again`, exactly
+    (the statement looks at each unmatched email)."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        # (email as supporter.email is, or PostgreSQL's planner reads all of supporter for a batch)
+        email = Supporter.__table__.c.email.type.compile(dialect=postgresql.dialect())
+        self.prepare_sql = (
+            f"CREATE TEMP TABLE IF NOT EXISTS {CHECK} (email {email}, pos integer, import_digest bigint) "
+            "ON COMMIT DELETE ROWS"
+        )
+        self.copy_sql = f"COPY {CHECK} (email, pos, import_digest) FROM STDIN"
+        # what it found, with as little work as it can: the records it did not touch (new
+        # emails, and those this run wrote already) are looked for only when there are some
+        self.touch_sql = (
+            "WITH touched AS ("
+            f"UPDATE supporter o SET last_run_id = %(run)s FROM {CHECK} c "
+            "WHERE o.email = c.email AND o.last_run_id IS DISTINCT FROM %(run)s "
+            "RETURNING c.pos, o.import_digest IS NOT DISTINCT FROM c.import_digest AS same), "
+            f"untouched AS MATERIALIZED (SELECT c.pos, c.email FROM {CHECK} c "
+            "WHERE NOT EXISTS (SELECT FROM touched t WHERE t.pos = c.pos)), "
+            "counted AS (SELECT count(*) FILTER (WHERE same) AS same, count(*) AS touched, "
+            "array_agg(pos) FILTER (WHERE NOT same) AS changed FROM touched) "
+            "SELECT same, changed, "
+            "CASE WHEN touched < %(count)s THEN (SELECT array_agg(pos) FROM untouched) END, "
+            # (the statement's snapshot: last_run_id as it was before the touch above)
+            "CASE WHEN touched < %(count)s THEN (SELECT array_agg(u.pos) FROM untouched u "
+            "JOIN supporter o ON o.email = u.email WHERE o.last_run_id = %(run)s) END "
+            "FROM counted"
+        )
+        self.prepared: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    @staticmethod
+    def available(connection: Any) -> bool:
+        """Whether the database forgets a digest when a supporter changes otherwise (its schema
+        came from the migrations): without that no digest may be trusted, nor written."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT EXISTS (SELECT FROM pg_trigger "
+                "WHERE tgname = %s AND tgrelid = 'supporter'::regclass)",
+                (DIGEST_TRIGGER,),
+            )
+            return bool(cursor.fetchone()[0])
+
+    @staticmethod
+    def text(positions: list[int], emails: list[str], digests: list[int]) -> str:
+        """The records to check, in COPY's text format and in email order: email as read
+        (stripped, lower-cased, as validation makes it; at most EMAIL_CHARS long), position,
+        digest. In email order, the index is read page after page, and two imports lock the
+        supporters they share in the same order (neither waits for the other in a circle)."""
+        fields = (_texts(emails), map(str, positions), map(str, digests))
+        return "\n".join(sorted(map("\t".join, zip(*fields, strict=True)))) + "\n"
+
+    def touch(self, connection: Any, text: str, count: int) -> Checked:
+        """Touch the supporters whose stored record is the one read (in the open transaction)."""
+        params = {"run": self.run_id, "count": count}
+        try:
+            with connection.cursor() as cursor:
+                if connection not in self.prepared:
+                    cursor.execute(self.prepare_sql)
+                    self.prepared.add(connection)
+                with cursor.copy(self.copy_sql) as copy:
+                    copy.write(text)
+                cursor.execute(self.touch_sql, params)
+                touched, changed, untouched, again = cursor.fetchone()
+        except psycopg.Error as error:
+            raise DBAPIError.instance(None, params, error, psycopg.Error) from error
+        unmatched = sorted([*(changed or ()), *(untouched or ())])
+        if touched + len(unmatched) != count:
+            raise RuntimeError("the unchanged check lost records")  # (never: each is one or the other)
+        return Checked(touched, unmatched, set(again or ()))
+
+
 class SeenEmails:
     """The emails an import met so far, approximately, in 16 MB: a byte per hash value. An
     email met again is always reported as maybe met; one never met sometimes (~3% at 1M
@@ -109,6 +227,10 @@ class SeenEmails:
     def __init__(self, *, resumed: bool) -> None:
         self.seen = bytearray(self.SLOTS)
         self.resumed = resumed
+
+    def forget(self) -> None:
+        """From now on every email may have been met (the run stored some it was not told of)."""
+        self.resumed = True
 
     def add(self, emails: list[str]) -> list[str]:
         """Note `emails` (distinct); return those that may have been met before. (Each step
@@ -135,14 +257,17 @@ class StagedUpsert:
     """Write staged records: COPY them into supporter when their emails are all new, else COPY
     them into the staging table and upsert supporter from there."""
 
-    def __init__(self, names: list[str], run_id: int, *, default_opted_in: bool, plain_inserts: bool) -> None:
+    def __init__(
+        self, names: list[str], run_id: int, *, default_opted_in: bool, plain_inserts: bool, digests: bool
+    ) -> None:
         """`plain_inserts`: a slice of new emails only may be COPYed in a savepoint (a
-        subtransaction: leave it False when a transaction holds more than SAVEPOINTS slices)."""
+        subtransaction: leave it False when a transaction holds more than SAVEPOINTS slices).
+        `digests`: each record comes with its RecordDigests digest, stored with it."""
         self.run_id = run_id
         self.plain_inserts = plain_inserts
         table = Supporter.__table__
         dialect = postgresql.dialect()
-        fields = ["email", *names]
+        fields = ["email", *(["import_digest"] if digests else []), *names]
         added = ["last_run_id", "created_at", "updated_at"]
         self.default_opted_in = default_opted_in
         if default_opted_in:
@@ -179,6 +304,7 @@ class StagedUpsert:
             else "false"
         )
         sets = [f"{name} = {value}" for name, value in zip(names, merged, strict=True)]
+        sets += ["import_digest = s.import_digest"] if digests else []
         sets += [
             "last_run_id = %(run)s",
             f"updated_at = CASE WHEN {changed} THEN %(now)s ELSE o.updated_at END",
@@ -244,11 +370,14 @@ class StagedUpsert:
         columns: list[list[Any]],
         now: datetime,
         maybe_again: list[str] | None = None,
+        digests: list[int] | None = None,
     ) -> Staged:
-        """A slice of records (unique emails) in COPY's text format, in email order. Done by the
-        thread that validates them: the writer thread then needs Python's GIL only briefly."""
+        """A slice of records (unique emails) in COPY's text format, in email order (with their
+        digests when the upsert stores them). Done by the thread that validates them: the
+        writer thread then needs Python's GIL only briefly."""
         fields = [
             _texts(emails),
+            *([list(map(str, digests))] if digests is not None else []),
             *(
                 [_BOOLS[value] for value in column] if i in self.bools else _texts(column)
                 for i, column in enumerate(columns)
