@@ -393,13 +393,13 @@ def test_two_imports_checking_the_same_supporters_take_them_in_one_order(apps):
         )
     with psycopg.connect(url) as first, psycopg.connect(url) as second:
         checked = UnchangedCheck(2).touch(
-            first, UnchangedCheck.text([0, 1], ["ann@example.org", "bob@example.org"], [11, 99]), 2
+            first, UnchangedCheck.text([0, 1], ["ann@example.org", "bob@example.org"], ["11", "99"]), 2
         )
         assert (checked.touched, checked.unmatched, checked.again) == (1, [1], set())
         other: dict[str, Any] = {}
 
         def check_second() -> None:
-            text = UnchangedCheck.text([0, 1], ["ann@example.org", "bob@example.org"], [77, 22])
+            text = UnchangedCheck.text([0, 1], ["ann@example.org", "bob@example.org"], ["77", "22"])
             other["checked"] = UnchangedCheck(3).touch(second, text, 2)
 
         waiting = threading.Thread(target=check_second)
@@ -408,7 +408,7 @@ def test_two_imports_checking_the_same_supporters_take_them_in_one_order(apps):
         assert waiting.is_alive()  # run 3 waits on ann, holding nothing run 2 needs
         upsert = StagedUpsert(["city"], 2, default_opted_in=True, plain_inserts=True, digests=True)
         written = upsert.write(
-            first, upsert.stage([2], ["bob@example.org"], [["Reno"]], utcnow(), digests=[99])
+            first, upsert.stage([2], ["bob@example.org"], [["Reno"]], utcnow(), digests=["99"])
         )
         assert (written.updated, written.unchanged) == (1, 0)
         first.commit()

@@ -1,27 +1,34 @@
-"""The parts of the PostgreSQL import writer that need no database: the filter of emails met
-before, and a batch's slices joined into one write (webapp/jobtypes/pg_copy.py)."""
+"""The parts of the PostgreSQL import writer that need no database: the digests of records as
+read, and a batch's slices joined into one write (webapp/jobtypes/pg_copy.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from webapp.jobtypes.pg_copy import SeenEmails, Staged, StagedUpsert
+from webapp.jobtypes.pg_copy import RecordDigests, Staged, StagedUpsert
 
 
-def test_an_email_met_in_an_earlier_slice_is_always_reported():
-    seen = SeenEmails(resumed=False)
-    first = [f"p{i}@example.org" for i in range(5_000)]
-    assert len(seen.add(first)) < 50  # only hash collisions of distinct emails, rarely
-    later = [f"q{i}@example.org" for i in range(5_000)] + first[::100]
-    maybe = seen.add(later)
-    assert set(first[::100]) <= set(maybe)
-    assert seen.add([]) == []
-    assert seen.add(["p1@example.org"]) == ["p1@example.org"]
+def test_record_digests_tell_records_apart_and_fit_a_bigint():
+    digests = RecordDigests(b"seed")
+    records = [
+        ["ann@example.org", "Ann", "Boston"],
+        ["bob@example.org", "Bob", ""],
+        ["ann@example.org", "Ann", "Boston"],
+    ]
+    texts, checkable = digests.of(records)
+    assert checkable and texts[0] == texts[2] != texts[1]
+    assert all(0 <= int(text) < 2**63 for text in texts)  # (supporter.import_digest is signed)
+    assert RecordDigests(b"another mapping").of(records)[0][0] != texts[0]
+    assert digests.of([["ann@example.org", "Ann", "Boston", ""]])[0][0] != texts[0]  # another width
 
 
-def test_a_resumed_import_may_meet_every_email_again():
-    emails = ["a@example.org", "b@example.org"]
-    assert SeenEmails(resumed=True).add(emails) == emails
+def test_a_record_is_checkable_only_when_its_text_holds_one_list_of_fields():
+    digests = RecordDigests(b"seed")
+    # these two join alike: neither may be passed by on a stored digest
+    split_one, split_two = [["a@example.org", "x\x1fy", "z"]], [["a@example.org", "x", "y\x1fz"]]
+    assert digests.of(split_one)[0] == digests.of(split_two)[0]
+    assert digests.of(split_one)[1] is False and digests.of(split_two)[1] is False
+    assert digests.of([["a@example.org", "x"], ["b@example.org"]])[1] is False  # two widths
 
 
 def _staged(upsert: StagedUpsert, lines: list[int], emails: list[str], moment: datetime) -> Staged:
@@ -44,3 +51,13 @@ def test_slices_are_joined_in_email_order_unless_an_email_is_in_two():
 
     again = _staged(upsert, [6], ["amy@example.org"], late)
     assert Staged.joined([one, again]) is None  # written one after the other instead
+
+
+def test_a_joined_write_looks_up_all_its_emails_when_one_slice_does():
+    upsert = StagedUpsert(["city"], 7, default_opted_in=True, plain_inserts=True, digests=False)
+    moment = datetime(2026, 1, 1)
+    listed = upsert.stage([2], ["amy@example.org"], [["A"]], moment, ["amy@example.org"])
+    none = upsert.stage([3], ["bob@example.org"], [["B"]], moment, [])
+    every = upsert.stage([4], ["cy@example.org"], [["C"]], moment, None)
+    assert Staged.joined([listed, none]).maybe_again == ["amy@example.org"]
+    assert Staged.joined([listed, none, every]).maybe_again is None

@@ -9,8 +9,7 @@ import csv
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, islice, repeat
-from operator import attrgetter
+from itertools import chain, islice
 
 ENCODINGS = {"utf-8": "utf-8-sig", "latin-1": "latin-1"}  # utf-8-sig accepts a BOM or none
 DELIMITERS = (",", ";", "\t")
@@ -187,34 +186,33 @@ def iter_record_batches(
     path: str, encoding: str, delimiter: str, size: int, skip: int = 0
 ) -> Iterator[RecordBatch]:
     """Yield the non-blank records after the first `skip` in batches of up to `size`, streaming
-    the file. The records and the line number after each come from C-level loops; only a batch
-    holding a record over several lines numbers its records one by one. A field over
-    FIELD_LIMIT or a quote never closed raises CsvProblem with its line."""
+    the file. The records come from C-level loops, and the lines they were on from the reader's
+    count of lines: only a batch holding a record over several lines numbers its records one by
+    one (_starts). A field over FIELD_LIMIT or a quote never closed raises CsvProblem with its
+    line."""
     try:
         with open_text(path, encoding) as text:
             reader = csv.reader(chain(text, (_END,)), delimiter=delimiter)
-            numbered = zip(reader, map(attrgetter("line_num"), repeat(reader)), strict=False)
-            line_end = 0
-            while skip > 0 and (record := next(numbered, None)) is not None:
-                values, end = record
+            line_end = 0  # the lines read so far
+            while skip > 0 and (values := next(reader, None)) is not None:
                 if values and values[-1].endswith(_END) and _end_of_file(values, line_end + 1):
                     return
-                line_end = end
+                line_end = reader.line_num
                 skip -= not _blank(values)
-            while chunk := list(islice(numbered, size)):
-                last = chunk[-1][0]
+            while records := list(islice(reader, size)):
+                lines_read = reader.line_num - line_end
+                last = records[-1]
                 if last and last[-1].endswith(_END):
-                    _end_of_file(last, chunk[-2][1] + 1 if len(chunk) > 1 else line_end + 1)
-                    chunk.pop()
-                    if not chunk:
+                    _end_of_file(last, _starts(records, line_end + 1)[-1])
+                    records.pop()  # (_END's own line)
+                    lines_read -= 1
+                    if not records:
                         return
-                batch = RecordBatch(
-                    range(line_end + 1, line_end + len(chunk) + 1), [values for values, _ in chunk]
-                )
-                if chunk[-1][1] - line_end != len(chunk):  # some record is over several lines
-                    batch.lines = [line_end + 1, *(end + 1 for _, end in chunk[:-1])]
-                line_end = chunk[-1][1]
-                del chunk  # before the next chunk is read: its memory is reused
+                batch = RecordBatch(range(line_end + 1, line_end + len(records) + 1), records)
+                if lines_read != len(records):  # some record is over several lines
+                    batch.lines = _starts(records, line_end + 1)
+                line_end += lines_read
+                del records, last  # before the next batch is read: their memory is reused
                 if min(map(len, batch.records)) <= 1 and any(map(_blank, batch.records)):
                     kept = [(line, values) for line, values in batch if not _blank(values)]
                     batch = RecordBatch([line for line, _ in kept], [values for _, values in kept])
@@ -225,12 +223,27 @@ def iter_record_batches(
         raise _located(path, encoding, delimiter, exc) from None
 
 
+def _line_breaks(values: list[str]) -> int:
+    """The line breaks inside a record's fields (\n, \r\n or \r, as the reader counts lines)."""
+    return sum(value.count("\n") + value.count("\r") - value.count("\r\n") for value in values)
+
+
+def _starts(records: list[list[str]], first: int) -> list[int]:
+    """The line each record starts on, the first on line `first`: a record takes a line, and
+    one more for each line break inside its fields."""
+    starts = []
+    for values in records:
+        starts.append(first)
+        first += 1 + _line_breaks(values)
+    return starts
+
+
 def _end_of_file(values: list[str], start: int) -> bool:
     """True for the record _END makes after the last line; a record that took _END into its
     last field (starting on line `start`) has a quote open at the end of the file: refused."""
     if values == [_END]:
         return True
-    opened = start + sum(value.count("\n") + value.count("\r") - value.count("\r\n") for value in values[:-1])
+    opened = start + _line_breaks(values[:-1])
     raise CsvProblem(
         f'The quote (") that opens a field on line {opened:,} is never closed, '
         "so the rest of the file would be that one field. Close the quote, or "

@@ -37,7 +37,6 @@ from webapp.jobtypes.pg_copy import (
     SAVEPOINTS,
     Checked,
     RecordDigests,
-    SeenEmails,
     Staged,
     StagedUpsert,
     UnchangedCheck,
@@ -68,7 +67,7 @@ class Parsed:
     emails: list[str]
     columns: list[list[Any]]  # a list per mapped field: its values (None = leave as stored)
     invalid: list[tuple[int, fields.Invalid]]  # (line, problem)
-    digests: list[int] | None = None  # per valid record, of the record as read (RecordDigests)
+    digests: list[str] | None = None  # per valid record, of the record as read (RecordDigests)
 
     def drop(self, indexes: set[int], reasons: list[str]) -> None:
         """Reject the records at these positions (in order), each with its reason."""
@@ -103,7 +102,7 @@ class SliceRead:
     staged: Staged | None  # None: no valid record
     parsed: Parsed | None  # kept for the erased check (while some supporter was deleted)
     hashes: list[str] | None
-    maybe_again: list[str]
+    maybe_again: list[str] | None  # (Staged.maybe_again)
 
 
 def staged_of(parts: list[SliceRead]) -> list[Staged]:
@@ -254,7 +253,7 @@ class Importer:
         own = None if self.country_at is None else values[self.country_at]
         return own or self.default_country
 
-    def parse_batch(self, batch: RecordBatch, digests: list[int] | None = None) -> Parsed:
+    def parse_batch(self, batch: RecordBatch, digests: list[str] | None = None) -> Parsed:
         """parse() for a whole batch. Columns are converted whole (see
         fields.column_converter_for); a batch with an invalid record, or a record with another
         number of fields than the header, goes through parse() record by record instead (which
@@ -295,7 +294,7 @@ class Importer:
             converted[self.zip_at] = codes
         return Parsed(list(batch.lines), emails, converted, [], digests)
 
-    def parse_each(self, batch: RecordBatch, digests: list[int] | None = None) -> Parsed:
+    def parse_each(self, batch: RecordBatch, digests: list[str] | None = None) -> Parsed:
         """parse() record by record, as parse_batch returns it."""
         lines, emails, rows, invalid, valid = [], [], [], [], []
         for i, (line, values) in enumerate(batch):
@@ -440,7 +439,7 @@ class RawSlice:
     be checked against the stored ones (RecordDigests.of; every record as wide as the header)."""
 
     batch: RecordBatch
-    digests: list[int] | None
+    digests: list[str] | None
     checkable: bool
 
 
@@ -480,7 +479,7 @@ class CopyingLoop:
         self.check = UnchangedCheck(importer.run_id) if digests else None
         self.digester = RecordDigests(importer.digest_seed()) if digests else None
         self.checking = digests  # the first batch is checked; then each after a mostly unchanged one
-        self.seen = SeenEmails(resumed=done > 0)
+        self.unchanged_before = False  # the last batch checked was mostly unchanged
         self.slices = map(self.raw, batches)
         self.ahead: list[RawSlice] = []  # slices read already, to validate whole
         self.ahead_check: CheckRead | None = None  # the batch read while the one before was checked
@@ -506,6 +505,7 @@ class CopyingLoop:
                 if raw is None:
                     break
                 self.prepare(raw)
+                del raw  # before the next one is read: its records' memory is reused
                 if self.read >= self.importer.batch_size:
                     whole = self.one_write()
                     self.collect()
@@ -566,16 +566,16 @@ class CopyingLoop:
         checked = Checked(0, [], set())
         if read.count:
             self.writer.start(self.check.touch, driver_connection(), read.text, read.count)
-            try:
-                self.ahead_check = self.read_check()  # the next batch, while this one is checked
-            except Exception as failure:  # (raised once this batch is committed, as on SQLite)
-                self.failure = failure
+            if self.unchanged_before:  # (a first import reads no batch ahead: less memory)
+                try:
+                    self.ahead_check = self.read_check()  # the next batch, while this one is checked
+                except Exception as failure:  # (raised once this batch is committed, as on SQLite)
+                    self.failure = failure
             checked = self.writer.result()
-        if checked.touched:
-            self.seen.forget()  # it never saw the emails of the touched supporters
         unmatched = sorted([*checked.unmatched, *unchecked])
         offset = 0
-        for raw in group:
+        while group:
+            raw = group.pop(0)  # (its records' memory is reused as soon as they are validated)
             size = len(raw.batch)
             end = bisect_left(unmatched, offset + size)
             mine = [position - offset for position in unmatched[:end]]
@@ -584,25 +584,28 @@ class CopyingLoop:
             self.prepare(
                 raw,
                 mine,
-                again={position - offset for position in checked.again if position in within},
+                # (nothing checked, nothing touched: any email may have been written before)
+                again={position - offset for position in checked.again if position in within}
+                if read.count
+                else None,
                 unchecked={position - offset for position in unchecked if position in within},
             )
             offset += size
         self.start(self.one_write(), touched=checked.touched)
         self.collect()
-        self.checking = checked.touched * 2 >= offset
+        self.checking = self.unchanged_before = checked.touched * 2 >= offset
         if not self.checking and self.ahead_check is not None:  # the batch read is validated whole
             self.ahead, self.ahead_check = self.ahead_check.group, None
         return True
 
-    def to_check(self, group: list[RawSlice]) -> tuple[list[int], list[str], list[int], list[int]]:
+    def to_check(self, group: list[RawSlice]) -> tuple[list[int], list[str], list[str], list[int]]:
         """The batch's records to check (positions, emails as validation makes them, digests),
         and the positions of the others: each record of an email met twice, and every record
         when one cannot be checked (a record of another width, a field holding the digests'
         separator, an email too long to be stored: its email could not be told apart)."""
         email_of = itemgetter(self.importer.email_index)
         emails: list[str] = []
-        digests: list[int] = []
+        digests: list[str] = []
         for raw in group:
             if not raw.checkable or raw.digests is None:
                 break
@@ -630,7 +633,8 @@ class CopyingLoop:
     ) -> None:
         """Validate and stage a slice's records for the batch being read: all of them, or those
         at `positions` when the batch was checked. Then `again`: those the check found this run
-        wrote already; `unchecked`: those it did not check (the others it found exactly)."""
+        wrote already; `unchecked`: those it did not check (for the others it found exactly
+        whether this run wrote them: having touched them, it wrote them all now)."""
         importer = self.importer
         checked = len(raw.batch)
         batch, digests = raw.batch, raw.digests
@@ -641,17 +645,12 @@ class CopyingLoop:
         del batch, digests
         repeated = importer.drop_repeated_emails(parsed)
         hashes = importer.erased.hashes(parsed.emails)
-        maybe_again = self.seen.add(parsed.emails)
-        if positions is not None:  # (the check touched the others: the filter would find them all)
+        maybe_again: list[str] | None = None  # (a batch not checked: any email may be met again)
+        if again is not None:  # the check found them exactly, but for those it did not check
             lines = raw.batch.lines
-            again_lines = {lines[i] for i in again or ()}
-            unchecked_lines = {lines[i] for i in unchecked or ()}
-            flagged = set(maybe_again)
-            pairs = zip(parsed.lines, parsed.emails, strict=True)
+            listed = {lines[i] for i in again} | {lines[i] for i in unchecked or ()}
             maybe_again = [
-                email
-                for line, email in pairs
-                if line in again_lines or (line in unchecked_lines and email in flagged)
+                email for line, email in zip(parsed.lines, parsed.emails, strict=True) if line in listed
             ]
         self.done += checked
         self.read += checked
@@ -668,7 +667,7 @@ class CopyingLoop:
             )
         )
 
-    def stage(self, parsed: Parsed, maybe_again: list[str]) -> Staged | None:
+    def stage(self, parsed: Parsed, maybe_again: list[str] | None) -> Staged | None:
         """A slice's valid records to write (None: there is none)."""
         if not parsed.emails:
             return None
@@ -714,7 +713,9 @@ class CopyingLoop:
         parts, touched = self.writing.pop()
         self.importer.commit_written(parts, written, touched or 0)
         if touched is None and written is not None and self.check is not None:
-            self.checking = written.unchanged * 2 >= written.created + written.updated + written.unchanged
+            self.checking = self.unchanged_before = (
+                written.unchanged * 2 >= written.created + written.updated + written.unchanged
+            )
 
 
 @cache

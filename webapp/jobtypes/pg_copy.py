@@ -19,10 +19,9 @@ from __future__ import annotations
 import hashlib
 import re
 import weakref
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import compress, repeat
+from itertools import repeat
 from typing import Any
 
 import psycopg
@@ -61,14 +60,14 @@ def _texts(values: list[Any]) -> list[str]:
 class Staged:
     """Records (unique emails) in COPY's text format, in email order: the mapped fields of each.
     `lines` and `emails` are in file order; `maybe_again`: those of the emails this run may
-    have met before (SeenEmails), looked up as they are written."""
+    have written before, looked up as they are written (None: any of them may have been)."""
 
     records: list[str]
     lines: list[int]
     emails: list[str]
     now: datetime  # its created_at / updated_at
     complete: bool  # no record leaves a column that cannot be empty empty
-    maybe_again: list[str] = field(default_factory=list)
+    maybe_again: list[str] | None = None
     _text: str | None = field(default=None, repr=False)
 
     def text(self) -> str:
@@ -96,7 +95,11 @@ class Staged:
             emails=emails,
             now=max(part.now for part in parts),
             complete=all(part.complete for part in parts),
-            maybe_again=[email for part in parts for email in part.maybe_again],
+            maybe_again=(
+                None
+                if any(part.maybe_again is None for part in parts)
+                else [email for part in parts for email in part.maybe_again or ()]
+            ),
         )
         one.text()
         return one
@@ -113,16 +116,15 @@ class RecordDigests:
     def __init__(self, seed: bytes) -> None:
         self.seed = int.from_bytes(hashlib.sha256(seed).digest()[:8], "big")
 
-    def of(self, records: list[list[str]]) -> tuple[list[int], bool]:
-        """Each record's digest (~0.3 µs a record, C-level loops), and whether every record of
-        them is checkable."""
+    def of(self, records: list[list[str]]) -> tuple[list[str], bool]:
+        """Each record's digest, as text (~0.4 µs a record, C-level loops), and whether every
+        record of them is checkable."""
         joined = list(map(self.SEPARATOR.join, records))
-        separators = sum(map(str.count, joined, repeat(self.SEPARATOR)))
         widths = set(map(len, records))
+        separators = "".join(joined).count(self.SEPARATOR)
         checkable = len(widths) == 1 and separators == len(records) * (widths.pop() - 1)
-        encoded = map(str.encode, joined, repeat("utf-8"), repeat("surrogatepass"))
-        digests = map(xxhash.xxh3_64_intdigest, encoded, repeat(self.seed))
-        return list(map(int.__rshift__, digests, repeat(1))), checkable  # (BIGINT is signed)
+        digests = map(xxhash.xxh3_64_intdigest, map(str.encode, joined), repeat(self.seed))
+        return list(map(str, map(int.__rshift__, digests, repeat(1)))), checkable  # (BIGINT is signed)
 
 
 @dataclass
@@ -188,12 +190,12 @@ class UnchangedCheck:
             return bool(cursor.fetchone()[0])
 
     @staticmethod
-    def text(positions: list[int], emails: list[str], digests: list[int]) -> str:
+    def text(positions: list[int], emails: list[str], digests: list[str]) -> str:
         """The records to check, in COPY's text format and in email order: email as read
         (stripped, lower-cased, as validation makes it; at most EMAIL_CHARS long), position,
         digest. In email order, the index is read page after page, and two imports lock the
         supporters they share in the same order (neither waits for the other in a circle)."""
-        fields = (_texts(emails), map(str, positions), map(str, digests))
+        fields = (_texts(emails), map(str, positions), digests)
         return "\n".join(sorted(map("\t".join, zip(*fields, strict=True)))) + "\n"
 
     def touch(self, connection: Any, text: str, count: int) -> Checked:
@@ -214,33 +216,6 @@ class UnchangedCheck:
         if touched + len(unmatched) != count:
             raise RuntimeError("the unchanged check lost records")  # (never: each is one or the other)
         return Checked(touched, unmatched, set(again or ()))
-
-
-class SeenEmails:
-    """The emails an import met so far, approximately, in 16 MB: a byte per hash value. An
-    email met again is always reported as maybe met; one never met sometimes (~3% at 1M
-    emails), which costs only its lookup (in StagedUpsert's upsert statement). A resumed import did not see
-    the emails before its checkpoint: every email may be met again."""
-
-    SLOTS = 1 << 24
-
-    def __init__(self, *, resumed: bool) -> None:
-        self.seen = bytearray(self.SLOTS)
-        self.resumed = resumed
-
-    def forget(self) -> None:
-        """From now on every email may have been met (the run stored some it was not told of)."""
-        self.resumed = True
-
-    def add(self, emails: list[str]) -> list[str]:
-        """Note `emails` (distinct); return those that may have been met before. (Each step
-        is one C-level loop over the slice: ~0.2 µs an email.)"""
-        if self.resumed:
-            return list(emails)
-        codes = list(map((self.SLOTS - 1).__and__, map(hash, emails)))
-        met = list(map(self.seen.__getitem__, codes))
-        deque(map(self.seen.__setitem__, codes, repeat(1)), maxlen=0)
-        return list(compress(emails, met))
 
 
 @dataclass
@@ -328,13 +303,22 @@ class StagedUpsert:
                 f"RETURNING {'o.email, ' if emails else ''}o.updated_at = %(now)s AS changed"
             )
 
-        # and the emails among those that may be met again (SeenEmails) this run stored
-        # already, as the statement found them
-        counts = (
-            "SELECT (SELECT count(*) FROM inserted), count(*) FILTER (WHERE changed), "
-            "count(*) FILTER (WHERE NOT changed), (SELECT array_agg(email) FROM supporter "
-            "WHERE email = ANY(%(maybe)s) AND last_run_id = %(run)s) FROM updated"
+        # and the emails this run stored already, as the statement found them: among those
+        # listed (Staged.maybe_again), or among all the records
+        listed = (
+            "SELECT array_agg(email) FROM supporter WHERE email = ANY(%(maybe)s) AND last_run_id = %(run)s"
         )
+        every = (
+            f"SELECT array_agg(o.email) FROM {stage} m JOIN supporter o ON o.email = m.email "
+            "WHERE o.last_run_id = %(run)s"
+        )
+
+        def counts(met: str) -> str:
+            return (
+                "SELECT (SELECT count(*) FROM inserted), count(*) FILTER (WHERE changed), "
+                f"count(*) FILTER (WHERE NOT changed), ({met}) FROM updated"
+            )
+
         not_updated = "WHERE NOT EXISTS (SELECT FROM updated u WHERE u.email = s.email)"
         # the upsert: one statement, two orders. The sub-statements of a WITH see the table as
         # it was before the statement, so neither touches a row the other wrote, and the second
@@ -342,24 +326,23 @@ class StagedUpsert:
         # inserts first (no lookup for them), one of mostly stored emails updates first (no
         # attempted insert for them)
         complete = " AND ".join(f"s.{names[i]} IS NOT NULL" for i in self.required)
-        self.insert_first_sql = (
+        insert_first = (
             f"WITH inserted AS ({insert(f'WHERE {complete}' if complete else '')} RETURNING email), "
             f"updated AS ({update('AND NOT EXISTS (SELECT FROM inserted i WHERE i.email = s.email)')}) "
-            f"{counts}"
         )
-        self.update_first_sql = (
-            f"WITH updated AS ({update()}), inserted AS ({insert(not_updated)} RETURNING 1) {counts}"
-        )
-        # a write of stored emails only (every batch of a re-import): no insert at all, unless
-        # the update leaves some records out (then the pass below inserts them)
-        self.update_only_sql = (
-            f"WITH updated AS ({update(emails=False)}), inserted AS (SELECT WHERE false) {counts}"
-        )
+        update_first = f"WITH updated AS ({update()}), inserted AS ({insert(not_updated)} RETURNING 1) "
+        # a write of stored emails only: no insert at all, unless the update leaves some
+        # records out (then the pass below inserts them)
+        update_only = f"WITH updated AS ({update(emails=False)}), inserted AS (SELECT WHERE false) "
+        # each as it looks up the emails met again: listed ones (False), all (True)
+        self.insert_first_sql = {False: insert_first + counts(listed), True: insert_first + counts(every)}
+        self.update_first_sql = {False: update_first + counts(listed), True: update_first + counts(every)}
+        self.update_only_sql = {False: update_only + counts(listed), True: update_only + counts(every)}
         # the records the passes before left out: those another import stored after the
         # statement's snapshot; every row this run wrote already has its id
         self.again_sql = (
             f"WITH updated AS ({update('AND o.last_run_id IS DISTINCT FROM %(run)s')}), "
-            f"inserted AS ({insert(not_updated)} RETURNING 1) {counts}"
+            f"inserted AS ({insert(not_updated)} RETURNING 1) {counts(listed)}"
         )
         self.created = (1, 1)  # of the last write: (new emails, records)
 
@@ -370,14 +353,14 @@ class StagedUpsert:
         columns: list[list[Any]],
         now: datetime,
         maybe_again: list[str] | None = None,
-        digests: list[int] | None = None,
+        digests: list[str] | None = None,
     ) -> Staged:
         """A slice of records (unique emails) in COPY's text format, in email order (with their
         digests when the upsert stores them). Done by the thread that validates them: the
         writer thread then needs Python's GIL only briefly."""
         fields = [
             _texts(emails),
-            *([list(map(str, digests))] if digests is not None else []),
+            *([digests] if digests is not None else []),
             *(
                 [_BOOLS[value] for value in column] if i in self.bools else _texts(column)
                 for i, column in enumerate(columns)
@@ -390,7 +373,7 @@ class StagedUpsert:
             emails=emails,
             now=now,
             complete=not any(None in columns[i] for i in self.required),
-            maybe_again=maybe_again or [],
+            maybe_again=maybe_again,
         )
 
     def write_all(self, connection: Any, parts: list[Staged], joined: Staged | None) -> Written:
@@ -458,10 +441,11 @@ class StagedUpsert:
         records = len(staged.emails)
         created, last = self.created  # as the last write went
         if created == 0:
-            statement = self.update_only_sql
+            statements = self.update_only_sql
         else:
-            statement = self.insert_first_sql if created * 2 >= last else self.update_first_sql
-        params = {**params, "maybe": staged.maybe_again}
+            statements = self.insert_first_sql if created * 2 >= last else self.update_first_sql
+        statement = statements[staged.maybe_again is None]
+        params = {**params, "maybe": staged.maybe_again or []}
         for _ in range(PASSES):
             cursor.execute(statement, params)
             created, updated, unchanged, again = cursor.fetchone()
