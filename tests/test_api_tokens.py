@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 
 from tests.conftest import export_job, fresh
@@ -144,6 +144,25 @@ def test_the_form_refuses_a_past_expiry_and_a_second_token_of_the_same_name(clie
     again = client.post("/account/api-tokens/", data={"name": "Sync", "access": "write"})  # sent twice
     assert again.status_code == 400 and "already have a token named" in again.get_data(as_text=True)
     assert ApiToken.query.count() == 1
+
+
+def test_the_expiry_day_is_checked_against_the_account_day_not_the_servers(
+    app, client, auth, users, monkeypatch
+):
+    # 02:00 UTC on Oct 2 is still Oct 1 in New York: Oct 2 is tomorrow there, Oct 1 today
+    # (whatever day the machine running the test is on)
+    app.config["TIMEZONE"] = "America/New_York"
+    monkeypatch.setattr("webapp.formutil.utcnow", lambda: datetime(2026, 10, 2, 2, 0))
+    auth.login("user@example.org")
+    today = client.post(
+        "/account/api-tokens/", data={"name": "A", "access": "read", "expires_on": "2026-10-01"}
+    )
+    assert today.status_code == 400 and "Choose a day after today" in today.get_data(as_text=True)
+    tomorrow = client.post(
+        "/account/api-tokens/", data={"name": "B", "access": "read", "expires_on": "2026-10-02"}
+    )
+    assert tomorrow.status_code == 201
+    assert ApiToken.query.one().expires_at == datetime(2026, 10, 3, 3, 59, 59)  # its end, in New York
 
 
 def test_use_is_noted_and_a_new_address_is_audited_once(client, auth, users):

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import export_job
 from webapp.extensions import db
-from webapp.jobs import schedule_routes, scheduling
+from webapp.jobs import schedule_forms, schedule_routes, scheduling
 from webapp.jobs.schedule_forms import counted, describe_schedule, past_slot_message
 from webapp.models import JobSchedule
 from webapp.models.base import utcnow
@@ -72,6 +72,18 @@ def test_a_once_time_earlier_today_is_refused_and_nothing_is_saved(app, client, 
     )
     assert 'aria-describedby="once_at-error" aria-invalid="true"' in html
     assert JobSchedule.query.count() == 0
+
+
+def test_a_once_time_in_the_repeated_hour_whose_first_pass_is_over_is_refused(
+    app, client, logged_in, job, monkeypatch
+):
+    # New York, Nov 1 2026: 01:00-02:00 happens twice. At 01:30 EST (06:30 UTC) the first 01:45
+    # (EDT, 05:45 UTC), which is what a saved 01:45 means, is over: refused, though 01:45 > 01:30
+    app.config["TIMEZONE"] = "America/New_York"
+    monkeypatch.setattr(schedule_forms, "utcnow", lambda: datetime(2026, 11, 1, 6, 30))
+    refused = save(client, job, start_date="2026-11-01", once_at="2026-11-01T01:45")
+    assert refused.status_code == 200 and "This date and time has passed" in refused.get_data(as_text=True)
+    assert save(client, job, start_date="2026-11-01", once_at="2026-11-01T02:15").status_code == 302
 
 
 def test_the_preview_says_a_once_time_has_passed(app, client, logged_in, job):
@@ -274,3 +286,9 @@ def test_counted_words():
 def test_one_run_a_day_is_described_as_once_a_day():
     schedule = JobSchedule(kind="times_per_day", times_per_day=1, time=time(22, 22))
     assert describe_schedule(schedule) == "once a day at 10:22 PM"
+
+
+def test_a_once_time_in_year_one_is_refused_as_past_east_of_utc(app, client, logged_in, job):
+    app.config["TIMEZONE"] = "Europe/Berlin"  # (year 1, 00:30 in Berlin is before year 1 in UTC)
+    refused = save(client, job, once_at="0001-01-01T00:30")
+    assert refused.status_code == 200 and "This date and time has passed" in refused.get_data(as_text=True)

@@ -6,18 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from flask import abort, current_app
+from flask import abort
 from sqlalchemy import func, select
 
 from webapp.extensions import db
 from webapp.jobtypes import types_where
 from webapp.jobtypes.job_group import GroupDefinition, JobGroup
-from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.permissions import job_or_404
-from webapp.rules.clock import format_day, format_duration, to_local
+from webapp.rules.clock import format_day, format_duration
 from webapp.rules.states import RunState
 
 GROUP = JobGroup.key
@@ -30,11 +29,6 @@ def group_or_404(group_id: int) -> Job:
     if job.job_type != GROUP:
         abort(404)
     return job
-
-
-def local_today() -> date:
-    """Today in the account time zone."""
-    return to_local(utcnow(), current_app.config["TIMEZONE"]).date()
 
 
 @dataclass

@@ -13,6 +13,7 @@ from webapp.charts import group_runs_chart
 from webapp.engine import chains
 from webapp.engine import runs as engine
 from webapp.extensions import db
+from webapp.formutil import local_today
 from webapp.groups.activation import deactivate_group
 from webapp.groups.forms import CreateGroupForm
 from webapp.groups.queries import (
@@ -21,7 +22,6 @@ from webapp.groups.queries import (
     group_state,
     jobs_by_id,
     last_runs,
-    local_today,
     owner_campaigns,
     step_names,
     steps_by_run,

@@ -13,13 +13,13 @@ from flask_login import login_required
 
 from webapp import audit
 from webapp.extensions import db
+from webapp.formutil import local_today
 from webapp.groups.activation import activate_group, deactivate_group
 from webapp.groups.forms import CampaignsForm, ExpirationForm, NotifyForm, split_addresses
 from webapp.groups.queries import (
     candidate_jobs,
     group_or_404,
     jobs_by_id,
-    local_today,
     owner_campaigns,
 )
 from webapp.groups.routes import bp

@@ -195,12 +195,17 @@ class ScheduleForm(FlaskForm):
         return [name for name, required in need.items() if required and not getattr(self, name).data]
 
     def once_in_past(self) -> bool:
-        """Whether a one-off schedule's date and time has already passed."""
-        return (
-            self.kind.data == ScheduleKind.ONCE
-            and isinstance(self.once_at.data, datetime)
-            and self.once_at.data <= local_now()
-        )
+        """Whether a one-off schedule's date and time has already passed: as an instant, the one
+        it is saved as (of a wall time the clocks go through twice, the first), so that 01:45
+        is refused at 01:30 in the hour repeated when clocks fall back if its first 01:45 is over."""
+        if self.kind.data != ScheduleKind.ONCE or not isinstance(self.once_at.data, datetime):
+            return False
+        if check_plannable(self.once_at.data) is not None:
+            return False  # (too far ahead to plan: refused as such)
+        try:
+            return local_to_utc(self.once_at.data, current_app.config["TIMEZONE"]) <= utcnow()
+        except OverflowError:  # a time in year 1, east of UTC: long past
+            return True
 
     def kind_problems(self) -> None:
         """Require the fields the chosen kind needs; refuse a one-off time that has passed

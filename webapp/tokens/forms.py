@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask_wtf import FlaskForm
 from wtforms import DateField, RadioField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from webapp.formutil import choices
+from webapp.formutil import choices, local_today
 
 
 class NewTokenForm(FlaskForm):
@@ -28,7 +26,7 @@ class NewTokenForm(FlaskForm):
     expires_on = DateField("Expires on (optional)", validators=[Optional()])
 
     def validate_expires_on(self, field: DateField) -> None:
-        if field.data is not None and field.data <= date.today():
+        if field.data is not None and field.data <= local_today():  # (the account's today, as the expiry is)
             raise ValidationError(
                 "Choose a day after today, or leave it empty for a token that does not expire."
             )
