@@ -46,6 +46,36 @@ def test_batches_number_records_by_their_first_line_and_leave_out_blank_lines(pa
     assert list(iter_records(path, "utf-8", ",")) == EXPECTED
 
 
+@pytest.mark.parametrize("size", [1, 2, 5])
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_lines_are_counted_alike_for_every_kind_of_line_break_inside_and_between_records(
+    tmp_path, size, newline
+):
+    # a batch of one-line records is numbered from the reader's count alone; one holding a
+    # record over several lines counts each break inside a field: \n, \r\n or a lone \r
+    rows = [
+        "email,note",
+        "a@example.org,one",
+        'b@example.org,"x\ry"',
+        "",
+        'c@example.org,"p\r\nq\nr"',
+        "d@example.org,z",
+    ]
+    path = tmp_path / "breaks.csv"
+    path.write_bytes(newline.join(rows).encode() + newline.encode())
+    numbered = [
+        (line, values[0])
+        for batch in iter_record_batches(str(path), "utf-8", ",", size, skip=1)
+        for line, values in batch
+    ]
+    assert numbered == [
+        (2, "a@example.org"),
+        (3, "b@example.org"),
+        (6, "c@example.org"),
+        (9, "d@example.org"),
+    ]
+
+
 @pytest.mark.parametrize("skip", [1, 2, 3, 5, 6, 9])
 def test_skip_leaves_out_that_many_records_not_lines(path, skip):
     batches = list(iter_record_batches(path, "utf-8", ",", 2, skip=skip))

@@ -25,7 +25,7 @@ def test_a_database_error_quoting_supporters_fails_the_run_with_a_short_plain_re
         f"('person{i}@example.org', 'Name{i}')" for i in range(10)
     )
 
-    def explode(self, batch):
+    def explode(self, batch, digests=None):
         raise IntegrityError(
             sql,
             [("person1@example.org", "Name1")] * 10,
@@ -51,7 +51,7 @@ def test_an_unknown_error_names_its_kind_only(app, users, tmp_path, monkeypatch)
     job = import_job(users["user"], people_csv(tmp_path / "p.csv", 5), ["email", "first_name"])
     run = start_run(job, users["user"])
 
-    def explode(self, batch):
+    def explode(self, batch, digests=None):
         raise KeyError("person3@example.org")
 
     monkeypatch.setattr(importer.Importer, "parse_batch", explode)  # on either database

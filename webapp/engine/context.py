@@ -9,7 +9,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import insert, select
 
-from webapp.engine.transitions import db_now, log, move
+from webapp.engine.transitions import db_now_value, log, move
 from webapp.errors import RunPaused, RunStopped
 from webapp.extensions import db
 from webapp.models.base import utcnow
@@ -72,7 +72,7 @@ class RunContext:
             self._rejections = []
         if checkpoint is not None:
             run.checkpoint = checkpoint
-        run.heartbeat_at = db_now()  # the deployment's one clock, as the heartbeat thread writes
+        run.heartbeat_at = db_now_value()  # the deployment's one clock, as the heartbeat thread writes
         db.session.commit()
         self.check_control()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, DateTime, cast, func, text
 from sqlalchemy.orm import Session, scoped_session
 
 from webapp.extensions import db
@@ -54,6 +55,7 @@ def log(run: Run, message: str, *, level: str = "info") -> None:
 # clock_timestamp() (now() stays at the start of the transaction), as UTC without a zone
 _SQLITE_NOW = text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
 _POSTGRESQL_NOW = text("SELECT CAST(clock_timestamp() AT TIME ZONE 'UTC' AS timestamp)")
+_POSTGRESQL_NOW_VALUE = cast(func.timezone("UTC", func.clock_timestamp()), DateTime)  # (the same)
 
 
 def db_now(through: Connection | Session | scoped_session[Session] | None = None) -> datetime:
@@ -65,3 +67,12 @@ def db_now(through: Connection | Session | scoped_session[Session] | None = None
     if dialect.name == "sqlite":
         return datetime.fromisoformat(executor.execute(_SQLITE_NOW).scalar_one())
     return executor.execute(_POSTGRESQL_NOW).scalar_one()
+
+
+def db_now_value() -> datetime | Any:
+    """What to store as "now" by the database's clock (db_now) through the session: on
+    PostgreSQL the SQL that reads it, evaluated by the statement that stores it (no round trip
+    of its own, once a batch of an import); on SQLite the time itself."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        return db_now()
+    return _POSTGRESQL_NOW_VALUE
