@@ -417,4 +417,15 @@ def test_two_imports_checking_the_same_supporters_take_them_in_one_order(apps):
         assert other["checked"].touched == 0 and other["checked"].unmatched == [0, 1]
         second.commit()
         rows = second.execute("SELECT email, city, last_run_id, import_digest FROM supporter ORDER BY email")
-        assert rows.fetchall() == [("ann@example.org", "Boston", 3, 11), ("bob@example.org", "Reno", 3, 99)]
+        # (run 3 held both rows, changing neither: their writes would have set its run)
+        assert rows.fetchall() == [("ann@example.org", "Boston", 2, 11), ("bob@example.org", "Reno", 2, 99)]
+
+
+def test_a_stored_supporter_whose_new_record_is_rejected_is_not_touched_alike(apps, tmp_path):
+    # the check holds cy's row while it validates cy's new record, a bad ZIP: rejected, cy keeps
+    # the run that last imported it (Supporter Delete and rollbacks go by it), as on SQLite
+    bad_zip = FIRST.replace("Denver,CO,80202", "Denver,CO,8020")
+    *_, rejected = on_both(apps, tmp_path, [(FIRST, ALL), (bad_zip, ALL)])
+    assert rejected["counts"]["rejected"] == 1 and rejected["counts"]["unchanged"] == 3
+    with apps["postgresql"].app_context():
+        assert Supporter.query.filter_by(email="cy@example.org").one().last_run_id != rejected["run_id"]

@@ -634,7 +634,7 @@ class CopyingLoop:
         """Validate and stage a slice's records for the batch being read: all of them, or those
         at `positions` when the batch was checked. Then `again`: those the check found this run
         wrote already; `unchecked`: those it did not check (for the others it found exactly
-        whether this run wrote them: having touched them, it wrote them all now)."""
+        whether this run wrote them)."""
         importer = self.importer
         checked = len(raw.batch)
         batch, digests = raw.batch, raw.digests

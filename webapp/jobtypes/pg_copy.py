@@ -142,11 +142,11 @@ class UnchangedCheck:
     as an unchanged one is after validation, and the record is not validated again. A re-import
     of an unchanged file then does about half of Python's work a record.
 
-    The check touches every stored supporter of the batch, changed or not, in email order: the
-    batch's write then only updates rows its transaction holds already, and two imports sharing
-    supporters take them in one order (neither waits for the other in a circle). A supporter
-    this run wrote already is left alone: its record is unmatched, and reported `again`, exactly
-    (the statement looks at each unmatched email)."""
+    The check updates every stored supporter of the batch in email order, a changed one without
+    changing it: the batch's write then only updates rows its transaction holds already, and
+    two imports sharing supporters take them in one order (neither waits for the other in a
+    circle). A supporter this run wrote already is left alone: its record is unmatched, and
+    reported `again`, exactly (the statement looks at each unmatched email)."""
 
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
@@ -161,7 +161,10 @@ class UnchangedCheck:
         # emails, and those this run wrote already) are looked for only when there are some
         self.touch_sql = (
             "WITH touched AS ("
-            f"UPDATE supporter o SET last_run_id = %(run)s FROM {CHECK} c "
+            # (a changed one keeps its last_run_id, which its write sets, unless its record
+            # turns out invalid: as on SQLite, a supporter is never touched by a rejected line)
+            "UPDATE supporter o SET last_run_id = CASE WHEN o.import_digest IS NOT DISTINCT FROM "
+            f"c.import_digest THEN %(run)s ELSE o.last_run_id END FROM {CHECK} c "
             "WHERE o.email = c.email AND o.last_run_id IS DISTINCT FROM %(run)s "
             "RETURNING c.pos, o.import_digest IS NOT DISTINCT FROM c.import_digest AS same), "
             f"untouched AS MATERIALIZED (SELECT c.pos, c.email FROM {CHECK} c "
