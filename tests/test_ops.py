@@ -218,6 +218,17 @@ def test_a_forwarded_address_counts_only_behind_a_trusted_proxy(app, tmp_path, r
         db.session.remove()
 
 
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "X-Real-IP", "Forwarded"])
+def test_through_a_proxy_not_believed_the_proxys_own_address_lets_nobody_in(app, client, users, header):
+    # nginx on the same machine with TRUST_PROXY=0: every request comes from 127.0.0.1, whoever
+    # sent it. The address then proves nothing; a signed-in admin still sees them
+    through_nginx = {"environ_base": {"REMOTE_ADDR": "127.0.0.1"}, "headers": {header: "203.0.113.9"}}
+    assert client.get("/metrics", **through_nginx).status_code == 404
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+    client.post("/login", data={"email": "admin@example.org", "password": PASSWORD}, **through_nginx)
+    assert client.get("/metrics", **through_nginx).status_code == 200
+
+
 def test_a_mistyped_allowed_address_stops_the_start(tmp_path):
     with pytest.raises(ValueError, match=re.escape("not an address or network: 'localhost'")):
         create_app(

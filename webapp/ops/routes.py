@@ -33,10 +33,23 @@ def address_allowed(address: str | None, allow: str) -> bool:
     return any(parsed in network for network in _networks(allow))
 
 
+FORWARDING_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
+
+
+def forwarded_unbelieved() -> bool:
+    """Whether the request came through a proxy Conveyor is not told to believe (TRUST_PROXY 0):
+    then its address is the proxy's (often 127.0.0.1, an nginx on the same machine), not the
+    client's, and says nothing about who asks."""
+    return current_app.config["TRUST_PROXY"] == 0 and any(
+        name in request.headers for name in FORWARDING_HEADERS
+    )
+
+
 @bp.before_request
 def only_operators() -> None:
     """An allowed address, or a signed-in admin or super admin; anyone else sees a 404."""
-    if address_allowed(request.remote_addr, current_app.config["METRICS_ALLOW"]):
+    allow = current_app.config["METRICS_ALLOW"]
+    if not forwarded_unbelieved() and address_allowed(request.remote_addr, allow):
         return
     if not (current_user.is_authenticated and current_user.is_admin):
         abort(404)
