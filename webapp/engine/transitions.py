@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, DateTime, cast, func, text
+from sqlalchemy import ColumnElement, Connection, DateTime, cast, func, select, text
 from sqlalchemy.orm import Session, scoped_session
 
 from webapp.extensions import db
@@ -54,8 +53,8 @@ def log(run: Run, message: str, *, level: str = "info") -> None:
 # SQLite's 'now' to the millisecond (CURRENT_TIMESTAMP has whole seconds, as text); PostgreSQL's
 # clock_timestamp() (now() stays at the start of the transaction), as UTC without a zone
 _SQLITE_NOW = text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
-_POSTGRESQL_NOW = text("SELECT CAST(clock_timestamp() AT TIME ZONE 'UTC' AS timestamp)")
-_POSTGRESQL_NOW_VALUE = cast(func.timezone("UTC", func.clock_timestamp()), DateTime)  # (the same)
+_POSTGRESQL_NOW_VALUE = cast(func.timezone("UTC", func.clock_timestamp()), DateTime)
+_POSTGRESQL_NOW = select(_POSTGRESQL_NOW_VALUE)
 
 
 def db_now(through: Connection | Session | scoped_session[Session] | None = None) -> datetime:
@@ -69,7 +68,7 @@ def db_now(through: Connection | Session | scoped_session[Session] | None = None
     return executor.execute(_POSTGRESQL_NOW).scalar_one()
 
 
-def db_now_value() -> datetime | Any:
+def db_now_value() -> datetime | ColumnElement[datetime]:
     """What to store as "now" by the database's clock (db_now) through the session: on
     PostgreSQL the SQL that reads it, evaluated by the statement that stores it (no round trip
     of its own, once a batch of an import); on SQLite the time itself."""
