@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Account, Server, _create_user, log_in
+from tests.e2e.pages import RUN_TIMEOUT
 
 PEOPLE = "Email,First name,ZIP\nann@example.org,Ann,02134\nbob@example.org,Bob,1234\n"
 
@@ -53,7 +54,7 @@ def test_an_import_service_run_started_through_the_api_appears_in_the_monitor_wi
     row = page.get_by_role("row").filter(has_text="Nightly CRM import")
     expect(row.get_by_role("cell").first).to_have_text("Import Service")
     download = row.get_by_role("link", name="Download results of Nightly CRM import run #1")
-    expect(download).to_be_visible(timeout=20_000)  # the monitor polls until the run ends
+    expect(download).to_be_visible(timeout=RUN_TIMEOUT)  # the monitor polls until the run ends
     page.screenshot(path=os.environ.get("E2E_SCREENSHOT", str(tmp_path / "monitor.png")), full_page=True)
 
     row.get_by_role("link", name="Nightly CRM import").first.click()
@@ -73,6 +74,6 @@ def test_an_export_service_runs_result_is_downloaded_from_the_monitor(
     row = page.get_by_role("row").filter(has_text="CRM export")
     expect(row.get_by_role("cell").first).to_have_text("Export Service")
     with page.expect_download() as taken:
-        row.get_by_role("link", name="Download results of CRM export run #1").click(timeout=20_000)
+        row.get_by_role("link", name="Download results of CRM export run #1").click(timeout=RUN_TIMEOUT)
     lines = open(taken.value.path(), encoding="utf-8").read().splitlines()
     assert lines[0] == "Email"

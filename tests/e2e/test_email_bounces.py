@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import REPO_ROOT, Account, Server, _create_user, log_in
-from tests.e2e.pages import ZONE, open_new_job, run_status
+from tests.e2e.pages import RUN_TIMEOUT, ZONE, open_new_job, run_status
 from tests.e2e.test_campaign_launch import create_campaign, save_filter
 from tests.e2e.test_campaigns import expect_state, launch_now, opt_out_domain, sqlite_db, upsert_opted_in
 
@@ -105,7 +105,7 @@ def test_a_bounce_export_of_a_send_downloads_its_bounces_formula_safe(
     send.select_option(index=1)  # the newest send first: this user's only one
     shot(page, "form")
     page.get_by_role("button", name="Save and run now").click()
-    expect(run_status(page)).to_contain_text(re.compile(r"State:\s*Completed\b"), timeout=30_000)
+    expect(run_status(page)).to_contain_text(re.compile(r"State:\s*Completed\b"), timeout=RUN_TIMEOUT)
     shot(page, "run")
     with page.expect_download() as info:
         page.get_by_role("button", name="Download results").click()

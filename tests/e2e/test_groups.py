@@ -99,7 +99,7 @@ def test_build_activate_and_run_a_group(context, chainer: Account):
     page.get_by_role("button", name="Run now").click()
     expect(page.get_by_role("heading", name="Steps")).to_be_visible()
     timeline = page.get_by_label("Steps of run #1")
-    expect(timeline.get_by_text("Completed")).to_have_count(3, timeout=30_000)
+    expect(timeline.get_by_text("Completed")).to_have_count(3, timeout=RUN_TIMEOUT)
     page.get_by_role("button", name="Group", exact=True).click()
     expect(page.get_by_label("Steps of run #1").get_by_text("Completed")).to_have_count(3)
 

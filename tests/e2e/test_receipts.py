@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import REPO_ROOT, Account, Server, log_in
-from tests.e2e.pages import ZONE, main_nav, run_status
+from tests.e2e.pages import RUN_TIMEOUT, ZONE, main_nav, run_status
 from tests.e2e.test_campaigns import sqlite_db
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +51,7 @@ def add_gifts(server: Server) -> None:
 
 def save_and_run(page: Page) -> None:
     page.get_by_role("button", name="Save and run now").click()
-    expect(run_status(page)).to_contain_text(re.compile(r"State:\s*Completed\b"), timeout=30_000)
+    expect(run_status(page)).to_contain_text(re.compile(r"State:\s*Completed\b"), timeout=RUN_TIMEOUT)
 
 
 def download(page: Page) -> bytes:
