@@ -117,6 +117,11 @@ def test_receipts_are_listed_read_printed_and_voided_by_admins(app, client, auth
     assert [found["number"] for found in api(client, listed["next"], admin).json["receipts"]] == [7]
     annual = api(client, "/api/v1/receipts?kind=annual&year=2025", admin).json["receipts"]
     assert [found["number"] for found in annual] == [8]
+    # the donor filter means what the Receipts page's does: part of the name or email, any case
+    donor = api(client, "/api/v1/receipts?donor=M%C3%BCLLER", admin).json["receipts"]
+    assert [found["number"] for found in donor] == [7]
+    assert api(client, "/api/v1/receipts?donor=%25", admin).json["receipts"] == []  # % is no wildcard
+    assert api(client, "/api/v1/receipts?donor=" + "x" * 201, admin).status_code == 422
 
     pdf = api(client, f"/api/v1/receipts/{first.id}/pdf", admin)
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"

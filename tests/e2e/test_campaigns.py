@@ -118,7 +118,7 @@ def parsed(envelope) -> email.message.EmailMessage:
     return email.message_from_bytes(envelope.content, policy=email.policy.default)
 
 
-def wait_for_mail(sink, start: int, predicate, timeout: float = 15.0) -> list:
+def wait_for_mail(sink, start: int, predicate, timeout: float = RUN_TIMEOUT / 1000) -> list:
     deadline = time.monotonic() + timeout
     while True:
         received = mail_since(sink, start)

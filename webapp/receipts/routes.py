@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, select
 
 from webapp import audit
 from webapp.extensions import db
@@ -28,6 +28,7 @@ from webapp.models.runs import Run
 from webapp.money import issuing
 from webapp.money.delivery import pdf_name
 from webapp.money.pdf import DEFAULT_WORDING, render_receipt
+from webapp.money.receipt_filter import ReceiptFilter
 from webapp.paging import Keyset
 from webapp.permissions import admin_required, can_see, job_or_404
 from webapp.receipts.forms import AnnualForm, BatchForm, InventoryForm, ReceiptFilters, TemplateForm, VoidForm
@@ -40,25 +41,13 @@ IMPORTS_LISTED = 300  # the newest transaction imports offered to a batch
 
 def filtered(filters: ReceiptFilters) -> Select:
     """The receipts the list's filters select."""
-    query = select(Receipt)
-    if filters.number.data:
-        query = query.where(Receipt.number == filters.number.data)
-    if filters.status.data in RECEIPT_STATUSES:
-        query = query.where(Receipt.status == filters.status.data)
-    if filters.kind.data in ("single", "annual"):
-        query = query.where(Receipt.kind == filters.kind.data)
-    if filters.year.data:
-        query = query.where(Receipt.tax_year == filters.year.data)
-    if donor := (filters.donor.data or "").strip().lower():
-        # % and _ are the words typed, not wildcards ("100%" or "ann_lee" find what they say)
-        like = "%" + donor.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(
-            or_(
-                func.lower(Receipt.donor_email).like(like, escape="\\"),
-                func.lower(Receipt.donor_name).like(like, escape="\\"),
-            )
-        )
-    return query
+    return ReceiptFilter(
+        number=filters.number.data,
+        status=filters.status.data or "",
+        kind=filters.kind.data or "",
+        year=filters.year.data,
+        donor=filters.donor.data or "",
+    ).apply(select(Receipt))
 
 
 @bp.route("/")

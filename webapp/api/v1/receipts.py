@@ -19,6 +19,7 @@ from webapp.models.money import Receipt, ReceiptItem
 from webapp.money import issuing
 from webapp.money.delivery import pdf_name
 from webapp.money.pdf import render_receipt
+from webapp.money.receipt_filter import ReceiptFilter
 from webapp.paging import Keyset
 from webapp.request_args import MAX_ID
 
@@ -63,6 +64,7 @@ class ReceiptQuery(BaseModel):
     status: Literal["", "issued", "voided", "replaced"] = ""
     kind: Literal["", "single", "annual"] = ""
     year: int | None = Field(default=None, ge=1900, le=2200, description="the tax year")
+    donor: str = Field(default="", max_length=200, description="part of the donor's email or name, any case")
     limit: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE, description="receipts a page")
     before: int | None = Field(default=None, ge=1, le=MAX_ID, description="the page after this id")
     after: int | None = Field(default=None, ge=1, le=MAX_ID, description="the page before this id")
@@ -137,15 +139,9 @@ def receipts(query: ReceiptQuery):
 
     `limit` a page (at most 200); follow `next` (`before` an id) and `previous` (`after` one)."""
     _admins_only()
-    found = select(Receipt)
-    if query.number is not None:
-        found = found.where(Receipt.number == query.number)
-    if query.status:
-        found = found.where(Receipt.status == query.status)
-    if query.kind:
-        found = found.where(Receipt.kind == query.kind)
-    if query.year is not None:
-        found = found.where(Receipt.tax_year == query.year)
+    found = ReceiptFilter(
+        number=query.number, status=query.status, kind=query.kind, year=query.year, donor=query.donor
+    ).apply(select(Receipt))
     keyset = Keyset(before=query.before, after=query.after, per_page=query.limit)
     page = keyset.page(db.session.execute(keyset.narrow(found, Receipt.id)).scalars().all())
     kept = {**query.model_dump(exclude={"before", "after"}, exclude_defaults=True), "limit": query.limit}
