@@ -262,6 +262,23 @@ def test_an_export_service_run_leaves_a_result_downloaded_by_the_api(app, client
     ]
 
 
+def test_a_name_with_a_line_break_or_a_direction_override_downloads_under_a_plain_name(
+    app, client, users, writer
+):
+    """A name holds whatever its owner sent; the file's name drops what would break the header
+    (a CR LF) or disguise the file (U+202E), and the run leaves the monitor only once sent."""
+    made = post_export(client, writer, {"name": "line\r\nX-Injected: 1 \u202egpj.exe", "fields": ["email"]})
+    assert made.status_code == 202, made.json
+    work(app)
+    result = api(client, f"/api/v1/runs/{made.json['id']}/result", writer)
+    assert result.status_code == 200 and "X-Injected" not in result.headers
+    assert result.headers["Content-Disposition"] == (
+        'attachment; filename="line X-Injected: 1 gpj.exe - export #1.csv"'
+    )
+    run = fresh(db.session.get(Run, made.json["id"]))
+    assert run.downloaded_at is not None and run.in_monitor is False
+
+
 def test_an_export_takes_a_saved_export_jobs_settings_and_refuses_bad_ones(app, client, users, writer):
     saved = export_job(users["user"], fields=["email"], name="Weekly")
     answer = post_export(client, writer, {"job_id": saved.id, "filter": "opted_in"})

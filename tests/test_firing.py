@@ -194,3 +194,28 @@ def test_a_run_whose_firing_raises_is_skipped_with_a_reason_and_the_others_fire(
     assert "Check the job's schedule" in broken.error
     assert other.state is RunState.QUEUED and other.rq_job_id
     assert runs_of(job) == [broken]  # nothing of the failed attempt was kept
+
+
+def test_deleting_a_job_withdraws_its_planned_run_and_switches_its_schedule_off(
+    app, users, client, auth, job
+):
+    schedule = hourly(job)
+    run = plan(schedule)
+    timed_id = run.rq_job_id
+    auth.login(users["user"].email)
+    assert client.post(f"/jobs/{job.id}/delete").status_code == 302
+    assert db.session.get(Run, run.id) is None  # planned, never numbered: withdrawn
+    assert timed_id not in [timed.id for timed in queueing.scheduler(fire).get_jobs()]
+    db.session.expire_all()
+    assert schedule.enabled is False and schedule.next_run_at is None
+    assert plan(schedule) is None and runs_of(job) == []
+
+
+def test_a_deleted_jobs_scheduled_run_that_comes_due_is_skipped_not_run(app, users, job):
+    run = schedule_run(job, None, utcnow() - timedelta(seconds=1))
+    job.active = False  # deleted behind the planner's back (an older version, another process)
+    db.session.commit()
+    fire({run.id: run.rq_job_id})
+    run = fresh(run)
+    assert run.state is RunState.SKIPPED and run.error == "Skipped: the job “Hourly export” was deleted."
+    assert Queue(app.config["QUEUE_NAME"], connection=queueing.redis_connection()).job_ids == []

@@ -175,7 +175,9 @@ def _queued_note(run: Run, now_pass: _Pass) -> str:
 
 def _decide(run: Run, now_pass: _Pass) -> str | None:
     """None to queue the run, or why it is skipped (its job type's refusal, e.g. a campaign
-    launch that was replaced; then a schedule's occurrences only)."""
+    launch that was replaced; a deleted job's; then a schedule's occurrences only)."""
+    if run.job is not None and not run.job.active:
+        return f"Skipped: the job “{run.job_name}” was deleted."
     job_type = REGISTRY.get(run.job_type)
     refusal = job_type.fire_refusal(run) if job_type else None
     if refusal:

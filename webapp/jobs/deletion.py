@@ -4,6 +4,7 @@ runs stay in History, its uploaded file goes (see uploads.discard_job_file)."""
 from __future__ import annotations
 
 from webapp import audit
+from webapp.engine.planner import unplan
 from webapp.extensions import db
 from webapp.jobs.uploads import discard_job_file
 from webapp.jobtypes.job_group import groups_using
@@ -23,8 +24,13 @@ def refusal(job: Job) -> str | None:
 
 
 def delete_job(job: Job) -> None:
-    """Delete the job (audited); the caller checked refusal() first."""
+    """Delete the job (audited); the caller checked refusal() first. Its schedule is switched
+    off and its planned runs go with it: nothing runs by itself for a deleted job."""
     job.active = False
+    if job.schedule is not None:
+        job.schedule.enabled = False
+        job.schedule.next_run_at = None
     audit.record("job.deleted", job, commit=False)
     db.session.commit()
+    unplan(job)
     discard_job_file(job)

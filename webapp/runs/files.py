@@ -4,8 +4,10 @@ pages and the JSON API alike: every one taken of another user's run is audited."
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from flask import Response, send_file, stream_with_context
 from flask_login import current_user
@@ -44,6 +46,29 @@ class StoredFile:
         return response
 
 
+def download_name(name: str) -> str:
+    """`name` fit to be a downloaded file's: control and format characters (a line break, a
+    right-to-left override that makes "gpj.exe" read "exe.jpg") and path separators become
+    spaces, runs of spaces one. A job's name may hold anything its owner typed."""
+    kept = "".join(
+        " " if char in "/\\" or unicodedata.category(char) in ("Cc", "Cf") else char for char in name
+    )
+    return " ".join(kept.split()) or "download"
+
+
+def attachment(response: Response, name: str) -> Response:
+    """Mark `response` as the attachment `name` (as send_file words it: RFC 5987 for a name
+    beyond ASCII, with an ASCII fallback)."""
+    try:
+        name.encode("ascii")
+        names = {"filename": name}
+    except UnicodeEncodeError:
+        simple = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+        names = {"filename": simple or "download", "filename*": "UTF-8''" + quote(name, safe="!#$&+-.^_`|~")}
+    response.headers.set("Content-Disposition", "attachment", **names)
+    return response
+
+
 def send_run_file(
     run: Run, kind: str, name: str, content: StoredFile | Iterator[str], mimetype: str
 ) -> Response:
@@ -53,6 +78,7 @@ def send_run_file(
     here, so that each one taken of another user's run (by a super admin: nobody else gets past
     run_or_404) is audited as run.<kind>_downloaded_for_owner, naming the file and the owner.
     The owner's own downloads are not audited."""
+    name = download_name(name)
     if run.owner_id != current_user.id:
         audit.record(
             f"run.{kind}_downloaded_for_owner",
@@ -62,11 +88,7 @@ def send_run_file(
         )
     if isinstance(content, StoredFile):
         return content.response(name, mimetype)
-    return Response(
-        stream_with_context(content),
-        mimetype=mimetype,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return attachment(Response(stream_with_context(content), mimetype=mimetype), name)
 
 
 def result_file(run: Run) -> StoredFile | None:

@@ -155,10 +155,11 @@ def result(run_id: int):
     if stored is None:
         flash("This result file was deleted after the retention period.", "warning")
         return redirect(url_for("runs.detail", run_id=run.id))
+    name = result_name(run)
+    response = send_run_file(run, "result", name, stored, result_mimetype(name))
     if run.owner_id == current_user.id:  # taken on their behalf, it waits in their monitor
         engine.mark_downloaded(run)
-    name = result_name(run)
-    return send_run_file(run, "result", name, stored, result_mimetype(name))
+    return response
 
 
 def _after_action(run, message: str, category: str = "info"):

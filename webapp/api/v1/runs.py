@@ -115,10 +115,11 @@ def run_result(run_id: int):
     stored = result_file(run)
     if stored is None:
         raise fail(410, "the result file was deleted after the retention period")
+    name = result_name(run)
+    response = send_run_file(run, "result", name, stored, result_mimetype(name))
     if run.owner_id == current_user.id:
         mark_downloaded(run)
-    name = result_name(run)
-    return send_run_file(run, "result", name, stored, result_mimetype(name))
+    return response
 
 
 @operation("POST", "/runs/<int:run_id>/dismiss", tag=TAG, answers={200: Dismissed}, errors=(404, 409))
