@@ -4,19 +4,20 @@ again), blackout dates, each audited as on the page with "(API)"; another user's
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
 from tests.conftest import export_job
 from tests.test_api_tokens import api, make_token
 from tests.test_email_campaign import campaign_for
+from webapp.api.v1 import schedules as api_schedules
 from webapp.api.v1.core import iso
 from webapp.api.v1.schedules import BlackoutOut, NextRuns, ScheduleOut, ScheduleSet
 from webapp.engine import planner
 from webapp.extensions import db
 from webapp.jobs import scheduling
-from webapp.models import AuditEntry, Job, Run
+from webapp.models import AuditEntry, Job, JobSchedule, Run
 from webapp.models.base import utcnow
 from webapp.rules.clock import to_local
 from webapp.rules.recurrence import ScheduleKind, next_runs
@@ -265,3 +266,29 @@ def test_switching_on_times_per_day_starts_a_run_now_as_on_the_page(client, job,
     )
     assert "(API)" in AuditEntry.query.filter_by(action="run.started").one().detail
     assert ScheduleKind(saved.json["schedule"]["kind"]) is ScheduleKind.TIMES_PER_DAY
+
+
+def test_a_first_schedule_saved_meanwhile_by_another_request_is_updated_not_a_500(
+    client, job, secret, monkeypatch
+):
+    """Two first saves at once: both read "no schedule"; the one that commits second finds the
+    other's row (the job's one schedule) and saves over it, rather than failing on the key."""
+    real = api_schedules.set_schedule
+
+    def racing(job, existing, form, minute, note=""):
+        assert existing is None
+        db.session.add(
+            JobSchedule(
+                job_id=job.id, kind="days_of_week", weekdays=[3], time=time(7), start_date=date(2030, 1, 1)
+            )
+        )
+        db.session.commit()  # the other request's, between this one's read and its write
+        return real(job, existing, form, minute, note)
+
+    monkeypatch.setattr(api_schedules, "set_schedule", racing)
+    saved = put(client, job, secret, **WEEKLY)
+    assert saved.status_code == 200, saved.json
+    db.session.expire_all()
+    (schedule,) = JobSchedule.query.filter_by(job_id=job.id).all()
+    assert (schedule.weekdays, schedule.time) == ([0, 2, 4], time(6, 30))
+    assert len(planned(job)) == 1

@@ -9,6 +9,7 @@ from datetime import date, time
 from flask import current_app
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from webapp import audit
 from webapp.engine import planner
@@ -193,15 +194,22 @@ def set_schedule(
     target.once_at = form.once_at.data  # wall-clock time in the account time zone
     target.next_run_at = None
     target.problem = target.problem_at = None  # planned afresh below
-    db.session.add(target)
-    audit.record(
-        "schedule.set",
-        job,
-        kind=_kind(job),
-        commit=False,
-        detail=f"{describe_schedule(target)} ({'on' if target.enabled else 'off'}){note}",
-    )
-    db.session.commit()
+    try:
+        db.session.add(target)
+        audit.record(
+            "schedule.set",
+            job,
+            kind=_kind(job),
+            commit=False,
+            detail=f"{describe_schedule(target)} ({'on' if target.enabled else 'off'}){note}",
+        )
+        db.session.commit()
+    except IntegrityError:  # another request saved the job's first schedule meanwhile
+        db.session.rollback()
+        if existing is not None:
+            raise
+        saved = db.session.execute(select(JobSchedule).where(JobSchedule.job_id == job.id)).scalar_one()
+        return set_schedule(job, saved, form, minute, note)
     unplan(job)
     plan(target)
     message = "Schedule saved."
