@@ -335,3 +335,24 @@ def test_a_body_over_the_upload_limit_is_a_413_in_json_and_starts_nothing(deploy
     assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
     with deployment.app.app_context():
         assert Run.query.count() == before
+
+
+def test_a_json_body_sent_in_chunks_is_held_to_the_json_limit_and_nesting_is_a_400(deployment):
+    """Without a Content-Length the body's size is known only as it is read: reading stops at
+    the JSON limit (a 413) rather than taking up to the upload limit into memory."""
+
+    def chunks():
+        yield b'{"type": "user_data_export", "name": "'
+        for _ in range(40):
+            yield b"x" * 65_536  # 2.5 MB in all
+        yield b'"}'
+
+    json_body = {"Content-Type": "application/json"}
+    answer = deployment.call("POST", "/api/v1/jobs", "large", data=chunks(), headers=json_body)
+    assert answer.status_code == 413, answer.content
+    assert answer.json()["error"]["code"] == "too_large"
+    deep = "[" * 50_000 + "]" * 50_000
+    nested = deployment.call("POST", "/api/v1/jobs", "large", data=deep, headers=json_body)
+    assert nested.status_code == 400 and nested.json()["error"]["code"] == "malformed_json"
+    null = deployment.call("POST", "/api/v1/jobs", "large", data="null", headers=json_body)
+    assert null.status_code == 422  # valid JSON, not a job

@@ -172,6 +172,14 @@ def test_json_lines_are_imported_with_their_keys_as_the_fields(app, client, writ
         ('{"email": "a@example.org"}\n{oops', "", "application/x-ndjson", 400, "Line 2 is not valid JSON"),
         ('["a@example.org"]', "", "application/x-ndjson", 400, "Line 1 is not a JSON object"),
         ("\n\n", "", "application/x-ndjson", 400, "holds no JSON object"),
+        ('{"first_name": "X"}', "", "application/x-ndjson", 422, "no line has an email"),
+        (
+            '{"email": ' + "[" * 50_000 + "]" * 50_000 + "}",
+            "",
+            "application/x-ndjson",
+            400,
+            "nests too deeply",
+        ),
         ('{"email": "a@example.org"}', MAP, "application/x-ndjson", 422, "map and job_id are for a CSV"),
     ],
 )

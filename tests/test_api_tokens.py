@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import time
@@ -243,6 +244,13 @@ def test_history_pages_by_cursor_with_its_filters_and_shows_only_the_users_runs(
     assert rest["total"] == 4
     garbled = api(client, "/api/v1/monitor?cursor=!!!", secret)
     assert garbled.status_code == 400 and garbled.json["error"]["code"] == "bad_request"
+    for forged in (
+        "2026-01-01T00:00:00|9223372036854775808",
+        "2026-01-01T00:00:00|-5",
+        "2026-01-01T00:00:00+05:00|5",
+    ):
+        cursor = base64.urlsafe_b64encode(forged.encode()).decode()
+        assert api(client, f"/api/v1/monitor?cursor={cursor}", secret).status_code == 400, forged
 
 
 def test_rejected_lines_and_dismiss_through_the_api(app, client, auth, users, tmp_path):

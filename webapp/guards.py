@@ -8,6 +8,7 @@ from flask import abort, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 NUL = "\x00"
+JSON_LIMIT = 1024 * 1024  # a JSON body is read whole: one larger is a 413 (sent in chunks: on reading)
 
 
 def _refuse(name: str) -> None:
@@ -23,6 +24,8 @@ def refuse_nul() -> None:
     (JSON under /api/v1). PostgreSQL refuses a NUL in any text it is sent (a 500 otherwise),
     and no stored value has one. An upload over the size limit is left to its view, which says
     so on its form."""
+    if request.is_json:  # before anything reads the body (see _has_nul_escape)
+        request.max_content_length = JSON_LIMIT + 1
     try:
         sent = [request.args, request.form]
     except RequestEntityTooLarge:
@@ -32,14 +35,21 @@ def refuse_nul() -> None:
             if NUL in value:
                 _refuse(name)
     if request.is_json and _has_nul_escape():
-        found = _nul_in(request.get_json(silent=True))
+        try:
+            found = _nul_in(request.get_json(silent=True))
+        except RecursionError:
+            abort(400, description="The JSON body nests too deeply to be read.")
         if found is not None:
             _refuse(found)
 
 
 def _has_nul_escape() -> bool:
-    """The raw JSON body spells a NUL (only JSON's escape can: a raw one is not valid JSON)."""
+    """The raw JSON body spells a NUL (only JSON's escape can: a raw one is not valid JSON).
+    A body sent in chunks, with no length, is read up to the limit and no further: one that
+    reaches past it is a 413."""
     data = request.get_data(cache=True)
+    if len(data) > JSON_LIMIT:
+        raise RequestEntityTooLarge()
     return b"\\u0000" in data
 
 

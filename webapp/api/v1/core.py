@@ -16,12 +16,12 @@ from werkzeug.exceptions import HTTPException
 from webapp.api.tokens import current_token
 from webapp.engine.queueing import redis_connection
 from webapp.extensions import csrf
+from webapp.guards import JSON_LIMIT
 from webapp.web import ERROR_CODES
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # a bearer token is not sent by a browser on its own: nothing to forge
 READING = frozenset({"GET", "HEAD", "OPTIONS"})
-JSON_LIMIT = 1024 * 1024  # a JSON body is read whole: a larger one is refused before it is read
 OPEN = frozenset({"api_v1.openapi"})  # what answers without a token: the API's description
 MESSAGES = {
     404: "not found, or not yours to see",
@@ -78,7 +78,7 @@ def token_required():
     if token.read_only and request.method not in READING:
         raise fail(403, "this API token is read-only")
     _count_against_limit(token.id)
-    if request.is_json and (request.content_length or 0) > JSON_LIMIT:
+    if request.is_json and (request.content_length or 0) > JSON_LIMIT:  # (one in chunks: see guards)
         raise fail(413, f"a JSON body may be up to {JSON_LIMIT // 1024} KB; send less at a time")
     return None
 

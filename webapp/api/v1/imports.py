@@ -214,9 +214,11 @@ def _json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]] | None]:
                 yield None
                 continue
             try:
-                record = json.loads(line.decode("utf-8"))
+                record = json.loads(line.decode("utf-8-sig" if number == 1 else "utf-8"))
             except UnicodeDecodeError:
                 raise CsvProblem(f"Line {number:,} is not valid UTF-8.") from None
+            except RecursionError:
+                raise CsvProblem(f"Line {number:,} nests too deeply to be read.") from None
             except ValueError:
                 raise CsvProblem(f"Line {number:,} is not valid JSON.") from None
             if not isinstance(record, dict):
@@ -246,6 +248,8 @@ def _keys_used(path: str) -> list[str]:
         used.update(record)
     if not used:
         raise CsvProblem("The body holds no JSON object.")
+    if "email" not in used:
+        raise fail(422, "no line has an email: each supporter is found by theirs")
     return [field.name for field in SUPPORTER_FIELDS if field.name in used]
 
 

@@ -21,7 +21,7 @@ from webapp.models.runs import Run
 from webapp.monitor.queries import HistoryFilter, history_page, monitor_from
 from webapp.paging import Keyset
 from webapp.permissions import history_user_or_404
-from webapp.request_args import choice_arg, int_arg
+from webapp.request_args import as_int, choice_arg, int_arg
 from webapp.rules.states import RunState
 
 TAG = "Monitor and History"
@@ -79,10 +79,13 @@ def _cursor_of(run: Row) -> str:
 def _read_cursor(raw: str) -> tuple[datetime, int]:
     try:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        moment, _, run_id = text.partition("|")
-        return datetime.fromisoformat(moment), int(run_id)
+        moment, _, number = text.partition("|")
+        at, run_id = datetime.fromisoformat(moment), as_int(number, minimum=1)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise fail(400, "cursor is not one this API gave: follow the `next` address") from None
+        at, run_id = None, None
+    if at is None or at.tzinfo is not None or run_id is None:  # (sort times are naive UTC)
+        raise fail(400, "cursor is not one this API gave: follow the `next` address")
+    return at, run_id
 
 
 @operation("GET", "/monitor", tag=TAG, answers={200: MonitorPage}, errors=(400,), query=MonitorQuery)

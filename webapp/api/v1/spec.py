@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,10 +132,12 @@ def _json_body() -> Any:
         raise ApiError(
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
         )
-    payload = request.get_json(silent=True)
-    if payload is None:
-        raise ApiError(400, "malformed_json", "the body is not valid JSON")
-    return payload
+    try:
+        return json.loads(request.get_data(cache=True))
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "the body nests too deeply to be read") from None
+    except ValueError:  # (not JSON, not UTF-8, or a number too long to read)
+        raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
 
 
 def _validated(model: type[BaseModel], data: Any) -> BaseModel:
