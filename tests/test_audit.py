@@ -9,12 +9,14 @@ import io
 from datetime import datetime, time, timedelta
 
 import pytest
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tests.conftest import export_job
 from webapp import audit
 from webapp.engine import scheduler_loop
 from webapp.engine.runs import new_run, start_run
 from webapp.extensions import db
+from webapp.jobs.deletion import delete_job
 from webapp.models import Job, Run
 from webapp.models.audit import AuditEntry
 from webapp.models.base import utcnow
@@ -68,6 +70,10 @@ def test_creating_running_and_deleting_a_job_is_audited_with_who_what_object_and
     started = only("run.started")
     assert (started.object_type, started.object_id, started.run_id) == ("run", run.id, run.id)
     client.post(f"/jobs/{job.id}/delete")
+    assert only("job.deleted").object_id == job.id
+    # a second Delete that read the job before the first one wrote deletes nothing more
+    set_committed_value(job, "active", True)
+    assert delete_job(job) is False
     assert only("job.deleted").object_id == job.id
 
 

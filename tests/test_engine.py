@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from rq import Queue
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tests.conftest import act_midway, export_job, fresh, import_job, work
 from webapp.engine import queueing
@@ -15,6 +16,7 @@ from webapp.engine.retention import sweep_results
 from webapp.engine.runs import (
     RunActionError,
     dismiss,
+    new_run,
     queue_position,
     request_stop,
     retry_run,
@@ -153,6 +155,22 @@ def test_retry_refuses_runs_that_did_not_fail(app, users, tmp_path):
     work(app)
     with pytest.raises(RunActionError, match="Only a failed run can be retried"):
         retry_run(fresh(run), users["user"])
+
+
+def test_a_second_retry_of_the_same_failure_read_before_the_first_is_refused(app, users):
+    """Two requests read the run as failed; the one that writes second is refused (it was a
+    false "queued again", with a second log line and audit entry)."""
+    run = new_run(export_job(users["user"]), users["user"], RunState.FAILED, trigger="manual")
+    db.session.commit()
+    assert retry_run(run, users["user"]).startswith("The run was queued again")
+    set_committed_value(run, "state", RunState.FAILED)  # as the second request read it
+    with pytest.raises(RunActionError, match="This run was retried already"):
+        retry_run(run, users["user"])
+    run = fresh(run)
+    assert run.state is RunState.QUEUED
+    assert (
+        RunLogLine.query.filter(RunLogLine.run_id == run.id, RunLogLine.message.like("Retry%")).count() == 1
+    )
 
 
 def test_reconciler_redispatches_a_queued_run_whose_queue_entry_was_lost(app, users, tmp_path):

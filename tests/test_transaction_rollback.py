@@ -88,7 +88,9 @@ def receipt(tx: Transaction, number: int, status="issued") -> Receipt:
 
 
 def rollback_runs() -> list[Run]:
-    return list(db.session.execute(db.select(Run).filter_by(job_type="transaction_rollback")).scalars())
+    """The rollback runs, oldest first (PostgreSQL returns rows in no set order otherwise)."""
+    query = db.select(Run).filter_by(job_type="transaction_rollback").order_by(Run.id)
+    return list(db.session.execute(query).scalars())
 
 
 def confirm(client, run: Run):

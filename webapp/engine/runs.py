@@ -464,6 +464,19 @@ def retry_run(run: Run, user: User) -> str:
     _not_a_chain(run, "retried")
     if run.state is not RunState.FAILED:
         raise RunActionError("Only a failed run can be retried.")
+    db.session.commit()  # end any read: the UPDATE below opens the transaction
+    claimed = cast(
+        CursorResult[Any],
+        db.session.execute(  # one request retries it (a second click, another tab: refused)
+            update(Run)
+            .where(Run.id == run.id, Run.state == RunState.FAILED)
+            .values(state=RunState.QUEUED)
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
+    if not claimed:
+        db.session.rollback()
+        raise RunActionError("This run was retried already.")
     move(run, RunState.QUEUED, note=f"Retry requested by {user.display_name}.")
     run.rq_job_id = None
     run.control = None

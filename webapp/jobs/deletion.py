@@ -3,6 +3,10 @@ runs stay in History, its uploaded file goes (see uploads.discard_job_file)."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, update
+
 from webapp import audit
 from webapp.engine.planner import unplan
 from webapp.extensions import db
@@ -23,9 +27,23 @@ def refusal(job: Job) -> str | None:
     )
 
 
-def delete_job(job: Job) -> None:
+def delete_job(job: Job) -> bool:
     """Delete the job (audited); the caller checked refusal() first. Its schedule is switched
-    off and its planned runs go with it: nothing runs by itself for a deleted job."""
+    off and its planned runs go with it: nothing runs by itself for a deleted job. False when
+    it was deleted already (a second click, another tab: the database lets one request do it)."""
+    db.session.commit()  # end any read: the UPDATE below opens the transaction
+    claimed = cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.active.is_(True))
+            .values(active=False)
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
+    if not claimed:
+        db.session.rollback()
+        return False
     job.active = False
     if job.schedule is not None:
         job.schedule.enabled = False
@@ -34,3 +52,4 @@ def delete_job(job: Job) -> None:
     db.session.commit()
     unplan(job)
     discard_job_file(job)
+    return True

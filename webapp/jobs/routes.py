@@ -223,7 +223,7 @@ def delete(job_id: int):
     if refused:  # a group never points at a deleted job
         flash(refused, "error")
         return redirect(url_for("jobs.detail", job_id=job.id))
-    delete_job(job)
-    current_app.logger.info("job %s deleted by %s", job.id, current_user.email)
+    if delete_job(job):  # (else a second click: deleted already, by the first)
+        current_app.logger.info("job %s deleted by %s", job.id, current_user.email)
     flash(f"“{job.name}” was deleted. Its runs stay in History.", "success")
     return redirect(url_for("jobs.index"))

@@ -192,7 +192,8 @@ def delete_job_(job_id: int):
     refused = refusal(found)
     if refused:
         raise fail(409, refused)
-    delete_job(found)
+    if not delete_job(found):
+        raise fail(404, "this job was deleted")
     return Deleted(deleted=found.id)
 
 
