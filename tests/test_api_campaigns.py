@@ -84,6 +84,11 @@ def test_a_launch_without_confirm_answers_the_audience_size_and_sends_nothing(cl
         client, f"/api/v1/campaigns/{campaign.id}/launch", secret, method="POST", json={"confirm": False}
     )
     assert no.status_code == 409 and no.json["error"]["code"] == "confirmation_required"
+    for loose in ("yes", "true", 1):  # only JSON's true confirms (a script's "yes" is no answer)
+        sloppy = api(
+            client, f"/api/v1/campaigns/{campaign.id}/launch", secret, method="POST", json={"confirm": loose}
+        )
+        assert sloppy.status_code == 422 and "confirm" in sloppy.json["error"]["problems"]
     assert Run.query.count() == 0 and status_of(campaign) is CampaignStatus.DRAFT
 
 

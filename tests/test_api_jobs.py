@@ -43,8 +43,13 @@ def test_a_job_is_changed_by_patch_with_the_pages_checks(app, client, auth, user
     assert no_fields.status_code == 422 and "fields" in no_fields.json["error"]["problems"]
     wrong_kind = api(client, f"/api/v1/jobs/{job.id}", secret, method="PATCH", json={"notify_on": "hourly"})
     assert wrong_kind.status_code == 422
+    # a script that sends every field, null for "as it is", widens nothing
+    nulls = {"name": None, "filter": None, "fields": None, "bom": None, "notify_on": None}
+    kept = api(client, f"/api/v1/jobs/{job.id}", secret, method="PATCH", json=nulls)
+    assert kept.status_code == 422 and set(kept.json["error"]["problems"]) == set(nulls)
     db.session.refresh(job)
     assert job.name == "Donors (city)" and job.notify_emails == "a@example.org"  # nothing half-saved
+    assert job.params["fields"] == ["email", "city"] and job.params["filter"] == "all"
 
     theirs = export_job(users["other"], name="Theirs")
     assert (

@@ -348,6 +348,8 @@ def test_bad_bodies_and_bad_query_values_are_documented_4xx(api, document, world
             ):
                 answer = api(method, address, world.writer, **kwargs)
                 assert answer.status_code == status, (method, address, kwargs, answer.json)
+        nul = api(method, f"{address}?note=%00", world.writer)  # the app-wide NUL guard, documented
+        assert nul.status_code == 400 and "400" in operation["responses"], (method, address)
         for parameter in operation["parameters"]:
             if parameter["in"] == "query" and "integer" in str(parameter["schema"]):
                 answer = api(method, f"{address}?{parameter['name']}=abc", world.writer)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from webapp.api.v1.answers import run_out
 from webapp.api.v1.core import fail, iso
 from webapp.api.v1.runs import act_on_run
-from webapp.api.v1.schemas import Closed, RunOut
+from webapp.api.v1.schemas import Body, RunOut
 from webapp.api.v1.spec import operation
 from webapp.campaigns.common import (
     campaign_or_404,
@@ -87,7 +87,7 @@ class Audience(BaseModel):
     to_send: int
 
 
-class LaunchIn(Closed):
+class LaunchIn(Body):
     """The launch's confirmation."""
 
     confirm: bool = Field(default=False, description="true to launch; otherwise the audience size comes back")

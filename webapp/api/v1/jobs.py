@@ -150,6 +150,11 @@ def update_job(job_id: int, body: JobUpdateIn):
     Only the fields sent change; the same checks as on its page apply (a 422 naming each)."""
     found = listed_job_or_404(job_id)
     sent = body.model_dump(exclude_unset=True)
+    if nulls := sorted(name for name, value in sent.items() if value is None):
+        problems = {
+            name: ["null is no value here: leave the field out to keep it as it is"] for name in nulls
+        }
+        raise fail(422, f"the job was not saved: {', '.join(nulls)}: null", "invalid", problems=problems)
     export_settings = {"fields", "filter", "since", "bom"} & sent.keys()
     if export_settings and found.job_type != UserDataExport.key:
         raise fail(409, f"only an export has {', '.join(sorted(export_settings))}")

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from webapp import audit
 from webapp.api.v1.core import fail, iso
+from webapp.api.v1.schemas import Body
 from webapp.api.v1.spec import PDF, operation
 from webapp.extensions import db
 from webapp.models.money import Receipt, ReceiptItem
@@ -75,7 +76,7 @@ class ReceiptQuery(BaseModel):
         return None if value == "" else value
 
 
-class VoidIn(BaseModel):
+class VoidIn(Body):
     """Why the receipt is voided (kept with it, and in the inventory)."""
 
     reason: str = Field(min_length=1, max_length=200)

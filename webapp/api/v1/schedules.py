@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from webapp.api.v1.core import fail, iso
 from webapp.api.v1.forms import form_data, refuse_if_invalid, validated
-from webapp.api.v1.schemas import Closed, Deleted
+from webapp.api.v1.schemas import Body, Deleted
 from webapp.api.v1.spec import operation
 from webapp.engine import planner
 from webapp.extensions import db
@@ -36,7 +36,7 @@ TAG = "Schedules"
 NOTE = " (API)"  # added to the audit entries, which otherwise read as the page's
 
 
-class ScheduleIn(Closed):
+class ScheduleIn(Body):
     """A schedule, as the schedule page's form takes it: `kind` and the fields it needs.
 
     times_per_day: `time` (the first run) and `times_per_day`; days_of_week: `weekdays` and
@@ -65,14 +65,14 @@ class ScheduleIn(Closed):
     misfire_grace_minutes: int | None = Field(default=None, description="1-1440; 60 when left out")
 
 
-class PauseIn(Closed):
+class PauseIn(Body):
     """Why the schedule is paused, and maybe the day it resumes by itself."""
 
     reason: str = Field(max_length=300)
     resume_on: str | None = Field(default=None, max_length=40, description="YYYY-MM-DD")
 
 
-class BlackoutIn(Closed):
+class BlackoutIn(Body):
     """Days on which the schedule's runs are skipped."""
 
     start_date: str = Field(max_length=40, description="YYYY-MM-DD")

@@ -16,6 +16,13 @@ class Closed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Body(Closed):
+    """A JSON body: each value of the type its field says, as sent (true is no id, and "yes"
+    confirms nothing): a 422 otherwise."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
 class ErrorDetail(BaseModel):
     """What went wrong: a stable code for a program, a sentence for a person."""
 
@@ -143,7 +150,7 @@ class Deleted(BaseModel):
     deleted: int
 
 
-class ExportJobIn(Closed):
+class ExportJobIn(Body):
     """A User Data Export job to make."""
 
     type: Literal["user_data_export"]
@@ -154,7 +161,7 @@ class ExportJobIn(Closed):
     bom: bool = True
 
 
-class BouncesJobIn(Closed):
+class BouncesJobIn(Body):
     """An Email Bounces job to make: one campaign send's bounces, a range of days', or those of
     the days before each run."""
 
@@ -168,7 +175,7 @@ class BouncesJobIn(Closed):
     bom: bool = True
 
 
-class ReportJobIn(Closed):
+class ReportJobIn(Body):
     """A Netdonor Transaction Report job to make: transactions of fixed days or of days counted
     from each run, filtered."""
 
@@ -184,7 +191,7 @@ class ReportJobIn(Closed):
     bom: bool = True
 
 
-class _ReceiptPeriod(Closed):
+class _ReceiptPeriod(Body):
     name: str = Field(min_length=1, max_length=200)
     source: Literal["relative", "range"] = "relative"
     period: Literal["yesterday", "previous_week", "previous_month", "previous_quarter", "previous_year"] = (
@@ -206,7 +213,7 @@ class BatchReceiptsJobIn(_ReceiptPeriod):
     email: bool = Field(default=False, description="email each receipt to its donor")
 
 
-class AnnualReceiptsJobIn(Closed):
+class AnnualReceiptsJobIn(Body):
     """An Annual Receipt Generator job to make (admins only): one receipt per supporter for a
     tax year (a calendar year): the year before each run, or a fixed one."""
 
@@ -239,7 +246,7 @@ class JobIn(RootModel[Annotated[JOB_BODIES, Field(discriminator="type")]]):
     or a receipt generator (admins only)."""
 
 
-class JobUpdateIn(Closed):
+class JobUpdateIn(Body):
     """What to change on a job (only the fields sent change): its name, who is emailed about
     its runs, and for an export its settings."""
 
@@ -294,7 +301,7 @@ class ImportQuery(Closed):
     )
 
 
-class ExportServiceIn(Closed):
+class ExportServiceIn(Body):
     """An export to run now (POST /exports): a saved export job's settings (job_id), the
     settings themselves, or a saved job's with some of them changed."""
 

@@ -42,7 +42,7 @@ ERRORS = {
     429: "Too many requests for this token: wait Retry-After seconds",
     503: "A service Conveyor needs (the queue, the file store) is not answering",
 }
-ALWAYS = (401, 429)
+ALWAYS = (400, 401, 429)  # 400: a NUL in any query value or body (webapp.guards), on every route
 
 
 @dataclass(frozen=True)
