@@ -348,6 +348,9 @@ def test_bad_bodies_and_bad_query_values_are_documented_4xx(api, document, world
             ):
                 answer = api(method, address, world.writer, **kwargs)
                 assert answer.status_code == status, (method, address, kwargs, answer.json)
+        if any(parameter["in"] == "query" for parameter in operation["parameters"]):
+            typo = api(method, f"{address}?limt=500", world.writer, **sent(operation))  # not ignored
+            assert typo.status_code == 422 and "limt" in typo.json["error"]["problems"], (method, address)
         nul = api(method, f"{address}?note=%00", world.writer)  # the app-wide NUL guard, documented
         assert nul.status_code == 400 and "400" in operation["responses"], (method, address)
         for parameter in operation["parameters"]:

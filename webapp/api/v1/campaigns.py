@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from webapp.api.v1.answers import run_out
 from webapp.api.v1.core import fail, iso
 from webapp.api.v1.runs import act_on_run
-from webapp.api.v1.schemas import Body, RunOut
+from webapp.api.v1.schemas import Body, Closed, RunOut
 from webapp.api.v1.spec import operation
 from webapp.campaigns.common import (
     campaign_or_404,
@@ -61,7 +61,7 @@ class CampaignDetail(CampaignOut):
     sends: list[RunOut]
 
 
-class PreviewQuery(BaseModel):
+class PreviewQuery(Closed):
     """Whom to preview the email for."""
 
     email: str = Field(default="", max_length=255, description="a supporter's email; else the first")

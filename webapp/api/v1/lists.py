@@ -9,12 +9,12 @@ from typing import Any
 
 from flask import current_app, url_for
 from flask_login import current_user
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import Row
 
 from webapp.api.v1.answers import RUN_COLUMNS, run_fields, runs_out
 from webapp.api.v1.core import fail
-from webapp.api.v1.schemas import MonitorPage, RunPage
+from webapp.api.v1.schemas import Closed, MonitorPage, RunPage
 from webapp.api.v1.spec import operation
 from webapp.jobtypes import REGISTRY
 from webapp.models.runs import Run
@@ -29,7 +29,7 @@ MONITOR_COLUMNS = (*RUN_COLUMNS, Run.sort_at)  # and where the next page starts
 STATES = frozenset(state.value for state in RunState)
 
 
-class HistoryQuery(BaseModel):
+class HistoryQuery(Closed):
     """History's filters and where a page starts."""
 
     type: str | None = Field(default=None, description="a job type's key")
@@ -39,7 +39,7 @@ class HistoryQuery(BaseModel):
     after: int | None = Field(default=None, description="the page before (newer than) this run id")
 
 
-class MonitorQuery(BaseModel):
+class MonitorQuery(Closed):
     """Where a page of the monitor starts."""
 
     cursor: str | None = Field(default=None, description="the `next` address's cursor")

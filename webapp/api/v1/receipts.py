@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from webapp import audit
 from webapp.api.v1.core import fail, iso
-from webapp.api.v1.schemas import Body
+from webapp.api.v1.schemas import Body, Closed
 from webapp.api.v1.spec import PDF, operation
 from webapp.extensions import db
 from webapp.models.money import Receipt, ReceiptItem
@@ -58,7 +58,7 @@ class ReceiptPage(BaseModel):
     previous: str | None
 
 
-class ReceiptQuery(BaseModel):
+class ReceiptQuery(Closed):
     """Which receipts, and where a page starts."""
 
     number: int | None = Field(default=None, ge=1, le=MAX_ID)

@@ -11,6 +11,7 @@ from flask import url_for
 from pydantic import BaseModel, Field, field_validator
 
 from webapp.api.v1.core import fail, iso
+from webapp.api.v1.schemas import Closed
 from webapp.api.v1.spec import operation
 from webapp.extensions import db
 from webapp.models.people import Supporter
@@ -50,7 +51,7 @@ class SupporterPage(BaseModel):
     previous: str | None
 
 
-class SupporterQuery(BaseModel):
+class SupporterQuery(Closed):
     """What to search for and where a page starts."""
 
     q: str = Field(default="", max_length=200, description="part of an email or a name, any case")

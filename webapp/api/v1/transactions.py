@@ -18,7 +18,7 @@ from werkzeug.datastructures import FileStorage
 from webapp import audit
 from webapp.api.v1.core import fail
 from webapp.api.v1.imports import discard, map_pairs, started_once
-from webapp.api.v1.schemas import RunOut
+from webapp.api.v1.schemas import Closed, RunOut
 from webapp.api.v1.spec import operation
 from webapp.csvfiles import CsvProblem
 from webapp.engine.runs import start_run
@@ -71,7 +71,7 @@ class TransactionPage(BaseModel):
     previous: str | None
 
 
-class TransactionQuery(BaseModel):
+class TransactionQuery(Closed):
     """Which transactions, and where a page starts."""
 
     date_from: date | None = Field(default=None, description="received on or after, YYYY-MM-DD")
@@ -91,7 +91,7 @@ class TransactionQuery(BaseModel):
         return None if value == "" else value
 
 
-class TransactionImportQuery(BaseModel):
+class TransactionImportQuery(Closed):
     """How to read a transaction import's CSV body and match its lines: the query string."""
 
     name: str = Field(default="Transaction import through the API", min_length=1, max_length=200)
