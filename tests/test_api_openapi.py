@@ -545,9 +545,17 @@ def test_no_token_a_wrong_a_revoked_or_an_expired_token_and_a_browser_session_ar
 
 def test_an_unknown_address_or_method_under_the_api_is_a_json_error(api, world):
     for secret in (world.writer, None):
-        for path in ("/api/v1/nothing-here", "/api/v1/runs/1/explode", "/api/v1/runs/abc", "/api/v1/"):
+        for path in (
+            "/api/v1/nothing-here",
+            "/api/v1/runs/1/explode",
+            "/api/v1/runs/abc",
+            "/api/v1/",
+            "/api/v1",
+        ):
             answer = api("get", path, secret)
             assert answer.status_code == 404 and answer.json["error"]["code"] == "not_found", path
+    listed = api("get", "/api/v1/supporters", world.writer)
+    assert listed.status_code == 200 and listed.headers["Cache-Control"] == "no-store"  # personal data
     wrong = api("delete", "/api/v1/monitor", world.writer)
     assert wrong.status_code == 405 and wrong.json["error"]["code"]
 

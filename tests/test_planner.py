@@ -405,3 +405,18 @@ def test_a_pause_cannot_resume_after_2100(app, client, logged_in, job):
     )
     assert LATER_THAN_PLANNABLE in response.get_data(as_text=True)
     assert db.session.execute(db.select(JobSchedule)).scalar_one().paused_at is None
+
+
+@pytest.mark.parametrize("resume_on", ["2000-01-01", "today"])
+def test_a_pause_cannot_resume_on_a_day_that_has_come(app, client, logged_in, job, resume_on):
+    """It would resume at the scheduler's next look: a pause of a minute, not what was meant."""
+    daily(job)
+    if resume_on == "today":
+        resume_on = to_local(utcnow(), app.config["TIMEZONE"]).date().isoformat()
+    response = client.post(
+        f"/jobs/{job.id}/schedule/pause",
+        follow_redirects=True,
+        data={"reason": "Audit", "resume_on": resume_on},
+    )
+    assert "Choose a day after today, or leave it empty to resume by hand." in response.get_data(as_text=True)
+    assert db.session.execute(db.select(JobSchedule)).scalar_one().paused_at is None

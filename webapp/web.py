@@ -29,7 +29,12 @@ def is_htmx() -> bool:
 
 def wants_json() -> bool:
     """API clients get JSON errors; browsers get pages."""
-    return request.path.startswith("/api/") or (request.accept_mimetypes.best == "application/json")
+    return _under(request.path, "/api") or (request.accept_mimetypes.best == "application/json")
+
+
+def _under(path: str, prefix: str) -> bool:
+    """Whether `path` is `prefix` itself or an address below it."""
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def safe_path(target: str | None, fallback: str) -> str:
@@ -154,7 +159,7 @@ ERROR_CODES = {
 
 
 def _error(status: int, title: str, message: str):
-    if request.path.startswith("/api/v1/"):
+    if _under(request.path, "/api/v1"):
         return jsonify(error={"code": ERROR_CODES.get(status, "error"), "message": message}), status
     if wants_json():
         return jsonify(error=message, status=status), status

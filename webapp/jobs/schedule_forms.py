@@ -21,7 +21,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from webapp.formutil import choices
+from webapp.formutil import choices, local_today
 from webapp.models.base import utcnow
 from webapp.rules.clock import check_plannable, format_day, format_local, local_to_utc, to_local
 from webapp.rules.recurrence import (
@@ -268,6 +268,10 @@ class PauseForm(FlaskForm):
 
     reason = StringField("Reason", validators=[DataRequired(), Length(max=300)])
     resume_on = DateField("Resume automatically on", validators=[Optional(), refuse_unplannable])
+
+    def validate_resume_on(self, field: DateField) -> None:
+        if field.data and field.data <= local_today():  # (it would resume at the scheduler's next look)
+            raise ValidationError("Choose a day after today, or leave it empty to resume by hand.")
 
 
 class BlackoutForm(FlaskForm):

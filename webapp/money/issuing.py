@@ -308,11 +308,11 @@ def void(receipt: Receipt, reason: str) -> None:
             .execution_options(synchronize_session=False)
         ),
     ).rowcount
+    db.session.refresh(receipt)  # (voided meanwhile by another request: its status now)
     if not changed:
         raise VoidError(
             f"Receipt {receipt.number} is {receipt.status}: only an issued receipt can be voided."
         )
-    db.session.refresh(receipt)
 
 
 def letterhead() -> Letterhead:

@@ -52,6 +52,13 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat()
 
 
+@bp.after_request
+def not_kept(response):
+    """Answers hold supporters' data: no browser, proxy or client library keeps a copy."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.errorhandler(ApiError)
 def api_error(error: ApiError):
     response = jsonify(error={"code": error.code, "message": error.message, **error.extra})

@@ -95,7 +95,7 @@ def create_job(body: JobIn):
     wanted = body.root
     job_type = get_job_type(wanted.type)
     if job_type.admins_only and not current_user.is_admin:
-        raise fail(403, f"only an admin can make a {job_type.label} job (receipts are the organisation's)")
+        raise fail(403, f"only an admin can make {job_type.label} jobs (receipts are the organisation's)")
     form = _form_for(wanted)
     validated(form, "job")
     job = Job(
