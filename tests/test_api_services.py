@@ -314,6 +314,16 @@ def test_the_same_idempotency_key_answers_the_first_run(app, client, auth, write
     own = post_import(client, theirs, PEOPLE, **{"Idempotency-Key": "nightly-2026-11-30"})
     assert own.status_code == 202 and "Idempotent-Replayed" not in own.headers  # and per user
     assert Run.query.count() == 4
+    # the key with another file or other settings: not the first run's answer (it would drop them)
+    other_file = post_import(
+        client, writer, PEOPLE + "eve@example.org,Eve,10001\n", **{"Idempotency-Key": "nightly-2026-11-30"}
+    )
+    assert other_file.status_code == 422 and "another request" in other_file.json["error"]["message"]
+    other_fields = post_export(
+        client, writer, {"fields": ["email"]}, **{"Idempotency-Key": "nightly-2026-11-30"}
+    )
+    assert other_fields.status_code == 422
+    assert Run.query.count() == 4
 
 
 def test_a_refused_request_frees_its_idempotency_key(app, client, writer):

@@ -299,9 +299,11 @@ def _accepted(run: Run, *, replayed: bool = False) -> Response:
     return response
 
 
-def _claim(scope: str) -> str | Run | None:
-    """The Redis key now held for this request's Idempotency-Key, or the run it started before
-    (None: no key sent, or Redis unreachable)."""
+def _claim(scope: str) -> tuple[str, str] | Run | None:
+    """The Redis key now held for this request's Idempotency-Key (and the request's
+    fingerprint), or the run it started before (None: no key sent, or Redis unreachable). The
+    key sent with another request than its first (another query, type, length or JSON body) is
+    a 422: answering the first run would drop what this one sent."""
     sent = request.headers.get("Idempotency-Key")
     if sent is None:
         return None
@@ -309,30 +311,47 @@ def _claim(scope: str) -> str | Run | None:
         raise fail(400, "Idempotency-Key must be 1 to 255 printable characters")
     digest = hashlib.sha256(sent.encode()).hexdigest()
     name = f"{current_app.config['QUEUE_NAME']}:api-once:{current_user.id}:{scope}:{digest}"
+    request_print = _fingerprint()
     try:
         connection = redis_connection()
-        if connection.set(name, "pending", nx=True, ex=PENDING):
-            return name
+        if connection.set(name, f"pending {request_print}", nx=True, ex=PENDING):
+            return name, request_print
         first = connection.get(name)
     except RedisError as problem:
         current_app.logger.warning("Idempotency-Key not kept: Redis unreachable (%s)", problem)
         return None
-    if first is None or not first.isdigit():
+    held, _, first_print = (first.decode() if isinstance(first, bytes) else first or "").partition(" ")
+    if first_print and first_print != request_print:  # (none: kept by an older version)
+        raise fail(422, "this Idempotency-Key was sent with another request: use a new key for a new request")
+    if not held.isdigit():
         raise fail(409, "a request with this Idempotency-Key is still being answered: ask again shortly")
-    return run_or_404(int(first))
+    return run_or_404(int(held))
 
 
-def _remember(name: str | None, run: Run) -> None:
-    if name is not None:
+def _fingerprint() -> str:
+    """What tells two requests apart without reading a streamed body: the query, the body's
+    type and length, and a JSON body itself (small: read whole anyway)."""
+    parts = [
+        request.query_string.decode("latin-1"),
+        request.content_type or "",
+        str(request.content_length),
+        request.get_data(cache=True).decode("utf-8", "replace") if request.is_json else "",
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def _remember(held: tuple[str, str] | None, run: Run) -> None:
+    if held is not None:
+        name, request_print = held
         try:
-            redis_connection().set(name, str(run.id), ex=REMEMBERED)
+            redis_connection().set(name, f"{run.id} {request_print}", ex=REMEMBERED)
         except RedisError as problem:
             current_app.logger.warning("Idempotency-Key not kept: Redis unreachable (%s)", problem)
 
 
-def _forget(name: str | None) -> None:
-    if name is not None:
+def _forget(held: tuple[str, str] | None) -> None:
+    if held is not None:
         try:
-            redis_connection().delete(name)
+            redis_connection().delete(held[0])
         except RedisError:
             pass  # it expires by itself
