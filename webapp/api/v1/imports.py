@@ -321,7 +321,7 @@ def _claim(scope: str) -> tuple[str, str] | Run | None:
         current_app.logger.warning("Idempotency-Key not kept: Redis unreachable (%s)", problem)
         return None
     held, _, first_print = (first.decode() if isinstance(first, bytes) else first or "").partition(" ")
-    if first_print and first_print != request_print:  # (none: kept by an older version)
+    if first_print and not _same_request(first_print, request_print):  # (none: an older version's)
         raise fail(422, "this Idempotency-Key was sent with another request: use a new key for a new request")
     if not held.isdigit():
         raise fail(409, "a request with this Idempotency-Key is still being answered: ask again shortly")
@@ -330,14 +330,24 @@ def _claim(scope: str) -> tuple[str, str] | Run | None:
 
 def _fingerprint() -> str:
     """What tells two requests apart without reading a streamed body: the query, the body's
-    type and length, and a JSON body itself (small: read whole anyway)."""
+    type and a JSON body itself (small: read whole anyway), then the body's length ("-": sent
+    in chunks, not known)."""
     parts = [
         request.query_string.decode("latin-1"),
         request.content_type or "",
-        str(request.content_length),
         request.get_data(cache=True).decode("utf-8", "replace") if request.is_json else "",
     ]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+    length = request.content_length
+    return (
+        hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32] + f":{'-' if length is None else length}"
+    )
+
+
+def _same_request(first: str, this: str) -> bool:
+    """Whether two fingerprints may be of the same request (a length not known matches any)."""
+    first_digest, _, first_length = first.partition(":")
+    digest, _, length = this.partition(":")
+    return first_digest == digest and (first_length == length or "-" in (first_length, length))
 
 
 def _remember(held: tuple[str, str] | None, run: Run) -> None:
