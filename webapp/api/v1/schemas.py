@@ -290,7 +290,7 @@ class ImportQuery(Closed):
         le=2**31 - 1,
         description="a saved User Data Import job: its mapping is used",
     )
-    map: str | None = Field(
+    map: list[str] | None = Field(
         default=None,
         description="Column:field, once per column to import (repeat the parameter), e.g. "
         "map=E-mail:email&map=Given name:first_name; a field left empty ignores the column. "

@@ -102,7 +102,7 @@ def operation(
             if body is not None and "application/json" in body_types:
                 kwargs["body"] = _validated(body, _json_body())
             if query is not None:
-                kwargs["query"] = _validated(query, request.args.to_dict())
+                kwargs["query"] = _validated(query, _query_values(query))
             return _answer(view(**kwargs), next(iter(answers)))
 
         bp.add_url_rule(rule, view.__name__, served, methods=[method])
@@ -138,6 +138,16 @@ def _json_body() -> Any:
         raise ApiError(400, "malformed_json", "the body nests too deeply to be read") from None
     except ValueError:  # (not JSON, not UTF-8, or a number too long to read)
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+
+
+def _query_values(model: type[BaseModel]) -> dict[str, Any]:
+    """The query string as `model` takes it: every value of a list field (`map=…&map=…`), the
+    first of any other."""
+    values: dict[str, Any] = request.args.to_dict()
+    for name, declared in model.model_fields.items():
+        if name in request.args and "list[" in str(declared.annotation):
+            values[name] = request.args.getlist(name)
+    return values
 
 
 def _validated(model: type[BaseModel], data: Any) -> BaseModel:

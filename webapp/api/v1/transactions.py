@@ -103,7 +103,7 @@ class TransactionImportQuery(Closed):
     unknown: Literal["create", "reject"] = Field(default="create", description="when no supporter matches")
     default_currency: str = Field(default="USD", description="ISO 4217, for a line with no currency")
     readd_deleted: bool = Field(default=False, description="re-add supporters deleted on request earlier")
-    map: str | None = Field(
+    map: list[str] | None = Field(
         default=None,
         description="Column:field, once per column to import (repeat the parameter), e.g. map=Gift:amount; "
         f"the fields: {', '.join(IMPORT_FIELDS)}. Without map each column is mapped as the mapping page "
