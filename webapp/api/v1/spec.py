@@ -18,6 +18,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from webapp.api.v1.core import READING, ApiError, bp
 from webapp.api.v1.schemas import ErrorAnswer
+from webapp.request_args import MAX_ID
 
 REF = "#/components/schemas/{model}"
 FILE = "file"  # an answer that is a file (text/csv), not JSON
@@ -184,7 +185,11 @@ def _path(rule: str) -> tuple[str, list[dict]]:
         converter, name = found.group(1), found.group(2)
         schema: dict[str, Any] = {"type": "string"}
         if converter == "int":
-            schema = {"type": "integer", "minimum": 0}
+            schema = {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_ID,
+            }  # ids: 1 up to the database's largest
         elif converter and converter.startswith("any("):
             schema = {"type": "string", "enum": [x.strip() for x in converter[4:-1].split(",")]}
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
