@@ -141,6 +141,10 @@ def test_the_form_refuses_a_past_expiry_and_a_second_token_of_the_same_name(clie
         "/account/api-tokens/", data={"name": "Sync", "access": "read", "expires_on": "2020-01-01"}
     )
     assert past.status_code == 400 and "Choose a day after today" in past.get_data(as_text=True)
+    far = client.post(
+        "/account/api-tokens/", data={"name": "Sync", "access": "read", "expires_on": "9999-12-31"}
+    )  # (its last second in UTC would be past year 9999: a 500)
+    assert far.status_code == 400 and "on or before Dec 31, 2100" in far.get_data(as_text=True)
     assert client.post("/account/api-tokens/", data={"name": "Sync", "access": "write"}).status_code == 201
     again = client.post("/account/api-tokens/", data={"name": "Sync", "access": "write"})  # sent twice
     assert again.status_code == 400 and "already have a token named" in again.get_data(as_text=True)

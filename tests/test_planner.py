@@ -420,3 +420,22 @@ def test_a_pause_cannot_resume_on_a_day_that_has_come(app, client, logged_in, jo
     )
     assert "Choose a day after today, or leave it empty to resume by hand." in response.get_data(as_text=True)
     assert db.session.execute(db.select(JobSchedule)).scalar_one().paused_at is None
+
+
+@pytest.mark.parametrize("field", ["start_date", "blackout"])
+def test_a_day_before_1970_is_refused_for_a_schedule_and_a_blackout(app, client, logged_in, job, field):
+    """Year 1 was saved, then shown as no date at all (a browser's date field wants four digits)."""
+    from webapp.models import Blackout
+
+    if field == "start_date":
+        page = save(client, job, weekdays=["0"], start_date="0001-01-01")
+        assert JobSchedule.query.count() == 0
+    else:
+        daily(job)
+        page = client.post(
+            f"/jobs/{job.id}/blackouts",
+            data={"start_date": "0001-01-01", "end_date": "0001-01-02", "reason": "Old"},
+            follow_redirects=True,
+        )
+        assert Blackout.query.count() == 0
+    assert "Choose a date on or after Jan 1, 1970." in page.get_data(as_text=True)

@@ -108,6 +108,8 @@ def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(ap
         "ann@example.org,abc,EUR1,2026-02-30,one_off,t15,\n"  # 19: three problems
         "ann@example.org,7,,2026-01-06,Refund,t16,2\n"  # 20: good, stored negative
         "ann@example.org,0.00,USD,2026-01-06,one_off,t17,\n"  # 21: nothing given
+        "ann@example.org,5,USD,0001-01-01,one_off,t18,\n"  # 22: a typo for the year
+        "ann@example.org,99999999999999,USD,2026-01-06,one_off,t19,\n"
     )
     run = run_transactions(app, users["user"], tmp_path, text, ALL_COLUMNS, unknown="reject")
     assert run.state is RunState.COMPLETED
@@ -130,8 +132,10 @@ def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(ap
         "line 19: 'abc' is not a number for amount; 'EUR1' is not a currency code (ISO 4217, like USD, "
         "EUR or GBP); '2026-02-30' is not a date: write it as yyyy-mm-dd (like 2026-01-31)",
         "line 21: amount 0.00 is zero: a gift or refund has an amount",
+        "line 22: date 0001-01-01 is before 1900-01-01: check the year",
+        "line 23: '99999999999999' is too large for amount (at most 9,999,999,999.99)",
     ]
-    assert (run.checked, run.created, run.rejected, run.skipped, run.updated) == (20, 3, 17, 0, 0)
+    assert (run.checked, run.created, run.rejected, run.skipped, run.updated) == (22, 3, 19, 0, 0)
     stored = {
         t.external_id: (t.amount, t.currency, t.received_on, t.kind, t.tax_deductible, t.run_id, t.owner_id)
         for t in Transaction.query.filter_by(run_id=run.id)
@@ -144,11 +148,11 @@ def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(ap
     }
     assert run.has_result  # the import report of the rejected lines
     assert job_type_for("transaction_import").counts(run) == [
-        ("Lines checked", 20),
+        ("Lines checked", 22),
         ("Transactions created", 3),
         ("Supporters created", 0),
         ("Supporters updated", 0),
-        ("Lines rejected", 17),
+        ("Lines rejected", 19),
     ]
 
 

@@ -71,6 +71,20 @@ def test_created_since_filter_uses_the_account_time_zone(app, users):
     assert rows(run) == [["Email"], ["after@example.org"]]
 
 
+def test_a_since_day_before_any_supporter_is_refused_and_a_stored_one_runs_east_of_utc(
+    app, client, auth, users
+):
+    auth.login("user@example.org")
+    form = {"name": "Old", "fields": ["email"], "filter": "created_since", "since": "0001-01-01"}
+    refused = client.post("/jobs/new/export", data=form)
+    assert "Choose a date on or after Jan 1, 1970." in refused.get_data(as_text=True)
+    # a job saved before the check: its first day begins before the first instant in Tokyo
+    app.config["TIMEZONE"] = "Asia/Tokyo"
+    add("anyone@example.org")
+    run = run_export(app, users["user"], fields=["email"], filter_="created_since", since="0001-01-01")
+    assert run.state is RunState.COMPLETED and rows(run) == [["Email"], ["anyone@example.org"]]
+
+
 def test_cells_that_look_like_formulas_are_neutralised(app, users):
     add(
         "x@example.org",

@@ -23,7 +23,14 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from webapp.formutil import choices, local_today
 from webapp.models.base import utcnow
-from webapp.rules.clock import check_plannable, format_day, format_local, local_to_utc, to_local
+from webapp.rules.clock import (
+    LAST_PLANNABLE,
+    check_plannable,
+    format_day,
+    format_local,
+    local_to_utc,
+    to_local,
+)
 from webapp.rules.recurrence import (
     PAST_SLOT_MESSAGE,
     SLOT_MINUTES,
@@ -200,7 +207,7 @@ class ScheduleForm(FlaskForm):
         is refused at 01:30 in the hour repeated when clocks fall back if its first 01:45 is over."""
         if self.kind.data != ScheduleKind.ONCE or not isinstance(self.once_at.data, datetime):
             return False
-        if check_plannable(self.once_at.data) is not None:
+        if self.once_at.data.date() > LAST_PLANNABLE:
             return False  # (too far ahead to plan: refused as such)
         try:
             return local_to_utc(self.once_at.data, current_app.config["TIMEZONE"]) <= utcnow()
@@ -214,9 +221,10 @@ class ScheduleForm(FlaskForm):
             field = getattr(self, name)
             field.errors = [*field.errors, "Required for this kind of schedule."]
         if self.kind.data == ScheduleKind.ONCE and self.once_at.data:
-            problem = check_plannable(self.once_at.data)
-            if problem is None and self.enabled.data and self.once_in_past():
+            problem = None
+            if self.enabled.data and self.once_in_past():
                 problem = once_past_message(current_app.config["TIMEZONE"])
+            problem = problem or check_plannable(self.once_at.data)
             if problem:
                 self.once_at.errors = [*self.once_at.errors, problem]
 

@@ -151,8 +151,10 @@ def _number(name: str, value: str) -> str:
         number = Decimal(value.replace(",", "").lstrip("$"))
     except InvalidOperation:
         raise Invalid(f"'{_shown(value)}' is not a number for {name}") from None
-    if not number.is_finite() or abs(number) >= TOO_LARGE:
+    if not number.is_finite():
         raise Invalid(f"'{_shown(value)}' is not a number for {name}")
+    if abs(number) >= TOO_LARGE:
+        raise Invalid(f"'{_shown(value)}' is too large for {name} (at most {TOO_LARGE - CENT:,})")
     return str(number.quantize(CENT))
 
 

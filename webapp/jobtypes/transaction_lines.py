@@ -34,6 +34,7 @@ KINDS = {
 KIND_WORDS = {"one_off": "one-off gift", "recurring": "recurring gift", "refund": "refund"}
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.+\-Z ]*)?")
 DATE_FORMAT = "yyyy-mm-dd (like 2026-01-31)"
+EARLIEST_GIFT = "1900-01-01"  # (ISO dates compare as text) an earlier one is a typo for its year
 TEXT_LIMITS = {"payment_method": 40, "appeal": 80, "transaction_id": 100, "external_id": 100}
 TEXT_NAMES = {
     "payment_method": "payment method",
@@ -229,6 +230,8 @@ class LineParser:
             return Problem(f"'{fields._shown(cell)}' is not a date: write it as {DATE_FORMAT}")
         if day > self.today:
             return Problem(f"date {day} is in the future")
+        if day < EARLIEST_GIFT:
+            return Problem(f"date {day} is before {EARLIEST_GIFT}: check the year")
         return day
 
     def parse(self, batch: RecordBatch) -> list[Line]:

@@ -19,7 +19,7 @@ from webapp.extensions import db
 from webapp.formutil import choices
 from webapp.jobtypes.base import JobType
 from webapp.models.people import FIELDS_BY_NAME, SUPPORTER_FIELDS, Supporter
-from webapp.rules.clock import local_midnight_utc
+from webapp.rules.clock import check_plannable, local_midnight_utc
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
@@ -51,6 +51,10 @@ class ExportForm(FlaskForm):
         description="Excel then shows accented names (Zoë, José) as they are; "
         "leave it off for a program that wants plain UTF-8.",
     )
+
+    def validate_since(self, field: DateField) -> None:
+        if problem := check_plannable(field.data):
+            raise ValidationError(problem)
 
     def validate_fields(self, field: SelectMultipleField) -> None:
         if not field.data:

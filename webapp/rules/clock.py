@@ -14,8 +14,10 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-# The last day Conveyor plans anything on (schedules, blackouts, campaign launches): forms refuse
-# later dates, and a stored schedule past it is reported instead of planned.
+# The days Conveyor plans anything on (schedules, blackouts, campaign launches, token expiry):
+# forms refuse others, and a stored schedule outside them is reported instead of planned. (Before
+# the first, a year of fewer than four digits is no date a browser's date field shows.)
+FIRST_PLANNABLE = date(1970, 1, 1)
 LAST_PLANNABLE = date(2100, 12, 31)
 
 
@@ -39,9 +41,13 @@ def format_local(moment: datetime | None, tz_name: str, *, with_date: bool = Tru
 
 
 def local_midnight_utc(day: str, tz_name: str) -> datetime:
-    """The naive UTC instant at which the ISO date `day` begins in the account time zone."""
+    """The naive UTC instant at which the ISO date `day` begins in the account time zone (the
+    first instant there is, for a day that began before it: Jan 1 of year 1 east of UTC)."""
     start = datetime.fromisoformat(day).replace(tzinfo=ZoneInfo(tz_name))
-    return start.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return start.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        return datetime.min if start.year == 1 else datetime.max
 
 
 def format_duration(seconds: float | None) -> str:
@@ -113,6 +119,8 @@ def check_plannable(value: date | datetime | None) -> str | None:
     day = value.date() if isinstance(value, datetime) else value
     if day > LAST_PLANNABLE:
         return f"Choose a date on or before {format_day(LAST_PLANNABLE)}: Conveyor cannot plan later dates."
+    if day < FIRST_PLANNABLE:
+        return f"Choose a date on or after {format_day(FIRST_PLANNABLE)}."
     return None
 
 

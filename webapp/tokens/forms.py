@@ -7,6 +7,7 @@ from wtforms import DateField, RadioField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from webapp.formutil import choices, local_today
+from webapp.rules.clock import check_plannable
 
 
 class NewTokenForm(FlaskForm):
@@ -30,3 +31,5 @@ class NewTokenForm(FlaskForm):
             raise ValidationError(
                 "Choose a day after today, or leave it empty for a token that does not expire."
             )
+        if problem := check_plannable(field.data):
+            raise ValidationError(problem)
