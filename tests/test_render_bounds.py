@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from webapp.extensions import db
-from webapp.mailing.render import SAMPLE_SUPPORTER, CompiledCampaign, RenderError
+from webapp.mailing.render import SAMPLE_SUPPORTER, CompiledCampaign, RenderError, render_problems
 from webapp.models import Campaign, Job
 
 QUICK = 5.0  # seconds: generous for a loaded machine; the old code took 30 s and more, or hung
@@ -116,6 +116,14 @@ def test_an_ordinary_template_with_merge_fields_loops_and_filters_still_renders(
         "{% set ns.total = ns.total + n %}{% endfor %}{{ ns.total }}"
     )
     assert text.startswith("Dear ALEX Sample,\n123 Springfield, IL 12.50    x abab 1024 Alex! a+b\n6")
+
+
+@pytest.mark.parametrize("printed", ["self", "range", "dict", "lipsum", "cycler(1, 2)", "namespace()"])
+def test_the_templates_own_objects_are_refused_when_printed(printed):
+    """They pass the merge-field check (they may be used); printed, every recipient got
+    "<TemplateReference None>" or the like."""
+    problems = render_problems("Hi", f"<p>Hi {{{{ first_name }}}}</p>{{{{ {printed} }}}}", "Hi")
+    assert problems["html_body"].startswith("the template cannot be rendered: {{ … }} prints a value")
 
 
 def test_text_just_under_the_bounds_still_renders():

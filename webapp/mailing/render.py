@@ -20,6 +20,8 @@ from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, V
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from email.header import Header
 from email.utils import formatdate, make_msgid, parseaddr
 from functools import wraps
@@ -156,6 +158,20 @@ def _checked(value: Any) -> Any:
     elif _text_size(value) > MAX_OUTPUT:
         raise LimitError(_BUILDS)
     return value
+
+
+_PRINTABLE = (str, int, float, Decimal, date, list, tuple, dict, type(None))  # (bool is an int)
+
+
+def _printed(value: Any) -> Any:
+    """What `{{ … }}` prints: a value (text, a number, a date, a list of them), never one of the
+    template's own objects, which went out as "<TemplateReference None>" to every recipient
+    (`{{ self }}`, `{{ range }}`, `{{ dict }}`, `{{ cycler }}` pass the merge-field check: they
+    may be used, not printed)."""
+    if not isinstance(value, _PRINTABLE) or isinstance(value, type):
+        shown = getattr(type(value), "__name__", "object") if not isinstance(value, type) else value.__name__
+        raise SecurityError(f"{{{{ … }}}} prints a value, and this is the template's own {shown}")
+    return _checked(value)
 
 
 def _bounded_join(pieces: Iterable[str]) -> str:
@@ -478,7 +494,7 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
     concat = staticmethod(_bounded_join)
 
     def __init__(self, *, autoescape: bool) -> None:
-        super().__init__(autoescape=autoescape, undefined=StrictUndefined, finalize=_checked)
+        super().__init__(autoescape=autoescape, undefined=StrictUndefined, finalize=_printed)
         self.globals.update(range=_range, lipsum=_lipsum)
         self.filters = {
             name: _bounded_filter(func, _FILTER_GUARDS.get(name)) for name, func in self.filters.items()
