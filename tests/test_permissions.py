@@ -448,6 +448,14 @@ def _history_user(client, mine, theirs):
     )
 
 
+def _history_job(client, mine, theirs):
+    job = theirs["jobs"][0]
+    response = client.get(f"/history?job={job}")
+    return response, response.status_code == 200 and f'name="job" value="{job}"' in response.get_data(
+        as_text=True
+    )
+
+
 def _supporter_delete_filter(client, mine, theirs):
     from webapp.models import Job
 
@@ -473,6 +481,7 @@ ID_FIELDS = {
     ("monitor.updates", "ids"): (_monitor_ids, False, True),
     ("monitor.dismiss_finished", "run"): (_dismiss_finished_ids, False, True),
     ("monitor.history", "user"): (_history_user, True, True),
+    ("monitor.history", "job"): (_history_job, True, True),
 }
 
 
@@ -632,6 +641,7 @@ def test_every_id_field_is_in_the_matrix(app):
         ("monitor/routes.py", "ids"),
         ("monitor/routes.py", "run"),
         ("monitor/routes.py", "user"),
+        ("monitor/routes.py", "job"),
     }
     assert {name for _, name in ID_FIELDS} == {n for _, n in covered_fields | covered_values}
     unclassified = [

@@ -211,6 +211,7 @@ class HistoryFilter:
     job_type: str = ""
     state: str = ""
     user_id: int | None = None
+    job_id: int | None = None  # one job's runs (a job the viewer may see: permissions.job_or_404)
 
     def params(self) -> dict[str, Any]:
         """The values of the filters in use, as the parameters of _history_statement."""
@@ -218,6 +219,7 @@ class HistoryFilter:
             "job_type": self.job_type,
             "state": self.state and RunState(self.state),
             "user_id": self.user_id,
+            "job_id": self.job_id,
         }
         return {name: value for name, value in values.items() if value}
 
@@ -236,6 +238,8 @@ def _history_statement(sees_all: bool, filters: frozenset[str], page_from: str) 
         query = query.where(Run.state == bindparam("state", type_=Run.state.type))
     if "user_id" in filters:
         query = query.where(Run.owner_id == bindparam("user_id"))
+    if "job_id" in filters:
+        query = query.where(Run.job_id == bindparam("job_id"))
     if page_from == "after":
         return query.where(Run.id > bindparam("id")).order_by(Run.id.asc()).limit(bindparam("limit"))
     if page_from == "before":
@@ -258,6 +262,15 @@ def history_page(user: User, filters: HistoryFilter, keyset: Keyset) -> KeysetPa
         .all()
     )
     return keyset.page(rows)
+
+
+def history_count(user: User, job_id: int) -> int:
+    """How many runs of a job History lists to `user` (the runs that happened: those with a
+    number), for a job page's "All N runs in History"."""
+    query = select(func.count()).select_from(Run).where(Run.job_id == job_id, Run.number.is_not(None))
+    if not user.is_super_admin:
+        query = query.where(Run.owner_id == user.id)
+    return db.session.execute(query).scalar_one()
 
 
 @cache

@@ -16,6 +16,7 @@ from webapp.monitor.queries import (
     POLLED,
     HistoryFilter,
     folded_steps,
+    history_count,
     history_page,
     monitor_page,
     new_monitor_runs,
@@ -25,7 +26,7 @@ from webapp.monitor.queries import (
 )
 from webapp.monitor.rows import history_row_html, row_html
 from webapp.paging import Keyset
-from webapp.permissions import history_user_or_404
+from webapp.permissions import history_user_or_404, job_or_404
 from webapp.request_args import as_int, choice_arg, ids_arg, int_arg, page_arg
 from webapp.rules.clock import plural
 from webapp.rules.states import RunState
@@ -38,8 +39,15 @@ STATES = frozenset(state.value for state in RunState)
 @bp.record_once
 def _row_helpers(state) -> None:
     """Every page that lists runs (monitor, History, a run's row after an action) renders its
-    rows with these."""
-    state.app.jinja_env.globals.update(row_html=row_html, history_row_html=history_row_html)
+    rows with these; a job's page links to its runs in History with their count."""
+    state.app.jinja_env.globals.update(
+        row_html=row_html, history_row_html=history_row_html, history_count=_history_count
+    )
+
+
+def _history_count(job_id: int) -> int:
+    """How many of a job's runs History shows the current user (the job page's link)."""
+    return history_count(current_user, job_id)
 
 
 @bp.route("/")
@@ -140,11 +148,15 @@ def dismiss_finished():
 @login_required
 def history():
     """Every run, newest first, filterable, a page at a time (`user`: a super admin's filter;
-    anyone else may name only themselves, see permissions.history_user_or_404)."""
+    anyone else may name only themselves, see permissions.history_user_or_404; `job`: one job's
+    runs, a job the viewer may see, else a 404)."""
+    job_id = int_arg("job")
+    job = job_or_404(job_id) if job_id is not None else None
     filters = HistoryFilter(
         job_type=choice_arg("type", REGISTRY),
         state=choice_arg("state", STATES),
         user_id=history_user_or_404(int_arg("user")),
+        job_id=job_id,
     )
     page = history_page(current_user, filters, Keyset.from_request(current_app.config["PAGE_SIZE"]))
     users = (
@@ -159,4 +171,5 @@ def history():
         filters=filters,
         users=users,
         owner_emails=dict(users),
+        job=job,
     )
