@@ -6,7 +6,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from webapp import audit
 from webapp.extensions import db
@@ -14,6 +14,7 @@ from webapp.mailing.render import MERGE_FIELDS, CompiledCampaign, RenderError
 from webapp.models.campaigns import Campaign
 from webapp.models.people import Supporter
 from webapp.models.runs import Run
+from webapp.paging import Keyset, KeysetPage
 from webapp.permissions import seen_or_404
 from webapp.rules.states import RunState
 
@@ -23,12 +24,20 @@ def campaign_or_404(campaign_id: int) -> Campaign:
     return seen_or_404(Campaign, campaign_id)
 
 
+def _visible() -> Select:
+    """The campaigns the current user may see: their own (every user's for a super admin)."""
+    query = select(Campaign)
+    return query if current_user.is_super_admin else query.where(Campaign.owner_id == current_user.id)
+
+
 def visible_campaigns() -> list[Campaign]:
     """The current user's campaigns (every user's for a super admin), newest first."""
-    query = select(Campaign).order_by(Campaign.id.desc())
-    if not current_user.is_super_admin:
-        query = query.where(Campaign.owner_id == current_user.id)
-    return list(db.session.execute(query).scalars())
+    return list(db.session.execute(_visible().order_by(Campaign.id.desc())).scalars())
+
+
+def campaigns_page(keyset: Keyset) -> KeysetPage[Campaign]:
+    """One page of the current user's campaigns (every user's for a super admin), newest first."""
+    return keyset.page(db.session.execute(keyset.narrow(_visible(), Campaign.id)).scalars().all())
 
 
 def recent_sends(campaign: Campaign) -> list[Run]:
@@ -37,6 +46,15 @@ def recent_sends(campaign: Campaign) -> list[Run]:
         return []
     query = select(Run).where(Run.job_id == campaign.job_id).order_by(Run.id.desc()).limit(20)
     return list(db.session.execute(query).scalars())
+
+
+def sends_page(campaign: Campaign, keyset: Keyset) -> KeysetPage[Run]:
+    """One page of the campaign's runs (its launch, sends to the remaining, sends after
+    groups), newest first."""
+    if not campaign.job_id:
+        return KeysetPage([], has_newer=False, has_older=False)
+    query = keyset.narrow(select(Run).where(Run.job_id == campaign.job_id), Run.id)
+    return keyset.page(db.session.execute(query).scalars().all())
 
 
 def preview_for(campaign: Campaign, email: str) -> tuple[Supporter | None, EmailMessage | None, str | None]:

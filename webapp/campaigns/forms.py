@@ -79,7 +79,11 @@ class ConditionForm(FlaskForm):
 
     field = SelectField("Field", choices=choices([("", "—")] + [(f.name, f.label) for f in SUPPORTER_FIELDS]))
     op = SelectField("Comparison", choices=choices(OPERATORS.items()))
-    value = StringField("Value", validators=[Length(max=200)])
+    value = StringField(
+        "Value",
+        validators=[Length(max=200, message="A value can be at most 200 characters.")],
+        render_kw={"maxlength": 200},
+    )
 
 
 class FilterForm(FlaskForm):

@@ -7,13 +7,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from webapp import audit
-from webapp.campaigns.common import (
-    message_parts,
-    preview_for,
-    recent_sends,
-    record_send,
-    visible_campaigns,
-)
+from webapp.campaigns.common import campaigns_page, message_parts, preview_for, record_send, sends_page
 from webapp.campaigns.forms import AUDIENCES, CampaignForm, FilterForm, merge_field_help
 from webapp.engine import launches
 from webapp.engine.queueing import QueueUnavailable
@@ -24,6 +18,7 @@ from webapp.mailing.audience import AudienceError, audience_sizes, describe_rule
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign, CampaignStatus, SavedFilter
 from webapp.models.jobs import Job
+from webapp.paging import Keyset
 from webapp.permissions import seen_or_404, usable_or_404
 from webapp.rules.clock import check_plannable, local_to_utc, utc_to_local_naive
 from webapp.rules.states import RunState
@@ -44,8 +39,9 @@ def _filters(owner_id: int) -> list[SavedFilter]:
 @bp.route("/")
 @login_required
 def index():
-    """The user's campaigns (every user's for a super admin)."""
-    return render_template("campaigns/index.html", campaigns=visible_campaigns())
+    """The user's campaigns (every user's for a super admin), newest first, a page at a time."""
+    page = campaigns_page(Keyset.from_request(current_app.config["PAGE_SIZE"]))
+    return render_template("campaigns/index.html", campaigns=page.items, page=page)
 
 
 def _form(campaign: Campaign | None) -> CampaignForm:
@@ -123,12 +119,14 @@ def edit(campaign_id: int):
 @bp.route("/<int:campaign_id>")
 @login_required
 def detail(campaign_id: int):
-    """A campaign: its content, audience, preview and runs."""
+    """A campaign: its content, audience, preview and runs (a page at a time)."""
     campaign = seen_or_404(Campaign, campaign_id)
+    page = sends_page(campaign, Keyset.from_request(current_app.config["PAGE_SIZE"]))
     return render_template(
         "campaigns/detail.html",
         campaign=campaign,
-        runs=recent_sends(campaign),
+        runs=page.items,
+        page=page,
         audiences=AUDIENCES,
         form=ConfirmForm(),
         rule=describe_rule(campaign.saved_filter.rule) if campaign.saved_filter else "",
@@ -250,7 +248,7 @@ def copy(campaign_id: int):
 @bp.route("/filters", methods=["GET", "POST"])
 @login_required
 def filters():
-    """Saved filters: the list and a form for a new one."""
+    """Saved filters: the list (newest first, a page at a time) and a form for a new one."""
     form = FilterForm()
     if form.validate_on_submit():
         rule = form.rule()
@@ -263,6 +261,9 @@ def filters():
             db.session.commit()
             flash("Filter saved.", "success")
             return redirect(url_for("campaigns.filters"))
+    keyset = Keyset.from_request(current_app.config["PAGE_SIZE"])
+    query = keyset.narrow(select(SavedFilter).where(SavedFilter.owner_id == current_user.id), SavedFilter.id)
+    page = keyset.page(db.session.execute(query).scalars().all())
     return render_template(
-        "campaigns/filters.html", form=form, filters=_filters(current_user.id), describe=describe_rule
+        "campaigns/filters.html", form=form, filters=page.items, page=page, describe=describe_rule
     )
