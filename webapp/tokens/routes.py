@@ -14,24 +14,25 @@ from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
 from webapp.models.base import utcnow
 from webapp.models.tokens import ApiToken
+from webapp.paging import Keyset
 from webapp.rules.clock import local_to_utc
 from webapp.tokens.forms import NewTokenForm
 
 bp = Blueprint("tokens", __name__, url_prefix="/account/api-tokens")
 
 
-def _own_tokens() -> list[ApiToken]:
-    query = select(ApiToken).where(ApiToken.user_id == current_user.id).order_by(ApiToken.id.desc())
-    return list(db.session.execute(query).scalars())
-
-
 def _page(form: NewTokenForm, *, secret: str | None = None, made: ApiToken | None = None, status: int = 200):
+    """The page: a page of the user's own tokens, newest first, and the form."""
+    keyset = Keyset.from_request(current_app.config["PAGE_SIZE"])
+    query = keyset.narrow(select(ApiToken).where(ApiToken.user_id == current_user.id), ApiToken.id)
+    page = keyset.page(db.session.execute(query).scalars().all())
     return (
         render_template(
             "tokens/index.html",
             form=form,
             confirm=ConfirmForm(),
-            tokens=_own_tokens(),
+            tokens=page.items,
+            page=page,
             now=utcnow(),
             secret=secret,
             made=made,
@@ -48,7 +49,10 @@ def index():
     if not form.validate_on_submit():
         return _page(form, status=400 if form.errors else 200)
     name = form.name.data.strip()
-    if any(t.name == name and t.revoked_at is None for t in _own_tokens()):
+    active_named = select(ApiToken.id).where(
+        ApiToken.user_id == current_user.id, ApiToken.name == name, ApiToken.revoked_at.is_(None)
+    )
+    if db.session.execute(active_named.limit(1)).first() is not None:
         form.name.errors = [f"You already have a token named “{name}”: revoke it, or pick another name."]
         return _page(form, status=400)
     expires_at, day = None, form.expires_on.data
