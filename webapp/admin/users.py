@@ -18,15 +18,17 @@ from webapp.auth.routes import user_by_email
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
 from webapp.models.users import Role, User
+from webapp.paging import Keyset
 from webapp.permissions import admin_required
 
 
 @bp.route("/users")
 @admin_required
 def users():
-    """Every user with role and status."""
-    rows = db.session.execute(select(User).order_by(User.email)).scalars().all()
-    return render_template("admin/users.html", users=rows)
+    """Every user with role and status, newest first, a page at a time."""
+    keyset = Keyset.from_request(current_app.config["PAGE_SIZE"])
+    page = keyset.page(db.session.execute(keyset.narrow(select(User), User.id)).scalars().all())
+    return render_template("admin/users.html", users=page.items, page=page)
 
 
 def _editable(user: User) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -29,6 +29,7 @@ from webapp.jobtypes.supporter_delete import (
 )
 from webapp.models.campaigns import SavedFilter
 from webapp.models.jobs import Job
+from webapp.paging import Keyset
 from webapp.permissions import job_or_404, usable_or_404
 from webapp.storage import StorageUnavailable, current_storage
 from webapp.web import upload_limit_text
@@ -44,12 +45,14 @@ STORAGE_DOWN = (
 @bp.route("/")
 @login_required
 def index():
-    """The user's supporter deletes, newest first (everyone's for a super admin)."""
+    """The user's supporter deletes, newest first, a page at a time (everyone's for a super
+    admin)."""
     query = select(Job).where(Job.job_type == SupporterDelete.key).options(selectinload(Job.owner))
     if not current_user.is_super_admin:
         query = query.where(Job.owner_id == current_user.id)
-    deletes = db.session.execute(query.order_by(Job.id.desc()).limit(100)).scalars().all()
-    return render_template("erasure/index.html", deletes=deletes, is_draft=is_draft)
+    keyset = Keyset.from_request(current_app.config["PAGE_SIZE"])
+    page = keyset.page(db.session.execute(keyset.narrow(query, Job.id)).scalars().all())
+    return render_template("erasure/index.html", deletes=page.items, page=page, is_draft=is_draft)
 
 
 def _filters() -> list[SavedFilter]:
