@@ -28,6 +28,7 @@ from webapp.groups.queries import (
     timeline,
 )
 from webapp.jobs.forms import ConfirmForm
+from webapp.jobs.saving import just_saved
 from webapp.jobs.schedule_forms import describe_schedule
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
 from webapp.models.jobs import Job
@@ -81,6 +82,8 @@ def new():
     if form.validate_on_submit():
         group = Job(owner_id=current_user.id, job_type=GROUP, name=form.name.data.strip(), params={})
         GroupDefinition(description=(form.description.data or "").strip()).save_to(group)
+        if (twin := just_saved(group)) is not None:  # the form sent again: the group it made
+            return redirect(url_for("groups.wizard", group_id=twin.id, step=1))
         db.session.add(group)
         db.session.commit()
         audit.record("group.created", group, kind="group")
@@ -129,6 +132,9 @@ def run_now(group_id: int):
     if len(GroupDefinition.of(group).steps) < MIN_STEPS:
         flash(f"“{group.name}” cannot run: a group needs at least {MIN_STEPS} jobs.", "error")
         return redirect(url_for("groups.wizard", group_id=group.id, step=1))
+    if (resent := engine.just_started(group, current_user)) is not None:
+        flash(f"Group run #{resent.number} started a moment ago: no second run was started.", "info")
+        return redirect(url_for("runs.detail", run_id=resent.id))
     run = engine.start_run(group, current_user)
     audit.record("run.started", run, detail=f"Group run #{run.number}, Run now")
     if run.state.value == "queued":

@@ -17,7 +17,7 @@ from webapp.extensions import db
 from webapp.jobs import uploads
 from webapp.jobs.deletion import delete_job, refusal
 from webapp.jobs.forms import ConfirmForm, NotificationsForm, mapping_form
-from webapp.jobs.saving import after_saving
+from webapp.jobs.saving import after_saving, save_form
 from webapp.jobs.schedule_forms import PauseForm, describe_schedule
 from webapp.jobs.uploads import forget_upload, load_upload, upload_step
 from webapp.jobtypes import REGISTRY, get_job_type, job_type_for, types_where
@@ -110,16 +110,7 @@ def new_export():
     """Create a User Data Export: fields and a filter."""
     form = ExportForm()
     if form.validate_on_submit():
-        job = Job(
-            owner_id=current_user.id,
-            job_type=UserDataExport.key,
-            name=form.name.data.strip(),
-            params=form.params(),
-        )
-        db.session.add(job)
-        db.session.commit()
-        audit.record("job.created", job, detail="User Data Export")
-        return after_saving(job)
+        return save_form(form, UserDataExport, None, "")
     return render_template("jobs/export_form.html", form=form)
 
 
@@ -191,6 +182,9 @@ def run_now(job_id: int):
             "info",
         )
         return redirect(launch_url(job))
+    if (resent := engine.just_started(job, current_user)) is not None:
+        flash(f"Run #{resent.number} started a moment ago: no second run was started.", "info")
+        return redirect(url_for("runs.detail", run_id=resent.id))
     run = engine.start_run(job, current_user)
     audit.record("run.started", run, detail=f"Run #{run.number}, Run now")
     if not queueing.queue_reachable(max_age=0):

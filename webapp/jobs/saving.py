@@ -7,11 +7,13 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
 from webapp import audit
 from webapp.engine import runs as engine
 from webapp.extensions import db
 from webapp.jobtypes.base import JobType
+from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 
 
@@ -26,12 +28,40 @@ def after_saving(job: Job):
     return redirect(url_for("jobs.detail", job_id=job.id))
 
 
+def just_saved(new: Job) -> Job | None:
+    """The job its owner saved moments ago (engine.RESENT_WITHIN) with the same type, name and
+    settings as `new` (not yet added), if any: a form sent again answers it, not a twin."""
+    since = utcnow() - engine.RESENT_WITHIN
+    recent = db.session.execute(
+        select(Job).where(
+            Job.owner_id == new.owner_id,
+            Job.job_type == new.job_type,
+            Job.name == new.name,
+            Job.active.is_(True),
+            Job.created_at >= since,
+        )
+    ).scalars()
+    return next((job for job in recent if job.params == new.params), None)
+
+
+def _resent(job: Job):
+    """Where a new job's form sent again goes: the run its first sending started (Save and
+    run), else the job."""
+    if request.form.get("action") == "save_run" and (run := engine.just_started(job, current_user)):
+        flash(f"“{job.name}” was saved and run #{run.number} started.", "success")
+        return redirect(url_for("runs.detail", run_id=run.id))
+    flash(f"“{job.name}” was saved.", "success")
+    return redirect(url_for("jobs.detail", job_id=job.id))
+
+
 def save_form(form: Any, job_type: type[JobType], job: Job | None, edited: str):
     """Save a job type's form (its `name` and `params()`): a new job, then after_saving; or the
     job being edited (`edited`: what the audit entry says changed), then its page."""
     name = form.name.data.strip()
     if job is None:
         job = Job(owner_id=current_user.id, job_type=job_type.key, name=name, params=form.params())
+        if (twin := just_saved(job)) is not None:  # the form sent again: what the first made
+            return _resent(twin)
         db.session.add(job)
         db.session.commit()
         audit.record("job.created", job, detail=job_type.label)

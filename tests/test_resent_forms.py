@@ -1,0 +1,65 @@
+"""A form that creates or starts something, sent again moments later (a browser's Resend, a
+retried request, a click before the page's script loaded): the second sending answers what the
+first made, on the server, rather than making a twin."""
+
+from __future__ import annotations
+
+from tests.conftest import export_job, work
+from tests.test_chains import group_of
+from webapp.extensions import db
+from webapp.models import Job, Run
+
+
+def test_run_now_sent_twice_starts_one_run_and_a_later_one_another(app, client, auth, users):
+    job = export_job(users["user"], name="Donors")
+    auth.login(users["user"].email)
+    first = client.post(f"/jobs/{job.id}/run")
+    again = client.post(f"/jobs/{job.id}/run", follow_redirects=True)
+    assert Run.query.filter_by(job_id=job.id).count() == 1
+    (run,) = Run.query.filter_by(job_id=job.id).all()
+    assert first.location.endswith(f"/runs/{run.id}")
+    assert "Run #1 started a moment ago: no second run was started." in again.get_data(as_text=True)
+    work(app)  # over: Run now is a new wish again
+    client.post(f"/jobs/{job.id}/run")
+    assert Run.query.filter_by(job_id=job.id).count() == 2
+
+
+def test_another_users_run_now_is_not_taken_for_a_resend(app, client, auth, users):
+    job = export_job(users["user"], name="Donors")
+    auth.login(users["super_admin"].email)
+    client.post(f"/jobs/{job.id}/run")
+    auth.logout()
+    auth.login(users["user"].email)
+    client.post(f"/jobs/{job.id}/run")
+    assert Run.query.filter_by(job_id=job.id).count() == 2
+
+
+def test_a_new_job_form_sent_twice_makes_one_job_and_one_run(client, auth, users):
+    auth.login(users["user"].email)
+    form = {"name": "Recent", "fields": ["email"], "filter": "all", "action": "save_run"}
+    first = client.post("/jobs/new/export", data=form)
+    again = client.post("/jobs/new/export", data=form)
+    (job,) = Job.query.filter_by(name="Recent").all()
+    (run,) = Run.query.filter_by(job_id=job.id).all()
+    assert first.location == again.location and again.location.endswith(f"/runs/{run.id}")
+    other = client.post("/jobs/new/export", data={**form, "fields": ["email", "zip"]})  # another job
+    assert other.status_code == 302 and Job.query.filter_by(name="Recent").count() == 2
+
+
+def test_create_group_and_group_run_now_sent_twice_make_one_each(client, auth, users):
+    auth.login(users["user"].email)
+    form = {"name": "Nightly chain", "description": "Imports then exports"}
+    first, again = client.post("/groups/new", data=form), client.post("/groups/new", data=form)
+    assert first.location == again.location
+    assert db.session.execute(db.select(Job).filter_by(job_type="job_group")).scalars().all()[0].name == (
+        "Nightly chain"
+    )
+    assert Job.query.filter_by(job_type="job_group").count() == 1
+    group = group_of(
+        users["user"],
+        [export_job(users["user"], name="A"), export_job(users["user"], name="B")],
+        name="Chain",
+    )
+    client.post(f"/groups/{group.id}/run")
+    client.post(f"/groups/{group.id}/run")
+    assert Run.query.filter_by(job_id=group.id).count() == 1
