@@ -212,10 +212,35 @@ def test_step_one_with_fewer_than_two_jobs_says_only_what_is_missing(client, aut
     )
     assert "Saved 0 jobs." not in page and "Saved" not in page
     assert page.count("at least 2 jobs") == 1 and _definition(group.id).steps == []
+    client.post(url, data={"op": f"add:{jobs['a'].id}"})
     page = client.post(
         url, data={"steps": [jobs["a"].id], "op": f"add:{jobs['b'].id}"}, headers=headers
     ).get_data(as_text=True)
     assert "Saved." in page and "at least 2 jobs" not in page
+
+
+def test_step_one_in_two_tabs_loses_neither_tabs_change(client, auth, users, jobs):
+    """Buttons change the list as saved; a whole list (dragged, or Next) from a page that showed
+    another list than the saved one is refused with the list as saved now."""
+    group = _group(users["user"])
+    auth.login(users["user"].email)
+    url = f"/groups/{group.id}/edit/1"
+    a, b, c = jobs["a"].id, jobs["b"].id, jobs["c"].id
+    client.post(url, data={"op": f"add:{a}"})
+    client.post(url, data={"op": f"add:{b}"})
+    # tab B opened now shows [a, b]; tab A removes a and adds c: [b, c]
+    client.post(url, data={"op": f"remove:{a}", "steps": [a, b], "seen": f"{a},{b}"})
+    client.post(url, data={"op": f"add:{c}", "steps": [b], "seen": f"{b}"})
+    assert _definition(group.id).steps == [b, c]
+    # tab B, not reloaded, moves b down: on the list as saved, A's changes stay
+    client.post(url, data={"op": f"down:{b}", "steps": [a, b], "seen": f"{a},{b}"})
+    assert _definition(group.id).steps == [c, b]
+    # tab B drags its old list into another order: refused, nothing lost
+    answer = client.post(url, data={"op": "order", "steps": [b, a], "seen": f"{a},{b}"})
+    assert answer.status_code == 409 and "were changed meanwhile" in answer.get_data(as_text=True)
+    assert _definition(group.id).steps == [c, b]
+    emptied = client.post(url, data={"op": "order", "seen": f"{a},{b}"})  # no steps: nothing emptied
+    assert emptied.status_code == 409 and _definition(group.id).steps == [c, b]
 
 
 def test_step_one_refuses_jobs_of_others_and_groups(client, auth, users, jobs):

@@ -105,6 +105,7 @@ def _jobs_context(group: Job, refused: bool = False, saved: bool = False) -> dic
     jobs.update(jobs_by_id([i for i in chosen if i not in jobs]))
     return {
         "chosen": [(job_id, jobs.get(job_id)) for job_id in chosen],
+        "seen": ",".join(map(str, chosen)),  # the list this page shows (see _post_jobs)
         "available": [job for job in available if job.id not in chosen],
         "too_few": ADD_MORE if len(chosen) < MIN_STEPS else None,
         "refused": refused,
@@ -116,7 +117,7 @@ def _apply(op: str, chosen: list[int], allowed: set[int]) -> list[int]:
     """Add, remove, or move one job up or down (op is 'add:12', 'up:12', ...)."""
     verb, _, raw = op.partition(":")
     job_id, chosen = as_int(raw), list(chosen)
-    if job_id is None:  # "order" (the new order is in the steps sent), or not an id
+    if job_id is None:  # not an id
         return chosen
     if verb == "add" and job_id in allowed and job_id not in chosen:
         chosen.append(job_id)
@@ -135,11 +136,26 @@ def _post_jobs(group: Job):
     as Save and Next do; Next goes on only with enough jobs."""
     definition = GroupDefinition.of(group)
     allowed = {job.id for job in candidate_jobs(group.owner_id)} | set(definition.steps)
-    posted = usable_ids(
-        Job, (as_int(value) for value in request.form.getlist("steps")), group.owner_id
-    )  # the group owner's jobs only; the rest are dropped
     op = request.form.get("op", "")
-    chosen = _apply(op, [job_id for job_id in posted if job_id in allowed], allowed)
+    if op.partition(":")[2]:  # one job added, removed or moved: to the list as saved now
+        chosen = _apply(op, definition.steps, allowed)
+    else:  # the list as the page holds it (dragged into a new order, or saved): only if the
+        # page showed the list as saved (another tab or person changed it meanwhile: shown)
+        seen = request.form.get("seen")  # (a script that sends no "seen" is taken at its word)
+        if seen is not None and seen != ",".join(map(str, definition.steps)):
+            return _show(
+                group,
+                1,
+                status=409,
+                problems=[
+                    "The jobs of this group were changed meanwhile (in another tab or by "
+                    "someone else): here they are as saved now. Make your change again."
+                ],
+            )
+        posted = usable_ids(
+            Job, (as_int(value) for value in request.form.getlist("steps")), group.owner_id
+        )  # the group owner's jobs only; the rest are dropped
+        chosen = [job_id for job_id in posted if job_id in allowed]
     if chosen != definition.steps:
         definition.steps = chosen
         definition.save_to(group)
