@@ -55,7 +55,7 @@ def test_days_of_week_schedule_plans_its_next_run(app, client, logged_in, job):
     local = to_local(run.planned_for, app.config["TIMEZONE"])
     assert local.weekday() in (0, 4) and (local.hour, local.minute) == (1, 30)
     page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
-    assert "<strong>Next</strong>" in page and "every Monday and Friday at 1:30 AM" in page
+    assert "<strong>Next</strong>" in page and "every Monday and Friday at 1:30 AM, New York time" in page
 
 
 def test_editing_withdraws_the_planned_run_and_plans_again(app, client, logged_in, job):
@@ -107,7 +107,8 @@ def test_hourly_slot_picks_and_shows_a_random_minute_inside_the_slot(app, client
     schedule = db.session.execute(db.select(JobSchedule)).scalar_one()
     assert 30 <= schedule.minute <= 44
     page = client.get(f"/jobs/{job.id}").get_data(as_text=True)
-    assert f"daily at 2:{schedule.minute:02d} PM (its minute picked in 2:30–2:44 PM)" in page
+    assert f"daily at 2:{schedule.minute:02d} PM (its minute picked in 2:30–2:44 PM), New York time" in page
+    assert f"It runs daily at 2:{schedule.minute:02d} PM, New York time" in page  # the flash
 
 
 def test_one_run_per_occurrence_even_with_two_planners(app, users, job):

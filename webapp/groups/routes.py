@@ -29,7 +29,7 @@ from webapp.groups.queries import (
 )
 from webapp.jobs.forms import ConfirmForm
 from webapp.jobs.saving import just_saved
-from webapp.jobs.schedule_forms import describe_schedule
+from webapp.jobs.schedule_forms import schedule_summary
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
@@ -117,7 +117,7 @@ def detail(group_id: int):
         steps=[(job_id, jobs.get(job_id)) for job_id in definition.steps],
         campaigns=campaigns,
         state=group_state(definition, local_today()),
-        schedule_text=describe_schedule(group.schedule),
+        schedule_text=schedule_summary(group.schedule),
         form=ConfirmForm(),
     )
 

@@ -23,7 +23,7 @@ from webapp.groups.queries import (
     owner_campaigns,
 )
 from webapp.groups.routes import bp
-from webapp.jobs.schedule_forms import describe_schedule
+from webapp.jobs.schedule_forms import schedule_summary
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
 from webapp.models.campaigns import Campaign
 from webapp.models.jobs import Job
@@ -265,7 +265,7 @@ def _schedule_context(group: Job, form: ExpirationForm | None = None) -> dict[st
         "form": form,
         "definition": definition,
         "schedule": group.schedule,
-        "schedule_text": describe_schedule(group.schedule),
+        "schedule_text": schedule_summary(group.schedule),
     }
 
 

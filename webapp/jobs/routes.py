@@ -18,7 +18,7 @@ from webapp.jobs import uploads
 from webapp.jobs.deletion import delete_job, refusal
 from webapp.jobs.forms import ConfirmForm, NotificationsForm, mapping_form
 from webapp.jobs.saving import after_saving, save_form
-from webapp.jobs.schedule_forms import PauseForm, describe_schedule
+from webapp.jobs.schedule_forms import PauseForm, schedule_summary
 from webapp.jobs.uploads import forget_upload, load_upload, upload_step
 from webapp.jobtypes import REGISTRY, get_job_type, job_type_for, types_where
 from webapp.jobtypes.user_data_export import ExportForm, UserDataExport
@@ -142,7 +142,7 @@ def _detail_page(job: Job, notifications: NotificationsForm, status: int = 200):
         job_type=job_type,
         launch_url=launch_url,
         described=job_type.describe(job.params) if job_type else [],
-        schedule_text=describe_schedule(job.schedule),
+        schedule_text=schedule_summary(job.schedule),
         notifications=notifications,
         pause_form=PauseForm(),
     ), status

@@ -261,6 +261,19 @@ def describe_schedule(schedule) -> str:
     return "once"
 
 
+def schedule_summary(schedule) -> str:
+    """describe_schedule with the time zone its times are in, as the screens show it: 'every
+    Monday at 9:00 AM, New York time'."""
+    text = describe_schedule(schedule)
+    return f"{text}, {zone_words(current_app.config['TIMEZONE'])}" if text and text != "once" else text
+
+
+def zone_words(zone: str) -> str:
+    """'New York time' for America/New_York (the same words all year, EST or EDT)."""
+    place = zone.rsplit("/", 1)[-1].replace("_", " ")
+    return zone if place in ("UTC", "GMT") or not place.isascii() else f"{place} time"
+
+
 def slot_minutes_text(hour: int, slot: int) -> str:
     """'2:30–2:44 PM': the minutes a slot's run may be picked in (any day)."""
     return f"{hour % 12 or 12}:{slot * 15:02d}–{clock_text(hour, slot * 15 + 14)}"

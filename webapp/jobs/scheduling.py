@@ -29,6 +29,7 @@ from webapp.jobs.schedule_forms import (
     once_past_message,
     past_slot_message,
     wall_text,
+    zone_words,
 )
 from webapp.jobtypes import job_type_for
 from webapp.models.base import utcnow
@@ -221,7 +222,10 @@ def set_schedule(
         message += " It is off: nothing runs by itself."
     if target.kind == ScheduleKind.HOURLY_SLOT:
         at = clock_text(target.hour or 0, minute or 0)
-        message += f" It runs daily at {at}: the minute :{minute:02d} was picked at random in its slot."
+        message += (
+            f" It runs daily at {at}, {zone_words(account_zone())}: the minute :{minute:02d} was "
+            "picked at random in its slot."
+        )
     return message
 
 
