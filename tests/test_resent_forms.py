@@ -4,33 +4,44 @@ first made, on the server, rather than making a twin."""
 
 from __future__ import annotations
 
-from tests.conftest import export_job, work
+import re
+
+from tests.conftest import export_job
 from tests.test_chains import group_of
 from webapp.extensions import db
 from webapp.models import Job, Run
 
 
-def test_run_now_sent_twice_starts_one_run_and_a_later_one_another(app, client, auth, users):
+def once_token(client, page: str) -> str:
+    """The token of the first form on `page` that carries one (each rendering its own)."""
+    return re.search(r'name="once" value="([^"]+)"', client.get(page).get_data(as_text=True)).group(1)
+
+
+def test_run_now_sent_twice_starts_one_run_and_a_new_click_another(app, client, auth, users):
     job = export_job(users["user"], name="Donors")
     auth.login(users["user"].email)
-    first = client.post(f"/jobs/{job.id}/run")
-    again = client.post(f"/jobs/{job.id}/run", follow_redirects=True)
-    assert Run.query.filter_by(job_id=job.id).count() == 1
+    token = once_token(client, f"/jobs/{job.id}")
+    first = client.post(f"/jobs/{job.id}/run", data={"once": token})
+    again = client.post(f"/jobs/{job.id}/run", data={"once": token}, follow_redirects=True)
     (run,) = Run.query.filter_by(job_id=job.id).all()
     assert first.location.endswith(f"/runs/{run.id}")
-    assert "Run #1 started a moment ago: no second run was started." in again.get_data(as_text=True)
-    work(app)  # over: Run now is a new wish again
-    client.post(f"/jobs/{job.id}/run")
+    assert again.request.path == f"/runs/{run.id}"
+    assert "That Run now was sent twice: it started one run." in again.get_data(as_text=True)
+    # the page shown again has a new token: a new click is a new run (it waits its turn)
+    client.post(f"/jobs/{job.id}/run", data={"once": once_token(client, f"/jobs/{job.id}")})
     assert Run.query.filter_by(job_id=job.id).count() == 2
+    client.post(f"/jobs/{job.id}/run")  # a script sending no token: taken at its word
+    assert Run.query.filter_by(job_id=job.id).count() == 3
 
 
-def test_another_users_run_now_is_not_taken_for_a_resend(app, client, auth, users):
+def test_another_users_token_is_no_resend_of_mine(app, client, auth, users):
     job = export_job(users["user"], name="Donors")
     auth.login(users["super_admin"].email)
-    client.post(f"/jobs/{job.id}/run")
+    token = once_token(client, f"/jobs/{job.id}")
+    client.post(f"/jobs/{job.id}/run", data={"once": token})
     auth.logout()
     auth.login(users["user"].email)
-    client.post(f"/jobs/{job.id}/run")
+    client.post(f"/jobs/{job.id}/run", data={"once": token})
     assert Run.query.filter_by(job_id=job.id).count() == 2
 
 
@@ -60,6 +71,7 @@ def test_create_group_and_group_run_now_sent_twice_make_one_each(client, auth, u
         [export_job(users["user"], name="A"), export_job(users["user"], name="B")],
         name="Chain",
     )
-    client.post(f"/groups/{group.id}/run")
-    client.post(f"/groups/{group.id}/run")
+    token = once_token(client, f"/groups/{group.id}")
+    client.post(f"/groups/{group.id}/run", data={"once": token})
+    client.post(f"/groups/{group.id}/run", data={"once": token})
     assert Run.query.filter_by(job_id=group.id).count() == 1

@@ -16,6 +16,7 @@ from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import can_kill, queue_position
 from webapp.guards import refuse_nul
 from webapp.jobtypes import REGISTRY, JobType, job_type_for, lane_of, type_label
+from webapp.once import once_input
 from webapp.permissions import can_see
 from webapp.rules.clock import format_day, format_duration, format_local, plural, sentence
 from webapp.rules.states import RunState
@@ -204,6 +205,7 @@ def register_web_helpers(app: Flask) -> None:
         run_url=run_url,
         state_badge=state_badge,
         _state_badge=state_badge,
+        once_input=once_input,
     )
 
     app.before_request(refuse_nul)  # a NUL in a form, query or JSON value: a 400, not a 500

@@ -177,7 +177,10 @@ def test_activate_a_group_with_an_hourly_slot(context, chainer: Account):
     expect(saved).to_contain_text(re.compile(r"the minute :\d{2} was picked at random in its slot\.$"))
     minute = int(re.search(r"the minute :(\d{2}) was picked", saved.inner_text()).group(1))
     assert slot * 15 <= minute <= slot * 15 + 14, f":{minute:02d} is outside the slot"
-    described = f"daily at {clock_text(hour, minute)} (its minute picked in {slot_minutes_text(hour, slot)})"
+    described = (
+        f"daily at {clock_text(hour, minute)} (its minute picked in {slot_minutes_text(hour, slot)}), "
+        "New York time"
+    )
     expect(
         page.get_by_text(f"Off — {described}; it is switched on when the group is activated.")
     ).to_be_visible()

@@ -2,7 +2,7 @@
 
 1. a days-of-week schedule: the Repeat choice swaps the day toggles in (HTMX), the toggles show
    their checked state, the live "Next runs" preview lists 10 Monday/Friday 1:30 AM runs, and the
-   job page shows the planned "Next" run and "On — every Monday and Friday at 1:30 AM";
+   job page shows the planned "Next" run and "On — every Monday and Friday at 1:30 AM, New York time";
 2. an hourly slot that already started today is refused (preview and form), nothing is saved;
    the same slot tomorrow is saved with a random minute inside the slot;
 3. Run now while a run of the job is busy queues the new run with its place in line, and it runs
@@ -221,7 +221,7 @@ def test_days_of_week_schedule_shows_its_next_runs(page: Page, scheduler):
     expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
     expect(page).to_have_title(f"{name} · Conveyor")
     expect(flash(page, "Schedule saved.")).to_have_text("Schedule saved.")
-    expect(described(page, "Schedule")).to_have_text("On — every Monday and Friday at 1:30 AM")
+    expect(described(page, "Schedule")).to_have_text("On — every Monday and Friday at 1:30 AM, New York time")
     first = runs_table(page).get_by_role("row").nth(1)
     # (worked out again now: a run due at 1:30 may have come and gone since the preview)
     expect(first.get_by_role("cell")).to_have_text(
@@ -307,7 +307,8 @@ def test_an_hourly_slot_in_the_past_is_refused(page: Page, scheduler):
     minute = int(re.search(r"the minute :(\d{2}) was picked", saved.inner_text()).group(1))
     assert slot * 15 <= minute <= slot * 15 + 14, f":{minute:02d} is outside the slot"
     expect(described(page, "Schedule")).to_have_text(
-        f"On — daily at {clock_text(hour, minute)} (its minute picked in {slot_minutes_text(hour, slot)})"
+        f"On — daily at {clock_text(hour, minute)} (its minute picked in {slot_minutes_text(hour, slot)}), "
+        "New York time"
     )
     next_run = datetime.combine(tomorrow, dtime(hour, minute), tzinfo=ZONE)
     expect(runs_table(page).get_by_role("row").nth(1).get_by_role("cell")).to_have_text(
@@ -464,7 +465,7 @@ def test_pause_a_schedule_with_a_reason_then_resume_it(page: Page, scheduler):
     expect(preview(page).get_by_role("listitem")).to_have_count(10)
     page.get_by_role("button", name="Save schedule").click()
     expect(flash(page, "Schedule saved.")).to_be_visible()
-    schedule_text = "every Wednesday at 9:00 AM"
+    schedule_text = "every Wednesday at 9:00 AM, New York time"
     expect(described(page, "Schedule")).to_have_text(f"On — {schedule_text}")
     next_row = runs_table(page).get_by_role("row").filter(has_text="Next")
     expect(next_row).to_contain_text("Planned")

@@ -96,25 +96,6 @@ def start_run(job: Job, user: User | None, *, trigger: str = "manual") -> Run:
 RESENT_WITHIN = timedelta(seconds=10)  # a form sent again this soon is a resend, not a new wish
 
 
-def just_started(job: Job, user: User) -> Run | None:
-    """The run `user` started of `job` by hand moments ago (RESENT_WITHIN) and not yet over,
-    if any: a Run now sent again (a browser's Resend, a retried request, a click before the
-    page's script loaded) answers that run instead of starting another."""
-    return db.session.execute(
-        select(Run)
-        .where(
-            Run.job_id == job.id,
-            Run.started_by_id == user.id,
-            Run.trigger == "manual",
-            Run.parent_run_id.is_(None),
-            Run.created_at >= utcnow() - RESENT_WITHIN,
-            Run.state.not_in(sorted(FINISHED)),
-        )
-        .order_by(Run.id.desc())
-        .limit(1)
-    ).scalar()
-
-
 def _in_lane(run_table, lane: str):
     """Runs of the job types that wait in `lane` (a group run is in none: it holds its group
     but no slot, and its steps take the slots)."""

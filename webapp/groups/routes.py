@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from webapp import audit
+from webapp import audit, once
 from webapp.charts import group_runs_chart
 from webapp.engine import chains
 from webapp.engine import runs as engine
@@ -132,10 +132,11 @@ def run_now(group_id: int):
     if len(GroupDefinition.of(group).steps) < MIN_STEPS:
         flash(f"“{group.name}” cannot run: a group needs at least {MIN_STEPS} jobs.", "error")
         return redirect(url_for("groups.wizard", group_id=group.id, step=1))
-    if (resent := engine.just_started(group, current_user)) is not None:
-        flash(f"Group run #{resent.number} started a moment ago: no second run was started.", "info")
-        return redirect(url_for("runs.detail", run_id=resent.id))
+    if (first := once.answered()) is not None:  # this Run now sent again
+        flash("That Run now was sent twice: it started one group run.", "info")
+        return redirect(first if first != once.PENDING else url_for("groups.detail", group_id=group.id))
     run = engine.start_run(group, current_user)
+    once.remember(url_for("runs.detail", run_id=run.id))
     audit.record("run.started", run, detail=f"Group run #{run.number}, Run now")
     if run.state.value == "queued":
         flash(f"Group run #{run.number} is queued, {queue_place(run)}.", "info")

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from webapp import audit
+from webapp import audit, once
 from webapp.charts import job_runs_chart
 from webapp.csvfiles import DELIMITER_NAMES
 from webapp.engine import queueing
@@ -182,10 +182,11 @@ def run_now(job_id: int):
             "info",
         )
         return redirect(launch_url(job))
-    if (resent := engine.just_started(job, current_user)) is not None:
-        flash(f"Run #{resent.number} started a moment ago: no second run was started.", "info")
-        return redirect(url_for("runs.detail", run_id=resent.id))
+    if (first := once.answered()) is not None:  # this Run now sent again
+        flash("That Run now was sent twice: it started one run.", "info")
+        return redirect(first if first != once.PENDING else url_for("jobs.detail", job_id=job.id))
     run = engine.start_run(job, current_user)
+    once.remember(url_for("runs.detail", run_id=run.id))
     audit.record("run.started", run, detail=f"Run #{run.number}, Run now")
     if not queueing.queue_reachable(max_age=0):
         flash(

@@ -15,6 +15,7 @@ from webapp.extensions import db
 from webapp.jobtypes.base import JobType
 from webapp.models.base import utcnow
 from webapp.models.jobs import Job
+from webapp.models.runs import Run
 
 
 def after_saving(job: Job):
@@ -47,7 +48,8 @@ def just_saved(new: Job) -> Job | None:
 def _resent(job: Job):
     """Where a new job's form sent again goes: the run its first sending started (Save and
     run), else the job."""
-    if request.form.get("action") == "save_run" and (run := engine.just_started(job, current_user)):
+    latest = db.session.execute(select(Run).where(Run.job_id == job.id).order_by(Run.id.desc()).limit(1))
+    if request.form.get("action") == "save_run" and (run := latest.scalar()) is not None:
         flash(f"“{job.name}” was saved and run #{run.number} started.", "success")
         return redirect(url_for("runs.detail", run_id=run.id))
     flash(f"“{job.name}” was saved.", "success")
