@@ -33,3 +33,9 @@ def test_a_settings_form_without_the_country_keeps_the_stored_one(client, auth, 
     response = client.post("/admin/settings", data={**SETTINGS, "retention_days": "60"})
     assert response.status_code == 302
     assert AccountSettings.get().default_country == "GB"
+
+
+def test_zero_days_is_out_of_range_not_missing(client, auth, users):
+    auth.login(users["admin"].email)
+    page = client.post("/admin/settings", data={**SETTINGS, "retention_days": "0"}).get_data(as_text=True)
+    assert "Number must be between 1 and 3650." in page and "This field is required." not in page

@@ -236,8 +236,9 @@ def test_the_run_page_names_the_job_number_and_the_run_number(app, client, auth,
     assert "<title>Nightly export · run #2" in page
     assert f"Job #{job.id} · run #2 of this job" in page
     assert f"Job # {run.id}" not in page and f"Job #{run.id} " not in page
-    log = client.get(f"/runs/{run.id}/log.txt").get_data(as_text=True)
-    assert log.startswith(f"Nightly export — run #2 of Job #{job.id}, queued\n")
+    answer = client.get(f"/runs/{run.id}/log.txt")
+    assert answer.headers["Content-Type"] == "text/plain; charset=utf-8"  # (it said its charset twice)
+    assert answer.get_data(as_text=True).startswith(f"Nightly export — run #2 of Job #{job.id}, queued\n")
 
 
 def test_a_notification_names_the_run_by_its_number(app, users, job):

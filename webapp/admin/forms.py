@@ -15,7 +15,7 @@ from wtforms import (
     SelectField,
     StringField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from webapp.admin.outbox import OutboxSearch
 from webapp.auth.forms import AccountEmail, NewPassword
@@ -51,11 +51,11 @@ class SettingsForm(FlaskForm):
     """Account settings."""
 
     retention_days = IntegerField(
-        "Keep result files for (days)", validators=[DataRequired(), NumberRange(min=1, max=3650)]
+        "Keep result files for (days)", validators=[InputRequired(), NumberRange(min=1, max=3650)]
     )
     audit_retention_days = IntegerField(
         "Keep audit entries for (days)",
-        validators=[DataRequired(), NumberRange(min=30, max=3650)],
+        validators=[InputRequired(), NumberRange(min=30, max=3650)],
     )
     default_country = SelectField(
         "Default country for postal codes",

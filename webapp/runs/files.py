@@ -88,7 +88,7 @@ def send_run_file(
         )
     if isinstance(content, StoredFile):
         return content.response(name, mimetype)
-    return attachment(Response(stream_with_context(content), mimetype=mimetype), name)
+    return attachment(Response(stream_with_context(content), content_type=mimetype), name)
 
 
 def result_file(run: Run) -> StoredFile | None:
