@@ -102,3 +102,12 @@ def test_a_processing_run_reads_processing_in_the_monitor_the_job_page_and_its_p
     assert "Processing" in row[: row.index("</tr>")]
     assert "Processing" in client.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert "Processing" in status_text(client, run.id)
+
+
+def test_a_run_cancelled_before_it_started_shows_no_run_time(client, auth, users, job):
+    run = new_run(job, users["user"], RunState.CANCELLED, trigger="manual")
+    run.finished_at = utcnow()
+    db.session.commit()
+    auth.login(users["user"].email)
+    text = status_text(client, run.id)
+    assert "Finished" in text and "Run time" not in text

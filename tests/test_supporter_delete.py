@@ -129,6 +129,9 @@ def test_an_admin_deletes_with_the_typed_count_and_only_a_keyed_hash_is_left(
     assert [r.reason for r in RunRejection.query.filter_by(run_id=run.id)] == [
         "line 5: 'not-an-email' is not an email address"
     ]
+    assert "Rejected rows were not deleted; the other rows were." in client.get(f"/runs/{run.id}").get_data(
+        as_text=True
+    )
     # the send's row stays for the campaign's counts, with nothing of Ann in it
     recipients = Recipient.query.order_by(Recipient.id).all()
     assert [(r.email, r.data, r.supporter_id < 0, r.status) for r in recipients] == [
