@@ -382,3 +382,18 @@ def test_other_users_campaigns_are_404(client, auth, users):
     ):
         assert client.get(url).status_code == 404
     assert client.post(f"/campaigns/{campaign.id}/launch").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "status,words",
+    [
+        ("scheduled", "Stop its scheduled launch first (on its run), then edit it."),
+        ("launched", "It was launched: its emails went out as they were."),
+    ],
+)
+def test_editing_a_campaign_that_is_no_draft_says_why_by_its_state(client, auth, users, status, words):
+    campaign = campaign_for(users["user"], status=CampaignStatus(status))
+    db.session.commit()
+    auth.login(users["user"].email)
+    page = client.get(f"/campaigns/{campaign.id}/edit", follow_redirects=True).get_data(as_text=True)
+    assert f"Only a draft can be edited. {words}" in page

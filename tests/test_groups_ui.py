@@ -13,7 +13,7 @@ from webapp.engine.runs import start_run
 from webapp.extensions import db
 from webapp.jobtypes.job_group import GroupDefinition
 from webapp.models import Job, Run
-from webapp.models.campaigns import Campaign
+from webapp.models.campaigns import Campaign, CampaignStatus
 from webapp.models.schedules import JobSchedule
 from webapp.rules.states import RunState
 
@@ -327,9 +327,17 @@ def test_step_two_warns_about_a_campaign_with_its_own_launch_time(client, auth, 
         from_address="a@b.org",
         subject="Spring",
         launch_at=datetime(2031, 3, 2, 15, 0),
+        status=CampaignStatus.SCHEDULED,
+    )
+    draft = Campaign(  # a launch time chosen, not launched: it waits for its Launch
+        owner_id=users["user"].id,
+        name="Autumn appeal",
+        from_address="a@b.org",
+        subject="Autumn",
+        launch_at=datetime(2031, 9, 2, 15, 0),
     )
     theirs = Campaign(owner_id=users["other"].id, name="Their appeal", from_address="a@b.org", subject="x")
-    db.session.add_all([plain, timed, theirs])
+    db.session.add_all([plain, timed, draft, theirs])
     db.session.commit()
     auth.login(users["user"].email)
     url = f"/groups/{group.id}/edit/2"
@@ -342,18 +350,18 @@ def test_step_two_warns_about_a_campaign_with_its_own_launch_time(client, auth, 
     response = client.post(url, data={"launch_campaigns": "y", "campaign_ids": [theirs.id], "nav": "save"})
     assert response.status_code == 400 and _definition(group.id).campaign_ids == []
     response = client.post(
-        url, data={"launch_campaigns": "y", "campaign_ids": [plain.id, timed.id], "nav": "save"}
+        url, data={"launch_campaigns": "y", "campaign_ids": [plain.id, timed.id, draft.id], "nav": "save"}
     )
     assert response.status_code == 302
     definition = _definition(group.id)
-    assert definition.launch_campaigns and definition.campaign_ids == [plain.id, timed.id]
+    assert definition.launch_campaigns and definition.campaign_ids == [plain.id, timed.id, draft.id]
     page = client.get(url).get_data(as_text=True)
     assert (
         "“Spring appeal” also has its own launch time (Mar 2, 2031 10:00 AM EST): it will "
         "launch on its own schedule whether or not the group run has finished, and each "
         "successful group run sends it once more."
     ) in page
-    assert "“Thank-you mail” also has" not in page
+    assert "“Thank-you mail” also has" not in page and "“Autumn appeal” also has" not in page
 
 
 def test_step_three_validates_every_address_and_keeps_the_input(client, auth, users):

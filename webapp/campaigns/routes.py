@@ -107,7 +107,12 @@ def edit(campaign_id: int):
     """Edit a draft campaign."""
     campaign = seen_or_404(Campaign, campaign_id)
     if campaign.status is not CampaignStatus.DRAFT:
-        flash("Only a draft can be edited. Cancel its scheduled run first.", "warning")
+        why = {
+            CampaignStatus.SCHEDULED: "Stop its scheduled launch first (on its run), then edit it.",
+            CampaignStatus.LAUNCHED: "It was launched: its emails went out as they were.",
+            CampaignStatus.STOPPED: "It was launched and stopped part-way: what was sent stays as it was.",
+        }.get(campaign.status, "")
+        flash(f"Only a draft can be edited. {why}".strip(), "warning")
         return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
     form = _form(campaign)
     if form.validate_on_submit() and _save(form, campaign) is not None:

@@ -25,7 +25,7 @@ from webapp.groups.queries import (
 from webapp.groups.routes import bp
 from webapp.jobs.schedule_forms import schedule_summary
 from webapp.jobtypes.job_group import MIN_STEPS, GroupDefinition
-from webapp.models.campaigns import Campaign
+from webapp.models.campaigns import Campaign, CampaignStatus
 from webapp.models.jobs import Job
 from webapp.permissions import usable_ids
 from webapp.request_args import as_int
@@ -190,7 +190,7 @@ def _campaigns_context(group: Job, form: CampaignsForm | None = None) -> dict[st
         "launch on its own schedule whether or not the group run has finished, and "
         "each successful group run sends it once more."
         for c in campaigns
-        if c.id in chosen and c.launch_at is not None
+        if c.id in chosen and c.launch_at is not None and c.status is CampaignStatus.SCHEDULED
     ]
     return {"form": form, "campaigns": {c.id: c for c in campaigns}, "warnings": warnings}
 
