@@ -205,11 +205,23 @@ def test_admin_creates_a_user_on_the_users_page(client, auth, users):
 
 def test_admin_cannot_demote_or_deactivate_themselves(client, auth, users):
     auth.login("admin@example.org")
+    page = client.get(f"/admin/users/{users['admin'].id}").get_data(as_text=True)
+    assert "You cannot change your own role or deactivate yourself." in page  # said, not offered
+    tags = [
+        tag
+        for tag in re.findall(r"<(?:select|input)\b[^>]*>", page)
+        if re.search(r'name="(role|active)"', tag)
+    ]
+    assert len(tags) == 2 and all(" disabled" in tag for tag in tags)
+    # a forged POST changes neither (the fields are not taken from it); the name is saved
     response = client.post(
         f"/admin/users/{users['admin'].id}",
-        data={"email": "admin@example.org", "role": "user", "active": "y"},
+        data={"email": "admin@example.org", "name": "Ada", "role": "user"},  # and no "active"
     )
-    assert "You cannot change your own role" in response.get_data(as_text=True)
+    assert response.status_code == 302
+    db.session.expire_all()
+    admin = db.session.get(User, users["admin"].id)
+    assert (admin.role, admin.active, admin.name) == (Role.ADMIN, True, "Ada")
 
 
 def test_the_worker_app_leaves_the_schema_tools_out(tmp_path):

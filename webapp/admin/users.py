@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -166,6 +166,12 @@ def edit_user(user_id: int | None = None):
     """Create a user (who gets a set-password link), or change one's name, role or status."""
     user = _user_or_404(user_id) if user_id else None
     form = _user_form(user)
+    if user is not None and user.id == current_user.id:  # shown as they are, not offered
+        for own in (form.role, form.active):
+            own.render_kw = {**(own.render_kw or {}), "disabled": True}
+        form.role.description = "You cannot change your own role or deactivate yourself."
+        if request.method == "POST":  # (a disabled field is not sent: it stays as it is)
+            form.role.data, form.active.data = user.role.value, user.active
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
         clash = user_by_email(email)
