@@ -253,6 +253,15 @@ def test_a_saved_filter_deletes_whom_it_matches_and_refuses_more_than_confirmed(
     assert len(emails_stored()) == 5
 
 
+def test_choosing_a_saved_filter_without_any_says_so(app, client, auth, users):
+    auth.login(users["user"].email)
+    page = client.post("/supporter-deletes/new", data={"name": "X", "source": "filter"}).get_data(
+        as_text=True
+    )
+    assert "You chose a saved filter, and you have none yet" in page
+    assert Job.query.filter_by(job_type=SupporterDelete.key).count() == 0
+
+
 def test_another_users_saved_filter_is_a_404(app, client, auth, users):
     theirs = saved_filter(users["other"])
     auth.login(users["user"].email)
