@@ -75,3 +75,21 @@ def test_create_group_and_group_run_now_sent_twice_make_one_each(client, auth, u
     client.post(f"/groups/{group.id}/run", data={"once": token})
     client.post(f"/groups/{group.id}/run", data={"once": token})
     assert Run.query.filter_by(job_id=group.id).count() == 1
+
+
+def test_an_import_mapping_sent_again_leads_to_the_job_and_run_it_made(app, client, auth, users):
+    from tests.test_data_files import new_upload
+
+    auth.login(users["user"].email)
+    token = new_upload(client)
+    form = {"name": "Mapped", "col_0": "email", "col_1": "zip", "action": "save_run"}
+    first = client.post(f"/jobs/new/import/{token}", data=form)
+    again = client.post(f"/jobs/new/import/{token}", data=form)  # the upload's record is gone now
+    (job,) = Job.query.filter_by(name="Mapped").all()
+    (run,) = Run.query.filter_by(job_id=job.id).all()
+    assert first.location == again.location == f"/runs/{run.id}"
+    back = client.get(f"/jobs/new/import/{token}")  # Back to the mapping page
+    assert back.status_code == 302 and back.location == f"/jobs/{job.id}"
+    auth.logout()
+    auth.login(users["other"].email)
+    assert client.get(f"/jobs/new/import/{token}").status_code == 404  # not theirs

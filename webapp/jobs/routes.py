@@ -17,9 +17,9 @@ from webapp.extensions import db
 from webapp.jobs import uploads
 from webapp.jobs.deletion import delete_job, refusal
 from webapp.jobs.forms import ConfirmForm, NotificationsForm, mapping_form
-from webapp.jobs.saving import after_saving, save_form
+from webapp.jobs.saving import after_saving, resent, save_form
 from webapp.jobs.schedule_forms import PauseForm, schedule_summary
-from webapp.jobs.uploads import forget_upload, load_upload, upload_step
+from webapp.jobs.uploads import forget_upload, job_made_from, load_upload, upload_step
 from webapp.jobtypes import REGISTRY, get_job_type, job_type_for, types_where
 from webapp.jobtypes.user_data_export import ExportForm, UserDataExport
 from webapp.jobtypes.user_data_import import ImportUploadForm, UserDataImport, guess_field, mapping_problems
@@ -72,6 +72,8 @@ def map_import(token: str):
     """Import step 2: map columns to supporter fields with a preview, then save (and run)."""
     upload = load_upload(token, current_user.id)
     if upload is None:
+        if (saved := job_made_from(token, current_user.id)) is not None:  # sent again, or Back
+            return resent(saved)
         abort(404)
     guesses = [guess_field(column) for column in upload.header]
     form = mapping_form(upload.header, guesses, formdata=request.form if request.method == "POST" else None)

@@ -45,7 +45,7 @@ def just_saved(new: Job) -> Job | None:
     return next((job for job in recent if job.params == new.params), None)
 
 
-def _resent(job: Job):
+def resent(job: Job):
     """Where a new job's form sent again goes: the run its first sending started (Save and
     run), else the job."""
     latest = db.session.execute(select(Run).where(Run.job_id == job.id).order_by(Run.id.desc()).limit(1))
@@ -63,7 +63,7 @@ def save_form(form: Any, job_type: type[JobType], job: Job | None, edited: str):
     if job is None:
         job = Job(owner_id=current_user.id, job_type=job_type.key, name=name, params=form.params())
         if (twin := just_saved(job)) is not None:  # the form sent again: what the first made
-            return _resent(twin)
+            return resent(twin)
         db.session.add(job)
         db.session.commit()
         audit.record("job.created", job, detail=job_type.label)

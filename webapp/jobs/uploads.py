@@ -14,10 +14,12 @@ from typing import Any
 
 from flask import current_app, redirect, render_template, url_for
 from flask_login import current_user
+from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
 from webapp.csvfiles import CsvProblem, inspect_csv
 from webapp.engine.retention import upload_files_in_use
+from webapp.extensions import db
 from webapp.models.jobs import Job
 from webapp.storage import Storage, StorageUnavailable, current_storage, located
 from webapp.web import upload_limit_text
@@ -97,6 +99,19 @@ def load_upload(token: str, owner_id: int) -> Upload | None:
     except (OSError, ValueError, TypeError):
         return None
     return upload if upload.owner_id == owner_id else None
+
+
+def job_made_from(token: str, owner_id: int) -> Job | None:
+    """The import job the user saved from the upload `token` (its record is gone then), if any:
+    where a mapping form sent again, or opened again with Back, leads."""
+    key = _key(token, "csv")
+    recent = db.session.execute(
+        select(Job)
+        .where(Job.owner_id == owner_id, Job.job_type == "user_data_import")
+        .order_by(Job.id.desc())
+        .limit(50)
+    ).scalars()
+    return next((job for job in recent if (job.params or {}).get("path") == key), None)
 
 
 def forget_upload(upload: Upload) -> None:
