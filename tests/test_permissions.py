@@ -553,6 +553,7 @@ NOT_OBJECT_IDS = {
     ("next",): "a path on this site (safe_path)",
     ("from",): "where an action came from",
     ("nav",): "a wizard button",
+    ("seen",): "the step list a wizard page showed, compared with the saved one, never looked up",
     ("back",): "a page to go back to",
     ("action",): "a button or an audit action name",
     ("u",): "a signed link",
