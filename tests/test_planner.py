@@ -259,7 +259,10 @@ def test_pausing_withdraws_the_planned_run_and_shows_who_and_why(app, client, lo
     assert "Schedule paused by User" in page and "Data cleanup this week" in page
     assert "resumes by itself on Jan 6, 2030" in page
     assert "Data cleanup this week" in client.get("/").get_data(as_text=True)
+    paused_note = "The schedule is paused: none of these runs happens until it is resumed."
+    assert paused_note in client.get(f"/jobs/{job.id}/schedule").get_data(as_text=True)
     client.post(f"/jobs/{job.id}/schedule/resume")
+    assert paused_note not in client.get(f"/jobs/{job.id}/schedule").get_data(as_text=True)
     assert Run.query.filter_by(job_id=job.id, state=RunState.SCHEDULED).count() == 1
 
 

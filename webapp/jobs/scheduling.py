@@ -161,10 +161,14 @@ def preview_runs(form: ScheduleForm, job_id: int, existing: JobSchedule | None) 
             f"Runs are planned {counted(int(min(gaps) // 60), 'minute')} apart, but this job "
             f"usually takes {format_duration(typical)}: runs would be skipped or queued."
         )
-    note = None
+    notes = []
+    if existing is not None and existing.paused:
+        notes.append("The schedule is paused: none of these runs happens until it is resumed.")
     if schedule.kind is ScheduleKind.HOURLY_SLOT and saved_minute is None:
-        note = "Shown at the slot's first minute: the minute it really runs at is picked when you save."
-    return {"runs": runs, "warning": warning, "note": note}
+        notes.append(
+            "Shown at the slot's first minute: the minute it really runs at is picked when you save."
+        )
+    return {"runs": runs, "warning": warning, "note": " ".join(notes) or None}
 
 
 def savable(form: ScheduleForm, existing: JobSchedule | None, minute: int | None) -> bool:
