@@ -192,3 +192,16 @@ def test_a_super_admins_dismiss_all_warns_it_clears_other_users_monitors(app, cl
     plain = client.get("/").get_data(as_text=True)
     assert "Dismiss every finished run shown here from the monitor?" in plain
     assert "other users" not in plain
+
+
+def test_the_jobs_list_pages_by_name(app, client, auth, users):
+    app.config["PAGE_SIZE"] = 2
+    for name in ("Cherry export", "Apple export", "Banana export"):
+        export_job(users["user"], name=name)
+    export_job(users["other"], name="Aardvark export")  # another user's: never listed
+    auth.login("user@example.org")
+    top = client.get("/jobs/").get_data(as_text=True)
+    assert "Apple export" in top and "Banana export" in top and "Cherry export" not in top
+    assert "Aardvark" not in top and "← Previous" not in top
+    rest = follow(client, top, "Next →")
+    assert "Cherry export" in rest and "Apple export" not in rest and "Next →" not in rest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -25,7 +25,9 @@ from webapp.jobtypes.user_data_export import ExportForm, UserDataExport
 from webapp.jobtypes.user_data_import import ImportUploadForm, UserDataImport, guess_field, mapping_problems
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
+from webapp.paging import NumberedPage, offset
 from webapp.permissions import job_or_404
+from webapp.request_args import page_arg
 from webapp.web import queue_place
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
@@ -34,16 +36,24 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 @bp.route("/")
 @login_required
 def index():
-    """The user's jobs (every user's for a super admin)."""
-    query = (
-        select(Job)
-        .where(Job.active.is_(True), Job.job_type.in_(types_where("listed_as_job")))
-        .options(selectinload(Job.owner))
-    )
+    """The user's jobs (every user's for a super admin), by name, a page at a time."""
+    query = select(Job).where(Job.active.is_(True), Job.job_type.in_(types_where("listed_as_job")))
     if not current_user.is_super_admin:
         query = query.where(Job.owner_id == current_user.id)
-    jobs = db.session.execute(query.order_by(Job.name)).scalars().all()
-    return render_template("jobs/index.html", jobs=jobs, form=ConfirmForm(), launch_url=launch_url)
+    total = db.session.execute(query.with_only_columns(func.count())).scalar_one()
+    number, per_page = page_arg(), current_app.config["PAGE_SIZE"]
+    jobs = (
+        db.session.execute(
+            query.options(selectinload(Job.owner))
+            .order_by(Job.name, Job.id)
+            .offset(offset(number, per_page))
+            .limit(per_page)
+        )
+        .scalars()
+        .all()
+    )
+    page = NumberedPage(list(jobs), number, per_page, total)
+    return render_template("jobs/index.html", jobs=jobs, page=page, form=ConfirmForm(), launch_url=launch_url)
 
 
 @bp.route("/new")
