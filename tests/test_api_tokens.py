@@ -82,6 +82,17 @@ def test_a_token_on_a_page_of_the_screens_signs_nobody_in(client, auth, users):
     assert page.status_code == 302 and "/login" in page.headers["Location"]
 
 
+def test_a_token_sent_with_a_session_cookie_is_the_tokens(client, auth, users):
+    """A script that signed in to make its token and kept its session: the token decides who
+    calls (the cookie's user is another here), and the cookie alone still calls nothing."""
+    run = start_run(export_job(users["user"]), users["user"])
+    secret = make_token(client, auth, "user@example.org")
+    auth.login("other@example.org")
+    assert api(client, f"/api/v1/runs/{run.id}", secret).status_code == 200  # the user's run
+    assert api(client, f"/api/v1/runs/{run.id}", None).status_code == 401  # the cookie alone
+    assert client.get("/jobs/").status_code == 200  # the session itself goes on
+
+
 def test_a_read_only_token_may_not_write(client, auth, users):
     run = start_run(export_job(users["user"]), users["user"])
     secret = make_token(client, auth, "user@example.org")

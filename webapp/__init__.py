@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -48,8 +48,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        """The signed-in user, unless this session was ended or went idle (auth.sessions)."""
+        """The signed-in user, unless this session was ended or went idle (auth.sessions). A
+        request to the API that carries a token is the token's, whatever cookie came with it
+        (a script that signed in once to make its token keeps its session)."""
+        from webapp.api.tokens import API_PATH, bearer_secret
         from webapp.auth import sessions
+
+        if request.path.startswith(API_PATH) and bearer_secret() is not None:
+            return None  # the request loader reads the token
 
         user = db.session.get(User, int(user_id))
         return user if user is not None and sessions.is_current(user) else None
