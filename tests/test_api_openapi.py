@@ -339,6 +339,7 @@ def test_every_operation_on_own_objects_answers_as_documented_and_every_read_suc
 def test_bad_bodies_and_bad_query_values_are_documented_4xx(api, document, world):
     for method, path, operation in operations(document):
         address = next(addresses(path, operation, world.own))
+        token = world.admin if set(operation.get("tags", [])) & ADMINS_ONLY else world.writer
         if json_body(operation):
             for kwargs, status in (
                 ({"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, 415),
@@ -346,7 +347,7 @@ def test_bad_bodies_and_bad_query_values_are_documented_4xx(api, document, world
                 ({"json": ["a list"]}, 422),
                 ({"json": {"name": 7, "unknown_field": True}}, 422),
             ):
-                answer = api(method, address, world.writer, **kwargs)
+                answer = api(method, address, token, **kwargs)
                 assert answer.status_code == status, (method, address, kwargs, answer.json)
         if any(parameter["in"] == "query" for parameter in operation["parameters"]):
             typo = api(method, f"{address}?limt=500", world.writer, **sent(operation))  # not ignored
@@ -575,3 +576,17 @@ def test_a_token_polled_from_one_address_notes_its_use_at_most_once_a_minute(api
     api("get", f"/api/v1/runs/{world.done_run}", world.writer)
     db.session.expire_all()
     assert token.last_used_at > first_noted
+
+
+def test_a_wrong_id_with_a_bad_body_is_the_ids_404_not_the_bodys_422(api, document, world):
+    """What the address names is looked up before the body is read."""
+    wrong: list[str] = []
+    for method, path, operation in operations(document):
+        if not ids(path) or not json_body(operation):
+            continue
+        address = next(addresses(path, operation, defaultdict(lambda: [987654])))
+        token = world.admin if set(operation.get("tags", [])) & ADMINS_ONLY else world.writer
+        answer = api(method, address, token, checked=False, json={"no such field": True})
+        if answer.status_code != 404:
+            wrong.append(f"{method.upper()} {address}: {answer.status_code}")
+    assert not wrong

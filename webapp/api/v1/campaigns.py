@@ -192,6 +192,7 @@ def _audience(campaign: Campaign) -> Audience:
     answers={201: LaunchOut},
     body=LaunchIn,
     errors=(400, 403, 404, 409, 415, 503),
+    found=campaign_or_404,
 )
 def launch_campaign(campaign_id: int, body: LaunchIn):
     """Launch a draft campaign: now, or scheduled for its own launch time.

@@ -143,6 +143,7 @@ def _bounces_form(wanted: BouncesJobIn) -> BounceExportForm:
     answers={200: JobOut},
     body=JobUpdateIn,
     errors=(400, 404, 409, 415),
+    found=listed_job_or_404,
 )
 def update_job(job_id: int, body: JobUpdateIn):
     """Change a job: its name, who is emailed about its runs, and an export's settings.

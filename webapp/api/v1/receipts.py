@@ -180,6 +180,7 @@ def receipt_pdf(receipt_id: int):
     answers={200: ReceiptOut},
     body=VoidIn,
     errors=(400, 403, 404, 409, 415),
+    found=_receipt_or_404,
 )
 def void(receipt_id: int, body: VoidIn):
     """Void an issued receipt, with the reason (admins): its number is never used again, and its

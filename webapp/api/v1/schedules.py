@@ -234,6 +234,7 @@ def schedule(job_id: int):
     answers={200: ScheduleSet},
     body=ScheduleIn,
     errors=(400, 403, 404, 415),
+    found=schedulable_job_or_404,
 )
 def save_schedule(job_id: int, body: ScheduleIn):
     """Set a job's schedule, as saving the schedule page does: its next run is planned again.
@@ -288,6 +289,7 @@ def schedule_next_runs(job_id: int):
     answers={200: NextRuns},
     body=ScheduleIn,
     errors=(400, 403, 404, 415),
+    found=schedulable_job_or_404,
 )
 def preview_schedule(job_id: int, body: ScheduleIn):
     """The next 10 runs a schedule would make, before it is set (nothing is saved).
@@ -304,6 +306,7 @@ def preview_schedule(job_id: int, body: ScheduleIn):
     answers={200: ScheduleOut},
     body=PauseIn,
     errors=(400, 403, 404, 409, 415),
+    found=schedulable_job_or_404,
 )
 def pause_schedule(job_id: int, body: PauseIn):
     """Pause the schedule, saying why (and maybe the day it resumes by itself): its planned run
@@ -349,6 +352,7 @@ def schedule_blackouts(job_id: int):
     answers={201: BlackoutOut},
     body=BlackoutIn,
     errors=(400, 403, 404, 415),
+    found=schedulable_job_or_404,
 )
 def add_blackout(job_id: int, body: BlackoutIn):
     """Add blackout dates: the schedule's runs on those days (in the account's time zone) are

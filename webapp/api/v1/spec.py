@@ -78,9 +78,12 @@ def operation(
     errors: tuple[int, ...] = (),
     body_types: tuple[str, ...] = ("application/json",),
     headers: dict[str, str] | None = None,
+    found: Callable[..., object] | None = None,
 ) -> Callable:
     """Declare and route an endpoint. A JSON `body` model is validated before the view runs (a
     422 naming each problem) and given to it as `body`; a `query` model likewise as `query`.
+    `found` looks up what the address names first (called with its path values), so that a
+    wrong or another user's id is its 404 (or 403) whatever the body holds.
     The view returns a model (sent with the first status of `answers`), a (model, status) pair,
     or a Response of its own (a file)."""
 
@@ -100,6 +103,8 @@ def operation(
 
         @functools.wraps(view)
         def served(**kwargs: Any):
+            if found is not None:
+                found(**kwargs)
             if body is not None and "application/json" in body_types:
                 kwargs["body"] = _validated(body, _json_body())
             if query is not None:
