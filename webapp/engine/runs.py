@@ -93,9 +93,6 @@ def start_run(job: Job, user: User | None, *, trigger: str = "manual") -> Run:
     return run
 
 
-RESENT_WITHIN = timedelta(seconds=10)  # a form sent again this soon is a resend, not a new wish
-
-
 def _in_lane(run_table, lane: str):
     """Runs of the job types that wait in `lane` (a group run is in none: it holds its group
     but no slot, and its steps take the slots)."""

@@ -3,6 +3,7 @@ Save and run button starts a run at once; Save shows the job."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import flash, redirect, request, url_for
@@ -17,6 +18,14 @@ from webapp.models.base import utcnow
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 
+RESENT_WITHIN = timedelta(seconds=10)  # a form sent again this soon is a resend, not a new wish
+
+
+def _saved(job: Job):
+    """The job's page, saying it was saved."""
+    flash(f"“{job.name}” was saved.", "success")
+    return redirect(url_for("jobs.detail", job_id=job.id))
+
 
 def after_saving(job: Job):
     """After saving a job: run it now if asked, else show it."""
@@ -25,14 +34,13 @@ def after_saving(job: Job):
         audit.record("run.started", run, detail=f"Run #{run.number}, on saving the job")
         flash(f"“{job.name}” was saved and run #{run.number} started.", "success")
         return redirect(url_for("runs.detail", run_id=run.id))
-    flash(f"“{job.name}” was saved.", "success")
-    return redirect(url_for("jobs.detail", job_id=job.id))
+    return _saved(job)
 
 
 def just_saved(new: Job) -> Job | None:
-    """The job its owner saved moments ago (engine.RESENT_WITHIN) with the same type, name and
+    """The job its owner saved moments ago (RESENT_WITHIN) with the same type, name and
     settings as `new` (not yet added), if any: a form sent again answers it, not a twin."""
-    since = utcnow() - engine.RESENT_WITHIN
+    since = utcnow() - RESENT_WITHIN
     recent = db.session.execute(
         select(Job).where(
             Job.owner_id == new.owner_id,
@@ -48,12 +56,11 @@ def just_saved(new: Job) -> Job | None:
 def resent(job: Job):
     """Where a new job's form sent again goes: the run its first sending started (Save and
     run), else the job."""
-    latest = db.session.execute(select(Run).where(Run.job_id == job.id).order_by(Run.id.desc()).limit(1))
-    if request.form.get("action") == "save_run" and (run := latest.scalar()) is not None:
+    latest = select(Run).where(Run.job_id == job.id).order_by(Run.id.desc()).limit(1)
+    if request.form.get("action") == "save_run" and (run := db.session.execute(latest).scalar()):
         flash(f"“{job.name}” was saved and run #{run.number} started.", "success")
         return redirect(url_for("runs.detail", run_id=run.id))
-    flash(f"“{job.name}” was saved.", "success")
-    return redirect(url_for("jobs.detail", job_id=job.id))
+    return _saved(job)
 
 
 def save_form(form: Any, job_type: type[JobType], job: Job | None, edited: str):
@@ -71,5 +78,4 @@ def save_form(form: Any, job_type: type[JobType], job: Job | None, edited: str):
     job.name, job.params = name, form.params()
     audit.record("job.edited", job, commit=False, detail=edited)
     db.session.commit()
-    flash(f"“{job.name}” was saved.", "success")
-    return redirect(url_for("jobs.detail", job_id=job.id))
+    return _saved(job)

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from flask import Response, request
 from pydantic import BaseModel, RootModel, ValidationError
@@ -151,7 +151,10 @@ def _query_values(model: type[BaseModel]) -> dict[str, Any]:
     first of any other."""
     values: dict[str, Any] = request.args.to_dict()
     for name, declared in model.model_fields.items():
-        if name in request.args and "list[" in str(declared.annotation):
+        if name in request.args and list in (
+            get_origin(declared.annotation),
+            *map(get_origin, get_args(declared.annotation)),
+        ):
             values[name] = request.args.getlist(name)
     return values
 
