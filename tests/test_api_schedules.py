@@ -111,6 +111,11 @@ def test_a_proposed_schedule_is_previewed_without_being_saved(client, job, secre
         ({**WEEKLY, "times_per_day": 5, "kind": "times_per_day"}, "times_per_day", "Not a valid choice."),
         ({**WEEKLY, "misfire_grace_minutes": 1441}, "misfire_grace_minutes", "Between 1 and 1440 minutes."),
         ({"kind": "once", "once_at": "2001-01-01T09:00"}, "once_at", "This date and time has passed"),
+        (
+            {"kind": "once", "start_date": "2099-06-02", "once_at": "2099-06-01T09:00"},
+            "once_at",
+            "This is before the start date (Jun 2, 2099)",
+        ),
     ],
 )
 def test_the_schedule_forms_own_checks_answer_a_422_naming_the_field(client, job, secret, body, field, words):

@@ -205,6 +205,24 @@ def test_scheduled_run_waits_and_cancelling_it_returns_the_campaign_to_draft(app
     assert client.get(f"/campaigns/{campaign.id}/edit").status_code == 200
 
 
+def test_a_scheduled_launch_is_cancelled_from_the_campaigns_own_page(app, client, auth, users):
+    supporters(3)
+    campaign = campaign_for(users["user"], launch_at=utcnow() + timedelta(days=2))
+    auth.login("user@example.org")
+    client.post(f"/campaigns/{campaign.id}/launch")
+    run = Run.query.filter_by(job_id=campaign.job_id).one()
+    page = client.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
+    assert "Cancel scheduled launch" in page and f'action="/runs/{run.id}/stop"' in page
+    back = client.post(
+        f"/runs/{run.id}/stop", data={"next": f"/campaigns/{campaign.id}"}, follow_redirects=True
+    )
+    assert back.request.path == f"/campaigns/{campaign.id}"
+    assert fresh(run).state is RunState.CANCELLED
+    assert db.session.get(Campaign, campaign.id).status is CampaignStatus.DRAFT
+    html = back.get_data(as_text=True)
+    assert "Cancel scheduled launch" not in html and "Edit campaign" in html
+
+
 def test_scheduled_launch_is_promoted_at_its_time(app, users, smtp_sink):
     supporters(4)
     campaign = campaign_for(users["user"], launch_at=utcnow() + timedelta(minutes=5))

@@ -10,6 +10,7 @@ from tests.conftest import export_job
 from tests.test_chains import group_of
 from webapp.extensions import db
 from webapp.models import Job, Run
+from webapp.models.campaigns import Campaign, CampaignStatus, SavedFilter
 
 
 def once_token(client, page: str) -> str:
@@ -93,3 +94,71 @@ def test_an_import_mapping_sent_again_leads_to_the_job_and_run_it_made(app, clie
     auth.logout()
     auth.login(users["other"].email)
     assert client.get(f"/jobs/new/import/{token}").status_code == 404  # not theirs
+
+
+CAMPAIGN = {
+    "name": "Spring appeal",
+    "from_address": "news@park.example",
+    "subject": "Spring",
+    "text_body": "Hello",
+    "audience": "opted_in",
+}
+
+
+def test_a_new_campaign_sent_twice_saves_one_draft(client, auth, users):
+    auth.login(users["user"].email)
+    token = once_token(client, "/campaigns/new")
+    first = client.post("/campaigns/new", data={**CAMPAIGN, "once": token})
+    again = client.post("/campaigns/new", data={**CAMPAIGN, "once": token}, follow_redirects=True)
+    (campaign,) = Campaign.query.all()
+    assert first.location == again.request.path == f"/campaigns/{campaign.id}"
+    assert "The form was sent twice: it saved one campaign." in again.get_data(as_text=True)
+    # a refused sending (launch time past) claims nothing: the same token saves once corrected
+    token = once_token(client, "/campaigns/new")
+    refused = client.post("/campaigns/new", data={**CAMPAIGN, "launch_at": "2001-01-01T09:00", "once": token})
+    assert refused.status_code == 200 and Campaign.query.count() == 1
+    assert client.post("/campaigns/new", data={**CAMPAIGN, "once": token}).status_code == 302
+    assert Campaign.query.count() == 2
+
+
+def test_copy_sent_twice_makes_one_draft(client, auth, users):
+    auth.login(users["user"].email)
+    client.post("/campaigns/new", data=CAMPAIGN)
+    (original,) = Campaign.query.all()
+    original.status = CampaignStatus.STOPPED  # (a draft is edited, not copied)
+    db.session.commit()
+    token = once_token(client, f"/campaigns/{original.id}")
+    first = client.post(f"/campaigns/{original.id}/copy", data={"once": token})
+    again = client.post(f"/campaigns/{original.id}/copy", data={"once": token})
+    assert Campaign.query.count() == 2 and first.location == again.location
+
+
+def test_a_new_saved_filter_sent_twice_saves_one(client, auth, users):
+    auth.login(users["user"].email)
+    token = once_token(client, "/campaigns/filters")
+    form = {
+        "name": "Boston",
+        "conditions-0-field": "city",
+        "conditions-0-op": "equals",
+        "conditions-0-value": "Boston",
+        **{f"conditions-{n}-{part}": "" for n in (1, 2) for part in ("field", "value")},
+        **{f"conditions-{n}-op": "equals" for n in (1, 2)},
+        "once": token,
+    }
+    assert client.post("/campaigns/filters", data=form).status_code == 302
+    again = client.post("/campaigns/filters", data=form, follow_redirects=True)
+    assert SavedFilter.query.count() == 1
+    assert "The form was sent twice: it saved one filter." in again.get_data(as_text=True)
+
+
+def test_a_new_supporter_delete_sent_twice_makes_one(client, auth, users):
+    from tests.test_supporter_delete import saved_filter
+
+    auth.login(users["user"].email)
+    chosen = saved_filter(users["user"])
+    form = {"name": "Requests", "source": "filter", "filter_id": chosen.id}
+    token = once_token(client, "/supporter-deletes/new")
+    first = client.post("/supporter-deletes/new", data={**form, "once": token})
+    again = client.post("/supporter-deletes/new", data={**form, "once": token})
+    (job,) = Job.query.filter_by(job_type="supporter_delete").all()
+    assert first.location == again.location == f"/supporter-deletes/{job.id}"

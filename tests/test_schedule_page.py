@@ -37,11 +37,16 @@ def local_now(app) -> datetime:
     return to_local(utcnow(), app.config["TIMEZONE"]).replace(tzinfo=None)
 
 
+def local_today() -> str:
+    """The account's today (New York's), which is not the machine's between 19:00 and midnight."""
+    return to_local(utcnow(), TZ).date().isoformat()
+
+
 def save(client, job, **fields):
     data = {
         "enabled": "y",
         "kind": "once",
-        "start_date": date.today().isoformat(),
+        "start_date": local_today(),
         "overlap_policy": "skip",
         "misfire_policy": "run_once",
         "misfire_grace_minutes": "60",
@@ -90,7 +95,7 @@ def test_the_preview_says_a_once_time_has_passed(app, client, logged_in, job):
     yesterday = (local_now(app) - timedelta(days=1)).strftime("%Y-%m-%dT09:00")
     html = client.get(
         f"/jobs/{job.id}/schedule/preview",
-        query_string={"kind": "once", "start_date": date.today().isoformat(), "once_at": yesterday},
+        query_string={"kind": "once", "start_date": local_today(), "once_at": yesterday},
     ).get_data(as_text=True)
     assert "This date and time has passed" in html and 'role="alert"' in html
 
@@ -100,6 +105,25 @@ def test_a_once_time_later_today_is_saved(app, client, logged_in, job):
     response = save(client, job, once_at=later.strftime("%Y-%m-%dT%H:%M"))
     assert response.status_code == 302
     assert JobSchedule.query.one().next_run_at is not None
+
+
+def test_a_once_time_before_the_start_date_is_refused_as_it_would_never_run(app, client, logged_in, job):
+    later = local_now(app) + timedelta(days=3)
+    start = (later + timedelta(days=2)).date()
+    response = save(client, job, start_date=start.isoformat(), once_at=later.strftime("%Y-%m-%dT%H:%M"))
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "This is before the start date" in html and 'aria-invalid="true"' in html
+    assert JobSchedule.query.count() == 0
+    once_at = later.strftime("%Y-%m-%dT%H:%M")
+    preview = client.get(
+        f"/jobs/{job.id}/schedule/preview",
+        query_string={"kind": "once", "start_date": start.isoformat(), "once_at": once_at},
+    ).get_data(as_text=True)
+    assert "This is before the start date" in preview and 'role="alert"' in preview
+    # The same day as the start date is fine
+    same_day = save(client, job, start_date=later.date().isoformat(), once_at=once_at)
+    assert same_day.status_code == 302 and JobSchedule.query.one().next_run_at is not None
 
 
 def test_a_past_slot_refusal_names_the_next_free_slot(app, client, logged_in, job, monkeypatch):

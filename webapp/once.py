@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from flask import current_app, g, request
+from flask import current_app, flash, g, redirect, request
 from flask_login import current_user
 from markupsafe import Markup
 from redis.exceptions import RedisError
+from werkzeug.wrappers import Response
 
 from webapp.engine.queueing import redis_connection
 
@@ -58,3 +59,26 @@ def remember(location: str) -> None:
         redis_connection().set(key, location, ex=KEPT)
     except RedisError:
         pass  # a second sending then meets "pending" until the key expires
+
+
+def forget() -> None:
+    """Release this sending's claim when it made nothing (its form was refused): the page
+    shown again carries a new token, and this one may be sent again as a first."""
+    key = g.pop("once_key", None)
+    if key is None:
+        return
+    try:
+        redis_connection().delete(key)
+    except RedisError:
+        pass
+
+
+def sent_again(said: str, fallback: str) -> Response | None:
+    """The answer to a second sending of this form: where its first led, with `said` (what
+    the two sendings made); `fallback` while the first is still being answered. None for a
+    first sending, which claims the token (remember() or forget() follows)."""
+    first = answered()
+    if first is None:
+        return None
+    flash(said, "info")
+    return redirect(first if first != PENDING else fallback)

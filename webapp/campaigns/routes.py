@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from webapp import audit
+from webapp import audit, once
 from webapp.campaigns.common import campaigns_page, message_parts, preview_for, record_send, sends_page
 from webapp.campaigns.forms import AUDIENCES, CampaignForm, FilterForm, merge_field_help
 from webapp.engine import launches
@@ -95,9 +95,16 @@ def _save(form: CampaignForm, campaign: Campaign | None) -> Campaign | None:
 def new():
     """Create a campaign (a draft)."""
     form = _form(None)
-    if form.validate_on_submit() and (campaign := _save(form, None)) is not None:
-        flash(f"Campaign “{campaign.name}” saved as a draft.", "success")
-        return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
+    if form.validate_on_submit():
+        said = "The form was sent twice: it saved one campaign."
+        if (again := once.sent_again(said, url_for("campaigns.index"))) is not None:
+            return again
+        if (campaign := _save(form, None)) is None:
+            once.forget()
+        else:
+            once.remember(url_for("campaigns.detail", campaign_id=campaign.id))
+            flash(f"Campaign “{campaign.name}” saved as a draft.", "success")
+            return redirect(url_for("campaigns.detail", campaign_id=campaign.id))
     return render_template("campaigns/form.html", form=form, campaign=None, merge_help=merge_field_help())
 
 
@@ -244,7 +251,11 @@ def copy(campaign_id: int):
     campaign = seen_or_404(Campaign, campaign_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
+    said = "Copy was sent twice: it made one draft."
+    if (again := once.sent_again(said, url_for("campaigns.index"))) is not None:
+        return again
     draft = launches.copy_campaign(campaign, current_user)
+    once.remember(url_for("campaigns.detail", campaign_id=draft.id))
     audit.record("campaign.copied", draft, detail=f"Copied from “{campaign.name}” (campaign {campaign.id})")
     flash(f"Copied into the new draft “{draft.name}”.", "success")
     return redirect(url_for("campaigns.detail", campaign_id=draft.id))
@@ -262,8 +273,12 @@ def filters():
         except AudienceError as exc:
             form.name.errors = [*form.name.errors, f"This filter is invalid: {exc}."]
         else:
+            said = "The form was sent twice: it saved one filter."
+            if (again := once.sent_again(said, url_for("campaigns.filters"))) is not None:
+                return again
             db.session.add(SavedFilter(owner_id=current_user.id, name=form.name.data.strip(), rule=rule))
             db.session.commit()
+            once.remember(url_for("campaigns.filters"))
             flash("Filter saved.", "success")
             return redirect(url_for("campaigns.filters"))
     keyset = Keyset.from_request(current_app.config["PAGE_SIZE"])

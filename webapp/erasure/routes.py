@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from webapp import audit
+from webapp import audit, once
 from webapp.csvfiles import CsvProblem
 from webapp.emails import is_email
 from webapp.erasure.forms import ConfirmDeleteForm, DeleteForm, DiscardForm
@@ -70,13 +70,20 @@ def new():
     form = DeleteForm()
     form.filter_id.choices = [(0, "Choose a saved filter")] + [(f.id, f.name) for f in _filters()]
     if form.validate_on_submit():
+        said = "The form was sent twice: it made one Supporter Delete."
+        if (again := once.sent_again(said, url_for("erasure.index"))) is not None:
+            return again
         try:
             params = _filtered(form) if form.source.data == "filter" else _uploaded(form)
         except StorageUnavailable:
+            once.forget()
             form.file.errors.append(STORAGE_DOWN)
             return render_template("erasure/new.html", form=form), 503
-        if params is not None:
+        if params is None:
+            once.forget()
+        else:
             job = new_request(current_user, form.name.data.strip(), params)
+            once.remember(url_for("erasure.detail", job_id=job.id))
             audit.record("job.created", job, detail="Supporter Delete (waiting for its confirmation)")
             return redirect(url_for("erasure.detail", job_id=job.id))
     return render_template("erasure/new.html", form=form)

@@ -132,9 +132,9 @@ def run_now(group_id: int):
     if len(GroupDefinition.of(group).steps) < MIN_STEPS:
         flash(f"“{group.name}” cannot run: a group needs at least {MIN_STEPS} jobs.", "error")
         return redirect(url_for("groups.wizard", group_id=group.id, step=1))
-    if (first := once.answered()) is not None:  # this Run now sent again
-        flash("That Run now was sent twice: it started one group run.", "info")
-        return redirect(first if first != once.PENDING else url_for("groups.detail", group_id=group.id))
+    said = "That Run now was sent twice: it started one group run."
+    if (again := once.sent_again(said, url_for("groups.detail", group_id=group.id))) is not None:
+        return again
     run = engine.start_run(group, current_user)
     once.remember(url_for("runs.detail", run_id=run.id))
     audit.record("run.started", run, detail=f"Group run #{run.number}, Run now")

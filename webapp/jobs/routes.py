@@ -194,9 +194,9 @@ def run_now(job_id: int):
             "info",
         )
         return redirect(launch_url(job))
-    if (first := once.answered()) is not None:  # this Run now sent again
-        flash("That Run now was sent twice: it started one run.", "info")
-        return redirect(first if first != once.PENDING else url_for("jobs.detail", job_id=job.id))
+    said = "That Run now was sent twice: it started one run."
+    if (again := once.sent_again(said, url_for("jobs.detail", job_id=job.id))) is not None:
+        return again
     run = engine.start_run(job, current_user)
     once.remember(url_for("runs.detail", run_id=run.id))
     audit.record("run.started", run, detail=f"Run #{run.number}, Run now")

@@ -119,6 +119,13 @@ def past_slot_message(hour: int, slot: int, now_local: datetime, tz_name: str) -
     )
 
 
+def once_before_start_message(start: date) -> str:
+    """Why a one-off time before the schedule's start date is refused (it would never run)."""
+    return (
+        f"This is before the start date ({format_day(start)}): choose a later one, or an earlier start date."
+    )
+
+
 def once_past_message(tz_name: str) -> str:
     """Why a one-off time that has passed is refused."""
     return f"This date and time has passed (it is now {format_local(utcnow(), tz_name)}): choose a later one."
@@ -214,6 +221,12 @@ class ScheduleForm(FlaskForm):
         except OverflowError:  # a time in year 1, east of UTC: long past
             return True
 
+    def once_before_start(self) -> bool:
+        """Whether a one-off schedule's day comes before its start date: nothing would run."""
+        if self.kind.data != ScheduleKind.ONCE or not isinstance(self.once_at.data, datetime):
+            return False
+        return isinstance(self.start_date.data, date) and self.once_at.data.date() < self.start_date.data
+
     def kind_problems(self) -> None:
         """Require the fields the chosen kind needs; refuse a one-off time that has passed
         while the schedule is on (switched off, it may stay: nothing runs)."""
@@ -224,6 +237,8 @@ class ScheduleForm(FlaskForm):
             problem = None
             if self.enabled.data and self.once_in_past():
                 problem = once_past_message(current_app.config["TIMEZONE"])
+            if not problem and self.once_before_start():
+                problem = once_before_start_message(self.start_date.data)
             problem = problem or check_plannable(self.once_at.data)
             if problem:
                 self.once_at.errors = [*self.once_at.errors, problem]

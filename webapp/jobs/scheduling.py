@@ -26,6 +26,7 @@ from webapp.jobs.schedule_forms import (
     counted,
     describe_schedule,
     local_now,
+    once_before_start_message,
     once_past_message,
     past_slot_message,
     wall_text,
@@ -143,6 +144,8 @@ def preview_runs(form: ScheduleForm, job_id: int, existing: JobSchedule | None) 
         return {"problem": problem}
     if form.once_in_past():
         return {"problem": once_past_message(account_zone())}
+    if form.once_before_start():
+        return {"problem": once_before_start_message(form.start_date.data)}
     try:
         saved_minute = _preview_minute(form, existing)
         schedule = _pure(form, (form.slot.data or 0) * SLOT_MINUTES if saved_minute is None else saved_minute)
