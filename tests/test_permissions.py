@@ -235,6 +235,7 @@ def others_objects(app, users):
     from webapp.api.tokens import issue
     from webapp.jobtypes.job_group import GroupDefinition
     from webapp.models import Blackout, Job
+    from webapp.models.campaigns import SavedFilter
 
     other = users["other"]
     job = export_job(other, name="Secret list of other")
@@ -246,7 +247,8 @@ def others_objects(app, users):
     blackout = Blackout(
         job_id=job.id, start_date=date(2030, 1, 1), end_date=date(2030, 1, 2), reason="Secret closure"
     )
-    db.session.add_all([group, blackout])
+    saved = SavedFilter(owner_id=other.id, name="Secret filter of other", rule={"conditions": []})
+    db.session.add_all([group, blackout, saved])
     db.session.commit()
     return {
         "run_id": run.id,
@@ -254,6 +256,7 @@ def others_objects(app, users):
         "campaign_id": campaign.id,
         "group_id": group.id,
         "blackout_id": blackout.id,
+        "filter_id": saved.id,
         "token_id": issue(other, "Secret token of other", read_only=True, expires_at=None)[0].id,
         "step": 1,
     }
@@ -263,7 +266,7 @@ def owned_object_routes(app):
     """Every route that takes an object id, with each of its methods (deletions last, so that a
     super admin's requests find every object)."""
     rules = sorted(
-        app.url_map.iter_rules(), key=lambda r: (r.endpoint.endswith(("delete", "deactivate")), r.rule)
+        app.url_map.iter_rules(), key=lambda r: ("delete" in r.endpoint or "deactivate" in r.endpoint, r.rule)
     )
     for rule in rules:
         if (

@@ -8,13 +8,13 @@ from sqlalchemy import select
 
 from webapp import audit, once
 from webapp.campaigns.common import campaigns_page, message_parts, preview_for, record_send, sends_page
-from webapp.campaigns.forms import AUDIENCES, CampaignForm, FilterForm, merge_field_help
+from webapp.campaigns.forms import AUDIENCES, CampaignForm, merge_field_help
 from webapp.engine import launches
 from webapp.engine.queueing import QueueUnavailable
 from webapp.extensions import db
 from webapp.jobs.forms import ConfirmForm
 from webapp.jobtypes.email_campaign import EmailCampaign
-from webapp.mailing.audience import AudienceError, audience_sizes, describe_rule, rule_conditions
+from webapp.mailing.audience import AudienceError, audience_sizes, describe_rule
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign, CampaignStatus, SavedFilter
 from webapp.models.jobs import Job
@@ -259,31 +259,3 @@ def copy(campaign_id: int):
     audit.record("campaign.copied", draft, detail=f"Copied from “{campaign.name}” (campaign {campaign.id})")
     flash(f"Copied into the new draft “{draft.name}”.", "success")
     return redirect(url_for("campaigns.detail", campaign_id=draft.id))
-
-
-@bp.route("/filters", methods=["GET", "POST"])
-@login_required
-def filters():
-    """Saved filters: the list (newest first, a page at a time) and a form for a new one."""
-    form = FilterForm()
-    if form.validate_on_submit():
-        rule = form.rule()
-        try:
-            rule_conditions(rule)
-        except AudienceError as exc:
-            form.name.errors = [*form.name.errors, f"This filter is invalid: {exc}."]
-        else:
-            said = "The form was sent twice: it saved one filter."
-            if (again := once.sent_again(said, url_for("campaigns.filters"))) is not None:
-                return again
-            db.session.add(SavedFilter(owner_id=current_user.id, name=form.name.data.strip(), rule=rule))
-            db.session.commit()
-            once.remember(url_for("campaigns.filters"))
-            flash("Filter saved.", "success")
-            return redirect(url_for("campaigns.filters"))
-    keyset = Keyset.from_request(current_app.config["PAGE_SIZE"])
-    query = keyset.narrow(select(SavedFilter).where(SavedFilter.owner_id == current_user.id), SavedFilter.id)
-    page = keyset.page(db.session.execute(query).scalars().all())
-    return render_template(
-        "campaigns/filters.html", form=form, filters=page.items, page=page, describe=describe_rule
-    )

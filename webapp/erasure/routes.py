@@ -97,6 +97,7 @@ def _filtered(form: DeleteForm) -> dict[str, Any]:
         "filter_id": saved.id,
         "filter_name": saved.name,
         "rule_text": rule_text(saved),
+        "rule": saved.rule,  # what is previewed, confirmed and deleted, whatever the filter becomes
     }
 
 

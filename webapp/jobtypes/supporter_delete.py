@@ -88,19 +88,26 @@ def _named(rows: Any) -> list[tuple[str, str]]:
     return [(email, " ".join(filter(None, (first, last)))) for email, first, last in rows]
 
 
-def filter_conditions(saved: SavedFilter | None) -> list[ColumnElement[bool]]:
-    """A saved filter's conditions; a plain JobError when it is gone or cannot be applied."""
-    if saved is None:
-        raise JobError("its saved filter was deleted; nothing was deleted.")
+def filter_conditions(params: dict[str, Any]) -> list[ColumnElement[bool]]:
+    """The conditions of the saved filter a delete was made from, as they were then (kept in
+    its parameters: editing or deleting the filter later changes nothing of what the delete
+    previews, confirms and deletes); a delete made before they were kept reads the filter as it
+    is now. A plain JobError when they are gone or cannot be applied."""
+    rule, name = params.get("rule"), params.get("filter_name", "")
+    if rule is None:
+        saved = db.session.get(SavedFilter, params["filter_id"])
+        if saved is None:
+            raise JobError("its saved filter was deleted; nothing was deleted.")
+        rule, name = saved.rule, saved.name
     try:
-        return rule_conditions(saved.rule)
+        return rule_conditions(rule)
     except AudienceError as problem:
-        raise JobError(f"its saved filter “{saved.name}” cannot be applied: {problem}.") from None
+        raise JobError(f"its saved filter “{name}” cannot be applied: {problem}.") from None
 
 
-def preview_filter(saved: SavedFilter | None, owner: User) -> Preview:
-    """The supporters a saved filter would delete now."""
-    where = [*filter_conditions(saved), *scope(owner)]
+def preview_filter(params: dict[str, Any], owner: User) -> Preview:
+    """The supporters a delete made from a saved filter would delete now."""
+    where = [*filter_conditions(params), *scope(owner)]
     count = db.session.execute(select(func.count()).select_from(Supporter).where(*where)).scalar_one()
     sample = db.session.execute(
         select(Supporter.email, Supporter.first_name, Supporter.last_name)
@@ -155,7 +162,7 @@ def preview(job: Job) -> Preview:
     """What a Supporter Delete job would delete if it ran now (for its confirmation)."""
     params = job.params
     if params["source"] == "filter":
-        return preview_filter(db.session.get(SavedFilter, params["filter_id"]), job.owner)
+        return preview_filter(params, job.owner)
     storage, key = located(current_storage(), params["path"])
     with storage.local_copy(key) as path:
         return preview_file(path, params, job.owner)
@@ -341,7 +348,7 @@ class SupporterDelete(JobType):
 
     def _by_filter(self, ctx: RunContext, owner: User, key: bytes, size: int, out: Any, writer: Any) -> None:
         """Delete the supporters a saved filter matches, in id order."""
-        where = [*filter_conditions(db.session.get(SavedFilter, ctx.params["filter_id"])), *scope(owner)]
+        where = [*filter_conditions(ctx.params), *scope(owner)]
         point = ctx.checkpoint
         last_id, done = point.get("last_id", 0), point.get("done", 0)
         left = db.session.execute(

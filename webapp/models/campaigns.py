@@ -40,6 +40,8 @@ class SavedFilter(Model):
     rule: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    owner = relationship("User")
+
 
 class Campaign(Model):
     """An email: sender, subject, bodies with merge fields, audience, notification address."""
