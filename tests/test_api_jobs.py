@@ -124,6 +124,29 @@ def test_a_run_started_through_the_api_says_so_on_its_page(app, client, auth, us
     assert "through the API" in client.get(f"/runs/{started.json['id']}").get_data(as_text=True)
 
 
+def test_run_now_through_the_api_sent_again_with_its_idempotency_key_starts_one_run(app, client, auth, users):
+    from webapp.models.runs import Run
+
+    job = export_job(users["user"])
+    group = group_of(users["user"], [export_job(users["user"]), export_job(users["user"])])
+    secret = write_token(client, auth)
+    for target, path in ((job, f"/api/v1/jobs/{job.id}/runs"), (group, f"/api/v1/groups/{group.id}/runs")):
+        key = {"Idempotency-Key": f"retry-{target.id}"}
+        first = api(client, path, secret, method="POST", headers=key)
+        again = api(client, path, secret, method="POST", headers=key)
+        assert first.status_code == again.status_code == 201, again.json
+        assert again.json["id"] == first.json["id"] and again.headers["Idempotent-Replayed"] == "true"
+        assert Run.query.filter_by(job_id=target.id).count() == 1
+        other = api(client, path, secret, method="POST", headers={"Idempotency-Key": "a new one"})
+        assert other.status_code == 201 and other.json["id"] != first.json["id"]
+        assert Run.query.filter_by(job_id=target.id).count() == 2
+    # the same key for another job is that job's own (a key names a request to one address)
+    elsewhere = export_job(users["user"], name="Elsewhere")
+    path = f"/api/v1/jobs/{elsewhere.id}/runs"
+    fresh_start = api(client, path, secret, method="POST", headers={"Idempotency-Key": f"retry-{job.id}"})
+    assert fresh_start.status_code == 201 and fresh_start.json["job_id"] == elsewhere.id
+
+
 def test_an_email_bounces_job_is_made_through_the_api_with_its_forms_checks(app, client, auth, users):
     from tests.test_email_bounces import a_send
 

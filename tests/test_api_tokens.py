@@ -26,9 +26,9 @@ def make_token(client, auth, email: str, name: str = "CRM sync", **fields) -> st
     return secret
 
 
-def api(client, path: str, secret: str | None, method: str = "GET", **kwargs):
-    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-    return client.open(path, method=method, headers=headers, **kwargs)
+def api(client, path: str, secret: str | None, method: str = "GET", headers: dict | None = None, **kwargs):
+    sent = {**({"Authorization": f"Bearer {secret}"} if secret else {}), **(headers or {})}
+    return client.open(path, method=method, headers=sent, **kwargs)
 
 
 def test_a_new_token_is_shown_once_and_stored_only_as_its_hash(client, auth, users):

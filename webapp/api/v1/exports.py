@@ -8,7 +8,8 @@ from flask_login import current_user
 from webapp import audit
 from webapp.api.v1.core import fail
 from webapp.api.v1.forms import validated
-from webapp.api.v1.imports import ONCE, TAG, started_once
+from webapp.api.v1.idempotency import ONCE, started_once
+from webapp.api.v1.imports import TAG
 from webapp.api.v1.jobs import export_form
 from webapp.api.v1.schemas import ExportServiceIn, RunOut
 from webapp.api.v1.spec import operation

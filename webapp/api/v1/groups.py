@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from webapp.api.v1.answers import group_out
 from webapp.api.v1.core import fail
+from webapp.api.v1.idempotency import ONCE
 from webapp.api.v1.jobs import start, visible_jobs
 from webapp.api.v1.runs import act_on_run
 from webapp.api.v1.schemas import GroupList, GroupOut, RunActionOut, RunOut
@@ -38,11 +39,20 @@ def group(group_id: int):
     return group_out(group_or_404(group_id))
 
 
-@operation("POST", "/groups/<int:group_id>/runs", tag=TAG, answers={201: RunOut}, errors=(404, 409))
+@operation(
+    "POST",
+    "/groups/<int:group_id>/runs",
+    tag=TAG,
+    answers={201: RunOut},
+    errors=(404, 409, 422),
+    headers=ONCE,
+)
 def run_group(group_id: int):
     """Start a run of the group now, as its Run now button does.
 
-    It waits while another run of the group is busy; 409 for a group of fewer than two jobs."""
+    It waits while another run of the group is busy; 409 for a group of fewer than two jobs.
+    With an `Idempotency-Key` header, the same key sent again within a day answers the run it
+    started."""
     return start(job_id=group_or_404(group_id).id)
 
 

@@ -9,27 +9,24 @@ shared with exports)."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import current_app, request
 from flask_login import current_user
-from redis.exceptions import RedisError
 from werkzeug.datastructures import FileStorage
 
 from webapp import audit
-from webapp.api.v1.answers import run_out
 from webapp.api.v1.core import fail
+from webapp.api.v1.idempotency import ONCE, started_once
 from webapp.api.v1.schemas import ImportQuery, RunOut
 from webapp.api.v1.spec import operation
 from webapp.csvfiles import LINE_LIMIT, CsvProblem
-from webapp.engine.queueing import redis_connection
 from webapp.engine.runs import start_run
 from webapp.extensions import db
 from webapp.jobs.uploads import Upload, forget_upload, save_upload
@@ -38,17 +35,11 @@ from webapp.jobtypes.user_data_import import UserDataImport, guess_field, mappin
 from webapp.models.jobs import Job
 from webapp.models.people import FIELDS_BY_NAME, SUPPORTER_FIELDS
 from webapp.models.runs import Run
-from webapp.permissions import job_or_404, run_or_404
+from webapp.permissions import job_or_404
 from webapp.storage import StorageUnavailable, current_storage
 
 TAG = "Imports and exports"
 CSV, NDJSON = "text/csv", "application/x-ndjson"
-REMEMBERED = 24 * 3600  # seconds an Idempotency-Key answers its first run
-PENDING = 15 * 60  # seconds a key is held while its first request is being answered
-ONCE = {
-    "Idempotency-Key": "up to 255 characters naming this request: the same key sent again within a "
-    "day answers its first run (Idempotent-Replayed: true) and starts nothing"
-}
 
 
 @operation(
@@ -270,98 +261,3 @@ def discard(upload: Upload) -> None:
             storage.delete(key)
         except (OSError, StorageUnavailable):
             current_app.logger.warning("%s not deleted: the upload sweep takes it", storage.where(key))
-
-
-# -- Idempotency-Key: a repeated POST answers its first run -----------------------------------
-
-
-def started_once(scope: str, start: Callable[[], Run]) -> Response:
-    """202 with the run `start` makes; with an Idempotency-Key header, the run that key already
-    started (kept per user for a day in Redis), or a 409 while its first request is still being
-    answered. A request that fails frees its key. With Redis unreachable the key is not kept."""
-    held = _claim(scope)
-    if isinstance(held, Run):
-        return _accepted(held, replayed=True)
-    try:
-        run = start()
-    except BaseException:
-        _forget(held)
-        raise
-    _remember(held, run)
-    return _accepted(run)
-
-
-def _accepted(run: Run, *, replayed: bool = False) -> Response:
-    response = jsonify(run_out(run).model_dump(mode="json"))
-    response.status_code = 202
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
-
-
-def _claim(scope: str) -> tuple[str, str] | Run | None:
-    """The Redis key now held for this request's Idempotency-Key (and the request's
-    fingerprint), or the run it started before (None: no key sent, or Redis unreachable). The
-    key sent with another request than its first (another query, type, length or JSON body) is
-    a 422: answering the first run would drop what this one sent."""
-    sent = request.headers.get("Idempotency-Key")
-    if sent is None:
-        return None
-    if not 1 <= len(sent) <= 255 or not sent.isprintable():
-        raise fail(400, "Idempotency-Key must be 1 to 255 printable characters")
-    digest = hashlib.sha256(sent.encode()).hexdigest()
-    name = f"{current_app.config['QUEUE_NAME']}:api-once:{current_user.id}:{scope}:{digest}"
-    request_print = _fingerprint()
-    try:
-        connection = redis_connection()
-        if connection.set(name, f"pending {request_print}", nx=True, ex=PENDING):
-            return name, request_print
-        first = connection.get(name)
-    except RedisError as problem:
-        current_app.logger.warning("Idempotency-Key not kept: Redis unreachable (%s)", problem)
-        return None
-    held, _, first_print = (first.decode() if isinstance(first, bytes) else first or "").partition(" ")
-    if first_print and not _same_request(first_print, request_print):  # (none: an older version's)
-        raise fail(422, "this Idempotency-Key was sent with another request: use a new key for a new request")
-    if not held.isdigit():
-        raise fail(409, "a request with this Idempotency-Key is still being answered: ask again shortly")
-    return run_or_404(int(held))
-
-
-def _fingerprint() -> str:
-    """What tells two requests apart without reading a streamed body: the query, the body's
-    type and a JSON body itself (small: read whole anyway), then the body's length ("-": sent
-    in chunks, not known)."""
-    parts = [
-        request.query_string.decode("latin-1"),
-        request.content_type or "",
-        request.get_data(cache=True).decode("utf-8", "replace") if request.is_json else "",
-    ]
-    length = request.content_length
-    return (
-        hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32] + f":{'-' if length is None else length}"
-    )
-
-
-def _same_request(first: str, this: str) -> bool:
-    """Whether two fingerprints may be of the same request (a length not known matches any)."""
-    first_digest, _, first_length = first.partition(":")
-    digest, _, length = this.partition(":")
-    return first_digest == digest and (first_length == length or "-" in (first_length, length))
-
-
-def _remember(held: tuple[str, str] | None, run: Run) -> None:
-    if held is not None:
-        name, request_print = held
-        try:
-            redis_connection().set(name, f"{run.id} {request_print}", ex=REMEMBERED)
-        except RedisError as problem:
-            current_app.logger.warning("Idempotency-Key not kept: Redis unreachable (%s)", problem)
-
-
-def _forget(held: tuple[str, str] | None) -> None:
-    if held is not None:
-        try:
-            redis_connection().delete(held[0])
-        except RedisError:
-            pass  # it expires by itself

@@ -7,9 +7,10 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from webapp import audit
-from webapp.api.v1.answers import job_out, run_out
+from webapp.api.v1.answers import job_out
 from webapp.api.v1.core import fail
 from webapp.api.v1.forms import form_data, validated
+from webapp.api.v1.idempotency import ONCE, started_once
 from webapp.api.v1.schemas import (
     AnnualReceiptsJobIn,
     BatchReceiptsJobIn,
@@ -229,11 +230,14 @@ def activate(job_id: int, action: str):
     return job_out(found)
 
 
-@operation("POST", "/jobs/<int:job_id>/runs", tag=TAG, answers={201: RunOut}, errors=(404, 409))
+@operation(
+    "POST", "/jobs/<int:job_id>/runs", tag=TAG, answers={201: RunOut}, errors=(404, 409, 422), headers=ONCE
+)
 def start(job_id: int):
     """Start a run of the job now, as Run now does (it waits if another run of it is busy).
 
-    A campaign is sent by its launch, not here (409)."""
+    A campaign is sent by its launch, not here (409). With an `Idempotency-Key` header, the
+    same key sent again within a day answers the run it started and starts nothing."""
     found = job_or_404(job_id)
     if not found.active:
         raise fail(409, "this job was deleted")
@@ -241,6 +245,10 @@ def start(job_id: int):
         raise fail(409, "a campaign is sent by its launch, which shows the audience size first")
     if found.job_type == JobGroup.key and len(GroupDefinition.of(found).steps) < MIN_STEPS:
         raise fail(409, f"a group needs at least {MIN_STEPS} jobs to run")
-    run = start_run(found, current_user, trigger="api")
+    return started_once(f"runs-of-{found.id}", lambda: _run_now(found), status=201)
+
+
+def _run_now(job: Job) -> Run:
+    run = start_run(job, current_user, trigger="api")
     audit.record("run.started", run, detail=f"{run.label.capitalize()}, through the API")
-    return run_out(run), 201
+    return run

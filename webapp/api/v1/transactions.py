@@ -17,7 +17,8 @@ from werkzeug.datastructures import FileStorage
 
 from webapp import audit
 from webapp.api.v1.core import fail
-from webapp.api.v1.imports import discard, map_pairs, started_once
+from webapp.api.v1.idempotency import started_once
+from webapp.api.v1.imports import discard, map_pairs
 from webapp.api.v1.schemas import Closed, RunOut
 from webapp.api.v1.spec import operation
 from webapp.csvfiles import CsvProblem
