@@ -63,7 +63,17 @@ def test_latin1_file_is_accepted_when_asked_for(client, logged_in):
     )
     assert response.status_code == 302
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Zoé" in page
+    assert "Zoé" in page and "This file looks like UTF-8" not in page
+
+
+def test_a_utf8_file_read_as_latin1_is_warned_about_on_the_mapping_page(client, logged_in):
+    response = upload_csv(client, "email,first_name\njose@example.org,José\n", encoding="latin-1")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "JosÃ©" in page  # what would be stored
+    assert "This file looks like UTF-8, but it was read as Latin-1" in page
+    assert '<a href="/jobs/new/import">Upload it again</a>' in page
+    plain = upload_csv(client, "email,first_name\njo@example.org,Jo\n", encoding="latin-1")  # ASCII only
+    assert "This file looks like UTF-8" not in client.get(plain.headers["Location"]).get_data(as_text=True)
 
 
 @pytest.mark.parametrize(

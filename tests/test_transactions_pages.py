@@ -17,10 +17,10 @@ from webapp.rules.states import RunState
 GIFTS = "Betrag,E-mail,Date,Appeal\n12.50,ann@example.org,2026-01-05,SPRING\n3,bob@example.org,2026-01-06,\n"
 
 
-def upload(client, text=GIFTS, name="January gifts"):
+def upload(client, text=GIFTS, name="January gifts", encoding="utf-8"):
     return client.post(
         "/transactions/new",
-        data={"name": name, "encoding": "utf-8", "file": (io.BytesIO(text.encode()), "gifts.csv")},
+        data={"name": name, "encoding": encoding, "file": (io.BytesIO(text.encode()), "gifts.csv")},
         content_type="multipart/form-data",
     )
 
@@ -93,6 +93,16 @@ def gift(owner, amount, currency="USD", kind="one_off", day=date(2026, 1, 5), **
         source="Bank",
         **extra,
     )
+
+
+def test_a_utf8_file_read_as_latin1_is_warned_about_before_it_is_mapped(app, client, auth, users):
+    auth.login(users["user"].email)
+    page = client.get(
+        mapping_url(upload(client, GIFTS + "4,zoe@example.org,2026-01-07,Été\n", encoding="latin-1"))
+    )
+    html = page.get_data(as_text=True)
+    assert "This file looks like UTF-8, but it was read as Latin-1" in html
+    assert '<a href="/transactions/new">Upload it again</a>' in html
 
 
 def test_the_list_filters_totals_by_currency_and_pages(app, client, auth, users):

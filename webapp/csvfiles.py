@@ -76,6 +76,21 @@ def inspect_csv(path: str, encoding: str, preview_rows: int = 5) -> CsvInfo:
     return CsvInfo(delimiter=delimiter, header=header, preview=preview, rows=rows)
 
 
+def utf8_text(path: str, sample: int = 256 * 1024) -> bool:
+    """Whether the file's start holds letters beyond ASCII that read as UTF-8: chosen as
+    Latin-1, such a file would store "JosÃ©" for "José" (Latin-1 reads any byte, so nothing
+    else would say so)."""
+    with open(path, "rb") as raw:
+        head = raw.read(sample)
+    if head.isascii():
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a cut last letter is fine
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _shown(text: str) -> str:
     """A header name or cell as the mapping page shows it: cut short when it is long."""
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"

@@ -17,7 +17,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
-from webapp.csvfiles import CsvProblem, inspect_csv
+from webapp.csvfiles import CsvProblem, inspect_csv, utf8_text
 from webapp.engine.retention import upload_files_in_use
 from webapp.extensions import db
 from webapp.models.jobs import Job
@@ -38,6 +38,7 @@ class Upload:
     header: list[str] = field(default_factory=list)
     preview: list[list[str]] = field(default_factory=list)
     rows: int | None = None  # data records; None for an upload saved before they were counted
+    looks_utf8: bool = False  # chosen as Latin-1, but its letters read as UTF-8 (a warning)
 
     @property
     def key(self) -> str:
@@ -77,6 +78,7 @@ def save_upload(file: FileStorage, owner_id: int, name: str, encoding: str) -> U
     try:
         file.save(partial)
         info = inspect_csv(partial, encoding)
+        upload.looks_utf8 = encoding == "latin-1" and utf8_text(partial)
         storage.store(upload.key, partial)
     except BaseException:
         _remove(partial)
