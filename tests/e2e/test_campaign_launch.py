@@ -93,7 +93,7 @@ def save_filter(page: Page, name: str, domain: str) -> None:
     page.get_by_label("Condition 1 comparison").select_option(label="contains")
     page.get_by_label("Condition 1 value").fill(f"@{domain}")
     page.get_by_role("button", name="Save filter").click()
-    expect(flash(page, "Filter saved.")).to_be_visible()
+    expect(flash(page, f"Filter “{name}” saved.")).to_be_visible()
 
 
 def create_campaign(page: Page, name: str, filter_name: str, *, launch_at: str = "") -> int:
