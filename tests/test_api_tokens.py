@@ -360,6 +360,9 @@ def test_an_export_job_is_made_and_deleted_through_the_api_with_each_problem_nam
     alone = export_job(users["user"], name="Alone")
     assert api(client, f"/api/v1/jobs/{alone.id}", secret, method="DELETE").json == {"deleted": alone.id}
     assert db.session.get(Job, alone.id).active is False
+    shown = api(client, f"/api/v1/jobs/{alone.id}", secret)  # as its page still shows it
+    assert shown.status_code == 200 and shown.json["deleted"] is True
+    assert api(client, f"/api/v1/jobs/{second.id}", secret).json["deleted"] is False
     theirs = export_job(users["other"], name="Theirs")
     assert api(client, f"/api/v1/jobs/{theirs.id}", secret, method="DELETE").status_code == 404
 

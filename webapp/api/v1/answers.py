@@ -100,6 +100,7 @@ def job_out(job: Job) -> JobOut:
         type_label=type_label(job.job_type),
         owner=job.owner.email,
         created_at=iso(job.created_at),
+        deleted=not job.active,
         settings={label: str(value) for label, value in described},
     )
 

@@ -72,7 +72,8 @@ def listed_job_or_404(job_id: int) -> Job:
 
 @operation("GET", "/jobs/<int:job_id>", tag=TAG, answers={200: JobOut}, errors=(404,))
 def job(job_id: int):
-    """One job, with the settings its page lists."""
+    """One job, with the settings its page lists; a deleted one too (`deleted`: true), as its
+    page still shows it (its runs stay in History)."""
     return job_out(job_or_404(job_id))
 
 

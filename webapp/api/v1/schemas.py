@@ -135,6 +135,9 @@ class JobOut(BaseModel):
     type_label: str
     owner: str
     created_at: str | None
+    deleted: bool = Field(
+        default=False, description="deleted: its page and runs stay readable; it changes and runs no more"
+    )
     settings: dict[str, str] = Field(description="what the job's page lists about it")
 
 
