@@ -76,7 +76,7 @@ def edit_filter(filter_id: int):
         db.session.commit()
         flash(f"Filter “{saved.name}” saved.", "success")
         return redirect(url_for("campaigns.filters"))
-    return render_template("campaigns/filter_edit.html", form=form, saved=saved, users=_users(saved))
+    return render_template("campaigns/filter_edit.html", form=form, saved=saved, needed_by=_needed_by(saved))
 
 
 def _form_data(saved: SavedFilter) -> dict:
@@ -85,7 +85,7 @@ def _form_data(saved: SavedFilter) -> dict:
     return {"name": saved.name, "conditions": conditions}
 
 
-def _users(saved: SavedFilter) -> list[Campaign]:
+def _needed_by(saved: SavedFilter) -> list[Campaign]:
     """The campaigns that still need the filter: not sent yet, being sent, or stopped part-way
     (Send to the remaining reads it again). A campaign whose launch is over does not."""
     campaigns = db.session.execute(
@@ -109,9 +109,9 @@ def delete_filter(filter_id: int):
     saved = _filter_or_404(filter_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    if users := _users(saved):
-        names = ", ".join(f"“{campaign.name}”" for campaign in users[:3])
-        more = f" and {len(users) - 3} more" if len(users) > 3 else ""
+    if needed_by := _needed_by(saved):
+        names = ", ".join(f"“{campaign.name}”" for campaign in needed_by[:3])
+        more = f" and {len(needed_by) - 3} more" if len(needed_by) > 3 else ""
         flash(
             f"“{saved.name}” was not deleted: it is the audience of {names}{more}. "
             "Choose another audience for them first.",
