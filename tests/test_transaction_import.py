@@ -110,6 +110,9 @@ def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(ap
         "ann@example.org,0.00,USD,2026-01-06,one_off,t17,\n"  # 21: nothing given
         "ann@example.org,5,USD,0001-01-01,one_off,t18,\n"  # 22: a typo for the year
         "ann@example.org,99999999999999,USD,2026-01-06,one_off,t19,\n"
+        'ann@example.org,"12,50",EUR,2026-01-06,one_off,t20,\n'  # 24: a decimal comma, not 1,250
+        "ann@example.org,12.345,BHD,2026-01-06,one_off,t21,\n"  # 25: not rounded to 12.34
+        'ann@example.org,"1,234.50",USD,2026-01-06,one_off,t22,\n'  # 26: good, thousands
     )
     run = run_transactions(app, users["user"], tmp_path, text, ALL_COLUMNS, unknown="reject")
     assert run.state is RunState.COMPLETED
@@ -134,8 +137,11 @@ def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(ap
         "line 21: amount 0.00 is zero: a gift or refund has an amount",
         "line 22: date 0001-01-01 is before 1900-01-01: check the year",
         "line 23: '99999999999999' is too large for amount (at most 9,999,999,999.99)",
+        "line 24: '12,50' is not a number for amount: write decimals with a point (12.50); a comma "
+        "may only separate thousands (1,234.50)",
+        "line 25: '12.345' has more than two decimals for amount (amounts are kept in cents)",
     ]
-    assert (run.checked, run.created, run.rejected, run.skipped, run.updated) == (22, 3, 19, 0, 0)
+    assert (run.checked, run.created, run.rejected, run.skipped, run.updated) == (25, 4, 21, 0, 0)
     stored = {
         t.external_id: (t.amount, t.currency, t.received_on, t.kind, t.tax_deductible, t.run_id, t.owner_id)
         for t in Transaction.query.filter_by(run_id=run.id)
@@ -145,14 +151,15 @@ def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(ap
         "t1": (Decimal("10.00"), "USD", date(2026, 1, 5), "one_off", Decimal("5.00"), run.id, user_id),
         "t9": (Decimal("5.00"), "USD", date(2026, 1, 5), "recurring", None, run.id, user_id),
         "t16": (Decimal("-7.00"), "USD", date(2026, 1, 6), "refund", Decimal("-2.00"), run.id, user_id),
+        "t22": (Decimal("1234.50"), "USD", date(2026, 1, 6), "one_off", None, run.id, user_id),
     }
     assert run.has_result  # the import report of the rejected lines
     assert job_type_for("transaction_import").counts(run) == [
-        ("Lines checked", 22),
-        ("Transactions created", 3),
+        ("Lines checked", 25),
+        ("Transactions created", 4),
         ("Supporters created", 0),
         ("Supporters updated", 0),
-        ("Lines rejected", 19),
+        ("Lines rejected", 21),
     ]
 
 

@@ -20,6 +20,10 @@ _STATE = re.compile(r"^[A-Za-z]{2}$")
 # at least 7 digits and only these; each digit starts the next repetition (no digit in the class)
 _PHONE = re.compile(r"[\s()+.\-]*(?:\d[\s()+.\-]*){7,}")
 _AMOUNT = re.compile(r"-?(?:0|[1-9]\d{0,9})\.\d\d")  # already as _number stores it
+# commas only between groups of three digits before any point ("1,234.50"); any other comma
+# ("12,50", "1.234,56": a decimal comma) is refused rather than dropped (it made 12,50 twelve
+# hundred and fifty)
+_GROUPED = re.compile(r"[-+]?\$?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 _TRUE = {"1", "y", "yes", "true", "t", "opted in", "x"}
 _FALSE = {"0", "n", "no", "false", "f", "opted out", ""}
 _MAX_TEXT = {"first_name": 120, "last_name": 120, "address1": 255, "city": 120}
@@ -145,16 +149,27 @@ def _phone(name: str, value: str) -> str:
 
 
 def _number(name: str, value: str) -> str:
+    """An amount as stored, in cents ("1,234.5" → "1234.50"); refused rather than guessed at: a
+    decimal comma, or more decimals than a cent (rounding would change the amount)."""
     if _AMOUNT.fullmatch(value):
         return value
+    if "," in value:
+        if not _GROUPED.fullmatch(value):
+            raise Invalid(
+                f"'{_shown(value)}' is not a number for {name}: write decimals with a point "
+                "(12.50); a comma may only separate thousands (1,234.50)"
+            )
+        value = value.replace(",", "")
     try:
-        number = Decimal(value.replace(",", "").lstrip("$"))
+        number = Decimal(value.replace("$", "", 1) if value.lstrip("+-").startswith("$") else value)
     except InvalidOperation:
         raise Invalid(f"'{_shown(value)}' is not a number for {name}") from None
     if not number.is_finite():
         raise Invalid(f"'{_shown(value)}' is not a number for {name}")
     if abs(number) >= TOO_LARGE:
         raise Invalid(f"'{_shown(value)}' is too large for {name} (at most {TOO_LARGE - CENT:,})")
+    if number != number.quantize(CENT):
+        raise Invalid(f"'{_shown(value)}' has more than two decimals for {name} (amounts are kept in cents)")
     return str(number.quantize(CENT))
 
 
