@@ -230,3 +230,37 @@ def test_a_tax_year_that_is_no_number_gets_one_message_not_two(client, auth, use
     page = client.post("/receipts/annual/new", data={"name": "2025", "year_choice": "fixed", "year": "abc"})
     assert page.status_code == 400 and page.text.count('class="field-error"') == 1
     assert client.get("/receipts/", query_string={"year": "abc"}).text.count('class="field-error"') == 1
+
+
+def test_text_the_receipt_font_cannot_print_is_refused_in_the_template_and_said_of_a_donor(
+    app, client, auth, users
+):
+    auth.login("admin@example.org")
+    refused = client.post("/receipts/template", data=template_form(organisation_name="Friends 友好协会 🙏"))
+    assert refused.status_code == 400
+    assert "The receipt font cannot print “友好协会🙏”: a receipt would leave them out." in refused.get_data(
+        as_text=True
+    )
+    assert ReceiptTemplate.get().organisation_name == ""  # nothing saved
+    set_template()
+    gift(supporter("chen@example.org", "陈", "伟"), "30.00", date(2026, 1, 20))
+    gift(supporter("zoe@example.org", "Zoë", "Müller"), "30.00", date(2026, 1, 21))
+    client.post(
+        "/receipts/batch/new",
+        data={
+            "name": "Jan",
+            "source": "range",
+            "start": "2026-01-01",
+            "end": "2026-01-31",
+            "action": "save_run",
+        },
+    )
+    work(app)
+    run = db.session.execute(db.select(Run).filter_by(job_type="batch_receipts")).scalar_one()
+    log = client.get(f"/runs/{run.id}").get_data(as_text=True)
+    assert "Warning: 1 receipts name their donor with characters the receipt font cannot print" in log
+    assert "receipt 1 (陈 伟)" in log
+    chen, zoe = db.session.execute(db.select(Receipt).order_by(Receipt.number)).scalars()
+    warning = "The receipt font cannot print “陈伟” of the donor's name or address"
+    assert warning in client.get(f"/receipts/{chen.id}").get_data(as_text=True)
+    assert "The receipt font cannot print" not in client.get(f"/receipts/{zoe.id}").get_data(as_text=True)

@@ -16,6 +16,7 @@ from webapp.models.runs import Run
 from webapp.models.users import User
 from webapp.money import issuing
 from webapp.money.delivery import Emailer, write_zip
+from webapp.money.pdf import unprintable
 from webapp.money.periods import days_of, describe_period
 
 if TYPE_CHECKING:
@@ -77,12 +78,37 @@ def deliver(ctx: RunContext) -> None:
     finally:
         if emailer is not None:
             emailer.close()
+    _say_unprintable(ctx)
     if ctx.params.get("email"):
         emailed = db.session.execute(
             select(func.count()).where(Receipt.run_id == ctx.run.id, Receipt.emailed_at.is_not(None))
         ).scalar_one()
         ctx.log(f"{emailed:,} of {issued:,} receipts have been emailed to their donors.")
     ctx.keep_result(RESULT, f"{ctx.run.job_name} - receipts #{ctx.run.number}.zip")
+
+
+SHOWN_UNPRINTABLE = 10  # receipts named in the log line, at most
+
+
+def _say_unprintable(ctx: RunContext) -> None:
+    """Log the receipts whose donor name or address has characters the receipt fonts lack (their
+    PDFs leave them out: a Chinese name prints as nothing), so that staff see it before a donor
+    does."""
+    rows = db.session.execute(
+        select(Receipt.number, Receipt.donor_name, Receipt.donor_address)
+        .where(Receipt.run_id == ctx.run.id)
+        .order_by(Receipt.number)
+    )
+    blank = [(number, name) for number, name, address in rows if unprintable(f"{name}{address}")]
+    if not blank:
+        return
+    shown = ", ".join(f"{number} ({name})" for number, name in blank[:SHOWN_UNPRINTABLE])
+    more = f" and {len(blank) - SHOWN_UNPRINTABLE:,} more" if len(blank) > SHOWN_UNPRINTABLE else ""
+    ctx.log(
+        f"Warning: {len(blank):,} receipts name their donor with characters the receipt font cannot "
+        f"print, which their PDFs leave out: receipt {shown}{more}.",
+        level="warning",
+    )
 
 
 def receipt_counts(job_type: JobType, run: Run) -> list[tuple[str, int]]:

@@ -12,7 +12,9 @@ receipt with a character outside the trimmed fonts is rendered with the full one
 from __future__ import annotations
 
 import copy
+import functools
 import io
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -206,6 +208,27 @@ class Renderer:
             pdf.cell(columns[0], 6, gift.received_on.isoformat())
             pdf.cell(columns[1], 6, money(gift.amount, receipt.currency))
             pdf.cell(columns[2], 6, money(gift.eligible, receipt.currency), new_x="LMARGIN", new_y="NEXT")
+
+
+@functools.cache
+def _printable() -> frozenset[int]:
+    """The characters both receipt fonts (regular and bold, in full) have."""
+    maps = [set(ttLib.TTFont(str(path), lazy=True).getBestCmap()) for path in FONT_FILES.values()]
+    return frozenset(set.intersection(*maps))
+
+
+def unprintable(text: str) -> str:
+    """The characters of `text` (each once, in order) the receipt fonts lack: a PDF leaves them
+    out (fpdf2 drops a missing glyph without a word), so a Chinese donor's name prints as
+    nothing. Spaces and control characters are not counted."""
+    printable = _printable()
+    return "".join(
+        dict.fromkeys(
+            char
+            for char in text
+            if ord(char) not in printable and not char.isspace() and unicodedata.category(char)[0] != "C"
+        )
+    )
 
 
 def _printed_text(receipt: ReceiptText, head: Letterhead) -> str:

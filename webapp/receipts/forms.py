@@ -9,10 +9,20 @@ from typing import Any
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from PIL import Image, UnidentifiedImageError
-from wtforms import BooleanField, DateField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    ValidationError,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from webapp.formutil import choices
+from webapp.money.pdf import unprintable
 from webapp.money.periods import RELATIVE
 from webapp.request_args import as_int
 from webapp.rules.clock import format_day
@@ -32,18 +42,32 @@ class InRange(NumberRange):
             super().__call__(form, field)
 
 
+def printable(form, field) -> None:
+    """Refuse text with characters the receipt fonts lack (a receipt would leave them out)."""
+    if missing := unprintable(field.data or ""):
+        shown = missing if len(missing) <= 20 else missing[:20] + "…"
+        raise ValidationError(
+            f"The receipt font cannot print “{shown}”: a receipt would leave them out. "
+            "Write this without them (letters of European scripts, Greek and Cyrillic print)."
+        )
+
+
 class TemplateForm(FlaskForm):
     """What every receipt prints."""
 
-    organisation_name = StringField("Organisation name", validators=[DataRequired(), Length(max=200)])
-    address = TextAreaField("Address", validators=[Length(max=1000)])
-    charity_number = StringField("Charity registration number", validators=[Length(max=60)])
+    organisation_name = StringField(
+        "Organisation name", validators=[DataRequired(), Length(max=200), printable]
+    )
+    address = TextAreaField("Address", validators=[Length(max=1000), printable])
+    charity_number = StringField("Charity registration number", validators=[Length(max=60), printable])
     signatory = StringField(
-        "Signatory", validators=[Length(max=200)], description="Name and title, e.g. “A. Smith, Treasurer”."
+        "Signatory",
+        validators=[Length(max=200), printable],
+        description="Name and title, e.g. “A. Smith, Treasurer”.",
     )
     wording = TextAreaField(
         "Wording printed on every receipt",
-        validators=[DataRequired(), Length(max=2000)],
+        validators=[DataRequired(), Length(max=2000), printable],
         description="The statement your tax authority requires on a receipt.",
     )
     signature = FileField("Signature image (PNG or JPEG, up to 512 KB)")

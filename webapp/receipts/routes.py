@@ -27,7 +27,7 @@ from webapp.models.money import RECEIPT_STATUSES, Receipt, ReceiptItem, ReceiptT
 from webapp.models.runs import Run
 from webapp.money import issuing
 from webapp.money.delivery import pdf_name
-from webapp.money.pdf import DEFAULT_WORDING, render_receipt
+from webapp.money.pdf import DEFAULT_WORDING, render_receipt, unprintable
 from webapp.money.receipt_filter import ReceiptFilter
 from webapp.paging import Keyset
 from webapp.permissions import admin_required, can_see, job_or_404
@@ -103,6 +103,7 @@ def _detail(receipt: Receipt, form: VoidForm, status: int = 200):
             replaces=replaces,
             replaced_by=replaced_by,
             run=run,
+            unprinted=unprintable(f"{receipt.donor_name}{receipt.donor_address}"),
         ),
         status,
     )
