@@ -20,6 +20,7 @@ from webapp.engine.runs import retry_run, start_run
 from webapp.extensions import db
 from webapp.models import Job, Run, Supporter
 from webapp.models.money import Receipt, ReceiptItem, ReceiptTemplate, Transaction
+from webapp.models.runs import RunLogLine
 from webapp.money import issuing, numbering
 from webapp.money.pdf import Letterhead, render_receipt, sample_receipt
 from webapp.money.periods import relative_days
@@ -320,7 +321,7 @@ def test_annual_rerun_replaces_only_supporters_whose_gifts_changed(app, users, g
     first = run_job(app, receipt_job(users["admin"], "annual_receipts", year_choice="fixed", year=2026))
     assert first.state is RunState.COMPLETED, first.error
     receipts = {r.donor_email: r for r in db.session.execute(db.select(Receipt)).scalars()}
-    assert receipts["ann@example.org"].amount == Decimal("65.00")  # 50 + 15 deductible
+    assert receipts["ann@example.org"].amount == Decimal("15.00")  # 50 + 15 deductible - 50 refunded
     assert receipts["bob@example.org"].amount == Decimal("170.00")  # 100 + 70 (0 deductible left out)
     ann, zoe = (
         db.session.get(Supporter, gifts[0].supporter_id),
@@ -338,6 +339,26 @@ def test_annual_rerun_replaces_only_supporters_whose_gifts_changed(app, users, g
     assert "Replaces receipt" in pdf_text(zip_of(second).read(f"receipt-{new.number}.pdf"))
     assert db.session.get(Receipt, receipts["ann@example.org"].id).status == "issued"
     assert ann is not None
+
+
+def test_an_annual_receipt_nets_the_years_refunds_and_one_refunded_in_full_is_voided(app, users, gifts):
+    first = run_job(app, receipt_job(users["admin"], "annual_receipts", year_choice="fixed", year=2026))
+    ann_receipt = db.session.execute(db.select(Receipt).filter_by(donor_email="ann@example.org")).scalar_one()
+    text = pdf_text(zip_of(first).read(f"receipt-{ann_receipt.number}.pdf"))
+    assert "-50,00" in text or "-50.00" in text  # the refund is listed on the receipt
+    ann = db.session.get(Supporter, gifts[0].supporter_id)
+    gift(ann, "-15.00", date(2026, 6, 1), kind="refund")  # now all she gave is given back
+    gift(ann, "-9.00", date(2025, 6, 1), kind="refund")  # another year's: no matter
+    second = run_job(app, receipt_job(users["admin"], "annual_receipts", year_choice="fixed", year=2026))
+    assert second.state is RunState.COMPLETED and second.created == 0
+    voided = db.session.get(Receipt, ann_receipt.id)
+    assert voided.status == "voided" and voided.void_reason == "Refunded: nothing is left to receipt"
+    logged = RunLogLine.query.filter_by(run_id=second.id)
+    assert any(
+        "1 receipts voided: their donors' gifts of 2026 were refunded" in line.message for line in logged
+    )
+    supporters_receipted = {r.donor_email for r in db.session.execute(db.select(Receipt)).scalars()}
+    assert supporters_receipted == {"ann@example.org", "bob@example.org", "zoe@example.org"}
 
 
 # --------------------------------------------------------------------------------- inventory

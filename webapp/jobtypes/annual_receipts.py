@@ -78,6 +78,11 @@ class AnnualReceipts(JobType):
             if not outcome.supporters:
                 break
             after, done = outcome.last_supporter_id, done + outcome.supporters
+            if outcome.withdrawn:
+                ctx.log(
+                    f"{outcome.withdrawn:,} receipts voided: their donors' gifts of {year} were "
+                    "refunded as much as they gave."
+                )
             ctx.commit_batch(
                 done=done,
                 checkpoint={"after": after, "done": done},

@@ -5,7 +5,9 @@ transaction (webapp/money/numbering.py), and voiding.
 Eligible gift: a one-off or recurring gift (never a refund) of a supporter who still exists,
 whose eligible amount — its tax-deductible amount, or its whole amount when the import gave no
 tax-deductible amount (a gift with no benefit in return) — is positive. A gift on a live
-receipt (status "issued") is not receipted again; a voided receipt gives its gifts back."""
+receipt (status "issued") is not receipted again; a voided receipt gives its gifts back. An
+annual receipt nets the year's refunds of the same currency (listed on it, negative): it never
+counts what was given back."""
 
 from __future__ import annotations
 
@@ -168,6 +170,7 @@ class AnnualOutcome:
     issued: int = 0  # new receipts (first ones and replacements)
     replaced: int = 0  # of which replacements
     unchanged: int = 0  # supporters whose live receipt still matches their gifts
+    withdrawn: int = 0  # live receipts voided: their gifts were refunded as much as given
     last_supporter_id: int = 0
 
 
@@ -229,6 +232,9 @@ def issue_annual_batch(year: int, run_id: int, after_supporter: int, limit: int)
     wanted: dict[tuple[int, str], list[tuple[int, Decimal]]] = defaultdict(list)
     for gift in gifts:
         wanted[(gift.supporter_id, gift.currency)].append((gift.id, gift.eligible))
+    for refund in _refunds(year, supporter_ids):  # netted: a receipt never counts what was given back
+        if (refund.supporter_id, refund.currency) in wanted:
+            wanted[(refund.supporter_id, refund.currency)].append((refund.id, refund.eligible))
     live = _live_annual(year, supporter_ids)
     supporters = {
         row.id: row
@@ -240,11 +246,16 @@ def issue_annual_batch(year: int, run_id: int, after_supporter: int, limit: int)
     rows: list[dict] = []
     items: list[list[tuple[int, Decimal]]] = []
     replacing: list[tuple[int, int]] = []  # (old receipt id, new number)
+    withdrawn: list[int] = []  # live receipts whose gifts were all given back since
     for (supporter_id, currency), covered in wanted.items():
         total = sum((amount for _, amount in covered), Decimal("0"))
         old = live.get((supporter_id, currency))
         if old is not None and old[1] == {t for t, _ in covered} and old[2] == total:
             outcome.unchanged += 1
+            continue
+        if total <= 0:  # refunded as much as was given: nothing to receipt
+            if old is not None:
+                withdrawn.append(old[0])
             continue
         number = first + len(rows)
         row = _receipt_row(number, "annual", supporters[supporter_id], total, currency, run_id, now)
@@ -254,6 +265,13 @@ def issue_annual_batch(year: int, run_id: int, after_supporter: int, limit: int)
             replacing.append((old[0], number))
         rows.append(row)
         items.append(covered)
+    if withdrawn:
+        db.session.execute(
+            update(Receipt)
+            .where(Receipt.id.in_(withdrawn))
+            .values(status="voided", voided_at=now, void_reason="Refunded: nothing is left to receipt")
+            .execution_options(synchronize_session=False)
+        )
     if rows:
         for old_id, number in replacing:
             db.session.execute(
@@ -264,8 +282,29 @@ def issue_annual_batch(year: int, run_id: int, after_supporter: int, limit: int)
             )
         _insert_receipts(rows, items)
         numbering.take(first, len(rows))
-    outcome.issued, outcome.replaced = len(rows), len(replacing)
+    outcome.issued, outcome.replaced, outcome.withdrawn = len(rows), len(replacing), len(withdrawn)
     return outcome
+
+
+def _refunds(year: int, supporter_ids: list[int]) -> list[Any]:
+    """The supporters' refunds received in `year` (their eligible amounts are negative)."""
+    return list(
+        db.session.execute(
+            select(
+                Transaction.id,
+                Transaction.currency,
+                Transaction.supporter_id,
+                eligible_amount().label("eligible"),
+            )
+            .where(
+                Transaction.kind == "refund",
+                Transaction.received_on >= date(year, 1, 1),
+                Transaction.received_on <= date(year, 12, 31),
+                Transaction.supporter_id.in_(supporter_ids),
+            )
+            .order_by(Transaction.received_on, Transaction.id)
+        ).all()
+    )
 
 
 def _live_annual(year: int, supporter_ids: list[int]) -> dict[tuple[int, str], tuple[int, set[int], Decimal]]:
