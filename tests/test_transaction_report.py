@@ -146,7 +146,7 @@ def test_a_monthly_report_lists_last_months_transactions_with_supporter_fields_a
     assert totals(run) == [["EUR", "1", "20.00", "15.00"], ["USD", "3", "55.50", "50.00"]]
     assert run.created == 4
     lines = db.session.execute(db.select(RunLogLine.message).filter_by(run_id=run.id)).scalars().all()
-    assert "Total USD: 55.50 in 3 transactions (50.00 tax-deductible)." in lines
+    assert "Total USD: 55.50 in 3 transactions (50.00 tax-deductible, where the file gave it)." in lines
     assert any("2026-02-01 to 2026-02-28" in line for line in lines)
 
 

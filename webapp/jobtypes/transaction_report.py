@@ -225,7 +225,10 @@ class TransactionReport(JobType):
                     ctx.storage.store(ctx.result_key(f"{RESULT}.part"), partial)
             raise
         for currency, count, amount, deductible in totals_lines(totals)[2:]:
-            ctx.log(f"Total {currency}: {amount} in {count} transactions ({deductible} tax-deductible).")
+            ctx.log(
+                f"Total {currency}: {amount} in {count} transactions "
+                f"({deductible} tax-deductible, where the file gave it)."
+            )
         ctx.keep_result(RESULT, f"{ctx.run.job_name} - transactions #{ctx.run.number}.csv")
 
     def _partial_at_hand(self, ctx: RunContext, partial: str, size: int) -> bool:
