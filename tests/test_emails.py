@@ -32,6 +32,14 @@ TRICKY = [
     ("<a@b.c>", False),
     ("Ann <a@b.c>", False),
     ("not-an-email", False),
+    ("zoë@exämple.org", True),
+    # invisible characters: the address reads as another one (a twin supporter, a spoofed user)
+    ("op1\u200b@example.org", False),
+    ("eve\u202e@example.org", False),
+    ("ctl\x01x@example.org", False),
+    ("a@b\ufeff.org", False),
+    ("soft\u00adhyphen@example.org", False),
+    ("x\u2066@example.org", False),
 ]
 N = 100_000
 PATHOLOGICAL = [

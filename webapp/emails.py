@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import re
 
+# control characters and the invisible format ones (zero-width spaces and joiners, direction
+# marks and overrides, the byte order mark, the soft hyphen): an address holding one reads as
+# another ("op1<U+200B>@example.org" as op1@example.org, a twin supporter; U+202E reverses what
+# follows it on screen)
+INVISIBLE = "\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+
 
 def address_pattern(also_excluded: str = "") -> str:
     """The rule as a regex (unanchored); `also_excluded` characters may appear nowhere in an
     address (imports check a whole column at once, its values joined by such a character)."""
-    part = rf"[^@\s,;<>{also_excluded}"
+    part = rf"[^@\s,;<>{INVISIBLE}{also_excluded}"
     return rf"{part}]+@{part}]{part}.]*\.{part}]+"
 
 
