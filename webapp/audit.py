@@ -22,6 +22,7 @@ LABELS = {
     "filter": "name",
     "blackout": "reason",
     "apitoken": "name",
+    "receipt": "number",
 }
 
 

@@ -24,6 +24,7 @@ from webapp.jobtypes import types_where
 from webapp.models.audit import AuditEntry
 from webapp.models.campaigns import Campaign
 from webapp.models.jobs import Job
+from webapp.models.money import Receipt
 from webapp.models.runs import Run
 from webapp.models.schedules import Blackout
 from webapp.models.users import User
@@ -72,6 +73,10 @@ ACTIONS: dict[str, str] = {
     "filter.created": "Saved filter created",
     "filter.edited": "Saved filter edited",
     "filter.deleted": "Saved filter deleted",
+    "supporter_delete.confirmed": "Supporter Delete confirmed",
+    "rollback.started": "Import rollback started",
+    "receipt.voided": "Receipt voided",
+    "receipts.template_changed": "Receipt template changed",
     "run.started": "Run started",
     "run.stopped": "Run stopped",
     "run.killed": "Run killed",
@@ -204,6 +209,7 @@ _EXISTING = {
     "campaign": lambda ids: select(Campaign.id).where(Campaign.id.in_(ids)),
     "user": lambda ids: select(User.id).where(User.id.in_(ids)),
     "blackout": lambda ids: select(Blackout.id).where(Blackout.id.in_(ids), Blackout.job_id.is_(None)),
+    "receipt": lambda ids: select(Receipt.id).where(Receipt.id.in_(ids)),
 }
 _LINKS = {
     "run": ("runs.detail", "run_id"),
@@ -213,6 +219,7 @@ _LINKS = {
     "user": ("admin.edit_user", "user_id"),
     "blackout": ("admin.settings", None),
     "settings": ("admin.settings", None),
+    "receipt": ("receipts.detail", "receipt_id"),
 }
 
 
