@@ -65,8 +65,12 @@ def test_an_import_is_uploaded_mapped_saved_and_run_and_its_mapping_remembered(a
     assert "Map one column to Amount: every transaction needs one." in refused.get_data(as_text=True)
     saved = client.post(url, data={**form, "col_0": "amount", "action": "save_run"})
     assert saved.status_code == 302 and "/runs/" in saved.headers["Location"]
-    assert client.post(url, data={**form, "col_0": "amount", "action": "save_run"}).status_code == 404
-    job = Job.query.filter_by(job_type="transaction_import").one()
+    again = client.post(url, data={**form, "col_0": "amount", "action": "save_run"})  # sent again
+    assert again.status_code == 302 and again.headers["Location"] == saved.headers["Location"]
+    job = Job.query.filter_by(job_type="transaction_import").one()  # one job, one run
+    assert Run.query.filter_by(job_id=job.id).count() == 1
+    back = client.get(url)  # Back to the mapping page
+    assert back.status_code == 302 and back.headers["Location"] == f"/jobs/{job.id}"
     assert job.params["source"] == "Stripe" and job.params["default_currency"] == "EUR"
     described = client.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert "Betrag → Amount" in described and "<dd>Create the supporter</dd>" in described

@@ -103,13 +103,13 @@ def load_upload(token: str, owner_id: int) -> Upload | None:
     return upload if upload.owner_id == owner_id else None
 
 
-def job_made_from(token: str, owner_id: int) -> Job | None:
-    """The import job the user saved from the upload `token` (its record is gone then), if any:
-    where a mapping form sent again, or opened again with Back, leads."""
+def job_made_from(token: str, owner_id: int, job_type: str = "user_data_import") -> Job | None:
+    """The import job (of `job_type`) the user saved from the upload `token` (its record is
+    gone then), if any: where a mapping form sent again, or opened again with Back, leads."""
     key = _key(token, "csv")
     recent = db.session.execute(
         select(Job)
-        .where(Job.owner_id == owner_id, Job.job_type == "user_data_import")
+        .where(Job.owner_id == owner_id, Job.job_type == job_type)
         .order_by(Job.id.desc())
         .limit(50)
     ).scalars()

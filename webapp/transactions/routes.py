@@ -10,8 +10,8 @@ from webapp import audit
 from webapp.csvfiles import DELIMITER_NAMES
 from webapp.extensions import db
 from webapp.jobs import uploads
-from webapp.jobs.saving import after_saving
-from webapp.jobs.uploads import forget_upload, load_upload, upload_step
+from webapp.jobs.saving import after_saving, resent
+from webapp.jobs.uploads import forget_upload, job_made_from, load_upload, upload_step
 from webapp.jobtypes.transaction_import import (
     TransactionImport,
     mapping_problems,
@@ -88,6 +88,8 @@ def map_import(token: str):
     (and run)."""
     upload = load_upload(token, current_user.id)
     if upload is None:
+        if (saved := job_made_from(token, current_user.id, TransactionImport.key)) is not None:
+            return resent(saved)  # sent again, or Back
         abort(404)
     guesses = remembered_guesses(upload.header, current_user.id)
     form = transaction_mapping_form(
