@@ -462,6 +462,13 @@ def test_the_first_super_admin_saves_its_own_account_on_the_users_page(client, a
 
 def test_the_first_super_admin_changes_its_email_and_password_on_its_account_page(client, auth, first_admin):
     auth.login(first_admin.email)
+    import re
+
+    page = client.get("/account").get_data(as_text=True)
+    ids = [found for found in re.findall(r'<input[^>]* id="([^"]+)"', page) if found != "csrf_token"]
+    assert len(ids) == len(set(ids)) and "profile_current_password" in ids  # each label its own field
+    for field_id in ("profile_current_password", "current_password"):
+        assert f'<label for="{field_id}">Current password</label>' in page
     refused = client.post(
         "/account/profile",
         data={"email": "ada@example.org", "name": "Ada", "current_password": "not it at all"},

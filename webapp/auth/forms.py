@@ -85,6 +85,7 @@ class ProfileForm(FlaskForm):
     name = StringField("Name", validators=[Optional(), Length(max=120)])
     current_password = PasswordField(
         "Current password",
+        id="profile_current_password",  # the password form beside it has its own
         validators=[Optional(), Length(max=MAX_LENGTH)],
         description="Needed only to change the email address.",
         render_kw={"autocomplete": "current-password"},
