@@ -178,6 +178,8 @@ def test_blackout_dates_are_added_marked_in_the_preview_and_removed(client, job,
     )
     assert added.status_code == 201, added.json
     blackout = BlackoutOut.model_validate(added.json)
+    retried = api(client, url, secret, method="POST", json=blackout.model_dump(exclude={"id"}))
+    assert retried.json["id"] == blackout.id  # the same dates sent again: no twin
     preview = api(client, f"/api/v1/jobs/{job.id}/schedule/preview", secret).json["runs"]
     assert preview[0]["blackout"] == "Office closed" and preview[1]["blackout"] is None
     assert [b["id"] for b in api(client, url, secret).json["blackouts"]] == [blackout.id]

@@ -300,6 +300,26 @@ def test_occurrences_in_a_blackout_are_skipped_and_say_so(app, client, auth, use
     assert planned.error == f"Skipped for the blackout: Giving Tuesday ({label} blackout)."
 
 
+@pytest.mark.parametrize("scope", ["account", "job"])
+def test_blackout_dates_sent_twice_are_saved_once_and_a_refusal_names_its_fields(
+    app, client, auth, users, job, scope
+):
+    from webapp.models import Blackout
+
+    auth.login("admin@example.org" if scope == "account" else "user@example.org")
+    url = "/admin/blackouts" if scope == "account" else f"/jobs/{job.id}/blackouts"
+    dates = {"start_date": "2030-12-24", "end_date": "2030-12-26", "reason": "Holidays"}
+    assert client.post(url, data=dates).status_code == 302
+    again = client.post(url, data=dates, follow_redirects=True)  # a Resend
+    assert "blackout dates are saved already." in again.get_data(as_text=True)
+    assert Blackout.query.count() == 1
+    assert client.post(url, data={**dates, "reason": "Closed"}).status_code == 302  # other ones
+    assert Blackout.query.count() == 2
+    refused = client.post(url, data={"reason": "x" * 201}, follow_redirects=True).get_data(as_text=True)
+    assert "From: This field is required." in refused and "To: This field is required." in refused
+    assert "Reason: Field cannot be longer than 200 characters." in refused
+
+
 def test_blackout_dates_must_be_in_order(app, client, logged_in, job):
     client.post(
         f"/jobs/{job.id}/blackouts",

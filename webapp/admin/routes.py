@@ -13,8 +13,10 @@ from webapp import audit
 from webapp.admin.forms import OutboxSearchForm, SettingsForm
 from webapp.admin.outbox import outbox_page
 from webapp.extensions import db
+from webapp.formutil import form_problems
 from webapp.jobs.forms import ConfirmForm
 from webapp.jobs.schedule_forms import BlackoutForm, blackout_text
+from webapp.jobs.scheduling import same_blackout
 from webapp.models.schedules import Blackout
 from webapp.models.settings import AccountSettings
 from webapp.permissions import admin_required, super_admin_required
@@ -59,7 +61,9 @@ def settings():
 def add_blackout():
     """Account-wide blackout dates: no scheduled run of any job happens on them."""
     form = BlackoutForm()
-    if form.validate_on_submit():
+    if form.validate_on_submit() and same_blackout(None, form) is not None:
+        flash("These account-wide blackout dates are saved already.", "info")
+    elif form.validate_on_submit():
         blackout = Blackout(
             job_id=None,
             start_date=form.start_date.data,
@@ -74,7 +78,7 @@ def add_blackout():
         db.session.commit()
         flash("Account-wide blackout dates added.", "success")
     else:
-        flash(" ".join(e for f in form for e in f.errors) or "Check the dates.", "error")
+        flash(form_problems(form) or "Check the dates.", "error")
     return redirect(url_for("admin.settings"))
 
 

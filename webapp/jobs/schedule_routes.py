@@ -9,6 +9,7 @@ from flask_login import login_required
 
 from webapp.engine import planner
 from webapp.extensions import db
+from webapp.formutil import form_problems
 from webapp.jobs.forms import ConfirmForm
 from webapp.jobs.routes import bp
 from webapp.jobs.schedule_forms import (
@@ -29,6 +30,7 @@ from webapp.jobs.scheduling import (
     preview_runs,
     remove_blackout_dates,
     resume_job_schedule,
+    same_blackout,
     savable,
     saved_slot_time,
     set_schedule,
@@ -153,11 +155,13 @@ def add_blackout(job_id: int):
     """Add blackout dates to this job's schedule."""
     job = schedulable_job_or_404(job_id)
     form = BlackoutForm()
-    if form.validate_on_submit():
+    if form.validate_on_submit() and same_blackout(job.id, form) is not None:
+        flash("These blackout dates are saved already.", "info")
+    elif form.validate_on_submit():
         add_blackout_dates(job, form)
         flash("Blackout dates added.", "success")
     else:
-        flash(" ".join(e for f in form for e in f.errors) or "Check the dates.", "error")
+        flash(form_problems(form) or "Check the dates.", "error")
     return redirect(url_for("jobs.schedule", job_id=job.id))
 
 

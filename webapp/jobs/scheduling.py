@@ -249,8 +249,26 @@ def resume_job_schedule(job, note: str = "") -> None:
     audit.record("schedule.resumed", job, kind=_kind(job), detail=note.strip())
 
 
+def same_blackout(job_id: int | None, form: BlackoutForm) -> Blackout | None:
+    """The blackout dates of the job (None: account-wide) already saved with the form's days and
+    reason: the form sent again (a Resend, a retried request) answers them, not a twin."""
+    return db.session.execute(
+        select(Blackout)
+        .where(
+            Blackout.job_id.is_(None) if job_id is None else Blackout.job_id == job_id,
+            Blackout.start_date == form.start_date.data,
+            Blackout.end_date == form.end_date.data,
+            Blackout.reason == form.reason.data.strip(),
+        )
+        .limit(1)
+    ).scalar()
+
+
 def add_blackout_dates(job, form: BlackoutForm, note: str = "") -> Blackout:
-    """Blackout dates from a validated form, added to the job's schedule; audited."""
+    """Blackout dates from a validated form, added to the job's schedule (the same ones saved
+    before are answered as they are); audited."""
+    if (saved := same_blackout(job.id, form)) is not None:
+        return saved
     blackout = Blackout(
         job_id=job.id,
         start_date=form.start_date.data,

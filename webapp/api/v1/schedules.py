@@ -356,7 +356,7 @@ def schedule_blackouts(job_id: int):
 )
 def add_blackout(job_id: int, body: BlackoutIn):
     """Add blackout dates: the schedule's runs on those days (in the account's time zone) are
-    skipped."""
+    skipped. The same days and reason sent again answer the blackout saved before (no twin)."""
     job = schedulable_job_or_404(job_id)
     form = BlackoutForm(formdata=form_data(body.model_dump()), meta={"csrf": False})
     validated(form, "blackout")
