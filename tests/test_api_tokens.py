@@ -388,3 +388,4 @@ def test_a_token_over_its_rate_limit_waits_and_a_huge_json_body_is_refused(
     huge = '{"type": "user_data_export", "name": "' + "x" * (2 * 1024 * 1024) + '"}'
     too_big = api(client, "/api/v1/jobs", other, method="POST", data=huge, content_type="application/json")
     assert too_big.status_code == 413 and too_big.json["error"]["code"] == "too_large"
+    assert too_big.json["error"]["message"] == "a JSON body may be up to 1024 KB; send less at a time"

@@ -148,6 +148,14 @@ def test_the_address_in_a_reason_is_written_recipient_so_it_goes_with_the_recipi
     assert stored == "550 5.1.1 <recipient>... User <recipient> unknown; try b@example.org"
 
 
+def test_a_bounce_of_megabytes_is_a_413_that_says_the_json_limit(client, users):
+    a_send(users["user"])
+    response = post_bounce(client, email="a@example.org", reason="r" * 3_000_000)
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "A JSON body is at most 1 MB. Nothing was saved."
+    assert db.session.execute(db.select(db.func.count(Bounce.id))).scalar() == 0
+
+
 def test_a_reason_of_500_characters_is_kept_whole(client, users):
     a_send(users["user"])
     assert post_bounce(client, email="a@example.org", type="soft", reason="r" * 500).status_code == 200

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from webapp.engine.outage import queue_down_since
 from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import can_kill, queue_position
-from webapp.guards import refuse_nul
+from webapp.guards import JSON_LIMIT, refuse_nul
 from webapp.jobtypes import REGISTRY, JobType, job_type_for, lane_of, type_label
 from webapp.once import once_input
 from webapp.permissions import can_see
@@ -236,6 +236,9 @@ def register_web_helpers(app: Flask) -> None:
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc: Exception):
+        if request.is_json:  # read whole, so held to a smaller limit than a file (webapp.guards)
+            limit = f"{JSON_LIMIT // 1024**2} MB"
+            return _error(413, "Body too large", f"A JSON body is at most {limit}. Nothing was saved.")
         return _error(
             413,
             "File too large",
