@@ -113,6 +113,7 @@ def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(ap
         'ann@example.org,"12,50",EUR,2026-01-06,one_off,t20,\n'  # 24: a decimal comma, not 1,250
         "ann@example.org,12.345,BHD,2026-01-06,one_off,t21,\n"  # 25: not rounded to 12.34
         'ann@example.org,"1,234.50",USD,2026-01-06,one_off,t22,\n'  # 26: good, thousands
+        "ann@example.org,10,USD,2026-01-06,one_off,t23,-5\n"  # 27: never receipted, silently
     )
     run = run_transactions(app, users["user"], tmp_path, text, ALL_COLUMNS, unknown="reject")
     assert run.state is RunState.COMPLETED
@@ -140,8 +141,9 @@ def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(ap
         "line 24: '12,50' is not a number for amount: write decimals with a point (12.50); a comma "
         "may only separate thousands (1,234.50)",
         "line 25: '12.345' has more than two decimals for amount (amounts are kept in cents)",
+        "line 27: the tax-deductible amount -5.00 is negative for a one-off gift (only a refund's may be)",
     ]
-    assert (run.checked, run.created, run.rejected, run.skipped, run.updated) == (25, 4, 21, 0, 0)
+    assert (run.checked, run.created, run.rejected, run.skipped, run.updated) == (26, 4, 22, 0, 0)
     stored = {
         t.external_id: (t.amount, t.currency, t.received_on, t.kind, t.tax_deductible, t.run_id, t.owner_id)
         for t in Transaction.query.filter_by(run_id=run.id)
@@ -155,11 +157,11 @@ def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(ap
     }
     assert run.has_result  # the import report of the rejected lines
     assert job_type_for("transaction_import").counts(run) == [
-        ("Lines checked", 25),
+        ("Lines checked", 26),
         ("Transactions created", 4),
         ("Supporters created", 0),
         ("Supporters updated", 0),
-        ("Lines rejected", 21),
+        ("Lines rejected", 22),
     ]
 
 

@@ -369,6 +369,12 @@ class LineParser:
             if amount is not None and bare != (whole := amount.lstrip("-")) and _cents(bare) > _cents(whole):
                 problems[index].append(f"the tax-deductible amount {bare} is larger than the amount {whole}")
                 kept.append(None)
+            elif tax[0] == "-" and kind is not None and kind != "refund" and _cents(bare):
+                problems[index].append(
+                    f"the tax-deductible amount {tax} is negative for a {KIND_WORDS[kind]} "
+                    "(only a refund's may be)"
+                )
+                kept.append(None)
             else:
                 kept.append(_negated(tax) if kind == "refund" else tax)
         return kept
