@@ -129,3 +129,18 @@ def test_a_supporter_delete_keeps_the_conditions_it_was_confirmed_with(app, clie
     run = fresh(Run.query.filter_by(job_id=job_id).one())
     assert run.state is RunState.COMPLETED and run.updated == 3
     assert emails_stored() == {f"s{i}@example.org" for i in range(4)}
+
+
+def test_a_campaign_form_naming_a_filter_deleted_meanwhile_is_refused_with_what_was_typed(
+    app, client, auth, users
+):
+    from tests.test_resent_forms import CAMPAIGN
+
+    saved = saved_filter(users["user"])
+    auth.login(users["user"].email)
+    db.session.delete(saved)  # in another tab, while this form was open
+    db.session.commit()
+    answer = client.post("/campaigns/new", data={**CAMPAIGN, "audience": "filter", "filter_id": saved.id})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and "The saved filter chosen is not one of the saved filters now" in html
+    assert 'value="Spring appeal"' in html  # what was typed is kept

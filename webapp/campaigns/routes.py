@@ -19,7 +19,7 @@ from webapp.models.base import utcnow
 from webapp.models.campaigns import Campaign, CampaignStatus, SavedFilter
 from webapp.models.jobs import Job
 from webapp.paging import Keyset
-from webapp.permissions import seen_or_404, usable_or_404
+from webapp.permissions import seen_or_404
 from webapp.rules.clock import check_plannable, local_to_utc, utc_to_local_naive
 from webapp.rules.states import RunState
 from webapp.security import email_html
@@ -50,8 +50,11 @@ def _form(campaign: Campaign | None) -> CampaignForm:
     owner_id = campaign.owner_id if campaign is not None else current_user.id
     form = CampaignForm(obj=campaign)
     form.filter_id.choices = [(0, "— choose —")] + [(f.id, f.name) for f in _filters(owner_id)]
-    if request.method == "POST" and form.filter_id.data:
-        usable_or_404(SavedFilter, form.filter_id.data, owner_id)
+    own = {saved_id for saved_id, _ in form.filter_id.choices}
+    if request.method == "POST" and form.filter_id.data and form.filter_id.data not in own:
+        # deleted while the form was open (or never the owner's: the same answer, no 404 that
+        # would tell a guessed id from a deleted one): refused on the form, what was typed kept
+        form.filter_id.data, form.filter_gone = 0, True
     if request.method == "GET" and campaign is not None and campaign.launch_at:
         form.launch_at.data = utc_to_local_naive(campaign.launch_at, current_app.config["TIMEZONE"])
     return form
