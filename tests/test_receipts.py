@@ -403,3 +403,30 @@ def test_a_stopped_run_keeps_the_receipts_of_its_committed_batches(app, users, g
     run = run_job(app, batch(users["admin"]))
     assert run.state is RunState.CANCELLED and run.created == 2
     assert numbers() == [1, 2] and receipted() == [gifts[0].id, gifts[2].id]
+
+
+def test_a_receipt_run_says_what_it_issued_and_emailed_when_stopped_or_its_worker_dies(app, users):
+    from webapp.engine.reconciler import worker_died_reason
+    from webapp.jobtypes import job_type_for
+
+    run = Run(
+        owner_id=users["admin"].id,
+        job_type="batch_receipts",
+        job_name="Batch R",
+        number=1,
+        created=3000,
+        updated=420,
+        progress_done=0,
+        progress_total=3000,
+        started_at=datetime(2026, 12, 1, 0, 50),
+    )
+    # its receipts are all numbered before their PDFs are written: "0 of 3,000 rows were
+    # receipted" made an admin believe none was issued or sent
+    reason = worker_died_reason(run, "America/New_York")
+    assert "3,000 receipts were issued (numbered), 420 of them emailed. Retry continues" in reason
+    for key in ("batch_receipts", "annual_receipts"):
+        question = job_type_for(key).stop_question(run)
+        assert question == (
+            "Stop “Batch R” at the next batch? 3,000 receipts were issued (numbered), 420 of them "
+            "emailed, and they stay so."
+        )

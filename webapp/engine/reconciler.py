@@ -32,12 +32,8 @@ LOST = {None, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus
 def worker_died_reason(run: Run, tz_name: str) -> str:
     """'the worker running this job stopped at 2:02 PM EST; 41,200 of 100,000 rows were imported'."""
     at = format_local(run.heartbeat_at or run.started_at, tz_name, with_date=False)
-    verb = job_type_for(run.job_type).noun_past
-    of_total = f" of {run.progress_total:,}" if run.progress_total is not None else ""
-    return (
-        f"the worker running this job stopped at {at}; "
-        f"{run.progress_done:,}{of_total} rows were {verb}. Retry continues from there."
-    )
+    done = job_type_for(run.job_type).done_so_far(run)
+    return f"the worker running this job stopped at {at}; {done}. Retry continues from there."
 
 
 def reconcile() -> dict[str, int]:

@@ -8,7 +8,14 @@ from sqlalchemy import func, select
 
 from webapp.extensions import db
 from webapp.jobtypes.base import JobType
-from webapp.jobtypes.batch_receipts import deliver, owner_may_issue, receipt_counts, template_ready
+from webapp.jobtypes.batch_receipts import (
+    deliver,
+    owner_may_issue,
+    receipt_counts,
+    receipt_stop_question,
+    receipts_done,
+    template_ready,
+)
 from webapp.models.money import Receipt
 from webapp.models.runs import Run
 from webapp.money import issuing
@@ -39,6 +46,13 @@ class AnnualReceipts(JobType):
     description = "Annual Receipting: one consolidated PDF receipt per supporter per tax year."
     noun = "supporters"
     noun_past = "receipted"
+
+    def done_so_far(self, run: Run) -> str:
+        return receipts_done(run)
+
+    def stop_question(self, run: Run) -> str:
+        return receipt_stop_question(run)
+
     admins_only = True
     result_kind = "ZIP"
     new_endpoint, new_label = "receipts.new_annual", "New annual receipts"

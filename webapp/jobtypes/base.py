@@ -80,6 +80,12 @@ class JobType:
         """The run's counters as its run page and History show them: (label, value) in order."""
         return [(label, getattr(run, name)) for name, label in self.count_labels.items()]
 
+    def done_so_far(self, run: Run) -> str:
+        """What a run has done, as its progress says: "41,200 of 100,000 rows were imported"
+        (a worker that died, in the reconciler's reason)."""
+        of_total = f" of {run.progress_total:,}" if run.progress_total is not None else ""
+        return f"{run.progress_done:,}{of_total} rows were {self.noun_past}"
+
     def stop_question(self, run: Run) -> str:
         """The confirmation asked before Stop on a started run, saying what was already done."""
         if run.progress_total:

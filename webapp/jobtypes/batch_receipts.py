@@ -111,6 +111,18 @@ def _say_unprintable(ctx: RunContext) -> None:
     )
 
 
+def receipts_done(run: Run) -> str:
+    """What a receipt run has done: its receipts are numbered first (each batch committed), then
+    their PDFs are written and emailed, so its progress (the PDFs) says too little."""
+    emailed = f", {run.updated:,} of them emailed" if run.updated else ""
+    return f"{run.created:,} receipts were issued (numbered){emailed}"
+
+
+def receipt_stop_question(run: Run) -> str:
+    """Stop's question on a receipt run: the receipts issued stay issued."""
+    return f"Stop “{run.job_name}” at the next batch? {receipts_done(run)}, and they stay so."
+
+
 def receipt_counts(job_type: JobType, run: Run) -> list[tuple[str, int]]:
     """A receipt run's counts; Emailed and Not emailed only when its job emails receipts."""
     emails = bool(run.job and run.job.params.get("email")) or bool(run.updated or run.rejected)
@@ -134,6 +146,13 @@ class BatchReceipts(JobType):
     description = "Single Transaction Receipts: one PDF tax receipt per gift."
     noun = "gifts"
     noun_past = "receipted"
+
+    def done_so_far(self, run: Run) -> str:
+        return receipts_done(run)
+
+    def stop_question(self, run: Run) -> str:
+        return receipt_stop_question(run)
+
     admins_only = True
     result_kind = "ZIP"
     new_endpoint, new_label = "receipts.new_batch", "New batch receipts"
