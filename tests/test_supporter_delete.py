@@ -182,6 +182,22 @@ def test_a_user_deletes_only_the_supporters_they_imported(app, client, auth, use
     assert result_rows(run)[1:] == [["mine@example.org", "deleted"], ["theirs@example.org", "not found"]]
 
 
+def test_importing_another_users_supporter_again_does_not_make_it_deletable_by_you(
+    app, client, auth, users, tmp_path
+):
+    # "other" adds theirs@; "user" imports the same email again (changing a cell), which makes
+    # user its last importer: still not one user's imports added, so not user's to delete
+    imported(app, users["other"], tmp_path, ["theirs@example.org"], name="theirs.csv")
+    imported(app, users["user"], tmp_path, ["theirs@example.org", "mine@example.org"], name="again.csv")
+    auth.login(users["user"].email)
+    job_id = job_id_of(upload(client, "email\ntheirs@example.org\nmine@example.org\n"))
+    page = client.get(f"/supporter-deletes/{job_id}").get_data(as_text=True)
+    assert "1 supporter" in page and "theirs@example.org" not in page
+    confirm(client, job_id, "1")
+    work(app)
+    assert emails_stored() == {"theirs@example.org"}
+
+
 @pytest.mark.parametrize("role", ["admin", "super_admin"])
 def test_admins_delete_anyones_supporters(app, client, auth, users, tmp_path, role):
     imported(app, users["other"], tmp_path, ["theirs@example.org"])

@@ -143,7 +143,7 @@ class Importer:
             f"SELECT {select_cols} FROM supporter WHERE id IN "
             "(SELECT id FROM supporter WHERE email IN ({}))"
         )
-        insert_cols = ["email", *self.names, "last_run_id", "created_at", "updated_at"]
+        insert_cols = ["email", *self.names, "last_run_id", "created_run_id", "created_at", "updated_at"]
         if "opted_in" not in self.names:
             insert_cols.append("opted_in")
         # another import may store one of these emails between our lookup and our insert:
@@ -357,7 +357,9 @@ class Importer:
             return 0, 0, 0
         existing = self.stored(parsed.emails)
         now = timestamp(utcnow())
-        added = (self.run_id, now, now) if "opted_in" in self.names else (self.run_id, now, now, False)
+        added: tuple[Any, ...] = (self.run_id, self.run_id, now, now)
+        if "opted_in" not in self.names:
+            added += (False,)
         updates: list[tuple[Any, ...]] = []
         touched: list[int] = []
         if not existing:  # all new: the insert rows straight from the columns

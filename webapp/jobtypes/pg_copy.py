@@ -246,7 +246,7 @@ class StagedUpsert:
         table = Supporter.__table__
         dialect = postgresql.dialect()
         fields = ["email", *(["import_digest"] if digests else []), *names]
-        added = ["last_run_id", "created_at", "updated_at"]
+        added = ["last_run_id", "created_run_id", "created_at", "updated_at"]
         self.default_opted_in = default_opted_in
         if default_opted_in:
             added.append("opted_in")
@@ -288,7 +288,9 @@ class StagedUpsert:
             f"updated_at = CASE WHEN {changed} THEN %(now)s ELSE o.updated_at END",
         ]
 
-        values = [f"s.{name}" for name in fields] + ["%(run)s", "%(now)s", "%(now)s", "false"][: len(added)]
+        values = [f"s.{name}" for name in fields] + ["%(run)s", "%(run)s", "%(now)s", "%(now)s", "false"][
+            : len(added)
+        ]
 
         def insert(where: str = "") -> str:
             return (
@@ -433,10 +435,12 @@ class StagedUpsert:
         return True
 
     def added(self, now: datetime) -> str:
-        """What a new supporter adds to its record: last_run_id, created_at, updated_at (and
-        opted_in when the import does not set it), in COPY's text format."""
+        """What a new supporter adds to its record: last_run_id, created_run_id, created_at,
+        updated_at (and opted_in when the import does not set it), in COPY's text format."""
         moment = f"{now:%Y-%m-%d %H:%M:%S.%f}"
-        return f"\t{self.run_id}\t{moment}\t{moment}" + ("\tf" if self.default_opted_in else "")
+        return f"\t{self.run_id}\t{self.run_id}\t{moment}\t{moment}" + (
+            "\tf" if self.default_opted_in else ""
+        )
 
     def upsert(self, cursor: Any, params: dict[str, Any], staged: Staged, written: Written) -> None:
         """Insert the new emails, update the stored ones; a pass again for those another

@@ -9,7 +9,7 @@ no email on the receipts; only a keyed hash of the email is kept
 (models.people.ErasedEmail), so that an import rejects the address unless told to re-add it.
 
 Who may delete whom: admins and super admins any supporter; a user only the supporters they
-imported — those whose last import (Supporter.last_run_id) was a run of theirs. The job's owner
+imported — those that one of their import runs added (Supporter.created_run_id). The job's owner
 counts, with the role they have when the run executes.
 
 A Supporter Delete job runs once: its confirmation (the count of supporters typed back) starts
@@ -71,7 +71,9 @@ def scope(owner: User) -> list[ColumnElement[bool]]:
     """The conditions that narrow supporters to those `owner` may delete."""
     if owner.is_admin:
         return []
-    return [Supporter.last_run_id.in_(select(Run.id).where(Run.owner_id == owner.id))]
+    # added by one of their imports: not merely imported again by them (any user's import of an
+    # email writes its last_run_id, and would have made another user's supporter theirs)
+    return [Supporter.created_run_id.in_(select(Run.id).where(Run.owner_id == owner.id))]
 
 
 @dataclass

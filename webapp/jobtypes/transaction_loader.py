@@ -114,6 +114,7 @@ class TransactionLoader:
             *self.profile,
             "opted_in",
             "last_run_id",
+            "created_run_id",
             "created_at",
             "updated_at",
         ]
@@ -353,7 +354,7 @@ class TransactionLoader:
         )
         executemany(
             self.insert_supporter_sql,
-            [(*values, False, self.run_id, now, now) for values in new.values()],
+            [(*values, False, self.run_id, self.run_id, now, now) for values in new.values()],
         )
         stored = self.inserted(before, new) if before is not None else {}
         if len(stored) < len(new):

@@ -65,6 +65,9 @@ class Supporter(Model):
     # empty write no index entry for it.
     external_id: Mapped[str | None] = mapped_column(String(100))
     last_run_id: Mapped[int | None] = mapped_column()
+    # the import run that first stored it (None: added otherwise): whose Supporter Delete may
+    # reach it (jobtypes/supporter_delete.py scope)
+    created_run_id: Mapped[int | None] = mapped_column()
     # on PostgreSQL, a digest of the CSV record the last import stored here (with its mapping
     # and rules): a re-import passes the same record by unvalidated (jobtypes/pg_copy.py). A
     # trigger forgets it when anything else changes the fields of SUPPORTER_FIELDS (migration
