@@ -405,7 +405,7 @@ def test_other_users_campaigns_are_404(client, auth, users):
 @pytest.mark.parametrize(
     "status,words",
     [
-        ("scheduled", "Stop its scheduled launch first (on its run), then edit it."),
+        ("scheduled", "Cancel its scheduled launch first (on this page), then edit it."),
         ("launched", "It was launched: its emails went out as they were."),
     ],
 )

@@ -355,7 +355,7 @@ def test_an_annual_receipt_nets_the_years_refunds_and_one_refunded_in_full_is_vo
     assert voided.status == "voided" and voided.void_reason == "Refunded: nothing is left to receipt"
     logged = RunLogLine.query.filter_by(run_id=second.id)
     assert any(
-        "1 receipts voided: their donors' gifts of 2026 were refunded" in line.message for line in logged
+        "1 receipt voided: their donors' gifts of 2026 were refunded" in line.message for line in logged
     )
     supporters_receipted = {r.donor_email for r in db.session.execute(db.select(Receipt)).scalars()}
     assert supporters_receipted == {"ann@example.org", "bob@example.org", "zoe@example.org"}

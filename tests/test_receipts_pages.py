@@ -258,7 +258,9 @@ def test_text_the_receipt_font_cannot_print_is_refused_in_the_template_and_said_
     work(app)
     run = db.session.execute(db.select(Run).filter_by(job_type="batch_receipts")).scalar_one()
     log = client.get(f"/runs/{run.id}").get_data(as_text=True)
-    assert "Warning: 1 receipts name their donor with characters the receipt font cannot print" in log
+    assert (
+        "Warning: 1 receipt with characters in the donor&#39;s name or address that the receipt font" in log
+    )
     assert "receipt 1 (陈 伟)" in log
     chen, zoe = db.session.execute(db.select(Receipt).order_by(Receipt.number)).scalars()
     warning = "The receipt font cannot print “陈伟” of the donor's name or address"

@@ -118,7 +118,7 @@ def edit(campaign_id: int):
     campaign = seen_or_404(Campaign, campaign_id)
     if campaign.status is not CampaignStatus.DRAFT:
         why = {
-            CampaignStatus.SCHEDULED: "Stop its scheduled launch first (on its run), then edit it.",
+            CampaignStatus.SCHEDULED: "Cancel its scheduled launch first (on this page), then edit it.",
             CampaignStatus.LAUNCHED: "It was launched: its emails went out as they were.",
             CampaignStatus.STOPPED: "It was launched and stopped part-way: what was sent stays as it was.",
         }.get(campaign.status, "")

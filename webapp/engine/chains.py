@@ -240,7 +240,7 @@ def _skip_from(group_run: Run, first: int, why: str) -> None:
 def _fail(group_run: Run, failed_step: int, reason: str) -> None:
     _skip_from(group_run, failed_step + 1, "previous step failed")
     group_run.error = reason[0].upper() + reason[1:]
-    move(group_run, RunState.FAILED, note=f"Failed: {group_run.error}.")
+    move(group_run, RunState.FAILED, note=f"Failed: {group_run.error.rstrip('.')}.")
     group_run.control = None
     db.session.commit()
     _ended(group_run)

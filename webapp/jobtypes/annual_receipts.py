@@ -19,7 +19,7 @@ from webapp.jobtypes.batch_receipts import (
 from webapp.models.money import Receipt
 from webapp.models.runs import Run
 from webapp.money import issuing
-from webapp.rules.clock import to_local
+from webapp.rules.clock import plural, to_local
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
@@ -94,8 +94,8 @@ class AnnualReceipts(JobType):
             after, done = outcome.last_supporter_id, done + outcome.supporters
             if outcome.withdrawn:
                 ctx.log(
-                    f"{outcome.withdrawn:,} receipts voided: their donors' gifts of {year} were "
-                    "refunded as much as they gave."
+                    f"{plural(outcome.withdrawn, 'receipt')} voided: their donors' gifts of {year} "
+                    "were refunded as much as they gave."
                 )
             ctx.commit_batch(
                 done=done,

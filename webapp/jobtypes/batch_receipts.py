@@ -18,6 +18,7 @@ from webapp.money import issuing
 from webapp.money.delivery import Emailer, write_zip
 from webapp.money.pdf import unprintable
 from webapp.money.periods import days_of, describe_period
+from webapp.rules.clock import plural
 
 if TYPE_CHECKING:
     from webapp.engine.context import RunContext
@@ -105,8 +106,8 @@ def _say_unprintable(ctx: RunContext) -> None:
     shown = ", ".join(f"{number} ({name})" for number, name in blank[:SHOWN_UNPRINTABLE])
     more = f" and {len(blank) - SHOWN_UNPRINTABLE:,} more" if len(blank) > SHOWN_UNPRINTABLE else ""
     ctx.log(
-        f"Warning: {len(blank):,} receipts name their donor with characters the receipt font cannot "
-        f"print, which their PDFs leave out: receipt {shown}{more}.",
+        f"Warning: {plural(len(blank), 'receipt')} with characters in the donor's name or address "
+        f"that the receipt font cannot print (the PDF leaves them out): receipt {shown}{more}.",
         level="warning",
     )
 
@@ -115,7 +116,8 @@ def receipts_done(run: Run) -> str:
     """What a receipt run has done: its receipts are numbered first (each batch committed), then
     their PDFs are written and emailed, so its progress (the PDFs) says too little."""
     emailed = f", {run.updated:,} of them emailed" if run.updated else ""
-    return f"{run.created:,} receipts were issued (numbered){emailed}"
+    issued = "1 receipt was" if run.created == 1 else f"{run.created:,} receipts were"
+    return f"{issued} issued (numbered){emailed}"
 
 
 def receipt_stop_question(run: Run) -> str:

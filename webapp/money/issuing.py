@@ -386,7 +386,11 @@ def printed(receipt: Receipt, tz_name: str = "UTC") -> ReceiptText:
         ).scalar()
     voided = None
     if receipt.status != LIVE:
-        voided = f"{receipt.status.title()}: {receipt.void_reason or ''}".strip(": ")
+        reason = receipt.void_reason or ""
+        # a replaced receipt's reason says so already ("Replaced by receipt 14")
+        voided = (
+            reason if reason.startswith("Replaced") else f"{receipt.status.title()}: {reason}".strip(": ")
+        )
     return ReceiptText(
         number=receipt.number,
         kind=receipt.kind,
