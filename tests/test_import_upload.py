@@ -72,6 +72,9 @@ def test_a_utf8_file_read_as_latin1_is_warned_about_on_the_mapping_page(client, 
     assert "JosÃ©" in page  # what would be stored
     assert "This file looks like UTF-8, but it was read as Latin-1" in page
     assert '<a href="/jobs/new/import">Upload it again</a>' in page
+    late = "email,first_name\n" + "a@example.org,Ann\n" * 20_000 + "jose@example.org,José\n"  # past 256 KB
+    page = client.get(upload_csv(client, late, encoding="latin-1").headers["Location"]).get_data(as_text=True)
+    assert "This file looks like UTF-8, but it was read as Latin-1" in page
     plain = upload_csv(client, "email,first_name\njo@example.org,Jo\n", encoding="latin-1")  # ASCII only
     assert "This file looks like UTF-8" not in client.get(plain.headers["Location"]).get_data(as_text=True)
 

@@ -76,19 +76,26 @@ def inspect_csv(path: str, encoding: str, preview_rows: int = 5) -> CsvInfo:
     return CsvInfo(delimiter=delimiter, header=header, preview=preview, rows=rows)
 
 
-def utf8_text(path: str, sample: int = 256 * 1024) -> bool:
-    """Whether the file's start holds letters beyond ASCII that read as UTF-8: chosen as
+def utf8_text(path: str, chunk: int = 1024 * 1024) -> bool:
+    """Whether the file holds letters beyond ASCII and reads as UTF-8 throughout: chosen as
     Latin-1, such a file would store "JosÃ©" for "José" (Latin-1 reads any byte, so nothing
-    else would say so)."""
+    else would say so). Read a chunk at a time; a Latin-1 file stops at its first accent."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    seen = False
     with open(path, "rb") as raw:
-        head = raw.read(sample)
-    if head.isascii():
-        return False
+        while block := raw.read(chunk):
+            if not seen and block.isascii():
+                continue  # (an ASCII chunk leaves the decoder as it was: nothing to carry over)
+            try:
+                decoder.decode(block, final=False)  # a letter cut at the chunk's end is carried
+            except UnicodeDecodeError:
+                return False
+            seen = True
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a cut last letter is fine
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
-    return True
+    return seen
 
 
 def _shown(text: str) -> str:
