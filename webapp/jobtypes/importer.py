@@ -44,7 +44,7 @@ from webapp.jobtypes.pg_copy import (
     Written,
 )
 from webapp.models.base import utcnow
-from webapp.models.people import EmailHasher, Supporter, email_key
+from webapp.models.people import CREATOR_KEPT, EmailHasher, Supporter, email_key
 from webapp.rules import countries
 from webapp.rules.clock import to_local
 from webapp.rules.countries import DEFAULT
@@ -143,7 +143,7 @@ class Importer:
             f"SELECT {select_cols} FROM supporter WHERE id IN "
             "(SELECT id FROM supporter WHERE email IN ({}))"
         )
-        insert_cols = ["email", *self.names, "last_run_id", "created_run_id", "created_at", "updated_at"]
+        insert_cols = ["email", *self.names, "last_run_id", "created_at", "updated_at"]
         if "opted_in" not in self.names:
             insert_cols.append("opted_in")
         # another import may store one of these emails between our lookup and our insert:
@@ -154,7 +154,8 @@ class Importer:
             "ON CONFLICT (email) DO NOTHING"
         )
         sets = ", ".join(f"{name} = ?" for name in [*self.names, "last_run_id", "updated_at"])
-        self.update_sql = f"UPDATE supporter SET {sets} WHERE id = ?"
+        # (an insert leaves created_run_id empty: the first other write keeps who added it)
+        self.update_sql = f"UPDATE supporter SET {sets}, {CREATOR_KEPT} WHERE id = ?"
         self.erased = ErasedCheck(ctx, readd=bool(params.get("readd_deleted")))
 
     def run(self) -> None:
@@ -357,9 +358,7 @@ class Importer:
             return 0, 0, 0
         existing = self.stored(parsed.emails)
         now = timestamp(utcnow())
-        added: tuple[Any, ...] = (self.run_id, self.run_id, now, now)
-        if "opted_in" not in self.names:
-            added += (False,)
+        added = (self.run_id, now, now) if "opted_in" in self.names else (self.run_id, now, now, False)
         updates: list[tuple[Any, ...]] = []
         touched: list[int] = []
         if not existing:  # all new: the insert rows straight from the columns
@@ -390,7 +389,8 @@ class Importer:
         for start in range(0, len(touched), LOOKUP_SLICE):
             ids = touched[start : start + LOOKUP_SLICE]
             execute(
-                f"UPDATE supporter SET last_run_id = ? WHERE id IN ({placeholders(len(ids))})",
+                f"UPDATE supporter SET last_run_id = ?, {CREATOR_KEPT} "
+                f"WHERE id IN ({placeholders(len(ids))})",
                 [self.run_id, *ids],
             )
         return created, len(updates), len(touched)

@@ -164,7 +164,9 @@ class UnchangedCheck:
             # (a changed one keeps its last_run_id, which its write sets, unless its record
             # turns out invalid: as on SQLite, a supporter is never touched by a rejected line)
             "UPDATE supporter o SET last_run_id = CASE WHEN o.import_digest IS NOT DISTINCT FROM "
-            f"c.import_digest THEN %(run)s ELSE o.last_run_id END FROM {CHECK} c "
+            "c.import_digest THEN %(run)s ELSE o.last_run_id END, "
+            "created_run_id = CASE WHEN o.import_digest IS NOT DISTINCT FROM c.import_digest "
+            f"THEN COALESCE(o.created_run_id, o.last_run_id) ELSE o.created_run_id END FROM {CHECK} c "
             "WHERE o.email = c.email AND o.last_run_id IS DISTINCT FROM %(run)s "
             "RETURNING c.pos, o.import_digest IS NOT DISTINCT FROM c.import_digest AS same), "
             f"untouched AS MATERIALIZED (SELECT c.pos, c.email FROM {CHECK} c "
@@ -246,7 +248,7 @@ class StagedUpsert:
         table = Supporter.__table__
         dialect = postgresql.dialect()
         fields = ["email", *(["import_digest"] if digests else []), *names]
-        added = ["last_run_id", "created_run_id", "created_at", "updated_at"]
+        added = ["last_run_id", "created_at", "updated_at"]
         self.default_opted_in = default_opted_in
         if default_opted_in:
             added.append("opted_in")
@@ -285,12 +287,11 @@ class StagedUpsert:
         sets += ["import_digest = s.import_digest"] if digests else []
         sets += [
             "last_run_id = %(run)s",
+            "created_run_id = COALESCE(o.created_run_id, o.last_run_id)",
             f"updated_at = CASE WHEN {changed} THEN %(now)s ELSE o.updated_at END",
         ]
 
-        values = [f"s.{name}" for name in fields] + ["%(run)s", "%(run)s", "%(now)s", "%(now)s", "false"][
-            : len(added)
-        ]
+        values = [f"s.{name}" for name in fields] + ["%(run)s", "%(now)s", "%(now)s", "false"][: len(added)]
 
         def insert(where: str = "") -> str:
             return (
@@ -435,12 +436,10 @@ class StagedUpsert:
         return True
 
     def added(self, now: datetime) -> str:
-        """What a new supporter adds to its record: last_run_id, created_run_id, created_at,
-        updated_at (and opted_in when the import does not set it), in COPY's text format."""
+        """What a new supporter adds to its record: last_run_id, created_at, updated_at (and
+        opted_in when the import does not set it), in COPY's text format."""
         moment = f"{now:%Y-%m-%d %H:%M:%S.%f}"
-        return f"\t{self.run_id}\t{self.run_id}\t{moment}\t{moment}" + (
-            "\tf" if self.default_opted_in else ""
-        )
+        return f"\t{self.run_id}\t{moment}\t{moment}" + ("\tf" if self.default_opted_in else "")
 
     def upsert(self, cursor: Any, params: dict[str, Any], staged: Staged, written: Written) -> None:
         """Insert the new emails, update the stored ones; a pass again for those another

@@ -9,7 +9,7 @@ no email on the receipts; only a keyed hash of the email is kept
 (models.people.ErasedEmail), so that an import rejects the address unless told to re-add it.
 
 Who may delete whom: admins and super admins any supporter; a user only the supporters they
-imported — those that one of their import runs added (Supporter.created_run_id). The job's owner
+imported — those that one of their import runs added (models.people.added_by). The job's owner
 counts, with the role they have when the run executes.
 
 A Supporter Delete job runs once: its confirmation (the count of supporters typed back) starts
@@ -36,7 +36,7 @@ from webapp.mailing.audience import AudienceError, describe_rule, rule_condition
 from webapp.models.base import utcnow
 from webapp.models.campaigns import Bounce, Recipient, RecipientStatus, SavedFilter, Suppression
 from webapp.models.money import Receipt, SupporterChange, Transaction
-from webapp.models.people import EmailHasher, ErasedEmail, Supporter, email_key
+from webapp.models.people import EmailHasher, ErasedEmail, Supporter, added_by, email_key
 from webapp.models.runs import Run
 from webapp.models.users import User
 from webapp.rules.clock import plural
@@ -73,7 +73,7 @@ def scope(owner: User) -> list[ColumnElement[bool]]:
         return []
     # added by one of their imports: not merely imported again by them (any user's import of an
     # email writes its last_run_id, and would have made another user's supporter theirs)
-    return [Supporter.created_run_id.in_(select(Run.id).where(Run.owner_id == owner.id))]
+    return [added_by().in_(select(Run.id).where(Run.owner_id == owner.id))]
 
 
 @dataclass

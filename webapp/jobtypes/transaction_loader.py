@@ -49,6 +49,7 @@ from webapp.jobtypes.importer import (
 )
 from webapp.jobtypes.transaction_lines import Line, LineParser
 from webapp.models.base import utcnow
+from webapp.models.people import CREATOR_KEPT
 from webapp.rules.clock import to_local
 from webapp.rules.countries import DEFAULT as DEFAULT_COUNTRY
 from webapp.rules.currencies import DEFAULT as DEFAULT_CURRENCY
@@ -114,7 +115,6 @@ class TransactionLoader:
             *self.profile,
             "opted_in",
             "last_run_id",
-            "created_run_id",
             "created_at",
             "updated_at",
         ]
@@ -124,7 +124,7 @@ class TransactionLoader:
             "ON CONFLICT DO NOTHING"
         )
         sets = ", ".join(f"{name} = ?" for name in [*self.written, "last_run_id", "updated_at"])
-        self.update_supporter_sql = f"UPDATE supporter SET {sets} WHERE id = ?"
+        self.update_supporter_sql = f"UPDATE supporter SET {sets}, {CREATOR_KEPT} WHERE id = ?"
 
     @property
     def _updates_external_id(self) -> bool:
@@ -354,7 +354,7 @@ class TransactionLoader:
         )
         executemany(
             self.insert_supporter_sql,
-            [(*values, False, self.run_id, self.run_id, now, now) for values in new.values()],
+            [(*values, False, self.run_id, now, now) for values in new.values()],
         )
         stored = self.inserted(before, new) if before is not None else {}
         if len(stored) < len(new):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Index, Numeric, String
+from sqlalchemy import BigInteger, ColumnElement, Index, Numeric, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import Model
@@ -65,8 +65,8 @@ class Supporter(Model):
     # empty write no index entry for it.
     external_id: Mapped[str | None] = mapped_column(String(100))
     last_run_id: Mapped[int | None] = mapped_column()
-    # the import run that first stored it (None: added otherwise): whose Supporter Delete may
-    # reach it (jobtypes/supporter_delete.py scope)
+    # the run that added it, kept by the first write of another run (an insert leaves it empty,
+    # and last_run_id says it until then: added_by); whose Supporter Delete may reach it
     created_run_id: Mapped[int | None] = mapped_column()
     # on PostgreSQL, a digest of the CSV record the last import stored here (with its mapping
     # and rules): a re-import passes the same record by unvalidated (jobtypes/pg_copy.py). A
@@ -75,6 +75,17 @@ class Supporter(Model):
     import_digest: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# the SQL that keeps who added a supporter when another run writes it (every UPDATE of an
+# import sets it beside last_run_id; both read the row as it was)
+CREATOR_KEPT = "created_run_id = coalesce(created_run_id, last_run_id)"
+
+
+def added_by() -> ColumnElement[int | None]:
+    """The run that added a supporter: created_run_id, or while nothing else wrote it since,
+    its last import."""
+    return func.coalesce(Supporter.created_run_id, Supporter.last_run_id)
 
 
 class ErasedEmail(Model):

@@ -1,8 +1,10 @@
-"""supporter.created_run_id: the import run that first stored the supporter, so that an ordinary
-user's Supporter Delete reaches only the supporters their own imports added (it went by the
-last import, which any user's import of the same email became)
+"""supporter.created_run_id: the run that added the supporter, kept by the first write of another
+run (an insert leaves it empty: last_run_id says it until then), so that an ordinary user's
+Supporter Delete reaches only the supporters their own imports added (it went by the last
+import, which any user's import of the same email became)
 
-Supporters stored before this revision take their last import as their first (the best known).
+Supporters stored before this revision keep their last import as the one that added them (the
+best known): the column starts empty.
 
 Revision ID: 7a4e2c9d1f35
 Revises: 4c7d1e9a2b63
@@ -21,7 +23,6 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table("supporter", schema=None) as batch_op:
         batch_op.add_column(sa.Column("created_run_id", sa.Integer(), nullable=True))
-    op.execute("UPDATE supporter SET created_run_id = last_run_id")
 
 
 def downgrade():
