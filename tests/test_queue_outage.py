@@ -219,3 +219,26 @@ def test_an_outage_record_left_by_exited_processes_is_cleared_by_the_scheduler(o
     db.session.commit()
     loop(once=True)
     assert db.session.get(AccountSettings, 1, populate_existing=True).queue_down_since is None
+
+
+def test_a_scheduler_that_stopped_passing_is_said_on_every_page_until_it_passes_again(
+    app, client, auth, users, monkeypatch
+):
+    from webapp import metrics
+
+    monkeypatch.setattr(outage, "SCHEDULER_LOOKED_AT", 0.0)  # look at every page
+    redis = queueing.redis_connection()
+    deployment = app.config["QUEUE_NAME"]
+    auth.login(users["user"].email)
+    assert "The scheduler has not run since" not in client.get("/").get_data(as_text=True)  # never ran
+    metrics.scheduler_passed(redis, deployment)
+    assert "The scheduler has not run since" not in client.get("/").get_data(as_text=True)  # passing
+    seconds, _ = redis.time()
+    redis.hset(metrics.tallies_key(deployment), "scheduler_beat", seconds - 600)  # 10 minutes ago
+    page = client.get("/jobs/").get_data(as_text=True)
+    assert "The scheduler has not run since" in page and "Scheduled runs wait until it is back" in page
+    assert "The scheduler has not run since" not in client.get(
+        "/monitor/updates?ids=&after=0", headers={"HX-Request": "true"}
+    ).get_data(as_text=True)  # (only full pages)
+    metrics.scheduler_passed(redis, deployment)  # back
+    assert "The scheduler has not run since" not in client.get("/jobs/").get_data(as_text=True)

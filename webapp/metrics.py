@@ -135,6 +135,15 @@ def scheduler_passed(redis: Redis, deployment: str, lag: float | None = None) ->
     redis.hset(tallies_key(deployment), mapping=values)  # type: ignore[arg-type]
 
 
+def scheduler_age(redis: Redis, deployment: str) -> float | None:
+    """Seconds since the scheduler's last pass (Redis's clock), or None if it never passed."""
+    with redis.pipeline(transaction=False) as pipeline:
+        pipeline.hget(tallies_key(deployment), "scheduler_beat")
+        pipeline.time()
+        beat, (seconds, micros) = pipeline.execute()
+    return None if beat is None else max(0.0, seconds + micros / 1e6 - float(beat))
+
+
 def read(redis: Redis, deployment: str) -> Tallies:
     """The deployment's tallies, for a scrape (one round trip)."""
     with redis.pipeline(transaction=False) as pipeline:

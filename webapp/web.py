@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from webapp.engine.outage import queue_down_since
+from webapp.engine.outage import queue_down_since, scheduler_silent_since
 from webapp.engine.queueing import QueueUnavailable
 from webapp.engine.runs import can_kill, queue_position
 from webapp.guards import JSON_LIMIT, refuse_nul
@@ -141,6 +141,13 @@ def _queue_down_since() -> Any:
     return queue_down_since()
 
 
+def _scheduler_silent_since() -> Any:
+    """For the banner of full pages: since when the scheduler has not passed (None: it runs)."""
+    if not current_user.is_authenticated:
+        return None
+    return scheduler_silent_since()
+
+
 # the stable codes of the versioned API's errors, by status
 ERROR_CODES = {
     400: "bad_request",
@@ -212,7 +219,12 @@ def register_web_helpers(app: Flask) -> None:
 
     @app.context_processor
     def _account() -> dict[str, Any]:
-        return {"current_user": current_user, "is_htmx": is_htmx(), "queue_down_since": _queue_down_since}
+        return {
+            "current_user": current_user,
+            "is_htmx": is_htmx(),
+            "queue_down_since": _queue_down_since,
+            "scheduler_silent_since": _scheduler_silent_since,
+        }
 
     @app.errorhandler(QueueUnavailable)
     def queue_unavailable(exc: QueueUnavailable):

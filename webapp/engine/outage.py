@@ -3,10 +3,13 @@ process to notice writes the time, the first to see Redis answer again clears it
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import update
 
+from webapp import metrics
 from webapp.engine import queueing
 from webapp.extensions import db
 from webapp.models.base import utcnow
@@ -50,3 +53,28 @@ def _record(since: datetime | None) -> None:
         db.session.commit()
     except Exception:  # a page must render even if this bookkeeping cannot be written
         db.session.rollback()
+
+
+SCHEDULER_LOOKED_AT = 10.0  # seconds a process goes by its last look at the scheduler's heartbeat
+_scheduler_seen: dict[str, tuple[float, datetime | None]] = {}
+
+
+def scheduler_silent_since() -> datetime | None:
+    """When the scheduler last passed, if that is longer ago than SCHEDULER_STALE_SECONDS (it is
+    not running: planned runs wait, and a run whose worker died is not failed); None while it
+    passes, while Redis is down (that banner says more), or before it ever passed. One look at
+    Redis every SCHEDULER_LOOKED_AT seconds per process."""
+    deployment = current_app.config["QUEUE_NAME"]
+    looked = _scheduler_seen.get(deployment)
+    if looked is not None and time.monotonic() - looked[0] < SCHEDULER_LOOKED_AT:
+        return looked[1]
+    since = None
+    if queueing.queue_reachable():
+        try:
+            age = metrics.scheduler_age(queueing.redis_connection(), deployment)
+        except queueing.UNREACHABLE:
+            age = None
+        if age is not None and age > current_app.config["SCHEDULER_STALE_SECONDS"]:
+            since = utcnow() - timedelta(seconds=age)
+    _scheduler_seen[deployment] = (time.monotonic(), since)
+    return since
