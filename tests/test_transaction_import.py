@@ -73,6 +73,26 @@ def changes(run) -> dict[str, tuple[bool, dict, dict]]:
 ALL_COLUMNS = ["email", "amount", "currency", "date", "type", "transaction_id", "tax_deductible"]
 
 
+def test_a_time_with_an_offset_is_dated_in_the_account_zone_and_an_impossible_time_refused(
+    app, users, tmp_path
+):
+    add_supporters({"email": "ann@example.org"})  # the account's zone: America/New_York
+    text = (
+        "email,amount,currency,date,type,transaction_id,tax_deductible\n"
+        "ann@example.org,5,USD,2026-01-01T03:00:00Z,one_off,z1,\n"  # 10 PM on Dec 31 in New York
+        "ann@example.org,5,USD,2026-01-01T03:00:00+05:00,one_off,z2,\n"  # 5 PM on Dec 31
+        "ann@example.org,5,USD,2026-01-01 23:30:00-0500,one_off,z3,\n"  # New York's own: Jan 1
+        "ann@example.org,5,USD,2026-01-01 03:00,one_off,z4,\n"  # no offset: as written
+        "ann@example.org,5,USD,2026-01-01T25:99:00,one_off,z5,\n"
+    )
+    run = run_transactions(app, users["user"], tmp_path, text, ALL_COLUMNS)
+    assert reasons(run) == [
+        "line 6: '2026-01-01T25:99:00' is not a date: write it as yyyy-mm-dd (like 2026-01-31)"
+    ]
+    stored = {t.external_id: t.received_on.isoformat() for t in Transaction.query.filter_by(run_id=run.id)}
+    assert stored == {"z1": "2025-12-31", "z2": "2025-12-31", "z3": "2026-01-01", "z4": "2026-01-01"}
+
+
 def test_each_bad_line_is_rejected_with_every_reason_and_the_good_ones_stored(app, users, tmp_path):
     add_supporters({"email": "ann@example.org"})
     db.session.add(

@@ -4,7 +4,8 @@ its Problem, then each line with its values and every problem it has, in the ord
 
 Accepted: an amount as a number other than zero ("12.50", "1,200", "$5"); a date written
 yyyy-mm-dd, optionally followed by a time ("2026-01-05 10:30:00", "2026-01-05T10:30:00Z": a
-payment processor's charge time), not after today in the account time zone; a type one-off
+payment processor's charge time; with an offset from UTC, the day is that instant's in the account
+time zone), not after today in the account time zone; a type one-off
 (one_off, single), recurring or refund in any case; an ISO 4217 currency code in any case."""
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from webapp.csvfiles import RecordBatch
 from webapp.jobtypes import fields
@@ -32,7 +34,11 @@ KINDS = {
     "refund": "refund",
 }
 KIND_WORDS = {"one_off": "one-off gift", "recurring": "recurring gift", "refund": "refund"}
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.+\-Z ]*)?")
+# a day, maybe with a time ("10:30", "10:30:00", "10:30:00.123") and maybe its offset from UTC
+# ("Z", "+02:00", "-0500"): a time with an offset is an instant, whose day is the account's
+_DATE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)? ?(Z|[+-]\d{2}:?\d{2})?)?"
+)
 DATE_FORMAT = "yyyy-mm-dd (like 2026-01-31)"
 EARLIEST_GIFT = "1900-01-01"  # (ISO dates compare as text) an earlier one is a typo for its year
 TEXT_LIMITS = {"payment_method": 40, "appeal": 80, "transaction_id": 100, "external_id": 100}
@@ -173,6 +179,7 @@ class LineParser:
         default_currency: str = DEFAULT_CURRENCY,
         default_country: str,
         today: str,
+        tz_name: str = "UTC",
     ) -> None:
         self.width = len(mapping)
         self.at = {name: index for index, name in enumerate(mapping) if name}
@@ -181,6 +188,7 @@ class LineParser:
         self.default_country = default_country
         self.profile = [name for name in PROFILE if name in self.at]
         self.today = today
+        self.tz_name = tz_name  # the account's: the day of a time given with its offset
         self.converters: dict[str, Callable[[str], Any]] = {
             "email": _email("email is missing" if match_by == "email" else None),
             "external_id": _text(
@@ -223,8 +231,8 @@ class LineParser:
             return Problem("date is missing")
         match = _DATE.fullmatch(cell)
         try:
-            day = date(*map(int, match.groups())).isoformat() if match else None
-        except ValueError:
+            day = self._day(*match.groups()) if match else None
+        except ValueError:  # no such day or time (2026-02-30, 25:99)
             day = None
         if day is None:
             return Problem(f"'{fields._shown(cell)}' is not a date: write it as {DATE_FORMAT}")
@@ -233,6 +241,23 @@ class LineParser:
         if day < EARLIEST_GIFT:
             return Problem(f"date {day} is before {EARLIEST_GIFT}: check the year")
         return day
+
+    def _day(self, *parts: str | None) -> str:
+        """The day (yyyy-mm-dd) a matched date means: as written, or for a time with an offset
+        from UTC, the day of that instant in the account's time zone (a charge at 03:00Z on
+        Jan 1 was made on Dec 31 in New York)."""
+        *numbers, offset = parts
+        year, month, day, hour, minute, second = (int(number or 0) for number in numbers)
+        moment = datetime(year, month, day, hour, minute, second)  # (the day's three are always there)
+        if offset is None:
+            return moment.date().isoformat()
+        if offset == "Z":
+            zone = UTC
+        else:
+            digits = offset[1:].replace(":", "")
+            shift = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+            zone = timezone(-shift if offset[0] == "-" else shift)  # ValueError past 24 h
+        return moment.replace(tzinfo=zone).astimezone(ZoneInfo(self.tz_name)).date().isoformat()
 
     def parse(self, batch: RecordBatch) -> list[Line]:
         """The slice's lines, each with its values and every problem it has."""

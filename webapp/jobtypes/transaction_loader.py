@@ -97,6 +97,7 @@ class TransactionLoader:
             default_currency=params.get("default_currency") or DEFAULT_CURRENCY,
             default_country=default_country,
             today=to_local(utcnow(), ctx.config["TIMEZONE"]).date().isoformat(),
+            tz_name=ctx.config["TIMEZONE"],
         )
         self.at, self.profile = self.parser.at, self.parser.profile
         self.normalisers = [fields.stored_normaliser(name) for name in self.profile]
