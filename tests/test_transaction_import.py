@@ -343,3 +343,16 @@ def test_the_transactions_page_lists_only_the_viewers_own_and_a_super_admin_all(
     detail = client.get(f"/supporters/{ann.id}").get_data(as_text=True)
     assert ("12.34" in detail) is (viewer != "other")
     assert client.get("/supporters/999999").status_code == 404
+
+
+def test_a_file_without_transaction_ids_is_not_imported_twice_by_running_its_job_again(app, users, tmp_path):
+    add_supporters({"email": "ann@example.org"})
+    text = "email,amount,currency,date\nann@example.org,5,USD,2026-01-05\n"
+    first = run_transactions(app, users["user"], tmp_path, text, ["email", "amount", "currency", "date"])
+    assert first.state is RunState.COMPLETED and first.created == 1
+    again = start_run(first.job, users["user"])  # Run now, or its schedule
+    work(app)
+    again = fresh(again)
+    assert again.state is RunState.FAILED
+    assert "its file was imported by run #1 already" in again.error and "stored twice" in again.error
+    assert Transaction.query.count() == 1

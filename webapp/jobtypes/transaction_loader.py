@@ -25,9 +25,12 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from webapp.csvfiles import RecordBatch, iter_record_batches
+from webapp.errors import JobError
+from webapp.extensions import db
 from webapp.jobtypes import fields
 from webapp.jobtypes.bulk import (
     dialect,
@@ -50,6 +53,7 @@ from webapp.jobtypes.importer import (
 from webapp.jobtypes.transaction_lines import Line, LineParser
 from webapp.models.base import utcnow
 from webapp.models.people import CREATOR_KEPT
+from webapp.models.runs import Run
 from webapp.rules.clock import to_local
 from webapp.rules.countries import DEFAULT as DEFAULT_COUNTRY
 from webapp.rules.currencies import DEFAULT as DEFAULT_CURRENCY
@@ -133,12 +137,28 @@ class TransactionLoader:
 
     # -- the loop ---------------------------------------------------------------------------
 
+    def _imported_before(self) -> Run | None:
+        """An earlier run of this job that stored some of its file's gifts."""
+        run = self.ctx.run
+        return db.session.execute(
+            select(Run)
+            .where(Run.job_id == run.job_id, Run.id != run.id, Run.created > 0)
+            .order_by(Run.id)
+            .limit(1)
+        ).scalar()
+
     def run(self) -> None:
         ctx = self.ctx
         done = ctx.checkpoint.get("records", 0)
         if done:
             ctx.log(f"Resuming after line {done:,} of data: the lines before it were already imported.")
         elif "transaction_id" not in self.at:
+            if (earlier := self._imported_before()) is not None:
+                raise JobError(
+                    f"its file was imported by run #{earlier.number} already, and with no column mapped "
+                    "to External transaction id nothing tells its gifts from new ones: they would all "
+                    "be stored twice. If they really are new gifts, upload the file as a new import."
+                )
             ctx.log(
                 "No column is mapped to External transaction id: nothing tells a gift imported before "
                 "from a new one, so running this job again imports its gifts again."
