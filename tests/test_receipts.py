@@ -430,3 +430,18 @@ def test_a_receipt_run_says_what_it_issued_and_emailed_when_stopped_or_its_worke
             "Stop “Batch R” at the next batch? 3,000 receipts were issued (numbered), 420 of them "
             "emailed, and they stay so."
         )
+
+
+def test_a_receipt_subject_of_accented_words_arrives_with_its_spaces():
+    # Python folded a long header at 78 characters between two encoded words, and a reader
+    # joins those without the space between them ("Friends of the ÜnïcodeFjörd")
+    from email.message import EmailMessage
+
+    from webapp.mailing.transport import Outgoing
+
+    message = EmailMessage()
+    message["From"], message["To"] = "receipts@park.example", "ann@example.org"
+    subject = "Your tax receipt 10 from Friends of the Ünïcode Fjörd — a long organisation name here"
+    message["Subject"] = subject
+    message.set_content("Thank you.")
+    assert Outgoing.from_email(message).as_email()["Subject"] == subject

@@ -27,7 +27,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from webapp.storage import LocalStorage, Storage
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
-_POLICY = email.policy.SMTP
+# headers folded only past RFC 5322's 998 characters: Python's folding at 78 drops the space
+# between two encoded words ("Ünïcode Fjörd" arrived as "ÜnïcodeFjörd")
+_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 class Outcome(enum.Enum):
