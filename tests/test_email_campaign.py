@@ -221,6 +221,10 @@ def test_a_scheduled_launch_is_cancelled_from_the_campaigns_own_page(app, client
     assert db.session.get(Campaign, campaign.id).status is CampaignStatus.DRAFT
     html = back.get_data(as_text=True)
     assert "Cancel scheduled launch" not in html and "Edit campaign" in html
+    twice = client.post(  # the same form sent again
+        f"/runs/{run.id}/stop", data={"next": f"/campaigns/{campaign.id}"}, follow_redirects=True
+    )
+    assert "This run is cancelled already: there is nothing to stop." in twice.get_data(as_text=True)
 
 
 def test_scheduled_launch_is_promoted_at_its_time(app, users, smtp_sink):

@@ -385,6 +385,8 @@ def request_stop(run: Run, user: User) -> str:
         if run.state is RunState.INITIALIZING:
             return "Cancelling during extraction: nothing has been processed yet."
         return "Stopping at the next batch boundary; what was already saved stays."
+    if run.state.is_finished:  # e.g. Stop (or Cancel scheduled launch) sent twice
+        raise RunActionError(f"This run is {run.state.label.lower()} already: there is nothing to stop.")
     raise RunActionError(f"A {run.state.value} run cannot be stopped.")
 
 
