@@ -208,3 +208,14 @@ def test_an_upload_over_the_limit_is_told_on_the_form_despite_the_nul_check(app,
     auth.login(users["user"].email)
     answer = upload(client, "email,amount\n" + "".join(f"p{i}@example.org,5\n" for i in range(300)))
     assert answer.status_code == 413 and "larger than the upload limit of 2 KB" in answer.text
+
+
+def test_a_backwards_date_range_says_so_and_an_old_gift_can_be_found(app, client, auth, users):
+    user = users["user"]
+    db.session.add(gift(user, "10", day=date(1950, 6, 1)))  # imports take gifts from 1900
+    db.session.commit()
+    auth.login(user.email)
+    backwards = client.get("/transactions/?date_from=2026-03-01&date_to=2026-01-01").get_data(as_text=True)
+    assert "The From day is after the To day: no transaction can match." in backwards
+    found = client.get("/transactions/?date_from=1950-01-01&date_to=1950-12-31")
+    assert found.status_code == 200 and "1950" in found.get_data(as_text=True)

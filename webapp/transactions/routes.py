@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user, login_required
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -17,6 +19,7 @@ from webapp.jobtypes.transaction_import import (
     mapping_problems,
     remembered_guesses,
 )
+from webapp.jobtypes.transaction_lines import EARLIEST_GIFT
 from webapp.jobtypes.user_data_import import ImportUploadForm
 from webapp.models.jobs import Job
 from webapp.models.money import TRANSACTION_KINDS, Transaction
@@ -28,6 +31,9 @@ from webapp.transactions.forms import transaction_mapping_form
 bp = Blueprint("transactions", __name__, url_prefix="/transactions")
 
 
+EARLIEST = date.fromisoformat(EARLIEST_GIFT)
+
+
 def text_arg(name: str, limit: int) -> str:
     """The query value `name`, trimmed to `limit` characters (a NUL is refused before)."""
     return request.args.get(name, "").strip()[:limit]
@@ -37,8 +43,8 @@ def filter_from_request() -> TransactionFilter:
     """The Transactions filter in the query string; a malformed date or run is a 400 with a
     sentence."""
     return TransactionFilter(
-        date_from=date_arg("date_from"),
-        date_to=date_arg("date_to"),
+        date_from=date_arg("date_from", earliest=EARLIEST),  # as early as an import takes a gift
+        date_to=date_arg("date_to", earliest=EARLIEST),
         appeal=text_arg("appeal", 80),
         payment_method=text_arg("method", 40),
         kind=choice_arg("type", TRANSACTION_KINDS),
