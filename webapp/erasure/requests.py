@@ -14,6 +14,7 @@ from webapp.jobtypes.supporter_delete import SupporterDelete, forget_request
 from webapp.models.jobs import Job
 from webapp.models.runs import Run
 from webapp.models.users import User
+from webapp.rules.clock import plural
 from webapp.rules.states import RunState
 from webapp.storage import current_storage
 
@@ -51,7 +52,7 @@ def confirm(job: Job, user: User, count: int) -> Run | None:
     db.session.refresh(job)
     run = new_run(job, user, RunState.QUEUED, trigger="manual", numbered=False)
     run.number = 1
-    log(run, f"Run #1: deleting {count:,} supporters, confirmed by {user.display_name}.")
+    log(run, f"Run #1: deleting {plural(count, 'supporter')}, confirmed by {user.display_name}.")
     db.session.commit()
     dispatch()
     return run

@@ -31,6 +31,7 @@ from webapp.models.campaigns import SavedFilter
 from webapp.models.jobs import Job
 from webapp.paging import Keyset
 from webapp.permissions import job_or_404, usable_or_404
+from webapp.rules.clock import plural
 from webapp.storage import StorageUnavailable, current_storage
 from webapp.web import upload_limit_text
 
@@ -252,8 +253,10 @@ def confirm_delete(job_id: int):
     if run is None:
         flash("This delete was confirmed already; it ran (or runs) once.", "info")
         return redirect(url_for("erasure.detail", job_id=job.id))
-    audit.record("supporter_delete.confirmed", run, detail=f"{found.count:,} supporters, “{job.name}”")
-    flash(f"Deleting {found.count:,} supporters: run #{run.number} started.", "success")
+    audit.record(
+        "supporter_delete.confirmed", run, detail=f"{plural(found.count, 'supporter')}, “{job.name}”"
+    )
+    flash(f"Deleting {plural(found.count, 'supporter')}: run #{run.number} started.", "success")
     return redirect(url_for("runs.detail", run_id=run.id))
 
 

@@ -47,7 +47,7 @@ def deliver(ctx: RunContext) -> None:
     job asks) and keep it as the run's result."""
     issued = db.session.execute(select(func.count()).where(Receipt.run_id == ctx.run.id)).scalar_one()
     ctx.log(
-        f"Writing the PDFs of {issued:,} receipts"
+        f"Writing the PDFs of {plural(issued, 'receipt')}"
         + (" and emailing them." if ctx.params.get("email") else ".")
     )
     ctx.run.progress_total, ctx.run.progress_done = issued, 0
@@ -116,8 +116,8 @@ def receipts_done(run: Run) -> str:
     """What a receipt run has done: its receipts are numbered first (each batch committed), then
     their PDFs are written and emailed, so its progress (the PDFs) says too little."""
     emailed = f", {run.updated:,} of them emailed" if run.updated else ""
-    issued = "1 receipt was" if run.created == 1 else f"{run.created:,} receipts were"
-    return f"{issued} issued (numbered){emailed}"
+    issued = "was" if run.created == 1 else "were"
+    return f"{plural(run.created, 'receipt')} {issued} issued (numbered){emailed}"
 
 
 def receipt_stop_question(run: Run) -> str:

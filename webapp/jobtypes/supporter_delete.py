@@ -313,7 +313,7 @@ class SupporterDelete(JobType):
         confirmed = params.get("confirmed")
         return [
             ("Supporters", source),
-            ("Confirmed", f"{confirmed:,} supporters" if confirmed is not None else "Not yet"),
+            ("Confirmed", plural(confirmed, "supporter") if confirmed is not None else "Not yet"),
         ]
 
     def summary(self, run: Run) -> str:
