@@ -129,6 +129,37 @@ def test_a_group_send_leaves_the_campaigns_own_scheduled_launch_in_place(app, us
     assert len(supporters_reached) == 8  # two sends of four (and the group's notifications)
 
 
+def test_a_group_that_completes_while_the_queue_is_down_still_sends_its_campaigns_once(
+    app, users, smtp_sink, monkeypatch
+):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from webapp.engine import queueing
+    from webapp.engine.chains import FOLLOWUP_FUNCTION
+
+    supporters(3)
+    campaign = campaign_for(users["user"])
+    export = Job(
+        owner_id=users["user"].id, job_type="user_data_export", name="E", params={"fields": ["email"]}
+    )
+    db.session.add(export)
+    db.session.commit()
+    group = group_of(users["user"], [export, export], launch_campaigns=True, campaign_ids=[campaign.id])
+    group_run = new_run(group, users["user"], RunState.COMPLETED, trigger="manual")
+    db.session.commit()
+
+    def unreachable():
+        raise RedisConnectionError("down")
+
+    with monkeypatch.context() as down:
+        down.setattr(queueing, "run_queue", unreachable)
+        queueing.enqueue_followup(FOLLOWUP_FUNCTION, group_run.id)  # as the group's end does
+    (send,) = Run.query.filter_by(job_id=campaign.job_id, trigger="group").all()  # waiting: not lost
+    after_group_run(group_run.id)  # the follow-up done again (its queued copy ran after all)
+    assert Run.query.filter_by(job_id=campaign.job_id, trigger="group").count() == 1
+    assert send.origin_run_id == group_run.id
+
+
 def test_run_now_on_a_campaign_job_goes_to_its_confirmation_and_sends_nothing(
     app, users, client, auth, smtp_sink
 ):

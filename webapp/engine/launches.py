@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, case, update
+from sqlalchemy import CursorResult, and_, case, select, update
 
 from webapp.engine import queueing
 from webapp.engine.runs import arm_timed_job, dispatch, new_run
@@ -132,6 +132,9 @@ def send_after_group(campaign_id: int, group_run: Run) -> Run | None:
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None or campaign.job is None or campaign.owner_id != group_run.owner_id:
         return None
+    sent = select(Run).where(Run.job_id == campaign.job.id, Run.origin_run_id == group_run.id).limit(1)
+    if (earlier := db.session.execute(sent).scalar()) is not None:  # this follow-up done twice
+        return earlier
     run = new_run(
         campaign.job, group_run.started_by_id, RunState.QUEUED, trigger="group", origin_run_id=group_run.id
     )

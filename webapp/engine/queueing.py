@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -168,11 +169,23 @@ def cancel_scheduled(rq_job_id: str | None) -> None:
 
 
 def enqueue_followup(function: str, *args: Any) -> None:
-    """A small follow-up job (a notification), run by a worker rather than inside a callback."""
+    """A small follow-up job (a notification, a group's campaign launches), run by a worker
+    rather than inside a callback; with the job queue unreachable, done here and now instead
+    (it was dropped: a group that completed during an outage never launched its campaigns).
+    What it starts waits in the database for the queue, as any run asked for meanwhile."""
     try:
         run_queue().enqueue(function, *args, job_timeout=300, result_ttl=600, failure_ttl=7 * 24 * 3600)
+        return
     except UNREACHABLE:
-        current_app.logger.exception("job queue unreachable: follow-up %s%r not sent", function, args)
+        current_app.logger.warning("job queue unreachable: follow-up %s%r done here instead", function, args)
+    module, _, name = function.rpartition(".")
+    try:
+        getattr(importlib.import_module(module), name)(*args)
+    except Exception:
+        from webapp.extensions import db  # (the session is the caller's: leave it usable)
+
+        db.session.rollback()
+        current_app.logger.exception("follow-up %s%r failed", function, args)
 
 
 def current_job_id() -> str | None:
