@@ -186,6 +186,38 @@ def test_reconciler_redispatches_a_queued_run_whose_queue_entry_was_lost(app, us
     assert fresh(run).state is RunState.COMPLETED
 
 
+@pytest.mark.parametrize("how", ["taken off its queue", "started by a worker that died"])
+def test_reconciler_redispatches_a_run_a_dead_worker_stranded(app, users, tmp_path, how):
+    # RQ counts the job queued (or started) but no worker will run it: RQ puts it back only
+    # after about ten minutes, while the lane's other runs wait behind it
+    from rq.job import Job as RQJob
+    from rq.job import JobStatus
+
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 4), ["email", "first_name"])
+    run = start_run(job, users["user"])
+    stranded = run.rq_job_id
+    connection = queueing.redis_connection()
+    queue = Queue(app.config["QUEUE_NAME"], connection=connection)
+    connection.lrem(queue.key, 0, stranded)  # a worker moved it to its own list, then died
+    if how == "started by a worker that died":
+        rq_job = RQJob.fetch(stranded, connection=connection)
+        rq_job.set_status(JobStatus.STARTED)
+        connection.hset(rq_job.key, "worker_name", "gone-worker")
+    assert queueing.rq_status(stranded) in (JobStatus.QUEUED, JobStatus.STARTED)
+    outcome = reconcile()
+    run = fresh(run)
+    assert outcome["redispatched"] == 1 and run.rq_job_id and run.rq_job_id != stranded
+    work(app)
+    assert fresh(run).state is RunState.COMPLETED
+
+
+def test_reconciler_leaves_a_run_waiting_on_its_queue_alone(app, users, tmp_path):
+    job = import_job(users["user"], people_csv(tmp_path / "p.csv", 4), ["email", "first_name"])
+    run = start_run(job, users["user"])
+    waiting = run.rq_job_id
+    assert reconcile()["redispatched"] == 0 and fresh(run).rq_job_id == waiting
+
+
 def test_reconciler_fails_a_run_whose_heartbeat_stopped_with_a_plain_reason(app, users, tmp_path):
     job = import_job(users["user"], people_csv(tmp_path / "p.csv", 4), ["email", "first_name"])
     run = start_run(job, users["user"])

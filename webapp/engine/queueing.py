@@ -204,6 +204,30 @@ def rq_status(rq_job_id: str) -> JobStatus | None:
         return None
 
 
+def stranded(rq_job_id: str) -> bool:
+    """Whether RQ still counts a job as waiting or started but no worker will ever execute it:
+    taken off its queue by a worker that died before it began (RQ's status "queued", on no
+    queue), or "started" by a worker that is not executing it (it died, or was started again
+    under its name). RQ itself puts such a job back only after about ten minutes, while the
+    lane's other runs wait behind it."""
+    connection = redis_connection()
+    try:
+        job = RQJob.fetch(rq_job_id, connection=connection)
+    except NoSuchJobError:
+        return False
+    status = job.get_status(refresh=True)
+    if status is JobStatus.QUEUED:
+        return rq_job_id not in Queue(job.origin, connection=connection).get_job_ids()
+    if status is JobStatus.STARTED:
+        if not job.worker_name:
+            return True
+        worker = Worker.find_by_key(
+            Worker.redis_worker_namespace_prefix + job.worker_name, connection=connection
+        )
+        return worker is None or worker.get_current_job_id() != rq_job_id
+    return False
+
+
 def cancel_rq_job(rq_job_id: str | None) -> None:
     """Take a job that has not started off the queue (nothing happens if it is gone)."""
     if not rq_job_id:
