@@ -168,8 +168,8 @@ def _queued_note(run: Run, now_pass: _Pass) -> str:
         return "Scheduled time reached; queued."
     at = format_local(run.scheduled_for, now_pass.tz)
     return (
-        f"Queued {format_duration(late.total_seconds())} late: the scheduler was not "
-        f"running at {at} (misfire policy: run once now)."
+        f"Queued {format_duration(late.total_seconds())} late: the scheduler or the job queue "
+        f"(Redis) was not running at {at} (misfire policy: run once now)."
     )
 
 
@@ -225,7 +225,7 @@ def _missed(run: Run, schedule: JobSchedule | None, now_pass: _Pass) -> str | No
 def _missed_reason(run: Run, policy: str, now_pass: _Pass) -> str:
     at = format_local(run.scheduled_for, now_pass.tz)
     why = "misfire policy: skip" if policy == "skip" else "too late to run it once now"
-    return f"Missed: the scheduler was not running at {at}; skipped ({why})."
+    return f"Missed: the scheduler or the job queue (Redis) was not running at {at}; skipped ({why})."
 
 
 def _occurrences_since(schedule: JobSchedule, planned: datetime, now_pass: _Pass) -> list[datetime]:
