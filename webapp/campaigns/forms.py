@@ -38,7 +38,6 @@ class CampaignForm(FlaskForm):
     text_body = TextAreaField("Plain-text body", validators=[DataRequired()], render_kw={"rows": 8})
     audience = RadioField("Audience", choices=choices(AUDIENCES.items()), default="opted_in")
     filter_id = SelectField("Saved filter", coerce=int, validate_choice=False)
-    filter_gone = False  # the filter sent was deleted while the form was open
     notify_email = EmailField("Notification email address", validators=[Optional(), Length(max=255)])
     launch_at = DateTimeLocalField(
         "Launch automatically at", validators=[Optional()], format="%Y-%m-%dT%H:%M"
@@ -61,10 +60,12 @@ class CampaignForm(FlaskForm):
             valid = False
         own = {value for value, *_ in self.filter_id.iter_choices() if value}  # the user's filters
         if self.audience.data == "filter" and self.filter_id.data not in own:
+            # a filter deleted while the form was open, or never the owner's (the same answer:
+            # no 404 that would tell a guessed id from a deleted one); what was typed is kept
             why = (
                 "The saved filter chosen is not one of the saved filters now (deleted meanwhile?): "
                 "choose another."
-                if self.filter_gone
+                if self.filter_id.data
                 else "Choose one of your saved filters."
             )
             self.filter_id.errors = [*self.filter_id.errors, why]

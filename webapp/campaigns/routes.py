@@ -46,15 +46,10 @@ def index():
 
 def _form(campaign: Campaign | None) -> CampaignForm:
     """The campaign form, offering the saved filters of the campaign's owner (the user's own for
-    a new one); a posted filter id that is not one of theirs answers 404 (permissions)."""
+    a new one): a posted filter id that is not one of them is refused on the form (CampaignForm)."""
     owner_id = campaign.owner_id if campaign is not None else current_user.id
     form = CampaignForm(obj=campaign)
     form.filter_id.choices = [(0, "— choose —")] + [(f.id, f.name) for f in _filters(owner_id)]
-    own = {saved_id for saved_id, _ in form.filter_id.choices}
-    if request.method == "POST" and form.filter_id.data and form.filter_id.data not in own:
-        # deleted while the form was open (or never the owner's: the same answer, no 404 that
-        # would tell a guessed id from a deleted one): refused on the form, what was typed kept
-        form.filter_id.data, form.filter_gone = 0, True
     if request.method == "GET" and campaign is not None and campaign.launch_at:
         form.launch_at.data = utc_to_local_naive(campaign.launch_at, current_app.config["TIMEZONE"])
     return form
