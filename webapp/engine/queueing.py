@@ -204,18 +204,23 @@ def rq_status(rq_job_id: str) -> JobStatus | None:
         return None
 
 
-def stranded(rq_job_id: str) -> bool:
-    """Whether RQ still counts a job as waiting or started but no worker will ever execute it:
-    taken off its queue by a worker that died before it began (RQ's status "queued", on no
-    queue), or "started" by a worker that is not executing it (it died, or was started again
-    under its name). RQ itself puts such a job back only after about ten minutes, while the
-    lane's other runs wait behind it."""
+ENDED = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
+
+
+def never_executed(rq_job_id: str) -> bool:
+    """Whether no worker will ever execute this job (one read of it): gone from Redis, ended, or
+    stranded by a worker that died — taken off its queue before it began (RQ's status "queued",
+    on no queue), or "started" by a worker that is not executing it (it died, or was started
+    again under its name). RQ itself puts a stranded job back only after about ten minutes,
+    while the lane's other runs wait behind it."""
     connection = redis_connection()
     try:
         job = RQJob.fetch(rq_job_id, connection=connection)
     except NoSuchJobError:
-        return False
+        return True
     status = job.get_status(refresh=True)
+    if status is None or status in ENDED:
+        return True
     if status is JobStatus.QUEUED:
         return rq_job_id not in Queue(job.origin, connection=connection).get_job_ids()
     if status is JobStatus.STARTED:

@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any, cast
 
 from flask import current_app
-from rq.job import JobStatus
 from sqlalchemy import CursorResult, select, update
 
 from webapp import metrics
@@ -26,7 +25,6 @@ from webapp.rules.states import RunState
 
 log = logging.getLogger("conveyor.scheduler")
 LOOK_AGAIN_AFTER = 0.5  # seconds
-LOST = {None, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
 
 
 def worker_died_reason(run: Run, tz_name: str) -> str:
@@ -79,14 +77,14 @@ def reconcile() -> dict[str, int]:
     lost = [
         (run.id, rq_job_id)
         for run in waiting
-        if (rq_job_id := run.rq_job_id) is not None and _lost(rq_job_id)
+        if (rq_job_id := run.rq_job_id) is not None and queueing.never_executed(rq_job_id)
     ]
     if lost:
         # a dispatcher may be between its claim and its enqueue, a worker between taking a job
         # off the queue and starting it
         time.sleep(LOOK_AGAIN_AFTER)
     for run_id, rq_job_id in lost:
-        if not _lost(rq_job_id):
+        if not queueing.never_executed(rq_job_id):
             continue
         # an UPDATE's result is a CursorResult (Session.execute is typed as returning a Result)
         redispatched += cast(
@@ -104,12 +102,6 @@ def reconcile() -> dict[str, int]:
     with contextlib.suppress(*queueing.UNREACHABLE):  # counted for /metrics while Redis answers
         metrics.count_actions(queueing.redis_connection(), current_app.config["QUEUE_NAME"], outcome)
     return outcome
-
-
-def _lost(rq_job_id: str) -> bool:
-    """A queued run's RQ job that no worker will execute: gone or ended, or stranded by a worker
-    that died taking it (the run would wait about ten minutes, its lane behind it)."""
-    return queueing.rq_status(rq_job_id) in LOST or queueing.stranded(rq_job_id)
 
 
 def _arm_unarmed() -> int:
