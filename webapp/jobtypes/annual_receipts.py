@@ -7,17 +7,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-from webapp.jobtypes.base import JobType
 from webapp.jobtypes.batch_receipts import (
+    ReceiptJobType,
     deliver,
     owner_may_issue,
-    receipt_counts,
-    receipt_stop_question,
-    receipts_done,
     template_ready,
 )
 from webapp.models.money import Receipt
-from webapp.models.runs import Run
 from webapp.money import issuing
 from webapp.rules.clock import plural, to_local
 
@@ -33,7 +29,7 @@ def tax_year(params: dict[str, Any], ctx: RunContext) -> int:
     return int(params["year"])
 
 
-class AnnualReceipts(JobType):
+class AnnualReceipts(ReceiptJobType):
     """Annual Receipting: one consolidated PDF receipt per supporter per tax year.
 
     One receipt per supporter and currency, listing the year's eligible gifts that are not on
@@ -47,12 +43,6 @@ class AnnualReceipts(JobType):
     noun = "supporters"
     noun_past = "receipted"
 
-    def done_so_far(self, run: Run) -> str:
-        return receipts_done(run)
-
-    def stop_question(self, run: Run) -> str:
-        return receipt_stop_question(run)
-
     admins_only = True
     result_kind = "ZIP"
     new_endpoint, new_label = "receipts.new_annual", "New annual receipts"
@@ -65,9 +55,6 @@ class AnnualReceipts(JobType):
         "updated": "Emailed",
         "rejected": "Not emailed",
     }
-
-    def counts(self, run: Run) -> list[tuple[str, int]]:
-        return receipt_counts(self, run)
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         year = (

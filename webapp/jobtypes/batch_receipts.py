@@ -112,30 +112,31 @@ def _say_unprintable(ctx: RunContext) -> None:
     )
 
 
-def receipts_done(run: Run) -> str:
-    """What a receipt run has done: its receipts are numbered first (each batch committed), then
-    their PDFs are written and emailed, so its progress (the PDFs) says too little."""
-    emailed = f", {run.updated:,} of them emailed" if run.updated else ""
-    issued = "was" if run.created == 1 else "were"
-    return f"{plural(run.created, 'receipt')} {issued} issued (numbered){emailed}"
+class ReceiptJobType(JobType):
+    """What the two receipt generators say alike of a run: its receipts are numbered first (each
+    batch committed), then their PDFs are written and emailed, so its progress (the PDFs) says
+    too little."""
+
+    def done_so_far(self, run: Run) -> str:
+        emailed = f", {run.updated:,} of them emailed" if run.updated else ""
+        issued = "was" if run.created == 1 else "were"
+        return f"{plural(run.created, 'receipt')} {issued} issued (numbered){emailed}"
+
+    def stop_question(self, run: Run) -> str:
+        """The receipts issued stay issued."""
+        return f"Stop “{run.job_name}” at the next batch? {self.done_so_far(run)}, and they stay so."
+
+    def counts(self, run: Run) -> list[tuple[str, int]]:
+        """Emailed and Not emailed only when its job emails receipts."""
+        emails = bool(run.job and run.job.params.get("email")) or bool(run.updated or run.rejected)
+        return [
+            (label, getattr(run, name))
+            for name, label in self.count_labels.items()
+            if emails or name not in ("updated", "rejected")
+        ]
 
 
-def receipt_stop_question(run: Run) -> str:
-    """Stop's question on a receipt run: the receipts issued stay issued."""
-    return f"Stop “{run.job_name}” at the next batch? {receipts_done(run)}, and they stay so."
-
-
-def receipt_counts(job_type: JobType, run: Run) -> list[tuple[str, int]]:
-    """A receipt run's counts; Emailed and Not emailed only when its job emails receipts."""
-    emails = bool(run.job and run.job.params.get("email")) or bool(run.updated or run.rejected)
-    return [
-        (label, getattr(run, name))
-        for name, label in job_type.count_labels.items()
-        if emails or name not in ("updated", "rejected")
-    ]
-
-
-class BatchReceipts(JobType):
+class BatchReceipts(ReceiptJobType):
     """Single Transaction Receipts: one PDF tax receipt per gift.
 
     Each batch locks the receipt counter, picks the eligible gifts not yet receipted, inserts
@@ -149,20 +150,11 @@ class BatchReceipts(JobType):
     noun = "gifts"
     noun_past = "receipted"
 
-    def done_so_far(self, run: Run) -> str:
-        return receipts_done(run)
-
-    def stop_question(self, run: Run) -> str:
-        return receipt_stop_question(run)
-
     admins_only = True
     result_kind = "ZIP"
     new_endpoint, new_label = "receipts.new_batch", "New batch receipts"
     edit_endpoint = "receipts.edit_batch"
     count_labels = {"created": "Receipts issued", "updated": "Emailed", "rejected": "Not emailed"}
-
-    def counts(self, run: Run) -> list[tuple[str, int]]:
-        return receipt_counts(self, run)
 
     def describe(self, params: dict[str, Any]) -> list[tuple[str, str]]:
         if params.get("source") == "run":
