@@ -61,9 +61,11 @@ def settings():
 def add_blackout():
     """Account-wide blackout dates: no scheduled run of any job happens on them."""
     form = BlackoutForm()
-    if form.validate_on_submit() and same_blackout(None, form) is not None:
+    if not form.validate_on_submit():
+        flash(form_problems(form) or "Check the dates.", "error")
+    elif same_blackout(None, form) is not None:
         flash("These account-wide blackout dates are saved already.", "info")
-    elif form.validate_on_submit():
+    else:
         blackout = Blackout(
             job_id=None,
             start_date=form.start_date.data,
@@ -77,8 +79,6 @@ def add_blackout():
         )
         db.session.commit()
         flash("Account-wide blackout dates added.", "success")
-    else:
-        flash(form_problems(form) or "Check the dates.", "error")
     return redirect(url_for("admin.settings"))
 
 

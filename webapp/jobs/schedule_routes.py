@@ -30,7 +30,6 @@ from webapp.jobs.scheduling import (
     preview_runs,
     remove_blackout_dates,
     resume_job_schedule,
-    same_blackout,
     savable,
     saved_slot_time,
     set_schedule,
@@ -155,11 +154,11 @@ def add_blackout(job_id: int):
     """Add blackout dates to this job's schedule."""
     job = schedulable_job_or_404(job_id)
     form = BlackoutForm()
-    if form.validate_on_submit() and same_blackout(job.id, form) is not None:
-        flash("These blackout dates are saved already.", "info")
-    elif form.validate_on_submit():
-        add_blackout_dates(job, form)
-        flash("Blackout dates added.", "success")
+    if form.validate_on_submit():
+        if add_blackout_dates(job, form)[1]:
+            flash("Blackout dates added.", "success")
+        else:
+            flash("These blackout dates are saved already.", "info")
     else:
         flash(form_problems(form) or "Check the dates.", "error")
     return redirect(url_for("jobs.schedule", job_id=job.id))

@@ -264,11 +264,11 @@ def same_blackout(job_id: int | None, form: BlackoutForm) -> Blackout | None:
     ).scalar()
 
 
-def add_blackout_dates(job, form: BlackoutForm, note: str = "") -> Blackout:
-    """Blackout dates from a validated form, added to the job's schedule (the same ones saved
-    before are answered as they are); audited."""
+def add_blackout_dates(job, form: BlackoutForm, note: str = "") -> tuple[Blackout, bool]:
+    """Blackout dates from a validated form, added to the job's schedule, and True; the same
+    ones saved before, as they are, and False. Audited when added."""
     if (saved := same_blackout(job.id, form)) is not None:
-        return saved
+        return saved, False
     blackout = Blackout(
         job_id=job.id,
         start_date=form.start_date.data,
@@ -278,7 +278,7 @@ def add_blackout_dates(job, form: BlackoutForm, note: str = "") -> Blackout:
     db.session.add(blackout)
     audit.record("blackout.added", job, kind=_kind(job), commit=False, detail=blackout_text(blackout) + note)
     db.session.commit()
-    return blackout
+    return blackout, True
 
 
 def remove_blackout_dates(job, blackout: Blackout, note: str = "") -> None:

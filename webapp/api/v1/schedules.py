@@ -360,7 +360,7 @@ def add_blackout(job_id: int, body: BlackoutIn):
     job = schedulable_job_or_404(job_id)
     form = BlackoutForm(formdata=form_data(body.model_dump()), meta={"csrf": False})
     validated(form, "blackout")
-    return _blackout_out(add_blackout_dates(job, form, note=NOTE)), 201
+    return _blackout_out(add_blackout_dates(job, form, note=NOTE)[0]), 201
 
 
 @operation(
