@@ -177,12 +177,12 @@ class AnnualOutcome:
 def annual_conditions(year: int) -> list[ColumnElement[bool]]:
     """The gifts an annual receipt for `year` covers: eligible, received that year, not on a
     live single receipt (gifts on the supporter's live annual receipt are counted again)."""
-    return [
-        *eligible(),
-        Transaction.received_on >= date(year, 1, 1),
-        Transaction.received_on <= date(year, 12, 31),
-        ~on_live_receipt("single"),
-    ]
+    return [*eligible(), *_in_year(year), ~on_live_receipt("single")]
+
+
+def _in_year(year: int) -> list[ColumnElement[bool]]:
+    """Received in `year`."""
+    return [Transaction.received_on >= date(year, 1, 1), Transaction.received_on <= date(year, 12, 31)]
 
 
 def count_annual_supporters(year: int, after_supporter: int = 0) -> int:
@@ -218,21 +218,11 @@ def issue_annual_batch(year: int, run_id: int, after_supporter: int, limit: int)
     if not supporter_ids:
         return outcome
     outcome.last_supporter_id = supporter_ids[-1]
-    gifts = db.session.execute(
-        select(
-            Transaction.id,
-            Transaction.currency,
-            Transaction.supporter_id,
-            eligible_amount().label("eligible"),
-        )
-        .join(Supporter, Supporter.id == Transaction.supporter_id)
-        .where(*conditions, Transaction.supporter_id.in_(supporter_ids))
-        .order_by(Transaction.received_on, Transaction.id)
-    ).all()
     wanted: dict[tuple[int, str], list[tuple[int, Decimal]]] = defaultdict(list)
-    for gift in gifts:
+    for gift in _lines(supporter_ids, *conditions):
         wanted[(gift.supporter_id, gift.currency)].append((gift.id, gift.eligible))
-    for refund in _refunds(year, supporter_ids):  # netted: a receipt never counts what was given back
+    refunds = _lines(supporter_ids, Transaction.kind == "refund", *_in_year(year))
+    for refund in refunds:  # netted: a receipt never counts what was given back
         if (refund.supporter_id, refund.currency) in wanted:
             wanted[(refund.supporter_id, refund.currency)].append((refund.id, refund.eligible))
     live = _live_annual(year, supporter_ids)
@@ -286,8 +276,9 @@ def issue_annual_batch(year: int, run_id: int, after_supporter: int, limit: int)
     return outcome
 
 
-def _refunds(year: int, supporter_ids: list[int]) -> list[Any]:
-    """The supporters' refunds received in `year` (their eligible amounts are negative)."""
+def _lines(supporter_ids: list[int], *where: ColumnElement[bool]) -> list[Any]:
+    """The supporters' transactions that meet `where`, each with its eligible amount (a
+    refund's negative), by day received."""
     return list(
         db.session.execute(
             select(
@@ -296,12 +287,8 @@ def _refunds(year: int, supporter_ids: list[int]) -> list[Any]:
                 Transaction.supporter_id,
                 eligible_amount().label("eligible"),
             )
-            .where(
-                Transaction.kind == "refund",
-                Transaction.received_on >= date(year, 1, 1),
-                Transaction.received_on <= date(year, 12, 31),
-                Transaction.supporter_id.in_(supporter_ids),
-            )
+            .join(Supporter, Supporter.id == Transaction.supporter_id)
+            .where(*where, Transaction.supporter_id.in_(supporter_ids))
             .order_by(Transaction.received_on, Transaction.id)
         ).all()
     )
